@@ -1,0 +1,5 @@
+//! Integration tests of the CKP compiler, one binary (STYLE.md).
+
+mod fixtures;
+mod rules;
+mod support;

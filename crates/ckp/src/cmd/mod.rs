@@ -1,0 +1,30 @@
+//! One module per subcommand, plus the pieces they share (reading a CKP file, printing diagnostics).
+
+pub mod explain;
+pub mod validate;
+
+use std::io::Write;
+use std::path::Path;
+
+use ckp_core::Diagnostic;
+
+/// Exit status when an input cannot be read.
+pub const EXIT_UNREADABLE: u8 = 2;
+/// Exit status when an input has errors.
+pub const EXIT_ERRORS: u8 = 1;
+
+/// Reads a file as UTF-8 text, or explains why not.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| format!("{}: not UTF-8 text (byte {}): a CKP file is JSON text", path.display(), e.utf8_error().valid_up_to()))
+}
+
+/// Prints diagnostics the way rustc does: `file:line:col: severity[code]: message`, then the JSON pointer.
+pub fn print_human(out: &mut dyn Write, file: &str, diags: &[Diagnostic]) -> std::io::Result<()> {
+    for d in diags {
+        writeln!(out, "{file}:{}:{}: {}[{}]: {}", d.line, d.column, d.severity.as_str(), d.code, d.message)?;
+        let pointer = if d.pointer.is_empty() { "(document root)" } else { d.pointer.as_str() };
+        writeln!(out, "    at {pointer}")?;
+    }
+    Ok(())
+}

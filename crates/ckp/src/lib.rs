@@ -1,0 +1,104 @@
+//! The `ckp` command line: subcommands, their options, and how their results are printed.
+//!
+//! `main.rs` only parses arguments and calls [`run`]; every subcommand lives in `cmd/` and writes to the writers
+//! it is given, so tests drive the same code the binary runs.
+
+mod cmd;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// ckp — a durable orchestrator for CKP workflows.
+#[derive(Debug, Parser)]
+#[command(name = "ckp", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile CKP files and report every error and warning with its JSON pointer and line:column.
+    ///
+    /// Exit status: 0 when no file has errors, 1 when some file has errors, 2 when a file cannot be read.
+    Validate {
+        /// CKP files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
+    /// Static analysis of a procedure: start, terminals, nodes, edges, external actions, LLM calls, approvals,
+    /// variables read and written, unreachable nodes.
+    Explain {
+        /// The CKP file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
+    /// Print the procedure graph as Mermaid or Graphviz DOT.
+    Graph {
+        /// The CKP file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Graph language.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+}
+
+/// Output formats of validate and explain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people (rustc-like diagnostics).
+    Human,
+    /// For programs.
+    Json,
+}
+
+/// Graph languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// Runs a parsed command line against stdout and stderr.
+pub fn run(cli: Cli) -> ExitCode {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let code = execute(cli, &mut stdout.lock(), &mut stderr.lock());
+    ExitCode::from(code)
+}
+
+/// Runs a parsed command line; returns the exit status.
+pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let result = match cli.command {
+        Command::Validate { files, format } => cmd::validate::run(&files, format, out, err),
+        Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),
+        Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
+    };
+    result.unwrap_or_else(|e| {
+        let _ = writeln!(err, "ckp: {e}");
+        2
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
