@@ -219,9 +219,9 @@ mod tests {
         let map = SourceMap::build(DOC);
         assert_eq!(map.locate(""), Pos { line: 1, column: 1 });
         assert_eq!(map.locate("/a"), Pos { line: 2, column: 8 });
-        assert_eq!(map.locate("/a/b/1/c"), Pos { line: 2, column: 26 });
+        assert_eq!(map.locate("/a/b/1/c"), Pos { line: 2, column: 24 });
         assert_eq!(map.locate("/k~1e~0y"), Pos { line: 3, column: 12 });
-        assert_eq!(map.locate("/z"), Pos { line: 4, column: 18 });
+        assert_eq!(map.locate("/z"), Pos { line: 4, column: 16 });
     }
 
     #[test]

@@ -466,7 +466,7 @@ fn diagnostics_carry_line_and_column_of_the_value() {
 }"#;
     let c = compile(text);
     let d = c.diagnostics.iter().find(|d| d.code == Code::EdgeTargetMissing).expect("edge error");
-    assert_eq!((d.line, d.column), (7, 58));
+    assert_eq!((d.line, d.column), (7, 59));
     assert_eq!(d.pointer, "/workflow_graph/nodes/a/next_node");
 }
 

@@ -36,7 +36,7 @@ pub fn with(patch: impl FnOnce(&mut Value)) -> Compilation {
 }
 
 /// The node object `id` of a document.
-pub fn node(doc: &mut Value, id: &str) -> &mut Value {
+pub fn node<'a>(doc: &'a mut Value, id: &str) -> &'a mut Value {
     &mut doc["workflow_graph"]["nodes"][id]
 }
 
