@@ -125,7 +125,11 @@ pub fn explain(p: &Procedure, uses: &VariableUses) -> Explanation {
         if matches!(node.kind, Kind::Terminate(_)) || succ.is_empty() {
             terminals.push(node.id.clone());
         }
-        edges.extend(succ.into_iter().map(|(label, t)| Edge { from: node.id.clone(), to: p.node(t).id.clone(), label }));
+        edges.extend(succ.into_iter().map(|(label, t)| Edge {
+            from: node.id.clone(),
+            to: p.node(t).id.clone(),
+            label,
+        }));
         match &node.kind {
             Kind::Sequence(s) => {
                 for step in &s.steps {
@@ -144,7 +148,11 @@ pub fn explain(p: &Procedure, uses: &VariableUses) -> Explanation {
                     });
                 }
             }
-            Kind::Llm(l) => llm_calls.push(LlmCall { node_id: node.id.clone(), model: l.model.clone(), orchestration: l.branches.is_some() }),
+            Kind::Llm(l) => llm_calls.push(LlmCall {
+                node_id: node.id.clone(),
+                model: l.model.clone(),
+                orchestration: l.branches.is_some(),
+            }),
             Kind::Approval(a) => approvals.push(ApprovalPoint {
                 node_id: node.id.clone(),
                 decision_type: match a.decision_type {
@@ -171,11 +179,14 @@ pub fn explain(p: &Procedure, uses: &VariableUses) -> Explanation {
         written: uses
             .writes
             .iter()
-            .filter(|(name, ptrs)| !(declared.contains(&name.as_str()) && ptrs.iter().all(|p| p.starts_with("/variables_schema"))))
+            .filter(|(name, ptrs)| {
+                !(declared.contains(&name.as_str()) && ptrs.iter().all(|p| p.starts_with("/variables_schema")))
+            })
             .map(|(name, _)| name.clone())
             .collect(),
     };
-    let unreachable = reachable(p).iter().enumerate().filter(|(_, r)| !**r).map(|(i, _)| p.node(i).id.clone()).collect();
+    let unreachable =
+        reachable(p).iter().enumerate().filter(|(_, r)| !**r).map(|(i, _)| p.node(i).id.clone()).collect();
     Explanation {
         procedure_id: p.id.clone(),
         version: p.version.clone(),

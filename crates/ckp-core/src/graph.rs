@@ -72,7 +72,13 @@ pub fn render(p: &Procedure, format: GraphFormat) -> String {
                     Kind::Parallel(_) | Kind::Loop(_) => "box3d",
                     _ => "box",
                 };
-                let _ = writeln!(out, "    \"{}\" [shape={shape}, label=\"{}\\n({})\"];", dot_escape(&n.id), dot_escape(&n.id), n.kind.type_name());
+                let _ = writeln!(
+                    out,
+                    "    \"{}\" [shape={shape}, label=\"{}\\n({})\"];",
+                    dot_escape(&n.id),
+                    dot_escape(&n.id),
+                    n.kind.type_name()
+                );
             }
             let _ = writeln!(out, "    \"__start__\" -> \"{}\";", dot_escape(&p.node(p.start).id));
             for (i, n) in p.nodes.iter().enumerate() {
@@ -81,7 +87,12 @@ pub fn render(p: &Procedure, format: GraphFormat) -> String {
                     if label.is_empty() {
                         let _ = writeln!(out, "    \"{}\" -> \"{target}\";", dot_escape(&n.id));
                     } else {
-                        let _ = writeln!(out, "    \"{}\" -> \"{target}\" [label=\"{}\"];", dot_escape(&n.id), dot_escape(&label));
+                        let _ = writeln!(
+                            out,
+                            "    \"{}\" -> \"{target}\" [label=\"{}\"];",
+                            dot_escape(&n.id),
+                            dot_escape(&label)
+                        );
                     }
                 }
             }

@@ -52,10 +52,10 @@ fn check_one(var: &Variable, value: Option<&Value>) -> Option<String> {
             return Some(format!("Must be one of: {}", list.join(", ")));
         }
     }
-    if let (Some(re), Value::String(s)) = (&var.regex, value) {
-        if !re.full.is_match(s) {
-            return Some(format!("Does not match required pattern: {}", re.source));
-        }
+    if let (Some(re), Value::String(s)) = (&var.regex, value)
+        && !re.full.is_match(s)
+    {
+        return Some(format!("Does not match required pattern: {}", re.source));
     }
     let (measure, unit) = match (number, value) {
         (Some(n), _) => (Some(n), ""),

@@ -30,7 +30,9 @@ pub enum TemplateError {
         len: usize,
     },
     /// More than [`MAX_PLACEHOLDERS`] placeholders in one string.
-    #[error("template has more than {MAX_PLACEHOLDERS} placeholders; build the text in steps or use one placeholder for a whole value")]
+    #[error(
+        "template has more than {MAX_PLACEHOLDERS} placeholders; build the text in steps or use one placeholder for a whole value"
+    )]
     TooManyPlaceholders,
     /// A value nests deeper than [`MAX_VALUE_DEPTH`].
     #[error("value nests deeper than {MAX_VALUE_DEPTH} levels; flatten it")]
@@ -244,10 +246,8 @@ fn default_value(raw: &str) -> Value {
     let trimmed = raw.trim();
     let quoted = trimmed.starts_with(['\'', '"']) || trimmed.ends_with(['\'', '"']);
     let text = trimmed.trim_matches(['\'', '"']);
-    if !quoted {
-        if let Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) = serde_json::from_str::<Value>(text) {
-            return v;
-        }
+    if !quoted && let Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) = serde_json::from_str::<Value>(text) {
+        return v;
     }
     Value::String(text.to_owned())
 }
@@ -278,7 +278,11 @@ impl ValueTemplate {
         Ok(match value {
             Value::String(s) => {
                 let t = Template::parse(s).map_err(|e| (ptr.clone(), e))?;
-                if t.is_literal() && t.malformed.is_empty() { ValueTemplate::Literal(value.clone()) } else { ValueTemplate::Text(t) }
+                if t.is_literal() && t.malformed.is_empty() {
+                    ValueTemplate::Literal(value.clone())
+                } else {
+                    ValueTemplate::Text(t)
+                }
             }
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -328,7 +332,9 @@ impl ValueTemplate {
         match self {
             ValueTemplate::Literal(v) => v.clone(),
             ValueTemplate::Text(t) => t.render_with_secrets(scope, secrets),
-            ValueTemplate::Array(items) => Value::Array(items.iter().map(|t| t.render_with_secrets(scope, secrets)).collect()),
+            ValueTemplate::Array(items) => {
+                Value::Array(items.iter().map(|t| t.render_with_secrets(scope, secrets)).collect())
+            }
             ValueTemplate::Object(fields) => {
                 let mut map = Map::with_capacity(fields.len());
                 for (k, t) in fields {
@@ -438,7 +444,9 @@ mod tests {
 
     #[test]
     fn non_placeholders_stay_literal_and_are_reported() {
-        for text in ["{{a-b}}", "{{ lst.-1 }}", "{{x|}}", "open {{ never closed", "{{}}", "{{a..b}}", "{{x | multi\nline}}"] {
+        for text in
+            ["{{a-b}}", "{{ lst.-1 }}", "{{x|}}", "open {{ never closed", "{{}}", "{{a..b}}", "{{x | multi\nline}}"]
+        {
             let t = Template::parse(text).expect("parses");
             assert!(t.is_literal(), "{text}");
             assert!(!t.malformed().is_empty(), "{text}");
@@ -479,7 +487,14 @@ mod tests {
         assert_eq!(t.render(&vars()), json!({"{{s}}": 3, "list": ["hi", 2, {"deep": "xtrue"}], "plain": {"k": "v"}}));
         let mut seen = Vec::new();
         t.visit_placeholders(&mut |ptr, p| seen.push((ptr.to_owned(), p.path.to_string())));
-        assert_eq!(seen, vec![("/{{s}}".to_owned(), "n".to_owned()), ("/list/0".into(), "s".into()), ("/list/2/deep".into(), "b".into())]);
+        assert_eq!(
+            seen,
+            vec![
+                ("/{{s}}".to_owned(), "n".to_owned()),
+                ("/list/0".into(), "s".into()),
+                ("/list/2/deep".into(), "b".into())
+            ]
+        );
         assert!(ValueTemplate::parse(&json!({"a": [1, "b"]})).expect("parses").is_literal());
     }
 

@@ -119,7 +119,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// One of a fixed set of words (case-insensitive, trimmed).
-    pub fn choice<T: Copy>(&mut self, pointer: &str, value: Option<&str>, options: &[(&str, T)]) -> Result<Option<T>, ()> {
+    pub fn choice<T: Copy>(
+        &mut self,
+        pointer: &str,
+        value: Option<&str>,
+        options: &[(&str, T)],
+    ) -> Result<Option<T>, ()> {
         let Some(v) = value else { return Ok(None) };
         let norm = v.trim().to_ascii_lowercase();
         if let Some((_, t)) = options.iter().find(|(name, _)| *name == norm) {
@@ -223,7 +228,7 @@ impl<'a> Ctx<'a> {
         match (full, search) {
             (Ok(full), Ok(search)) => Some(CompiledRegex { source: pattern.to_owned(), full, search }),
             (_, Err(e)) | (Err(e), _) => {
-                let msg = e.to_string().lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().trim().to_owned();
+                let msg = e.to_string().lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_owned();
                 self.report(Code::InvalidRegex, pointer, format!("regex `{pattern}` does not compile: {msg}"));
                 None
             }
@@ -261,10 +266,7 @@ impl<'a> Ctx<'a> {
 struct NoRemoteRefs;
 
 impl jsonschema::Retrieve for NoRemoteRefs {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+    fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
         Err(format!("remote $ref `{uri}` is not fetched; inline the referenced schema under $defs").into())
     }
 }

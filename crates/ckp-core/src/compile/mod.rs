@@ -13,8 +13,8 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
-pub use ctx::VariableUses;
 use ctx::Ctx;
+pub use ctx::VariableUses;
 
 use crate::diag::{Code, Diagnostic};
 use crate::model::{Document, parse_document};
@@ -79,7 +79,7 @@ pub fn compile_value(value: &Value) -> Compilation {
 }
 
 fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by(|a, b| (a.line, a.column, a.severity).cmp(&(b.line, b.column, b.severity)));
+    diags.sort_by_key(|a| (a.line, a.column, a.severity));
 }
 
 /// Validates and binds a parsed document. Diagnostics are not yet located in the source.

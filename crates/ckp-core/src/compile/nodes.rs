@@ -10,9 +10,9 @@ use crate::diag::{Code, child};
 use crate::model::{self, Document, NodeKind};
 use crate::path::VarPath;
 use crate::procedure::{
-    AggregateOp, Approval, Attachment, AttachmentKind, BranchFailure, Check, DecisionType, InputSource, Kind, Llm, Logic,
-    Loop, MapExpr, Node, OnBreach, OnFail, OutputMapping, Parallel, SlaSpec, Subflow, SubflowFailure, TelemetrySpec,
-    Terminate, TerminateOutput, TimeoutAction, TransformOp, Transformation, WaitStrategy,
+    AggregateOp, Approval, Attachment, AttachmentKind, BranchFailure, Check, DecisionType, InputSource, Kind, Llm,
+    Logic, Loop, MapExpr, Node, OnBreach, OnFail, OutputMapping, Parallel, SlaSpec, Subflow, SubflowFailure,
+    TelemetrySpec, Terminate, TerminateOutput, TimeoutAction, TransformOp, Transformation, WaitStrategy,
 };
 
 pub(super) fn compile_node(cx: &mut Ctx<'_>, doc: &Document, id: &str, node: &model::Node) -> Option<Node> {
@@ -42,7 +42,11 @@ pub(super) fn compile_node(cx: &mut Ctx<'_>, doc: &Document, id: &str, node: &mo
         NodeKind::Subflow(s) => subflow(cx, &p, doc, s).map(Kind::Subflow),
     };
     if matches!(node.kind, NodeKind::Terminate(_)) && node.next_node.is_some() {
-        cx.report(Code::IgnoredField, format!("{p}/next_node"), "a terminate node ends the run; its `next_node` is ignored");
+        cx.report(
+            Code::IgnoredField,
+            format!("{p}/next_node"),
+            "a terminate node ends the run; its `next_node` is ignored",
+        );
     }
     Some(Node {
         id: id.to_owned(),
@@ -64,16 +68,30 @@ fn sla(cx: &mut Ctx<'_>, p: &str, s: &model::Sla) -> Result<SlaSpec, ()> {
     let on_breach = cx.choice(
         &format!("{p}/on_breach"),
         s.on_breach.as_deref(),
-        &[("warn", OnBreach::Warn), ("log", OnBreach::Warn), ("fail", OnBreach::Fail), ("escalate", OnBreach::Escalate)],
+        &[
+            ("warn", OnBreach::Warn),
+            ("log", OnBreach::Warn),
+            ("fail", OnBreach::Fail),
+            ("escalate", OnBreach::Escalate),
+        ],
     );
-    let escalation = cx.edge(&format!("{p}/escalation_handler"), s.escalation_handler.as_deref().filter(|s| !s.is_empty()));
+    let escalation =
+        cx.edge(&format!("{p}/escalation_handler"), s.escalation_handler.as_deref().filter(|s| !s.is_empty()));
     let (max, on_breach, escalation) = (max?, on_breach?.unwrap_or_default(), escalation?);
     let Some(max) = max else {
-        cx.report(Code::MissingField, format!("{p}/max_duration_ms"), "an `sla` needs `max_duration_ms`, the limit in milliseconds");
+        cx.report(
+            Code::MissingField,
+            format!("{p}/max_duration_ms"),
+            "an `sla` needs `max_duration_ms`, the limit in milliseconds",
+        );
         return Err(());
     };
     if on_breach == OnBreach::Escalate && escalation.is_none() {
-        cx.report(Code::InvalidConfig, format!("{p}/escalation_handler"), "`on_breach: escalate` needs `escalation_handler`, the node to go to on a breach");
+        cx.report(
+            Code::InvalidConfig,
+            format!("{p}/escalation_handler"),
+            "`on_breach: escalate` needs `escalation_handler`, the node to go to on a breach",
+        );
         return Err(());
     }
     Ok(SlaSpec { max_duration_ms: max, on_breach, escalation })
@@ -85,7 +103,9 @@ fn telemetry(t: &model::Telemetry) -> TelemetrySpec {
             .iter()
             .filter_map(|m| match m {
                 Value::String(s) => Some((s.clone(), None)),
-                Value::Object(o) => o.get("name").and_then(Value::as_str).map(|n| (n.to_owned(), o.get("value").cloned())),
+                Value::Object(o) => {
+                    o.get("name").and_then(Value::as_str).map(|n| (n.to_owned(), o.get("value").cloned()))
+                }
                 _ => None,
             })
             .collect(),
@@ -109,13 +129,15 @@ fn logic(cx: &mut Ctx<'_>, p: &str, l: &model::LogicNode) -> Option<Logic> {
         let cond = cx
             .required_str(&format!("{rp}/condition"), rule.condition.as_deref(), "`condition` in this logic rule")
             .and_then(|c| cx.condition(&format!("{rp}/condition"), c));
-        let target = cx.required_edge(&format!("{rp}/next_node"), rule.next_node.as_deref(), "`next_node` in this logic rule");
+        let target =
+            cx.required_edge(&format!("{rp}/next_node"), rule.next_node.as_deref(), "`next_node` in this logic rule");
         match (cond, target) {
             (Some(c), Some(t)) => rules.push((c, t)),
             _ => ok = false,
         }
     }
-    let default = cx.edge(&format!("{p}/default_next_node"), l.default_next_node.as_deref().filter(|s| !s.is_empty())).ok();
+    let default =
+        cx.edge(&format!("{p}/default_next_node"), l.default_next_node.as_deref().filter(|s| !s.is_empty())).ok();
     if l.default_next_node.is_none() {
         cx.report(
             Code::MissingRoute,
@@ -128,7 +150,11 @@ fn logic(cx: &mut Ctx<'_>, p: &str, l: &model::LogicNode) -> Option<Logic> {
 
 fn loop_(cx: &mut Ctx<'_>, p: &str, l: &model::LoopNode) -> Option<Loop> {
     let iterator = cx
-        .required_str(&format!("{p}/iterator"), l.iterator.as_deref(), "`iterator`: the name of the variable holding the list")
+        .required_str(
+            &format!("{p}/iterator"),
+            l.iterator.as_deref(),
+            "`iterator`: the name of the variable holding the list",
+        )
         .and_then(|it| {
             let name = it.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
             match VarPath::parse(name) {
@@ -137,17 +163,33 @@ fn loop_(cx: &mut Ctx<'_>, p: &str, l: &model::LoopNode) -> Option<Loop> {
                     Some(path)
                 }
                 Err(e) => {
-                    cx.report(Code::InvalidConfig, format!("{p}/iterator"), format!("`iterator` must name a variable: {e}"));
+                    cx.report(
+                        Code::InvalidConfig,
+                        format!("{p}/iterator"),
+                        format!("`iterator` must name a variable: {e}"),
+                    );
                     None
                 }
             }
         });
     let item_var = cx
-        .required_str(&format!("{p}/iterator_variable"), l.iterator_variable.as_deref(), "`iterator_variable`: the variable that receives each element")
+        .required_str(
+            &format!("{p}/iterator_variable"),
+            l.iterator_variable.as_deref(),
+            "`iterator_variable`: the variable that receives each element",
+        )
         .map(str::to_owned);
-    let body = cx.required_edge(&format!("{p}/body_node"), l.body_node.as_deref(), "`body_node`, the first node of the loop body");
+    let body = cx.required_edge(
+        &format!("{p}/body_node"),
+        l.body_node.as_deref(),
+        "`body_node`, the first node of the loop body",
+    );
     let max_iterations = cx.uint(&format!("{p}/max_iterations"), l.max_iterations.as_ref());
-    for (field, v) in [("iterator_variable", &l.iterator_variable), ("index_variable", &l.index_variable), ("collect_variable", &l.collect_variable)] {
+    for (field, v) in [
+        ("iterator_variable", &l.iterator_variable),
+        ("index_variable", &l.index_variable),
+        ("collect_variable", &l.collect_variable),
+    ] {
         if let Some(v) = v {
             cx.write(v, &format!("{p}/{field}"));
         }
@@ -171,12 +213,17 @@ fn parallel(cx: &mut Ctx<'_>, p: &str, par: &model::ParallelNode) -> Option<Para
     for (i, b) in par.branches.iter().flatten().enumerate() {
         let bp = format!("{p}/branches/{i}");
         let id = cx.required_str(&format!("{bp}/branch_id"), b.branch_id.as_deref(), "`branch_id` of this branch");
-        let start = cx.required_edge(&format!("{bp}/start_node"), b.start_node.as_deref(), "`start_node` of this branch");
-        if let Some(id) = id {
-            if !seen.insert(id) {
-                cx.report(Code::InvalidConfig, format!("{bp}/branch_id"), format!("branch_id `{id}` is used twice in this parallel node; give each branch its own id"));
-                ok = false;
-            }
+        let start =
+            cx.required_edge(&format!("{bp}/start_node"), b.start_node.as_deref(), "`start_node` of this branch");
+        if let Some(id) = id
+            && !seen.insert(id)
+        {
+            cx.report(
+                Code::InvalidConfig,
+                format!("{bp}/branch_id"),
+                format!("branch_id `{id}` is used twice in this parallel node; give each branch its own id"),
+            );
+            ok = false;
         }
         match (id, start) {
             (Some(id), Some(s)) => branches.push((id.to_owned(), s)),
@@ -191,7 +238,12 @@ fn parallel(cx: &mut Ctx<'_>, p: &str, par: &model::ParallelNode) -> Option<Para
     let failure = cx.choice(
         &format!("{p}/branch_failure"),
         par.branch_failure.as_deref(),
-        &[("continue", BranchFailure::Continue), ("fail", BranchFailure::Fail), ("stop", BranchFailure::Fail), ("retry", BranchFailure::Retry)],
+        &[
+            ("continue", BranchFailure::Continue),
+            ("fail", BranchFailure::Fail),
+            ("stop", BranchFailure::Fail),
+            ("retry", BranchFailure::Retry),
+        ],
     );
     cx.write("parallel_results", p);
     let (wait, failure) = (wait.ok()?, failure.ok()?);
@@ -233,7 +285,8 @@ fn llm(cx: &mut Ctx<'_>, p: &str, l: &model::LlmActionNode) -> Option<Llm> {
     let prompt = cx
         .required_str(&format!("{p}/prompt"), l.prompt.as_deref(), "`prompt`: the text sent to the model")
         .and_then(|t| cx.template(&format!("{p}/prompt"), t));
-    let system_prompt = l.system_prompt.as_deref().map(|t| cx.template(&format!("{p}/system_prompt"), t).ok_or(())).transpose();
+    let system_prompt =
+        l.system_prompt.as_deref().map(|t| cx.template(&format!("{p}/system_prompt"), t).ok_or(())).transpose();
     let temperature = cx.number_in(&format!("{p}/temperature"), l.temperature.as_ref(), 0.0, 2.0);
     let max_tokens = cx.uint32(&format!("{p}/max_tokens"), l.max_tokens.as_ref());
     if let Ok(Some(0)) = max_tokens {
@@ -246,16 +299,31 @@ fn llm(cx: &mut Ctx<'_>, p: &str, l: &model::LlmActionNode) -> Option<Llm> {
         let kind = cx.choice(
             &format!("{ap}/type"),
             a.attachment_type.as_deref(),
-            &[("image", AttachmentKind::Image), ("csv", AttachmentKind::Csv), ("text", AttachmentKind::Text), ("json", AttachmentKind::Json)],
+            &[
+                ("image", AttachmentKind::Image),
+                ("csv", AttachmentKind::Csv),
+                ("text", AttachmentKind::Text),
+                ("json", AttachmentKind::Json),
+            ],
         );
         if a.attachment_type.is_none() {
-            cx.report(Code::MissingField, format!("{ap}/type"), "missing `type` of this attachment: image, csv, text or json");
+            cx.report(
+                Code::MissingField,
+                format!("{ap}/type"),
+                "missing `type` of this attachment: image, csv, text or json",
+            );
         }
         let source = cx
-            .required_str(&format!("{ap}/source"), a.source.as_deref(), "`source` of this attachment: a file path or {{variable}}")
+            .required_str(
+                &format!("{ap}/source"),
+                a.source.as_deref(),
+                "`source` of this attachment: a file path or {{variable}}",
+            )
             .and_then(|s| cx.template(&format!("{ap}/source"), s));
         match (kind, source) {
-            (Ok(Some(kind)), Some(source)) => attachments.push(Attachment { kind, source, description: a.description.clone() }),
+            (Ok(Some(kind)), Some(source)) => {
+                attachments.push(Attachment { kind, source, description: a.description.clone() })
+            }
             _ => ok = false,
         }
     }
@@ -278,7 +346,11 @@ fn llm(cx: &mut Ctx<'_>, p: &str, l: &model::LlmActionNode) -> Option<Llm> {
                 None => ok = false,
             },
             other => {
-                cx.diags.push(crate::model::parse::wrong_type_msg(&op, "a string mapping such as \"text\" or \"json:field\"", other));
+                cx.diags.push(crate::model::parse::wrong_type_msg(
+                    &op,
+                    "a string mapping such as \"text\" or \"json:field\"",
+                    other,
+                ));
                 ok = false;
             }
         }
@@ -289,7 +361,11 @@ fn llm(cx: &mut Ctx<'_>, p: &str, l: &model::LlmActionNode) -> Option<Llm> {
     let branches = if l.orchestration_mode.unwrap_or(false) {
         let list = l.branches.as_deref().unwrap_or_default();
         if list.is_empty() {
-            cx.report(Code::InvalidConfig, format!("{p}/branches"), "`orchestration_mode` needs `branches`: the node ids the model may choose from");
+            cx.report(
+                Code::InvalidConfig,
+                format!("{p}/branches"),
+                "`orchestration_mode` needs `branches`: the node ids the model may choose from",
+            );
             ok = false;
         }
         let mut out = Vec::new();
@@ -302,7 +378,11 @@ fn llm(cx: &mut Ctx<'_>, p: &str, l: &model::LlmActionNode) -> Option<Llm> {
         Some(out)
     } else {
         if l.branches.as_ref().is_some_and(|b| !b.is_empty()) {
-            cx.report(Code::IgnoredField, format!("{p}/branches"), "`branches` is used only with `orchestration_mode: true`; set it, or remove `branches`");
+            cx.report(
+                Code::IgnoredField,
+                format!("{p}/branches"),
+                "`branches` is used only with `orchestration_mode: true`; set it, or remove `branches`",
+            );
         }
         None
     };
@@ -363,15 +443,19 @@ fn output_mapping(cx: &mut Ctx<'_>, p: &str, m: &str) -> Option<OutputMapping> {
 
 fn terminate(cx: &mut Ctx<'_>, p: &str, t: &model::TerminateNode) -> Option<Terminate> {
     let status = t.status.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "success".to_owned());
-    let cleanup = compile_operations(cx, &format!("{p}/cleanup_actions"), t.cleanup_actions.as_deref().unwrap_or_default());
-    let error_actions = compile_operations(cx, &format!("{p}/error_actions"), t.error_actions.as_deref().unwrap_or_default());
+    let cleanup =
+        compile_operations(cx, &format!("{p}/cleanup_actions"), t.cleanup_actions.as_deref().unwrap_or_default());
+    let error_actions =
+        compile_operations(cx, &format!("{p}/error_actions"), t.error_actions.as_deref().unwrap_or_default());
     let mut outputs = Vec::new();
     let mut ok = true;
     for (key, v) in t.outputs.iter().flatten() {
         let op = child(&format!("{p}/outputs"), key);
         let out = match v {
             Value::String(s) if !s.contains("{{") => Some(TerminateOutput::VarOrText(s.clone())),
-            Value::String(_) | Value::Array(_) | Value::Object(_) => cx.value_template(&op, v).map(TerminateOutput::Template),
+            Value::String(_) | Value::Array(_) | Value::Object(_) => {
+                cx.value_template(&op, v).map(TerminateOutput::Template)
+            }
             other => Some(TerminateOutput::Literal(other.clone())),
         };
         match out {
@@ -394,25 +478,46 @@ fn approval(cx: &mut Ctx<'_>, p: &str, id: &str, a: &model::HumanApprovalNode) -
             ("provide_input", DecisionType::ProvideInput),
         ],
     );
-    let options = a.options.as_ref().map(|o| cx.value_template(&format!("{p}/options"), &Value::Array(o.clone())).ok_or(())).transpose();
+    let options = a
+        .options
+        .as_ref()
+        .map(|o| cx.value_template(&format!("{p}/options"), &Value::Array(o.clone())).ok_or(()))
+        .transpose();
     if matches!(decision_type, Ok(Some(DecisionType::SelectOption))) && a.options.as_ref().is_none_or(Vec::is_empty) {
-        cx.report(Code::InvalidConfig, format!("{p}/options"), "`decision_type: select_option` needs a non-empty `options` list");
+        cx.report(
+            Code::InvalidConfig,
+            format!("{p}/options"),
+            "`decision_type: select_option` needs a non-empty `options` list",
+        );
     }
     let timeout_ms = cx.uint(&format!("{p}/timeout_ms"), a.timeout_ms.as_ref());
     let timeout_action = cx.choice(
         &format!("{p}/timeout_action"),
         a.timeout_action.as_deref(),
-        &[("auto_approve", TimeoutAction::AutoApprove), ("auto_reject", TimeoutAction::AutoReject), ("escalate", TimeoutAction::Escalate)],
+        &[
+            ("auto_approve", TimeoutAction::AutoApprove),
+            ("auto_reject", TimeoutAction::AutoReject),
+            ("escalate", TimeoutAction::Escalate),
+        ],
     );
-    let level = cx.choice(&format!("{p}/approval_level"), a.approval_level.as_deref(), &[("standard", ()), ("manager", ()), ("executive", ())]);
-    let context_data = a.context_data.as_ref().map(|c| cx.value_template(&format!("{p}/context_data"), c).ok_or(())).transpose();
+    let level = cx.choice(
+        &format!("{p}/approval_level"),
+        a.approval_level.as_deref(),
+        &[("standard", ()), ("manager", ()), ("executive", ())],
+    );
+    let context_data =
+        a.context_data.as_ref().map(|c| cx.value_template(&format!("{p}/context_data"), c).ok_or(())).transpose();
     let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     let on_approve = cx.edge(&format!("{p}/on_approve"), nonempty(&a.on_approve).as_deref());
     let on_reject = cx.edge(&format!("{p}/on_reject"), nonempty(&a.on_reject).as_deref());
     let on_timeout = cx.edge(&format!("{p}/on_timeout"), nonempty(&a.on_timeout).as_deref());
     for (field, v) in [("on_approve", &a.on_approve), ("on_reject", &a.on_reject)] {
         if nonempty(v).is_none() {
-            cx.report(Code::MissingRoute, format!("{p}/{field}"), format!("no `{field}`: that decision ends the run here. Name the node to go to"));
+            cx.report(
+                Code::MissingRoute,
+                format!("{p}/{field}"),
+                format!("no `{field}`: that decision ends the run here. Name the node to go to"),
+            );
         }
     }
     cx.write(&format!("{id}_decision"), p);
@@ -479,13 +584,25 @@ fn transformation(cx: &mut Ctx<'_>, p: &str, t: &model::Transformation) -> Optio
         ],
     );
     if t.transform_type.is_none() {
-        cx.report(Code::MissingField, format!("{p}/type"), "missing `type` of this transformation: filter, map, reduce, join, aggregate, pivot, sort or deduplicate");
+        cx.report(
+            Code::MissingField,
+            format!("{p}/type"),
+            "missing `type` of this transformation: filter, map, reduce, join, aggregate, pivot, sort or deduplicate",
+        );
     }
-    let source = cx.required_str(&format!("{p}/source_variable"), t.source_variable.as_deref(), "`source_variable`: the variable holding the input list");
+    let source = cx.required_str(
+        &format!("{p}/source_variable"),
+        t.source_variable.as_deref(),
+        "`source_variable`: the variable holding the input list",
+    );
     if let Some(s) = source {
         cx.read(s, &format!("{p}/source_variable"));
     }
-    let output = cx.required_str(&format!("{p}/output_variable"), t.output_variable.as_deref(), "`output_variable`: the variable that receives the result");
+    let output = cx.required_str(
+        &format!("{p}/output_variable"),
+        t.output_variable.as_deref(),
+        "`output_variable`: the variable that receives the result",
+    );
     if let Some(o) = output {
         cx.write(o, &format!("{p}/output_variable"));
     }
@@ -495,14 +612,19 @@ fn transformation(cx: &mut Ctx<'_>, p: &str, t: &model::Transformation) -> Optio
     let param_str = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
     let op = match ttype.ok()?? {
         TType::Filter => {
-            let e = cx.required_str(&ep, expr, "`expression`: the condition each item must meet, e.g. {{item.amount}} > 100")?;
+            let e = cx.required_str(
+                &ep,
+                expr,
+                "`expression`: the condition each item must meet, e.g. {{item.amount}} > 100",
+            )?;
             cx.local_names.push("item");
             let c = cx.condition(&ep, e);
             cx.local_names.pop();
             TransformOp::Filter(c?)
         }
         TType::Map => {
-            let e = cx.required_str(&ep, expr, "`expression`: a template such as {{item.name}}, `item`, or a field name")?;
+            let e =
+                cx.required_str(&ep, expr, "`expression`: a template such as {{item.name}}, `item`, or a field name")?;
             if e.contains("{{") {
                 cx.local_names.push("item");
                 let t = cx.template(&ep, e);
@@ -559,7 +681,11 @@ fn transformation(cx: &mut Ctx<'_>, p: &str, t: &model::Transformation) -> Optio
         TType::Pivot => match (param_str("index"), param_str("columns"), param_str("values")) {
             (Some(index), Some(columns), Some(values)) => TransformOp::Pivot { index, columns, values },
             _ => {
-                cx.report(Code::MissingField, format!("{p}/params"), "a pivot needs `params.index`, `params.columns` and `params.values` (field names)");
+                cx.report(
+                    Code::MissingField,
+                    format!("{p}/params"),
+                    "a pivot needs `params.index`, `params.columns` and `params.values` (field names)",
+                );
                 return None;
             }
         },
@@ -568,17 +694,22 @@ fn transformation(cx: &mut Ctx<'_>, p: &str, t: &model::Transformation) -> Optio
 }
 
 fn subflow(cx: &mut Ctx<'_>, p: &str, doc: &Document, s: &model::SubflowNode) -> Option<Subflow> {
-    let pid = cx.required_str(&format!("{p}/procedure_id"), s.procedure_id.as_deref(), "`procedure_id`: the procedure to run as a child");
+    let pid = cx.required_str(
+        &format!("{p}/procedure_id"),
+        s.procedure_id.as_deref(),
+        "`procedure_id`: the procedure to run as a child",
+    );
     let version = s.version.clone().filter(|v| !v.is_empty());
-    if let Some(pid) = pid {
-        if pid == doc.procedure_id && version.as_deref().is_none_or(|v| v == doc.version) {
-            cx.report(
+    if let Some(pid) = pid
+        && pid == doc.procedure_id
+        && version.as_deref().is_none_or(|v| v == doc.version)
+    {
+        cx.report(
                 Code::SubflowRecursion,
                 format!("{p}/procedure_id"),
                 format!("subflow calls its own procedure `{pid}`: that recursion never ends. Call another procedure, or use a loop"),
             );
-            return None;
-        }
+        return None;
     }
     let mut input_mapping = Vec::new();
     let mut ok = true;
@@ -603,7 +734,11 @@ fn subflow(cx: &mut Ctx<'_>, p: &str, doc: &Document, s: &model::SubflowNode) ->
     let on_failure = cx.choice(
         &format!("{p}/on_failure"),
         s.on_failure.as_deref(),
-        &[("fail_parent", SubflowFailure::FailParent), ("continue", SubflowFailure::Continue), ("retry", SubflowFailure::Retry)],
+        &[
+            ("fail_parent", SubflowFailure::FailParent),
+            ("continue", SubflowFailure::Continue),
+            ("retry", SubflowFailure::Retry),
+        ],
     );
     let on_failure = on_failure.ok()?.unwrap_or_default();
     ok.then_some(Subflow {

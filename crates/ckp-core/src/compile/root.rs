@@ -6,8 +6,8 @@ use super::ctx::Ctx;
 use crate::diag::{Code, child};
 use crate::model::{Document, GlobalConfig, Trigger, VarSpec};
 use crate::procedure::{
-    CheckpointStrategy, Config, DispatchMode, ExecutionMode, LogLevel, NodeIdx, RateLimit, RetryDefaults, SecretProvider,
-    SecretsSpec, TriggerSpec, VarType, Variable,
+    CheckpointStrategy, Config, DispatchMode, ExecutionMode, LogLevel, NodeIdx, RateLimit, RetryDefaults,
+    SecretProvider, SecretsSpec, TriggerSpec, VarType, Variable,
 };
 
 pub(super) struct Head {
@@ -17,24 +17,29 @@ pub(super) struct Head {
     pub start: NodeIdx,
 }
 
-pub(super) const DISPATCH_MODES: [(&str, DispatchMode); 2] = [("async", DispatchMode::Async), ("sync", DispatchMode::Sync)];
+pub(super) const DISPATCH_MODES: [(&str, DispatchMode); 2] =
+    [("async", DispatchMode::Async), ("sync", DispatchMode::Sync)];
 
 pub(super) fn compile_root(cx: &mut Ctx<'_>, doc: &Document) -> Option<Head> {
     cx.required_str("/procedure_id", Some(doc.procedure_id.as_str()), "`procedure_id`: give the procedure a unique id");
-    cx.required_str("/version", Some(doc.version.as_str()), "`version`: give the procedure a version such as \"1.0.0\"");
+    cx.required_str(
+        "/version",
+        Some(doc.version.as_str()),
+        "`version`: give the procedure a version such as \"1.0.0\"",
+    );
     let _ = cx.choice(
         "/status",
         doc.status.as_deref(),
         &[("active", ()), ("draft", ()), ("approved", ()), ("inactive", ()), ("deprecated", ()), ("archived", ())],
     );
-    if let Some(date) = &doc.effective_date {
-        if !is_iso_date(date) {
-            cx.report(
-                Code::InvalidConfig,
-                "/effective_date",
-                format!("effective_date `{date}` is not a date: write it as YYYY-MM-DD, e.g. 2026-01-31"),
-            );
-        }
+    if let Some(date) = &doc.effective_date
+        && !is_iso_date(date)
+    {
+        cx.report(
+            Code::InvalidConfig,
+            "/effective_date",
+            format!("effective_date `{date}` is not a date: write it as YYYY-MM-DD, e.g. 2026-01-31"),
+        );
     }
     let start = start_node(cx, doc);
     let config = global_config(cx, doc.global_config.as_ref().unwrap_or(&GlobalConfig::default()));
@@ -57,7 +62,8 @@ fn start_node(cx: &mut Ctx<'_>, doc: &Document) -> Option<NodeIdx> {
         Some(i) => Some(*i),
         None => {
             let ids: Vec<&str> = doc.workflow_graph.nodes.keys().map(String::as_str).collect();
-            let hint = crate::model::parse::closest(start, &ids).map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default();
+            let hint =
+                crate::model::parse::closest(start, &ids).map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default();
             cx.report(
                 Code::StartNodeMissing,
                 "/workflow_graph/start_node",
@@ -89,10 +95,18 @@ fn global_config(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Option<Config> {
         &format!("{p}/retry_policy/retry_delay_ms"),
         policy.and_then(|r| r.retry_delay_ms.as_ref().or(r.delay_ms.as_ref())),
     );
-    let p_mult =
-        cx.number_in(&format!("{p}/retry_policy/backoff_multiplier"), policy.and_then(|r| r.backoff_multiplier.as_ref()), 0.0, 1000.0);
+    let p_mult = cx.number_in(
+        &format!("{p}/retry_policy/backoff_multiplier"),
+        policy.and_then(|r| r.backoff_multiplier.as_ref()),
+        0.0,
+        1000.0,
+    );
     let retry_parts = (max_retries, delay, mult, p_max, p_delay, p_mult);
-    let storage = cx.choice(&format!("{p}/checkpoint_storage"), g.checkpoint_storage.as_deref(), &[("local", ()), ("database", ()), ("cloud", ())]);
+    let storage = cx.choice(
+        &format!("{p}/checkpoint_storage"),
+        g.checkpoint_storage.as_deref(),
+        &[("local", ()), ("database", ()), ("cloud", ())],
+    );
     let retention = cx.uint(&format!("{p}/checkpoint_retention_days"), g.checkpoint_retention_days.as_ref());
     ok &= storage.is_ok() && retention.is_ok();
     let retry = match retry_parts {
@@ -137,14 +151,20 @@ fn global_config(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Option<Config> {
             ("critical", LogLevel::Error),
         ],
     );
-    let dispatch_mode = cx.choice(&format!("{p}/workflow_dispatch_mode"), g.workflow_dispatch_mode.as_deref(), &DISPATCH_MODES);
+    let dispatch_mode =
+        cx.choice(&format!("{p}/workflow_dispatch_mode"), g.workflow_dispatch_mode.as_deref(), &DISPATCH_MODES);
     let max_cost = cx.number_in(&format!("{p}/max_cost_usd"), g.max_cost_usd.as_ref(), 0.0, f64::MAX);
-    let per_call = cx.number_in(&format!("{p}/max_cost_per_llm_call_usd"), g.max_cost_per_llm_call_usd.as_ref(), 0.0, f64::MAX);
+    let per_call =
+        cx.number_in(&format!("{p}/max_cost_per_llm_call_usd"), g.max_cost_per_llm_call_usd.as_ref(), 0.0, f64::MAX);
     let quality = cx.number_in(&format!("{p}/min_llm_quality"), g.min_llm_quality.as_ref(), 0.0, f64::MAX);
     let rate_limit = rate_limit(cx, g);
     let secrets = g.secrets_config.as_ref().map(|s| secrets(cx, s)).transpose();
     if let Some(a) = &g.audit_config {
-        let level = cx.choice(&format!("{p}/audit_config/audit_level"), a.audit_level.as_deref(), &[("minimal", ()), ("standard", ()), ("detailed", ())]);
+        let level = cx.choice(
+            &format!("{p}/audit_config/audit_level"),
+            a.audit_level.as_deref(),
+            &[("minimal", ()), ("standard", ()), ("detailed", ())],
+        );
         let days = cx.uint(&format!("{p}/audit_config/retention_days"), a.retention_days.as_ref());
         ok &= level.is_ok() && days.is_ok();
     }
@@ -177,7 +197,11 @@ fn rate_limit(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Result<Option<RateLimit>, (
     let conc = cx.uint32(&format!("{p}/max_concurrent"), r.max_concurrent.as_ref());
     let (per_minute, ops, conc) = (per_minute?, ops?, conc?);
     if per_minute == Some(0) {
-        cx.report(Code::InvalidNumber, format!("{p}/max_requests_per_minute"), "`max_requests_per_minute` must be at least 1");
+        cx.report(
+            Code::InvalidNumber,
+            format!("{p}/max_requests_per_minute"),
+            "`max_requests_per_minute` must be at least 1",
+        );
         return Err(());
     }
     if !r.enabled.unwrap_or(false) {
@@ -228,7 +252,9 @@ fn secrets(cx: &mut Ctx<'_>, s: &crate::model::SecretsConfig) -> Result<SecretsS
                 cx.report(
                     Code::WrongType,
                     child(&format!("{p}/secret_references"), alias),
-                    format!("secret reference `{alias}` must be the provider's key as a string, or {{\"key\": \"...\"}}"),
+                    format!(
+                        "secret reference `{alias}` must be the provider's key as a string, or {{\"key\": \"...\"}}"
+                    ),
                 );
             }
         }
@@ -274,31 +300,36 @@ fn variables(cx: &mut Ctx<'_>, doc: &Document) -> Option<Vec<Variable>> {
 
 fn variable(cx: &mut Ctx<'_>, p: &str, name: &str, spec: &VarSpec, required: bool) -> Option<Variable> {
     let var_type = cx.choice(&format!("{p}/type"), spec.var_type.as_deref(), &VAR_TYPES);
-    let _ = cx.choice(&format!("{p}/origin"), spec.origin.as_deref(), &[("user_strict", ()), ("user_lazy", ()), ("system_captured", ())]);
+    let _ = cx.choice(
+        &format!("{p}/origin"),
+        spec.origin.as_deref(),
+        &[("user_strict", ()), ("user_lazy", ()), ("system_captured", ())],
+    );
     let v = spec.validation.as_ref();
-    let regex = v.and_then(|v| v.regex.as_deref()).map(|r| cx.regex(&format!("{p}/validation/regex"), r).ok_or(())).transpose();
+    let regex =
+        v.and_then(|v| v.regex.as_deref()).map(|r| cx.regex(&format!("{p}/validation/regex"), r).ok_or(())).transpose();
     let min = cx.number_in(&format!("{p}/validation/min"), v.and_then(|v| v.min.as_ref()), f64::MIN, f64::MAX);
     let max = cx.number_in(&format!("{p}/validation/max"), v.and_then(|v| v.max.as_ref()), f64::MIN, f64::MAX);
     let (var_type, regex, min, max) = (var_type.ok()?, regex.ok()?, min.ok()?, max.ok()?);
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            cx.report(
-                Code::InvalidConfig,
-                format!("{p}/validation"),
-                format!("variable `{name}`: validation.min ({lo}) is greater than validation.max ({hi})"),
-            );
-            return None;
-        }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        cx.report(
+            Code::InvalidConfig,
+            format!("{p}/validation"),
+            format!("variable `{name}`: validation.min ({lo}) is greater than validation.max ({hi})"),
+        );
+        return None;
     }
-    if let (Some(t), Some(d)) = (var_type, &spec.default) {
-        if !matches_type(t, d) {
-            cx.report(
-                Code::InvalidConfig,
-                format!("{p}/default"),
-                format!("variable `{name}`: the default {d} is not of its declared type `{}`", t.as_str()),
-            );
-            return None;
-        }
+    if let (Some(t), Some(d)) = (var_type, &spec.default)
+        && !matches_type(t, d)
+    {
+        cx.report(
+            Code::InvalidConfig,
+            format!("{p}/default"),
+            format!("variable `{name}`: the default {d} is not of its declared type `{}`", t.as_str()),
+        );
+        return None;
     }
     Some(Variable {
         name: name.to_owned(),
@@ -309,7 +340,10 @@ fn variable(cx: &mut Ctx<'_>, p: &str, name: &str, spec: &VarSpec, required: boo
         min,
         max,
         allowed_values: v.and_then(|v| v.allowed_values.clone()),
-        sensitive: v.and_then(|v| v.sensitive).or_else(|| spec.extra.get("sensitive").and_then(Value::as_bool)).unwrap_or(false),
+        sensitive: v
+            .and_then(|v| v.sensitive)
+            .or_else(|| spec.extra.get("sensitive").and_then(Value::as_bool))
+            .unwrap_or(false),
     })
 }
 
@@ -337,7 +371,13 @@ fn trigger(cx: &mut Ctx<'_>, t: &Trigger) -> Option<TriggerSpec> {
         .choice(
             &format!("{p}/type"),
             t.trigger_type.as_deref(),
-            &[("manual", T::Manual), ("scheduled", T::Scheduled), ("webhook", T::Webhook), ("event", T::Event), ("file_watch", T::FileWatch)],
+            &[
+                ("manual", T::Manual),
+                ("scheduled", T::Scheduled),
+                ("webhook", T::Webhook),
+                ("event", T::Event),
+                ("file_watch", T::FileWatch),
+            ],
         )
         .ok()?
         .unwrap_or(T::Manual);
@@ -345,7 +385,11 @@ fn trigger(cx: &mut Ctx<'_>, t: &Trigger) -> Option<TriggerSpec> {
         T::Manual => Some(TriggerSpec::Manual),
         T::Scheduled => {
             let Some(schedule) = t.schedule.as_deref().filter(|s| !s.trim().is_empty()) else {
-                cx.report(Code::MissingField, format!("{p}/schedule"), "trigger.type `scheduled` requires a `schedule` (cron expression such as \"0 9 * * 1-5\")");
+                cx.report(
+                    Code::MissingField,
+                    format!("{p}/schedule"),
+                    "trigger.type `scheduled` requires a `schedule` (cron expression such as \"0 9 * * 1-5\")",
+                );
                 return None;
             };
             if let Err(e) = check_cron(schedule) {
@@ -388,10 +432,17 @@ fn trigger(cx: &mut Ctx<'_>, t: &Trigger) -> Option<TriggerSpec> {
         T::FileWatch => {
             let c = t.file_watch_config.as_ref();
             if c.and_then(|c| c.path.as_deref()).is_none_or(str::is_empty) {
-                cx.report(Code::MissingField, format!("{p}/file_watch_config/path"), "trigger.type `file_watch` requires `file_watch_config.path` (the directory to watch)");
+                cx.report(
+                    Code::MissingField,
+                    format!("{p}/file_watch_config/path"),
+                    "trigger.type `file_watch` requires `file_watch_config.path` (the directory to watch)",
+                );
                 return None;
             }
-            Some(TriggerSpec::FileWatch { path: c.and_then(|c| c.path.clone()), pattern: c.and_then(|c| c.pattern.clone()) })
+            Some(TriggerSpec::FileWatch {
+                path: c.and_then(|c| c.path.clone()),
+                pattern: c.and_then(|c| c.pattern.clone()),
+            })
         }
     }
 }

@@ -15,7 +15,12 @@ use crate::procedure::{
     ValidationKind,
 };
 
-pub(super) fn compile_sequence(cx: &mut Ctx<'_>, p: &str, node: &model::Node, s: &model::SequenceNode) -> Option<Sequence> {
+pub(super) fn compile_sequence(
+    cx: &mut Ctx<'_>,
+    p: &str,
+    node: &model::Node,
+    s: &model::SequenceNode,
+) -> Option<Sequence> {
     let has_agent = node.agent.as_deref().is_some_and(|a| !a.trim().is_empty());
     let steps = compile_steps(cx, &format!("{p}/steps"), s.steps.as_deref().unwrap_or_default(), has_agent, true);
     let mut validations = Vec::new();
@@ -36,22 +41,27 @@ pub(super) fn compile_sequence(cx: &mut Ctx<'_>, p: &str, node: &model::Node, s:
     ok.then_some(Sequence { steps: steps?, validations, handlers })
 }
 
-fn compile_steps(cx: &mut Ctx<'_>, p: &str, steps: &[model::Step], has_agent: bool, warn_duplicates: bool) -> Option<Vec<Step>> {
+fn compile_steps(
+    cx: &mut Ctx<'_>,
+    p: &str,
+    steps: &[model::Step],
+    has_agent: bool,
+    warn_duplicates: bool,
+) -> Option<Vec<Step>> {
     let mut out = Vec::with_capacity(steps.len());
     let mut ok = true;
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
         let sp = format!("{p}/{i}");
-        if let Some(id) = step.step_id.as_deref() {
-            if warn_duplicates {
-                if let Some(first) = seen.insert(id, i) {
-                    cx.report(
+        if let Some(id) = step.step_id.as_deref()
+            && warn_duplicates
+            && let Some(first) = seen.insert(id, i)
+        {
+            cx.report(
                         Code::DuplicateStepId,
                         format!("{sp}/step_id"),
                         format!("step_id `{id}` is also used by step {first} of this node; give each step its own id so results, retries and events can tell them apart"),
                     );
-                }
-            }
         }
         match compile_step(cx, &sp, step, has_agent) {
             Some(s) => out.push(s),
@@ -77,11 +87,14 @@ fn compile_step(cx: &mut Ctx<'_>, sp: &str, step: &model::Step, has_agent: bool)
         cx,
         &format!("{sp}/retry_config"),
         rc.and_then(|r| r.max_retries.as_ref()),
-        rc.and_then(|r| r.retry_delay_ms.as_ref().or(r.delay_ms.as_ref())).or(rp.and_then(|r| r.base_delay_ms.as_ref())),
+        rc.and_then(|r| r.retry_delay_ms.as_ref().or(r.delay_ms.as_ref()))
+            .or(rp.and_then(|r| r.base_delay_ms.as_ref())),
         rc.and_then(|r| r.backoff_multiplier.as_ref()).or(rp.and_then(|r| r.multiplier.as_ref())),
     );
-    let idem = step.idempotency_key.as_deref().map(|k| cx.template(&format!("{sp}/idempotency_key"), k).ok_or(())).transpose();
-    let dispatch = cx.choice(&format!("{sp}/workflow_dispatch_mode"), step.workflow_dispatch_mode.as_deref(), &DISPATCH_MODES);
+    let idem =
+        step.idempotency_key.as_deref().map(|k| cx.template(&format!("{sp}/idempotency_key"), k).ok_or(())).transpose();
+    let dispatch =
+        cx.choice(&format!("{sp}/workflow_dispatch_mode"), step.workflow_dispatch_mode.as_deref(), &DISPATCH_MODES);
     if let Some(out) = &step.output_variable {
         cx.write(out, &format!("{sp}/output_variable"));
     }
@@ -117,7 +130,11 @@ fn bind_action(cx: &mut Ctx<'_>, sp: &str, name: &str, has_agent: bool) -> Optio
                 Some(Action::Mcp { server: server.to_owned(), tool: tool.to_owned() })
             }
             _ => {
-                cx.report(Code::InvalidConfig, format!("{sp}/action"), format!("`{name}` is not an MCP tool reference: write mcp:<server>/<tool>"));
+                cx.report(
+                    Code::InvalidConfig,
+                    format!("{sp}/action"),
+                    format!("`{name}` is not an MCP tool reference: write mcp:<server>/<tool>"),
+                );
                 None
             }
         };
@@ -148,14 +165,22 @@ fn internal_checks(cx: &mut Ctx<'_>, p: &str, action: InternalAction, fields: &M
         InternalAction::SetVariable => match fields.get("variable") {
             Some(Value::String(v)) if !v.is_empty() => cx.write(v, &format!("{p}/variable")),
             _ => {
-                cx.report(Code::MissingField, format!("{p}/variable"), "set_variable needs `variable`: the name of the variable to set");
+                cx.report(
+                    Code::MissingField,
+                    format!("{p}/variable"),
+                    "set_variable needs `variable`: the name of the variable to set",
+                );
                 return None;
             }
         },
         InternalAction::AppendToArray => match s("array").or_else(|| s("variable")) {
             Some(v) if !v.is_empty() => cx.write(v, &format!("{p}/array")),
             _ => {
-                cx.report(Code::MissingField, format!("{p}/array"), "append_to_array needs `array`: the name of the list variable");
+                cx.report(
+                    Code::MissingField,
+                    format!("{p}/array"),
+                    "append_to_array needs `array`: the name of the list variable",
+                );
                 return None;
             }
         },
@@ -171,7 +196,11 @@ fn internal_checks(cx: &mut Ctx<'_>, p: &str, action: InternalAction, fields: &M
             Some(v @ (Value::Object(_) | Value::Bool(_))) => schema = Some(cx.schema(&format!("{p}/schema"), v)?),
             Some(Value::String(t)) if t.contains("{{") => {}
             _ => {
-                cx.report(Code::MissingField, format!("{p}/schema"), "validate_schema needs `schema`: a JSON Schema object");
+                cx.report(
+                    Code::MissingField,
+                    format!("{p}/schema"),
+                    "validate_schema needs `schema`: a JSON Schema object",
+                );
                 return None;
             }
         }
@@ -181,7 +210,11 @@ fn internal_checks(cx: &mut Ctx<'_>, p: &str, action: InternalAction, fields: &M
             Some(pat) if pat.contains("{{") => {}
             Some(pat) => pattern = Some(cx.regex(&format!("{p}/pattern"), pat)?),
             None => {
-                cx.report(Code::MissingField, format!("{p}/pattern"), "extract_regex needs `pattern`: a regular expression");
+                cx.report(
+                    Code::MissingField,
+                    format!("{p}/pattern"),
+                    "extract_regex needs `pattern`: a regular expression",
+                );
                 return None;
             }
         }
@@ -196,13 +229,18 @@ pub(super) fn compile_operations(cx: &mut Ctx<'_>, p: &str, ops: &[model::Operat
     for (i, op) in ops.iter().enumerate() {
         let opp = format!("{p}/{i}");
         let Some(name) = op.action.as_deref().map(str::trim).filter(|a| !a.is_empty()) else {
-            cx.report(Code::MissingField, format!("{opp}/action"), "missing `action` of this operation (set_variable, append_to_array, parse_json, calculate, ...)");
+            cx.report(
+                Code::MissingField,
+                format!("{opp}/action"),
+                "missing `action` of this operation (set_variable, append_to_array, parse_json, calculate, ...)",
+            );
             ok = false;
             continue;
         };
         let Some(action) = InternalAction::parse(name) else {
             let names: Vec<&str> = InternalAction::ALL.iter().map(|a| a.as_str()).collect();
-            let hint = crate::model::parse::closest(name, &names).map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default();
+            let hint =
+                crate::model::parse::closest(name, &names).map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default();
             cx.report(
                 Code::InvalidEnum,
                 format!("{opp}/action"),
@@ -259,7 +297,11 @@ fn validation(cx: &mut Ctx<'_>, p: &str, i: usize, v: &model::ValidationCheck) -
     let kind = match v.condition.as_deref().filter(|c| !c.trim().is_empty()) {
         Some(c) => cx.condition(&format!("{p}/condition"), c).map(ValidationKind::Condition),
         None if v.check.as_deref() == Some("custom") || v.expected_values.is_none() => {
-            cx.report(Code::MissingField, format!("{p}/condition"), "this validation needs a `condition` (or `expected_values`) to check");
+            cx.report(
+                Code::MissingField,
+                format!("{p}/condition"),
+                "this validation needs a `condition` (or `expected_values`) to check",
+            );
             None
         }
         None => Some(ValidationKind::Expected {
@@ -353,7 +395,8 @@ fn handler(cx: &mut Ctx<'_>, p: &str, h: &HandlerDoc, has_agent: bool) -> Option
     );
     let base = cx.uint(&format!("{p}/retry_policy/base_delay_ms"), rp.and_then(|r| r.base_delay_ms.as_ref()));
     let max_delay = cx.uint(&format!("{p}/retry_policy/max_delay_ms"), rp.and_then(|r| r.max_delay_ms.as_ref()));
-    let multiplier = cx.number_in(&format!("{p}/retry_policy/multiplier"), rp.and_then(|r| r.multiplier.as_ref()), 0.0, 1000.0);
+    let multiplier =
+        cx.number_in(&format!("{p}/retry_policy/multiplier"), rp.and_then(|r| r.multiplier.as_ref()), 0.0, 1000.0);
     let tr = h.trigger.as_ref();
     let mut statuses = Vec::new();
     let mut ok = true;
@@ -362,7 +405,11 @@ fn handler(cx: &mut Ctx<'_>, p: &str, h: &HandlerDoc, has_agent: bool) -> Option
             Some(c) => statuses.push(c),
             None => {
                 ok = false;
-                cx.report(Code::InvalidNumber, format!("{p}/trigger/http_status_codes/{i}"), format!("`{n}` is not an HTTP status code (100–599)"));
+                cx.report(
+                    Code::InvalidNumber,
+                    format!("{p}/trigger/http_status_codes/{i}"),
+                    format!("`{n}` is not an HTTP status code (100–599)"),
+                );
             }
         }
     }
@@ -381,15 +428,32 @@ fn handler(cx: &mut Ctx<'_>, p: &str, h: &HandlerDoc, has_agent: bool) -> Option
             ("fallback_node", RecoveryStrategy::FallbackNode),
         ],
     );
-    let recovery_steps = compile_steps(cx, &format!("{p}/recovery_steps"), h.recovery_steps.as_deref().unwrap_or_default(), has_agent, false);
+    let recovery_steps = compile_steps(
+        cx,
+        &format!("{p}/recovery_steps"),
+        h.recovery_steps.as_deref().unwrap_or_default(),
+        has_agent,
+        false,
+    );
     let fallback = cx.edge(&format!("{p}/fallback_node"), h.fallback_node.as_deref().filter(|s| !s.is_empty()));
-    if matches!(recovery, Ok(Some(RecoveryStrategy::FallbackNode))) && h.fallback_node.as_deref().is_none_or(str::is_empty) {
-        cx.report(Code::InvalidConfig, format!("{p}/fallback_node"), "`recovery_strategy: fallback_node` needs `fallback_node`, the node to go to");
+    if matches!(recovery, Ok(Some(RecoveryStrategy::FallbackNode)))
+        && h.fallback_node.as_deref().is_none_or(str::is_empty)
+    {
+        cx.report(
+            Code::InvalidConfig,
+            format!("{p}/fallback_node"),
+            "`recovery_strategy: fallback_node` needs `fallback_node`, the node to go to",
+        );
         ok = false;
     }
-    let (strategy, base, max_delay, multiplier, delay) = (strategy.ok()?, base.ok()?, max_delay.ok()?, multiplier.ok()?, delay.ok()?);
+    let (strategy, base, max_delay, multiplier, delay) =
+        (strategy.ok()?, base.ok()?, max_delay.ok()?, multiplier.ok()?, delay.ok()?);
     let backoff = Backoff {
-        strategy: strategy.unwrap_or(if multiplier.is_some() { BackoffStrategy::ExponentialBackoff } else { BackoffStrategy::Fixed }),
+        strategy: strategy.unwrap_or(if multiplier.is_some() {
+            BackoffStrategy::ExponentialBackoff
+        } else {
+            BackoffStrategy::Fixed
+        }),
         base_ms: base.or(delay).unwrap_or(1000),
         max_ms: max_delay,
         multiplier: multiplier.unwrap_or(2.0),

@@ -20,10 +20,7 @@ struct Val<'a> {
 
 impl<'a> Val<'a> {
     fn strict(value: &'a Value) -> Self {
-        Val {
-            value: Cow::Borrowed(value),
-            soft: false,
-        }
+        Val { value: Cow::Borrowed(value), soft: false }
     }
 
     fn soft_str(&self) -> Option<&str> {
@@ -39,36 +36,22 @@ pub(super) fn expr(e: &Expr, scope: &dyn Scope) -> bool {
         Expr::Or(items) => items.iter().any(|i| expr(i, scope)),
         Expr::And(items) => items.iter().all(|i| expr(i, scope)),
         Expr::Not(inner) => !expr(inner, scope),
-        Expr::Compare { op, left, right } => {
-            compare(*op, &operand(left, scope), &operand(right, scope))
-        }
-        Expr::Empty {
-            negated,
-            operand: o,
-        } => is_empty(&operand(o, scope).value) != *negated,
+        Expr::Compare { op, left, right } => compare(*op, &operand(left, scope), &operand(right, scope)),
+        Expr::Empty { negated, operand: o } => is_empty(&operand(o, scope).value) != *negated,
         Expr::Truthy(o) => truthy(&operand(o, scope)),
     }
 }
 
 fn operand<'a>(o: &'a Operand, scope: &'a dyn Scope) -> Val<'a> {
-    let owned = |v: Value, soft: bool| Val {
-        value: Cow::Owned(v),
-        soft,
-    };
+    let owned = |v: Value, soft: bool| Val { value: Cow::Owned(v), soft };
     match o {
         Operand::Var { path, default } => match (path.resolve(scope), default) {
-            (Some(v), _) => Val {
-                value: v,
-                soft: true,
-            },
+            (Some(v), _) => Val { value: v, soft: true },
             (None, Some(d)) => owned(Value::String(d.to_string()), true),
             (None, None) => owned(Value::Null, false),
         },
         Operand::NameOrText(path) => match path.resolve(scope) {
-            Some(v) => Val {
-                value: v,
-                soft: true,
-            },
+            Some(v) => Val { value: v, soft: true },
             None => owned(Value::String(path.to_string()), true),
         },
         Operand::Literal(v) => Val::strict(v),
@@ -113,13 +96,7 @@ pub(super) fn coerce(text: &str) -> Value {
     if is(["none", "null"]) {
         return Value::Null;
     }
-    let number = strip_underscores(t).and_then(|s| {
-        if s.contains('.') {
-            float_value(&s)
-        } else {
-            int_value(&s)
-        }
-    });
+    let number = strip_underscores(t).and_then(|s| if s.contains('.') { float_value(&s) } else { int_value(&s) });
     number.unwrap_or_else(|| Value::String(t.to_owned()))
 }
 
@@ -131,11 +108,7 @@ fn unify<'a>(l: &'a Val<'_>, r: &'a Val<'_>) -> (Cow<'a, Value>, Cow<'a, Value>)
     match (l.soft_str(), r.soft_str()) {
         (Some(a), Some(b)) => {
             let (ca, cb) = (coerce(a), coerce(b));
-            if !ca.is_string() && !cb.is_string() {
-                (Cow::Owned(ca), Cow::Owned(cb))
-            } else {
-                as_is
-            }
+            if !ca.is_string() && !cb.is_string() { (Cow::Owned(ca), Cow::Owned(cb)) } else { as_is }
         }
         (Some(a), None) if scalar(&r.value) => (Cow::Owned(coerce(a)), as_is.1),
         (None, Some(b)) if scalar(&l.value) => (as_is.0, Cow::Owned(coerce(b))),
@@ -164,13 +137,9 @@ fn value_eq(a: &Value, b: &Value) -> bool {
             num_cmp(n, &Number::from(u8::from(*x))) == Some(Ordering::Equal)
         }
         (Value::String(x), Value::String(y)) => x == y,
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| value_eq(a, b))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| value_eq(a, b)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
         }
         _ => false,
     }
@@ -188,11 +157,7 @@ fn value_order(a: &Value, b: &Value) -> Option<Ordering> {
 
 /// Exact comparison for integers (i64 and u64 alike), f64 otherwise.
 fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
-    let exact = |n: &Number| {
-        n.as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from))
-    };
+    let exact = |n: &Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
     match (exact(a), exact(b)) {
         (Some(x), Some(y)) => Some(x.cmp(&y)),
         _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
@@ -209,15 +174,9 @@ fn contains(container: &Value, needle: &Val<'_>) -> bool {
     match container {
         Value::String(s) => s.contains(&*to_text(&needle.value)),
         // Elements of a variable's array are variable values too, so their strings are soft.
-        Value::Array(items) => items.iter().any(|item| {
-            loose_eq(
-                &Val {
-                    value: Cow::Borrowed(item),
-                    soft: true,
-                },
-                needle,
-            )
-        }),
+        Value::Array(items) => {
+            items.iter().any(|item| loose_eq(&Val { value: Cow::Borrowed(item), soft: true }, needle))
+        }
         Value::Object(map) => map.contains_key(&*to_text(&needle.value)),
         _ => false,
     }

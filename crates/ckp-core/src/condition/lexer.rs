@@ -13,18 +13,8 @@ pub(super) static PLACEHOLDER: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"\A\{\{\s*([\w.]+)\s*(?:\|\s*(.+?))?\s*\}\}").ok());
 
 /// Words with a meaning in the grammar; they are never operands. Matched case-insensitively.
-pub(super) const RESERVED: &[&str] = &[
-    "and",
-    "or",
-    "not",
-    "contains",
-    "not_contains",
-    "starts_with",
-    "ends_with",
-    "in",
-    "is_empty",
-    "is_not_empty",
-];
+pub(super) const RESERVED: &[&str] =
+    &["and", "or", "not", "contains", "not_contains", "starts_with", "ends_with", "in", "is_empty", "is_not_empty"];
 /// Length of the placeholder at the start of `s`, if one is there.
 pub(super) fn placeholder_len(s: &str) -> Option<usize> {
     Some(PLACEHOLDER.as_ref()?.find(s)?.end())
@@ -35,8 +25,7 @@ pub(super) fn name_len(s: &str) -> usize {
     let mut chars = s.char_indices().peekable();
     let mut end = 0;
     while let Some((i, c)) = chars.next() {
-        let ok =
-            is_word_char(c) || (c == '.' && chars.peek().is_some_and(|&(_, n)| is_word_char(n)));
+        let ok = is_word_char(c) || (c == '.' && chars.peek().is_some_and(|&(_, n)| is_word_char(n)));
         if !ok {
             break;
         }
@@ -68,10 +57,7 @@ pub(super) fn strip_underscores(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     for (i, c) in text.char_indices() {
         if c == '_' {
-            let before = i
-                .checked_sub(1)
-                .and_then(|j| bytes.get(j))
-                .is_some_and(u8::is_ascii_digit);
+            let before = i.checked_sub(1).and_then(|j| bytes.get(j)).is_some_and(u8::is_ascii_digit);
             let after = bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
             if !(before && after) {
                 return None;
@@ -95,11 +81,7 @@ pub(super) fn int_value(digits: &str) -> Option<Value> {
     if let Ok(u) = digits.strip_prefix('+').unwrap_or(digits).parse::<u64>() {
         return Some(Value::from(u));
     }
-    digits
-        .parse::<f64>()
-        .ok()
-        .and_then(Number::from_f64)
-        .map(Value::Number)
+    digits.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
 }
 
 /// The JSON number for a finite float text.
@@ -109,10 +91,7 @@ pub(super) fn float_value(text: &str) -> Option<Value> {
     if !t.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         return None;
     }
-    text.parse::<f64>()
-        .ok()
-        .and_then(Number::from_f64)
-        .map(Value::Number)
+    text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
 }
 
 /// A number literal at the start of `s`: `[+-]digits[_digits][.digits]`. Returns its length and value.
@@ -120,26 +99,14 @@ pub(super) fn lex_number(s: &str) -> Option<(usize, Value)> {
     let bytes = s.as_bytes();
     let digit_or_sep = |b: &u8| b.is_ascii_digit() || *b == b'_';
     let mut i = usize::from(bytes.first().is_some_and(|b| *b == b'+' || *b == b'-'));
-    i += bytes
-        .get(i..)?
-        .iter()
-        .take_while(|b| digit_or_sep(b))
-        .count();
+    i += bytes.get(i..)?.iter().take_while(|b| digit_or_sep(b)).count();
     let mut is_float = false;
     if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
         is_float = true;
         i += 1;
-        i += bytes
-            .get(i..)?
-            .iter()
-            .take_while(|b| digit_or_sep(b))
-            .count();
+        i += bytes.get(i..)?.iter().take_while(|b| digit_or_sep(b)).count();
     }
     let text = strip_underscores(s.get(..i)?)?;
-    let value = if is_float {
-        float_value(&text)?
-    } else {
-        int_value(&text)?
-    };
+    let value = if is_float { float_value(&text)? } else { int_value(&text)? };
     Some((i, value))
 }

@@ -92,15 +92,8 @@ enum Expr {
     Or(Vec<Expr>),
     And(Vec<Expr>),
     Not(Box<Expr>),
-    Compare {
-        op: CmpOp,
-        left: Operand,
-        right: Operand,
-    },
-    Empty {
-        negated: bool,
-        operand: Operand,
-    },
+    Compare { op: CmpOp, left: Operand, right: Operand },
+    Empty { negated: bool, operand: Operand },
     Truthy(Operand),
 }
 
@@ -124,10 +117,7 @@ enum CmpOp {
 #[derive(Debug, Clone)]
 enum Operand {
     /// `{{path}}`, `{{path | default}}`, or a bare name that is not on the right of an operator.
-    Var {
-        path: VarPath,
-        default: Option<Box<str>>,
-    },
+    Var { path: VarPath, default: Option<Box<str>> },
     /// A bare name on the right of an operator: the variable when defined, else the name as soft text.
     NameOrText(VarPath),
     /// A number, `true`/`false`/`null`, or a quoted string without placeholders.
@@ -144,10 +134,7 @@ impl Condition {
     /// Compiles a condition. The text is kept for display; it is never re-parsed.
     pub fn parse(text: &str) -> Result<Condition, ConditionError> {
         let body = parser::parse(text)?;
-        Ok(Condition {
-            source: text.into(),
-            body,
-        })
+        Ok(Condition { source: text.into(), body })
     }
 
     /// Evaluates the condition on the values in `scope`. Never fails: a comparison that makes no sense for the
@@ -177,9 +164,7 @@ impl Condition {
     /// The paths of the references that must be defined (every reference except right-side bare names, see
     /// [`ReferenceKind::NameOrWord`]): what the compiler records as the condition's reads.
     pub fn reads(&self) -> impl Iterator<Item = &VarPath> {
-        self.references()
-            .filter(Reference::must_be_defined)
-            .map(|r| r.path)
+        self.references().filter(Reference::must_be_defined).map(|r| r.path)
     }
 }
 
@@ -204,28 +189,14 @@ fn collect_expr<'a>(e: &'a Expr, out: &mut Vec<Reference<'a>>) {
 fn collect_operand<'a>(o: &'a Operand, out: &mut Vec<Reference<'a>>) {
     match o {
         Operand::Var { path, default } => {
-            let kind = if default.is_some() {
-                ReferenceKind::Defaulted
-            } else {
-                ReferenceKind::Value
-            };
+            let kind = if default.is_some() { ReferenceKind::Defaulted } else { ReferenceKind::Value };
             out.push(Reference { path, kind });
         }
-        Operand::NameOrText(path) => out.push(Reference {
-            path,
-            kind: ReferenceKind::NameOrWord,
-        }),
+        Operand::NameOrText(path) => out.push(Reference { path, kind: ReferenceKind::NameOrWord }),
         Operand::Quoted(t) | Operand::TextTemplate(t) => {
             for p in t.placeholders() {
-                let kind = if p.default.is_some() {
-                    ReferenceKind::Defaulted
-                } else {
-                    ReferenceKind::InText
-                };
-                out.push(Reference {
-                    path: &p.path,
-                    kind,
-                });
+                let kind = if p.default.is_some() { ReferenceKind::Defaulted } else { ReferenceKind::InText };
+                out.push(Reference { path: &p.path, kind });
             }
         }
         Operand::Literal(_) | Operand::Text(_) => {}

@@ -20,9 +20,7 @@
 
 use serde_json::Value;
 
-use super::lexer::{
-    PLACEHOLDER, RESERVED, lex_number, name_len, placeholder_len, strip_quotes, token_at,
-};
+use super::lexer::{PLACEHOLDER, RESERVED, lex_number, name_len, placeholder_len, strip_quotes, token_at};
 use super::{Body, CmpOp, ConditionError, Expr, MAX_DEPTH, MAX_SOURCE_BYTES, MAX_TERMS, Operand};
 use crate::path::{PathError, VarPath, is_word_char};
 use crate::template::Template;
@@ -40,22 +38,14 @@ pub(super) fn parse(text: &str) -> Result<Body, ConditionError> {
     }
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(err(
-            0,
-            "the condition is empty: write a test such as `{{count}} > 0`, or `true`".to_owned(),
-        ));
+        return Err(err(0, "the condition is empty: write a test such as `{{count}} > 0`, or `true`".to_owned()));
     }
     for (words, value) in [(["true", "yes", "1"], true), (["false", "no", "0"], false)] {
         if words.iter().any(|w| trimmed.eq_ignore_ascii_case(w)) {
             return Ok(Body::Constant(value));
         }
     }
-    let mut p = Parser {
-        src: text,
-        pos: 0,
-        depth: 0,
-        terms: 0,
-    };
+    let mut p = Parser { src: text, pos: 0, depth: 0, terms: 0 };
     let expr = p.or()?;
     p.skip_ws();
     if p.pos < text.len() {
@@ -112,9 +102,7 @@ impl<'s> Parser<'s> {
         if self.terms > MAX_TERMS {
             return Err(err(
                 offset,
-                format!(
-                    "the condition has more than {MAX_TERMS} operators and operands: split it into several rules"
-                ),
+                format!("the condition has more than {MAX_TERMS} operators and operands: split it into several rules"),
             ));
         }
         Ok(())
@@ -125,9 +113,7 @@ impl<'s> Parser<'s> {
         if self.depth > MAX_DEPTH {
             return Err(err(
                 offset,
-                format!(
-                    "parentheses and `not` are nested more than {MAX_DEPTH} deep: simplify the condition"
-                ),
+                format!("parentheses and `not` are nested more than {MAX_DEPTH} deep: simplify the condition"),
             ));
         }
         Ok(())
@@ -144,11 +130,7 @@ impl<'s> Parser<'s> {
             self.count_term(at)?;
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 {
-            items.swap_remove(0)
-        } else {
-            Expr::Or(items)
-        })
+        Ok(if items.len() == 1 { items.swap_remove(0) } else { Expr::Or(items) })
     }
 
     fn and(&mut self) -> Result<Expr, ConditionError> {
@@ -162,11 +144,7 @@ impl<'s> Parser<'s> {
             self.count_term(at)?;
             items.push(self.not()?);
         }
-        Ok(if items.len() == 1 {
-            items.swap_remove(0)
-        } else {
-            Expr::And(items)
-        })
+        Ok(if items.len() == 1 { items.swap_remove(0) } else { Expr::And(items) })
     }
 
     fn not(&mut self) -> Result<Expr, ConditionError> {
@@ -224,10 +202,7 @@ impl<'s> Parser<'s> {
         for (kw, negated) in [("is_empty", false), ("is_not_empty", true)] {
             if self.eat_word(kw) {
                 self.count_term(op_at)?;
-                return Ok(Expr::Empty {
-                    negated,
-                    operand: left,
-                });
+                return Ok(Expr::Empty { negated, operand: left });
             }
         }
         self.pos = save;
@@ -369,11 +344,8 @@ impl<'s> Parser<'s> {
                     let after = rest.trim_start();
                     let j = src.len() - after.len();
                     let word = self.word_at(j);
-                    let connective =
-                        word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or");
-                    if depth == 0
-                        && (connective || after.starts_with("&&") || after.starts_with("||"))
-                    {
+                    let connective = word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or");
+                    if depth == 0 && (connective || after.starts_with("&&") || after.starts_with("||")) {
                         return i;
                     }
                 }
@@ -395,13 +367,9 @@ impl<'s> Parser<'s> {
         };
         if rest.starts_with("{{") {
             let caps = PLACEHOLDER.as_ref().and_then(|re| re.captures(rest));
-            let Some((len, path, default)) = caps.and_then(|c| {
-                Some((
-                    c.get(0)?.end(),
-                    c.get(1)?.as_str(),
-                    c.get(2).map(|d| d.as_str()),
-                ))
-            }) else {
+            let Some((len, path, default)) =
+                caps.and_then(|c| Some((c.get(0)?.end(), c.get(1)?.as_str(), c.get(2).map(|d| d.as_str()))))
+            else {
                 return Err(err(
                     at,
                     "`{{` starts a variable reference that is not well formed: write `{{name}}`, `{{a.b.0}}` or \
@@ -417,10 +385,7 @@ impl<'s> Parser<'s> {
         }
         if first == '\'' || first == '"' {
             let Some(close) = rest[1..].find(first) else {
-                return Err(err(
-                    at,
-                    format!("this string is never closed: add the closing `{first}`"),
-                ));
+                return Err(err(at, format!("this string is never closed: add the closing `{first}`")));
             };
             let inner = &rest[1..1 + close];
             self.pos += close + 2;
@@ -431,8 +396,7 @@ impl<'s> Parser<'s> {
             return Ok(Some(Operand::Literal(Value::String(inner.to_owned()))));
         }
         if first.is_ascii_digit()
-            || ((first == '-' || first == '+')
-                && rest[1..].starts_with(|c: char| c.is_ascii_digit()))
+            || ((first == '-' || first == '+') && rest[1..].starts_with(|c: char| c.is_ascii_digit()))
         {
             let Some((len, value)) = lex_number(rest) else {
                 return Ok(None);
@@ -469,14 +433,7 @@ impl<'s> Parser<'s> {
         }
         let path = parse_path(name, at)?;
         self.pos += len;
-        Ok(Some(if right {
-            Operand::NameOrText(path)
-        } else {
-            Operand::Var {
-                path,
-                default: None,
-            }
-        }))
+        Ok(Some(if right { Operand::NameOrText(path) } else { Operand::Var { path, default: None } }))
     }
 
     /// The error for "a value was expected at `pos`".
@@ -488,9 +445,7 @@ impl<'s> Parser<'s> {
         let message = if rest.is_empty() {
             format!("the condition ends too early: expected {what}")
         } else if RESERVED.iter().any(|r| word.eq_ignore_ascii_case(r)) {
-            format!(
-                "expected {what} before `{word}`: `{word}` needs a value or condition on its left"
-            )
+            format!("expected {what} before `{word}`: `{word}` needs a value or condition on its left")
         } else if rest.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
             format!("`{found}` is neither a number nor a name: put text in quotes ('{found}')")
         } else {

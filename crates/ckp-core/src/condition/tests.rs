@@ -27,8 +27,7 @@ fn error(cond: &str) -> Option<ConditionError> {
 fn assert_error(cond: &str, offset: usize, needle: &str) {
     let e = error(cond);
     assert!(
-        e.as_ref()
-            .is_some_and(|e| e.offset == offset && e.message.contains(needle)),
+        e.as_ref().is_some_and(|e| e.offset == offset && e.message.contains(needle)),
         "`{cond}`: expected an error at {offset} containing {needle:?}, got {e:?}"
     );
 }
@@ -53,20 +52,13 @@ struct Row {
 }
 
 fn row(condition: &'static str, vars: Value, expected: bool, source: Source) -> Row {
-    Row {
-        condition,
-        vars,
-        expected,
-        source,
-    }
+    Row { condition, vars, expected, source }
 }
 
 #[test]
 fn langorch_table_b3() {
     use Source::{CkpA4, Langorch};
-    let undefined_is_null = CkpA4 {
-        why: "an undefined variable is null, and null is falsy",
-    };
+    let undefined_is_null = CkpA4 { why: "an undefined variable is null, and null is falsy" };
     let rows = vec![
         row("{{a}} == 5", json!({"a": 5}), true, Langorch),
         row("{{a}} > 3.5", json!({"a": 5}), true, Langorch),
@@ -74,88 +66,34 @@ fn langorch_table_b3() {
         row("{{missing}} == 'x'", json!({}), false, Langorch),
         row("{{missing}} != 'x'", json!({}), true, Langorch),
         row("{{missing}}", json!({}), false, undefined_is_null),
-        row(
-            "is_empty {{missing}}",
-            json!({}),
-            true,
-            CkpA4 {
-                why: "is_empty is true for null (undefined)",
-            },
-        ),
+        row("is_empty {{missing}}", json!({}), true, CkpA4 { why: "is_empty is true for null (undefined)" }),
         row("is_empty {{es}}", json!({"es": ""}), true, Langorch),
-        row(
-            "is_empty {{lst}}",
-            json!({"lst": []}),
-            true,
-            CkpA4 {
-                why: "is_empty is true for []",
-            },
-        ),
-        row(
-            "{{a}}==6",
-            json!({"a": 5}),
-            false,
-            CkpA4 {
-                why: "spaces around operators are optional",
-            },
-        ),
+        row("is_empty {{lst}}", json!({"lst": []}), true, CkpA4 { why: "is_empty is true for []" }),
+        row("{{a}}==6", json!({"a": 5}), false, CkpA4 { why: "spaces around operators are optional" }),
         row("not {{flag}}", json!({"flag": false}), true, Langorch),
-        row(
-            "count >= 5",
-            json!({"count": 9}),
-            true,
-            CkpA4 {
-                why: "bare names are variable references",
-            },
-        ),
+        row("count >= 5", json!({"count": 9}), true, CkpA4 { why: "bare names are variable references" }),
         row("d.x.y", json!({"d": {"x": {"y": 3}}}), true, Langorch),
         row(
             "{{status}} != 'x'",
             json!({"status": "log in failed"}),
             true,
-            CkpA4 {
-                why: "conditions run on values, so a value's words are never operators",
-            },
+            CkpA4 { why: "conditions run on values, so a value's words are never operators" },
         ),
-        row(
-            "{{lst}} contains 1",
-            json!({"lst": [1, 2]}),
-            true,
-            CkpA4 {
-                why: "contains looks for an element",
-            },
-        ),
+        row("{{lst}} contains 1", json!({"lst": [1, 2]}), true, CkpA4 { why: "contains looks for an element" }),
         row(
             "{{lst}} contains '1'",
             json!({"lst": [1, 2]}),
             false,
-            CkpA4 {
-                why: "the string '1' is not an element of [1, 2]; no repr substring",
-            },
+            CkpA4 { why: "the string '1' is not an element of [1, 2]; no repr substring" },
         ),
-        row(
-            "{{obj}} contains 'k'",
-            json!({"obj": {"k": "v"}}),
-            true,
-            Langorch,
-        ),
+        row("{{obj}} contains 'k'", json!({"obj": {"k": "v"}}), true, Langorch),
         row("{{num_s}} > 9", json!({"num_s": "10"}), true, Langorch),
-        row(
-            "{{none_s}} == null",
-            json!({"none_s": "None"}),
-            true,
-            Langorch,
-        ),
+        row("{{none_s}} == null", json!({"none_s": "None"}), true, Langorch),
         row("{{yes_s}} == true", json!({"yes_s": "yes"}), true, Langorch),
         row("{{flag}}", json!({"flag": false}), false, Langorch),
         row("{{zero}}", json!({"zero": 0}), false, Langorch),
         row("false", json!({}), false, Langorch),
-        row(
-            "{{s}} == hello world",
-            json!({"s": "hello world"}),
-            true,
-            Langorch,
-        ),
+        row("{{s}} == hello world", json!({"s": "hello world"}), true, Langorch),
         row("{{lst.length}} > 0", json!({"lst": [1, 2]}), true, Langorch),
         row("{{lst.0}} == 1", json!({"lst": [1, 2]}), true, Langorch),
         row("{{obj.k}} == v", json!({"obj": {"k": "v"}}), true, Langorch),
@@ -177,20 +115,11 @@ fn langorch_table_b3() {
 
 #[test]
 fn whole_text_constants() {
-    for (text, expected) in [
-        ("true", true),
-        (" YES ", true),
-        ("1", true),
-        ("False", false),
-        ("no", false),
-        ("0", false),
-    ] {
+    for (text, expected) in
+        [("true", true), (" YES ", true), ("1", true), ("False", false), ("no", false), ("0", false)]
+    {
         let c = Condition::parse(text);
-        assert_eq!(
-            c.as_ref().map(|c| c.eval(&Map::new())),
-            Ok(expected),
-            "{text}"
-        );
+        assert_eq!(c.as_ref().map(|c| c.eval(&Map::new())), Ok(expected), "{text}");
         assert_eq!(c.map(|c| c.references().count()), Ok(0), "{text}");
     }
     // Only the whole text is a constant; inside an expression they are ordinary literals.
@@ -322,8 +251,7 @@ fn soft_strings_are_coerced_against_non_strings() {
 
 #[test]
 fn unquoted_text_on_the_right() {
-    let v =
-        json!({"s": "hello world", "n": "5 apples", "r": "rock (live)", "a": 5, "name": "world"});
+    let v = json!({"s": "hello world", "n": "5 apples", "r": "rock (live)", "a": 5, "name": "world"});
     for (cond, expected) in [
         ("{{s}} == hello world", true),
         ("{{s}} != hello world", false),
@@ -345,8 +273,7 @@ fn unquoted_text_on_the_right() {
 
 #[test]
 fn bare_names() {
-    let v =
-        json!({"status": "approved", "count": 9, "lst": [1, 2], "d": {"x": {"y": 3}}, "limit": 5});
+    let v = json!({"status": "approved", "count": 9, "lst": [1, 2], "d": {"x": {"y": 3}}, "limit": 5});
     for (cond, expected) in [
         ("count >= 5", true),
         ("count > limit", true),
@@ -364,20 +291,8 @@ fn bare_names() {
         assert_eq!(eval(cond, v.clone()), Ok(expected), "{cond}");
     }
     // On the right a defined variable wins over the word.
-    assert_eq!(
-        eval(
-            "{{status}} == approved",
-            json!({"status": "approved", "approved": "yes"})
-        ),
-        Ok(false)
-    );
-    assert_eq!(
-        eval(
-            "{{status}} == approved",
-            json!({"status": "yes", "approved": "yes"})
-        ),
-        Ok(true)
-    );
+    assert_eq!(eval("{{status}} == approved", json!({"status": "approved", "approved": "yes"})), Ok(false));
+    assert_eq!(eval("{{status}} == approved", json!({"status": "yes", "approved": "yes"})), Ok(true));
 }
 
 #[test]
@@ -460,26 +375,10 @@ fn is_empty_and_is_not_empty() {
         ("l1", false),
     ] {
         let vars = v.clone();
-        assert_eq!(
-            eval(&format!("is_empty {{{{{name}}}}}"), vars.clone()),
-            Ok(empty),
-            "prefix {name}"
-        );
-        assert_eq!(
-            eval(&format!("{{{{{name}}}}} is_empty"), vars.clone()),
-            Ok(empty),
-            "postfix {name}"
-        );
-        assert_eq!(
-            eval(&format!("is_not_empty {name}"), vars.clone()),
-            Ok(!empty),
-            "prefix not {name}"
-        );
-        assert_eq!(
-            eval(&format!("{name} is_not_empty"), vars),
-            Ok(!empty),
-            "postfix not {name}"
-        );
+        assert_eq!(eval(&format!("is_empty {{{{{name}}}}}"), vars.clone()), Ok(empty), "prefix {name}");
+        assert_eq!(eval(&format!("{{{{{name}}}}} is_empty"), vars.clone()), Ok(empty), "postfix {name}");
+        assert_eq!(eval(&format!("is_not_empty {name}"), vars.clone()), Ok(!empty), "prefix not {name}");
+        assert_eq!(eval(&format!("{name} is_not_empty"), vars), Ok(!empty), "postfix not {name}");
     }
 }
 
@@ -551,10 +450,7 @@ fn values_with_operator_words_are_just_values() {
     let v = json!({"status": "log in failed", "s": "a and b or not c == d"});
     assert_eq!(eval("{{status}} == 'log in failed'", v.clone()), Ok(true));
     assert_eq!(eval("{{status}} contains 'in'", v.clone()), Ok(true));
-    assert_eq!(
-        eval("{{s}} == 'a and b or not c == d'", v.clone()),
-        Ok(true)
-    );
+    assert_eq!(eval("{{s}} == 'a and b or not c == d'", v.clone()), Ok(true));
     assert_eq!(eval("{{s}}", v), Ok(true));
     // A value that looks like a placeholder is not expanded a second time (LangOrch renders conditions twice).
     let v = json!({"s": "{{a}}", "a": 5});
@@ -581,10 +477,7 @@ fn precedence_and_grouping() {
         ("not(not({{t}}))", true),
         ("NOT {{f}}", true),
         ("{{f}} Or {{t}}", true),
-        (
-            "{{a}} > 1 and {{a}} < 10 and not ({{a}} == 7 or {{a}} == 8)",
-            true,
-        ),
+        ("{{a}} > 1 and {{a}} < 10 and not ({{a}} == 7 or {{a}} == 8)", true),
         ("((({{t}})))", true),
     ] {
         assert_eq!(eval(cond, v.clone()), Ok(expected), "{cond}");
@@ -611,11 +504,7 @@ fn keywords_are_case_insensitive() {
 fn scope_layers_are_respected() {
     let vars = obj(json!({"item": {"v": 0}, "limit": 1}));
     let item = json!({"v": 2});
-    let scope = With {
-        name: "item",
-        value: &item,
-        parent: &vars,
-    };
+    let scope = With { name: "item", value: &item, parent: &vars };
     let c = Condition::parse("item.v > limit and {{item.v}} == 2");
     assert_eq!(c.map(|c| c.eval(&scope)), Ok(true));
 }
@@ -629,14 +518,9 @@ fn source_and_display_keep_the_text() {
 
 #[test]
 fn references_are_reported_with_their_kind() {
-    let c = Condition::parse(
-        "{{a}} == b and c.d > {{e | 1}} or 'x{{f}}{{g|2}}' == {{h}} z and is_empty {{i.0}}",
-    );
-    let refs: Vec<(String, ReferenceKind)> = c
-        .iter()
-        .flat_map(|c| c.references())
-        .map(|r| (r.path.to_string(), r.kind))
-        .collect();
+    let c = Condition::parse("{{a}} == b and c.d > {{e | 1}} or 'x{{f}}{{g|2}}' == {{h}} z and is_empty {{i.0}}");
+    let refs: Vec<(String, ReferenceKind)> =
+        c.iter().flat_map(|c| c.references()).map(|r| (r.path.to_string(), r.kind)).collect();
     let expected: Vec<(String, ReferenceKind)> = [
         ("a", ReferenceKind::Value),
         ("b", ReferenceKind::NameOrWord),
@@ -651,11 +535,7 @@ fn references_are_reported_with_their_kind() {
     .map(|(p, k)| (p.to_owned(), k))
     .collect();
     assert_eq!(refs, expected);
-    let reads: Vec<String> = c
-        .iter()
-        .flat_map(|c| c.reads())
-        .map(ToString::to_string)
-        .collect();
+    let reads: Vec<String> = c.iter().flat_map(|c| c.reads()).map(ToString::to_string).collect();
     assert_eq!(reads, ["a", "c.d", "e", "f", "g", "h", "i.0"]);
 }
 
@@ -710,37 +590,21 @@ fn error_display_and_offsets_on_unicode_text() {
 fn source_length_limit() {
     let pad = " ".repeat(MAX_SOURCE_BYTES - "{{a}}".len());
     assert_eq!(eval(&format!("{{{{a}}}}{pad}"), json!({"a": 1})), Ok(true));
-    assert_error(
-        &format!("{{{{a}}}}{pad} "),
-        0,
-        "more than the limit of 8192",
-    );
+    assert_error(&format!("{{{{a}}}}{pad} "), 0, "more than the limit of 8192");
 }
 
 #[test]
 fn nesting_limit() {
-    let ok = format!(
-        "{}{{{{t}}}}{}",
-        "(".repeat(MAX_DEPTH),
-        ")".repeat(MAX_DEPTH)
-    );
+    let ok = format!("{}{{{{t}}}}{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
     assert_eq!(eval(&ok, json!({"t": true})), Ok(true));
-    let too_deep = format!(
-        "{}{{{{t}}}}{}",
-        "(".repeat(MAX_DEPTH + 1),
-        ")".repeat(MAX_DEPTH + 1)
-    );
+    let too_deep = format!("{}{{{{t}}}}{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
     assert_error(&too_deep, MAX_DEPTH, "nested more than 32 deep");
     let nots = format!("{}{{{{t}}}}", "not ".repeat(MAX_DEPTH));
     assert_eq!(eval(&nots, json!({"t": true})), Ok(true));
     let too_many_nots = format!("{}{{{{t}}}}", "not ".repeat(MAX_DEPTH + 1));
     assert_error(&too_many_nots, MAX_DEPTH * 4, "nested more than 32 deep");
     // `not` and parentheses share the budget.
-    let mixed = format!(
-        "{}{{{{t}}}}{}",
-        "not (".repeat(MAX_DEPTH / 2 + 1),
-        ")".repeat(MAX_DEPTH / 2 + 1)
-    );
+    let mixed = format!("{}{{{{t}}}}{}", "not (".repeat(MAX_DEPTH / 2 + 1), ")".repeat(MAX_DEPTH / 2 + 1));
     assert!(error(&mixed).is_some_and(|e| e.message.contains("nested")));
 }
 
@@ -750,30 +614,15 @@ fn term_limit() {
     let fits = format!("{{{{t}}}}{}", " and {{t}}".repeat((MAX_TERMS - 1) / 2));
     assert_eq!(eval(&fits, json!({"t": true})), Ok(true));
     let over = format!("{{{{t}}}}{}", " and {{t}}".repeat((MAX_TERMS - 1) / 2 + 1));
-    assert!(
-        error(&over).is_some_and(|e| e.message.contains("more than 256 operators and operands"))
-    );
+    assert!(error(&over).is_some_and(|e| e.message.contains("more than 256 operators and operands")));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Properties.
 
 fn json_value() -> impl Strategy<Value = Value> {
-    let words = vec![
-        "",
-        "10",
-        "9",
-        "None",
-        "yes",
-        "no",
-        "0",
-        "0.0",
-        "hello world",
-        "a",
-        "log in failed",
-        "{{a}}",
-        "'q'",
-    ];
+    let words =
+        vec!["", "10", "9", "None", "yes", "no", "0", "0.0", "hello world", "a", "log in failed", "{{a}}", "'q'"];
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
@@ -784,19 +633,16 @@ fn json_value() -> impl Strategy<Value = Value> {
         ".{0,8}".prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
-        let keys =
-            prop::sample::select(vec!["c", "k", "x", "y", "0", "length"]).prop_map(String::from);
+        let keys = prop::sample::select(vec!["c", "k", "x", "y", "0", "length"]).prop_map(String::from);
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(keys, inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(keys, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn vars() -> impl Strategy<Value = Map<String, Value>> {
-    let names = prop::sample::select(vec!["a", "b", "s", "lst", "d", "flag", "approved"])
-        .prop_map(String::from);
+    let names = prop::sample::select(vec!["a", "b", "s", "lst", "d", "flag", "approved"]).prop_map(String::from);
     prop::collection::btree_map(names, json_value(), 0..7).prop_map(|m| m.into_iter().collect())
 }
 
@@ -823,15 +669,8 @@ fn left_operand() -> impl Strategy<Value = String> {
 }
 
 fn right_operand() -> impl Strategy<Value = String> {
-    let raw = prop::sample::select(vec![
-        "hello world",
-        "approved",
-        "b",
-        "5 apples",
-        "{{a}} x",
-        "s.k",
-    ])
-    .prop_map(String::from);
+    let raw =
+        prop::sample::select(vec!["hello world", "approved", "b", "5 apples", "{{a}} x", "s.k"]).prop_map(String::from);
     prop_oneof![left_operand(), raw]
 }
 
@@ -904,8 +743,7 @@ fn token_soup() -> impl Strategy<Value = String> {
         "&&",
         "|",
     ]);
-    (prop::collection::vec(tokens, 0..24), any::<bool>())
-        .prop_map(|(t, spaced)| t.join(if spaced { " " } else { "" }))
+    (prop::collection::vec(tokens, 0..24), any::<bool>()).prop_map(|(t, spaced)| t.join(if spaced { " " } else { "" }))
 }
 
 proptest! {

@@ -10,7 +10,7 @@ mod node;
 pub(crate) mod parse;
 
 pub use node::*;
-pub use parse::{parse_document, ParsedDocument};
+pub use parse::{ParsedDocument, parse_document};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};

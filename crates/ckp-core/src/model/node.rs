@@ -250,10 +250,10 @@ impl<'de> Deserialize<'de> for Node {
 pub(crate) fn split_common_fields(fields: &mut Map<String, Value>) -> Map<String, Value> {
     let mut common = Map::new();
     for key in COMMON_KEYS {
-        if let Some(v) = fields.shift_remove(key) {
-            if !v.is_null() {
-                common.insert(key.into(), v);
-            }
+        if let Some(v) = fields.shift_remove(key)
+            && !v.is_null()
+        {
+            common.insert(key.into(), v);
         }
     }
     common

@@ -30,7 +30,8 @@ pub struct ParsedDocument {
 
 /// Reads CKP text into a [`Document`], reporting JSON syntax, dialect and field type problems.
 pub fn parse_document(text: &str) -> ParsedDocument {
-    let mut out = ParsedDocument { document: None, value: None, diagnostics: Vec::new(), source_map: SourceMap::default() };
+    let mut out =
+        ParsedDocument { document: None, value: None, diagnostics: Vec::new(), source_map: SourceMap::default() };
     if text.len() > MAX_DOCUMENT_BYTES {
         let mut d = Diagnostic::new(
             Code::TooLarge,
@@ -119,7 +120,10 @@ fn foreign_dialect(root: &Map<String, Value>) -> Option<Diagnostic> {
         (root.get("nodes").is_some(), "`nodes` at the root instead of inside `workflow_graph`"),
         (graph_nodes.is_some_and(Value::is_array), "`workflow_graph.nodes` as a list"),
         (root.contains_key("procedure_version"), "`procedure_version` instead of `version`"),
-        (root.contains_key("start_node_id") || root.contains_key("entry"), "`start_node_id`/`entry` instead of `workflow_graph.start_node`"),
+        (
+            root.contains_key("start_node_id") || root.contains_key("entry"),
+            "`start_node_id`/`entry` instead of `workflow_graph.start_node`",
+        ),
     ]
     .into_iter()
     .filter_map(|(hit, what)| hit.then_some(what))
@@ -189,9 +193,7 @@ pub(crate) fn node_from_value(node: Value, pointer: &str, diags: &mut Vec<Diagno
     let de = serde_path_to_error::Deserializer::new(Value::Object(fields), &mut track);
     match NodeKind::from_fields(&type_name, de) {
         None => {
-            let hint = closest(&type_name, &NODE_TYPES)
-                .map(|s| format!("did you mean `{s}`? "))
-                .unwrap_or_default();
+            let hint = closest(&type_name, &NODE_TYPES).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
             diags.push(Diagnostic::new(
                 Code::UnknownNodeType,
                 child(pointer, "type"),

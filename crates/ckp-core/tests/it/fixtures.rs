@@ -33,7 +33,9 @@ fn shared_fixtures_validate_without_errors() {
 /// Drops object members whose value is null: `null` and absent mean the same in CKP.
 fn without_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect())
+        }
         Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
         other => other.clone(),
     }
@@ -41,7 +43,8 @@ fn without_nulls(v: &Value) -> Value {
 
 #[test]
 fn import_then_export_loses_nothing() {
-    let mut texts: Vec<String> = fixture_paths().iter().map(|p| std::fs::read_to_string(p).expect("readable")).collect();
+    let mut texts: Vec<String> =
+        fixture_paths().iter().map(|p| std::fs::read_to_string(p).expect("readable")).collect();
     texts.push(include_str!("../../../../examples/everything.ckp.json").to_owned());
     for text in texts {
         let parsed = parse_document(&text);

@@ -43,11 +43,15 @@ fn root_must_be_an_object() {
 
 #[test]
 fn another_dialect_gives_one_clear_error() {
-    let c = compile(r#"{"id": "triage", "version": 1, "entry": "a", "nodes": [{"id": "a", "type": "sequence", "steps": [{"action": "x", "params": {}}]}]}"#);
+    let c = compile(
+        r#"{"id": "triage", "version": 1, "entry": "a", "nodes": [{"id": "a", "type": "sequence", "steps": [{"action": "x", "params": {}}]}]}"#,
+    );
     assert_eq!(c.diagnostics.len(), 1, "{:#?}", c.diagnostics);
     let msg = expect(&c, Code::ForeignDialect, "");
     assert!(msg.contains("root `id`") && msg.contains("\"nodes\": {"), "{msg}");
-    let c = compile(r#"{"procedure_id": "p", "version": "1", "workflow_graph": {"start_node": "a", "nodes": [{"id": "a"}]}}"#);
+    let c = compile(
+        r#"{"procedure_id": "p", "version": "1", "workflow_graph": {"start_node": "a", "nodes": [{"id": "a"}]}}"#,
+    );
     assert_eq!(c.diagnostics.len(), 1);
     assert!(expect(&c, Code::ForeignDialect, "").contains("`workflow_graph.nodes` as a list"));
 }
@@ -66,7 +70,8 @@ fn missing_fields() {
         d.as_object_mut().map(|o| o.shift_remove("workflow_graph"));
     });
     expect(&c, Code::MissingField, "/workflow_graph");
-    let c = with(|d| node(d, "a")["steps"][0].as_object_mut().map(|o| o.shift_remove("action")).map(drop).unwrap_or(()));
+    let c =
+        with(|d| node(d, "a")["steps"][0].as_object_mut().map(|o| o.shift_remove("action")).map(drop).unwrap_or(()));
     expect(&c, Code::MissingField, "/workflow_graph/nodes/a/steps/0/action");
     let c = with(|d| node(d, "check")["rules"][0]["condition"] = json!(""));
     expect(&c, Code::MissingField, "/workflow_graph/nodes/check/rules/0/condition");
@@ -80,9 +85,16 @@ fn missing_fields() {
     expect(&c, Code::MissingField, "/workflow_graph/nodes/v/checks/0/condition");
     let c = with(|d| add(d, "par", json!({"type": "parallel", "branches": [{"branch_id": "b"}]})));
     expect(&c, Code::MissingField, "/workflow_graph/nodes/par/branches/0/start_node");
-    let c = with(|d| add(d, "t", json!({"type": "transform", "transformations": [{"type": "filter", "source_variable": "x", "expression": "{{item}}"}]})));
+    let c = with(|d| {
+        add(
+            d,
+            "t",
+            json!({"type": "transform", "transformations": [{"type": "filter", "source_variable": "x", "expression": "{{item}}"}]}),
+        )
+    });
     expect(&c, Code::MissingField, "/workflow_graph/nodes/t/transformations/0/output_variable");
-    let c = with(|d| node(d, "a")["steps"][0].as_object_mut().map(|o| o.shift_remove("variable")).map(drop).unwrap_or(()));
+    let c =
+        with(|d| node(d, "a")["steps"][0].as_object_mut().map(|o| o.shift_remove("variable")).map(drop).unwrap_or(()));
     expect(&c, Code::MissingField, "/workflow_graph/nodes/a/steps/0/variable");
     let c = with(|d| node(d, "a")["sla"] = json!({"on_breach": "fail"}));
     expect(&c, Code::MissingField, "/workflow_graph/nodes/a/sla/max_duration_ms");
@@ -119,7 +131,10 @@ fn enum_values() {
         ("/global_config/execution_mode", json!({"global_config": {"execution_mode": "fast"}})),
         ("/global_config/checkpoint_strategy", json!({"global_config": {"checkpoint_strategy": "sometimes"}})),
         ("/global_config/workflow_dispatch_mode", json!({"global_config": {"workflow_dispatch_mode": "later"}})),
-        ("/global_config/secrets_config/provider", json!({"global_config": {"secrets_config": {"provider": "keychain"}}})),
+        (
+            "/global_config/secrets_config/provider",
+            json!({"global_config": {"secrets_config": {"provider": "keychain"}}}),
+        ),
         ("/trigger/type", json!({"trigger": {"type": "cron"}})),
         ("/status", json!({"status": "live"})),
     ];
@@ -134,15 +149,27 @@ fn enum_values() {
     let node_cases = [
         (json!({"type": "parallel", "branches": [], "wait_strategy": "most"}), "wait_strategy"),
         (json!({"type": "parallel", "branches": [], "branch_failure": "explode"}), "branch_failure"),
-        (json!({"type": "human_approval", "decision_type": "vote", "on_approve": "end", "on_reject": "end"}), "decision_type"),
-        (json!({"type": "human_approval", "timeout_action": "nothing", "on_approve": "end", "on_reject": "end"}), "timeout_action"),
+        (
+            json!({"type": "human_approval", "decision_type": "vote", "on_approve": "end", "on_reject": "end"}),
+            "decision_type",
+        ),
+        (
+            json!({"type": "human_approval", "timeout_action": "nothing", "on_approve": "end", "on_reject": "end"}),
+            "timeout_action",
+        ),
         (json!({"type": "verification", "checks": [{"condition": "true", "on_fail": "explode"}]}), "checks/0/on_fail"),
         (json!({"type": "subflow", "procedure_id": "x", "on_failure": "panic"}), "on_failure"),
         (json!({"type": "sequence", "steps": [], "sla": {"max_duration_ms": 5, "on_breach": "cry"}}), "sla/on_breach"),
         (json!({"type": "sequence", "steps": [], "error_handlers": [{"action": "pray"}]}), "error_handlers/0/action"),
-        (json!({"type": "transform", "transformations": [{"type": "explode", "source_variable": "a", "output_variable": "b"}]}), "transformations/0/type"),
+        (
+            json!({"type": "transform", "transformations": [{"type": "explode", "source_variable": "a", "output_variable": "b"}]}),
+            "transformations/0/type",
+        ),
         (json!({"type": "processing", "operations": [{"action": "click"}]}), "operations/0/action"),
-        (json!({"type": "llm_action", "prompt": "p", "attachments": [{"type": "video", "source": "x"}]}), "attachments/0/type"),
+        (
+            json!({"type": "llm_action", "prompt": "p", "attachments": [{"type": "video", "source": "x"}]}),
+            "attachments/0/type",
+        ),
     ];
     for (n, field) in node_cases {
         let c = with(|d| add(d, "n", n.clone()));
@@ -166,7 +193,13 @@ fn numbers_must_be_non_negative() {
     expect(&c, Code::InvalidNumber, "/global_config/max_cost_usd");
     let c = with(|d| add(d, "m", json!({"type": "llm_action", "prompt": "p", "temperature": 3})));
     expect(&c, Code::InvalidNumber, "/workflow_graph/nodes/m/temperature");
-    let c = with(|d| add(d, "l", json!({"type": "loop", "iterator": "xs", "iterator_variable": "x", "body_node": "a", "max_iterations": -1})));
+    let c = with(|d| {
+        add(
+            d,
+            "l",
+            json!({"type": "loop", "iterator": "xs", "iterator_variable": "x", "body_node": "a", "max_iterations": -1}),
+        )
+    });
     expect(&c, Code::InvalidNumber, "/workflow_graph/nodes/l/max_iterations");
     let c = with(|d| node(d, "a")["error_handlers"] = json!([{"trigger": {"http_status_codes": [42]}}]));
     expect(&c, Code::InvalidNumber, "/workflow_graph/nodes/a/error_handlers/0/trigger/http_status_codes/0");
@@ -196,13 +229,28 @@ fn every_edge_kind_must_point_at_a_node() {
         (json!({"type": "logic", "rules": [{"condition": "true", "next_node": "nowhere"}]}), "rules/0/next_node"),
         (json!({"type": "logic", "rules": [], "default_next_node": "nowhere"}), "default_next_node"),
         (json!({"type": "loop", "iterator": "xs", "iterator_variable": "x", "body_node": "nowhere"}), "body_node"),
-        (json!({"type": "parallel", "branches": [{"branch_id": "b", "start_node": "nowhere"}]}), "branches/0/start_node"),
+        (
+            json!({"type": "parallel", "branches": [{"branch_id": "b", "start_node": "nowhere"}]}),
+            "branches/0/start_node",
+        ),
         (json!({"type": "human_approval", "on_approve": "nowhere", "on_reject": "end"}), "on_approve"),
         (json!({"type": "human_approval", "on_approve": "end", "on_reject": "nowhere"}), "on_reject"),
-        (json!({"type": "human_approval", "on_approve": "end", "on_reject": "end", "on_timeout": "nowhere"}), "on_timeout"),
-        (json!({"type": "llm_action", "prompt": "p", "orchestration_mode": true, "branches": ["end", "nowhere"]}), "branches/1"),
-        (json!({"type": "sequence", "steps": [], "error_handlers": [{"action": "ignore", "fallback_node": "nowhere"}]}), "error_handlers/0/fallback_node"),
-        (json!({"type": "sequence", "steps": [], "sla": {"max_duration_ms": 1, "on_breach": "escalate", "escalation_handler": "nowhere"}}), "sla/escalation_handler"),
+        (
+            json!({"type": "human_approval", "on_approve": "end", "on_reject": "end", "on_timeout": "nowhere"}),
+            "on_timeout",
+        ),
+        (
+            json!({"type": "llm_action", "prompt": "p", "orchestration_mode": true, "branches": ["end", "nowhere"]}),
+            "branches/1",
+        ),
+        (
+            json!({"type": "sequence", "steps": [], "error_handlers": [{"action": "ignore", "fallback_node": "nowhere"}]}),
+            "error_handlers/0/fallback_node",
+        ),
+        (
+            json!({"type": "sequence", "steps": [], "sla": {"max_duration_ms": 1, "on_breach": "escalate", "escalation_handler": "nowhere"}}),
+            "sla/escalation_handler",
+        ),
     ];
     for (n, field) in cases {
         let c = with(|d| add(d, "n", n.clone()));
@@ -245,18 +293,42 @@ fn regexes_must_compile() {
     expect(&c, Code::InvalidRegex, "/variables_schema/required/amount/validation/regex");
     let c = with(|d| add(d, "m", json!({"type": "llm_action", "prompt": "p", "outputs": {"id": "regex: (unclosed"}})));
     expect(&c, Code::InvalidRegex, "/workflow_graph/nodes/m/outputs/id");
-    let c = with(|d| add(d, "p", json!({"type": "processing", "operations": [{"action": "extract_regex", "source": "x", "pattern": "[z-a]"}]})));
+    let c = with(|d| {
+        add(
+            d,
+            "p",
+            json!({"type": "processing", "operations": [{"action": "extract_regex", "source": "x", "pattern": "[z-a]"}]}),
+        )
+    });
     expect(&c, Code::InvalidRegex, "/workflow_graph/nodes/p/operations/0/pattern");
 }
 
 #[test]
 fn json_schemas_must_compile_and_are_never_fetched() {
-    let c = with(|d| add(d, "p", json!({"type": "processing", "operations": [{"action": "validate_schema", "source": "{{x}}", "schema": {"type": "thing"}}]})));
+    let c = with(|d| {
+        add(
+            d,
+            "p",
+            json!({"type": "processing", "operations": [{"action": "validate_schema", "source": "{{x}}", "schema": {"type": "thing"}}]}),
+        )
+    });
     expect(&c, Code::InvalidJsonSchema, "/workflow_graph/nodes/p/operations/0/schema");
-    let c = with(|d| add(d, "p", json!({"type": "processing", "operations": [{"action": "validate_schema", "source": "{{x}}", "schema": {"$ref": "http://127.0.0.1:9/schema.json"}}]})));
+    let c = with(|d| {
+        add(
+            d,
+            "p",
+            json!({"type": "processing", "operations": [{"action": "validate_schema", "source": "{{x}}", "schema": {"$ref": "http://127.0.0.1:9/schema.json"}}]}),
+        )
+    });
     let msg = expect(&c, Code::InvalidJsonSchema, "/workflow_graph/nodes/p/operations/0/schema");
     assert!(msg.contains("not fetched") || msg.contains("127.0.0.1"), "{msg}");
-    let c = with(|d| add(d, "p", json!({"type": "processing", "operations": [{"action": "validate_schema", "source": "{{x}}", "schema": {"$defs": {"n": {"type": "number"}}, "$ref": "#/$defs/n"}}]})));
+    let c = with(|d| {
+        add(
+            d,
+            "p",
+            json!({"type": "processing", "operations": [{"action": "validate_schema", "source": "{{x}}", "schema": {"$defs": {"n": {"type": "number"}}, "$ref": "#/$defs/n"}}]}),
+        )
+    });
     expect_no(&c, Code::InvalidJsonSchema);
 }
 
@@ -287,7 +359,8 @@ fn malformed_placeholders_warn() {
 fn subflow_self_recursion() {
     let c = with(|d| add(d, "s", json!({"type": "subflow", "procedure_id": "p"})));
     expect(&c, Code::SubflowRecursion, "/workflow_graph/nodes/s/procedure_id");
-    let c = with(|d| add(d, "s", json!({"type": "subflow", "procedure_id": "p", "version": "0.9.0", "next_node": "end"})));
+    let c =
+        with(|d| add(d, "s", json!({"type": "subflow", "procedure_id": "p", "version": "0.9.0", "next_node": "end"})));
     expect_no(&c, Code::SubflowRecursion);
 }
 
@@ -303,7 +376,8 @@ fn actions_need_an_executor() {
     expect_no(&c, Code::NoExecutor);
     let c = with(|d| node(d, "a")["steps"][0] = json!({"step_id": "h", "action": "http_request", "url": "http://x"}));
     expect_no(&c, Code::NoExecutor);
-    let c = with(|d| node(d, "a")["steps"][0] = json!({"step_id": "m", "action": "mcp:everything/echo", "message": "hi"}));
+    let c =
+        with(|d| node(d, "a")["steps"][0] = json!({"step_id": "m", "action": "mcp:everything/echo", "message": "hi"}));
     expect_no(&c, Code::NoExecutor);
     let c = with(|d| node(d, "a")["steps"][0] = json!({"step_id": "m", "action": "mcp:echo"}));
     expect(&c, Code::InvalidConfig, "/workflow_graph/nodes/a/steps/0/action");
@@ -313,7 +387,13 @@ fn actions_need_an_executor() {
 fn invalid_configurations() {
     let c = with(|d| add(d, "m", json!({"type": "llm_action", "prompt": "p", "orchestration_mode": true})));
     expect(&c, Code::InvalidConfig, "/workflow_graph/nodes/m/branches");
-    let c = with(|d| add(d, "h", json!({"type": "human_approval", "decision_type": "select_option", "on_approve": "end", "on_reject": "end"})));
+    let c = with(|d| {
+        add(
+            d,
+            "h",
+            json!({"type": "human_approval", "decision_type": "select_option", "on_approve": "end", "on_reject": "end"}),
+        )
+    });
     expect(&c, Code::InvalidConfig, "/workflow_graph/nodes/h/options");
     let c = with(|d| d["variables_schema"]["required"]["amount"]["validation"] = json!({"min": 10, "max": 1}));
     expect(&c, Code::InvalidConfig, "/variables_schema/required/amount/validation");
@@ -321,7 +401,13 @@ fn invalid_configurations() {
     expect(&c, Code::InvalidConfig, "/variables_schema/required/amount/default");
     let c = with(|d| d["effective_date"] = json!("next week"));
     expect(&c, Code::InvalidConfig, "/effective_date");
-    let c = with(|d| add(d, "par", json!({"type": "parallel", "branches": [{"branch_id": "b", "start_node": "end"}, {"branch_id": "b", "start_node": "end"}]})));
+    let c = with(|d| {
+        add(
+            d,
+            "par",
+            json!({"type": "parallel", "branches": [{"branch_id": "b", "start_node": "end"}, {"branch_id": "b", "start_node": "end"}]}),
+        )
+    });
     expect(&c, Code::InvalidConfig, "/workflow_graph/nodes/par/branches/1/branch_id");
 }
 
@@ -384,8 +470,16 @@ fn variables_defined_by_every_kind_of_writer_are_known() {
             {"step_id": "s3", "action": "log", "message": "{{resp.status}} {{run_id}} {{secrets.token}} {{last_error.message}}"}
         ]);
         node(d, "a")["next_node"] = json!("l");
-        add(d, "l", json!({"type": "loop", "iterator": "resp.items", "iterator_variable": "it", "index_variable": "i", "collect_variable": "got", "body_node": "body", "next_node": "check"}));
-        add(d, "body", json!({"type": "processing", "operations": [{"action": "log", "message": "{{it}} {{i}} {{got}}"}], "next_node": "l"}));
+        add(
+            d,
+            "l",
+            json!({"type": "loop", "iterator": "resp.items", "iterator_variable": "it", "index_variable": "i", "collect_variable": "got", "body_node": "body", "next_node": "check"}),
+        );
+        add(
+            d,
+            "body",
+            json!({"type": "processing", "operations": [{"action": "log", "message": "{{it}} {{i}} {{got}}"}], "next_node": "l"}),
+        );
     });
     expect_no(&c, Code::UndefinedVariable);
     expect_clean(&c);
@@ -400,7 +494,11 @@ fn set_variable_targets_count_as_defined() {
 
 #[test]
 fn duplicate_keys_warn() {
-    let text = serde_json::to_string_pretty(&base()).expect("json").replacen("\"version\": \"1.0.0\",", "\"version\": \"0.1\",\n  \"version\": \"1.0.0\",", 1);
+    let text = serde_json::to_string_pretty(&base()).expect("json").replacen(
+        "\"version\": \"1.0.0\",",
+        "\"version\": \"0.1\",\n  \"version\": \"1.0.0\",",
+        1,
+    );
     let c = compile(&text);
     let msg = expect(&c, Code::DuplicateKey, "/version");
     assert!(msg.contains("last one"), "{msg}");
@@ -408,13 +506,22 @@ fn duplicate_keys_warn() {
 
 #[test]
 fn unknown_output_mappings_warn() {
-    let c = with(|d| add(d, "m", json!({"type": "llm_action", "prompt": "p", "outputs": {"page": "xpath://div"}, "next_node": "end"})));
+    let c = with(|d| {
+        add(
+            d,
+            "m",
+            json!({"type": "llm_action", "prompt": "p", "outputs": {"page": "xpath://div"}, "next_node": "end"}),
+        )
+    });
     expect(&c, Code::UnknownOutputMapping, "/workflow_graph/nodes/m/outputs/page");
 }
 
 #[test]
 fn unknown_error_types_warn() {
-    let c = with(|d| node(d, "a")["error_handlers"] = json!([{"error_type": "ElementNotFoundException", "action": "retry", "max_retries": 1}]));
+    let c = with(|d| {
+        node(d, "a")["error_handlers"] =
+            json!([{"error_type": "ElementNotFoundException", "action": "retry", "max_retries": 1}])
+    });
     let msg = expect(&c, Code::UnknownErrorType, "/workflow_graph/nodes/a/error_handlers/0/error_type");
     assert!(msg.contains("contains"), "{msg}");
     let c = with(|d| node(d, "a")["error_handlers"] = json!([{"error_type": "AgentActionError", "action": "fail"}]));
@@ -423,7 +530,8 @@ fn unknown_error_types_warn() {
 
 #[test]
 fn missing_routes_warn() {
-    let c = with(|d| node(d, "check").as_object_mut().map(|o| o.shift_remove("default_next_node")).map(drop).unwrap_or(()));
+    let c =
+        with(|d| node(d, "check").as_object_mut().map(|o| o.shift_remove("default_next_node")).map(drop).unwrap_or(()));
     expect(&c, Code::MissingRoute, "/workflow_graph/nodes/check");
     let c = with(|d| {
         node(d, "check")["default_next_node"] = json!("h");
@@ -445,7 +553,10 @@ fn ignored_fields_warn() {
 
 #[test]
 fn both_variables_schema_forms_compile() {
-    let c = with(|d| d["variables_schema"] = json!({"amount": {"type": "number", "required": true}, "note": {"type": "string", "default": "n"}}));
+    let c = with(|d| {
+        d["variables_schema"] =
+            json!({"amount": {"type": "number", "required": true}, "note": {"type": "string", "default": "n"}})
+    });
     expect_clean(&c);
     let p = c.procedure.expect("compiles");
     assert_eq!(p.variables.len(), 2);

@@ -16,7 +16,9 @@ pub const EXIT_ERRORS: u8 = 1;
 /// Reads a file as UTF-8 text, or explains why not.
 pub fn read_text(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| format!("{}: not UTF-8 text (byte {}): a CKP file is JSON text", path.display(), e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        format!("{}: not UTF-8 text (byte {}): a CKP file is JSON text", path.display(), e.utf8_error().valid_up_to())
+    })
 }
 
 /// Prints diagnostics the way rustc does: `file:line:col: severity[code]: message`, then the JSON pointer.
