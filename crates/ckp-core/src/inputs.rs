@@ -98,3 +98,80 @@ pub fn initial_vars(procedure: &Procedure, inputs: &Map<String, Value>) -> Map<S
     }
     vars
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn procedure() -> Procedure {
+        let doc = json!({
+            "procedure_id": "p", "version": "1",
+            "variables_schema": {
+                "required": {
+                    "amount": {"type": "number", "validation": {"min": 1, "max": 100}},
+                    "email": {"type": "string", "validation": {"regex": "[a-z]+@[a-z]+\\.com"}},
+                    "with_default": {"type": "string", "default": "d"}
+                },
+                "optional": {
+                    "flag": {"type": "boolean"},
+                    "items": {"type": "array"},
+                    "region": {"type": "string", "default": "eu", "validation": {"allowed_values": ["eu", "us"]}},
+                    "code": {"type": "string", "validation": {"min": 2, "max": 3}},
+                    "level": {"type": "number", "validation": {"allowed_values": [1, 2]}}
+                }
+            },
+            "workflow_graph": {"start_node": "end", "nodes": {"end": {"type": "terminate"}}}
+        });
+        crate::compile_value(&doc).procedure.expect("compiles")
+    }
+
+    fn errors(inputs: serde_json::Value) -> BTreeMap<String, String> {
+        let inputs = inputs.as_object().cloned().unwrap_or_default();
+        check_inputs(&procedure(), &inputs).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn valid_inputs_pass() {
+        let ok = json!({"amount": 5, "email": "a@b.com", "with_default": "x", "flag": true, "items": {}, "region": "us", "code": "ab", "level": 2});
+        assert_eq!(errors(ok), BTreeMap::new());
+        // A numeric string is a number, as LangOrch accepts.
+        assert_eq!(errors(json!({"amount": "5", "email": "a@b.com", "with_default": "x"})), BTreeMap::new());
+    }
+
+    #[test]
+    fn langorch_messages() {
+        let e = errors(
+            json!({"amount": "lots", "email": "nope", "flag": "yes", "items": 3, "region": "mars", "code": "abcd", "level": 3}),
+        );
+        assert_eq!(e["amount"], "Must be a number");
+        assert_eq!(e["email"], "Does not match required pattern: [a-z]+@[a-z]+\\.com");
+        assert_eq!(e["with_default"], "This field is required", "a default does not satisfy required (B §1.6)");
+        assert_eq!(e["flag"], "Must be a boolean (true/false)");
+        assert_eq!(e["items"], "Must be a valid array");
+        assert_eq!(e["region"], "Must be one of: eu, us");
+        assert_eq!(e["code"], "Must be at most 3 characters");
+        assert_eq!(e["level"], "Must be one of: 1, 2");
+        let e = errors(json!({"amount": 0, "email": "  ", "code": "a"}));
+        assert_eq!(e["amount"], "Must be at least 1");
+        assert_eq!(e["email"], "This field is required");
+        assert_eq!(e["code"], "Must be at least 2 characters");
+        assert_eq!(errors(json!({"amount": 101}))["amount"], "Must be at most 100");
+    }
+
+    #[test]
+    fn regex_is_a_full_match() {
+        assert_eq!(
+            errors(json!({"amount": 1, "email": "xa@b.comx", "with_default": "x"}))["email"],
+            "Does not match required pattern: [a-z]+@[a-z]+\\.com"
+        );
+    }
+
+    #[test]
+    fn initial_vars_overlay_defaults() {
+        let p = procedure();
+        let inputs = json!({"amount": 3, "region": "us"}).as_object().cloned().unwrap_or_default();
+        let vars = initial_vars(&p, &inputs);
+        assert_eq!(json!(vars), json!({"with_default": "d", "region": "us", "amount": 3}));
+    }
+}
