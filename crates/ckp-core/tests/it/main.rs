@@ -2,5 +2,6 @@
 #![expect(clippy::panic, reason = "test helpers fail by panicking with the diagnostics they saw")]
 
 mod fixtures;
+mod props;
 mod rules;
 mod support;
