@@ -3,7 +3,7 @@
 //! `main.rs` only parses arguments and calls [`run`]; every subcommand lives in `cmd/` and writes to the writers
 //! it is given, so tests drive the same code the binary runs.
 
-mod cmd;
+pub mod cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,6 +43,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
     },
+    /// Run a procedure locally with a live timeline; exit 0 only when it completes.
+    ///
+    /// External steps need an executor: without agents configured they fail with a clear message unless
+    /// `--mock-external` is given.
+    Run(cmd::run::RunArgs),
     /// Print the procedure graph as Mermaid or Graphviz DOT.
     Graph {
         /// The CKP file.
@@ -86,6 +91,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Validate { files, format } => cmd::validate::run(&files, format, out, err),
         Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),
         Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
+        Command::Run(args) => cmd::run::run(&args, out, err),
     };
     result.unwrap_or_else(|e| {
         let _ = writeln!(err, "ckp: {e}");

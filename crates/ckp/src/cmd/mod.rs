@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the pieces they share (reading a CKP file, printing diagnostics).
 
 pub mod explain;
+pub mod run;
 pub mod validate;
 
 use std::io::Write;

@@ -1,0 +1,205 @@
+//! The engine's only ways to reach the world. Real implementations live in `ckp-connectors`; the tests and
+//! `ckp run` without configuration use the in-process ones in [`crate::testing`].
+//!
+//! Every call is made at most once per committed intent: the engine commits the intent (with its idempotency key)
+//! before calling and the result after, and never calls again for a committed result.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::StepError;
+
+/// A boxed, sendable future (effect traits must be object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A step dispatched to an agent (LangOrch's `POST {base_url}/execute`, semantics B §6.1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentRequest {
+    /// Lower-cased channel (`web`, `api`, ...).
+    pub channel: String,
+    /// The action.
+    pub action: String,
+    /// Rendered parameters (secrets resolved).
+    pub params: Map<String, Value>,
+    /// Run id.
+    pub run_id: String,
+    /// Node id.
+    pub node_id: String,
+    /// Step id.
+    pub step_id: String,
+    /// Sent as `Idempotency-Key`: the same for every re-dispatch of one step visit.
+    pub idempotency_key: String,
+    /// The step's time limit.
+    pub timeout: Option<Duration>,
+}
+
+/// Executes steps on agents.
+pub trait Agents: Send + Sync {
+    /// Executes `req`; `Ok(result)` or a step error (`agent_unavailable` when no agent serves the channel).
+    fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>>;
+}
+
+/// An outbound HTTP request (the built-in `http_request` executor, A.2.15).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpRequest {
+    /// Method, upper-case.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub body: Option<Value>,
+    /// Time limit.
+    pub timeout: Option<Duration>,
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body: parsed JSON when it is JSON, else a string.
+    pub body: Value,
+}
+
+/// Performs HTTP requests.
+pub trait Http: Send + Sync {
+    /// Sends `req`. Transport failures are errors; any status is a response.
+    fn request(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, StepError>>;
+}
+
+/// One chat completion request (semantics B §6.3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LlmRequest {
+    /// Model (None: the provider's default).
+    pub model: Option<String>,
+    /// System prompt.
+    pub system_prompt: Option<String>,
+    /// User prompt.
+    pub prompt: String,
+    /// Temperature.
+    pub temperature: Option<f64>,
+    /// Completion token cap.
+    pub max_tokens: Option<u32>,
+    /// Ask for a JSON object.
+    pub json_mode: bool,
+    /// Attachments, already loaded: `(kind, description, content)`; images as data URLs.
+    pub attachments: Vec<LlmAttachmentData>,
+    /// Run id (for gateway headers and logs).
+    pub run_id: String,
+    /// Node id.
+    pub node_id: String,
+}
+
+/// An attachment's content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LlmAttachmentData {
+    /// image, csv, text or json.
+    pub kind: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Text content, or a data URL for images.
+    pub content: String,
+}
+
+/// A chat completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmResponse {
+    /// The text of the first choice.
+    pub text: String,
+    /// The model that answered.
+    pub model: String,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+}
+
+/// Calls chat models.
+pub trait Llm: Send + Sync {
+    /// Completes `req`.
+    fn complete(&self, req: LlmRequest) -> BoxFuture<'_, Result<LlmResponse, StepError>>;
+}
+
+/// Calls MCP tools.
+pub trait Mcp: Send + Sync {
+    /// Calls `tool` on `server` with `arguments`; the tool's result.
+    fn call_tool(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<Value, StepError>>;
+}
+
+/// Reads secrets.
+pub trait Secrets: Send + Sync {
+    /// The value of secret `name`, if it exists.
+    fn get(&self, name: &str) -> BoxFuture<'_, Result<Option<String>, StepError>>;
+}
+
+/// Time: now and sleeping (tests use tokio's paused clock).
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+    /// Sleeps for `d`.
+    fn sleep(&self, d: Duration) -> BoxFuture<'_, ()>;
+}
+
+/// The real clock: system time and tokio sleeps.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// The set of effects an engine uses. Absent ones make the matching steps fail with a clear message.
+#[derive(Clone)]
+pub struct Effects {
+    /// Agents.
+    pub agents: Option<Arc<dyn Agents>>,
+    /// Built-in HTTP executor.
+    pub http: Option<Arc<dyn Http>>,
+    /// LLM.
+    pub llm: Option<Arc<dyn Llm>>,
+    /// MCP.
+    pub mcp: Option<Arc<dyn Mcp>>,
+    /// Secrets.
+    pub secrets: Option<Arc<dyn Secrets>>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Effects {
+    fn default() -> Self {
+        Effects { agents: None, http: None, llm: None, mcp: None, secrets: None, clock: Arc::new(SystemClock) }
+    }
+}
+
+impl std::fmt::Debug for Effects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Effects")
+            .field("agents", &self.agents.is_some())
+            .field("http", &self.http.is_some())
+            .field("llm", &self.llm.is_some())
+            .field("mcp", &self.mcp.is_some())
+            .field("secrets", &self.secrets.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,508 @@
+//! The engine's public face: start a run, resume it from its last committed checkpoint, apply an approval
+//! decision, cancel. The top-level loop lives here: it walks the graph node by node, moves the checkpoint at node
+//! boundaries, routes failures (error handlers, `global_config.on_failure`) and writes the final commit.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use ckp_core::procedure::{ExecutionMode, NodeIdx, Procedure};
+use serde_json::{Map, Value, json};
+
+use crate::effects::Effects;
+use crate::error::{EngineError, ErrorKind, RunError};
+use crate::events::{Event, EventSink, payload};
+use crate::journal::{CHECKPOINT_FORMAT, Checkpoint, Commit, Journal, PendingApproval, RunStatus, Stored, Usage};
+use crate::run::{Core, Ctx, Flow, Runner};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Waits up to this long happen in-process; longer ones are durable timers.
+    pub inline_wait_ms: u64,
+    /// Most node visits on one path before the run is failed as a runaway cycle.
+    pub max_hops: u64,
+    /// Commit at the next node boundary once this many events are buffered (so long internal runs show progress).
+    pub max_buffered_events: usize,
+    /// Answer every external step with a mock result (`ckp run --mock-external`), as `mock_external_calls` does.
+    pub mock_external: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { inline_wait_ms: 1_000, max_hops: 100_000, max_buffered_events: 512, mock_external: false }
+    }
+}
+
+/// How an execution ended for now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// The run completed; its outputs (the final variables).
+    Completed {
+        /// Outputs.
+        outputs: Map<String, Value>,
+    },
+    /// The run failed.
+    Failed {
+        /// Why.
+        error: RunError,
+    },
+    /// The run was cancelled.
+    Cancelled,
+    /// The run waits for these decisions.
+    WaitingApproval(Vec<PendingApproval>),
+    /// The run waits for a durable timer.
+    Sleeping {
+        /// When to resume it.
+        until: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// A human decision on a pending approval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The approval key ([`PendingApproval::key`]); None: the only pending approval.
+    pub key: Option<String>,
+    /// `approved`/`approve`, `rejected`/`reject`, `timed_out`, an option, or an input value.
+    pub value: Value,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// Why.
+    pub comment: Option<String>,
+}
+
+/// Executes procedures durably.
+pub struct Engine {
+    journal: Arc<dyn Journal>,
+    effects: Effects,
+    sink: Option<Arc<dyn EventSink>>,
+    config: EngineConfig,
+    cancelled: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("effects", &self.effects).field("config", &self.config).finish()
+    }
+}
+
+impl Engine {
+    /// An engine on `journal` with `effects`.
+    pub fn new(journal: Arc<dyn Journal>, effects: Effects) -> Self {
+        Engine { journal, effects, sink: None, config: EngineConfig::default(), cancelled: Mutex::new(HashSet::new()) }
+    }
+
+    /// Sends committed events to `sink`.
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Asks a run to stop at its next step boundary.
+    pub fn cancel(&self, run_id: &str) {
+        if let Ok(mut c) = self.cancelled.lock() {
+            c.insert(run_id.to_owned());
+        }
+    }
+
+    fn is_cancelled(&self, run_id: &str) -> bool {
+        self.cancelled.lock().map(|c| c.contains(run_id)).unwrap_or(false)
+    }
+
+    /// The checkpoint of a new run: schema defaults, inputs, and the built-ins `run_id` and `procedure_id`.
+    pub fn new_checkpoint(p: &Procedure, run_id: &str, inputs: &Map<String, Value>) -> Checkpoint {
+        let mut vars = ckp_core::inputs::initial_vars(p, inputs);
+        vars.entry("run_id").or_insert_with(|| Value::from(run_id));
+        vars.entry("procedure_id").or_insert_with(|| Value::from(p.id.as_str()));
+        Checkpoint {
+            format: CHECKPOINT_FORMAT,
+            procedure_id: p.id.clone(),
+            procedure_version: p.version.clone(),
+            status: RunStatus::Created,
+            vars,
+            node: Some(p.node(p.start).id.clone()),
+            visits: BTreeMap::new(),
+            replay: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            usage: Usage::default(),
+            pending: Vec::new(),
+            wake_at: None,
+            outputs: None,
+            error: None,
+            started: false,
+            recovering: false,
+            started_at: None,
+            resume_reason: None,
+        }
+    }
+
+    /// Creates and executes a run. Inputs are checked against `variables_schema` first; invalid inputs fail the
+    /// run with every problem in the error message.
+    pub async fn start(
+        &self,
+        p: Arc<Procedure>,
+        run_id: &str,
+        inputs: Map<String, Value>,
+    ) -> Result<RunOutcome, EngineError> {
+        let mut cp = Self::new_checkpoint(&p, run_id, &inputs);
+        let created = self.event("run_created", None, None, json!({}));
+        if let Err(errors) = ckp_core::inputs::check_inputs(&p, &inputs) {
+            let list: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let error = RunError {
+                message: format!("Invalid input_vars: {}", list.join("; ")),
+                node_id: None,
+                step_id: None,
+                kind: ErrorKind::ValidationError,
+            };
+            cp.status = RunStatus::Failed;
+            cp.error = Some(error.clone());
+            let events = vec![
+                created,
+                self.event("error", None, None, json!({"message": error.message, "errors": errors})),
+                self.event("run_failed", None, None, json!({"error": error.to_value()})),
+            ];
+            self.write(run_id, Commit { events, steps: Vec::new(), checkpoint: cp }).await?;
+            return Ok(RunOutcome::Failed { error });
+        }
+        cp.status = RunStatus::Running;
+        self.write(run_id, Commit { events: vec![created], steps: Vec::new(), checkpoint: cp }).await?;
+        self.resume(p, run_id).await
+    }
+
+    /// Continues a run from its last committed checkpoint (after a crash, a timer, or to read its outcome).
+    pub async fn resume(&self, p: Arc<Procedure>, run_id: &str) -> Result<RunOutcome, EngineError> {
+        let stored = self.load(run_id).await?;
+        self.drive(p, run_id, stored).await
+    }
+
+    /// Records a decision on a pending approval and continues the run.
+    pub async fn decide(&self, p: Arc<Procedure>, run_id: &str, decision: Decision) -> Result<RunOutcome, EngineError> {
+        let mut stored = self.load(run_id).await?;
+        let cp = &mut stored.checkpoint;
+        let invalid =
+            |message: &str| EngineError::InvalidState { run_id: run_id.to_owned(), message: message.to_owned() };
+        if cp.status != RunStatus::WaitingApproval {
+            return Err(invalid("the run is not waiting for an approval"));
+        }
+        let position = match &decision.key {
+            Some(k) => cp.pending.iter().position(|a| &a.key == k),
+            None if cp.pending.len() == 1 => Some(0),
+            None => None,
+        }
+        .ok_or_else(|| invalid("no pending approval matches this decision"))?;
+        let approval = cp.pending.remove(position);
+        let value = normalise_decision(&decision.value);
+        cp.decisions.insert(approval.key.clone(), value.clone());
+        let event = self.event(
+            "approval_decision_received",
+            Some(&approval.node_id),
+            None,
+            json!({"approval_id": approval.key, "decision": value, "decided_by": decision.decided_by,
+                   "comment": decision.comment, "node_name": approval.node_name}),
+        );
+        if !cp.pending.is_empty() {
+            // Other approvals still wait: record this one, stay paused.
+            let outcome = RunOutcome::WaitingApproval(cp.pending.clone());
+            self.write(run_id, Commit { events: vec![event], steps: Vec::new(), checkpoint: cp.clone() }).await?;
+            return Ok(outcome);
+        }
+        cp.status = RunStatus::Running;
+        cp.resume_reason = Some("approval_resume".into());
+        self.write(run_id, Commit { events: vec![event], steps: Vec::new(), checkpoint: cp.clone() }).await?;
+        self.drive(p, run_id, stored).await
+    }
+
+    async fn load(&self, run_id: &str) -> Result<Stored, EngineError> {
+        let stored = self.journal.load(run_id).await?.ok_or_else(|| EngineError::RunNotFound(run_id.to_owned()))?;
+        if stored.checkpoint.format != CHECKPOINT_FORMAT {
+            return Err(EngineError::CheckpointFormat {
+                run_id: run_id.to_owned(),
+                found: stored.checkpoint.format,
+                supported: CHECKPOINT_FORMAT,
+            });
+        }
+        Ok(stored)
+    }
+
+    fn event(&self, event_type: &str, node_id: Option<&str>, step_id: Option<&str>, payload: Value) -> Event {
+        Event {
+            event_type: event_type.to_owned(),
+            node_id: node_id.map(str::to_owned),
+            step_id: step_id.map(str::to_owned),
+            payload,
+            created_at: self.effects.clock.now(),
+        }
+    }
+
+    async fn write(&self, run_id: &str, commit: Commit) -> Result<(), EngineError> {
+        let events = if self.sink.is_some() { commit.events.clone() } else { Vec::new() };
+        self.journal.commit(run_id, commit).await?;
+        if let Some(sink) = &self.sink {
+            sink.committed(run_id, &events);
+        }
+        Ok(())
+    }
+
+    async fn drive(&self, p: Arc<Procedure>, run_id: &str, stored: Stored) -> Result<RunOutcome, EngineError> {
+        let mut cp = stored.checkpoint;
+        let resume_reason = cp.resume_reason.take();
+        match cp.status {
+            RunStatus::Completed => return Ok(RunOutcome::Completed { outputs: cp.outputs.unwrap_or_default() }),
+            RunStatus::Failed => {
+                return Ok(RunOutcome::Failed {
+                    error: cp.error.unwrap_or_else(|| RunError {
+                        message: "run failed".into(),
+                        node_id: None,
+                        step_id: None,
+                        kind: ErrorKind::InternalError,
+                    }),
+                });
+            }
+            RunStatus::Canceled => return Ok(RunOutcome::Cancelled),
+            RunStatus::WaitingApproval => return Ok(RunOutcome::WaitingApproval(cp.pending)),
+            _ => {}
+        }
+        if let Some(until) = cp.wake_at
+            && until > self.effects.clock.now()
+        {
+            return Ok(RunOutcome::Sleeping { until });
+        }
+        cp.wake_at = None;
+        cp.status = RunStatus::Running;
+        let cancelled_check = || self.is_cancelled(run_id);
+        let mut vars = cp.vars.clone();
+        let core = Core {
+            suppress: cp.replay.clone(),
+            visits: cp.visits.clone(),
+            usage: cp.usage,
+            base: cp,
+            buf: Vec::new(),
+            new_steps: Vec::new(),
+            steps: stored.steps,
+            emitted: HashMap::new(),
+            pause_marks: HashMap::new(),
+        };
+        let runner = Runner {
+            p: p.clone(),
+            run_id: run_id.to_owned(),
+            effects: &self.effects,
+            journal: self.journal.as_ref(),
+            sink: self.sink.as_deref(),
+            config: &self.config,
+            cancelled: &cancelled_check,
+            core: std::sync::Mutex::new(core),
+        };
+        let top = Ctx::default();
+        let Some(mut cursor) = runner.core().base.node.as_deref().and_then(|id| p.find(id)) else {
+            return Err(EngineError::InvalidState {
+                run_id: run_id.to_owned(),
+                message: "the checkpoint names no node of this procedure version".into(),
+            });
+        };
+        {
+            let entry = p.node(cursor).id.clone();
+            let started = runner.core().base.started;
+            if !started {
+                let now = self.effects.clock.now();
+                {
+                    let mut core = runner.core();
+                    core.base.started = true;
+                    core.base.started_at = Some(now);
+                }
+                if p.config.execution_mode == ExecutionMode::ValidationOnly {
+                    return self.finish_validation_only(&runner, vars).await;
+                }
+                runner.emit_run_event(
+                    "execution_started",
+                    payload([("entry_node_id", entry.into()), ("resume_reason", Value::Null)]),
+                );
+            } else if let Some(reason) = resume_reason {
+                runner.emit_run_event(
+                    "execution_resumed",
+                    payload([("entry_node_id", entry.into()), ("resume_reason", reason.as_str().into())]),
+                );
+            }
+        }
+        loop {
+            let snapshot = runner.may_commit_inside(cursor);
+            runner.begin_top_node(cursor, &vars, snapshot);
+            let flow = runner.exec_node(&top, &mut vars, cursor).await?;
+            match flow {
+                Flow::Next(Some(next)) => {
+                    runner.end_top_node();
+                    let previous = cursor;
+                    cursor = next;
+                    let buffered = runner.core().buf.len();
+                    let strategy_commit = p.node(previous).is_checkpoint;
+                    if buffered >= self.config.max_buffered_events || strategy_commit {
+                        runner.begin_top_node(cursor, &vars, true);
+                        let checkpoint = runner.core().base.clone();
+                        runner.commit_with(checkpoint).await?;
+                    }
+                }
+                Flow::Next(None) => return self.finish(&runner, vars, None).await,
+                Flow::End(ending) => {
+                    if ending.failed {
+                        let error =
+                            runner.core().base.error.clone().filter(|_| runner.core().base.recovering).unwrap_or(
+                                RunError {
+                                    message: "Execution terminated with failed status".into(),
+                                    node_id: Some(p.node(cursor).id.clone()),
+                                    step_id: None,
+                                    kind: ErrorKind::InternalError,
+                                },
+                            );
+                        return self.fail(&runner, vars, error).await;
+                    }
+                    let _ = ending.status;
+                    return self.finish(&runner, vars, None).await;
+                }
+                Flow::Pause(approvals) => return self.pause(&runner, approvals).await,
+                Flow::Fail(error) => {
+                    let recovering = runner.core().base.recovering;
+                    match p.config.on_failure.filter(|_| !recovering) {
+                        Some(recovery) => {
+                            runner.end_top_node();
+                            vars.insert("last_error".into(), error.to_value());
+                            {
+                                let mut core = runner.core();
+                                core.base.recovering = true;
+                                core.base.error = Some(error);
+                            }
+                            cursor = recovery;
+                        }
+                        None => return self.fail(&runner, vars, error).await,
+                    }
+                }
+                Flow::Cancelled => return self.cancelled(&runner, vars).await,
+                Flow::Sleep(until) => {
+                    let cp = {
+                        let core = runner.core();
+                        let mut cp = core.base.clone();
+                        cp.replay = core.emitted.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                        cp.status = RunStatus::Paused;
+                        cp.wake_at = Some(until);
+                        cp
+                    };
+                    runner.commit_with(cp).await?;
+                    return Ok(RunOutcome::Sleeping { until });
+                }
+            }
+        }
+    }
+
+    fn terminal_checkpoint(runner: &Runner<'_>, vars: Map<String, Value>, status: RunStatus) -> Checkpoint {
+        let core = runner.core();
+        let mut cp = core.base.clone();
+        cp.vars = vars;
+        cp.visits = core.visits.clone();
+        cp.usage = core.usage;
+        cp.replay.clear();
+        cp.status = status;
+        cp.node = None;
+        cp.pending.clear();
+        cp
+    }
+
+    async fn finish(
+        &self,
+        runner: &Runner<'_>,
+        vars: Map<String, Value>,
+        _: Option<()>,
+    ) -> Result<RunOutcome, EngineError> {
+        let top = Ctx::default();
+        let recovering = runner.core().base.recovering;
+        let mut body = payload([("outputs", Value::Object(vars.clone()))]);
+        if recovering && let (Value::Object(m), Some(of)) = (&mut body, runner.p.config.on_failure) {
+            m.insert("recovered_via".into(), runner.p.node(of).id.clone().into());
+        }
+        runner.emit(&top, "run_completed", None, None, body);
+        let mut cp = Self::terminal_checkpoint(runner, vars.clone(), RunStatus::Completed);
+        cp.outputs = Some(vars.clone());
+        runner.commit_with(cp).await?;
+        Ok(RunOutcome::Completed { outputs: vars })
+    }
+
+    async fn fail(
+        &self,
+        runner: &Runner<'_>,
+        vars: Map<String, Value>,
+        error: RunError,
+    ) -> Result<RunOutcome, EngineError> {
+        let top = Ctx::default();
+        runner.emit(
+            &top,
+            "run_failed",
+            error.node_id.as_deref(),
+            error.step_id.as_deref(),
+            json!({"error": error.to_value()}),
+        );
+        let mut cp = Self::terminal_checkpoint(runner, vars.clone(), RunStatus::Failed);
+        cp.error = Some(error.clone());
+        cp.outputs = Some(vars);
+        runner.commit_with(cp).await?;
+        Ok(RunOutcome::Failed { error })
+    }
+
+    async fn cancelled(&self, runner: &Runner<'_>, vars: Map<String, Value>) -> Result<RunOutcome, EngineError> {
+        runner.emit(&Ctx::default(), "run_canceled", None, None, json!({"reason": "cancel_signal"}));
+        let cp = Self::terminal_checkpoint(runner, vars, RunStatus::Canceled);
+        runner.commit_with(cp).await?;
+        if let Ok(mut c) = self.cancelled.lock() {
+            c.remove(&runner.run_id);
+        }
+        Ok(RunOutcome::Cancelled)
+    }
+
+    async fn pause(&self, runner: &Runner<'_>, approvals: Vec<PendingApproval>) -> Result<RunOutcome, EngineError> {
+        let cp = {
+            let core = runner.core();
+            let mut cp = core.base.clone();
+            cp.replay =
+                core.emitted.iter().map(|(k, v)| (k.clone(), core.pause_marks.get(k).copied().unwrap_or(*v))).collect();
+            cp.status = RunStatus::WaitingApproval;
+            cp.pending = approvals.clone();
+            cp
+        };
+        runner.commit_with(cp).await?;
+        Ok(RunOutcome::WaitingApproval(approvals))
+    }
+
+    async fn finish_validation_only(
+        &self,
+        runner: &Runner<'_>,
+        _vars: Map<String, Value>,
+    ) -> Result<RunOutcome, EngineError> {
+        runner.emit(
+            &Ctx::default(),
+            "run_completed",
+            None,
+            None,
+            json!({"mode": "validation_only", "message": "Execution skipped (mode=validation_only). CKP compiled and validated successfully.", "outputs": {}}),
+        );
+        let mut cp = Self::terminal_checkpoint(runner, Map::new(), RunStatus::Completed);
+        cp.outputs = Some(Map::new());
+        runner.commit_with(cp).await?;
+        Ok(RunOutcome::Completed { outputs: Map::new() })
+    }
+}
+
+/// `approve` → `approved`, `reject` → `rejected`, `timeout` → `timed_out`; anything else verbatim.
+fn normalise_decision(v: &Value) -> Value {
+    match v.as_str().map(|s| s.trim().to_ascii_lowercase()) {
+        Some(s) if s == "approve" || s == "approved" => "approved".into(),
+        Some(s) if s == "reject" || s == "rejected" => "rejected".into(),
+        Some(s) if s == "timeout" || s == "timed_out" => "timed_out".into(),
+        _ => v.clone(),
+    }
+}
+
+/// The node index of a node id (for tests and callers holding ids).
+pub fn node_index(p: &Procedure, id: &str) -> Option<NodeIdx> {
+    p.find(id)
+}

@@ -1,0 +1,153 @@
+//! Errors: the taxonomy every step and node error belongs to (semantics A.2.10), the error that fails a run, and
+//! the engine's own failures (journal, missing procedure). Handlers match on [`ErrorKind`].
+
+use ckp_core::procedure::ErrorMatch;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The kind of a step or node error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A step, LLM call or the run exceeded its time limit.
+    Timeout,
+    /// An HTTP call returned an error status.
+    HttpError,
+    /// An agent reported an error.
+    AgentError,
+    /// No agent or executor could take the step.
+    AgentUnavailable,
+    /// A validation, verification or schema check failed.
+    ValidationError,
+    /// An LLM call failed.
+    LlmError,
+    /// The run's LLM budget was exceeded.
+    BudgetExceeded,
+    /// The run was cancelled.
+    Cancelled,
+    /// An MCP tool failed.
+    McpError,
+    /// An internal action failed.
+    InternalError,
+}
+
+impl ErrorKind {
+    /// The taxonomy name (`timeout`, `http_error`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::HttpError => "http_error",
+            ErrorKind::AgentError => "agent_error",
+            ErrorKind::AgentUnavailable => "agent_unavailable",
+            ErrorKind::ValidationError => "validation_error",
+            ErrorKind::LlmError => "llm_error",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::McpError => "mcp_error",
+            ErrorKind::InternalError => "internal_error",
+        }
+    }
+}
+
+/// An error raised by a step or an effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    /// Its kind.
+    pub kind: ErrorKind,
+    /// What happened, for people.
+    pub message: String,
+    /// The HTTP status, for HTTP and agent errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// An error code reported by the peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl StepError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        StepError { kind, message: message.into(), http_status: None, code: None }
+    }
+
+    /// Whether an error handler's `error_type` matches this error.
+    pub fn matches(&self, m: &ErrorMatch) -> bool {
+        match m {
+            ErrorMatch::Any => true,
+            ErrorMatch::Timeout => self.kind == ErrorKind::Timeout,
+            ErrorMatch::HttpError => self.kind == ErrorKind::HttpError,
+            ErrorMatch::AgentError => self.kind == ErrorKind::AgentError,
+            ErrorMatch::AgentUnavailable => self.kind == ErrorKind::AgentUnavailable,
+            ErrorMatch::ValidationError => self.kind == ErrorKind::ValidationError,
+            ErrorMatch::LlmError => self.kind == ErrorKind::LlmError,
+            ErrorMatch::BudgetExceeded => self.kind == ErrorKind::BudgetExceeded,
+            ErrorMatch::Cancelled => self.kind == ErrorKind::Cancelled,
+            ErrorMatch::McpError => self.kind == ErrorKind::McpError,
+            ErrorMatch::InternalError => self.kind == ErrorKind::InternalError,
+            ErrorMatch::MessageContains(text) => self.message.contains(text.as_str()),
+        }
+    }
+}
+
+/// The error that fails a run (also `vars.last_error` on the `global_config.on_failure` path, A.2.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// What happened.
+    pub message: String,
+    /// The node where it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// The step where it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    /// The error kind (`type` in JSON).
+    #[serde(rename = "type")]
+    pub kind: ErrorKind,
+}
+
+impl RunError {
+    /// A run error at a node.
+    pub fn at(node_id: &str, step_id: Option<&str>, e: &StepError) -> Self {
+        RunError {
+            message: e.message.clone(),
+            node_id: Some(node_id.to_owned()),
+            step_id: step_id.filter(|s| !s.is_empty()).map(str::to_owned),
+            kind: e.kind,
+        }
+    }
+
+    /// The JSON form used in events and `vars.last_error`.
+    pub fn to_value(&self) -> Value {
+        json!({"message": self.message, "node_id": self.node_id, "step_id": self.step_id, "type": self.kind.as_str()})
+    }
+}
+
+/// Why the engine itself could not go on (as opposed to a run failing).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The journal refused or failed a read or a commit; the run stays at its last committed checkpoint.
+    #[error("journal: {0}")]
+    Journal(String),
+    /// No checkpoint exists for this run.
+    #[error("run {0} not found")]
+    RunNotFound(String),
+    /// The run's checkpoint was written by an incompatible engine.
+    #[error("run {run_id}: checkpoint format {found} is not supported (this engine reads format {supported})")]
+    CheckpointFormat {
+        /// The run.
+        run_id: String,
+        /// Format found.
+        found: u32,
+        /// Format supported.
+        supported: u32,
+    },
+    /// The operation does not apply to the run in its current state.
+    #[error("run {run_id}: {message}")]
+    InvalidState {
+        /// The run.
+        run_id: String,
+        /// Why.
+        message: String,
+    },
+}

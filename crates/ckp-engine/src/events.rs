@@ -1,0 +1,47 @@
+//! Run events: the append-only log of what happened, with LangOrch's event types and payload keys (semantics
+//! B §7.11) plus ckp's additions (`step_log`, `loop_iteration`, `step_retrying`, `notification`).
+//!
+//! The engine buffers events and hands them to the journal at commit points; it never writes them anywhere else.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The event type (`node_started`, `step_completed`, ...).
+    pub event_type: String,
+    /// The node it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// The step it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    /// Type-specific data.
+    pub payload: Value,
+    /// When it happened (UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// A payload value, or null.
+    pub fn get(&self, key: &str) -> &Value {
+        self.payload.get(key).unwrap_or(&Value::Null)
+    }
+}
+
+/// Builds a payload object from key/value pairs.
+pub fn payload<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (k, v) in pairs {
+        map.insert(k.to_owned(), v);
+    }
+    Value::Object(map)
+}
+
+/// Receives committed events (the CLI timeline, the server's SSE hub).
+pub trait EventSink: Send + Sync {
+    /// Called after the events of `run_id` were committed, in order.
+    fn committed(&self, run_id: &str, events: &[Event]);
+}

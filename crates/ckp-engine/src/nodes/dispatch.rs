@@ -1,0 +1,345 @@
+//! One attempt of one step: internal actions run here; external ones (agent, MCP, the built-in HTTP executor)
+//! are dispatched between two commit points — the intent with its idempotency key before the call, the result
+//! after — so a committed result is never requested again and an uncommitted one is re-requested with the same
+//! key (DESIGN §3). Dry runs, mocks and test data overrides short-circuit dispatch (semantics B §5.3).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ckp_core::path::to_text;
+use ckp_core::procedure::{Action, ExecutionMode, Node, Step};
+use ckp_core::template::Secrets as TemplateSecrets;
+use serde_json::{Map, Value, json};
+
+use crate::effects::{AgentRequest, HttpRequest};
+use crate::error::{EngineError, ErrorKind, StepError};
+use crate::journal::StepRecord;
+use crate::ops::{OpErrorKind, run_internal};
+use crate::run::{Ctx, Runner};
+
+/// Text form of a value (strings as-is, others compact JSON).
+pub(crate) fn text_of(v: &Value) -> String {
+    to_text(v).into_owned()
+}
+
+/// How a value's type is named in messages.
+pub(crate) fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Fetched(HashMap<String, String>);
+
+impl TemplateSecrets for Fetched {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+impl Runner<'_> {
+    /// Waits `ms`: in-process when short, else a durable timer (returns when to come back).
+    pub(crate) async fn wait(&self, key: &str, label: &str, ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+        if ms == 0 {
+            return None;
+        }
+        if ms <= self.config.inline_wait_ms {
+            self.effects.clock.sleep(Duration::from_millis(ms)).await;
+            return None;
+        }
+        let tkey = format!("{key}|{label}");
+        let now = self.effects.clock.now();
+        let until = match self.step_record(&tkey) {
+            Some(StepRecord::Completed { result }) => result
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&chrono::Utc)),
+            _ => None,
+        };
+        match until {
+            Some(u) if now >= u => None,
+            Some(u) => Some(u),
+            None => {
+                let u = now + chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 2));
+                self.record_step(tkey, StepRecord::Completed { result: Value::from(u.to_rfc3339()) });
+                Some(u)
+            }
+        }
+    }
+
+    /// One attempt of a step: `step_started`, then the action. Returns the result or the step error.
+    pub(crate) async fn attempt_step(
+        &self,
+        ctx: &Ctx,
+        vars: &mut Map<String, Value>,
+        node: &Node,
+        step: &Step,
+        key: &str,
+    ) -> Result<Result<Option<Value>, StepError>, EngineError> {
+        if (self.cancelled)() {
+            return Ok(Err(StepError::new(ErrorKind::Cancelled, "run cancelled")));
+        }
+        let params = match step.params.render(vars) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        self.emit(ctx, "step_started", Some(&node.id), Some(&step.id), json!({"action": step.action_name}));
+        match &step.action {
+            Action::Internal(action) => {
+                let secrets = self.prefetch_op_secrets(*action, &params).await;
+                let mut env = self.op_env(key.to_owned(), secrets);
+                match run_internal(*action, &params, step.schema.as_ref(), step.pattern.as_ref(), vars, &mut env) {
+                    Ok(mut outcome) => {
+                        let value = outcome.value.take();
+                        self.apply_outcome(ctx, vars, &node.id, Some(&step.id), None, outcome).await?;
+                        Ok(Ok(value))
+                    }
+                    Err(e) => {
+                        let kind = match e.kind {
+                            OpErrorKind::Validation => ErrorKind::ValidationError,
+                            _ => ErrorKind::InternalError,
+                        };
+                        Ok(Err(StepError::new(kind, format!("{} failed: {}", step.action_name, e.message))))
+                    }
+                }
+            }
+            Action::External | Action::Mcp { .. } => self.dispatch(ctx, vars, node, step, params, key).await,
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        ctx: &Ctx,
+        vars: &Map<String, Value>,
+        node: &Node,
+        step: &Step,
+        params: Map<String, Value>,
+        key: &str,
+    ) -> Result<Result<Option<Value>, StepError>, EngineError> {
+        let binding = match (&step.action, &node.channel) {
+            (Action::Mcp { server, tool }, _) => format!("mcp_tool:{server}/{tool}"),
+            (_, Some(channel)) => format!("agent_http:{channel}"),
+            _ => "http".to_owned(),
+        };
+        let config = &self.p.config;
+        if let Some(v) = config.test_data_overrides.get(&step.id).filter(|_| !step.id.is_empty()) {
+            self.emit(
+                ctx,
+                "step_test_override_applied",
+                Some(&node.id),
+                Some(&step.id),
+                json!({"step_id": step.id, "override": v}),
+            );
+            return Ok(Ok(Some(v.clone())));
+        }
+        if config.execution_mode == ExecutionMode::DryRun {
+            self.emit(
+                ctx,
+                "dry_run_step_skipped",
+                Some(&node.id),
+                Some(&step.id),
+                json!({"action": step.action_name, "binding": binding, "ref": step.id}),
+            );
+            return Ok(Ok(Some(json!({"dry_run": true, "skipped_action": step.action_name, "binding": binding}))));
+        }
+        if config.mock_external_calls || self.config.mock_external {
+            self.emit(
+                ctx,
+                "step_mock_applied",
+                Some(&node.id),
+                Some(&step.id),
+                json!({"action": step.action_name, "binding": binding, "ref": step.id}),
+            );
+            return Ok(Ok(Some(json!({"mocked": true, "action": step.action_name, "binding": binding}))));
+        }
+        let idempotency_key = match self.step_record(key) {
+            Some(StepRecord::Completed { result }) => return Ok(Ok(Some(result))),
+            Some(StepRecord::Failed { error }) => return Ok(Err(error)),
+            Some(StepRecord::Started { idempotency_key }) => idempotency_key,
+            None => {
+                let ik = step
+                    .idempotency_key
+                    .as_ref()
+                    .map(|t| t.render_text(vars))
+                    .filter(|k| !k.is_empty())
+                    .unwrap_or_else(|| format!("{}:{key}", self.run_id));
+                self.record_step(key.to_owned(), StepRecord::Started { idempotency_key: ik.clone() });
+                self.commit_mid_node().await?;
+                ik
+            }
+        };
+        let params = self.with_secrets(vars, step, params).await;
+        let timeout = step.timeout_ms.map(Duration::from_millis);
+        let call = self.call_executor(node, step, params, &idempotency_key, timeout);
+        let result = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.emit(
+                        ctx,
+                        "step_timeout",
+                        Some(&node.id),
+                        Some(&step.id),
+                        json!({"timeout_ms": step.timeout_ms, "action": step.action_name, "binding": binding}),
+                    );
+                    Err(StepError::new(
+                        ErrorKind::Timeout,
+                        format!("Step {} timed out after {}ms", step.id, step.timeout_ms.unwrap_or(0)),
+                    ))
+                }
+            },
+            None => call.await,
+        };
+        let record = match &result {
+            Ok(v) => StepRecord::Completed { result: v.clone() },
+            Err(e) => StepRecord::Failed { error: e.clone() },
+        };
+        self.record_step(key.to_owned(), record);
+        self.commit_mid_node().await?;
+        Ok(result.map(Some))
+    }
+
+    /// Re-renders the parameters with `{{secrets.*}}` resolved, only for the call (A.3).
+    async fn with_secrets(
+        &self,
+        vars: &Map<String, Value>,
+        step: &Step,
+        params: Map<String, Value>,
+    ) -> Map<String, Value> {
+        let mut names = Vec::new();
+        step.params.visit_placeholders(&mut |_, p| {
+            if let Some(n) = p.secret_name() {
+                names.push(n.to_owned());
+            }
+        });
+        let Some(source) = (!names.is_empty()).then_some(()).and(self.effects.secrets.as_ref()) else {
+            return params;
+        };
+        let mut fetched = HashMap::new();
+        for name in names {
+            if let Ok(Some(v)) = source.get(&name).await {
+                fetched.insert(name, v);
+            }
+        }
+        match step.params.render_with_secrets(vars, &Fetched(fetched)) {
+            Value::Object(m) => m,
+            _ => params,
+        }
+    }
+
+    async fn call_executor(
+        &self,
+        node: &Node,
+        step: &Step,
+        params: Map<String, Value>,
+        idempotency_key: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Value, StepError> {
+        if let Action::Mcp { server, tool } = &step.action {
+            return match &self.effects.mcp {
+                Some(mcp) => mcp.call_tool(server, tool, params).await,
+                None => Err(StepError::new(
+                    ErrorKind::AgentUnavailable,
+                    format!("MCP server `{server}` is not configured, so tool `{tool}` cannot be called"),
+                )),
+            };
+        }
+        let mut agent_error = None;
+        if let (Some(channel), Some(agents)) = (&node.channel, &self.effects.agents) {
+            let req = AgentRequest {
+                channel: channel.clone(),
+                action: step.action_name.clone(),
+                params: params.clone(),
+                run_id: self.run_id.clone(),
+                node_id: node.id.clone(),
+                step_id: step.id.clone(),
+                idempotency_key: idempotency_key.to_owned(),
+                timeout,
+            };
+            match agents.execute(req).await {
+                Err(e) if e.kind == ErrorKind::AgentUnavailable => agent_error = Some(e),
+                other => return other,
+            }
+        }
+        if step.action_name == "http_request"
+            && let Some(http) = &self.effects.http
+        {
+            return http_request(http.as_ref(), &params, idempotency_key, timeout).await;
+        }
+        Err(agent_error.unwrap_or_else(|| {
+            StepError::new(
+                ErrorKind::AgentUnavailable,
+                format!(
+                    "No executor registered for channel='{}', action='{}'. Register an agent for this channel, or run with --mock-external",
+                    node.channel.as_deref().unwrap_or(""),
+                    step.action_name
+                ),
+            )
+        }))
+    }
+}
+
+/// The built-in `http_request` executor (A.2.15): method, url, headers, query, body/json; 2xx (or
+/// `expected_status`) is success with `{status, headers, body}`.
+async fn http_request(
+    http: &dyn crate::effects::Http,
+    params: &Map<String, Value>,
+    idempotency_key: &str,
+    timeout: Option<Duration>,
+) -> Result<Value, StepError> {
+    let method = params.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
+    let Some(mut url) = params.get("url").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(StepError::new(ErrorKind::ValidationError, "http_request needs a `url`"));
+    };
+    if let Some(Value::Object(query)) = params.get("query").or_else(|| params.get("params")) {
+        let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(&text_of(v)))).collect();
+        if !pairs.is_empty() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&pairs.join("&"));
+        }
+    }
+    let mut headers: Vec<(String, String)> = match params.get("headers") {
+        Some(Value::Object(h)) => h.iter().map(|(k, v)| (k.clone(), text_of(v))).collect(),
+        _ => Vec::new(),
+    };
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("idempotency-key")) {
+        headers.push(("Idempotency-Key".into(), idempotency_key.to_owned()));
+    }
+    let body = params.get("json").or_else(|| params.get("body")).cloned();
+    let expected: Vec<u64> = match params.get("expected_status") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).collect(),
+        Some(Value::Number(n)) => n.as_u64().into_iter().collect(),
+        _ => Vec::new(),
+    };
+    let resp = http.request(HttpRequest { method, url: url.clone(), headers, body, timeout }).await?;
+    let ok = if expected.is_empty() {
+        (200..300).contains(&resp.status)
+    } else {
+        expected.contains(&u64::from(resp.status))
+    };
+    let value = json!({"status": resp.status, "headers": resp.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<Map<_, _>>(), "body": resp.body});
+    if ok {
+        Ok(value)
+    } else {
+        let mut e = StepError::new(ErrorKind::HttpError, format!("HTTP {} from {url}", resp.status));
+        e.http_status = Some(resp.status);
+        Err(e)
+    }
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

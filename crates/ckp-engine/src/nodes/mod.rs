@@ -1,0 +1,170 @@
+//! Node execution: the wrapper every node goes through (lifecycle events, SLA, checkpoint marker) and one module
+//! per node type. Nodes never commit directly except around external effects (`dispatch.rs`).
+
+mod approval;
+mod dispatch;
+mod llm;
+mod logic;
+mod loop_;
+mod parallel;
+mod processing;
+mod sequence;
+mod terminate;
+mod transform;
+mod verification;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use ckp_core::procedure::{Kind, NodeIdx, OnBreach};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ErrorKind, RunError};
+use crate::events::payload;
+use crate::journal::StepRecord;
+use crate::ops::OpEnv;
+use crate::run::{BoxFlow, Ctx, Flow, Runner};
+
+impl Runner<'_> {
+    /// Executes one node with its lifecycle events (semantics B §4.0; in loop bodies and parallel branches too,
+    /// with `loop_index` / `branch_id`, A.2.7).
+    pub(crate) fn exec_node<'a>(&'a self, ctx: &'a Ctx, vars: &'a mut Map<String, Value>, idx: NodeIdx) -> BoxFlow<'a> {
+        Box::pin(async move {
+            let node = self.p.node(idx);
+            let visit = self.visit(ctx, &node.id);
+            self.emit(ctx, "node_started", Some(&node.id), None, payload([("node_name", node.name.clone().into())]));
+            let started = self.effects.clock.now();
+            let mut flow = match &node.kind {
+                Kind::Sequence(s) => self.exec_sequence(ctx, vars, node, visit, s).await?,
+                Kind::Logic(l) => self.exec_logic(vars, l),
+                Kind::Loop(l) => self.exec_loop(ctx, vars, idx, node, l).await?,
+                Kind::Parallel(par) => self.exec_parallel(ctx, vars, node, visit, par).await?,
+                Kind::Processing(ops) => self.exec_processing(ctx, vars, node, visit, ops).await?,
+                Kind::Verification(checks) => self.exec_verification(ctx, vars, node, checks),
+                Kind::Transform(ts) => self.exec_transform(vars, node, ts),
+                Kind::Llm(l) => self.exec_llm(ctx, vars, node, visit, l).await?,
+                Kind::Terminate(t) => self.exec_terminate(ctx, vars, node, visit, t).await?,
+                Kind::Approval(a) => self.exec_approval(ctx, vars, node, visit, a),
+                Kind::Subflow(s) => Flow::Fail(RunError {
+                    message: format!(
+                        "subflow `{}` cannot run: child runs need a procedure store (ckp serve); this engine has none",
+                        s.procedure_id
+                    ),
+                    node_id: Some(node.id.clone()),
+                    step_id: None,
+                    kind: ErrorKind::InternalError,
+                }),
+            };
+            if let (Some(sla), Flow::Next(_) | Flow::End(_)) = (&node.sla, &flow) {
+                let elapsed = (self.effects.clock.now() - started).num_milliseconds().max(0) as u64;
+                if elapsed > sla.max_duration_ms {
+                    let on_breach = match sla.on_breach {
+                        OnBreach::Warn => "warn",
+                        OnBreach::Fail => "fail",
+                        OnBreach::Escalate => "escalate",
+                    };
+                    let handler = sla.escalation.map(|e| self.p.node(e).id.clone());
+                    self.emit(
+                        ctx,
+                        "sla_breached",
+                        Some(&node.id),
+                        None,
+                        json!({"elapsed_ms": elapsed, "limit_ms": sla.max_duration_ms, "on_breach": on_breach, "escalation_handler": handler}),
+                    );
+                    match sla.on_breach {
+                        OnBreach::Warn => {}
+                        OnBreach::Fail => {
+                            flow = Flow::Fail(RunError {
+                                message: format!(
+                                    "SLA breach: node '{}' exceeded {}ms limit (took {elapsed}ms)",
+                                    node.id, sla.max_duration_ms
+                                ),
+                                node_id: Some(node.id.clone()),
+                                step_id: None,
+                                kind: ErrorKind::Timeout,
+                            });
+                        }
+                        OnBreach::Escalate => flow = Flow::Next(sla.escalation),
+                    }
+                }
+            }
+            let name = || payload([("node_name", node.name.clone().into())]);
+            match &flow {
+                Flow::Next(_) | Flow::End(_) => {
+                    self.emit(ctx, "node_completed", Some(&node.id), None, name());
+                    if node.is_checkpoint {
+                        self.emit(
+                            ctx,
+                            "checkpoint_saved",
+                            Some(&node.id),
+                            None,
+                            json!({"reason": "is_checkpoint", "node_id": node.id}),
+                        );
+                    }
+                }
+                Flow::Pause(_) => {
+                    self.mark_pause(ctx);
+                    self.emit(
+                        ctx,
+                        "node_paused",
+                        Some(&node.id),
+                        None,
+                        json!({"reason": "awaiting_approval", "node_name": node.name}),
+                    );
+                }
+                Flow::Fail(e) => {
+                    let text: String = e.message.chars().take(500).collect();
+                    self.emit(ctx, "node_error", Some(&node.id), None, json!({"error": text, "node_name": node.name}));
+                }
+                Flow::Cancelled | Flow::Sleep(_) => {}
+            }
+            Ok(flow)
+        })
+    }
+
+    /// The environment internal actions see: time and ids recorded as step records so that re-execution
+    /// replays the same values; secrets prefetched by the caller.
+    pub(crate) fn op_env<'s>(&'s self, key: String, secrets: HashMap<String, Option<String>>) -> RecordingEnv<'s> {
+        RecordingEnv { runner: self, key, n: 0, secrets }
+    }
+}
+
+/// See [`Runner::op_env`].
+pub(crate) struct RecordingEnv<'s> {
+    runner: &'s Runner<'s>,
+    key: String,
+    n: u32,
+    secrets: HashMap<String, Option<String>>,
+}
+
+impl RecordingEnv<'_> {
+    fn recorded(&mut self, make: impl FnOnce() -> Value) -> Value {
+        self.n += 1;
+        let key = format!("{}|env#{}", self.key, self.n);
+        if let Some(StepRecord::Completed { result }) = self.runner.step_record(&key) {
+            return result;
+        }
+        let value = make();
+        self.runner.record_step(key, StepRecord::Completed { result: value.clone() });
+        value
+    }
+}
+
+impl OpEnv for RecordingEnv<'_> {
+    fn now(&mut self) -> DateTime<Utc> {
+        let clock = self.runner.effects.clock.clone();
+        let v = self.recorded(|| Value::from(clock.now().to_rfc3339()));
+        v.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map_or_else(|| clock.now(), |d| d.with_timezone(&Utc))
+    }
+
+    fn new_id(&mut self) -> String {
+        let v = self.recorded(|| Value::from(uuid::Uuid::new_v4().to_string()));
+        v.as_str().map(str::to_owned).unwrap_or_default()
+    }
+
+    fn secret(&mut self, name: &str) -> Option<String> {
+        self.secrets.get(name).cloned().flatten()
+    }
+}

@@ -1,0 +1,250 @@
+//! `sequence`: steps in order with waits, retries (step `retry_config` over the global defaults; `0` means no
+//! retry), error handlers (A.2.10: taxonomy, trigger filters, retry policies, recovery steps, fallback nodes), then
+//! the node's `validations` (A.2.9).
+
+use ckp_core::procedure::{
+    Backoff, BackoffStrategy, ErrorHandler, HandlerAction, Node, RecoveryStrategy, Sequence, Step, ValidationFailure,
+    ValidationKind,
+};
+use serde_json::{Map, Value, json};
+
+use crate::error::{EngineError, ErrorKind, RunError, StepError};
+use crate::run::{Ctx, Flow, Runner};
+use ckp_core::path::to_text as path_text;
+
+/// How one step ended, as seen by its node.
+pub(crate) enum StepFlow {
+    /// Done; go on with the next step.
+    Done(Option<Value>),
+    /// A handler sends the run to this node.
+    Jump(ckp_core::procedure::NodeIdx),
+    /// The step failed (after retries and handlers).
+    Failed(StepError),
+    /// The run was cancelled.
+    Cancelled,
+    /// A durable wait: re-execute this node after `until`.
+    Sleep(chrono::DateTime<chrono::Utc>),
+}
+
+impl Runner<'_> {
+    pub(crate) async fn exec_sequence(
+        &self,
+        ctx: &Ctx,
+        vars: &mut Map<String, Value>,
+        node: &Node,
+        visit: u32,
+        s: &Sequence,
+    ) -> Result<Flow, EngineError> {
+        let max_node_attempts = 1 + self.p.config.retry.max_retries.unwrap_or(3);
+        let mut node_attempt = 0u32;
+        'node: loop {
+            node_attempt += 1;
+            let mut last: Option<Value> = None;
+            for (i, step) in s.steps.iter().enumerate() {
+                if (self.cancelled)() {
+                    return Ok(Flow::Cancelled);
+                }
+                let key = format!("{}|{}#{}.{}|{}:{}", ctx.thread, node.id, visit, node_attempt, i, step.id);
+                match self.exec_step(ctx, vars, node, step, &key, &s.handlers).await? {
+                    StepFlow::Done(v) => last = v,
+                    StepFlow::Jump(target) => return Ok(Flow::Next(Some(target))),
+                    StepFlow::Failed(e) => return Ok(Flow::Fail(RunError::at(&node.id, Some(&step.id), &e))),
+                    StepFlow::Cancelled => return Ok(Flow::Cancelled),
+                    StepFlow::Sleep(until) => return Ok(Flow::Sleep(until)),
+                }
+            }
+            for v in &s.validations {
+                let ok = match &v.check {
+                    ValidationKind::Condition(c) => c.eval(vars),
+                    ValidationKind::Expected { expected, .. } => {
+                        let text = last.as_ref().map(path_text).unwrap_or_default();
+                        expected
+                            .iter()
+                            .any(|e| last.as_ref() == Some(e) || (!text.is_empty() && text.contains(&*path_text(e))))
+                    }
+                };
+                if ok {
+                    continue;
+                }
+                let message = v
+                    .message
+                    .as_ref()
+                    .map(|m| m.render_text(vars))
+                    .unwrap_or_else(|| format!("Validation '{}' of node '{}' failed", v.id, node.id));
+                self.emit(
+                    ctx,
+                    "validation_failed",
+                    Some(&node.id),
+                    None,
+                    json!({"validation_id": v.id, "message": message}),
+                );
+                if v.on_failure == ValidationFailure::RetryNode && node_attempt < max_node_attempts {
+                    continue 'node;
+                }
+                return Ok(Flow::Fail(RunError {
+                    message,
+                    node_id: Some(node.id.clone()),
+                    step_id: None,
+                    kind: ErrorKind::ValidationError,
+                }));
+            }
+            return Ok(Flow::Next(node.next));
+        }
+    }
+
+    async fn exec_step(
+        &self,
+        ctx: &Ctx,
+        vars: &mut Map<String, Value>,
+        node: &Node,
+        step: &Step,
+        key: &str,
+        handlers: &[ErrorHandler],
+    ) -> Result<StepFlow, EngineError> {
+        if let Some(ms) = step.wait_ms
+            && let Some(until) = self.wait(key, "wait", ms).await
+        {
+            return Ok(StepFlow::Sleep(until));
+        }
+        let defaults = self.p.config.retry;
+        let (max_retries, backoff) = match &step.retry {
+            Some(o) => (
+                o.max_retries.or(defaults.max_retries).unwrap_or(3),
+                Backoff {
+                    strategy: BackoffStrategy::ExponentialBackoff,
+                    base_ms: o.delay_ms.or(defaults.delay_ms).unwrap_or(1000),
+                    max_ms: None,
+                    multiplier: o.multiplier.or(defaults.multiplier).unwrap_or(2.0),
+                    jitter: false,
+                },
+            ),
+            None => (
+                0,
+                Backoff { strategy: BackoffStrategy::Fixed, base_ms: 0, max_ms: None, multiplier: 1.0, jitter: false },
+            ),
+        };
+        let started = self.effects.clock.now();
+        let mut attempt = 0u32;
+        let mut handler_retries = 0u32;
+        let outcome = loop {
+            let attempt_key = format!("{key}#{attempt}");
+            let result = self.attempt_step(ctx, vars, node, step, &attempt_key).await?;
+            let error = match result {
+                Ok(v) => break Ok(v),
+                Err(e) if e.kind == ErrorKind::Cancelled => return Ok(StepFlow::Cancelled),
+                Err(e) => e,
+            };
+            if attempt < max_retries {
+                let delay = backoff.delay_ms(attempt);
+                attempt += 1;
+                self.emit(
+                    ctx,
+                    "step_retrying",
+                    Some(&node.id),
+                    Some(&step.id),
+                    json!({"action": step.action_name, "attempt": attempt, "delay_ms": delay, "error": error.message}),
+                );
+                if let Some(until) = self.wait(&attempt_key, "backoff", delay).await {
+                    return Ok(StepFlow::Sleep(until));
+                }
+                continue;
+            }
+            if self.p.config.screenshot_on_fail {
+                self.emit(
+                    ctx,
+                    "screenshot_requested",
+                    Some(&node.id),
+                    Some(&step.id),
+                    json!({"reason": "screenshot_on_fail", "error": error.message}),
+                );
+            }
+            let Some(handler) = handlers.iter().find(|h| handler_matches(h, &error)) else {
+                break Err(error);
+            };
+            for (r, recovery) in handler.recovery_steps.iter().enumerate() {
+                let rkey = format!("{attempt_key}|recovery{r}");
+                let _ = self.attempt_step(ctx, vars, node, recovery, &rkey).await?;
+            }
+            let action = match handler.action {
+                HandlerAction::Retry => "retry",
+                HandlerAction::ScreenshotAndFail => "screenshot_and_fail",
+                HandlerAction::Fail => "fail",
+                HandlerAction::Ignore => "ignore",
+                HandlerAction::Escalate => "escalate",
+            };
+            if handler.notify {
+                self.emit(
+                    ctx,
+                    "step_error_notification",
+                    Some(&node.id),
+                    Some(&step.id),
+                    json!({"error_type": error.kind.as_str(), "error": error.message, "handler_action": action}),
+                );
+            }
+            let retry = handler.action == HandlerAction::Retry || handler.recovery == Some(RecoveryStrategy::RetryNode);
+            if retry && handler_retries < handler.max_retries {
+                let delay = handler.backoff.delay_ms(handler_retries);
+                handler_retries += 1;
+                attempt += 1;
+                self.emit(
+                    ctx,
+                    "step_retrying",
+                    Some(&node.id),
+                    Some(&step.id),
+                    json!({"action": step.action_name, "attempt": attempt, "delay_ms": delay, "error": error.message, "handler": true}),
+                );
+                if let Some(until) = self.wait(&attempt_key, "handler_backoff", delay).await {
+                    return Ok(StepFlow::Sleep(until));
+                }
+                continue;
+            }
+            let gives_up =
+                matches!(handler.action, HandlerAction::Fail | HandlerAction::ScreenshotAndFail | HandlerAction::Retry)
+                    || handler.recovery == Some(RecoveryStrategy::Stop);
+            if gives_up
+                && handler.recovery != Some(RecoveryStrategy::FallbackNode)
+                && handler.recovery != Some(RecoveryStrategy::Continue)
+            {
+                break Err(error);
+            }
+            if let Some(target) = handler.fallback {
+                return Ok(StepFlow::Jump(target));
+            }
+            // ignore / escalate without a fallback / continue: the step ends with a null result.
+            break Ok(None);
+        };
+        let value = match outcome {
+            Ok(v) => v,
+            Err(e) => return Ok(StepFlow::Failed(e)),
+        };
+        if let (Some(name), Some(v)) = (&step.output_variable, &value)
+            && !v.is_null()
+        {
+            vars.insert(name.clone(), v.clone());
+        }
+        let mut done = json!({"action": step.action_name, "output_variable": step.output_variable, "cached": false});
+        if let Value::Object(m) = &mut done {
+            if node.telemetry.track_duration {
+                let ms = (self.effects.clock.now() - started).num_milliseconds().max(0);
+                m.insert("duration_ms".into(), Value::from(ms));
+            }
+            if node.telemetry.track_retries && attempt > 0 {
+                m.insert("retry_count".into(), Value::from(attempt));
+            }
+        }
+        self.emit(ctx, "step_completed", Some(&node.id), Some(&step.id), done);
+        if let Some(ms) = step.wait_after_ms
+            && let Some(until) = self.wait(key, "wait_after", ms).await
+        {
+            return Ok(StepFlow::Sleep(until));
+        }
+        Ok(StepFlow::Done(value))
+    }
+}
+
+fn handler_matches(h: &ErrorHandler, e: &StepError) -> bool {
+    e.matches(&h.error_type)
+        && h.text_contains.as_ref().is_none_or(|t| e.message.contains(t.as_str()))
+        && (h.http_status_codes.is_empty() || e.http_status.is_some_and(|s| h.http_status_codes.contains(&s)))
+        && h.error_code.as_ref().is_none_or(|c| e.code.as_deref() == Some(c.as_str()))
+}

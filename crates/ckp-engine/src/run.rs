@@ -1,0 +1,272 @@
+//! One execution of a run: the shared state of a run while it executes, event emission with replay
+//! suppression, step records, commits, and the path walker that every thread (the top level, a loop body, a
+//! parallel branch) uses.
+//!
+//! Concurrency: parallel branches are futures polled together inside the run; the shared state sits behind a
+//! mutex that is never held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ckp_core::procedure::{CheckpointStrategy, Kind, NodeIdx, Procedure};
+use serde_json::{Map, Value};
+
+use crate::effects::Effects;
+use crate::engine::EngineConfig;
+use crate::error::{EngineError, RunError};
+use crate::events::{Event, EventSink};
+use crate::journal::{Checkpoint, Commit, Journal, PendingApproval, RunStatus, StepRecord, Usage};
+
+/// How a node or a path ended.
+#[derive(Debug)]
+pub(crate) enum Flow {
+    /// Go on to this node (None: the path ends).
+    Next(Option<NodeIdx>),
+    /// Pause for decisions.
+    Pause(Vec<PendingApproval>),
+    /// The node failed.
+    Fail(RunError),
+    /// A terminate node ended the run.
+    End(Ending),
+    /// The run was cancelled.
+    Cancelled,
+    /// Wait on a durable timer until then (the node re-executes after it).
+    Sleep(chrono::DateTime<chrono::Utc>),
+}
+
+/// A terminate node's verdict.
+#[derive(Debug)]
+pub(crate) struct Ending {
+    pub failed: bool,
+    pub status: String,
+}
+
+pub(crate) type FlowResult = Result<Flow, EngineError>;
+pub(crate) type BoxFlow<'a> = Pin<Box<dyn Future<Output = FlowResult> + Send + 'a>>;
+
+/// Where a piece of work runs: the thread key (`""` for the top level, one per parallel branch) and the extra
+/// payload keys its node events carry (`loop_index`, `branch_id`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ctx {
+    pub thread: String,
+    pub tags: Vec<(&'static str, Value)>,
+}
+
+/// The mutable state shared by every thread of a run.
+pub(crate) struct Core {
+    /// The checkpoint of the start of the current top-level node (vars/visits/usage may be stale when
+    /// `base_fresh` is false; they are refreshed before any commit that needs them).
+    pub base: Checkpoint,
+    pub buf: Vec<Event>,
+    pub new_steps: Vec<(String, StepRecord)>,
+    pub steps: HashMap<String, StepRecord>,
+    pub emitted: HashMap<String, u64>,
+    pub suppress: BTreeMap<String, u64>,
+    pub visits: BTreeMap<String, u32>,
+    pub usage: Usage,
+    /// Per thread, the event count at the point it paused: events after it are not replayed on resume.
+    pub pause_marks: HashMap<String, u64>,
+}
+
+pub(crate) struct Runner<'e> {
+    pub p: Arc<Procedure>,
+    pub run_id: String,
+    pub effects: &'e Effects,
+    pub journal: &'e dyn Journal,
+    pub sink: Option<&'e dyn EventSink>,
+    pub config: &'e EngineConfig,
+    pub cancelled: &'e (dyn Fn() -> bool + Send + Sync),
+    pub core: Mutex<Core>,
+}
+
+impl Runner<'_> {
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        match self.core.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Emits an event on a thread, unless re-execution is replaying events that were already committed.
+    pub fn emit(&self, ctx: &Ctx, event_type: &str, node_id: Option<&str>, step_id: Option<&str>, payload: Value) {
+        let mut payload = payload;
+        if let Value::Object(map) = &mut payload {
+            for (k, v) in &ctx.tags {
+                map.insert((*k).to_owned(), v.clone());
+            }
+        }
+        let now = self.effects.clock.now();
+        let mut core = self.core();
+        let count = core.emitted.entry(ctx.thread.clone()).or_insert(0);
+        *count += 1;
+        let n = *count;
+        if core.suppress.get(&ctx.thread).is_some_and(|s| n <= *s) {
+            return;
+        }
+        core.buf.push(Event {
+            event_type: event_type.to_owned(),
+            node_id: node_id.map(str::to_owned),
+            step_id: step_id.filter(|s| !s.is_empty()).map(str::to_owned),
+            payload,
+            created_at: now,
+        });
+    }
+
+    /// Emits a run-level event (`execution_started`, `execution_resumed`): not part of any node's replayable
+    /// sequence, so it is never counted or suppressed.
+    pub fn emit_run_event(&self, event_type: &str, payload: Value) {
+        let now = self.effects.clock.now();
+        self.core().buf.push(Event {
+            event_type: event_type.to_owned(),
+            node_id: None,
+            step_id: None,
+            payload,
+            created_at: now,
+        });
+    }
+
+    /// Counts a visit of `node` on a thread; returns the visit number (1-based).
+    pub fn visit(&self, ctx: &Ctx, node: &str) -> u32 {
+        let mut core = self.core();
+        let v = core.visits.entry(format!("{}|{node}", ctx.thread)).or_insert(0);
+        *v += 1;
+        *v
+    }
+
+    pub fn step_record(&self, key: &str) -> Option<StepRecord> {
+        self.core().steps.get(key).cloned()
+    }
+
+    pub fn record_step(&self, key: String, record: StepRecord) {
+        let mut core = self.core();
+        core.steps.insert(key.clone(), record.clone());
+        core.new_steps.push((key, record));
+    }
+
+    /// Commits the buffer, new step records and the checkpoint of the current top-level node (mid-node commit
+    /// points: before and after an external effect).
+    pub async fn commit_mid_node(&self) -> Result<(), EngineError> {
+        let commit = {
+            let mut core = self.core();
+            let mut checkpoint = core.base.clone();
+            checkpoint.replay = core.emitted.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            checkpoint.status = RunStatus::Running;
+            Commit { events: std::mem::take(&mut core.buf), steps: std::mem::take(&mut core.new_steps), checkpoint }
+        };
+        self.write(commit).await
+    }
+
+    /// Commits with an explicit checkpoint (boundaries, pauses, the end).
+    pub async fn commit_with(&self, checkpoint: Checkpoint) -> Result<(), EngineError> {
+        let commit = {
+            let mut core = self.core();
+            Commit { events: std::mem::take(&mut core.buf), steps: std::mem::take(&mut core.new_steps), checkpoint }
+        };
+        self.write(commit).await
+    }
+
+    async fn write(&self, commit: Commit) -> Result<(), EngineError> {
+        if self.p.config.checkpoint_strategy == CheckpointStrategy::Disabled
+            && !commit.checkpoint.status.is_terminal()
+            && commit.checkpoint.pending.is_empty()
+        {
+            // `disabled`: the run lives in memory; events still reach the sink (A.2.11).
+            if let Some(sink) = self.sink {
+                sink.committed(&self.run_id, &commit.events);
+            }
+            let mut core = self.core();
+            core.buf.clear();
+            return Ok(());
+        }
+        let events = if self.sink.is_some() { commit.events.clone() } else { Vec::new() };
+        self.journal.commit(&self.run_id, commit).await?;
+        if let Some(sink) = self.sink {
+            sink.committed(&self.run_id, &events);
+        }
+        Ok(())
+    }
+
+    /// Marks the start of a top-level node: the base checkpoint moves to it. The variables, visits and usage are
+    /// snapshotted only when a commit may happen inside the node (`snapshot`); otherwise the next commit takes
+    /// them from the live state at a boundary.
+    pub fn begin_top_node(&self, node: NodeIdx, vars: &Map<String, Value>, snapshot: bool) {
+        let id = self.p.node(node).id.clone();
+        let mut core = self.core();
+        core.base.node = Some(id);
+        if snapshot {
+            core.base.vars = vars.clone();
+            core.base.visits = core.visits.clone();
+            core.base.usage = core.usage;
+        }
+    }
+
+    /// Records that `ctx`'s thread pauses here (before any node_paused event).
+    pub fn mark_pause(&self, ctx: &Ctx) {
+        let mut core = self.core();
+        let n = core.emitted.get(&ctx.thread).copied().unwrap_or(0);
+        core.pause_marks.entry(ctx.thread.clone()).or_insert(n);
+    }
+
+    /// Marks the end of a top-level node: its events can no longer be replayed.
+    pub fn end_top_node(&self) {
+        let mut core = self.core();
+        core.emitted.clear();
+        core.suppress.clear();
+        core.pause_marks.clear();
+    }
+
+    /// True when the node (at top level) may reach a commit point before it finishes.
+    pub fn may_commit_inside(&self, node: NodeIdx) -> bool {
+        match &self.p.node(node).kind {
+            Kind::Sequence(s) => s.steps.iter().any(|st| {
+                !matches!(st.action, ckp_core::procedure::Action::Internal(_))
+                    || st.wait_ms.is_some_and(|w| w > self.config.inline_wait_ms)
+                    || st.wait_after_ms.is_some_and(|w| w > self.config.inline_wait_ms)
+                    || st.retry.is_some()
+            }),
+            Kind::Logic(_) | Kind::Processing(_) | Kind::Verification(_) | Kind::Transform(_) | Kind::Terminate(_) => {
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Walks a path from `start` until `stop_at` (a loop node or a parallel join) or a node with no successor.
+    pub fn run_path<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        vars: &'a mut Map<String, Value>,
+        start: NodeIdx,
+        stop_at: Option<NodeIdx>,
+    ) -> BoxFlow<'a> {
+        Box::pin(async move {
+            let mut current = start;
+            let mut hops: u64 = 0;
+            loop {
+                if Some(current) == stop_at {
+                    return Ok(Flow::Next(None));
+                }
+                hops += 1;
+                if hops > self.config.max_hops {
+                    let node = self.p.node(current);
+                    return Ok(Flow::Fail(RunError {
+                        message: format!(
+                            "path exceeded {} node visits without ending; check for a cycle that never exits",
+                            self.config.max_hops
+                        ),
+                        node_id: Some(node.id.clone()),
+                        step_id: None,
+                        kind: crate::error::ErrorKind::InternalError,
+                    }));
+                }
+                match self.exec_node(ctx, vars, current).await? {
+                    Flow::Next(Some(n)) => current = n,
+                    Flow::Next(None) => return Ok(Flow::Next(None)),
+                    other => return Ok(other),
+                }
+            }
+        })
+    }
+}

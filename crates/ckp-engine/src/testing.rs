@@ -1,0 +1,116 @@
+//! In-process effect implementations: closures standing in for agents, LLMs and MCP servers, with call
+//! recording. Used by the engine's tests and by `ckp run --mock-external`-free local runs with scripted peers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+
+use crate::effects::{AgentRequest, Agents, BoxFuture, Llm, LlmRequest, LlmResponse, Mcp, Secrets};
+use crate::error::StepError;
+
+type AgentFn = dyn Fn(&AgentRequest) -> Result<Value, StepError> + Send + Sync;
+type LlmFn = dyn Fn(&LlmRequest) -> Result<LlmResponse, StepError> + Send + Sync;
+type McpFn = dyn Fn(&str, &str, &Map<String, Value>) -> Result<Value, StepError> + Send + Sync;
+
+/// Agents answered by a closure; every request is recorded.
+#[derive(Clone)]
+pub struct FnAgents {
+    handler: Arc<AgentFn>,
+    calls: Arc<Mutex<Vec<AgentRequest>>>,
+}
+
+impl std::fmt::Debug for FnAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnAgents").field("calls", &self.calls().len()).finish()
+    }
+}
+
+impl FnAgents {
+    /// Agents that answer with `handler`.
+    pub fn new(handler: impl Fn(&AgentRequest) -> Result<Value, StepError> + Send + Sync + 'static) -> Self {
+        FnAgents { handler: Arc::new(handler), calls: Arc::default() }
+    }
+
+    /// The requests received so far.
+    pub fn calls(&self) -> Vec<AgentRequest> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl Agents for FnAgents {
+    fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
+        let result = (self.handler)(&req);
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(req);
+        }
+        Box::pin(async move { result })
+    }
+}
+
+/// An LLM answered by a closure; every request is recorded.
+#[derive(Clone)]
+pub struct FnLlm {
+    handler: Arc<LlmFn>,
+    calls: Arc<Mutex<Vec<LlmRequest>>>,
+}
+
+impl std::fmt::Debug for FnLlm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnLlm").field("calls", &self.calls().len()).finish()
+    }
+}
+
+impl FnLlm {
+    /// An LLM that answers with `handler`.
+    pub fn new(handler: impl Fn(&LlmRequest) -> Result<LlmResponse, StepError> + Send + Sync + 'static) -> Self {
+        FnLlm { handler: Arc::new(handler), calls: Arc::default() }
+    }
+
+    /// The requests received so far.
+    pub fn calls(&self) -> Vec<LlmRequest> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl Llm for FnLlm {
+    fn complete(&self, req: LlmRequest) -> BoxFuture<'_, Result<LlmResponse, StepError>> {
+        let result = (self.handler)(&req);
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(req);
+        }
+        Box::pin(async move { result })
+    }
+}
+
+/// MCP tools answered by a closure of `(server, tool, arguments)`.
+pub struct FnMcp(pub Box<McpFn>);
+
+impl std::fmt::Debug for FnMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FnMcp")
+    }
+}
+
+impl Mcp for FnMcp {
+    fn call_tool(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<Value, StepError>> {
+        let result = (self.0)(server, tool, &arguments);
+        Box::pin(async move { result })
+    }
+}
+
+/// Secrets from a map.
+#[derive(Debug, Clone, Default)]
+pub struct MapSecrets(pub HashMap<String, String>);
+
+impl Secrets for MapSecrets {
+    fn get(&self, name: &str) -> BoxFuture<'_, Result<Option<String>, StepError>> {
+        let v = self.0.get(name).cloned();
+        Box::pin(async move { Ok(v) })
+    }
+}
