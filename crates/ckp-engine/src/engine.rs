@@ -348,15 +348,16 @@ impl Engine {
                 Flow::Next(None) => return self.finish(&runner, vars, None).await,
                 Flow::End(ending) => {
                     if ending.failed {
-                        let error =
-                            runner.core().base.error.clone().filter(|_| runner.core().base.recovering).unwrap_or(
-                                RunError {
-                                    message: "Execution terminated with failed status".into(),
-                                    node_id: Some(p.node(cursor).id.clone()),
-                                    step_id: None,
-                                    kind: ErrorKind::InternalError,
-                                },
-                            );
+                        let recovered = {
+                            let core = runner.core();
+                            core.base.error.clone().filter(|_| core.base.recovering)
+                        };
+                        let error = recovered.unwrap_or(RunError {
+                            message: "Execution terminated with failed status".into(),
+                            node_id: Some(p.node(cursor).id.clone()),
+                            step_id: None,
+                            kind: ErrorKind::InternalError,
+                        });
                         return self.fail(&runner, vars, error).await;
                     }
                     let _ = ending.status;

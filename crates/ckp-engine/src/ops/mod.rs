@@ -25,6 +25,7 @@ mod tests;
 use ckp_core::procedure::{CompiledRegex, CompiledSchema, InternalAction, LogLevel};
 use serde_json::{Map, Value};
 
+pub use basic::CHECKPOINTS_VAR;
 pub use transform::apply_transform;
 
 /// What an operation needs from the outside world. The engine records each answer in the journal and replays it
@@ -118,8 +119,10 @@ impl OpError {
 /// variables: `set_variable`, `append_to_array` and the checkpoint actions change them; every other action only
 /// reads them. The engine stores [`OpOutcome::value`] in `output_variable` itself.
 ///
-/// Each action's parameters and result are documented on the function that implements it, in the submodules of
-/// `ops` (`basic`, `calc`, `data`, `tabular`, `text`, `crypto`); `docs/CKP.md` has the user-facing table.
+/// Each action's parameters, result and errors are documented on the function that implements it, in the
+/// submodules of `ops` (`basic`, `calc`, `data`, `tabular`, `text`, `crypto`). Parameters are read by name with
+/// aliases (`source` or `value`, `array` or `variable`, …); a parameter of the wrong JSON type is an error, never
+/// silently ignored.
 pub fn run_internal(
     action: InternalAction,
     params: &Map<String, Value>,

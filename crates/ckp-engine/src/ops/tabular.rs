@@ -154,15 +154,22 @@ fn table(rows: Vec<Vec<Value>>, header: bool) -> Value {
 /// empty cells as null. The path is read by the engine's process, relative to its working directory.
 #[cfg(feature = "excel")]
 pub(super) fn parse_excel_data(p: &Params<'_>) -> Result<Value, OpError> {
-    use calamine::Reader as _;
-
     let path = p
         .text(&["source", "path", "file", "file_path"])?
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| p.err("missing `source`: the path of the workbook file"))?;
     let header = p.flag(&["header", "has_header", "headers"], true)?;
+    // calamine parses untrusted files; a parser bug must become a step error, not take the engine down.
+    std::panic::catch_unwind(|| read_workbook(p, &path, header))
+        .unwrap_or_else(|_| Err(p.err(format!("cannot read workbook `{path}`: the file is malformed"))))
+}
+
+#[cfg(feature = "excel")]
+fn read_workbook(p: &Params<'_>, path: &str, header: bool) -> Result<Value, OpError> {
+    use calamine::Reader as _;
+
     let mut workbook =
-        calamine::open_workbook_auto(&path).map_err(|e| p.err(format!("cannot open workbook `{path}`: {e}")))?;
+        calamine::open_workbook_auto(path).map_err(|e| p.err(format!("cannot open workbook `{path}`: {e}")))?;
     let names = workbook.sheet_names();
     let sheet = match p.get(&["sheet_name", "sheet"]) {
         None | Some(Value::Null) => names.first().cloned(),

@@ -296,7 +296,7 @@ fn join_key(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) => match parse_numeric(s) {
-            Some(n) if n == s.as_str() => Some(n.to_string()),
+            Some(Value::Number(n)) if n.to_string() == *s => Some(n.to_string()),
             _ => Some(canonical(v)),
         },
         other => Some(canonical(other)),

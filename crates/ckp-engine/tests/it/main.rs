@@ -4,5 +4,6 @@
 
 mod crash;
 mod defects;
+mod examples;
 mod nodes;
 mod support;

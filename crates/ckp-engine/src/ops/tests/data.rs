@@ -61,6 +61,8 @@ fn parse_xml_rejects_bad_and_hostile_documents() {
     assert!(err("parse_xml", json!({"source": 5})).contains("must be XML text"));
     let deep = format!("{}{}", "<a>".repeat(200), "</a>".repeat(200));
     assert!(err("parse_xml", json!({"source": deep})).contains("nest more than 128"));
+    let very_deep = format!("{}{}", "<a>".repeat(200_000), "</a>".repeat(200_000));
+    assert!(err("parse_xml", json!({"source": very_deep})).contains("nest more than 128"), "no stack overflow");
     let laughs = r#"<?xml version="1.0"?>
         <!DOCTYPE lolz [
           <!ENTITY lol "lol">

@@ -77,3 +77,26 @@ fn excel_reports_a_missing_file_and_sheet() {
     assert!(e.contains("cannot open workbook `/nonexistent/book.xlsx`"), "{e}");
     assert!(err("parse_excel_data", json!({})).contains("missing `source`"));
 }
+
+#[cfg(feature = "excel")]
+#[test]
+fn excel_reads_a_sheet_with_typed_cells() {
+    let book = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ops/tests/fixtures/book.xlsx");
+    assert_eq!(
+        ok("parse_excel_data", json!({"source": book})),
+        json!([
+            {"id": 1, "item": "Apple", "price": 2.5, "paid": true, "due": "2024-05-01"},
+            {"id": 2, "item": "Pear", "price": null, "paid": false, "due": "#N/A"}
+        ])
+    );
+    assert_eq!(
+        ok("parse_excel_data", json!({"source": book, "sheet_name": "Notes", "header": false})),
+        json!([["hello", 3]])
+    );
+    assert_eq!(
+        ok("parse_excel_data", json!({"source": book, "sheet_name": 1, "header": false})),
+        json!([["hello", 3]])
+    );
+    let e = err("parse_excel_data", json!({"source": book, "sheet_name": "Missing"}));
+    assert!(e.contains("its sheets are: Orders, Notes"), "{e}");
+}
