@@ -103,3 +103,89 @@ fn graph_mermaid_and_dot() {
     assert_eq!(out.status.code(), Some(0));
     insta::assert_snapshot!("graph_product_dot", text(&out.stdout));
 }
+
+fn ckp_with_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ckp runs");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("stdin");
+    }
+    child.wait_with_output().expect("ckp ends")
+}
+
+#[test]
+fn run_completes_and_prints_outputs_and_a_timeline() {
+    let out = ckp(&["run", SIMPLE, "--input", "post_id=3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("outputs JSON");
+    assert_eq!(outputs["result"], "ok");
+    assert_eq!(outputs["api_response"]["id"], 3);
+    let timeline = text(&out.stderr);
+    for line in [
+        "run started",
+        "▶ fetch_data",
+        "· set_response set_variable",
+        "INFO Prepared response for post 3",
+        "run completed",
+    ] {
+        assert!(timeline.contains(line), "missing `{line}` in:\n{timeline}");
+    }
+}
+
+#[test]
+fn run_with_invalid_input_fails() {
+    let out = ckp(&["run", SIMPLE, "--input", "post_id=1000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("post_id: Must be at most 100"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn run_answers_approvals_from_flags_and_from_the_terminal() {
+    let out = ckp(&["run", PRODUCT, "--input", "product_id=4", "--approve", "all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = ckp(&["run", PRODUCT, "--input", "product_id=4", "--approve", "reject-all"]);
+    assert_eq!(out.status.code(), Some(1), "a rejected run does not complete");
+    let out = ckp_with_stdin(&["run", PRODUCT, "--input", "product_id=4"], "maybe\na\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Approve enrichment for product 4?"), "{stderr}");
+    assert!(stderr.contains("decision at approval_gate: \"approved\""), "{stderr}");
+}
+
+#[test]
+fn run_external_steps_need_an_executor_or_mock() {
+    let file = "crates/ckp/tests/data/web_step.ckp.json";
+    let out = ckp(&["run", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("No executor registered for channel='web', action='navigate'"), "{stderr}");
+    assert!(stderr.contains("--mock-external"), "{stderr}");
+    let out = ckp(&["run", file, "--mock-external"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("~ nav navigate mocked"));
+}
+
+#[test]
+fn run_events_json_prints_raw_events() {
+    let out = ckp(&["run", SIMPLE, "--events", "json", "--input", "post_id=2"]);
+    assert_eq!(out.status.code(), Some(0));
+    let types: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("one JSON event per line")["event_type"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(types.first().map(String::as_str), Some("run_created"));
+    assert_eq!(types.last().map(String::as_str), Some("run_completed"));
+    assert!(types.contains(&"step_log".to_owned()));
+}
