@@ -70,6 +70,39 @@ pub struct Decision {
     pub comment: Option<String>,
 }
 
+/// A token bucket per procedure for `global_config.rate_limiting.max_requests_per_minute` (in-process, as in
+/// LangOrch): each sequence, LLM, loop and parallel node takes a token, waiting up to 5 s for one.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<String, (f64, chrono::DateTime<chrono::Utc>)>>,
+}
+
+/// The longest a node waits for a rate-limit token before failing.
+pub const RATE_LIMIT_MAX_WAIT_MS: u64 = 5_000;
+
+impl RateLimiter {
+    /// Takes a token for `procedure` at `now`; returns how long to wait first (None: too long, fail).
+    pub fn acquire(&self, procedure: &str, per_minute: u32, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+        let Ok(mut buckets) = self.buckets.lock() else { return Some(0) };
+        let capacity = f64::from(per_minute.max(1));
+        let rate_per_ms = capacity / 60_000.0;
+        let (tokens, at) = buckets.entry(procedure.to_owned()).or_insert((capacity, now));
+        let elapsed = (now - *at).num_milliseconds().max(0) as f64;
+        *tokens = (*tokens + elapsed * rate_per_ms).min(capacity);
+        *at = now;
+        *tokens -= 1.0;
+        if *tokens >= 0.0 {
+            return Some(0);
+        }
+        let wait = (-*tokens / rate_per_ms).ceil() as u64;
+        if wait > RATE_LIMIT_MAX_WAIT_MS {
+            *tokens += 1.0;
+            return None;
+        }
+        Some(wait)
+    }
+}
+
 /// Executes procedures durably.
 pub struct Engine {
     journal: Arc<dyn Journal>,
@@ -77,6 +110,7 @@ pub struct Engine {
     sink: Option<Arc<dyn EventSink>>,
     config: EngineConfig,
     cancelled: Mutex<HashSet<String>>,
+    limiter: RateLimiter,
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,7 +122,14 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine on `journal` with `effects`.
     pub fn new(journal: Arc<dyn Journal>, effects: Effects) -> Self {
-        Engine { journal, effects, sink: None, config: EngineConfig::default(), cancelled: Mutex::new(HashSet::new()) }
+        Engine {
+            journal,
+            effects,
+            sink: None,
+            config: EngineConfig::default(),
+            cancelled: Mutex::new(HashSet::new()),
+            limiter: RateLimiter::default(),
+        }
     }
 
     /// Sends committed events to `sink`.
@@ -295,6 +336,10 @@ impl Engine {
             sink: self.sink.as_deref(),
             config: &self.config,
             cancelled: &cancelled_check,
+            deadline: p.config.timeout_ms.map(|ms| {
+                self.effects.clock.now() + chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 2))
+            }),
+            limiter: &self.limiter,
             core: std::sync::Mutex::new(core),
         };
         let top = Ctx::default();
@@ -319,11 +364,15 @@ impl Engine {
                 }
                 runner.emit_run_event(
                     "execution_started",
+                    None,
+                    None,
                     payload([("entry_node_id", entry.into()), ("resume_reason", Value::Null)]),
                 );
             } else if let Some(reason) = resume_reason {
                 runner.emit_run_event(
                     "execution_resumed",
+                    None,
+                    None,
                     payload([("entry_node_id", entry.into()), ("resume_reason", reason.as_str().into())]),
                 );
             }
@@ -331,7 +380,10 @@ impl Engine {
         loop {
             let snapshot = runner.may_commit_inside(cursor);
             runner.begin_top_node(cursor, &vars, snapshot);
-            let flow = runner.exec_node(&top, &mut vars, cursor).await?;
+            let flow = match runner.interrupted(cursor) {
+                Some(flow) => flow,
+                None => runner.exec_node(&top, &mut vars, cursor).await?,
+            };
             match flow {
                 Flow::Next(Some(next)) => {
                     runner.end_top_node();
@@ -345,7 +397,7 @@ impl Engine {
                         runner.commit_with(checkpoint).await?;
                     }
                 }
-                Flow::Next(None) => return self.finish(&runner, vars, None).await,
+                Flow::Next(None) => return self.finish(&runner, vars).await,
                 Flow::End(ending) => {
                     if ending.failed {
                         let recovered = {
@@ -361,7 +413,7 @@ impl Engine {
                         return self.fail(&runner, vars, error).await;
                     }
                     let _ = ending.status;
-                    return self.finish(&runner, vars, None).await;
+                    return self.finish(&runner, vars).await;
                 }
                 Flow::Pause(approvals) => return self.pause(&runner, approvals).await,
                 Flow::Fail(error) => {
@@ -410,19 +462,13 @@ impl Engine {
         cp
     }
 
-    async fn finish(
-        &self,
-        runner: &Runner<'_>,
-        vars: Map<String, Value>,
-        _: Option<()>,
-    ) -> Result<RunOutcome, EngineError> {
-        let top = Ctx::default();
+    async fn finish(&self, runner: &Runner<'_>, vars: Map<String, Value>) -> Result<RunOutcome, EngineError> {
         let recovering = runner.core().base.recovering;
         let mut body = payload([("outputs", Value::Object(vars.clone()))]);
         if recovering && let (Value::Object(m), Some(of)) = (&mut body, runner.p.config.on_failure) {
             m.insert("recovered_via".into(), runner.p.node(of).id.clone().into());
         }
-        runner.emit(&top, "run_completed", None, None, body);
+        runner.emit_run_event("run_completed", None, None, body);
         let mut cp = Self::terminal_checkpoint(runner, vars.clone(), RunStatus::Completed);
         cp.outputs = Some(vars.clone());
         runner.commit_with(cp).await?;
@@ -451,7 +497,7 @@ impl Engine {
     }
 
     async fn cancelled(&self, runner: &Runner<'_>, vars: Map<String, Value>) -> Result<RunOutcome, EngineError> {
-        runner.emit(&Ctx::default(), "run_canceled", None, None, json!({"reason": "cancel_signal"}));
+        runner.emit_run_event("run_canceled", None, None, json!({"reason": "cancel_signal"}));
         let cp = Self::terminal_checkpoint(runner, vars, RunStatus::Canceled);
         runner.commit_with(cp).await?;
         if let Ok(mut c) = self.cancelled.lock() {
@@ -479,8 +525,7 @@ impl Engine {
         runner: &Runner<'_>,
         _vars: Map<String, Value>,
     ) -> Result<RunOutcome, EngineError> {
-        runner.emit(
-            &Ctx::default(),
+        runner.emit_run_event(
             "run_completed",
             None,
             None,

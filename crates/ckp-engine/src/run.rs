@@ -78,6 +78,10 @@ pub(crate) struct Runner<'e> {
     pub sink: Option<&'e dyn EventSink>,
     pub config: &'e EngineConfig,
     pub cancelled: &'e (dyn Fn() -> bool + Send + Sync),
+    /// When this execution must stop (`global_config.timeout_ms`, per execution as in LangOrch).
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
+    /// The engine's per-procedure rate limiter.
+    pub limiter: &'e crate::engine::RateLimiter,
     pub core: Mutex<Core>,
 }
 
@@ -114,14 +118,15 @@ impl Runner<'_> {
         });
     }
 
-    /// Emits a run-level event (`execution_started`, `execution_resumed`): not part of any node's replayable
+    /// Emits a run-level event (`execution_started`, `execution_resumed`, `run_completed`, `run_failed`,
+    /// `run_canceled`): not part of any node's replayable
     /// sequence, so it is never counted or suppressed.
-    pub fn emit_run_event(&self, event_type: &str, payload: Value) {
+    pub fn emit_run_event(&self, event_type: &str, node_id: Option<&str>, step_id: Option<&str>, payload: Value) {
         let now = self.effects.clock.now();
         self.core().buf.push(Event {
             event_type: event_type.to_owned(),
-            node_id: None,
-            step_id: None,
+            node_id: node_id.map(str::to_owned),
+            step_id: step_id.map(str::to_owned),
             payload,
             created_at: now,
         });
@@ -233,6 +238,31 @@ impl Runner<'_> {
         }
     }
 
+    /// A cancellation or an exceeded `global_config.timeout_ms`, checked before each node and each step.
+    pub fn interrupted(&self, at: NodeIdx) -> Option<Flow> {
+        if (self.cancelled)() {
+            return Some(Flow::Cancelled);
+        }
+        let deadline = self.deadline?;
+        if self.effects.clock.now() < deadline {
+            return None;
+        }
+        Some(Flow::Fail(RunError {
+            message: format!(
+                "Procedure execution timed out after {}ms (global_config.timeout_ms)",
+                self.p.config.timeout_ms.unwrap_or(0)
+            ),
+            node_id: Some(self.p.node(at).id.clone()),
+            step_id: None,
+            kind: crate::error::ErrorKind::Timeout,
+        }))
+    }
+
+    /// [`Runner::interrupted`] for a node already known by reference.
+    pub fn interrupted_at(&self, node: &ckp_core::procedure::Node) -> Option<Flow> {
+        self.p.find(&node.id).and_then(|i| self.interrupted(i))
+    }
+
     /// Walks a path from `start` until `stop_at` (a loop node or a parallel join) or a node with no successor.
     pub fn run_path<'a>(
         &'a self,
@@ -260,6 +290,9 @@ impl Runner<'_> {
                         step_id: None,
                         kind: crate::error::ErrorKind::InternalError,
                     }));
+                }
+                if let Some(flow) = self.interrupted(current) {
+                    return Ok(flow);
                 }
                 match self.exec_node(ctx, vars, current).await? {
                     Flow::Next(Some(n)) => current = n,

@@ -34,6 +34,31 @@ impl Runner<'_> {
             let visit = self.visit(ctx, &node.id);
             self.emit(ctx, "node_started", Some(&node.id), None, payload([("node_name", node.name.clone().into())]));
             let started = self.effects.clock.now();
+            if let (Some(rate), Kind::Sequence(_) | Kind::Llm(_) | Kind::Loop(_) | Kind::Parallel(_) | Kind::Subflow(_)) =
+                (self.p.config.rate_limit, &node.kind)
+                && let Some(per_minute) = rate.per_minute
+            {
+                match self.limiter.acquire(&self.p.id, per_minute, started) {
+                    Some(0) => {}
+                    Some(ms) => self.effects.clock.sleep(std::time::Duration::from_millis(ms)).await,
+                    None => {
+                        let e = RunError {
+                            message: "Rate limit exceeded: max_requests_per_minute reached. Retry after a moment or increase global_config.rate_limiting.max_requests_per_minute.".into(),
+                            node_id: Some(node.id.clone()),
+                            step_id: None,
+                            kind: ErrorKind::InternalError,
+                        };
+                        self.emit(
+                            ctx,
+                            "node_error",
+                            Some(&node.id),
+                            None,
+                            json!({"error": e.message, "node_name": node.name}),
+                        );
+                        return Ok(Flow::Fail(e));
+                    }
+                }
+            }
             let mut flow = match &node.kind {
                 Kind::Sequence(s) => self.exec_sequence(ctx, vars, node, visit, s).await?,
                 Kind::Logic(l) => self.exec_logic(vars, l),

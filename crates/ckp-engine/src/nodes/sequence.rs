@@ -41,8 +41,8 @@ impl Runner<'_> {
             node_attempt += 1;
             let mut last: Option<Value> = None;
             for (i, step) in s.steps.iter().enumerate() {
-                if (self.cancelled)() {
-                    return Ok(Flow::Cancelled);
+                if let Some(flow) = self.interrupted_at(node) {
+                    return Ok(flow);
                 }
                 let key = format!("{}|{}#{}.{}|{}:{}", ctx.thread, node.id, visit, node_attempt, i, step.id);
                 match self.exec_step(ctx, vars, node, step, &key, &s.handlers).await? {

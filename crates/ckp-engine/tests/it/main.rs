@@ -5,5 +5,6 @@
 mod crash;
 mod defects;
 mod examples;
+mod features;
 mod nodes;
 mod support;

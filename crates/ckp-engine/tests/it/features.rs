@@ -1,0 +1,242 @@
+//! Step and global_config features: timeouts, durable waits, SLA, telemetry, execution modes, mocks, overrides,
+//! rate limiting, checkpoint strategy, cancellation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ckp_engine::effects::{AgentRequest, Agents, BoxFuture, Effects};
+use ckp_engine::{Decision, EngineConfig, ErrorKind, RunOutcome, StepError};
+use serde_json::{Value, json};
+
+use crate::support::{Harness, completed, echo_effects, inputs, procedure};
+
+fn with_config(config: Value, start: &str, nodes: Value) -> Value {
+    json!({"procedure_id": "f", "version": "1", "global_config": config, "workflow_graph": {"start_node": start, "nodes": nodes}})
+}
+
+fn web_then_end() -> Value {
+    json!({
+        "web": {"type": "sequence", "agent": "WEB", "steps": [
+            {"step_id": "nav", "action": "navigate", "url": "u", "output_variable": "page"},
+            {"step_id": "mark", "action": "set_variable", "variable": "marked", "value": true}
+        ], "next_node": "end"},
+        "end": {"type": "terminate"}
+    })
+}
+
+struct SlowAgent(Duration);
+
+impl Agents for SlowAgent {
+    fn execute(&self, _req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
+        let d = self.0;
+        Box::pin(async move {
+            tokio::time::sleep(d).await;
+            Ok(json!("late"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn step_timeout_emits_step_timeout_and_fails_with_timeout() {
+    let p = procedure(&with_config(
+        json!({}),
+        "web",
+        json!({
+            "web": {"type": "sequence", "agent": "WEB", "steps": [{"step_id": "nav", "action": "navigate", "timeout_ms": 20}]}
+        }),
+    ));
+    let h = Harness::new(Effects { agents: Some(Arc::new(SlowAgent(Duration::from_secs(5)))), ..Effects::default() });
+    let out = h.start(&p, inputs(json!({}))).await;
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Timeout);
+    assert_eq!(error.message, "Step nav timed out after 20ms");
+    assert!(h.events().iter().any(|e| e.event_type == "step_timeout" && e.payload["timeout_ms"] == 20));
+}
+
+#[tokio::test]
+async fn global_timeout_stops_the_run() {
+    let p = procedure(&with_config(
+        json!({"timeout_ms": 30}),
+        "slow",
+        json!({
+            "slow": {"type": "sequence", "steps": [{"step_id": "w", "action": "wait", "duration_ms": 200}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let h = Harness::new(Effects::default());
+    let out = h.start(&p, inputs(json!({}))).await;
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Timeout);
+    assert!(error.message.contains("global_config.timeout_ms"));
+    assert_eq!(error.node_id.as_deref(), Some("end"));
+}
+
+#[tokio::test]
+async fn long_waits_are_durable_timers() {
+    let p = procedure(&with_config(
+        json!({}),
+        "w",
+        json!({
+            "w": {"type": "sequence", "steps": [{"step_id": "pause", "action": "log", "message": "after", "wait_ms": 80}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let h = Harness::new(Effects::default());
+    let engine = h.engine().with_config(EngineConfig { inline_wait_ms: 10, ..EngineConfig::default() });
+    let out = engine.start(p.clone(), "run-1", inputs(json!({}))).await.expect("runs");
+    let RunOutcome::Sleeping { until } = out else { panic!("{out:?}") };
+    assert_eq!(h.journal.checkpoint("run-1").expect("cp").wake_at, Some(until), "the timer is in the checkpoint");
+    let early = engine.resume(p.clone(), "run-1").await.expect("resumes");
+    assert!(matches!(early, RunOutcome::Sleeping { .. }), "not yet: {early:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let out = h.engine().resume(p.clone(), "run-1").await.expect("resumes");
+    assert!(matches!(out, RunOutcome::Completed { .. }), "{out:?}");
+    let started =
+        h.events().iter().filter(|e| e.event_type == "node_started" && e.node_id.as_deref() == Some("w")).count();
+    assert_eq!(started, 1, "the wait re-executes the node without repeating its events");
+}
+
+#[tokio::test]
+async fn sla_fail_and_escalate() {
+    let nodes = |on_breach: &str| {
+        json!({
+            "slow": {"type": "sequence", "steps": [{"step_id": "w", "action": "wait", "duration_ms": 60}],
+                     "sla": {"max_duration_ms": 5, "on_breach": on_breach, "escalation_handler": "escalated"}, "next_node": "end"},
+            "escalated": {"type": "terminate", "outputs": {"path": "escalated"}},
+            "end": {"type": "terminate", "outputs": {"path": "normal"}}
+        })
+    };
+    let h = Harness::new(Effects::default());
+    let out = h.start(&procedure(&with_config(json!({}), "slow", nodes("fail"))), inputs(json!({}))).await;
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert!(error.message.starts_with("SLA breach: node 'slow' exceeded 5ms limit"), "{}", error.message);
+    let breach = h.events().into_iter().find(|e| e.event_type == "sla_breached").expect("sla_breached");
+    assert_eq!(breach.payload["on_breach"], "fail");
+    let h = Harness::new(Effects::default());
+    let out = h.start(&procedure(&with_config(json!({}), "slow", nodes("escalate"))), inputs(json!({}))).await;
+    assert_eq!(completed(&out)["path"], "escalated");
+    let h = Harness::new(Effects::default());
+    let out = h.start(&procedure(&with_config(json!({}), "slow", nodes("warn"))), inputs(json!({}))).await;
+    assert_eq!(completed(&out)["path"], "normal");
+}
+
+#[tokio::test]
+async fn telemetry_adds_duration_and_retry_count() {
+    let p = procedure(&with_config(
+        json!({}),
+        "web",
+        json!({
+            "web": {"type": "sequence", "agent": "WEB", "telemetry": {"track_duration": true, "track_retries": true},
+                    "steps": [{"step_id": "flaky", "action": "navigate", "retry_on_failure": true, "retry_config": {"max_retries": 3, "retry_delay_ms": 1}}]}
+        }),
+    ));
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    let agents = ckp_engine::testing::FnAgents::new(move |_| {
+        if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            Err(StepError::new(ErrorKind::AgentError, "flaky"))
+        } else {
+            Ok(json!(1))
+        }
+    });
+    let h = Harness::new(Effects { agents: Some(Arc::new(agents)), ..Effects::default() });
+    completed(&h.start(&p, inputs(json!({}))).await);
+    let done = h.events().into_iter().find(|e| e.event_type == "step_completed").expect("step_completed");
+    assert_eq!(done.payload["retry_count"], 2);
+    assert!(done.payload["duration_ms"].is_u64());
+    assert_eq!(
+        h.events().iter().filter(|e| e.event_type == "step_started").count(),
+        3,
+        "every attempt emits step_started"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_skips_external_steps_and_runs_internal_ones() {
+    let p = procedure(&with_config(json!({"execution_mode": "dry_run"}), "web", web_then_end()));
+    let (effects, agents, _) = echo_effects();
+    let h = Harness::new(effects);
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    assert_eq!(vars["marked"], true);
+    assert_eq!(vars["page"]["dry_run"], true);
+    assert!(agents.calls().is_empty());
+    assert!(h.events().iter().any(|e| e.event_type == "dry_run_step_skipped"));
+}
+
+#[tokio::test]
+async fn validation_only_compiles_and_stops() {
+    let p = procedure(&with_config(json!({"execution_mode": "validation_only"}), "web", web_then_end()));
+    let h = Harness::new(Effects::default());
+    let out = h.start(&p, inputs(json!({}))).await;
+    assert!(completed(&out).is_empty());
+    let types: Vec<String> = h.events().into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, ["run_created", "run_completed"]);
+}
+
+#[tokio::test]
+async fn mocks_and_test_data_overrides() {
+    let p = procedure(&with_config(json!({"mock_external_calls": true}), "web", web_then_end()));
+    let (effects, agents, _) = echo_effects();
+    let h = Harness::new(effects);
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    assert_eq!(vars["page"]["mocked"], true);
+    assert!(agents.calls().is_empty());
+    let p = procedure(&with_config(json!({"test_data_overrides": {"nav": {"title": "fixed"}}}), "web", web_then_end()));
+    let (effects, agents, _) = echo_effects();
+    let h = Harness::new(effects);
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    assert_eq!(vars["page"], json!({"title": "fixed"}));
+    assert!(agents.calls().is_empty());
+    assert!(h.events().iter().any(|e| e.event_type == "step_test_override_applied"));
+}
+
+#[tokio::test]
+async fn rate_limiting_fails_a_node_that_would_wait_too_long() {
+    let p = procedure(&with_config(
+        json!({"rate_limiting": {"enabled": true, "max_requests_per_minute": 1}}),
+        "a",
+        json!({
+            "a": {"type": "sequence", "steps": [{"step_id": "x", "action": "log", "message": "a"}], "next_node": "b"},
+            "b": {"type": "sequence", "steps": [{"step_id": "y", "action": "log", "message": "b"}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let h = Harness::new(Effects::default());
+    let out = h.start(&p, inputs(json!({}))).await;
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert!(error.message.starts_with("Rate limit exceeded"), "{}", error.message);
+    assert_eq!(error.node_id.as_deref(), Some("b"));
+}
+
+#[tokio::test]
+async fn disabled_checkpointing_commits_only_at_the_ends() {
+    let p = procedure(&with_config(json!({"checkpoint_strategy": "disabled"}), "web", web_then_end()));
+    let (effects, agents, _) = echo_effects();
+    let h = Harness::new(effects);
+    completed(&h.start(&p, inputs(json!({}))).await);
+    assert_eq!(agents.calls().len(), 1);
+    assert_eq!(h.journal.commit_count("run-1"), 2, "creation and the end only");
+}
+
+#[tokio::test]
+async fn cancellation_takes_effect_at_the_next_step() {
+    let p = procedure(&with_config(
+        json!({}),
+        "ask",
+        json!({
+            "ask": {"type": "human_approval", "prompt": "go?", "on_approve": "work", "on_reject": "end"},
+            "work": {"type": "sequence", "steps": [{"step_id": "s", "action": "set_variable", "variable": "worked", "value": true}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let h = Harness::new(Effects::default());
+    h.start(&p, inputs(json!({}))).await;
+    let engine = h.engine();
+    engine.cancel("run-1");
+    let d = Decision { key: None, value: json!("approve"), decided_by: None, comment: None };
+    let out = engine.decide(p.clone(), "run-1", d).await.expect("decides");
+    assert_eq!(out, RunOutcome::Cancelled);
+    let last = h.events().pop().expect("events");
+    assert_eq!(last.event_type, "run_canceled");
+    assert!(h.journal.checkpoint("run-1").expect("cp").vars.get("worked").is_none());
+}
