@@ -103,6 +103,22 @@ impl RateLimiter {
     }
 }
 
+/// Where subflows find their child procedures.
+pub trait Procedures: Send + Sync {
+    /// The procedure `id` at `version` (None: the latest).
+    fn find(&self, id: &str, version: Option<&str>) -> Option<Arc<Procedure>>;
+}
+
+/// A fixed set of procedures; the latest version of an id is the last one added.
+#[derive(Debug, Default, Clone)]
+pub struct ProcedureSet(pub Vec<Arc<Procedure>>);
+
+impl Procedures for ProcedureSet {
+    fn find(&self, id: &str, version: Option<&str>) -> Option<Arc<Procedure>> {
+        self.0.iter().rev().find(|p| p.id == id && version.is_none_or(|v| p.version == v)).cloned()
+    }
+}
+
 /// Executes procedures durably.
 pub struct Engine {
     journal: Arc<dyn Journal>,
@@ -111,6 +127,7 @@ pub struct Engine {
     config: EngineConfig,
     cancelled: Mutex<HashSet<String>>,
     limiter: RateLimiter,
+    procedures: Option<Arc<dyn Procedures>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -129,6 +146,7 @@ impl Engine {
             config: EngineConfig::default(),
             cancelled: Mutex::new(HashSet::new()),
             limiter: RateLimiter::default(),
+            procedures: None,
         }
     }
 
@@ -136,6 +154,43 @@ impl Engine {
     pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.sink = Some(sink);
         self
+    }
+
+    /// Lets subflow nodes find their child procedures.
+    pub fn with_procedures(mut self, procedures: Arc<dyn Procedures>) -> Self {
+        self.procedures = Some(procedures);
+        self
+    }
+
+    /// The child procedure of a subflow.
+    pub(crate) fn find_procedure(&self, id: &str, version: Option<&str>) -> Option<Arc<Procedure>> {
+        self.procedures.as_ref()?.find(id, version)
+    }
+
+    /// Creates (first time) or continues (afterwards) a subflow's child run.
+    pub(crate) fn run_child<'a>(
+        &'a self,
+        p: Arc<Procedure>,
+        run_id: String,
+        inputs: Map<String, Value>,
+        call_stack: Vec<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, EngineError>> + Send + 'a>> {
+        Box::pin(async move {
+            if self.journal.load(&run_id).await?.is_none() {
+                let mut cp = Self::new_checkpoint(&p, &run_id, &inputs);
+                cp.status = RunStatus::Running;
+                cp.call_stack = call_stack;
+                let created = self.event(
+                    "run_created",
+                    None,
+                    None,
+                    json!({"parent_run_id": run_id.rsplit_once(':').map(|(parent, _)| parent)}),
+                );
+                self.write(&run_id, Commit { events: vec![created], steps: Vec::new(), checkpoint: cp }).await?;
+            }
+            let stored = self.load(&run_id).await?;
+            self.drive(p, &run_id, stored).await
+        })
     }
 
     /// Replaces the configuration.
@@ -179,6 +234,7 @@ impl Engine {
             recovering: false,
             started_at: None,
             resume_reason: None,
+            call_stack: Vec::new(),
         }
     }
 
@@ -237,6 +293,26 @@ impl Engine {
         }
         .ok_or_else(|| invalid("no pending approval matches this decision"))?;
         let approval = cp.pending.remove(position);
+        if let Some((child_run, child_key)) = approval.key.split_once('>') {
+            // An approval of a subflow's child run: decide it there, then continue the parent.
+            let child = self.load(child_run).await?;
+            let child_p = self
+                .find_procedure(&child.checkpoint.procedure_id, Some(&child.checkpoint.procedure_version))
+                .ok_or_else(|| invalid("the subflow's procedure is no longer available"))?;
+            let child_decision = Decision { key: Some(child_key.to_owned()), ..decision };
+            Box::pin(self.decide(child_p, child_run, child_decision)).await?;
+            let outcome_if_waiting = RunOutcome::WaitingApproval(cp.pending.clone());
+            let still_waiting = !cp.pending.is_empty();
+            if !still_waiting {
+                cp.status = RunStatus::Running;
+                cp.resume_reason = Some("approval_resume".into());
+            }
+            self.write(run_id, Commit { events: Vec::new(), steps: Vec::new(), checkpoint: cp.clone() }).await?;
+            if still_waiting {
+                return Ok(outcome_if_waiting);
+            }
+            return self.drive(p, run_id, stored).await;
+        }
         let value = normalise_decision(&decision.value);
         cp.decisions.insert(approval.key.clone(), value.clone());
         let event = self.event(
@@ -340,6 +416,7 @@ impl Engine {
                 self.effects.clock.now() + chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 2))
             }),
             limiter: &self.limiter,
+            engine: self,
             core: std::sync::Mutex::new(core),
         };
         let top = Ctx::default();

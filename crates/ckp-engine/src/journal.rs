@@ -125,6 +125,9 @@ pub struct Checkpoint {
     /// process dies between the decision and the resumption.
     #[serde(default)]
     pub resume_reason: Option<String>,
+    /// Procedure ids of the parents of a subflow's child run (the recursion guard).
+    #[serde(default)]
+    pub call_stack: Vec<String>,
 }
 
 /// What the journal remembers of one external call (or one non-deterministic internal value).

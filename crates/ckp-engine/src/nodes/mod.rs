@@ -9,6 +9,7 @@ mod loop_;
 mod parallel;
 mod processing;
 mod sequence;
+mod subflow;
 mod terminate;
 mod transform;
 mod verification;
@@ -70,15 +71,7 @@ impl Runner<'_> {
                 Kind::Llm(l) => self.exec_llm(ctx, vars, node, visit, l).await?,
                 Kind::Terminate(t) => self.exec_terminate(ctx, vars, node, visit, t).await?,
                 Kind::Approval(a) => self.exec_approval(ctx, vars, node, visit, a),
-                Kind::Subflow(s) => Flow::Fail(RunError {
-                    message: format!(
-                        "subflow `{}` cannot run: child runs need a procedure store (ckp serve); this engine has none",
-                        s.procedure_id
-                    ),
-                    node_id: Some(node.id.clone()),
-                    step_id: None,
-                    kind: ErrorKind::InternalError,
-                }),
+                Kind::Subflow(s) => self.exec_subflow(ctx, vars, node, visit, s).await?,
             };
             if let (Some(sla), Flow::Next(_) | Flow::End(_)) = (&node.sla, &flow) {
                 let elapsed = (self.effects.clock.now() - started).num_milliseconds().max(0) as u64;

@@ -7,4 +7,5 @@ mod defects;
 mod examples;
 mod features;
 mod nodes;
+mod subflows;
 mod support;

@@ -43,6 +43,25 @@ pub struct RunArgs {
     /// Answer every external step (agents, MCP, HTTP) with a mock result instead of failing for want of an executor.
     #[arg(long)]
     pub mock_external: bool,
+    /// Where subflows find their child procedures: every `*.ckp.json` in this directory (default: FILE's directory).
+    #[arg(long, value_name = "DIR")]
+    pub procedures: Option<PathBuf>,
+}
+
+/// Compiles every `*.ckp.json` of `dir` that compiles (children of subflows).
+fn load_procedures(dir: &std::path::Path) -> ckp_engine::engine::ProcedureSet {
+    let mut set = Vec::new();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
+    paths.sort();
+    for path in paths.into_iter().filter(|p| p.to_string_lossy().ends_with(".ckp.json")) {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Some(p) = ckp_core::compile(&text).procedure
+        {
+            set.push(Arc::new(p));
+        }
+    }
+    ckp_engine::engine::ProcedureSet(set)
 }
 
 /// Prints committed events as a timeline (or JSON lines).
@@ -204,8 +223,12 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
     let sink_out: Box<dyn Write + Send> = if json { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) };
     let timeline = Arc::new(Timeline { out: Mutex::new(sink_out), json, start: Instant::now() });
     let config = EngineConfig { mock_external: args.mock_external, ..EngineConfig::default() };
-    let engine =
-        Engine::new(Arc::new(MemoryJournal::new()), Effects::default()).with_sink(timeline).with_config(config);
+    let dir = args.procedures.clone().unwrap_or_else(|| args.file.parent().map(PathBuf::from).unwrap_or_default());
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let engine = Engine::new(Arc::new(MemoryJournal::new()), Effects::default())
+        .with_sink(timeline)
+        .with_config(config)
+        .with_procedures(Arc::new(load_procedures(&dir)));
     let procedure = Arc::new(procedure);
     let run_id = uuid::Uuid::now_v7().to_string();
     let stdin = std::io::stdin();

@@ -189,3 +189,11 @@ fn run_events_json_prints_raw_events() {
     assert_eq!(types.last().map(String::as_str), Some("run_completed"));
     assert!(types.contains(&"step_log".to_owned()));
 }
+
+#[test]
+fn run_finds_subflow_children_beside_the_file() {
+    let out = ckp(&["run", "crates/ckp/tests/data/parent.ckp.json", "--input", "amount=4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("outputs JSON");
+    assert_eq!(outputs["doubled"], 8);
+}
