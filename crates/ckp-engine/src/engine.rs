@@ -334,6 +334,35 @@ impl Engine {
         self.drive(p, run_id, stored).await
     }
 
+    /// Applies expiry to the run's pending approvals whose `expires_at` has passed (A.2.8): each gets the decision
+    /// `timed_out`, which routes by `timeout_action`, and the run resumes. The server's scheduler calls this; a
+    /// run with nothing due is returned as it is.
+    pub async fn expire_due(&self, p: Arc<Procedure>, run_id: &str) -> Result<RunOutcome, EngineError> {
+        let stored = self.load(run_id).await?;
+        let now = self.effects.clock.now();
+        let due: Vec<String> = stored
+            .checkpoint
+            .pending
+            .iter()
+            .filter(|a| a.expires_at.is_some_and(|at| at <= now))
+            .map(|a| a.key.clone())
+            .collect();
+        if stored.checkpoint.status != RunStatus::WaitingApproval || due.is_empty() {
+            return self.drive(p, run_id, stored).await;
+        }
+        let mut outcome = RunOutcome::WaitingApproval(stored.checkpoint.pending.clone());
+        for key in due {
+            let d = Decision {
+                key: Some(key),
+                value: Value::from("timed_out"),
+                decided_by: Some("system:expiry".into()),
+                comment: None,
+            };
+            outcome = self.decide(p.clone(), run_id, d).await?;
+        }
+        Ok(outcome)
+    }
+
     async fn load(&self, run_id: &str) -> Result<Stored, EngineError> {
         let stored = self.journal.load(run_id).await?.ok_or_else(|| EngineError::RunNotFound(run_id.to_owned()))?;
         if stored.checkpoint.format != CHECKPOINT_FORMAT {
@@ -417,6 +446,11 @@ impl Engine {
             }),
             limiter: &self.limiter,
             engine: self,
+            ops_limit: p
+                .config
+                .rate_limit
+                .and_then(|r| r.max_concurrent)
+                .map(|n| tokio::sync::Semaphore::new(usize::try_from(n.max(1)).unwrap_or(1))),
             core: std::sync::Mutex::new(core),
         };
         let top = Ctx::default();

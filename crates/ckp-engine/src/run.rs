@@ -82,6 +82,8 @@ pub(crate) struct Runner<'e> {
     pub deadline: Option<chrono::DateTime<chrono::Utc>>,
     /// The engine's per-procedure rate limiter.
     pub limiter: &'e crate::engine::RateLimiter,
+    /// `rate_limiting.max_concurrent_operations`: external calls of this run in flight at once.
+    pub ops_limit: Option<tokio::sync::Semaphore>,
     /// The engine, for subflows' child runs.
     pub engine: &'e crate::engine::Engine,
     pub core: Mutex<Core>,

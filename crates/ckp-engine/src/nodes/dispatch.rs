@@ -175,6 +175,10 @@ impl Runner<'_> {
         };
         let params = self.with_secrets(vars, step, params).await;
         let timeout = step.timeout_ms.map(Duration::from_millis);
+        let _permit = match &self.ops_limit {
+            Some(limit) => limit.acquire().await.ok(),
+            None => None,
+        };
         let call = self.call_executor(node, step, params, &idempotency_key, timeout);
         let result = match timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {

@@ -168,6 +168,10 @@ impl Runner<'_> {
                 self.commit_mid_node().await?;
             }
         }
+        let _permit = match &self.ops_limit {
+            Some(limit) => limit.acquire().await.ok(),
+            None => None,
+        };
         let result = match &self.effects.llm {
             Some(llm) => llm.complete(request.clone()).await,
             None => Err(StepError::new(

@@ -61,7 +61,13 @@ impl Runner<'_> {
                     None,
                     json!({"procedure_id": s.procedure_id, "version": child.version, "child_run_id": child_run}),
                 );
-                match self.engine.run_child(child.clone(), child_run.clone(), inputs, stack).await? {
+                let mut first =
+                    self.engine.run_child(child.clone(), child_run.clone(), inputs.clone(), stack.clone()).await?;
+                if s.on_failure == SubflowFailure::Retry && matches!(first, RunOutcome::Failed { .. }) {
+                    // `retry`: one more child run (a fresh run id), then the parent fails if it fails again.
+                    first = self.engine.run_child(child.clone(), format!("{child_run}~retry"), inputs, stack).await?;
+                }
+                match first {
                     RunOutcome::Completed { outputs } => {
                         let result = Value::Object(outputs);
                         self.record_step(key.clone(), StepRecord::Completed { result: result.clone() });

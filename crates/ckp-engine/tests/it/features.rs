@@ -240,3 +240,74 @@ async fn cancellation_takes_effect_at_the_next_step() {
     assert_eq!(last.event_type, "run_canceled");
     assert!(h.journal.checkpoint("run-1").expect("cp").vars.get("worked").is_none());
 }
+
+#[tokio::test]
+async fn approval_expiry_applies_timeout_action() {
+    for (action, expected) in
+        [("auto_approve", "approved_path"), ("auto_reject", "rejected_path"), ("escalate", "timeout_path")]
+    {
+        let p = procedure(&with_config(
+            json!({}),
+            "ask",
+            json!({
+                "ask": {"type": "human_approval", "prompt": "ok?", "timeout_ms": 1, "timeout_action": action,
+                        "on_approve": "approved_path", "on_reject": "rejected_path", "on_timeout": "timeout_path"},
+                "approved_path": {"type": "terminate", "outputs": {"path": "approved_path"}},
+                "rejected_path": {"type": "terminate", "outputs": {"path": "rejected_path"}},
+                "timeout_path": {"type": "terminate", "outputs": {"path": "timeout_path"}}
+            }),
+        ));
+        let h = Harness::new(Effects::default());
+        let out = h.start(&p, inputs(json!({}))).await;
+        assert!(matches!(out, RunOutcome::WaitingApproval(_)));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let out = h.engine().expire_due(p.clone(), "run-1").await.expect("expires");
+        assert_eq!(completed(&out)["path"], expected, "timeout_action {action}");
+        let decision =
+            h.events().into_iter().find(|e| e.event_type == "approval_decision_received").expect("decision event");
+        assert_eq!(decision.payload["decision"], "timed_out");
+    }
+}
+
+struct CountingAgent {
+    in_flight: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl Agents for CountingAgent {
+    fn execute(&self, _req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            Ok(json!("done"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn parallel_branches_really_run_concurrently_within_max_concurrent_operations() {
+    let doc = |limit: Value| {
+        with_config(
+            json!({"rate_limiting": {"enabled": true, "max_concurrent_operations": limit}}),
+            "split",
+            json!({
+                "split": {"type": "parallel", "branches": [
+                    {"branch_id": "a", "start_node": "a"}, {"branch_id": "b", "start_node": "b"}, {"branch_id": "c", "start_node": "c"}
+                ], "next_node": "end"},
+                "a": {"type": "sequence", "agent": "API", "steps": [{"step_id": "x", "action": "work"}], "next_node": "end"},
+                "b": {"type": "sequence", "agent": "API", "steps": [{"step_id": "x", "action": "work"}], "next_node": "end"},
+                "c": {"type": "sequence", "agent": "API", "steps": [{"step_id": "x", "action": "work"}], "next_node": "end"},
+                "end": {"type": "terminate"}
+            }),
+        )
+    };
+    for (limit, peak) in [(json!(10), 3), (json!(2), 2)] {
+        let agent = Arc::new(CountingAgent { in_flight: 0.into(), peak: 0.into() });
+        let h = Harness::new(Effects { agents: Some(agent.clone()), ..Effects::default() });
+        completed(&h.start(&procedure(&doc(limit)), inputs(json!({}))).await);
+        assert_eq!(agent.peak.load(std::sync::atomic::Ordering::SeqCst), peak);
+    }
+}

@@ -96,3 +96,28 @@ async fn indirect_recursion_is_stopped() {
     let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
     assert!(error.message.contains("Subflow execution failed: Recursive subflow detected: 'a'"), "{}", error.message);
 }
+
+#[tokio::test]
+async fn retry_runs_a_failed_child_once_more() {
+    use ckp_engine::testing::FnAgents;
+    let flaky = json!({"procedure_id": "flaky", "version": "1", "workflow_graph": {"start_node": "call", "nodes": {
+        "call": {"type": "sequence", "agent": "API", "steps": [{"step_id": "x", "action": "work", "output_variable": "result"}], "next_node": "end"},
+        "end": {"type": "terminate"}
+    }}});
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let agents = FnAgents::new(move |_| {
+        if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Err(ckp_engine::StepError::new(ckp_engine::ErrorKind::AgentError, "first time fails"))
+        } else {
+            Ok(json!("second time works"))
+        }
+    });
+    let journal = Arc::new(MemoryJournal::new());
+    let set = ProcedureSet(vec![procedure(&flaky)]);
+    let e = Engine::new(journal.clone(), Effects { agents: Some(Arc::new(agents)), ..Effects::default() })
+        .with_procedures(Arc::new(set));
+    let out = e.start(procedure(&parent("flaky", "retry")), "p1", inputs(json!({"amount": 1}))).await.expect("runs");
+    assert_eq!(completed(&out)["doubled"], "second time works");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
