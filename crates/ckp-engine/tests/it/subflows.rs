@@ -52,7 +52,7 @@ async fn child_failure_policies() {
         "v": {"type": "verification", "checks": [{"id": "c", "condition": "false", "message": "child says no"}]}
     }}});
     let journal = Arc::new(MemoryJournal::new());
-    let e = engine(&journal, &[failing.clone()]);
+    let e = engine(&journal, std::slice::from_ref(&failing));
     let out =
         e.start(procedure(&parent("failing", "fail_parent")), "p1", inputs(json!({"amount": 1}))).await.expect("runs");
     let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
