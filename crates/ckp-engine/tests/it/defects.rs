@@ -173,3 +173,38 @@ async fn b8_18_checkpoint_saved_once() {
     assert_eq!(h.events().iter().filter(|e| e.event_type == "checkpoint_saved").count(), 1);
     assert_eq!(h.events().iter().filter(|e| e.event_type == "step_log").count(), 2, "log appends step_log (A.2.9)");
 }
+
+/// B §8.11: terminate outputs keep JSON types (no Python repr), objects with placeholders are rendered.
+#[tokio::test]
+async fn b8_11_terminate_outputs_are_typed() {
+    let p = procedure(&doc(
+        "end",
+        json!({"end": {"type": "terminate", "outputs": {"obj": "{{o}}", "nested": {"n": "{{o.n}}"}, "text": "n={{o.n}} flag={{f}}"}}}),
+    ));
+    let h = Harness::new(Effects::default());
+    let out = h.start(&p, inputs(json!({"o": {"n": 1}, "f": true}))).await;
+    let vars = completed(&out);
+    assert_eq!(vars["obj"], json!({"n": 1}));
+    assert_eq!(vars["nested"], json!({"n": 1}));
+    assert_eq!(vars["text"], "n=1 flag=true");
+}
+
+/// B §8.13: the system prompt is rendered, `retry.max_retries: 0` means no retry, and llm_usage is kept readable.
+#[tokio::test]
+async fn b8_13_llm_system_prompt_retries_and_usage() {
+    use ckp_engine::testing::FnLlm;
+    let llm = FnLlm::new(|_| Err(StepError::new(ErrorKind::LlmError, "HTTP 503")));
+    let p = procedure(&doc(
+        "ask",
+        json!({
+            "ask": {"type": "llm_action", "prompt": "q", "system_prompt": "You help {{team}}", "retry": {"max_retries": 0}}
+        }),
+    ));
+    let h = Harness::new(Effects { llm: Some(Arc::new(llm.clone())), ..Effects::default() });
+    let out = h.start(&p, inputs(json!({"team": "ops"}))).await;
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::LlmError);
+    let calls = llm.calls();
+    assert_eq!(calls.len(), 1, "max_retries 0 means one call");
+    assert_eq!(calls[0].system_prompt.as_deref(), Some("You help ops"));
+}
