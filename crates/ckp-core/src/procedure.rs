@@ -577,24 +577,34 @@ pub struct ErrorHandler {
     pub notify: bool,
 }
 
-/// The error taxonomy of A.2.10, plus LangOrch's exception class names mapped onto it.
+/// What an error handler's `error_type` matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ErrorMatch {
     /// Any error (`*` or empty).
     Any,
-    /// A step or run timeout.
+    /// Errors of one kind of the taxonomy (A.2.10; LangOrch's exception names are mapped onto it).
+    Kind(ErrorKind),
+    /// A name outside the taxonomy (an agent-side exception name): matches errors whose message contains it.
+    MessageContains(String),
+}
+
+/// The kind of a step or node error (semantics A.2.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A step, LLM call or the run exceeded its time limit.
     Timeout,
-    /// An HTTP error status.
+    /// An HTTP call returned an error status.
     HttpError,
-    /// The agent reported an error.
+    /// An agent reported an error.
     AgentError,
-    /// No agent could take the step.
+    /// No agent or executor could take the step.
     AgentUnavailable,
-    /// A validation failed.
+    /// A validation, verification or schema check failed.
     ValidationError,
     /// An LLM call failed.
     LlmError,
-    /// The LLM budget was exceeded.
+    /// The run's LLM budget was exceeded.
     BudgetExceeded,
     /// The run was cancelled.
     Cancelled,
@@ -602,8 +612,24 @@ pub enum ErrorMatch {
     McpError,
     /// An internal action failed.
     InternalError,
-    /// A name outside the taxonomy (an agent-side exception name): matches errors whose message contains it.
-    MessageContains(String),
+}
+
+impl ErrorKind {
+    /// The taxonomy name (`timeout`, `http_error`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::HttpError => "http_error",
+            ErrorKind::AgentError => "agent_error",
+            ErrorKind::AgentUnavailable => "agent_unavailable",
+            ErrorKind::ValidationError => "validation_error",
+            ErrorKind::LlmError => "llm_error",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::McpError => "mcp_error",
+            ErrorKind::InternalError => "internal_error",
+        }
+    }
 }
 
 /// `error_handlers[].action`.

@@ -5,49 +5,7 @@ use ckp_core::procedure::ErrorMatch;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// The kind of a step or node error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// A step, LLM call or the run exceeded its time limit.
-    Timeout,
-    /// An HTTP call returned an error status.
-    HttpError,
-    /// An agent reported an error.
-    AgentError,
-    /// No agent or executor could take the step.
-    AgentUnavailable,
-    /// A validation, verification or schema check failed.
-    ValidationError,
-    /// An LLM call failed.
-    LlmError,
-    /// The run's LLM budget was exceeded.
-    BudgetExceeded,
-    /// The run was cancelled.
-    Cancelled,
-    /// An MCP tool failed.
-    McpError,
-    /// An internal action failed.
-    InternalError,
-}
-
-impl ErrorKind {
-    /// The taxonomy name (`timeout`, `http_error`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::HttpError => "http_error",
-            ErrorKind::AgentError => "agent_error",
-            ErrorKind::AgentUnavailable => "agent_unavailable",
-            ErrorKind::ValidationError => "validation_error",
-            ErrorKind::LlmError => "llm_error",
-            ErrorKind::BudgetExceeded => "budget_exceeded",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::McpError => "mcp_error",
-            ErrorKind::InternalError => "internal_error",
-        }
-    }
-}
+pub use ckp_core::procedure::ErrorKind;
 
 /// An error raised by a step or an effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -75,16 +33,7 @@ impl StepError {
     pub fn matches(&self, m: &ErrorMatch) -> bool {
         match m {
             ErrorMatch::Any => true,
-            ErrorMatch::Timeout => self.kind == ErrorKind::Timeout,
-            ErrorMatch::HttpError => self.kind == ErrorKind::HttpError,
-            ErrorMatch::AgentError => self.kind == ErrorKind::AgentError,
-            ErrorMatch::AgentUnavailable => self.kind == ErrorKind::AgentUnavailable,
-            ErrorMatch::ValidationError => self.kind == ErrorKind::ValidationError,
-            ErrorMatch::LlmError => self.kind == ErrorKind::LlmError,
-            ErrorMatch::BudgetExceeded => self.kind == ErrorKind::BudgetExceeded,
-            ErrorMatch::Cancelled => self.kind == ErrorKind::Cancelled,
-            ErrorMatch::McpError => self.kind == ErrorKind::McpError,
-            ErrorMatch::InternalError => self.kind == ErrorKind::InternalError,
+            ErrorMatch::Kind(kind) => self.kind == *kind,
             ErrorMatch::MessageContains(text) => self.message.contains(text.as_str()),
         }
     }

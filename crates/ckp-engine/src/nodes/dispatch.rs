@@ -22,18 +22,6 @@ pub(crate) fn text_of(v: &Value) -> String {
     to_text(v).into_owned()
 }
 
-/// How a value's type is named in messages.
-pub(crate) fn kind_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 struct Fetched(HashMap<String, String>);
 
 impl TemplateSecrets for Fetched {

@@ -25,7 +25,7 @@ impl Runner<'_> {
                     message: format!(
                         "Loop iterator '{}' must resolve to a list, found {}",
                         l.iterator,
-                        crate::nodes::dispatch::kind_name(&other)
+                        crate::ops::describe(&other)
                     ),
                     node_id: Some(node.id.clone()),
                     step_id: None,
