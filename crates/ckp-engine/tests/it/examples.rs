@@ -144,6 +144,9 @@ async fn support_routes_by_classification() {
         let actions: Vec<String> = agents.calls().into_iter().map(|c| c.action).collect();
         assert!(actions.contains(&action.to_owned()), "{category}/{urgency}: {actions:?}");
         assert_eq!(actions.last().map(String::as_str), Some("update_ticket"));
+        if category == "technical" && urgency == "critical" {
+            insta::assert_snapshot!("support_critical_trace", h.trace());
+        }
     }
 }
 
@@ -205,11 +208,13 @@ async fn contract_with(decisions: [&str; 3]) -> (RunOutcome, Harness, FnAgents) 
 
 #[tokio::test]
 async fn contract_all_approve_goes_to_esignature() {
-    let (out, _, agents) = contract_with(["approve", "approve", "approve"]).await;
+    let (out, h, agents) = contract_with(["approve", "approve", "approve"]).await;
+    let _h_trace = h.trace();
     let vars = completed(&out);
     assert_eq!(vars["outcome"], "sent for signature");
     assert_eq!(vars["envelope"]["id"], "ENV-9");
     assert!(agents.calls().iter().any(|c| c.action == "update_contract_registry"));
+    insta::assert_snapshot!("contract_approved_trace", _h_trace);
 }
 
 #[tokio::test]

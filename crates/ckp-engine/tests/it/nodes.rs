@@ -156,6 +156,7 @@ async fn loop_collects_and_nested_loops_are_independent() {
     let cell_events =
         h.events().iter().filter(|e| e.event_type == "node_started" && e.node_id.as_deref() == Some("cell")).count();
     assert_eq!(cell_events, 6, "nodes inside loop bodies emit node events (A.2.7)");
+    insta::assert_snapshot!("nested_loops_trace", h.trace());
 }
 
 #[tokio::test]
@@ -175,6 +176,7 @@ async fn parallel_branches_merge_and_fail_policy() {
     let vars = completed(&out);
     assert_eq!(vars["x"], "a");
     assert_eq!(vars["parallel_results"]["errors"]["b"]["message"], "b broke");
+    insta::assert_snapshot!("parallel_continue_trace", h.trace());
     let h = Harness::new(Effects::default());
     let out = h.start(&procedure(&doc("split", nodes("fail"))), inputs(json!({}))).await;
     let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
@@ -209,6 +211,7 @@ async fn llm_outputs_usage_and_budget() {
     assert_eq!(usage[0].payload["prompt_tokens"], 100, "token counts are readable, not redacted (B §8.13)");
     let cp = h.journal.checkpoint("run-1").expect("checkpoint");
     assert_eq!(cp.vars["answer"], 42);
+    insta::assert_snapshot!("llm_budget_trace", h.trace());
 }
 
 #[tokio::test]

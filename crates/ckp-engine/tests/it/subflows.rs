@@ -36,6 +36,8 @@ async fn child_run_maps_inputs_and_outputs() {
     let out =
         e.start(procedure(&parent("doubler", "fail_parent")), "p1", inputs(json!({"amount": 21}))).await.expect("runs");
     assert_eq!(completed(&out)["doubled"], 42);
+    insta::assert_snapshot!("subflow_parent_trace", crate::support::trace(&journal.events("p1")));
+    insta::assert_snapshot!("subflow_child_trace", crate::support::trace(&journal.events("p1:call#1")));
     let child = journal.checkpoint("p1:call#1").expect("the child is its own run");
     assert_eq!(child.vars["label"], "order 21");
     let types: Vec<String> = journal.events("p1").into_iter().map(|e| e.event_type).collect();
