@@ -209,12 +209,12 @@ async fn contract_with(decisions: [&str; 3]) -> (RunOutcome, Harness, FnAgents) 
 #[tokio::test]
 async fn contract_all_approve_goes_to_esignature() {
     let (out, h, agents) = contract_with(["approve", "approve", "approve"]).await;
-    let _h_trace = h.trace();
+    let trace_text = h.trace();
     let vars = completed(&out);
     assert_eq!(vars["outcome"], "sent for signature");
     assert_eq!(vars["envelope"]["id"], "ENV-9");
     assert!(agents.calls().iter().any(|c| c.action == "update_contract_registry"));
-    insta::assert_snapshot!("contract_approved_trace", _h_trace);
+    insta::assert_snapshot!("contract_approved_trace", trace_text);
 }
 
 #[tokio::test]
