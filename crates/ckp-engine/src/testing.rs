@@ -114,3 +114,48 @@ impl Secrets for MapSecrets {
         Box::pin(async move { Ok(v) })
     }
 }
+
+type HttpFn = dyn Fn(&crate::effects::HttpRequest) -> Result<crate::effects::HttpResponse, StepError> + Send + Sync;
+
+/// An HTTP executor answered by a closure; every request is recorded.
+#[derive(Clone)]
+pub struct FnHttp {
+    handler: Arc<HttpFn>,
+    calls: Arc<Mutex<Vec<crate::effects::HttpRequest>>>,
+}
+
+impl std::fmt::Debug for FnHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnHttp").field("calls", &self.calls().len()).finish()
+    }
+}
+
+impl FnHttp {
+    /// An HTTP executor that answers with `handler`.
+    pub fn new(
+        handler: impl Fn(&crate::effects::HttpRequest) -> Result<crate::effects::HttpResponse, StepError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        FnHttp { handler: Arc::new(handler), calls: Arc::default() }
+    }
+
+    /// The requests received so far.
+    pub fn calls(&self) -> Vec<crate::effects::HttpRequest> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl crate::effects::Http for FnHttp {
+    fn request(
+        &self,
+        req: crate::effects::HttpRequest,
+    ) -> BoxFuture<'_, Result<crate::effects::HttpResponse, StepError>> {
+        let result = (self.handler)(&req);
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(req);
+        }
+        Box::pin(async move { result })
+    }
+}

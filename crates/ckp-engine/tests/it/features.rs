@@ -311,3 +311,160 @@ async fn parallel_branches_really_run_concurrently_within_max_concurrent_operati
         assert_eq!(agent.peak.load(std::sync::atomic::Ordering::SeqCst), peak);
     }
 }
+
+#[tokio::test]
+async fn builtin_http_request_with_secrets_resolved_only_at_dispatch() {
+    use ckp_engine::effects::HttpResponse;
+    use ckp_engine::testing::{FnHttp, MapSecrets};
+    let p = procedure(&with_config(
+        json!({}),
+        "call",
+        json!({
+            "call": {"type": "sequence", "steps": [{"step_id": "get", "action": "http_request", "method": "post",
+                "url": "https://api.example/items", "query": {"q": "a b"}, "headers": {"Authorization": "Bearer {{secrets.token}}"},
+                "body": {"n": "{{n}}"}, "output_variable": "resp"}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let http = FnHttp::new(|_| Ok(HttpResponse { status: 201, headers: vec![], body: json!({"id": 9}) }));
+    let secrets = MapSecrets([("token".to_owned(), "s3cr3t".to_owned())].into_iter().collect());
+    let h = Harness::new(Effects {
+        http: Some(Arc::new(http.clone())),
+        secrets: Some(Arc::new(secrets)),
+        ..Effects::default()
+    });
+    let vars = completed(&h.start(&p, inputs(json!({"n": 2}))).await).clone();
+    assert_eq!(vars["resp"]["status"], 201);
+    assert_eq!(vars["resp"]["body"]["id"], 9);
+    let req = &http.calls()[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.url, "https://api.example/items?q=a%20b");
+    assert_eq!(req.body, Some(json!({"n": 2})));
+    assert!(req.headers.contains(&("Authorization".to_owned(), "Bearer s3cr3t".to_owned())));
+    assert!(req.headers.iter().any(|(k, _)| k == "Idempotency-Key"));
+    let everything = serde_json::to_string(&h.events()).expect("json") + &serde_json::to_string(&vars).expect("json");
+    assert!(!everything.contains("s3cr3t"), "the secret never reaches vars or events (A.3)");
+}
+
+#[tokio::test]
+async fn http_error_status_is_an_http_error_matched_by_status() {
+    use ckp_engine::effects::HttpResponse;
+    use ckp_engine::testing::FnHttp;
+    let p = procedure(&with_config(
+        json!({}),
+        "call",
+        json!({
+            "call": {"type": "sequence", "steps": [{"step_id": "get", "action": "http_request", "url": "https://x"}],
+                     "error_handlers": [{"error_type": "http_error", "trigger": {"http_status_codes": [503]}, "action": "ignore", "fallback_node": "down"}],
+                     "next_node": "end"},
+            "down": {"type": "terminate", "outputs": {"path": "down"}},
+            "end": {"type": "terminate", "outputs": {"path": "end"}}
+        }),
+    ));
+    let http = FnHttp::new(|_| Ok(HttpResponse { status: 503, headers: vec![], body: Value::Null }));
+    let h = Harness::new(Effects { http: Some(Arc::new(http)), ..Effects::default() });
+    assert_eq!(completed(&h.start(&p, inputs(json!({}))).await)["path"], "down");
+}
+
+#[tokio::test]
+async fn mcp_steps_call_tools() {
+    use ckp_engine::testing::FnMcp;
+    let p = procedure(&with_config(
+        json!({}),
+        "call",
+        json!({
+            "call": {"type": "sequence", "steps": [{"step_id": "e", "action": "mcp:everything/echo", "message": "hi {{who}}", "output_variable": "echo"}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let mcp =
+        FnMcp(Box::new(|server, tool, args| Ok(json!({"server": server, "tool": tool, "text": args["message"]}))));
+    let h = Harness::new(Effects { mcp: Some(Arc::new(mcp)), ..Effects::default() });
+    let vars = completed(&h.start(&p, inputs(json!({"who": "you"}))).await).clone();
+    assert_eq!(vars["echo"], json!({"server": "everything", "tool": "echo", "text": "hi you"}));
+}
+
+#[tokio::test]
+async fn llm_orchestration_and_output_mappings() {
+    use ckp_engine::effects::LlmResponse;
+    use ckp_engine::testing::FnLlm;
+    let p = procedure(&with_config(
+        json!({}),
+        "pick",
+        json!({
+            "pick": {"type": "llm_action", "prompt": "route", "orchestration_mode": true, "branches": ["a", "b"],
+                     "outputs": {"score": "json_extract: detail.score", "code": "regex: code=(\\d+)"}},
+            "a": {"type": "terminate", "outputs": {"path": "a"}},
+            "b": {"type": "terminate", "outputs": {"path": "b"}}
+        }),
+    ));
+    let llm = FnLlm::new(|_| {
+        Ok(LlmResponse {
+            text: r#"{"_next_node": "b", "detail": {"score": 0.7}, "note": "code=42"}"#.into(),
+            model: "gpt-4o".into(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+        })
+    });
+    let h = Harness::new(Effects { llm: Some(Arc::new(llm.clone())), ..Effects::default() });
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    assert_eq!(vars["path"], "b");
+    assert_eq!(vars["score"], 0.7);
+    assert_eq!(vars["code"], "42");
+    let req = &llm.calls()[0];
+    assert!(req.json_mode, "orchestration forces JSON mode");
+    assert!(
+        req.system_prompt.as_deref().unwrap_or("").contains(r#""_next_node" whose value is exactly one of: ["a","b"]"#)
+    );
+}
+
+#[tokio::test]
+async fn wait_strategy_any_takes_the_first_success() {
+    let p = procedure(&with_config(
+        json!({}),
+        "race",
+        json!({
+            "race": {"type": "parallel", "wait_strategy": "any", "branches": [
+                {"branch_id": "slow", "start_node": "slow"}, {"branch_id": "fast", "start_node": "fast"}
+            ], "next_node": "end"},
+            "slow": {"type": "sequence", "steps": [{"step_id": "w", "action": "wait", "duration_ms": 300}, {"step_id": "s", "action": "set_variable", "variable": "winner", "value": "slow"}], "next_node": "end"},
+            "fast": {"type": "sequence", "steps": [{"step_id": "s", "action": "set_variable", "variable": "winner", "value": "fast"}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let h = Harness::new(Effects::default());
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    assert_eq!(vars["winner"], "fast");
+    assert!(vars["parallel_results"]["branches"].get("slow").is_none());
+}
+
+#[tokio::test]
+async fn loop_max_iterations_and_terminate_error_actions() {
+    let p = procedure(&with_config(
+        json!({}),
+        "each",
+        json!({
+            "each": {"type": "loop", "iterator": "xs", "iterator_variable": "x", "max_iterations": 2, "collect_variable": "done", "body_node": "noop", "next_node": "end"},
+            "noop": {"type": "processing", "operations": [{"action": "log", "message": "{{x}}"}], "next_node": "each"},
+            "end": {"type": "terminate", "status": "failed", "error_actions": [{"action": "set_variable", "variable": "cleaned", "value": true}]}
+        }),
+    ));
+    let h = Harness::new(Effects::default());
+    let out = h.start(&p, inputs(json!({"xs": [1, 2, 3, 4]}))).await;
+    assert!(matches!(out, RunOutcome::Failed { .. }));
+    let vars = h.journal.checkpoint("run-1").and_then(|c| c.outputs).expect("outputs");
+    assert_eq!(vars["done"], json!([1, 2]));
+    assert_eq!(vars["cleaned"], true);
+}
+
+#[tokio::test]
+async fn an_unknown_checkpoint_format_is_refused() {
+    use ckp_engine::journal::{Commit, Journal};
+    let p = procedure(&with_config(json!({}), "end", json!({"end": {"type": "terminate"}})));
+    let h = Harness::new(Effects::default());
+    let mut cp = ckp_engine::Engine::new_checkpoint(&p, "run-1", &serde_json::Map::new());
+    cp.format = 99;
+    h.journal.commit("run-1", Commit { events: vec![], steps: vec![], checkpoint: cp }).await.expect("commits");
+    let err = h.engine().resume(p, "run-1").await.expect_err("refused");
+    assert!(err.to_string().contains("checkpoint format 99 is not supported"), "{err}");
+}
