@@ -43,6 +43,12 @@ pub struct RunArgs {
     /// Answer every external step (agents, MCP, HTTP) with a mock result instead of failing for want of an executor.
     #[arg(long)]
     pub mock_external: bool,
+    /// Keep the run in this SQLite database (created if needed), so it survives the process and can be resumed.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Continue the run RUN_ID of `--db` (after a crash, or to answer its approvals) instead of starting one.
+    #[arg(long, value_name = "RUN_ID", requires = "db")]
+    pub resume: Option<String>,
     /// Where subflows find their child procedures: every `*.ckp.json` in this directory (default: FILE's directory).
     #[arg(long, value_name = "DIR")]
     pub procedures: Option<PathBuf>,
@@ -225,16 +231,32 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
     let config = EngineConfig { mock_external: args.mock_external, ..EngineConfig::default() };
     let dir = args.procedures.clone().unwrap_or_else(|| args.file.parent().map(PathBuf::from).unwrap_or_default());
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let engine = Engine::new(Arc::new(MemoryJournal::new()), Effects::default())
+    let journal: Arc<dyn ckp_engine::Journal> = match &args.db {
+        Some(path) => match ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default()) {
+            Ok(store) => Arc::new(store),
+            Err(e) => {
+                writeln!(err, "ckp: {}: {e}", path.display())?;
+                return Ok(EXIT_UNREADABLE);
+            }
+        },
+        None => Arc::new(MemoryJournal::new()),
+    };
+    let engine = Engine::new(journal, Effects::default())
         .with_sink(timeline)
         .with_config(config)
         .with_procedures(Arc::new(load_procedures(&dir)));
     let procedure = Arc::new(procedure);
-    let run_id = uuid::Uuid::now_v7().to_string();
+    let run_id = args.resume.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    if args.db.is_some() && args.resume.is_none() {
+        writeln!(err, "run {run_id} (resume with --resume {run_id})")?;
+    }
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let outcome = runtime.block_on(async {
-        let mut outcome = engine.start(procedure.clone(), &run_id, inputs).await;
+        let mut outcome = match &args.resume {
+            Some(id) => engine.resume(procedure.clone(), id).await,
+            None => engine.start(procedure.clone(), &run_id, inputs).await,
+        };
         loop {
             outcome = match outcome {
                 Ok(RunOutcome::WaitingApproval(pending)) => {

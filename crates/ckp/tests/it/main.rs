@@ -197,3 +197,48 @@ fn run_finds_subflow_children_beside_the_file() {
     let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("outputs JSON");
     assert_eq!(outputs["doubled"], 8);
 }
+
+#[test]
+fn run_with_db_survives_kill_9_and_resumes() {
+    use std::io::Read as _;
+    let dir = std::env::temp_dir().join(format!("ckp-cli-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("runs.db");
+    let db_arg = db.to_string_lossy().into_owned();
+    let file = "crates/ckp/tests/data/timer.ckp.json";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(["run", "--db", &db_arg, file])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ckp runs");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
+    let run_id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.split_whitespace().next()))
+        .unwrap_or_else(|| panic!("no run id in: {stderr}"))
+        .to_owned();
+    let out = ckp(&["run", "--db", &db_arg, "--resume", &run_id, file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("outputs");
+    assert_eq!(outputs["done"], true);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let store = ckp_store::SqliteStore::open(&db, ckp_store::SqliteOptions::default()).expect("opens");
+    let events = runtime.block_on(store.events(&run_id)).expect("events");
+    let logs: Vec<_> = events.iter().filter(|e| e.event_type == "step_log").collect();
+    assert_eq!(logs.len(), 1, "the step after the timer ran once");
+    let uid_in_log = logs[0].payload["message"].as_str().unwrap_or("").trim_start_matches("waited for ").to_owned();
+    assert_eq!(outputs["uid"], uid_in_log.as_str(), "generate_id kept its value across the crash");
+    for kind in ["run_created", "execution_started", "run_completed"] {
+        assert_eq!(events.iter().filter(|e| e.event_type == kind).count(), 1, "{kind} once");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &events {
+        assert!(seen.insert((e.event_type.clone(), e.node_id.clone(), e.step_id.clone())), "duplicate {e:?}");
+    }
+}

@@ -1,0 +1,31 @@
+//! Durable storage of runs. Today: the embedded SQLite store, implementing the engine's
+//! [`ckp_engine::Journal`] (runs with their checkpoint, events, step records) with versioned migrations. The
+//! PostgreSQL store and the rest of the server's tables (procedures, approvals, jobs, agents, ...) come with the
+//! server issues and extend the same migration sequence.
+//!
+//! SQLite discipline (STYLE.md): WAL, `synchronous=NORMAL` by default (`FULL` on request), foreign keys on, a busy
+//! timeout, one writer thread that owns the only write connection and groups concurrent commits into one
+//! transaction (`BEGIN IMMEDIATE`), and separate read connections.
+
+mod sqlite;
+
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused an operation.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer ckp.
+    #[error("the database is at schema version {found}, newer than this ckp knows ({known}); upgrade ckp")]
+    SchemaTooNew {
+        /// Version found.
+        found: i64,
+        /// Latest version known.
+        known: i64,
+    },
+    /// A filesystem problem.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,315 @@
+//! The SQLite store: migrations, the writer thread with group commit, read connections, and the
+//! [`Journal`] implementation. No transaction is ever held across an await.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use chrono::{SecondsFormat, Utc};
+use ckp_engine::effects::BoxFuture;
+use ckp_engine::journal::{Checkpoint, Commit, Journal, StepRecord, Stored};
+use ckp_engine::{EngineError, Event};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::StoreError;
+
+/// The migrations, in order; the index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_journal.sql")];
+
+/// Most commits grouped into one transaction.
+const MAX_GROUP: usize = 256;
+
+/// SQLite's `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Durable against process crashes; a power loss may lose the last transactions (WAL default).
+    #[default]
+    Normal,
+    /// Durable against power loss; slower.
+    Full,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct SqliteOptions {
+    /// The `synchronous` level.
+    pub synchronous: Synchronous,
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+struct WriteJob {
+    run_id: String,
+    commit: Commit,
+    reply: Reply,
+}
+
+/// An embedded SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    options: SqliteOptions,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), rusqlite::Error> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match options.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::SchemaTooNew { found: version, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+fn status_name(cp: &Checkpoint) -> String {
+    serde_json::to_value(cp.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit) -> Result<(), rusqlite::Error> {
+    let at = now();
+    let checkpoint = serde_json::to_string(&commit.checkpoint).map_err(json_err)?;
+    tx.prepare_cached(
+        "INSERT INTO runs (run_id, procedure_id, procedure_version, status, checkpoint, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, checkpoint = excluded.checkpoint,
+                                            updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        run_id,
+        commit.checkpoint.procedure_id,
+        commit.checkpoint.procedure_version,
+        status_name(&commit.checkpoint),
+        checkpoint,
+        at
+    ])?;
+    let mut insert_event = tx.prepare_cached(
+        "INSERT INTO run_events (run_id, event_type, node_id, step_id, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for e in &commit.events {
+        let payload = serde_json::to_string(&e.payload).map_err(json_err)?;
+        let created = e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+        insert_event.execute(params![run_id, e.event_type, e.node_id, e.step_id, payload, created])?;
+    }
+    let mut upsert_step = tx.prepare_cached(
+        "INSERT INTO step_results (run_id, key, record, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (run_id, key) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+    )?;
+    for (key, record) in &commit.steps {
+        let record = serde_json::to_string(record).map_err(json_err)?;
+        upsert_step.execute(params![run_id, key, record, at])?;
+    }
+    Ok(())
+}
+
+/// The writer thread: takes one job, then every job already queued (up to [`MAX_GROUP`]), and commits them in one
+/// transaction. A failing job is retried alone so one bad commit cannot sink the others.
+fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let together = (|| -> Result<(), rusqlite::Error> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for job in &group {
+                apply(&tx, &job.run_id, &job.commit)?;
+            }
+            tx.commit()
+        })();
+        match together {
+            Ok(()) => {
+                for job in group {
+                    let _ = job.reply.send(Ok(()));
+                }
+            }
+            Err(_) if group.len() > 1 => {
+                for job in group {
+                    let alone = (|| -> Result<(), rusqlite::Error> {
+                        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                        apply(&tx, &job.run_id, &job.commit)?;
+                        tx.commit()
+                    })();
+                    let _ = job.reply.send(alone.map_err(|e| e.to_string()));
+                }
+            }
+            Err(e) => {
+                for job in group {
+                    let _ = job.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut conn = Connection::open(&path)?;
+        configure(&conn, &options)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new().name("ckp-sqlite-writer".into()).spawn(move || writer_loop(conn, rx))?;
+        Ok(SqliteStore { path, writer: Mutex::new(Some(tx)), readers: Arc::default(), options })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a read connection, off the async runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        let options = self.options.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut r| r.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open(&path)?;
+                    configure(&c, &options)?;
+                    c
+                }
+            };
+            let result = f(&conn);
+            if let Ok(mut r) = readers.lock() {
+                r.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| EngineError::Journal(format!("read task failed: {e}")))?
+        .map_err(|e| EngineError::Journal(e.to_string()))
+    }
+
+    /// The events of a run, in order.
+    pub async fn events(&self, run_id: &str) -> Result<Vec<Event>, EngineError> {
+        let run_id = run_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT event_type, node_id, step_id, payload, created_at FROM run_events WHERE run_id = ?1 ORDER BY event_id",
+            )?;
+            let rows = stmt.query_map(params![run_id], |r| {
+                let payload: String = r.get(3)?;
+                let created: String = r.get(4)?;
+                Ok(Event {
+                    event_type: r.get(0)?,
+                    node_id: r.get(1)?,
+                    step_id: r.get(2)?,
+                    payload: serde_json::from_str(&payload).unwrap_or_default(),
+                    created_at: chrono::DateTime::parse_from_rfc3339(&created)
+                        .map(|d| d.with_timezone(&Utc))
+                        .unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+impl Journal for SqliteStore {
+    fn load(&self, run_id: &str) -> BoxFuture<'_, Result<Option<Stored>, EngineError>> {
+        let run_id = run_id.to_owned();
+        Box::pin(async move {
+            let loaded = self
+                .read(move |c| {
+                    let checkpoint: Option<String> = c
+                        .prepare_cached("SELECT checkpoint FROM runs WHERE run_id = ?1")?
+                        .query_row(params![run_id], |r| r.get(0))
+                        .optional()?;
+                    let Some(checkpoint) = checkpoint else { return Ok(None) };
+                    let mut stmt = c.prepare_cached("SELECT key, record FROM step_results WHERE run_id = ?1")?;
+                    let steps = stmt
+                        .query_map(params![run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Some((checkpoint, steps)))
+                })
+                .await?;
+            let Some((checkpoint, steps)) = loaded else { return Ok(None) };
+            let checkpoint: Checkpoint = serde_json::from_str(&checkpoint)
+                .map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
+            let mut map = HashMap::with_capacity(steps.len());
+            for (key, record) in steps {
+                let record: StepRecord = serde_json::from_str(&record)
+                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
+                map.insert(key, record);
+            }
+            Ok(Some(Stored { checkpoint, steps: map }))
+        })
+    }
+
+    fn commit(&self, run_id: &str, commit: Commit) -> BoxFuture<'_, Result<(), EngineError>> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let sent = self
+            .writer
+            .lock()
+            .ok()
+            .and_then(|w| w.as_ref().map(|w| w.send(WriteJob { run_id: run_id.to_owned(), commit, reply }).is_ok()));
+        Box::pin(async move {
+            match sent {
+                Some(true) => match done.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(EngineError::Journal(e)),
+                    Err(_) => Err(EngineError::Journal("the writer thread stopped".into())),
+                },
+                _ => Err(EngineError::Journal("the store is closed".into())),
+            }
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer thread once it has written what it holds.
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The SQLite store under the engine: persistence across reopen, concurrent runs (group commit), crashes around
+//! commits, migrations.
+#![expect(clippy::panic, reason = "test helpers fail by panicking")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ckp_core::Procedure;
+use ckp_engine::effects::{BoxFuture, Effects};
+use ckp_engine::journal::{Commit, Journal, Stored};
+use ckp_engine::{Decision, Engine, EngineError, RunOutcome};
+use ckp_store::{SqliteOptions, SqliteStore, StoreError, Synchronous};
+use serde_json::{Map, Value, json};
+
+fn fixture(name: &str) -> Arc<Procedure> {
+    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Arc::new(ckp_core::compile(&text).procedure.unwrap_or_else(|| panic!("{name} does not compile")))
+}
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ckp-store-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("ckp.db")
+}
+
+fn inputs(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_paused_run_survives_closing_the_database() {
+    let db = temp_db("reopen");
+    let p = fixture("product_enrichment_pipeline.ckp.json");
+    {
+        let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
+        let out = Engine::new(store, Effects::default())
+            .start(p.clone(), "r1", inputs(json!({"product_id": 3})))
+            .await
+            .expect("runs");
+        assert!(matches!(out, RunOutcome::WaitingApproval(_)), "{out:?}");
+    }
+    let store = Arc::new(SqliteStore::open(&db, SqliteOptions { synchronous: Synchronous::Full }).expect("reopens"));
+    let engine = Engine::new(store.clone(), Effects::default());
+    let d = Decision { key: None, value: json!("approve"), decided_by: Some("ann".into()), comment: None };
+    let out = engine.decide(p, "r1", d).await.expect("decides");
+    let RunOutcome::Completed { outputs } = out else { panic!("{out:?}") };
+    assert_eq!(outputs["publish_response"]["status"], "published");
+    let events = store.events("r1").await.expect("events");
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types.first(), Some(&"run_created"));
+    assert_eq!(types.last(), Some(&"run_completed"));
+    assert_eq!(types.iter().filter(|t| **t == "approval_decision_received").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_share_one_writer() {
+    let db = temp_db("concurrent");
+    let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
+    let engine = Arc::new(Engine::new(store.clone(), Effects::default()));
+    let p = fixture("simple_http_test.ckp.json");
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (engine, p) = (engine.clone(), p.clone());
+        tasks.push(tokio::spawn(async move {
+            engine.start(p, &format!("run-{i}"), inputs(json!({"post_id": i % 100 + 1}))).await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let out = t.await.expect("task").expect("runs");
+        let RunOutcome::Completed { outputs } = out else { panic!("{out:?}") };
+        assert_eq!(outputs["api_response"]["id"], i % 100 + 1);
+    }
+    for i in [0, 50, 99] {
+        let events = store.events(&format!("run-{i}")).await.expect("events");
+        assert_eq!(events.first().map(|e| e.event_type.as_str()), Some("run_created"));
+        assert_eq!(events.last().map(|e| e.event_type.as_str()), Some("run_completed"));
+    }
+}
+
+/// Forwards to a store and fails the n-th commit, before or after it is durable.
+struct Crashing {
+    inner: Arc<SqliteStore>,
+    countdown: AtomicUsize,
+    after: bool,
+}
+
+impl Journal for Crashing {
+    fn load(&self, run_id: &str) -> BoxFuture<'_, Result<Option<Stored>, EngineError>> {
+        self.inner.load(run_id)
+    }
+
+    fn commit(&self, run_id: &str, commit: Commit) -> BoxFuture<'_, Result<(), EngineError>> {
+        let hit = self.countdown.fetch_sub(1, Ordering::SeqCst) == 1;
+        if hit && !self.after {
+            return Box::pin(async { Err(EngineError::Journal("crash before commit".into())) });
+        }
+        let fut = self.inner.commit(run_id, commit);
+        Box::pin(async move {
+            fut.await?;
+            if hit { Err(EngineError::Journal("crash after commit".into())) } else { Ok(()) }
+        })
+    }
+}
+
+#[tokio::test]
+async fn crashes_around_every_commit_leave_one_clean_history() {
+    let p = fixture("product_enrichment_pipeline.ckp.json");
+    for n in 1..=5 {
+        for after in [false, true] {
+            let db = temp_db(&format!("crash-{n}-{after}"));
+            let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
+            let crashing = Arc::new(Crashing { inner: store.clone(), countdown: AtomicUsize::new(n), after });
+            let first =
+                Engine::new(crashing, Effects::default()).start(p.clone(), "r", inputs(json!({"product_id": 1}))).await;
+            let engine = Engine::new(store.clone(), Effects::default());
+            let mut out = match first {
+                Ok(o) => o,
+                Err(EngineError::Journal(_)) => match engine.resume(p.clone(), "r").await {
+                    Err(EngineError::RunNotFound(_)) => {
+                        engine.start(p.clone(), "r", inputs(json!({"product_id": 1}))).await.expect("starts")
+                    }
+                    other => other.expect("resumes"),
+                },
+                Err(e) => panic!("{e}"),
+            };
+            if let RunOutcome::WaitingApproval(_) = out {
+                let d = Decision { key: None, value: json!("approve"), decided_by: None, comment: None };
+                out = engine.decide(p.clone(), "r", d).await.expect("decides");
+            }
+            assert!(matches!(out, RunOutcome::Completed { .. }), "n={n} after={after}: {out:?}");
+            let events = store.events("r").await.expect("events");
+            let mut seen = std::collections::HashSet::new();
+            for e in &events {
+                let key = format!("{} {:?} {:?} {}", e.event_type, e.node_id, e.step_id, e.payload);
+                assert!(
+                    seen.insert(key.clone()) || e.event_type == "loop_iteration",
+                    "n={n} after={after}: duplicate {key}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_database_from_a_newer_ckp_is_refused() {
+    let db = temp_db("newer");
+    drop(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
+    let conn = rusqlite::Connection::open(&db).expect("raw open");
+    conn.pragma_update(None, "user_version", 99).expect("set version");
+    drop(conn);
+    match SqliteStore::open(&db, SqliteOptions::default()) {
+        Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
