@@ -287,11 +287,10 @@ impl Journal for SqliteStore {
 
     fn commit(&self, run_id: &str, commit: Commit) -> BoxFuture<'_, Result<(), EngineError>> {
         let (reply, done) = tokio::sync::oneshot::channel();
-        let sent = self
-            .writer
-            .lock()
-            .ok()
-            .and_then(|w| w.as_ref().map(|w| w.send(WriteJob { run_id: run_id.to_owned(), commit, reply }).is_ok()));
+        let sent =
+            self.writer.lock().ok().and_then(|w| {
+                w.as_ref().map(|w| w.send(WriteJob { run_id: run_id.to_owned(), commit, reply }).is_ok())
+            });
         Box::pin(async move {
             match sent {
                 Some(true) => match done.await {
