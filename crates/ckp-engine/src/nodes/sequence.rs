@@ -137,14 +137,9 @@ impl Runner<'_> {
             if attempt < max_retries {
                 let delay = backoff.delay_ms(attempt);
                 attempt += 1;
-                self.emit(
-                    ctx,
-                    "step_retrying",
-                    Some(&node.id),
-                    Some(&step.id),
-                    json!({"action": step.action_name, "attempt": attempt, "delay_ms": delay, "error": error.message}),
-                );
-                if let Some(until) = self.wait(&attempt_key, "backoff", delay).await {
+                if let Some(until) =
+                    self.before_retry(ctx, node, step, attempt, delay, &error, &attempt_key, false).await
+                {
                     return Ok(StepFlow::Sleep(until));
                 }
                 continue;
@@ -186,14 +181,9 @@ impl Runner<'_> {
                 let delay = handler.backoff.delay_ms(handler_retries);
                 handler_retries += 1;
                 attempt += 1;
-                self.emit(
-                    ctx,
-                    "step_retrying",
-                    Some(&node.id),
-                    Some(&step.id),
-                    json!({"action": step.action_name, "attempt": attempt, "delay_ms": delay, "error": error.message, "handler": true}),
-                );
-                if let Some(until) = self.wait(&attempt_key, "handler_backoff", delay).await {
+                if let Some(until) =
+                    self.before_retry(ctx, node, step, attempt, delay, &error, &attempt_key, true).await
+                {
                     return Ok(StepFlow::Sleep(until));
                 }
                 continue;
@@ -239,6 +229,30 @@ impl Runner<'_> {
             return Ok(StepFlow::Sleep(until));
         }
         Ok(StepFlow::Done(value))
+    }
+}
+
+impl Runner<'_> {
+    /// Announces a retry (`step_retrying`) and waits its delay; a long delay is a durable timer (returns when).
+    #[expect(clippy::too_many_arguments, reason = "the retry's whole context, used once per retry")]
+    async fn before_retry(
+        &self,
+        ctx: &Ctx,
+        node: &Node,
+        step: &Step,
+        attempt: u32,
+        delay: u64,
+        error: &StepError,
+        key: &str,
+        by_handler: bool,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let mut payload =
+            json!({"action": step.action_name, "attempt": attempt, "delay_ms": delay, "error": error.message});
+        if by_handler && let Value::Object(m) = &mut payload {
+            m.insert("handler".into(), Value::Bool(true));
+        }
+        self.emit(ctx, "step_retrying", Some(&node.id), Some(&step.id), payload);
+        self.wait(key, if by_handler { "handler_backoff" } else { "backoff" }, delay).await
     }
 }
 
