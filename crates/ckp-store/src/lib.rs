@@ -1,5 +1,6 @@
 //! Durable storage of runs. Today: the embedded SQLite store, implementing the engine's
-//! [`ckp_engine::Journal`] (runs with their checkpoint, events, step records) with versioned migrations. The
+//! [`ckp_engine::Journal`] (runs with their checkpoint, events, step records) and the job queue of DESIGN §4
+//! (leases, heartbeats, reclaim, durable timers, pushed wake-ups), with versioned migrations. The
 //! PostgreSQL store and the rest of the server's tables (procedures, approvals, jobs, agents, ...) come with the
 //! server issues and extend the same migration sequence.
 //!
@@ -7,8 +8,10 @@
 //! timeout, one writer thread that owns the only write connection and groups concurrent commits into one
 //! transaction (`BEGIN IMMEDIATE`), and separate read connections.
 
+mod queue;
 mod sqlite;
 
+pub use queue::Job;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// Why the store could not be opened.
@@ -25,6 +28,12 @@ pub enum StoreError {
         /// Latest version known.
         known: i64,
     },
+    /// A write failed.
+    #[error("write failed: {0}")]
+    Write(String),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
     /// A filesystem problem.
     #[error("{0}")]
     Io(#[from] std::io::Error),

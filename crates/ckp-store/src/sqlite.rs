@@ -14,7 +14,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::StoreError;
 
 /// The migrations, in order; the index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_journal.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/sqlite/0001_journal.sql"), include_str!("../migrations/sqlite/0002_run_jobs.sql")];
 
 /// Most commits grouped into one transaction.
 const MAX_GROUP: usize = 256;
@@ -37,15 +38,20 @@ pub struct SqliteOptions {
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<(), String>>;
+type AfterCommit = Box<dyn FnOnce() + Send>;
+type TxFn = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Result<AfterCommit, rusqlite::Error> + Send>;
 
-struct WriteJob {
-    run_id: String,
-    commit: Commit,
-    reply: Reply,
+enum WriteJob {
+    /// A journal commit (grouped with its neighbours into one transaction).
+    Commit { run_id: String, commit: Commit, reply: Reply },
+    /// Any other write, in a transaction of its own; its result is delivered after the commit.
+    Run { f: TxFn, on_error: Box<dyn FnOnce(String) + Send> },
 }
 
 /// An embedded SQLite store.
 pub struct SqliteStore {
+    /// Wakes this process's workers when a job is enqueued or rescheduled (pushed, not polled).
+    pub(crate) wake: tokio::sync::Notify,
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -136,8 +142,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit) -> Resul
     Ok(())
 }
 
-/// The writer thread: takes one job, then every job already queued (up to [`MAX_GROUP`]), and commits them in one
-/// transaction. A failing job is retried alone so one bad commit cannot sink the others.
+/// The writer thread: takes one job, then every job already queued (up to [`MAX_GROUP`]). Consecutive journal
+/// commits go into one transaction (a failing group is retried commit by commit so one bad commit cannot sink the
+/// others); other writes run in a transaction each.
 fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -147,33 +154,59 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let together = (|| -> Result<(), rusqlite::Error> {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for job in &group {
-                apply(&tx, &job.run_id, &job.commit)?;
-            }
-            tx.commit()
-        })();
-        match together {
-            Ok(()) => {
-                for job in group {
-                    let _ = job.reply.send(Ok(()));
-                }
-            }
-            Err(_) if group.len() > 1 => {
-                for job in group {
-                    let alone = (|| -> Result<(), rusqlite::Error> {
+        let mut commits: Vec<(String, Commit, Reply)> = Vec::new();
+        for job in group {
+            match job {
+                WriteJob::Commit { run_id, commit, reply } => commits.push((run_id, commit, reply)),
+                WriteJob::Run { f, on_error } => {
+                    write_commits(&mut conn, std::mem::take(&mut commits));
+                    let result = (|| -> Result<AfterCommit, rusqlite::Error> {
                         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                        apply(&tx, &job.run_id, &job.commit)?;
-                        tx.commit()
+                        let after = f(&tx)?;
+                        tx.commit()?;
+                        Ok(after)
                     })();
-                    let _ = job.reply.send(alone.map_err(|e| e.to_string()));
+                    match result {
+                        Ok(after) => after(),
+                        Err(e) => on_error(e.to_string()),
+                    }
                 }
             }
-            Err(e) => {
-                for job in group {
-                    let _ = job.reply.send(Err(e.to_string()));
-                }
+        }
+        write_commits(&mut conn, commits);
+    }
+}
+
+fn write_commits(conn: &mut Connection, commits: Vec<(String, Commit, Reply)>) {
+    if commits.is_empty() {
+        return;
+    }
+    let together = (|| -> Result<(), rusqlite::Error> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for (run_id, commit, _) in &commits {
+            apply(&tx, run_id, commit)?;
+        }
+        tx.commit()
+    })();
+    match together {
+        Ok(()) => {
+            for (_, _, reply) in commits {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(_) if commits.len() > 1 => {
+            for (run_id, commit, reply) in commits {
+                let alone = (|| -> Result<(), rusqlite::Error> {
+                    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    apply(&tx, &run_id, &commit)?;
+                    tx.commit()
+                })();
+                let _ = reply.send(alone.map_err(|e| e.to_string()));
+            }
+        }
+        Err(e) => {
+            for (_, _, reply) in commits {
+                let _ = reply.send(Err(e.to_string()));
             }
         }
     }
@@ -191,12 +224,52 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new().name("ckp-sqlite-writer".into()).spawn(move || writer_loop(conn, rx))?;
-        Ok(SqliteStore { path, writer: Mutex::new(Some(tx)), readers: Arc::default(), options })
+        Ok(SqliteStore {
+            wake: tokio::sync::Notify::new(),
+            path,
+            writer: Mutex::new(Some(tx)),
+            readers: Arc::default(),
+            options,
+        })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `f` in a write transaction of its own on the writer thread; its result arrives after the commit.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel::<Result<T, String>>();
+        let slot = Arc::new(Mutex::new(Some(sender)));
+        let on_err = slot.clone();
+        let job = WriteJob::Run {
+            f: Box::new(move |tx| {
+                let value = f(tx)?;
+                Ok(Box::new(move || {
+                    if let Some(s) = slot.lock().ok().and_then(|mut s| s.take()) {
+                        let _ = s.send(Ok(value));
+                    }
+                }) as AfterCommit)
+            }),
+            on_error: Box::new(move |e| {
+                if let Some(s) = on_err.lock().ok().and_then(|mut s| s.take()) {
+                    let _ = s.send(Err(e));
+                }
+            }),
+        };
+        let sent = self.writer.lock().ok().and_then(|w| w.as_ref().map(|w| w.send(job).is_ok()));
+        if sent != Some(true) {
+            return Err(StoreError::Closed);
+        }
+        match receiver.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Write(e)),
+            Err(_) => Err(StoreError::Closed),
+        }
     }
 
     /// Runs `f` on a read connection, off the async runtime.
@@ -287,10 +360,9 @@ impl Journal for SqliteStore {
 
     fn commit(&self, run_id: &str, commit: Commit) -> BoxFuture<'_, Result<(), EngineError>> {
         let (reply, done) = tokio::sync::oneshot::channel();
-        let sent =
-            self.writer.lock().ok().and_then(|w| {
-                w.as_ref().map(|w| w.send(WriteJob { run_id: run_id.to_owned(), commit, reply }).is_ok())
-            });
+        let sent = self.writer.lock().ok().and_then(|w| {
+            w.as_ref().map(|w| w.send(WriteJob::Commit { run_id: run_id.to_owned(), commit, reply }).is_ok())
+        });
         Box::pin(async move {
             match sent {
                 Some(true) => match done.await {

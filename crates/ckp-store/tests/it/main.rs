@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod queue;
+
 use ckp_core::Procedure;
 use ckp_engine::effects::{BoxFuture, Effects};
 use ckp_engine::journal::{Commit, Journal, Stored};
@@ -18,7 +20,7 @@ fn fixture(name: &str) -> Arc<Procedure> {
     Arc::new(ckp_core::compile(&text).procedure.unwrap_or_else(|| panic!("{name} does not compile")))
 }
 
-fn temp_db(name: &str) -> std::path::PathBuf {
+pub(crate) fn temp_db(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ckp-store-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir.join("ckp.db")

@@ -1,0 +1,174 @@
+//! The job queue on SQLite (DESIGN §4): enqueue, claim with a lease, heartbeat, finish, reschedule (durable
+//! timers), reclaim of expired leases, and pushed wake-ups for workers in this process. Claims go through the
+//! writer connection in short `BEGIN IMMEDIATE` transactions, so two workers can never hold the same job.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use crate::StoreError;
+use crate::sqlite::SqliteStore;
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Job id.
+    pub job_id: i64,
+    /// The run to execute.
+    pub run_id: String,
+    /// How many times it has been claimed (1 on the first claim).
+    pub attempts: i64,
+    /// Until when the lease holds.
+    pub locked_until: DateTime<Utc>,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Makes `run_id` runnable from `available_at` (now when None) with `priority` (higher first). An existing
+    /// job of the run is requeued (a decision, a timer); a running one keeps its lease.
+    pub async fn enqueue(
+        &self,
+        run_id: &str,
+        priority: i64,
+        available_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let run_id = run_id.to_owned();
+        let at = ts(available_at.unwrap_or_else(Utc::now));
+        let now = ts(Utc::now());
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO run_jobs (run_id, state, priority, available_at, updated_at) VALUES (?1, 'queued', ?2, ?3, ?4)
+                 ON CONFLICT (run_id) DO UPDATE SET
+                     state = CASE WHEN run_jobs.state = 'running' THEN 'running' ELSE 'queued' END,
+                     rerun = CASE WHEN run_jobs.state = 'running' THEN 1 ELSE 0 END,
+                     priority = excluded.priority, available_at = excluded.available_at, updated_at = excluded.updated_at",
+            )?
+            .execute(params![run_id, priority, at, now])?;
+            Ok(())
+        })
+        .await?;
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Claims the best ready job (highest priority, then oldest `available_at`) for `worker` for `lease_ms`.
+    pub async fn claim(&self, worker: &str, lease_ms: i64, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
+        let worker = worker.to_owned();
+        let until = now + chrono::Duration::milliseconds(lease_ms);
+        self.write(move |tx| {
+            let found: Option<(i64, String, i64)> = tx
+                .prepare_cached(
+                    "SELECT job_id, run_id, attempts FROM run_jobs WHERE state = 'queued' AND available_at <= ?1
+                     ORDER BY priority DESC, available_at, job_id LIMIT 1",
+                )?
+                .query_row(params![ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let Some((job_id, run_id, attempts)) = found else { return Ok(None) };
+            tx.prepare_cached(
+                "UPDATE run_jobs SET state = 'running', attempts = attempts + 1, locked_by = ?2, locked_until = ?3, updated_at = ?4
+                 WHERE job_id = ?1",
+            )?
+            .execute(params![job_id, worker, ts(until), ts(now)])?;
+            Ok(Some(Job { job_id, run_id, attempts: attempts + 1, locked_until: until }))
+        })
+        .await
+    }
+
+    /// Extends `worker`'s lease on a job. False when the lease was lost (reclaimed by another worker).
+    pub async fn heartbeat(&self, job_id: i64, worker: &str, lease_ms: i64) -> Result<bool, StoreError> {
+        let worker = worker.to_owned();
+        let now = Utc::now();
+        let until = ts(now + chrono::Duration::milliseconds(lease_ms));
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE run_jobs SET locked_until = ?3, updated_at = ?4 WHERE job_id = ?1 AND locked_by = ?2 AND state = 'running'",
+                )?
+                .execute(params![job_id, worker, until, ts(now)])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Ends a job (the run finished or waits for a decision); a job requeued meanwhile goes back to the queue.
+    /// False when `worker` no longer held it.
+    pub async fn finish(&self, job_id: i64, worker: &str) -> Result<bool, StoreError> {
+        let worker = worker.to_owned();
+        let now = ts(Utc::now());
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE run_jobs SET state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'done' END, rerun = 0,
+                         locked_by = NULL, locked_until = NULL, updated_at = ?3
+                     WHERE job_id = ?1 AND locked_by = ?2 AND state = 'running'",
+                )?
+                .execute(params![job_id, worker, now])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Puts a running job back in the queue until `available_at` (a durable timer). False when `worker` no
+    /// longer held it.
+    pub async fn reschedule(&self, job_id: i64, worker: &str, available_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let worker = worker.to_owned();
+        let now = ts(Utc::now());
+        let at = ts(available_at);
+        let done = self
+            .write(move |tx| {
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE run_jobs SET state = 'queued', rerun = 0,
+                             available_at = CASE WHEN rerun = 1 THEN min(available_at, ?3) ELSE ?3 END,
+                             locked_by = NULL, locked_until = NULL, updated_at = ?4
+                         WHERE job_id = ?1 AND locked_by = ?2 AND state = 'running'",
+                    )?
+                    .execute(params![job_id, worker, at, now])?;
+                Ok(n == 1)
+            })
+            .await?;
+        self.wake.notify_one();
+        Ok(done)
+    }
+
+    /// Returns jobs whose lease expired before `now` to the queue (their worker died). The count reclaimed.
+    pub async fn reclaim_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let n = self
+            .write(move |tx| {
+                Ok(tx
+                    .prepare_cached(
+                        "UPDATE run_jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, updated_at = ?1
+                         WHERE state = 'running' AND locked_until < ?1",
+                    )?
+                    .execute(params![ts(now)])?)
+            })
+            .await?;
+        if n > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(n)
+    }
+
+    /// When the next queued job becomes available (for a worker's sleep), if any.
+    pub async fn next_available(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.write(|tx| {
+            let at: Option<String> = tx
+                .prepare_cached("SELECT MIN(available_at) FROM run_jobs WHERE state = 'queued'")?
+                .query_row([], |r| r.get(0))?;
+            Ok(at.as_deref().map(parse_ts))
+        })
+        .await
+    }
+
+    /// Waits until a job is enqueued or rescheduled in this process (pushed wake-up), or `timeout` passes.
+    pub async fn wait_for_work(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+}
