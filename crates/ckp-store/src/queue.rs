@@ -142,12 +142,11 @@ impl SqliteStore {
     pub async fn reclaim_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let n = self
             .write(move |tx| {
-                Ok(tx
-                    .prepare_cached(
-                        "UPDATE run_jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, updated_at = ?1
-                         WHERE state = 'running' AND locked_until < ?1",
-                    )?
-                    .execute(params![ts(now)])?)
+                tx.prepare_cached(
+                    "UPDATE run_jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, updated_at = ?1
+                     WHERE state = 'running' AND locked_until < ?1",
+                )?
+                .execute(params![ts(now)])
             })
             .await?;
         if n > 0 {

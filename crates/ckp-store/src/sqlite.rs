@@ -43,7 +43,7 @@ type TxFn = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Result<AfterCommit, ru
 
 enum WriteJob {
     /// A journal commit (grouped with its neighbours into one transaction).
-    Commit { run_id: String, commit: Commit, reply: Reply },
+    Commit { run_id: String, commit: Box<Commit>, reply: Reply },
     /// Any other write, in a transaction of its own; its result is delivered after the commit.
     Run { f: TxFn, on_error: Box<dyn FnOnce(String) + Send> },
 }
@@ -154,7 +154,7 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let mut commits: Vec<(String, Commit, Reply)> = Vec::new();
+        let mut commits: Vec<(String, Box<Commit>, Reply)> = Vec::new();
         for job in group {
             match job {
                 WriteJob::Commit { run_id, commit, reply } => commits.push((run_id, commit, reply)),
@@ -177,7 +177,7 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
     }
 }
 
-fn write_commits(conn: &mut Connection, commits: Vec<(String, Commit, Reply)>) {
+fn write_commits(conn: &mut Connection, commits: Vec<(String, Box<Commit>, Reply)>) {
     if commits.is_empty() {
         return;
     }
@@ -361,7 +361,9 @@ impl Journal for SqliteStore {
     fn commit(&self, run_id: &str, commit: Commit) -> BoxFuture<'_, Result<(), EngineError>> {
         let (reply, done) = tokio::sync::oneshot::channel();
         let sent = self.writer.lock().ok().and_then(|w| {
-            w.as_ref().map(|w| w.send(WriteJob::Commit { run_id: run_id.to_owned(), commit, reply }).is_ok())
+            w.as_ref().map(|w| {
+                w.send(WriteJob::Commit { run_id: run_id.to_owned(), commit: Box::new(commit), reply }).is_ok()
+            })
         });
         Box::pin(async move {
             match sent {
