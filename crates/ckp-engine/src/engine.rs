@@ -279,6 +279,17 @@ impl Engine {
 
     /// Records a decision on a pending approval and continues the run.
     pub async fn decide(&self, p: Arc<Procedure>, run_id: &str, decision: Decision) -> Result<RunOutcome, EngineError> {
+        let still_pending = self.record_decision(run_id, decision).await?;
+        if !still_pending.is_empty() {
+            return Ok(RunOutcome::WaitingApproval(still_pending));
+        }
+        self.resume(p, run_id).await
+    }
+
+    /// Records a decision in one commit without executing anything (the server's decision endpoint: a worker
+    /// resumes the run). Returns the approvals still pending; when none is, the run is runnable
+    /// (`approval_resume`). A decision for a subflow's child is recorded on the child run.
+    pub async fn record_decision(&self, run_id: &str, decision: Decision) -> Result<Vec<PendingApproval>, EngineError> {
         let mut stored = self.load(run_id).await?;
         let cp = &mut stored.checkpoint;
         let invalid =
@@ -293,45 +304,29 @@ impl Engine {
         }
         .ok_or_else(|| invalid("no pending approval matches this decision"))?;
         let approval = cp.pending.remove(position);
+        let mut events = Vec::new();
         if let Some((child_run, child_key)) = approval.key.split_once('>') {
-            // An approval of a subflow's child run: decide it there, then continue the parent.
-            let child = self.load(child_run).await?;
-            let child_p = self
-                .find_procedure(&child.checkpoint.procedure_id, Some(&child.checkpoint.procedure_version))
-                .ok_or_else(|| invalid("the subflow's procedure is no longer available"))?;
+            // An approval of a subflow's child run: record it there; the parent re-executes the subflow node.
             let child_decision = Decision { key: Some(child_key.to_owned()), ..decision };
-            Box::pin(self.decide(child_p, child_run, child_decision)).await?;
-            let outcome_if_waiting = RunOutcome::WaitingApproval(cp.pending.clone());
-            let still_waiting = !cp.pending.is_empty();
-            if !still_waiting {
-                cp.status = RunStatus::Running;
-                cp.resume_reason = Some("approval_resume".into());
-            }
-            self.write(run_id, Commit { events: Vec::new(), steps: Vec::new(), checkpoint: cp.clone() }).await?;
-            if still_waiting {
-                return Ok(outcome_if_waiting);
-            }
-            return self.drive(p, run_id, stored).await;
+            Box::pin(self.record_decision(child_run, child_decision)).await?;
+        } else {
+            let value = normalise_decision(&decision.value);
+            cp.decisions.insert(approval.key.clone(), value.clone());
+            events.push(self.event(
+                "approval_decision_received",
+                Some(&approval.node_id),
+                None,
+                json!({"approval_id": approval.key, "decision": value, "decided_by": decision.decided_by,
+                       "comment": decision.comment, "node_name": approval.node_name}),
+            ));
         }
-        let value = normalise_decision(&decision.value);
-        cp.decisions.insert(approval.key.clone(), value.clone());
-        let event = self.event(
-            "approval_decision_received",
-            Some(&approval.node_id),
-            None,
-            json!({"approval_id": approval.key, "decision": value, "decided_by": decision.decided_by,
-                   "comment": decision.comment, "node_name": approval.node_name}),
-        );
-        if !cp.pending.is_empty() {
-            // Other approvals still wait: record this one, stay paused.
-            let outcome = RunOutcome::WaitingApproval(cp.pending.clone());
-            self.write(run_id, Commit { events: vec![event], steps: Vec::new(), checkpoint: cp.clone() }).await?;
-            return Ok(outcome);
+        if cp.pending.is_empty() {
+            cp.status = RunStatus::Running;
+            cp.resume_reason = Some("approval_resume".into());
         }
-        cp.status = RunStatus::Running;
-        cp.resume_reason = Some("approval_resume".into());
-        self.write(run_id, Commit { events: vec![event], steps: Vec::new(), checkpoint: cp.clone() }).await?;
-        self.drive(p, run_id, stored).await
+        let still_pending = cp.pending.clone();
+        self.write(run_id, Commit { events, steps: Vec::new(), checkpoint: stored.checkpoint }).await?;
+        Ok(still_pending)
     }
 
     /// Applies expiry to the run's pending approvals whose `expires_at` has passed (A.2.8): each gets the decision
