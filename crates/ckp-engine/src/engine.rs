@@ -246,9 +246,23 @@ impl Engine {
         run_id: &str,
         inputs: Map<String, Value>,
     ) -> Result<RunOutcome, EngineError> {
-        let mut cp = Self::new_checkpoint(&p, run_id, &inputs);
+        if let Some(error) = self.create(&p, run_id, inputs).await? {
+            return Ok(RunOutcome::Failed { error });
+        }
+        self.resume(p, run_id).await
+    }
+
+    /// Creates a run without executing it (the server: a worker resumes it). Returns the error when the inputs
+    /// are invalid, in which case the run is created already failed.
+    pub async fn create(
+        &self,
+        p: &Procedure,
+        run_id: &str,
+        inputs: Map<String, Value>,
+    ) -> Result<Option<RunError>, EngineError> {
+        let mut cp = Self::new_checkpoint(p, run_id, &inputs);
         let created = self.event("run_created", None, None, json!({}));
-        if let Err(errors) = ckp_core::inputs::check_inputs(&p, &inputs) {
+        if let Err(errors) = ckp_core::inputs::check_inputs(p, &inputs) {
             let list: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             let error = RunError {
                 message: format!("Invalid input_vars: {}", list.join("; ")),
@@ -264,11 +278,11 @@ impl Engine {
                 self.event("run_failed", None, None, json!({"error": error.to_value()})),
             ];
             self.write(run_id, Commit { events, steps: Vec::new(), checkpoint: cp }).await?;
-            return Ok(RunOutcome::Failed { error });
+            return Ok(Some(error));
         }
         cp.status = RunStatus::Running;
         self.write(run_id, Commit { events: vec![created], steps: Vec::new(), checkpoint: cp }).await?;
-        self.resume(p, run_id).await
+        Ok(None)
     }
 
     /// Continues a run from its last committed checkpoint (after a crash, a timer, or to read its outcome).
