@@ -1,0 +1,120 @@
+//! Workers: claim a job, keep its lease alive while the engine executes the run, then finish or reschedule the
+//! job by the outcome (a durable timer becomes `available_at`). Idle workers wait for a pushed wake-up, or for the
+//! next timer, never busy-poll. A reclaim loop returns the jobs of dead workers to the queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ckp_engine::engine::Procedures;
+use ckp_engine::journal::Journal;
+use ckp_engine::{Engine, RunOutcome};
+use ckp_store::{Job, SqliteStore};
+use tokio::sync::watch;
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Worker id, written into the lease.
+    pub id: String,
+    /// Lease length; heartbeats renew it every third of it.
+    pub lease_ms: i64,
+    /// Longest idle sleep when nothing is queued (a safety net; enqueues wake workers at once).
+    pub idle_wait: Duration,
+    /// Retry delay after an engine or store error.
+    pub error_backoff: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for worker `id`: 30 s leases, 1 s idle safety net, 1 s error backoff.
+    pub fn new(id: impl Into<String>) -> Self {
+        WorkerConfig {
+            id: id.into(),
+            lease_ms: 30_000,
+            idle_wait: Duration::from_secs(1),
+            error_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs a worker until `shutdown` turns true (a run in hand is executed to its next pause or end first).
+pub async fn run_worker(
+    store: Arc<SqliteStore>,
+    engine: Arc<Engine>,
+    procedures: Arc<dyn Procedures>,
+    config: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match store.claim(&config.id, config.lease_ms, Utc::now()).await {
+            Ok(Some(job)) => execute(&store, &engine, procedures.as_ref(), &config, job).await,
+            Ok(None) => {
+                let wait = match store.next_available().await {
+                    Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(config.idle_wait),
+                    _ => config.idle_wait,
+                };
+                tokio::select! {
+                    () = store.wait_for_work(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Err(_) => tokio::time::sleep(config.error_backoff).await,
+        }
+    }
+}
+
+async fn execute(
+    store: &Arc<SqliteStore>,
+    engine: &Engine,
+    procedures: &dyn Procedures,
+    config: &WorkerConfig,
+    job: Job,
+) {
+    let heartbeat = {
+        let store = store.clone();
+        let (id, lease) = (config.id.clone(), config.lease_ms);
+        let job_id = job.job_id;
+        tokio::spawn(async move {
+            let every = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(10));
+            loop {
+                tokio::time::sleep(every).await;
+                if !matches!(store.heartbeat(job_id, &id, lease).await, Ok(true)) {
+                    return;
+                }
+            }
+        })
+    };
+    let outcome = match store.load(&job.run_id).await {
+        Ok(Some(stored)) => {
+            let cp = stored.checkpoint;
+            match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)) {
+                Some(p) => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
+                None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
+            }
+        }
+        Ok(None) => Err(format!("run {} does not exist", job.run_id)),
+        Err(e) => Err(e.to_string()),
+    };
+    heartbeat.abort();
+    let _ = match outcome {
+        Ok(RunOutcome::Sleeping { until }) => store.reschedule(job.job_id, &config.id, until).await,
+        Ok(_) => store.finish(job.job_id, &config.id).await,
+        Err(_) => {
+            let at = Utc::now() + chrono::Duration::from_std(config.error_backoff).unwrap_or_default();
+            store.reschedule(job.job_id, &config.id, at).await
+        }
+    };
+}
+
+/// Returns expired leases to the queue every `every` until `shutdown`.
+pub async fn run_reclaimer(store: Arc<SqliteStore>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => { let _ = store.reclaim_expired(Utc::now()).await; }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
