@@ -106,7 +106,11 @@ impl RateLimiter {
 /// Where subflows find their child procedures.
 pub trait Procedures: Send + Sync {
     /// The procedure `id` at `version` (None: the latest).
-    fn find(&self, id: &str, version: Option<&str>) -> Option<Arc<Procedure>>;
+    fn find<'a>(
+        &'a self,
+        id: &'a str,
+        version: Option<&'a str>,
+    ) -> crate::effects::BoxFuture<'a, Option<Arc<Procedure>>>;
 }
 
 /// A fixed set of procedures; the latest version of an id is the last one added.
@@ -114,8 +118,13 @@ pub trait Procedures: Send + Sync {
 pub struct ProcedureSet(pub Vec<Arc<Procedure>>);
 
 impl Procedures for ProcedureSet {
-    fn find(&self, id: &str, version: Option<&str>) -> Option<Arc<Procedure>> {
-        self.0.iter().rev().find(|p| p.id == id && version.is_none_or(|v| p.version == v)).cloned()
+    fn find<'a>(
+        &'a self,
+        id: &'a str,
+        version: Option<&'a str>,
+    ) -> crate::effects::BoxFuture<'a, Option<Arc<Procedure>>> {
+        let found = self.0.iter().rev().find(|p| p.id == id && version.is_none_or(|v| p.version == v)).cloned();
+        Box::pin(async move { found })
     }
 }
 
@@ -163,8 +172,8 @@ impl Engine {
     }
 
     /// The child procedure of a subflow.
-    pub(crate) fn find_procedure(&self, id: &str, version: Option<&str>) -> Option<Arc<Procedure>> {
-        self.procedures.as_ref()?.find(id, version)
+    pub(crate) async fn find_procedure(&self, id: &str, version: Option<&str>) -> Option<Arc<Procedure>> {
+        self.procedures.as_ref()?.find(id, version).await
     }
 
     /// Creates (first time) or continues (afterwards) a subflow's child run.

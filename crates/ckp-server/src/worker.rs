@@ -90,7 +90,7 @@ async fn execute(
     let outcome = match store.load(&job.run_id).await {
         Ok(Some(stored)) => {
             let cp = stored.checkpoint;
-            match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)) {
+            match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
                 Some(p) => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
                 None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
             }

@@ -8,9 +8,11 @@
 //! timeout, one writer thread that owns the only write connection and groups concurrent commits into one
 //! transaction (`BEGIN IMMEDIATE`), and separate read connections.
 
+mod procedures;
 mod queue;
 mod sqlite;
 
+pub use procedures::ProcedureRecord;
 pub use queue::Job;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
@@ -28,6 +30,12 @@ pub enum StoreError {
         /// Latest version known.
         known: i64,
     },
+    /// The row exists already (a duplicate procedure version, ...).
+    #[error("{0}")]
+    Conflict(String),
+    /// A read failed.
+    #[error("read failed: {0}")]
+    Read(String),
     /// A write failed.
     #[error("write failed: {0}")]
     Write(String),

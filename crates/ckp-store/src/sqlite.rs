@@ -14,8 +14,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::StoreError;
 
 /// The migrations, in order; the index + 1 is the schema version.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/sqlite/0001_journal.sql"), include_str!("../migrations/sqlite/0002_run_jobs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_journal.sql"),
+    include_str!("../migrations/sqlite/0002_run_jobs.sql"),
+    include_str!("../migrations/sqlite/0003_procedures.sql"),
+];
 
 /// Most commits grouped into one transaction.
 const MAX_GROUP: usize = 256;
@@ -299,6 +302,14 @@ impl SqliteStore {
         .await
         .map_err(|e| EngineError::Journal(format!("read task failed: {e}")))?
         .map_err(|e| EngineError::Journal(e.to_string()))
+    }
+
+    /// [`SqliteStore::read`] with the store's error type.
+    pub(crate) async fn read_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read(f).await.map_err(|e| StoreError::Read(e.to_string()))
     }
 
     /// The events of a run, in order.

@@ -38,7 +38,7 @@ impl Runner<'_> {
                         ErrorKind::ValidationError,
                     ));
                 }
-                let Some(child) = self.engine.find_procedure(&s.procedure_id, version) else {
+                let Some(child) = self.engine.find_procedure(&s.procedure_id, version).await else {
                     return Ok(fail(
                         format!("Subflow procedure not found: {}:{}", s.procedure_id, version.unwrap_or("latest")),
                         ErrorKind::ValidationError,

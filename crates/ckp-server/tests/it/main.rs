@@ -2,6 +2,8 @@
 //! requeued, durable timers rescheduled, and nothing executed twice.
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
+mod catalog;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,102 @@
+//! The procedure catalog: import (compile + validate, then store; every error with its pointer, warnings kept),
+//! and compiled procedures by id and version, compiled once per version and cached (DESIGN §6: "compile once and
+//! cache per procedure version"). It is the engine's [`Procedures`] source for workers and subflows.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ckp_core::{Diagnostic, Procedure};
+use ckp_engine::effects::BoxFuture;
+use ckp_engine::engine::Procedures;
+use ckp_store::{ProcedureRecord, SqliteStore, StoreError};
+
+/// Why an import was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The document has errors (every diagnostic, warnings included, in source order).
+    #[error("the procedure has {} error(s)", .0.iter().filter(|d| d.is_error()).count())]
+    Invalid(Vec<Diagnostic>),
+    /// That id and version exist already.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Compiled procedures over the store.
+pub struct Catalog {
+    store: Arc<SqliteStore>,
+    cache: Mutex<HashMap<(String, String), Arc<Procedure>>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// A catalog over `store`.
+    pub fn new(store: Arc<SqliteStore>) -> Self {
+        Catalog { store, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Compiles and stores a CKP document; returns the stored record and the warnings.
+    pub async fn import(
+        &self,
+        text: &str,
+        project_id: Option<String>,
+    ) -> Result<(ProcedureRecord, Vec<Diagnostic>), ImportError> {
+        let compilation = ckp_core::compile(text);
+        let Some(procedure) = compilation.procedure else {
+            return Err(ImportError::Invalid(compilation.diagnostics));
+        };
+        let doc = &procedure.document;
+        let record = ProcedureRecord {
+            procedure_id: procedure.id.clone(),
+            version: procedure.version.clone(),
+            name: procedure.name.clone(),
+            status: doc.status.clone().unwrap_or_else(|| "draft".into()),
+            effective_date: doc.effective_date.clone(),
+            description: doc.description.clone(),
+            project_id,
+            ckp_json: text.to_owned(),
+            created_at: String::new(),
+        };
+        let stored = self.store.insert_procedure(record).await.map_err(|e| match e {
+            StoreError::Conflict(m) => ImportError::Conflict(m),
+            other => ImportError::Store(other),
+        })?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert((stored.procedure_id.clone(), stored.version.clone()), Arc::new(procedure));
+        }
+        Ok((stored, compilation.diagnostics))
+    }
+
+    /// The compiled procedure `id` at `version` (None or `latest`: the latest imported).
+    pub async fn get(&self, id: &str, version: Option<&str>) -> Result<Option<Arc<Procedure>>, StoreError> {
+        if let Some(v) = version.filter(|v| *v != "latest")
+            && let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&(id.to_owned(), v.to_owned())).cloned())
+        {
+            return Ok(Some(p));
+        }
+        let Some(record) = self.store.get_procedure(id, version).await? else { return Ok(None) };
+        let key = (record.procedure_id.clone(), record.version.clone());
+        if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(Some(p));
+        }
+        // Stored documents compiled when imported; a newer compiler could reject one, which then cannot run.
+        let Some(p) = ckp_core::compile(&record.ckp_json).procedure.map(Arc::new) else { return Ok(None) };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, p.clone());
+        }
+        Ok(Some(p))
+    }
+}
+
+impl Procedures for Catalog {
+    fn find<'a>(&'a self, id: &'a str, version: Option<&'a str>) -> BoxFuture<'a, Option<Arc<Procedure>>> {
+        Box::pin(async move { self.get(id, version).await.ok().flatten() })
+    }
+}
