@@ -440,8 +440,10 @@ impl Engine {
         cp.status = RunStatus::Running;
         let cancelled_check = || self.is_cancelled(run_id);
         let mut vars = cp.vars.clone();
+        // The replay counts apply to this execution's first node only; the base must not carry them further.
+        let replay = std::mem::take(&mut cp.replay);
         let core = Core {
-            suppress: cp.replay.clone(),
+            suppress: replay,
             visits: cp.visits.clone(),
             usage: cp.usage,
             base: cp,

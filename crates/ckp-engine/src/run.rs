@@ -229,12 +229,17 @@ impl Runner<'_> {
     /// True when the node (at top level) may reach a commit point before it finishes.
     pub fn may_commit_inside(&self, node: NodeIdx) -> bool {
         match &self.p.node(node).kind {
-            Kind::Sequence(s) => s.steps.iter().any(|st| {
-                !matches!(st.action, ckp_core::procedure::Action::Internal(_))
-                    || st.wait_ms.is_some_and(|w| w > self.config.inline_wait_ms)
-                    || st.wait_after_ms.is_some_and(|w| w > self.config.inline_wait_ms)
-                    || st.retry.is_some()
-            }),
+            Kind::Sequence(s) => {
+                s.steps.iter().any(|st| {
+                    !matches!(st.action, ckp_core::procedure::Action::Internal(_))
+                        || st.wait_ms.is_some_and(|w| w > self.config.inline_wait_ms)
+                        || st.wait_after_ms.is_some_and(|w| w > self.config.inline_wait_ms)
+                        || st.retry.is_some()
+                }) || s.handlers.iter().any(|h| {
+                    h.action == ckp_core::procedure::HandlerAction::Retry
+                        || h.recovery == Some(ckp_core::procedure::RecoveryStrategy::RetryNode)
+                })
+            }
             Kind::Logic(_) | Kind::Processing(_) | Kind::Verification(_) | Kind::Transform(_) | Kind::Terminate(_) => {
                 false
             }

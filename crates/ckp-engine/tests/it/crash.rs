@@ -26,7 +26,7 @@ fn mixed() -> Arc<Procedure> {
             "each": {"type": "loop", "iterator": "items", "iterator_variable": "it", "body_node": "per_item", "next_node": "ask"},
             "per_item": {"type": "sequence", "agent": "API", "steps": [{"step_id": "push", "action": "push", "item": "{{it}}"}], "next_node": "each"},
             "ask": {"type": "llm_action", "prompt": "p {{n}}", "outputs": {"answer": "json:answer"}, "next_node": "route"},
-            "route": {"type": "logic", "rules": [{"condition": "{{answer}} == 42", "next_node": "approve"}], "default_next_node": "end"},
+            "route": {"type": "logic", "is_checkpoint": true, "rules": [{"condition": "{{answer}} == 42", "next_node": "approve"}], "default_next_node": "end"},
             "approve": {"type": "human_approval", "prompt": "ok?", "on_approve": "finish", "on_reject": "end"},
             "finish": {"type": "sequence", "agent": "API", "steps": [{"step_id": "post", "action": "post", "body": "{{saved}}"}], "next_node": "end"},
             "end": {"type": "terminate", "outputs": {"done": true}}
@@ -42,6 +42,16 @@ struct Outcome {
 
 /// Runs to the end, approving when asked, restarting with a fresh engine after every injected crash.
 async fn run_to_end(p: &Arc<Procedure>, crash: Option<(usize, CrashPoint)>) -> Outcome {
+    run_to_end_twice(p, crash, None).await
+}
+
+/// Like [`run_to_end`], with a second crash `second` commits after the first recovery starts.
+async fn run_to_end_twice(
+    p: &Arc<Procedure>,
+    crash: Option<(usize, CrashPoint)>,
+    second: Option<(usize, CrashPoint)>,
+) -> Outcome {
+    let mut second = second;
     let (effects, agents, _) = echo_effects();
     let h = Harness::new(effects);
     if let Some((n, point)) = crash {
@@ -60,7 +70,12 @@ async fn run_to_end(p: &Arc<Procedure>, crash: Option<(usize, CrashPoint)>) -> O
                 let d = Decision { key: None, value: json!("approve"), decided_by: Some("t".into()), comment: None };
                 h.engine().decide(p.clone(), "run-1", d).await
             }
-            Err(EngineError::Journal(_)) => h.engine().resume(p.clone(), "run-1").await,
+            Err(EngineError::Journal(_)) => {
+                if let Some((m, point)) = second.take() {
+                    h.journal.crash_at(m, point);
+                }
+                h.engine().resume(p.clone(), "run-1").await
+            }
             Err(EngineError::RunNotFound(_)) => start().await,
             other => panic!("unexpected {other:?}"),
         };
@@ -155,4 +170,36 @@ async fn an_uncommitted_result_is_requested_again_with_the_same_key() {
     let navs: Vec<_> = agents.calls().into_iter().filter(|c| c.action == "navigate").collect();
     assert_eq!(navs.len(), 2);
     assert_eq!(navs[0].idempotency_key, navs[1].idempotency_key);
+}
+
+#[tokio::test]
+async fn two_crashes_in_a_row_change_nothing_either() {
+    let p = mixed();
+    let reference = run_to_end(&p, None).await;
+    let strip = |o: &Outcome| -> (Map<String, Value>, Vec<Value>) {
+        let mut vars = o.vars.clone();
+        vars.remove("uid");
+        vars.remove("saved");
+        let events = o
+            .events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if e["type"] == "run_completed" {
+                    e["payload"]["outputs"]["uid"] = Value::Null;
+                    e["payload"]["outputs"]["saved"] = Value::Null;
+                }
+                e
+            })
+            .collect();
+        (vars, events)
+    };
+    for n in 2..=10 {
+        for m in 1..=4 {
+            for (a, b) in [(CrashPoint::Before, CrashPoint::After), (CrashPoint::After, CrashPoint::After)] {
+                let got = run_to_end_twice(&p, Some((n, a)), Some((m, b))).await;
+                assert_eq!(strip(&got), strip(&reference), "crashes at commit {n} {a:?} then {m} {b:?}");
+            }
+        }
+    }
 }
