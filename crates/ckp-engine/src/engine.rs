@@ -414,6 +414,15 @@ impl Engine {
 
     async fn drive(&self, p: Arc<Procedure>, run_id: &str, stored: Stored) -> Result<RunOutcome, EngineError> {
         let mut cp = stored.checkpoint;
+        if cp.procedure_id != p.id || cp.procedure_version != p.version {
+            return Err(EngineError::InvalidState {
+                run_id: run_id.to_owned(),
+                message: format!(
+                    "the run belongs to procedure {} version {}, not {} version {}",
+                    cp.procedure_id, cp.procedure_version, p.id, p.version
+                ),
+            });
+        }
         let resume_reason = cp.resume_reason.take();
         match cp.status {
             RunStatus::Completed => return Ok(RunOutcome::Completed { outputs: cp.outputs.unwrap_or_default() }),

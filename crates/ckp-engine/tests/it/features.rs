@@ -468,3 +468,22 @@ async fn an_unknown_checkpoint_format_is_refused() {
     let err = h.engine().resume(p, "run-1").await.expect_err("refused");
     assert!(err.to_string().contains("checkpoint format 99 is not supported"), "{err}");
 }
+
+#[tokio::test]
+async fn resuming_with_another_procedure_is_refused() {
+    let p = procedure(&with_config(
+        json!({}),
+        "ask",
+        json!({
+            "ask": {"type": "human_approval", "prompt": "ok?", "on_approve": "end", "on_reject": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let other = procedure(
+        &json!({"procedure_id": "other", "version": "1", "workflow_graph": {"start_node": "end", "nodes": {"end": {"type": "terminate"}}}}),
+    );
+    let h = Harness::new(Effects::default());
+    h.start(&p, inputs(json!({}))).await;
+    let err = h.engine().resume(other, "run-1").await.expect_err("refused");
+    assert!(err.to_string().contains("belongs to procedure f version 1, not other version 1"), "{err}");
+}
