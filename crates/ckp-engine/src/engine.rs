@@ -309,47 +309,18 @@ impl Engine {
         self.resume(p, run_id).await
     }
 
-    /// Records a decision in one commit without executing anything (the server's decision endpoint: a worker
-    /// resumes the run). Returns the approvals still pending; when none is, the run is runnable
-    /// (`approval_resume`). A decision for a subflow's child is recorded on the child run.
+    /// Records a decision in one commit without executing anything (a worker resumes the run). Returns the
+    /// approvals still pending; when none is, the run is runnable (`approval_resume`). A decision for a subflow's
+    /// child is recorded on the child run first. Stores with transactions use [`apply_decision`] inside one
+    /// transaction instead, so concurrent decisions cannot both win.
     pub async fn record_decision(&self, run_id: &str, decision: Decision) -> Result<Vec<PendingApproval>, EngineError> {
         let mut stored = self.load(run_id).await?;
-        let cp = &mut stored.checkpoint;
-        let invalid =
-            |message: &str| EngineError::InvalidState { run_id: run_id.to_owned(), message: message.to_owned() };
-        if cp.status != RunStatus::WaitingApproval {
-            return Err(invalid("the run is not waiting for an approval"));
+        let applied = apply_decision(&mut stored.checkpoint, run_id, decision, self.effects.clock.now())?;
+        if let Some((child_run, child_decision)) = applied.child {
+            Box::pin(self.record_decision(&child_run, child_decision)).await?;
         }
-        let position = match &decision.key {
-            Some(k) => cp.pending.iter().position(|a| &a.key == k),
-            None if cp.pending.len() == 1 => Some(0),
-            None => None,
-        }
-        .ok_or_else(|| invalid("no pending approval matches this decision"))?;
-        let approval = cp.pending.remove(position);
-        let mut events = Vec::new();
-        if let Some((child_run, child_key)) = approval.key.split_once('>') {
-            // An approval of a subflow's child run: record it there; the parent re-executes the subflow node.
-            let child_decision = Decision { key: Some(child_key.to_owned()), ..decision };
-            Box::pin(self.record_decision(child_run, child_decision)).await?;
-        } else {
-            let value = normalise_decision(&decision.value);
-            cp.decisions.insert(approval.key.clone(), value.clone());
-            events.push(self.event(
-                "approval_decision_received",
-                Some(&approval.node_id),
-                None,
-                json!({"approval_id": approval.key, "decision": value, "decided_by": decision.decided_by,
-                       "comment": decision.comment, "node_name": approval.node_name}),
-            ));
-        }
-        if cp.pending.is_empty() {
-            cp.status = RunStatus::Running;
-            cp.resume_reason = Some("approval_resume".into());
-        }
-        let still_pending = cp.pending.clone();
-        self.write(run_id, Commit { events, steps: Vec::new(), checkpoint: stored.checkpoint }).await?;
-        Ok(still_pending)
+        self.write(run_id, Commit { events: applied.events, steps: Vec::new(), checkpoint: stored.checkpoint }).await?;
+        Ok(applied.still_pending)
     }
 
     /// Applies expiry to the run's pending approvals whose `expires_at` has passed (A.2.8): each gets the decision
@@ -676,6 +647,60 @@ impl Engine {
         runner.commit_with(cp).await?;
         Ok(RunOutcome::Completed { outputs: Map::new() })
     }
+}
+
+/// What [`apply_decision`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionApplied {
+    /// Events to commit with the new checkpoint (`approval_decision_received`).
+    pub events: Vec<Event>,
+    /// Approvals still pending; empty means the run is runnable again.
+    pub still_pending: Vec<PendingApproval>,
+    /// A decision to record on a subflow's child run as well (the child's run id and its own key).
+    pub child: Option<(String, Decision)>,
+}
+
+/// Applies a decision to a waiting run's checkpoint, purely: the pending approval is removed, the decision
+/// recorded for its visit, and the run made runnable when nothing else is pending. Errors when the run is not
+/// waiting or no pending approval matches (a second decision on the same approval is such an error).
+pub fn apply_decision(
+    cp: &mut Checkpoint,
+    run_id: &str,
+    decision: Decision,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<DecisionApplied, EngineError> {
+    let invalid = |message: &str| EngineError::InvalidState { run_id: run_id.to_owned(), message: message.to_owned() };
+    if cp.status != RunStatus::WaitingApproval {
+        return Err(invalid("the run is not waiting for an approval"));
+    }
+    let position = match &decision.key {
+        Some(k) => cp.pending.iter().position(|a| &a.key == k),
+        None if cp.pending.len() == 1 => Some(0),
+        None => None,
+    }
+    .ok_or_else(|| invalid("no pending approval matches this decision"))?;
+    let approval = cp.pending.remove(position);
+    let mut events = Vec::new();
+    let mut child = None;
+    if let Some((child_run, child_key)) = approval.key.split_once('>') {
+        child = Some((child_run.to_owned(), Decision { key: Some(child_key.to_owned()), ..decision }));
+    } else {
+        let value = normalise_decision(&decision.value);
+        cp.decisions.insert(approval.key.clone(), value.clone());
+        events.push(Event {
+            event_type: "approval_decision_received".into(),
+            node_id: Some(approval.node_id.clone()),
+            step_id: None,
+            payload: json!({"approval_id": approval.key, "decision": value, "decided_by": decision.decided_by,
+                            "comment": decision.comment, "node_name": approval.node_name}),
+            created_at: now,
+        });
+    }
+    if cp.pending.is_empty() {
+        cp.status = RunStatus::Running;
+        cp.resume_reason = Some("approval_resume".into());
+    }
+    Ok(DecisionApplied { events, still_pending: cp.pending.clone(), child })
 }
 
 /// `approve` → `approved`, `reject` → `rejected`, `timeout` → `timed_out`; anything else verbatim.

@@ -8,10 +8,12 @@
 //! timeout, one writer thread that owns the only write connection and groups concurrent commits into one
 //! transaction (`BEGIN IMMEDIATE`), and separate read connections.
 
+mod decisions;
 mod procedures;
 mod queue;
 mod sqlite;
 
+pub use decisions::DECISION_PRIORITY;
 pub use procedures::ProcedureRecord;
 pub use queue::Job;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -33,6 +35,9 @@ pub enum StoreError {
     /// The row exists already (a duplicate procedure version, ...).
     #[error("{0}")]
     Conflict(String),
+    /// No such row (run, procedure, ...).
+    #[error("{0}")]
+    NotFound(String),
     /// A read failed.
     #[error("read failed: {0}")]
     Read(String),

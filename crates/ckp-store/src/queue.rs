@@ -29,6 +29,30 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
 }
 
+/// Makes a run runnable inside an open transaction (see [`SqliteStore::enqueue`]).
+pub(crate) fn enqueue_in(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: &str,
+    priority: i64,
+    available_at: &str,
+    now: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached(
+        "INSERT INTO run_jobs (run_id, state, priority, available_at, updated_at) VALUES (?1, 'queued', ?2, ?3, ?4)
+         ON CONFLICT (run_id) DO UPDATE SET
+             state = CASE WHEN run_jobs.state = 'running' THEN 'running' ELSE 'queued' END,
+             rerun = CASE WHEN run_jobs.state = 'running' THEN 1 ELSE 0 END,
+             priority = excluded.priority, available_at = excluded.available_at, updated_at = excluded.updated_at",
+    )?
+    .execute(params![run_id, priority, available_at, now])?;
+    Ok(())
+}
+
+/// The current time as the store writes it.
+pub(crate) fn ts_now() -> String {
+    ts(Utc::now())
+}
+
 impl SqliteStore {
     /// Makes `run_id` runnable from `available_at` (now when None) with `priority` (higher first). An existing
     /// job of the run is requeued (a decision, a timer); a running one keeps its lease.
@@ -41,18 +65,7 @@ impl SqliteStore {
         let run_id = run_id.to_owned();
         let at = ts(available_at.unwrap_or_else(Utc::now));
         let now = ts(Utc::now());
-        self.write(move |tx| {
-            tx.prepare_cached(
-                "INSERT INTO run_jobs (run_id, state, priority, available_at, updated_at) VALUES (?1, 'queued', ?2, ?3, ?4)
-                 ON CONFLICT (run_id) DO UPDATE SET
-                     state = CASE WHEN run_jobs.state = 'running' THEN 'running' ELSE 'queued' END,
-                     rerun = CASE WHEN run_jobs.state = 'running' THEN 1 ELSE 0 END,
-                     priority = excluded.priority, available_at = excluded.available_at, updated_at = excluded.updated_at",
-            )?
-            .execute(params![run_id, priority, at, now])?;
-            Ok(())
-        })
-        .await?;
+        self.write(move |tx| enqueue_in(tx, &run_id, priority, &at, &now)).await?;
         self.wake.notify_waiters();
         self.wake.notify_one();
         Ok(())

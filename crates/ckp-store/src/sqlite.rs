@@ -109,7 +109,7 @@ fn status_name(cp: &Checkpoint) -> String {
     serde_json::to_value(cp.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit) -> Result<(), rusqlite::Error> {
+pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit) -> Result<(), rusqlite::Error> {
     let at = now();
     let checkpoint = serde_json::to_string(&commit.checkpoint).map_err(json_err)?;
     tx.prepare_cached(

@@ -1,5 +1,5 @@
-//! Workers over the SQLite queue: runs created and queued, executed by two workers, approvals recorded and
-//! requeued, durable timers rescheduled, and nothing executed twice.
+//! Workers over the SQLite queue: runs created and queued, executed by two workers, approvals decided (and the
+//! run requeued) in one transaction, durable timers rescheduled, and nothing executed twice.
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
 mod catalog;
@@ -85,9 +85,8 @@ async fn two_workers_execute_queued_runs_with_approvals_and_timers() {
                 RunStatus::WaitingApproval if *kind == 1 => {
                     let d =
                         Decision { key: None, value: json!("approve"), decided_by: Some("t".into()), comment: None };
-                    if engine.record_decision(id, d).await.expect("records").is_empty() {
-                        store.enqueue(id, 10, None).await.expect("requeues");
-                    }
+                    // One transaction: decision recorded, run requeued.
+                    store.decide(id, d).await.expect("decides");
                 }
                 RunStatus::Failed | RunStatus::Canceled => panic!("{id} ended {:?}", status(&store, id).await),
                 _ => {}

@@ -156,3 +156,64 @@ fn a_database_from_a_newer_ckp_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_decisions_one_winner() {
+    let db = temp_db("decisions");
+    let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
+    let p = fixture("product_enrichment_pipeline.ckp.json");
+    let engine = Engine::new(store.clone(), Effects::default());
+    let out = engine.start(p.clone(), "r", inputs(json!({"product_id": 2}))).await.expect("runs");
+    assert!(matches!(out, RunOutcome::WaitingApproval(_)));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = Decision {
+                key: None,
+                value: json!(if i % 2 == 0 { "approve" } else { "reject" }),
+                decided_by: Some(format!("u{i}")),
+                comment: None,
+            };
+            store.decide("r", d).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(pending) => {
+                assert!(pending.is_empty());
+                wins += 1;
+            }
+            Err(StoreError::Conflict(m)) => assert!(m.contains("not waiting"), "{m}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    let decisions = store
+        .events("r")
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event_type == "approval_decision_received")
+        .count();
+    assert_eq!(decisions, 1);
+    let job = store
+        .claim("w", 60_000, chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .expect("claim")
+        .expect("queued once");
+    assert_eq!(job.run_id, "r");
+    assert!(
+        store.claim("w", 60_000, chrono::Utc::now() + chrono::Duration::seconds(1)).await.expect("claim").is_none()
+    );
+    let out = engine.resume(p, "r").await.expect("resumes");
+    assert!(matches!(out, RunOutcome::Completed { .. } | RunOutcome::Failed { .. }), "{out:?}");
+    match store
+        .decide("missing", Decision { key: None, value: json!("approve"), decided_by: None, comment: None })
+        .await
+    {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("{other:?}"),
+    }
+}
