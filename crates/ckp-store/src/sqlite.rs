@@ -236,6 +236,9 @@ impl SqliteStore {
         })
     }
 
+    /// The schema version this ckp writes (the number of migrations).
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

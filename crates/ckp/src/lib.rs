@@ -48,6 +48,12 @@ pub enum Command {
     /// External steps need an executor: without agents configured they fail with a clear message unless
     /// `--mock-external` is given.
     Run(cmd::run::RunArgs),
+    /// Create the database or bring its schema up to date (append-only migrations).
+    Migrate {
+        /// The SQLite database file.
+        #[arg(long, value_name = "FILE", default_value = "ckp-data/ckp.db")]
+        db: std::path::PathBuf,
+    },
     /// Print the procedure graph as Mermaid or Graphviz DOT.
     Graph {
         /// The CKP file.
@@ -92,6 +98,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),
         Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
         Command::Run(args) => cmd::run::run(&args, out, err),
+        Command::Migrate { db } => cmd::migrate(&db, out, err),
     };
     result.unwrap_or_else(|e| {
         let _ = writeln!(err, "ckp: {e}");

@@ -31,3 +31,17 @@ pub fn print_human(out: &mut dyn Write, file: &str, diags: &[Diagnostic]) -> std
     }
     Ok(())
 }
+
+/// `ckp migrate`: opening the store applies every pending migration.
+pub fn migrate(db: &Path, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+    match ckp_store::SqliteStore::open(db, ckp_store::SqliteOptions::default()) {
+        Ok(_) => {
+            writeln!(out, "{}: schema at version {}", db.display(), ckp_store::SqliteStore::SCHEMA_VERSION)?;
+            Ok(0)
+        }
+        Err(e) => {
+            writeln!(err, "ckp: {}: {e}", db.display())?;
+            Ok(EXIT_ERRORS)
+        }
+    }
+}

@@ -242,3 +242,20 @@ fn run_with_db_survives_kill_9_and_resumes() {
         assert!(seen.insert((e.event_type.clone(), e.node_id.clone(), e.step_id.clone())), "duplicate {e:?}");
     }
 }
+
+#[test]
+fn migrate_creates_and_upgrades_the_database() {
+    let dir = std::env::temp_dir().join(format!("ckp-cli-migrate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("nested").join("ckp.db");
+    let db_arg = db.to_string_lossy().into_owned();
+    for _ in 0..2 {
+        let out = ckp(&["migrate", "--db", &db_arg]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("schema at version"), "{}", text(&out.stdout));
+    }
+    assert!(db.exists());
+    std::fs::write(dir.join("garbage.db"), b"not a database").expect("write");
+    let out = ckp(&["migrate", "--db", &dir.join("garbage.db").to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+}
