@@ -2,7 +2,7 @@
 //! condition languages, and diagnostics that point at a JSON pointer and a line:column of the source.
 //!
 //! This crate is pure: no I/O, no async runtime, no database. The engine, the server and the CLI all accept CKP
-//! only through [`compile`], so every consumer sees the same checks and the same messages.
+//! only through [`compile()`], so every consumer sees the same checks and the same messages.
 
 pub mod compile;
 pub mod condition;

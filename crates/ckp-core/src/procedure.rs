@@ -1,6 +1,6 @@
 //! The compiled, validated form of a CKP document: what the engine executes.
 //!
-//! A [`Procedure`] is produced only by [`crate::compile`] and needs no further checking: every edge is an index
+//! A [`Procedure`] is produced only by [`crate::compile()`] and needs no further checking: every edge is an index
 //! that exists, every enum is a Rust enum, every template, condition, regex and JSON Schema is compiled, every
 //! number is in range. Types here hold no I/O handles and are cheap to share behind an `Arc`.
 
