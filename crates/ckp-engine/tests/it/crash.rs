@@ -84,6 +84,26 @@ async fn run_to_end_twice(
     Outcome { vars, events: comparable(&h.events()), calls }
 }
 
+/// The outcome without the generated id (`uid`, and `saved`, which holds it), which differs between runs.
+fn without_random_ids(o: &Outcome) -> (Map<String, Value>, Vec<Value>) {
+    let mut vars = o.vars.clone();
+    vars.remove("uid");
+    vars.remove("saved");
+    let events = o
+        .events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if e["type"] == "run_completed" {
+                e["payload"]["outputs"]["uid"] = Value::Null;
+                e["payload"]["outputs"]["saved"] = Value::Null;
+            }
+            e
+        })
+        .collect();
+    (vars, events)
+}
+
 #[tokio::test]
 async fn crash_at_every_commit_point_changes_nothing() {
     let p = mixed();
@@ -106,29 +126,10 @@ async fn crash_at_every_commit_point_changes_nothing() {
     for n in 1..=commits {
         for point in [CrashPoint::Before, CrashPoint::After] {
             let got = run_to_end(&p, Some((n, point))).await;
-            let uid = |o: &Outcome| o.vars["uid"].clone();
-            assert_eq!(uid(&got), uid(&got), "generate_id replays its recorded value");
-            let mut expected_vars = reference.vars.clone();
-            let mut got_vars = got.vars.clone();
-            for v in [&mut expected_vars, &mut got_vars] {
-                v.remove("uid");
-                v.remove("saved");
-            }
+            let (got_vars, got_events) = without_random_ids(&got);
+            let (expected_vars, expected_events) = without_random_ids(&reference);
             assert_eq!(got_vars, expected_vars, "crash at commit {n} {point:?}: final vars differ");
-            let strip = |events: &[Value]| -> Vec<Value> {
-                events
-                    .iter()
-                    .map(|e| {
-                        let mut e = e.clone();
-                        if e["type"] == "run_completed" {
-                            e["payload"]["outputs"]["uid"] = Value::Null;
-                            e["payload"]["outputs"]["saved"] = Value::Null;
-                        }
-                        e
-                    })
-                    .collect()
-            };
-            assert_eq!(strip(&got.events), strip(&reference.events), "crash at commit {n} {point:?}: events differ");
+            assert_eq!(got_events, expected_events, "crash at commit {n} {point:?}: events differ");
             let mut per_key: HashMap<&str, usize> = HashMap::new();
             for k in &got.calls {
                 *per_key.entry(k.as_str()).or_default() += 1;
@@ -176,29 +177,15 @@ async fn an_uncommitted_result_is_requested_again_with_the_same_key() {
 async fn two_crashes_in_a_row_change_nothing_either() {
     let p = mixed();
     let reference = run_to_end(&p, None).await;
-    let strip = |o: &Outcome| -> (Map<String, Value>, Vec<Value>) {
-        let mut vars = o.vars.clone();
-        vars.remove("uid");
-        vars.remove("saved");
-        let events = o
-            .events
-            .iter()
-            .map(|e| {
-                let mut e = e.clone();
-                if e["type"] == "run_completed" {
-                    e["payload"]["outputs"]["uid"] = Value::Null;
-                    e["payload"]["outputs"]["saved"] = Value::Null;
-                }
-                e
-            })
-            .collect();
-        (vars, events)
-    };
     for n in 2..=10 {
         for m in 1..=4 {
             for (a, b) in [(CrashPoint::Before, CrashPoint::After), (CrashPoint::After, CrashPoint::After)] {
                 let got = run_to_end_twice(&p, Some((n, a)), Some((m, b))).await;
-                assert_eq!(strip(&got), strip(&reference), "crashes at commit {n} {a:?} then {m} {b:?}");
+                assert_eq!(
+                    without_random_ids(&got),
+                    without_random_ids(&reference),
+                    "crashes at commit {n} {a:?} then {m} {b:?}"
+                );
             }
         }
     }
