@@ -159,3 +159,26 @@ impl crate::effects::Http for FnHttp {
         Box::pin(async move { result })
     }
 }
+
+/// The benchmark procedure of DESIGN §6: a chain of `k` `sequence` nodes with two internal, templated
+/// `set_variable` steps each, then a `logic` node and a `terminate`.
+pub fn internal_chain(k: usize) -> Value {
+    let mut nodes = Map::new();
+    for i in 0..k {
+        let next = if i + 1 == k { "route".to_owned() } else { format!("n{}", i + 1) };
+        nodes.insert(
+            format!("n{i}"),
+            serde_json::json!({"type": "sequence", "steps": [
+                {"step_id": "a", "action": "set_variable", "variable": "x", "value": "{{i}}-{{run_id}}"},
+                {"step_id": "b", "action": "set_variable", "variable": format!("v{i}"), "value": {"n": "{{x}}", "k": i}}
+            ], "next_node": next}),
+        );
+    }
+    nodes.insert(
+        "route".into(),
+        serde_json::json!({"type": "logic", "rules": [{"condition": "{{x}} is_not_empty", "next_node": "end"}], "default_next_node": "end"}),
+    );
+    nodes.insert("end".into(), serde_json::json!({"type": "terminate", "status": "success"}));
+    serde_json::json!({"procedure_id": "bench", "version": "1", "variables_schema": {"i": {"type": "number", "default": 1}},
+                       "workflow_graph": {"start_node": "n0", "nodes": Value::Object(nodes)}})
+}

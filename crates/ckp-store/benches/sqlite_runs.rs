@@ -9,25 +9,11 @@ use ckp_core::Procedure;
 use ckp_engine::effects::Effects;
 use ckp_engine::{Engine, RunOutcome};
 use ckp_store::{SqliteOptions, SqliteStore, Synchronous};
-use serde_json::{Map, Value, json};
+use serde_json::Map;
 
 fn chain(k: usize) -> Arc<Procedure> {
-    let mut nodes = Map::new();
-    for i in 0..k {
-        let next = if i + 1 == k { "route".to_owned() } else { format!("n{}", i + 1) };
-        nodes.insert(
-            format!("n{i}"),
-            json!({"type": "sequence", "steps": [
-                {"step_id": "a", "action": "set_variable", "variable": "x", "value": "{{i}}-{{run_id}}"},
-                {"step_id": "b", "action": "set_variable", "variable": format!("v{i}"), "value": {"n": "{{x}}", "k": i}}
-            ], "next_node": next}),
-        );
-    }
-    nodes.insert("route".into(), json!({"type": "logic", "rules": [{"condition": "{{x}} is_not_empty", "next_node": "end"}], "default_next_node": "end"}));
-    nodes.insert("end".into(), json!({"type": "terminate", "status": "success"}));
-    let doc = json!({"procedure_id": "bench", "version": "1", "variables_schema": {"i": {"type": "number", "default": 1}},
-                     "workflow_graph": {"start_node": "n0", "nodes": Value::Object(nodes)}});
-    Arc::new(ckp_core::compile_value(&doc).procedure.expect("compiles"))
+    let doc = ckp_engine::testing::internal_chain(k);
+    Arc::new(ckp_core::compile_value(&doc).procedure.expect("bench procedure compiles"))
 }
 
 fn main() {
