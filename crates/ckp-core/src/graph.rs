@@ -101,3 +101,93 @@ pub fn render(p: &Procedure, format: GraphFormat) -> String {
     }
     out
 }
+
+fn ui_color(kind: &str) -> &'static str {
+    match kind {
+        "sequence" => "#3B82F6",
+        "logic" => "#F59E0B",
+        "loop" => "#8B5CF6",
+        "parallel" => "#06B6D4",
+        "human_approval" => "#EF4444",
+        "llm_action" => "#10B981",
+        "processing" => "#6366F1",
+        "verification" => "#F97316",
+        "transform" => "#EC4899",
+        "subflow" => "#14B8A6",
+        "terminate" => "#6B7280",
+        _ => "#9CA3AF",
+    }
+}
+
+fn title_case(id: &str) -> String {
+    id.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c.flat_map(char::to_lowercase)).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The graph as LangOrch's UI draws it (`GET /api/procedures/{id}/{version}/graph`): nodes in breadth-first order
+/// from the start node (unreachable ones last), each with `data` (label, type, colour, start/end flags, step
+/// count) and a grid position; edges with labels (`""` for next_node, the condition, `default`, `approve`, ...).
+pub fn ui_json(p: &Procedure) -> serde_json::Value {
+    use serde_json::json;
+    let mut order = vec![p.start];
+    let mut seen = vec![false; p.nodes.len()];
+    seen[p.start] = true;
+    let mut head = 0;
+    while head < order.len() {
+        for (_, next) in successors(p, order[head]) {
+            if !seen[next] {
+                seen[next] = true;
+                order.push(next);
+            }
+        }
+        head += 1;
+    }
+    order.extend((0..p.nodes.len()).filter(|i| !seen[*i]));
+    let mut edges = Vec::new();
+    for &i in &order {
+        for (label, next) in successors(p, i) {
+            let animated = !label.is_empty() && !matches!(label.as_str(), "default" | "approve" | "reject" | "timeout");
+            let label: String = label.chars().take(40).collect();
+            edges.push(json!({"id": format!("e{}", edges.len()), "source": p.node(i).id, "target": p.node(next).id,
+                              "label": label, "animated": animated}));
+        }
+    }
+    let nodes: Vec<serde_json::Value> = order
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| {
+            let n = p.node(i);
+            let kind = n.kind.type_name();
+            let description = (n.name != n.id).then(|| n.name.clone());
+            let steps = match &n.kind {
+                Kind::Sequence(s) => s.steps.len(),
+                _ => 0,
+            };
+            let is_start = i == p.start;
+            json!({
+                "id": n.id,
+                "type": kind,
+                "data": {
+                    "label": description.clone().unwrap_or_else(|| title_case(&n.id)),
+                    "description": description,
+                    "nodeType": kind,
+                    "agent": n.agent,
+                    "color": ui_color(kind),
+                    "isStart": is_start,
+                    "stepCount": steps,
+                    "isEnd": !is_start && successors(p, i).is_empty(),
+                },
+                "position": {"x": (pos % 3) * 280, "y": (pos / 3) * 120},
+            })
+        })
+        .collect();
+    json!({"nodes": nodes, "edges": edges})
+}

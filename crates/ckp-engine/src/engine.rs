@@ -691,7 +691,7 @@ pub fn apply_decision(
             event_type: "approval_decision_received".into(),
             node_id: Some(approval.node_id.clone()),
             step_id: None,
-            payload: json!({"approval_id": approval.key, "decision": value, "decided_by": decision.decided_by,
+            payload: json!({"approval_id": crate::journal::approval_id(run_id, &approval.key), "decision": value, "decided_by": decision.decided_by,
                             "comment": decision.comment, "node_name": approval.node_name}),
             created_at: now,
         });

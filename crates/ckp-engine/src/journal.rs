@@ -84,6 +84,21 @@ pub struct PendingApproval {
     pub escalation_contact: Option<String>,
 }
 
+/// The public id of an approval (LangOrch's `approval_id`): a UUID derived from the run that asks and its key, so
+/// events, re-execution and the API agree on it without storing a mapping.
+pub fn approval_id(run_id: &str, key: &str) -> String {
+    let (run, key) = approval_origin(run_id, key);
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("ckp:approval:{run}/{key}").as_bytes()).to_string()
+}
+
+/// The run that asks and its own key, for a key that routes through subflow children (`child>key`).
+pub fn approval_origin<'a>(run_id: &'a str, key: &'a str) -> (&'a str, &'a str) {
+    match key.rsplit_once('>') {
+        Some((route, own)) => (route.rsplit('>').next().unwrap_or(route), own),
+        None => (run_id, key),
+    }
+}
+
 /// The durable state of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

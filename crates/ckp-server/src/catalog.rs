@@ -19,6 +19,9 @@ pub enum ImportError {
     /// That id and version exist already.
     #[error("{0}")]
     Conflict(String),
+    /// The document names another procedure or version than the one addressed.
+    #[error("{0}")]
+    Mismatch(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -48,30 +51,77 @@ impl Catalog {
         text: &str,
         project_id: Option<String>,
     ) -> Result<(ProcedureRecord, Vec<Diagnostic>), ImportError> {
+        let (procedure, record, warnings) = Self::compile(text)?;
+        let record = ProcedureRecord { project_id, ..record };
+        let stored = self.store.insert_procedure(record).await.map_err(|e| match e {
+            StoreError::Conflict(m) => ImportError::Conflict(m),
+            other => ImportError::Store(other),
+        })?;
+        self.remember(&stored, procedure);
+        Ok((stored, warnings))
+    }
+
+    /// Replaces the document of an existing version (same id and version, compiled and validated first).
+    pub async fn update(
+        &self,
+        id: &str,
+        version: &str,
+        text: &str,
+    ) -> Result<(ProcedureRecord, Vec<Diagnostic>), ImportError> {
+        let (procedure, record, warnings) = Self::compile(text)?;
+        if record.procedure_id != id {
+            return Err(ImportError::Mismatch("procedure_id in CKP does not match target procedure_id".into()));
+        }
+        if record.version != version {
+            return Err(ImportError::Mismatch("version in CKP does not match target version".into()));
+        }
+        let stored = self.store.update_procedure(record).await.map_err(ImportError::Store)?;
+        self.remember(&stored, procedure);
+        Ok((stored, warnings))
+    }
+
+    /// Forgets a version (deleted).
+    pub fn forget(&self, id: &str, version: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(&(id.to_owned(), version.to_owned()));
+        }
+    }
+
+    fn remember(&self, stored: &ProcedureRecord, procedure: Procedure) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert((stored.procedure_id.clone(), stored.version.clone()), Arc::new(procedure));
+        }
+    }
+
+    /// Compiles `text` into a procedure and the record to store (fields taken from the document).
+    fn compile(text: &str) -> Result<(Procedure, ProcedureRecord, Vec<Diagnostic>), ImportError> {
         let compilation = ckp_core::compile(text);
         let Some(procedure) = compilation.procedure else {
             return Err(ImportError::Invalid(compilation.diagnostics));
         };
+        let raw: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let field = |k: &str| raw.get(k).filter(|v| !v.is_null()).map(serde_json::Value::to_string);
         let doc = &procedure.document;
         let record = ProcedureRecord {
+            id: 0,
             procedure_id: procedure.id.clone(),
             version: procedure.version.clone(),
             name: procedure.name.clone(),
             status: doc.status.clone().unwrap_or_else(|| "draft".into()),
             effective_date: doc.effective_date.clone(),
             description: doc.description.clone(),
-            project_id,
+            project_id: None,
             ckp_json: text.to_owned(),
+            provenance: field("provenance"),
+            retrieval_metadata: field("retrieval_metadata"),
+            trigger_config: field("trigger"),
+            release_channel: Some(
+                raw.pointer("/release/channel").and_then(serde_json::Value::as_str).unwrap_or("dev").to_owned(),
+            ),
             created_at: String::new(),
         };
-        let stored = self.store.insert_procedure(record).await.map_err(|e| match e {
-            StoreError::Conflict(m) => ImportError::Conflict(m),
-            other => ImportError::Store(other),
-        })?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert((stored.procedure_id.clone(), stored.version.clone()), Arc::new(procedure));
-        }
-        Ok((stored, compilation.diagnostics))
+        let warnings = compilation.diagnostics;
+        Ok((procedure, record, warnings))
     }
 
     /// The compiled procedure `id` at `version` (None or `latest`: the latest imported).

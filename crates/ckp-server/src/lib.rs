@@ -1,7 +1,12 @@
-//! The ckp server. Today: the procedure catalog (import, compile once per version, cache) and the workers that
-//! execute queued runs (DESIGN §4). The REST API, SSE hub, scheduler
-//! (cron, approval expiry, lease reclaim as a singleton loop), authentication and metrics arrive with the server
-//! issues and live beside them (one file per API resource under `routes/`).
+//! The ckp server: the LangOrch-compatible REST API and SSE over the store, the procedure catalog (compile once
+//! per version), embedded workers executing queued runs (DESIGN §4), and `ckp serve`'s startup and shutdown.
+//! Later: triggers, authentication, metrics, the web UI.
 
+pub mod api;
+pub mod app;
 pub mod catalog;
+pub mod error;
+pub mod routes;
+pub mod serve;
+pub mod sse;
 pub mod worker;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use ckp_engine::engine::Procedures;
 use ckp_engine::journal::Journal;
-use ckp_engine::{Engine, RunOutcome};
+use ckp_engine::journal::{Checkpoint, RunStatus};
+use ckp_engine::{Decision, Engine, RunOutcome};
 use ckp_store::{Job, SqliteStore};
 use tokio::sync::watch;
 
@@ -68,7 +69,7 @@ pub async fn run_worker(
 
 async fn execute(
     store: &Arc<SqliteStore>,
-    engine: &Engine,
+    engine: &Arc<Engine>,
     procedures: &dyn Procedures,
     config: &WorkerConfig,
     job: Job,
@@ -76,7 +77,7 @@ async fn execute(
     let heartbeat = {
         let store = store.clone();
         let (id, lease) = (config.id.clone(), config.lease_ms);
-        let job_id = job.job_id;
+        let (job_id, run_id, engine) = (job.job_id, job.run_id.clone(), engine.clone());
         tokio::spawn(async move {
             let every = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(10));
             loop {
@@ -84,12 +85,17 @@ async fn execute(
                 if !matches!(store.heartbeat(job_id, &id, lease).await, Ok(true)) {
                     return;
                 }
+                // A cancel recorded by another process reaches this execution at its next step.
+                if matches!(store.cancellation_requested(&run_id).await, Ok(true)) {
+                    engine.cancel(&run_id);
+                }
             }
         })
     };
     let outcome = match store.load(&job.run_id).await {
         Ok(Some(stored)) => {
             let cp = stored.checkpoint;
+            expire_due(store, &job.run_id, &cp).await;
             match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
                 Some(p) => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
                 None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
@@ -101,12 +107,36 @@ async fn execute(
     heartbeat.abort();
     let _ = match outcome {
         Ok(RunOutcome::Sleeping { until }) => store.reschedule(job.job_id, &config.id, until).await,
+        // An approval with an expiry is a durable timer too: the job comes back when it is due.
+        Ok(RunOutcome::WaitingApproval(pending)) => match pending.iter().filter_map(|a| a.expires_at).min() {
+            Some(at) => store.reschedule(job.job_id, &config.id, at).await,
+            None => store.finish(job.job_id, &config.id).await,
+        },
         Ok(_) => store.finish(job.job_id, &config.id).await,
         Err(_) => {
             let at = Utc::now() + chrono::Duration::from_std(config.error_backoff).unwrap_or_default();
             store.reschedule(job.job_id, &config.id, at).await
         }
     };
+}
+
+/// Applies expiry to the run's due approvals (A.2.8) through the store's guarded decision, so an expiry and a
+/// human decision arriving together cannot both win; the engine then routes by `timeout_action`.
+async fn expire_due(store: &SqliteStore, run_id: &str, cp: &Checkpoint) {
+    if cp.status != RunStatus::WaitingApproval {
+        return;
+    }
+    let now = Utc::now();
+    for a in cp.pending.iter().filter(|a| a.expires_at.is_some_and(|at| at <= now)) {
+        let d = Decision {
+            key: Some(a.key.clone()),
+            value: "timed_out".into(),
+            decided_by: Some("system:expiry".into()),
+            comment: None,
+        };
+        // A conflict means a human decided first: nothing to expire.
+        let _ = store.decide(run_id, d).await;
+    }
 }
 
 /// Returns expired leases to the queue every `every` until `shutdown`.

@@ -9,14 +9,47 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::StoreError;
 use crate::queue::{enqueue_in, ts_now};
-use crate::sqlite::{SqliteStore, apply};
+use crate::sqlite::{SqliteStore, apply, parse_checkpoint};
 
 /// Priority of a run resumed by a decision (LangOrch requeues at 10).
 pub const DECISION_PRIORITY: i64 = 10;
 
-enum Refused {
-    NotFound(String),
-    Conflict(String),
+/// Records `decision` on `run_id` inside `tx` (see [`SqliteStore::decide`]).
+pub(crate) fn decide_in(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: &str,
+    decision: Decision,
+) -> Result<Result<Vec<PendingApproval>, StoreError>, rusqlite::Error> {
+    let now = chrono::Utc::now();
+    let (mut run, mut decision) = (run_id.to_owned(), decision);
+    let mut first: Option<Vec<PendingApproval>> = None;
+    loop {
+        let text: Option<String> = tx
+            .prepare_cached("SELECT checkpoint FROM runs WHERE run_id = ?1")?
+            .query_row(params![run], |r| r.get(0))
+            .optional()?;
+        let Some(text) = text else { return Ok(Err(StoreError::NotFound(format!("run {run} not found")))) };
+        let mut cp: Checkpoint = parse_checkpoint(&text)?;
+        let applied = match apply_decision(&mut cp, &run, decision, now) {
+            Ok(a) => a,
+            Err(EngineError::InvalidState { message, .. }) => return Ok(Err(StoreError::Conflict(message))),
+            Err(e) => return Ok(Err(StoreError::Conflict(e.to_string()))),
+        };
+        apply(tx, &run, &Commit { events: applied.events, steps: Vec::new(), checkpoint: cp })?;
+        if first.is_none() {
+            // Only the top-level run is queued: a child run is executed by its parent.
+            if applied.still_pending.is_empty() {
+                let now = ts_now();
+                enqueue_in(tx, &run, DECISION_PRIORITY, &now, &now)?;
+            }
+            first = Some(applied.still_pending);
+        }
+        match applied.child {
+            Some((child, d)) => (run, decision) = (child, d),
+            None => break,
+        }
+    }
+    Ok(Ok(first.unwrap_or_default()))
 }
 
 impl SqliteStore {
@@ -24,53 +57,12 @@ impl SqliteStore {
     /// that is no longer pending (decided, expired, cancelled) is a [`StoreError::Conflict`]; an unknown run is
     /// [`StoreError::NotFound`]. A subflow child's approval is recorded on the child in the same transaction.
     pub async fn decide(&self, run_id: &str, decision: Decision) -> Result<Vec<PendingApproval>, StoreError> {
-        let top = run_id.to_owned();
-        let result = self
-            .write(move |tx| {
-                let now = chrono::Utc::now();
-                let (mut run, mut decision) = (top.clone(), decision);
-                let mut first: Option<Vec<PendingApproval>> = None;
-                loop {
-                    let text: Option<String> = tx
-                        .prepare_cached("SELECT checkpoint FROM runs WHERE run_id = ?1")?
-                        .query_row(params![run], |r| r.get(0))
-                        .optional()?;
-                    let Some(text) = text else { return Ok(Err(Refused::NotFound(run))) };
-                    let mut cp: Checkpoint = serde_json::from_str(&text).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-                    })?;
-                    let applied = match apply_decision(&mut cp, &run, decision, now) {
-                        Ok(a) => a,
-                        Err(EngineError::InvalidState { message, .. }) => return Ok(Err(Refused::Conflict(message))),
-                        Err(e) => return Ok(Err(Refused::Conflict(e.to_string()))),
-                    };
-                    apply(tx, &run, &Commit { events: applied.events, steps: Vec::new(), checkpoint: cp })?;
-                    if first.is_none() {
-                        // Only the top-level run is queued: a child run is executed by its parent.
-                        if applied.still_pending.is_empty() {
-                            let now = ts_now();
-                            enqueue_in(tx, &run, DECISION_PRIORITY, &now, &now)?;
-                        }
-                        first = Some(applied.still_pending);
-                    }
-                    match applied.child {
-                        Some((child, d)) => (run, decision) = (child, d),
-                        None => break,
-                    }
-                }
-                Ok(Ok(first.unwrap_or_default()))
-            })
-            .await?;
-        match result {
-            Ok(pending) => {
-                if pending.is_empty() {
-                    self.wake.notify_waiters();
-                    self.wake.notify_one();
-                }
-                Ok(pending)
-            }
-            Err(Refused::NotFound(run)) => Err(StoreError::NotFound(format!("run {run} not found"))),
-            Err(Refused::Conflict(m)) => Err(StoreError::Conflict(m)),
+        let id = run_id.to_owned();
+        let pending = self.write(move |tx| decide_in(tx, &id, decision)).await??;
+        if pending.is_empty() {
+            self.notify_work();
         }
+        self.publish(run_id);
+        Ok(pending)
     }
 }

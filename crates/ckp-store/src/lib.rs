@@ -8,14 +8,20 @@
 //! timeout, one writer thread that owns the only write connection and groups concurrent commits into one
 //! transaction (`BEGIN IMMEDIATE`), and separate read connections.
 
+mod approvals;
 mod decisions;
 mod procedures;
 mod queue;
+mod registry;
+mod runs;
 mod sqlite;
 
+pub use approvals::{ApprovalDecision, ApprovalRow};
 pub use decisions::DECISION_PRIORITY;
-pub use procedures::ProcedureRecord;
+pub use procedures::{ProcedureFilter, ProcedureRecord};
 pub use queue::Job;
+pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
+pub use runs::{EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, status_text};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// Why the store could not be opened.

@@ -66,8 +66,7 @@ impl SqliteStore {
         let at = ts(available_at.unwrap_or_else(Utc::now));
         let now = ts(Utc::now());
         self.write(move |tx| enqueue_in(tx, &run_id, priority, &at, &now)).await?;
-        self.wake.notify_waiters();
-        self.wake.notify_one();
+        self.notify_work();
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{SecondsFormat, Utc};
 use ckp_engine::effects::BoxFuture;
-use ckp_engine::journal::{Checkpoint, Commit, Journal, StepRecord, Stored};
+use ckp_engine::journal::{Checkpoint, Commit, Journal, RunStatus, StepRecord, Stored};
 use ckp_engine::{EngineError, Event};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_journal.sql"),
     include_str!("../migrations/sqlite/0002_run_jobs.sql"),
     include_str!("../migrations/sqlite/0003_procedures.sql"),
+    include_str!("../migrations/sqlite/0004_server.sql"),
 ];
 
 /// Most commits grouped into one transaction.
@@ -55,6 +56,8 @@ enum WriteJob {
 pub struct SqliteStore {
     /// Wakes this process's workers when a job is enqueued or rescheduled (pushed, not polled).
     pub(crate) wake: tokio::sync::Notify,
+    /// Run ids whose rows changed, sent after the commit (SSE streams listen).
+    changes: tokio::sync::broadcast::Sender<Arc<str>>,
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -97,6 +100,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads a stored checkpoint.
+pub(crate) fn parse_checkpoint(text: &str) -> Result<Checkpoint, rusqlite::Error> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -134,6 +143,7 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commi
         let created = e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true);
         insert_event.execute(params![run_id, e.event_type, e.node_id, e.step_id, payload, created])?;
     }
+    derive(tx, run_id, commit, &at)?;
     let mut upsert_step = tx.prepare_cached(
         "INSERT INTO step_results (run_id, key, record, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (run_id, key) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
@@ -145,10 +155,144 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commi
     Ok(())
 }
 
+fn opt_ts(t: Option<chrono::DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// The status an approval takes from a decision value.
+fn approval_status(decision: &serde_json::Value) -> String {
+    match decision.as_str() {
+        Some("timed_out") => "timeout".into(),
+        Some(s) => s.to_owned(),
+        None => "answered".into(),
+    }
+}
+
+/// Keeps the columns the API reads (status, outputs, timings, usage, approvals, artifacts) in step with the
+/// checkpoint, inside the commit's transaction.
+fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &str) -> Result<(), rusqlite::Error> {
+    let cp = &commit.checkpoint;
+    let outputs = match (cp.status, &cp.outputs) {
+        (RunStatus::Completed, Some(o)) => Some(serde_json::to_string(o).map_err(json_err)?),
+        _ => None,
+    };
+    let error = cp.error.as_ref().filter(|_| cp.status == RunStatus::Failed).map(|e| e.message.clone());
+    tx.prepare_cached(
+        "UPDATE runs SET output_vars = ?2, started_at = ?3,
+             ended_at = CASE WHEN ?4 THEN coalesce(ended_at, ?5) ELSE NULL END,
+             error_message = ?6, last_node_id = coalesce(?7, last_node_id),
+             prompt_tokens = ?8, completion_tokens = ?9, cost_usd = ?10, commits = commits + 1
+         WHERE run_id = ?1",
+    )?
+    .execute(params![
+        run_id,
+        outputs,
+        opt_ts(cp.started_at),
+        cp.status.is_terminal(),
+        at,
+        error,
+        cp.pending.first().map(|a| a.node_id.as_str()),
+        i64::try_from(cp.usage.prompt_tokens).unwrap_or(i64::MAX),
+        i64::try_from(cp.usage.completion_tokens).unwrap_or(i64::MAX),
+        cp.usage.cost_usd,
+    ])?;
+    for e in &commit.events {
+        match e.event_type.as_str() {
+            "run_created" => {
+                if let Some(parent) = e.payload.get("parent_run_id").and_then(|v| v.as_str()) {
+                    tx.prepare_cached("UPDATE runs SET parent_run_id = ?2 WHERE run_id = ?1")?
+                        .execute(params![run_id, parent])?;
+                }
+            }
+            "approval_decision_received" => {
+                let decision = e.payload.get("decision").cloned().unwrap_or_default();
+                let mut payload = serde_json::Map::new();
+                payload.insert("decision".into(), decision.clone());
+                if let Some(c) = e.payload.get("comment").filter(|c| !c.is_null()) {
+                    payload.insert("comment".into(), c.clone());
+                }
+                tx.prepare_cached(
+                    "UPDATE approvals SET status = ?2, decided_by = ?3, decision_payload = ?4, decided_at = ?5, updated_at = ?5
+                     WHERE approval_id = ?1 AND status = 'pending'",
+                )?
+                .execute(params![
+                    e.payload.get("approval_id").and_then(|v| v.as_str()),
+                    approval_status(&decision),
+                    e.payload.get("decided_by").and_then(|v| v.as_str()),
+                    serde_json::Value::Object(payload).to_string(),
+                    at
+                ])?;
+            }
+            "artifact_created" => {
+                let text = |k: &str| e.payload.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                let Some(uri) = text("uri") else { continue };
+                let id = text("artifact_id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                tx.prepare_cached(
+                    "INSERT INTO artifacts (artifact_id, run_id, node_id, step_id, kind, uri, name, mime_type, size_bytes, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (artifact_id) DO NOTHING",
+                )?
+                .execute(params![
+                    id,
+                    run_id,
+                    e.node_id,
+                    e.step_id,
+                    text("kind").unwrap_or_else(|| "artifact".into()),
+                    uri,
+                    text("name"),
+                    text("mime_type"),
+                    e.payload.get("size_bytes").and_then(serde_json::Value::as_i64),
+                    e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true)
+                ])?;
+            }
+            _ => {}
+        }
+    }
+    // Approvals are listed for top-level runs; a subflow child's approval appears on its top-level run.
+    if cp.call_stack.is_empty() {
+        let mut ask = tx.prepare_cached(
+            "INSERT INTO approvals (approval_id, run_id, approval_key, node_id, node_name, prompt, decision_type, options,
+                                    context_data, status, created_at, expires_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?10)
+             ON CONFLICT (run_id, approval_key) DO UPDATE SET status = 'pending', decided_by = NULL,
+                 decision_payload = NULL, decided_at = NULL, prompt = excluded.prompt, options = excluded.options,
+                 context_data = excluded.context_data, created_at = excluded.created_at,
+                 expires_at = excluded.expires_at, updated_at = excluded.updated_at
+             WHERE approvals.status != 'pending'",
+        )?;
+        for a in &cp.pending {
+            let json_or_null = |v: &serde_json::Value| (!v.is_null()).then(|| v.to_string());
+            ask.execute(params![
+                ckp_engine::journal::approval_id(run_id, &a.key),
+                run_id,
+                a.key,
+                a.node_id,
+                a.node_name,
+                a.prompt,
+                a.decision_type,
+                json_or_null(&a.options),
+                json_or_null(&a.context_data),
+                at,
+                opt_ts(a.expires_at)
+            ])?;
+        }
+        if cp.status.is_terminal() {
+            tx.prepare_cached(
+                "UPDATE approvals SET status = 'canceled', updated_at = ?2 WHERE run_id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![run_id, at])?;
+        }
+    }
+    Ok(())
+}
+
 /// The writer thread: takes one job, then every job already queued (up to [`MAX_GROUP`]). Consecutive journal
 /// commits go into one transaction (a failing group is retried commit by commit so one bad commit cannot sink the
 /// others); other writes run in a transaction each.
-fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
+fn writer_loop(
+    mut conn: Connection,
+    jobs: mpsc::Receiver<WriteJob>,
+    changes: tokio::sync::broadcast::Sender<Arc<str>>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -162,7 +306,7 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
             match job {
                 WriteJob::Commit { run_id, commit, reply } => commits.push((run_id, commit, reply)),
                 WriteJob::Run { f, on_error } => {
-                    write_commits(&mut conn, std::mem::take(&mut commits));
+                    write_commits(&mut conn, std::mem::take(&mut commits), &changes);
                     let result = (|| -> Result<AfterCommit, rusqlite::Error> {
                         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                         let after = f(&tx)?;
@@ -176,14 +320,19 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
                 }
             }
         }
-        write_commits(&mut conn, commits);
+        write_commits(&mut conn, commits, &changes);
     }
 }
 
-fn write_commits(conn: &mut Connection, commits: Vec<(String, Box<Commit>, Reply)>) {
+fn write_commits(
+    conn: &mut Connection,
+    commits: Vec<(String, Box<Commit>, Reply)>,
+    changes: &tokio::sync::broadcast::Sender<Arc<str>>,
+) {
     if commits.is_empty() {
         return;
     }
+    let ids: Vec<Arc<str>> = commits.iter().map(|(id, _, _)| Arc::from(id.as_str())).collect();
     let together = (|| -> Result<(), rusqlite::Error> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (run_id, commit, _) in &commits {
@@ -193,6 +342,9 @@ fn write_commits(conn: &mut Connection, commits: Vec<(String, Box<Commit>, Reply
     })();
     match together {
         Ok(()) => {
+            for id in ids {
+                let _ = changes.send(id);
+            }
             for (_, _, reply) in commits {
                 let _ = reply.send(Ok(()));
             }
@@ -204,6 +356,9 @@ fn write_commits(conn: &mut Connection, commits: Vec<(String, Box<Commit>, Reply
                     apply(&tx, &run_id, &commit)?;
                     tx.commit()
                 })();
+                if alone.is_ok() {
+                    let _ = changes.send(Arc::from(run_id.as_str()));
+                }
                 let _ = reply.send(alone.map_err(|e| e.to_string()));
             }
         }
@@ -226,9 +381,12 @@ impl SqliteStore {
         configure(&conn, &options)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("ckp-sqlite-writer".into()).spawn(move || writer_loop(conn, rx))?;
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
+        let sender = changes.clone();
+        std::thread::Builder::new().name("ckp-sqlite-writer".into()).spawn(move || writer_loop(conn, rx, sender))?;
         Ok(SqliteStore {
             wake: tokio::sync::Notify::new(),
+            changes,
             path,
             writer: Mutex::new(Some(tx)),
             readers: Arc::default(),
@@ -242,6 +400,23 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Run ids whose rows change from now on, each sent after its commit. A receiver that falls behind gets
+    /// `Lagged` and should re-read what it shows.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.changes.subscribe()
+    }
+
+    /// Announces a committed change of `run_id`.
+    pub(crate) fn publish(&self, run_id: &str) {
+        let _ = self.changes.send(Arc::from(run_id));
+    }
+
+    /// Wakes this process's idle workers: a job became ready.
+    pub(crate) fn notify_work(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     /// Runs `f` in a write transaction of its own on the writer thread; its result arrives after the commit.

@@ -48,6 +48,8 @@ pub enum Command {
     /// External steps need an executor: without agents configured they fail with a clear message unless
     /// `--mock-external` is given.
     Run(cmd::run::RunArgs),
+    /// Serve the REST API, SSE streams and embedded workers on the SQLite database (default ./ckp-data/ckp.db).
+    Serve(cmd::serve::ServeArgs),
     /// Create the database or bring its schema up to date (append-only migrations).
     Migrate {
         /// The SQLite database file.
@@ -99,6 +101,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
         Command::Run(args) => cmd::run::run(&args, out, err),
         Command::Migrate { db } => cmd::migrate(&db, out, err),
+        Command::Serve(args) => cmd::serve::run(&args, out, err),
     };
     result.unwrap_or_else(|e| {
         let _ = writeln!(err, "ckp: {e}");

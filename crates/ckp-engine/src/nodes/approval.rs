@@ -66,7 +66,13 @@ impl Runner<'_> {
             escalation_contact: a.escalation_contact.clone(),
         };
         self.mark_pause(ctx);
-        self.emit(ctx, "approval_requested", Some(&node.id), None, json!({"approval_id": key, "node_name": node.name}));
+        self.emit(
+            ctx,
+            "approval_requested",
+            Some(&node.id),
+            None,
+            json!({"approval_id": crate::journal::approval_id(&self.run_id, &key), "node_name": node.name}),
+        );
         Flow::Pause(vec![pending])
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod run;
+pub mod serve;
 pub mod validate;
 
 use std::io::Write;

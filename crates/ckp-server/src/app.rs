@@ -1,0 +1,84 @@
+//! The application: shared state, the router with every route (the OpenAPI document is generated from the
+//! handlers as they are registered), the body limit, and JSON fallbacks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use ckp_engine::Engine;
+use ckp_store::SqliteStore;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::catalog::Catalog;
+use crate::routes;
+
+/// What every handler sees.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<SqliteStore>,
+    /// Compiled procedures.
+    pub catalog: Arc<Catalog>,
+    /// The engine (cancellation of runs executing in this process).
+    pub engine: Arc<Engine>,
+    /// Where run-scoped artifact files live (`<data_dir>/artifacts/<run_id>/...`).
+    pub artifacts_dir: PathBuf,
+}
+
+/// Builds the router and its OpenAPI document.
+pub fn router(state: AppState, max_body_bytes: usize) -> (Router, OpenApi) {
+    let (router, mut api) = OpenApiRouter::new()
+        .routes(routes!(routes::misc::health))
+        .routes(routes!(routes::misc::actions))
+        .routes(routes!(routes::procedures::import, routes::procedures::list))
+        .routes(routes!(routes::procedures::versions))
+        .routes(routes!(routes::procedures::get, routes::procedures::update, routes::procedures::delete))
+        .routes(routes!(routes::procedures::set_status))
+        .routes(routes!(routes::procedures::graph))
+        .routes(routes!(routes::procedures::explain))
+        .routes(routes!(routes::runs::create, routes::runs::list))
+        .routes(routes!(routes::runs::metrics_summary))
+        .routes(routes!(routes::runs::queue))
+        .routes(routes!(routes::runs::cleanup))
+        .routes(routes!(routes::runs::get, routes::runs::delete))
+        .routes(routes!(routes::runs::events))
+        .routes(routes!(crate::sse::run_stream))
+        .routes(routes!(routes::runs::artifacts))
+        .routes(routes!(routes::runs::diagnostics))
+        .routes(routes!(routes::runs::checkpoints))
+        .routes(routes!(routes::runs::checkpoint))
+        .routes(routes!(routes::runs::cancel))
+        .routes(routes!(routes::runs::retry))
+        .routes(routes!(routes::approvals::list))
+        .routes(routes!(crate::sse::approval_stream))
+        .routes(routes!(routes::approvals::get))
+        .routes(routes!(routes::approvals::decide))
+        .routes(routes!(routes::registry::list_agents, routes::registry::create_agent))
+        .routes(routes!(routes::registry::get_agent, routes::registry::update_agent, routes::registry::delete_agent))
+        .routes(routes!(routes::registry::list_leases))
+        .routes(routes!(routes::registry::revoke_lease))
+        .routes(routes!(routes::registry::list_projects, routes::registry::create_project))
+        .routes(routes!(
+            routes::registry::get_project,
+            routes::registry::update_project,
+            routes::registry::delete_project
+        ))
+        .routes(routes!(routes::registry::cost_summary))
+        .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
+        .with_state(state)
+        .split_for_parts();
+    api.info.title = "ckp".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description =
+        Some("ckp's REST API: LangOrch-compatible paths, fields and statuses, with its defects fixed.".into());
+    let doc = api.clone();
+    let router = router
+        .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(doc) }))
+        .fallback(crate::error::fallback)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    (router, api)
+}

@@ -1,0 +1,73 @@
+//! `/api/approvals`: list (status and run filters), get, decide. A decision is one transaction: exactly one of
+//! concurrent decisions on an approval wins (200), the others are 409.
+
+use axum::extract::{Path, State};
+use ckp_store::ApprovalDecision;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
+
+use crate::api::{ApprovalOut, DecisionIn};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+
+/// Filters of `GET /api/approvals`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// pending, approved, rejected, timeout, canceled, ...
+    pub status: Option<String>,
+    /// Only this run's approvals.
+    pub run_id: Option<String>,
+}
+
+/// Approvals, newest first, each with its run's status.
+#[utoipa::path(get, path = "/api/approvals", tag = "approvals", params(ListParams),
+    responses((status = 200, body = Vec<ApprovalOut>)))]
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<ApprovalOut>>> {
+    Ok(Json(state.store.list_approvals(q.status, q.run_id).await?.iter().map(ApprovalOut::from).collect()))
+}
+
+/// One approval, with its run's status.
+#[utoipa::path(get, path = "/api/approvals/{approval_id}", tag = "approvals", params(("approval_id" = String, Path)),
+    responses((status = 200, body = ApprovalOut), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ApprovalOut>> {
+    let a = state.store.get_approval(&id).await?.ok_or_else(|| ApiError::not_found("Approval"))?;
+    Ok(Json((&a).into()))
+}
+
+/// Decides a pending approval: `status`, else `decision`, else `resolved_decision` (`approve`/`approved`,
+/// `reject`/`rejected`, an option, or an input value). A body without a decision is 422 (it never rejects
+/// silently); a decided, expired or canceled approval is 409. The run resumes at once.
+#[utoipa::path(post, path = "/api/approvals/{approval_id}/decision", tag = "approvals",
+    params(("approval_id" = String, Path)), request_body = DecisionIn,
+    responses((status = 200, body = ApprovalOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn decide(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<DecisionIn>,
+) -> ApiResult<Json<ApprovalOut>> {
+    let value = [body.status, body.decision, body.resolved_decision]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "decision_required",
+                "The body must give the decision in `status`, `decision` or `resolved_decision`",
+            )
+        })?;
+    let value = match value {
+        Value::String(s) => Value::String(s.trim().to_owned()),
+        other => other,
+    };
+    let decision = ApprovalDecision {
+        value,
+        decided_by: Some(body.decided_by.filter(|d| !d.trim().is_empty()).unwrap_or_else(|| "anonymous".into())),
+        comment: body.comment.filter(|c| !c.is_empty()),
+        payload: body.payload.unwrap_or_default(),
+    };
+    let row = state.store.decide_approval(&id, decision).await?;
+    Ok(Json((&row).into()))
+}

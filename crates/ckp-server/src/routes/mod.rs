@@ -1,0 +1,7 @@
+//! One module per API resource.
+
+pub mod approvals;
+pub mod misc;
+pub mod procedures;
+pub mod registry;
+pub mod runs;

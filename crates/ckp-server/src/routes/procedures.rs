@@ -1,0 +1,286 @@
+//! `/api/procedures`: import (compile + validate), list with filters, versions, get (`latest` allowed), update,
+//! delete, status lifecycle, graph, explain.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ckp_core::Diagnostic;
+use ckp_store::{ProcedureFilter, ProcedureRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use crate::api::{Deleted, ExplainIn, ProcedureDetail, ProcedureImported, ProcedureIn, ProcedureOut, StatusIn};
+use crate::app::AppState;
+use crate::catalog::ImportError;
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+
+const STATUSES: [&str; 4] = ["active", "archived", "deprecated", "draft"];
+
+/// The CKP text of a `ckp_json` field: an object, or a string holding one.
+fn ckp_text(v: &Value) -> ApiResult<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Object(_) => Ok(v.to_string()),
+        _ => Err(ApiError::invalid("invalid_body", "ckp_json must be a JSON object (or a string holding one)")),
+    }
+}
+
+fn diagnostics_json(d: &[Diagnostic]) -> Vec<Value> {
+    d.iter().map(|d| serde_json::to_value(d).unwrap_or(Value::Null)).collect()
+}
+
+fn import_error(e: ImportError) -> ApiError {
+    match e {
+        ImportError::Invalid(diags) => {
+            let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.is_error()).cloned().collect();
+            let warnings: Vec<Diagnostic> = diags.iter().filter(|d| !d.is_error()).cloned().collect();
+            ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_ckp",
+                detail: json!({
+                    "message": format!("CKP validation failed with {} error(s)", errors.len()),
+                    "errors": diagnostics_json(&errors),
+                    "warnings": diagnostics_json(&warnings),
+                }),
+            }
+        }
+        ImportError::Conflict(m) => ApiError::conflict(m),
+        ImportError::Mismatch(m) => ApiError::invalid("ckp_mismatch", m),
+        ImportError::Store(e) => e.into(),
+    }
+}
+
+async fn record(state: &AppState, id: &str, version: &str) -> ApiResult<ProcedureRecord> {
+    state.store.get_procedure(id, Some(version)).await?.ok_or_else(|| ApiError::not_found("Procedure"))
+}
+
+/// Imports a CKP document: it is compiled and validated first (422 with every error and its JSON pointer);
+/// warnings are returned beside the created procedure. A duplicate id + version is 409.
+#[utoipa::path(post, path = "/api/procedures", tag = "procedures", request_body = ProcedureIn,
+    responses((status = 201, body = ProcedureImported), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn import(
+    State(state): State<AppState>,
+    Json(body): Json<ProcedureIn>,
+) -> ApiResult<(StatusCode, Json<ProcedureImported>)> {
+    let text = ckp_text(&body.ckp_json)?;
+    if let Some(project) = &body.project_id
+        && state.store.get_project(project).await?.is_none()
+    {
+        return Err(ApiError::not_found("Project"));
+    }
+    let (stored, warnings) = state.catalog.import(&text, body.project_id).await.map_err(import_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ProcedureImported { summary: (&stored).into(), warnings: diagnostics_json(&warnings) }),
+    ))
+}
+
+/// Filters of `GET /api/procedures`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Project.
+    pub project_id: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Comma-separated tags; all must be in `retrieval_metadata.tags`.
+    pub tags: Option<String>,
+    /// Case-insensitive text in id, name, description or retrieval metadata.
+    pub search: Option<String>,
+    /// Case-insensitive text in the retrieval metadata JSON.
+    pub metadata_search: Option<String>,
+}
+
+fn matches(r: &ProcedureRecord, q: &ListParams) -> bool {
+    let meta: Value = r.retrieval_metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
+    if let Some(tags) = q.tags.as_deref().filter(|t| !t.trim().is_empty()) {
+        let have: Vec<String> = meta
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_lowercase).collect())
+            .unwrap_or_default();
+        if !tags.split(',').map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).all(|t| have.contains(&t)) {
+            return false;
+        }
+    }
+    if let Some(s) = q.search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty()) {
+        let haystack = [
+            r.procedure_id.clone(),
+            r.name.clone(),
+            r.description.clone().unwrap_or_default(),
+            r.retrieval_metadata.clone().unwrap_or_default(),
+        ]
+        .join("\n")
+        .to_lowercase();
+        if !haystack.contains(&s) {
+            return false;
+        }
+    }
+    if let Some(s) = q.metadata_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty())
+        && !r.retrieval_metadata.as_deref().unwrap_or_default().to_lowercase().contains(&s)
+    {
+        return false;
+    }
+    true
+}
+
+/// Procedure versions, newest first, filtered.
+#[utoipa::path(get, path = "/api/procedures", tag = "procedures", params(ListParams),
+    responses((status = 200, body = Vec<ProcedureOut>)))]
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<ProcedureOut>>> {
+    let rows = state
+        .store
+        .list_procedures(ProcedureFilter {
+            project_id: q.project_id.clone(),
+            status: q.status.clone(),
+            procedure_id: None,
+        })
+        .await?;
+    Ok(Json(rows.iter().filter(|r| matches(r, &q)).map(ProcedureOut::from).collect()))
+}
+
+/// Every version of a procedure, newest first (404 when it has none).
+#[utoipa::path(get, path = "/api/procedures/{procedure_id}/versions", tag = "procedures",
+    params(("procedure_id" = String, Path)),
+    responses((status = 200, body = Vec<ProcedureOut>), (status = 404, body = ErrorBody)))]
+pub async fn versions(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<ProcedureOut>>> {
+    let rows =
+        state.store.list_procedures(ProcedureFilter { procedure_id: Some(id), ..ProcedureFilter::default() }).await?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found("Procedure"));
+    }
+    Ok(Json(rows.iter().map(ProcedureOut::from).collect()))
+}
+
+/// One version (`latest`: the newest imported) with its document.
+#[utoipa::path(get, path = "/api/procedures/{procedure_id}/{version}", tag = "procedures",
+    params(("procedure_id" = String, Path), ("version" = String, Path, description = "a version or `latest`")),
+    responses((status = 200, body = ProcedureDetail), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<ProcedureDetail>> {
+    Ok(Json((&record(&state, &id, &version).await?).into()))
+}
+
+/// Replaces a version's document (compiled and validated; its id and version must match the path).
+#[utoipa::path(put, path = "/api/procedures/{procedure_id}/{version}", tag = "procedures",
+    params(("procedure_id" = String, Path), ("version" = String, Path)), request_body = ProcedureIn,
+    responses((status = 200, body = ProcedureImported), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+    Json(body): Json<ProcedureIn>,
+) -> ApiResult<Json<ProcedureImported>> {
+    let existing = record(&state, &id, &version).await?;
+    let text = ckp_text(&body.ckp_json)?;
+    let (stored, warnings) =
+        state.catalog.update(&existing.procedure_id, &existing.version, &text).await.map_err(import_error)?;
+    Ok(Json(ProcedureImported { summary: (&stored).into(), warnings: diagnostics_json(&warnings) }))
+}
+
+/// Deletes one version (`latest` is refused: name the version). Runs keep their history.
+#[utoipa::path(delete, path = "/api/procedures/{procedure_id}/{version}", tag = "procedures",
+    params(("procedure_id" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Deleted>> {
+    if version == "latest" {
+        return Err(ApiError::invalid("version_required", "Name the version to delete; `latest` is not accepted here"));
+    }
+    state.store.delete_procedure(&id, &version).await?;
+    state.catalog.forget(&id, &version);
+    Ok(Json(Deleted { deleted: true, procedure_id: Some(id), version: Some(version), run_id: None }))
+}
+
+/// Sets the lifecycle status (draft, active, deprecated, archived), mirrored into the stored document.
+#[utoipa::path(patch, path = "/api/procedures/{procedure_id}/{version}/status", tag = "procedures",
+    params(("procedure_id" = String, Path), ("version" = String, Path)), request_body = StatusIn,
+    responses((status = 200, body = ProcedureOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_status(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+    Json(body): Json<StatusIn>,
+) -> ApiResult<Json<ProcedureOut>> {
+    if !STATUSES.contains(&body.status.as_str()) {
+        return Err(ApiError::invalid(
+            "invalid_status",
+            format!("Invalid status '{}'. Must be one of: {}", body.status, STATUSES.join(", ")),
+        ));
+    }
+    let existing = record(&state, &id, &version).await?;
+    let mut doc: Value = serde_json::from_str(&existing.ckp_json).unwrap_or_else(|_| json!({}));
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("status".into(), Value::from(body.status.clone()));
+    }
+    let stored = state
+        .store
+        .set_procedure_status(&existing.procedure_id, &existing.version, &body.status, doc.to_string())
+        .await?;
+    Ok(Json((&stored).into()))
+}
+
+async fn compiled(state: &AppState, id: &str, version: &str) -> ApiResult<std::sync::Arc<ckp_core::Procedure>> {
+    let r = record(state, id, version).await?;
+    state
+        .catalog
+        .get(&r.procedure_id, Some(&r.version))
+        .await?
+        .ok_or_else(|| ApiError::invalid("invalid_ckp", "The stored procedure no longer compiles"))
+}
+
+/// The graph as LangOrch's UI draws it: `{nodes, edges}`.
+#[utoipa::path(get, path = "/api/procedures/{procedure_id}/{version}/graph", tag = "procedures",
+    params(("procedure_id" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn graph(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let p = compiled(&state, &id, &version).await?;
+    Ok(Json(ckp_core::graph::ui_json(&p)))
+}
+
+/// Static analysis of a procedure (ckp's explanation: start, terminals, edges, external actions, LLM calls,
+/// approvals, subflows, variables, unreachable nodes), with `input_check` when inputs are given. A `ckp_json`
+/// in the body is explained instead of the stored document.
+#[utoipa::path(post, path = "/api/procedures/{procedure_id}/{version}/explain", tag = "procedures",
+    params(("procedure_id" = String, Path), ("version" = String, Path)), request_body(content = ExplainIn),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn explain(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    // The body is optional: empty means "explain the stored document".
+    let body: ExplainIn = if body.iter().all(u8::is_ascii_whitespace) {
+        ExplainIn::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::invalid("invalid_body", format!("The body does not match the expected shape: {e}"))
+            }
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("The body is not valid JSON: {e}")),
+        })?
+    };
+    let r = record(&state, &id, &version).await?;
+    let text = match &body.ckp_json {
+        Some(v) => ckp_text(v)?,
+        None => r.ckp_json.clone(),
+    };
+    let compilation = ckp_core::compile(&text);
+    let Some(p) = compilation.procedure else {
+        return Err(import_error(ImportError::Invalid(compilation.diagnostics)));
+    };
+    if p.id != r.procedure_id || p.version != r.version {
+        return Err(ApiError::invalid("ckp_mismatch", "The CKP in the body names another procedure or version"));
+    }
+    let mut out = serde_json::to_value(ckp_core::explain::explain(&p, &compilation.uses)).unwrap_or_default();
+    if let (Some(o), Some(inputs)) = (out.as_object_mut(), &body.input_vars) {
+        let errors = ckp_core::inputs::check_inputs(&p, inputs).err().unwrap_or_default();
+        o.insert("input_check".into(), json!({"valid": errors.is_empty(), "errors": errors}));
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,406 @@
+//! `/api/runs`: create (inputs validated first), list with filters and pagination, get, events, artifacts,
+//! diagnostics, checkpoints, cancel, retry, delete, history cleanup, metrics summary, queue.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use ckp_engine::Engine;
+use ckp_engine::journal::{Commit, StepRecord};
+use ckp_store::{NewRun, RunChange, RunFilter, RunRow};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use utoipa::IntoParams;
+
+use crate::api::{ArtifactOut, Deleted, RunEventOut, RunIn, RunOut};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+
+/// How long a cancel waits for the worker executing the run to stop it.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
+async fn run(state: &AppState, id: &str) -> ApiResult<RunRow> {
+    state.store.get_run(id).await?.ok_or_else(|| ApiError::not_found("Run"))
+}
+
+fn today() -> String {
+    Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// Starts a run: the procedure must exist and be runnable (not deprecated or archived, effective), the inputs
+/// must satisfy `variables_schema` (422 `{message, errors}` otherwise, nothing stored). The run, its
+/// `run_created` event and its job are committed before the 201.
+#[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = RunIn,
+    responses((status = 201, body = RunOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> ApiResult<(StatusCode, Json<RunOut>)> {
+    let record = state
+        .store
+        .get_procedure(&body.procedure_id, body.procedure_version.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("Procedure"))?;
+    if matches!(record.status.as_str(), "deprecated" | "archived") {
+        return Err(ApiError::invalid(
+            "procedure_not_runnable",
+            format!("Procedure is {} and cannot be executed", record.status),
+        ));
+    }
+    if let Some(date) = record.effective_date.as_deref().filter(|d| d.get(..10).is_some_and(|d| d > today().as_str())) {
+        return Err(ApiError::invalid(
+            "procedure_not_effective",
+            format!("Procedure is not yet effective until {date}"),
+        ));
+    }
+    let p = state
+        .catalog
+        .get(&record.procedure_id, Some(&record.version))
+        .await?
+        .ok_or_else(|| ApiError::invalid("invalid_ckp", "The stored procedure no longer compiles"))?;
+    let inputs = body.input_vars.unwrap_or_default();
+    if let Err(errors) = ckp_core::inputs::check_inputs(&p, &inputs) {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input_vars",
+            detail: json!({"message": "Invalid input_vars", "errors": errors}),
+        });
+    }
+    let project_id = body.project_id.or(record.project_id);
+    if let Some(project) = &project_id
+        && state.store.get_project(project).await?.is_none()
+    {
+        return Err(ApiError::not_found("Project"));
+    }
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let checkpoint = Engine::new_checkpoint(&p, &run_id, &inputs);
+    let created = ckp_engine::Event {
+        event_type: "run_created".into(),
+        node_id: None,
+        step_id: None,
+        payload: json!({}),
+        created_at: Utc::now(),
+    };
+    let meta = NewRun {
+        run_id,
+        input_vars: (!inputs.is_empty()).then(|| Value::Object(inputs)),
+        project_id,
+        case_id: body.case_id,
+        trigger_type: None,
+        triggered_by: None,
+    };
+    let row =
+        state.store.create_run(meta, Commit { events: vec![created], steps: Vec::new(), checkpoint }, true).await?;
+    Ok((StatusCode::CREATED, Json((&row).into())))
+}
+
+/// Filters of `GET /api/runs`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Procedure id.
+    pub procedure_id: Option<String>,
+    /// Project.
+    pub project_id: Option<String>,
+    /// Case.
+    pub case_id: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Created at or after (RFC 3339, or a naive UTC date-time).
+    pub created_from: Option<String>,
+    /// Created at or before.
+    pub created_to: Option<String>,
+    /// `asc` for oldest first (default newest first).
+    pub order: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+}
+
+/// A timestamp from a query: RFC 3339, a naive date-time (UTC) or a date.
+fn query_time(name: &str, text: &str) -> ApiResult<String> {
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|n| n.and_utc()))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| ApiError::invalid("invalid_query", format!("{name} is not a date-time: {text:?}")))?;
+    Ok(parsed.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// Runs by creation time (newest first unless `order=asc`), filtered and paginated.
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(ListParams),
+    responses((status = 200, body = Vec<RunOut>), (status = 422, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<RunOut>>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 1000"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("invalid_query", "offset must not be negative"));
+    }
+    let filter = RunFilter {
+        procedure_id: q.procedure_id,
+        project_id: q.project_id,
+        case_id: q.case_id,
+        status: q.status,
+        created_from: q.created_from.as_deref().map(|t| query_time("created_from", t)).transpose()?,
+        created_to: q.created_to.as_deref().map(|t| query_time("created_to", t)).transpose()?,
+        ascending: q.order.as_deref() == Some("asc"),
+        limit,
+        offset,
+    };
+    Ok(Json(state.store.list_runs(filter).await?.iter().map(RunOut::from).collect()))
+}
+
+/// Counters and gauges from the store: runs per status and the queue depth.
+#[utoipa::path(get, path = "/api/runs/metrics/summary", tag = "runs", responses((status = 200, body = Object)))]
+pub async fn metrics_summary(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let mut counters = Map::new();
+    for (status, n) in state.store.run_counts().await? {
+        counters.insert(format!("runs_total{{status={status}}}"), Value::from(n));
+    }
+    let stats = state.store.queue_stats().await?;
+    let mut gauges = Map::new();
+    for (s, n) in &stats.depth_by_status {
+        gauges.insert(format!("queue_jobs{{state={s}}}"), Value::from(*n as f64));
+    }
+    Ok(Json(json!({"counters": counters, "gauges": gauges, "histograms": {}})))
+}
+
+/// The job queue: depth per state and the next 20 queued jobs.
+#[utoipa::path(get, path = "/api/runs/queue", tag = "runs", responses((status = 200, body = Object)))]
+pub async fn queue(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let stats = state.store.queue_stats().await?;
+    let count = |s: &str| stats.depth_by_status.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+    let depth: Map<String, Value> = stats.depth_by_status.iter().map(|(k, n)| (k.clone(), Value::from(*n))).collect();
+    let next: Vec<Value> = stats
+        .next_jobs
+        .iter()
+        .map(|j| {
+            json!({"job_id": j.job_id.to_string(), "run_id": j.run_id, "status": j.state, "priority": j.priority,
+                   "attempts": j.attempts, "available_at": j.available_at, "locked_by": j.locked_by})
+        })
+        .collect();
+    Ok(Json(json!({
+        "depth_by_status": depth,
+        "total_pending": count("queued"),
+        "total_running": count("running"),
+        "total_done": count("done"),
+        "total_failed": 0,
+        "next_jobs": next,
+    })))
+}
+
+/// Parameters of the history cleanup.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CleanupParams {
+    /// Delete runs created before this time (required).
+    pub before: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<String>,
+}
+
+/// Deletes the runs created before `before` (and with `status`), with everything they own; runs being executed
+/// are kept.
+#[utoipa::path(delete, path = "/api/runs/cleanup/history", tag = "runs", params(CleanupParams),
+    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn cleanup(State(state): State<AppState>, Query(q): Query<CleanupParams>) -> ApiResult<Json<Value>> {
+    let before = q.before.as_deref().ok_or_else(|| ApiError::invalid("invalid_query", "before is required"))?;
+    let before = query_time("before", before)?;
+    let n = state.store.cleanup_runs(&before, q.status.clone()).await?;
+    Ok(Json(json!({"deleted_count": n, "before": before, "status": q.status})))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/api/runs/{run_id}", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = RunOut), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+    Ok(Json((&run(&state, &id).await?).into()))
+}
+
+/// Deletes a run with its events, approvals, step records, artifacts metadata, leases and subflow children (409
+/// while a worker executes it).
+#[utoipa::path(delete, path = "/api/runs/{run_id}", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
+    state.store.delete_run(&id).await?;
+    Ok(Json(Deleted { deleted: true, procedure_id: None, version: None, run_id: Some(id) }))
+}
+
+/// Parameters of the event list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only events with a larger id.
+    pub after: Option<i64>,
+    /// At most this many (default 10000).
+    pub limit: Option<i64>,
+}
+
+/// A run's events in order (`event_id` is monotonic).
+#[utoipa::path(get, path = "/api/runs/{run_id}/events", tag = "runs", params(("run_id" = String, Path), EventParams),
+    responses((status = 200, body = Vec<RunEventOut>), (status = 404, body = ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EventParams>,
+) -> ApiResult<Json<Vec<RunEventOut>>> {
+    run(&state, &id).await?;
+    let rows = state.store.events_after(&id, q.after.unwrap_or(0), q.limit.unwrap_or(10_000).clamp(1, 100_000)).await?;
+    Ok(Json(rows.into_iter().map(RunEventOut::from).collect()))
+}
+
+/// Artifacts recorded for a run, oldest first.
+#[utoipa::path(get, path = "/api/runs/{run_id}/artifacts", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = Vec<ArtifactOut>), (status = 404, body = ErrorBody)))]
+pub async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<ArtifactOut>>> {
+    run(&state, &id).await?;
+    Ok(Json(state.store.run_artifacts(&id).await?.into_iter().map(ArtifactOut::from).collect()))
+}
+
+/// Splits a step-record key (`thread|node#visit[.attempt]|[index:]step`) into node and step ids.
+fn key_parts(key: &str) -> (Option<String>, Option<String>) {
+    let mut parts = key.split('|');
+    let _thread = parts.next();
+    let node = parts.next().and_then(|n| n.split('#').next()).map(str::to_owned);
+    let step = parts.next().map(|s| s.split_once(':').map_or(s, |(_, id)| id).to_owned());
+    (node, step)
+}
+
+/// Execution diagnostics: status, idempotency entries (the step records), active leases, event counts.
+#[utoipa::path(get, path = "/api/runs/{run_id}/diagnostics", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn diagnostics(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let r = run(&state, &id).await?;
+    let entries: Vec<Value> = state
+        .store
+        .step_rows(&id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let (node_id, step_id) = key_parts(&s.key);
+            let (status, key, cached) = match &s.record {
+                StepRecord::Started { idempotency_key } => ("started", Some(idempotency_key.clone()), false),
+                StepRecord::Completed { .. } => ("completed", None, true),
+                StepRecord::Failed { .. } => ("failed", None, false),
+            };
+            json!({"node_id": node_id, "step_id": step_id, "idempotency_key": key, "status": status,
+                   "has_cached_result": cached, "updated_at": s.updated_at, "key": s.key})
+        })
+        .collect();
+    let now = Utc::now();
+    let leases: Vec<Value> = state
+        .store
+        .run_leases(&id)
+        .await?
+        .into_iter()
+        .map(|l| serde_json::to_value(crate::api::LeaseOut::new(l, now)).unwrap_or_default())
+        .collect();
+    let (total, errors, retries) = state.store.event_counts(&id).await?;
+    Ok(Json(json!({
+        "run_id": r.run_id, "thread_id": r.run_id, "status": r.status, "last_node_id": r.last_node_id,
+        "last_step_id": null, "has_retry_event": retries > 0, "idempotency_entries": entries,
+        "active_leases": leases, "total_events": total, "error_events": errors,
+    })))
+}
+
+fn checkpoint_meta(r: &RunRow, cp: &ckp_engine::journal::Checkpoint) -> Value {
+    json!({
+        "checkpoint_id": r.commits.to_string(),
+        "thread_id": r.run_id,
+        "parent_checkpoint_id": (r.commits > 1).then(|| (r.commits - 1).to_string()),
+        "step": r.commits,
+        "writes": {"node": cp.node, "status": r.status},
+        "created_at": r.updated_at,
+    })
+}
+
+/// The run's checkpoints. ckp keeps only the current one (the journal replaces it at every commit); its id is
+/// the number of commits so far.
+#[utoipa::path(get, path = "/api/runs/{run_id}/checkpoints", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = Vec<Object>), (status = 404, body = ErrorBody)))]
+pub async fn checkpoints(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+    let r = run(&state, &id).await?;
+    let cp = state.store.checkpoint(&id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
+    Ok(Json(vec![checkpoint_meta(&r, &cp)]))
+}
+
+/// One checkpoint's state: variables, cursor, decisions, pending approvals.
+#[utoipa::path(get, path = "/api/runs/{run_id}/checkpoints/{checkpoint_id}", tag = "runs",
+    params(("run_id" = String, Path), ("checkpoint_id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    Path((id, cpid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let r = run(&state, &id).await?;
+    let cp = state.store.checkpoint(&id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
+    if cpid != r.commits.to_string() {
+        return Err(ApiError::not_found("Checkpoint"));
+    }
+    let meta = checkpoint_meta(&r, &cp);
+    Ok(Json(json!({
+        "checkpoint_id": cpid,
+        "thread_id": r.run_id,
+        "channel_values": cp.vars,
+        "metadata": meta,
+        "pending_writes": cp.pending,
+        "versions_seen": cp.visits,
+        "checkpoint": cp,
+    })))
+}
+
+/// Cancels a run. One that is queued, sleeping or waiting for approval is canceled at once (its approvals become
+/// `canceled`); one being executed stops at its next step. A finished run is 409.
+#[utoipa::path(post, path = "/api/runs/{run_id}/cancel", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+    let mut changes = state.store.subscribe();
+    if state.store.cancel_run(&id, "cancel_requested").await? == RunChange::Executing {
+        state.engine.cancel(&id);
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        loop {
+            let r = run(&state, &id).await?;
+            if is_terminal(&r.status) {
+                return Ok(Json((&r).into()));
+            }
+            if tokio::time::timeout_at(deadline, changes.recv()).await.is_err() {
+                // Still executing a long step: the cancel is recorded and will land at the next step boundary.
+                return Ok(Json((&r).into()));
+            }
+        }
+    }
+    Ok(Json((&run(&state, &id).await?).into()))
+}
+
+fn is_terminal(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "canceled")
+}
+
+/// Runs a failed or canceled run again from its start node with its original inputs; external calls that had
+/// completed are not repeated (their results are kept). Other statuses are 409.
+#[utoipa::path(post, path = "/api/runs/{run_id}/retry", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+    let r = run(&state, &id).await?;
+    if !matches!(r.status.as_str(), "failed" | "canceled") {
+        return Err(ApiError::conflict(format!(
+            "Run {id} is {}; only failed or canceled runs can be retried",
+            r.status
+        )));
+    }
+    let p = state
+        .catalog
+        .get(&r.procedure_id, Some(&r.procedure_version))
+        .await?
+        .ok_or_else(|| ApiError::conflict("The run's procedure version no longer exists"))?;
+    let inputs = r.input_vars.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut fresh = Engine::new_checkpoint(&p, &id, &inputs);
+    fresh.status = ckp_engine::journal::RunStatus::Running;
+    let row = state.store.retry_run(&id, fresh).await?;
+    Ok(Json((&row).into()))
+}

@@ -1,0 +1,225 @@
+//! `ckp serve`: configuration (TOML file, `CKP_*` environment, flags: later wins), startup (store, catalog,
+//! engine, embedded workers, reclaimer, HTTP), and graceful shutdown (stop accepting, let workers bring the runs
+//! in hand to their next pause or end, release, exit).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ckp_engine::effects::Effects;
+use ckp_engine::{Engine, EngineConfig};
+use ckp_store::{SqliteOptions, SqliteStore, Synchronous};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::app::{AppState, router};
+use crate::catalog::Catalog;
+use crate::worker::{WorkerConfig, run_reclaimer, run_worker};
+
+/// The server's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// Data directory: the database (`ckp.db`) and artifact files (`artifacts/`).
+    pub data_dir: PathBuf,
+    /// The database file (default `<data_dir>/ckp.db`).
+    pub db: Option<PathBuf>,
+    /// Embedded workers (concurrent runs).
+    pub workers: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// SQLite `synchronous`: `normal` or `full`.
+    pub synchronous: String,
+    /// Job lease length (heartbeats renew it every third).
+    pub lease_ms: i64,
+    /// How long shutdown waits for runs in hand.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            bind: "127.0.0.1:8000".into(),
+            data_dir: PathBuf::from("ckp-data"),
+            db: None,
+            workers: 8,
+            max_body_bytes: 4 * 1024 * 1024,
+            synchronous: "normal".into(),
+            lease_ms: 30_000,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable is not valid.
+    #[error("{name}: {message}")]
+    Env {
+        /// Variable.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ServeConfig {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: e.to_string() })
+    }
+
+    /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
+    /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS` from `env`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
+            v.trim()
+                .parse()
+                .map_err(|_| ConfigError::Env { name: name.into(), message: format!("not a number: {v:?}") })
+        }
+        if let Some(v) = env("CKP_BIND") {
+            self.bind = v;
+        }
+        if let Some(v) = env("CKP_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("CKP_DB") {
+            self.db = Some(v.into());
+        }
+        if let Some(v) = env("CKP_WORKERS") {
+            self.workers = num("CKP_WORKERS", &v)?;
+        }
+        if let Some(v) = env("CKP_MAX_BODY_BYTES") {
+            self.max_body_bytes = num("CKP_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = env("CKP_SYNCHRONOUS") {
+            self.synchronous = v;
+        }
+        if let Some(v) = env("CKP_LEASE_MS") {
+            self.lease_ms = num("CKP_LEASE_MS", &v)?;
+        }
+        if let Some(v) = env("CKP_SHUTDOWN_GRACE_MS") {
+            self.shutdown_grace_ms = num("CKP_SHUTDOWN_GRACE_MS", &v)?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| self.data_dir.join("ckp.db"))
+    }
+
+    fn sqlite_options(&self) -> Result<SqliteOptions, ServeError> {
+        let synchronous = match self.synchronous.to_ascii_lowercase().as_str() {
+            "normal" => Synchronous::Normal,
+            "full" => Synchronous::Full,
+            other => return Err(ServeError::Config(format!("synchronous must be normal or full, not {other:?}"))),
+        };
+        Ok(SqliteOptions { synchronous })
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Invalid settings.
+    #[error("{0}")]
+    Config(String),
+    /// The store could not be opened.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] ckp_store::StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on (the real port when the configuration said 0).
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting requests, lets workers finish the executions in hand (up to the grace period), and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(self.grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+    }
+}
+
+/// Opens the store, starts the workers and the HTTP server.
+pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
+    if config.workers == 0 {
+        return Err(ServeError::Config("workers must be at least 1".into()));
+    }
+    let store = Arc::new(SqliteStore::open(config.db_path(), config.sqlite_options()?)?);
+    // One process owns an embedded database: jobs left running belong to a process that died.
+    store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
+    let catalog = Arc::new(Catalog::new(store.clone()));
+    let engine = Arc::new(
+        Engine::new(store.clone(), Effects::default())
+            .with_procedures(catalog.clone())
+            .with_config(EngineConfig::default()),
+    );
+    let state = AppState {
+        store: store.clone(),
+        catalog: catalog.clone(),
+        engine: engine.clone(),
+        artifacts_dir: config.data_dir.join("artifacts"),
+    };
+    let (app, _) = router(state, config.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
+    let (shutdown, signal) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let host = uuid::Uuid::new_v4().simple().to_string();
+    for i in 0..config.workers {
+        let mut wc = WorkerConfig::new(format!("{}-{i}", &host[..8]));
+        wc.lease_ms = config.lease_ms;
+        tasks.spawn(run_worker(store.clone(), engine.clone(), catalog.clone(), wc, signal.clone()));
+    }
+    let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
+    tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
+    let mut http_signal = signal.clone();
+    tasks.spawn(async move {
+        let stop = async move {
+            let _ = http_signal.wait_for(|s| *s).await;
+        };
+        let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+    });
+    Ok(Running { addr, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+}

@@ -1,0 +1,202 @@
+//! Server-sent events. Streams read the store after each committed change they are told about (pushed through
+//! [`ckp_store::SqliteStore::subscribe`], never polled), so every event is sent once, in `event_id` order.
+//!
+//! * `GET /api/runs/{id}/stream`: `event: run_event`, `id: <event_id>`; resumes after `Last-Event-ID` (header, or
+//!   `last_event_id` query parameter for clients that cannot set headers) and ends after the run's terminal
+//!   event.
+//! * `GET /api/approvals/stream`: first `event: approval_snapshot` (every pending approval), then
+//!   `event: approval_update` for each approval created or changed after connecting.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+
+use crate::api::{ApprovalOut, RunEventOut};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody, Query};
+
+/// Events read per store query.
+const PAGE: i64 = 500;
+
+/// Query parameters of the run stream.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Resume after this event id (the `Last-Event-ID` header wins when both are given).
+    pub last_event_id: Option<i64>,
+}
+
+fn is_terminal(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "canceled")
+}
+
+struct RunStream {
+    state: AppState,
+    run_id: String,
+    last: i64,
+    changes: tokio::sync::broadcast::Receiver<Arc<str>>,
+    queued: std::collections::VecDeque<RunEventOut>,
+    done: bool,
+}
+
+impl RunStream {
+    /// The next event to send, waiting for commits as needed; None when the stream is over.
+    async fn next(&mut self) -> Option<RunEventOut> {
+        loop {
+            if let Some(e) = self.queued.pop_front() {
+                return Some(e);
+            }
+            if self.done {
+                return None;
+            }
+            // Status first: when it is terminal, every event up to the terminal one is already committed.
+            let status = match self.state.store.get_run(&self.run_id).await {
+                Ok(Some(r)) => r.status,
+                _ => return None,
+            };
+            let page = self.state.store.events_after(&self.run_id, self.last, PAGE).await.ok()?;
+            let full = page.len() as i64 == PAGE;
+            if let Some(last) = page.last() {
+                self.last = last.event_id;
+            }
+            self.queued.extend(page.into_iter().map(RunEventOut::from));
+            if full {
+                continue;
+            }
+            if is_terminal(&status) {
+                self.done = true;
+                continue;
+            }
+            if self.queued.is_empty() {
+                self.wait().await;
+            }
+        }
+    }
+
+    /// Waits until this run (or, after a lag, possibly anything) changed.
+    async fn wait(&mut self) {
+        loop {
+            match self.changes.recv().await {
+                Ok(id) if *id == *self.run_id => return,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn run_event(e: &RunEventOut) -> Event {
+    let data = json!({"event_id": e.event_id, "run_id": e.run_id, "created_at": e.created_at,
+                      "event_type": e.event_type, "node_id": e.node_id, "step_id": e.step_id, "payload": e.payload});
+    Event::default().id(e.event_id.to_string()).event("run_event").data(data.to_string())
+}
+
+/// A run's events as they are committed, resuming after `Last-Event-ID`; ends after the terminal event.
+#[utoipa::path(get, path = "/api/runs/{run_id}/stream", tag = "runs",
+    params(("run_id" = String, Path), StreamParams, ("Last-Event-ID" = Option<i64>, Header)),
+    responses((status = 200, content_type = "text/event-stream", description = "`run_event` events"),
+              (status = 404, body = ErrorBody)))]
+pub async fn run_stream(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    Query(q): Query<StreamParams>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let changes = state.store.subscribe();
+    state.store.get_run(&run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
+    let header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+    let last = match header.filter(|h| !h.is_empty()) {
+        Some(h) => {
+            h.parse::<i64>().map_err(|_| ApiError::invalid("invalid_header", "Last-Event-ID must be an event id"))?
+        }
+        None => q.last_event_id.unwrap_or(0),
+    };
+    let stream = RunStream { state, run_id, last, changes, queued: Default::default(), done: false };
+    let events = futures_util::stream::unfold(stream, |mut s| async move {
+        let e = s.next().await?;
+        Some((Ok(run_event(&e)), s))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn approval_data(a: &ApprovalOut) -> String {
+    json!({"approval_id": a.approval_id, "run_id": a.run_id, "node_id": a.node_id, "prompt": a.prompt,
+           "status": a.status, "decided_by": a.decided_by, "decided_at": a.decided_at, "expires_at": a.expires_at,
+           "created_at": a.created_at, "decision_type": a.decision_type, "options": a.options})
+    .to_string()
+}
+
+struct ApprovalStream {
+    state: AppState,
+    seen: Option<HashMap<String, String>>,
+    changes: tokio::sync::broadcast::Receiver<Arc<str>>,
+    queued: std::collections::VecDeque<Event>,
+}
+
+impl ApprovalStream {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.queued.pop_front() {
+                return Some(e);
+            }
+            let rows = self.state.store.list_approvals(None, None).await.ok()?;
+            let all: Vec<ApprovalOut> = rows.iter().map(ApprovalOut::from).collect();
+            match &mut self.seen {
+                None => {
+                    let pending: Vec<&ApprovalOut> = all.iter().filter(|a| a.status == "pending").collect();
+                    let data = serde_json::to_string(&pending).unwrap_or_else(|_| "[]".into());
+                    self.queued.push_back(Event::default().event("approval_snapshot").data(data));
+                    self.seen = Some(all.iter().map(|a| (a.approval_id.clone(), a.status.clone())).collect());
+                }
+                Some(seen) => {
+                    // Oldest first, so updates arrive in the order they happened.
+                    for a in all.iter().rev() {
+                        if seen.get(&a.approval_id) != Some(&a.status) {
+                            seen.insert(a.approval_id.clone(), a.status.clone());
+                            self.queued.push_back(
+                                Event::default()
+                                    .id(a.approval_id.clone())
+                                    .event("approval_update")
+                                    .data(approval_data(a)),
+                            );
+                        }
+                    }
+                    if self.queued.is_empty() {
+                        match self.changes.recv().await {
+                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => return None,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Approval changes: a snapshot of the pending approvals first, then one `approval_update` per approval
+/// created or changed.
+#[utoipa::path(get, path = "/api/approvals/stream", tag = "approvals",
+    responses((status = 200, content_type = "text/event-stream", description = "`approval_snapshot`, then `approval_update` events")))]
+pub async fn approval_stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let changes = state.store.subscribe();
+    let stream = ApprovalStream { state, seen: None, changes, queued: Default::default() };
+    let events = futures_util::stream::unfold(stream, |mut s| async move {
+        let e = s.next().await?;
+        Some((Ok(e), s))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,116 @@
+//! `ckp serve`: the REST API, SSE and embedded workers on the SQLite store. Settings come from defaults, then
+//! the TOML file (`--config`), then `CKP_*` environment variables, then flags.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use ckp_server::serve::{ServeConfig, start};
+
+/// Options of `ckp serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file (keys: bind, data_dir, db, workers, max_body_bytes, synchronous, lease_ms,
+    /// shutdown_grace_ms).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8000].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<String>,
+    /// Data directory [default: ./ckp-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The SQLite database file [default: <data-dir>/ckp.db].
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Embedded workers: runs executed concurrently [default: 8].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Largest request body in bytes [default: 4194304].
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// SQLite durability: normal (survives process crashes) or full (survives power loss) [default: normal].
+    #[arg(long, value_name = "LEVEL")]
+    pub synchronous: Option<String>,
+}
+
+/// The effective configuration.
+pub fn config(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<ServeConfig, String> {
+    let mut c = match &args.config {
+        Some(path) => ServeConfig::from_file(path).map_err(|e| e.to_string())?,
+        None => ServeConfig::default(),
+    };
+    c.apply_env(env).map_err(|e| e.to_string())?;
+    if let Some(v) = &args.bind {
+        c.bind.clone_from(v);
+    }
+    if let Some(v) = &args.data_dir {
+        c.data_dir.clone_from(v);
+    }
+    if let Some(v) = &args.db {
+        c.db = Some(v.clone());
+    }
+    if let Some(v) = args.workers {
+        c.workers = v;
+    }
+    if let Some(v) = args.max_body_bytes {
+        c.max_body_bytes = v;
+    }
+    if let Some(v) = &args.synchronous {
+        c.synchronous.clone_from(v);
+    }
+    Ok(c)
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
+pub fn run(args: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+    let config = match config(args, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            writeln!(err, "ckp serve: {e}")?;
+            return Ok(super::EXIT_UNREADABLE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = match start(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(err, "ckp serve: {e}");
+                return Ok(super::EXIT_UNREADABLE);
+            }
+        };
+        let _ = writeln!(
+            out,
+            "ckp serve: listening on http://{} (database {}, {} workers)",
+            server.addr,
+            config.db_path().display(),
+            config.workers
+        );
+        let _ = out.flush();
+        shutdown_signal().await;
+        let _ = writeln!(out, "ckp serve: shutting down");
+        server.shutdown().await;
+        Ok(0)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
