@@ -1,5 +1,7 @@
 //! End-to-end tests of the `ckp` binary: exit statuses and golden output of validate, explain and graph.
 
+mod serve;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

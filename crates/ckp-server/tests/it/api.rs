@@ -1,0 +1,157 @@
+//! The server's guarantees over real HTTP: read-after-write, one winner among concurrent decisions, SSE
+//! resumption with Last-Event-ID.
+
+use std::collections::BTreeSet;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, approval_procedure, chain_procedure};
+
+/// One SSE message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sse {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: Value,
+}
+
+/// Reads SSE messages from `resp` until `stop` says so or the stream ends; returns them and whether the stream
+/// ended by itself.
+pub async fn read_sse(resp: reqwest::Response, mut stop: impl FnMut(&Sse) -> bool) -> (Vec<Sse>, bool) {
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut msg = Sse { id: None, event: None, data: Value::Null };
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    msg.id = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    msg.event = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            msg.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+            let done = stop(&msg);
+            out.push(msg);
+            if done {
+                return (out, false);
+            }
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(20), stream.next()).await {
+            Ok(Some(Ok(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+            Ok(Some(Err(e))) => panic!("stream error: {e}"),
+            Ok(None) => return (out, true),
+            Err(_) => panic!("no SSE message for 20 s; got {out:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_creates_are_each_readable_at_once() {
+    let server = TestServer::start("read-after-write").await;
+    server.import(chain_procedure("raw", 2)).await;
+    for i in 0..1000 {
+        let id = server.start_run("raw", json!({"i": i})).await;
+        let (status, run) = server.call("GET", &format!("/api/runs/{id}"), None).await;
+        assert_eq!(status, 200, "run {i} ({id}) not readable right after its 201: {run}");
+        assert_eq!(run["run_id"], id.as_str());
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_decisions_have_exactly_one_winner() {
+    let server = TestServer::start("fifty-decisions").await;
+    server.import(approval_procedure("gate50")).await;
+    let run = server.start_run("gate50", json!({})).await;
+    server.wait_status(&run, &["waiting_approval"]).await;
+    let (_, approvals) = server.call("GET", &format!("/api/approvals?run_id={run}"), None).await;
+    let approval = approvals[0]["approval_id"].as_str().expect("approval id").to_owned();
+    let mut calls = Vec::new();
+    for i in 0..50 {
+        let http = server.http.clone();
+        let url = server.url(&format!("/api/approvals/{approval}/decision"));
+        calls.push(tokio::spawn(async move {
+            let resp = http.post(url).json(&json!({"decision": "approve", "decided_by": format!("u{i}")})).send().await;
+            let resp = resp.expect("sent");
+            (resp.status().as_u16(), resp.json::<Value>().await.expect("json"))
+        }));
+    }
+    let mut statuses = Vec::new();
+    for c in calls {
+        let (status, body) = c.await.expect("joined");
+        if status == 409 {
+            assert_eq!(body["code"], "conflict", "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 49, "{statuses:?}");
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output_vars"]["result"], "approved");
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    let count = |t: &str| events.as_array().expect("list").iter().filter(|e| e["event_type"] == t).count();
+    assert_eq!(count("approval_decision_received"), 1);
+    assert_eq!(count("execution_resumed"), 1, "the run resumed once");
+    assert_eq!(count("run_completed"), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_resumes_after_last_event_id_and_ends_after_the_terminal_event() {
+    let server = TestServer::start("sse-resume").await;
+    server.import(approval_procedure("gate_sse")).await;
+    let run = server.start_run("gate_sse", json!({})).await;
+    // First connection: read until the approval is requested, then drop the connection.
+    let resp = server.http.get(server.url(&format!("/api/runs/{run}/stream"))).send().await.expect("stream");
+    assert_eq!(resp.status().as_u16(), 200);
+    let (first, ended) = read_sse(resp, |m| m.data["event_type"] == "approval_requested").await;
+    assert!(!ended, "the stream must stay open while the run waits");
+    let last = first.last().and_then(|m| m.id.clone()).expect("ids");
+    // Decide while disconnected, then reconnect from the last id seen.
+    let (_, approvals) = server.call("GET", &format!("/api/approvals?run_id={run}"), None).await;
+    let approval = approvals[0]["approval_id"].as_str().expect("id");
+    let (status, _) = server
+        .call("POST", &format!("/api/approvals/{approval}/decision"), Some(json!({"decision": "approve"})))
+        .await;
+    assert_eq!(status, 200);
+    let resp = server
+        .http
+        .get(server.url(&format!("/api/runs/{run}/stream")))
+        .header("Last-Event-ID", last.as_str())
+        .send()
+        .await
+        .expect("stream");
+    let (second, ended) = read_sse(resp, |_| false).await;
+    assert!(ended, "the stream ends after the terminal event");
+    assert_eq!(second.last().map(|m| m.data["event_type"].clone()), Some(json!("run_completed")));
+    // Every event exactly once, in order.
+    let received: Vec<i64> =
+        first.iter().chain(&second).map(|m| m.id.as_deref().and_then(|i| i.parse().ok()).expect("numeric id")).collect();
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    let all: Vec<i64> = events.as_array().expect("list").iter().map(|e| e["event_id"].as_i64().expect("id")).collect();
+    assert_eq!(received, all);
+    assert_eq!(received.iter().collect::<BTreeSet<_>>().len(), received.len(), "no duplicates");
+    assert!(first.iter().chain(&second).all(|m| m.event.as_deref() == Some("run_event")));
+    // A finished run's stream replays from the id given and ends at once.
+    let resp = server
+        .http
+        .get(server.url(&format!("/api/runs/{run}/stream?last_event_id={}", all[all.len() - 2])))
+        .send()
+        .await
+        .expect("stream");
+    let (tail, ended) = read_sse(resp, |_| false).await;
+    assert!(ended);
+    assert_eq!(tail.len(), 1);
+    server.stop().await;
+}
