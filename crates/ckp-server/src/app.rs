@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use ckp_engine::Engine;
-use ckp_store::SqliteStore;
+use ckp_store::Store;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +19,7 @@ use crate::routes;
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The store.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     /// Compiled procedures.
     pub catalog: Arc<Catalog>,
     /// The engine (cancellation of runs executing in this process).

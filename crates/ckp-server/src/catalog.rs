@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use ckp_core::{Diagnostic, Procedure};
 use ckp_engine::effects::BoxFuture;
 use ckp_engine::engine::Procedures;
-use ckp_store::{ProcedureRecord, SqliteStore, StoreError};
+use ckp_store::{ProcedureRecord, Store, StoreError};
 
 /// Why an import was refused.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum ImportError {
 
 /// Compiled procedures over the store.
 pub struct Catalog {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     cache: Mutex<HashMap<(String, String), Arc<Procedure>>>,
 }
 
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Catalog {
 
 impl Catalog {
     /// A catalog over `store`.
-    pub fn new(store: Arc<SqliteStore>) -> Self {
+    pub fn new(store: Arc<dyn Store>) -> Self {
         Catalog { store, cache: Mutex::new(HashMap::new()) }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ckp_engine::effects::Effects;
 use ckp_engine::{Engine, EngineConfig};
-use ckp_store::{SqliteOptions, SqliteStore, Synchronous};
+use ckp_store::{SqliteOptions, SqliteStore, Store, Synchronous};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -184,7 +184,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     if config.workers == 0 {
         return Err(ServeError::Config("workers must be at least 1".into()));
     }
-    let store = Arc::new(SqliteStore::open(config.db_path(), config.sqlite_options()?)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(config.db_path(), config.sqlite_options()?)?);
     // One process owns an embedded database: jobs left running belong to a process that died.
     store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
     let catalog = Arc::new(Catalog::new(store.clone()));

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ckp_engine::engine::Procedures;
-use ckp_engine::journal::Journal;
 use ckp_engine::journal::{Checkpoint, RunStatus};
 use ckp_engine::{Decision, Engine, RunOutcome};
-use ckp_store::{Job, SqliteStore};
+use ckp_store::{Job, Store};
 use tokio::sync::watch;
 
 /// How a worker behaves.
@@ -40,7 +39,7 @@ impl WorkerConfig {
 
 /// Runs a worker until `shutdown` turns true (a run in hand is executed to its next pause or end first).
 pub async fn run_worker(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     engine: Arc<Engine>,
     procedures: Arc<dyn Procedures>,
     config: WorkerConfig,
@@ -68,7 +67,7 @@ pub async fn run_worker(
 }
 
 async fn execute(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Store>,
     engine: &Arc<Engine>,
     procedures: &dyn Procedures,
     config: &WorkerConfig,
@@ -95,7 +94,7 @@ async fn execute(
     let outcome = match store.load(&job.run_id).await {
         Ok(Some(stored)) => {
             let cp = stored.checkpoint;
-            expire_due(store, &job.run_id, &cp).await;
+            expire_due(store.as_ref(), &job.run_id, &cp).await;
             match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
                 Some(p) => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
                 None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
@@ -122,7 +121,7 @@ async fn execute(
 
 /// Applies expiry to the run's due approvals (A.2.8) through the store's guarded decision, so an expiry and a
 /// human decision arriving together cannot both win; the engine then routes by `timeout_action`.
-async fn expire_due(store: &SqliteStore, run_id: &str, cp: &Checkpoint) {
+async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) {
     if cp.status != RunStatus::WaitingApproval {
         return;
     }
@@ -140,7 +139,7 @@ async fn expire_due(store: &SqliteStore, run_id: &str, cp: &Checkpoint) {
 }
 
 /// Returns expired leases to the queue every `every` until `shutdown`.
-pub async fn run_reclaimer(store: Arc<SqliteStore>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_reclaimer(store: Arc<dyn Store>, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => { let _ = store.reclaim_expired(Utc::now()).await; }

@@ -9,12 +9,14 @@
 //! transaction (`BEGIN IMMEDIATE`), and separate read connections.
 
 mod approvals;
+pub mod conformance;
 mod decisions;
 mod procedures;
 mod queue;
 mod registry;
 mod runs;
 mod sqlite;
+mod store;
 
 pub use approvals::{ApprovalDecision, ApprovalRow};
 pub use decisions::DECISION_PRIORITY;
@@ -23,6 +25,7 @@ pub use queue::Job;
 pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
 pub use runs::{EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, status_text};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use store::Store;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,9 @@
 //! run requeued) in one transaction, durable timers rescheduled, and nothing executed twice.
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
+mod api;
 mod catalog;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;

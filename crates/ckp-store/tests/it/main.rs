@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod conformance;
 mod queue;
 
 use ckp_core::Procedure;

@@ -1,0 +1,338 @@
+//! The store conformance suite: behaviour every [`Store`] must have, written against the trait only. Each
+//! check takes a fresh, empty store; a backend's tests call every check in [`CHECKS`] (the SQLite store's in
+//! `tests/it/conformance.rs`; the PostgreSQL store will run the same list).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+use ckp_core::Procedure;
+use ckp_engine::effects::{BoxFuture, Effects};
+use ckp_engine::engine::Decision;
+use ckp_engine::journal::{Commit, Journal, RunStatus};
+use ckp_engine::{Engine, Event, RunOutcome};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    AgentRow, AgentUpdate, ApprovalDecision, NewRun, ProcedureFilter, ProcedureRecord, RunChange, RunFilter, Store,
+    StoreError,
+};
+
+/// A named check.
+pub type Check = (&'static str, fn(Arc<dyn Store>) -> BoxFuture<'static, ()>);
+
+/// Every check.
+pub const CHECKS: &[Check] = &[
+    ("procedures_versions_and_conflicts", |s| Box::pin(procedures_versions_and_conflicts(s))),
+    ("runs_are_created_with_their_job_and_read_back", |s| Box::pin(runs_are_created_with_their_job_and_read_back(s))),
+    ("run_list_filters_and_pages", |s| Box::pin(run_list_filters_and_pages(s))),
+    ("queue_leases_priorities_and_timers", |s| Box::pin(queue_leases_priorities_and_timers(s))),
+    ("approvals_follow_the_run_and_one_decision_wins", |s| Box::pin(approvals_follow_the_run_and_one_decision_wins(s))),
+    ("cancel_retry_delete", |s| Box::pin(cancel_retry_delete(s))),
+    ("registry_tables", |s| Box::pin(registry_tables(s))),
+    ("changes_are_announced_after_commit", |s| Box::pin(changes_are_announced_after_commit(s))),
+];
+
+fn approval_procedure() -> Arc<Procedure> {
+    let doc = json!({"procedure_id": "conf_gate", "version": "1", "workflow_graph": {"start_node": "a", "nodes": {
+        "a": {"type": "sequence", "steps": [{"step_id": "s", "action": "set_variable", "variable": "x", "value": 1}], "next_node": "g"},
+        "g": {"type": "human_approval", "prompt": "ok {{x}}?", "on_approve": "yes", "on_reject": "no"},
+        "yes": {"type": "terminate", "outputs": {"result": "approved"}},
+        "no": {"type": "terminate", "status": "failed"}
+    }}});
+    Arc::new(ckp_core::compile_value(&doc).procedure.expect("the conformance procedure compiles"))
+}
+
+fn record(id: &str, version: &str) -> ProcedureRecord {
+    ProcedureRecord {
+        procedure_id: id.into(),
+        version: version.into(),
+        name: id.into(),
+        status: "active".into(),
+        ckp_json: json!({"procedure_id": id, "version": version}).to_string(),
+        ..ProcedureRecord::default()
+    }
+}
+
+/// Creates a run of `p` (created, queued) the way the API does.
+async fn create(store: &Arc<dyn Store>, p: &Procedure, run_id: &str, inputs: Value) -> crate::RunRow {
+    let inputs: Map<String, Value> = inputs.as_object().cloned().unwrap_or_default();
+    let cp = Engine::new_checkpoint(p, run_id, &inputs);
+    let event = Event {
+        event_type: "run_created".into(),
+        node_id: None,
+        step_id: None,
+        payload: json!({}),
+        created_at: Utc::now(),
+    };
+    let meta = NewRun { run_id: run_id.into(), input_vars: Some(Value::Object(inputs)), ..NewRun::default() };
+    store
+        .create_run(meta, Commit { events: vec![event], steps: Vec::new(), checkpoint: cp }, true)
+        .await
+        .expect("created")
+}
+
+/// Executes a run once (as a worker would) with an engine over the store's journal.
+async fn execute(store: &Arc<dyn Store>, p: &Arc<Procedure>, run_id: &str) -> RunOutcome {
+    let journal: Arc<dyn Journal> = store.clone();
+    Engine::new(journal, Effects::default()).resume(p.clone(), run_id).await.expect("executes")
+}
+
+async fn procedures_versions_and_conflicts(store: Arc<dyn Store>) {
+    let a = store.insert_procedure(record("p", "1")).await.expect("insert");
+    assert!(a.id > 0);
+    store.insert_procedure(record("p", "2")).await.expect("insert v2");
+    assert!(matches!(store.insert_procedure(record("p", "1")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get_procedure("p", None).await.expect("get").expect("latest").version, "2");
+    assert_eq!(store.get_procedure("p", Some("latest")).await.expect("get").expect("latest").version, "2");
+    assert_eq!(store.get_procedure("p", Some("1")).await.expect("get").expect("v1").version, "1");
+    assert!(store.get_procedure("nope", None).await.expect("get").is_none());
+    let versions = store
+        .list_procedures(ProcedureFilter { procedure_id: Some("p".into()), ..ProcedureFilter::default() })
+        .await
+        .expect("list");
+    assert_eq!(versions.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["2", "1"]);
+    let mut changed = record("p", "1");
+    changed.name = "renamed".into();
+    assert_eq!(store.update_procedure(changed).await.expect("update").name, "renamed");
+    assert!(matches!(store.update_procedure(record("q", "1")).await, Err(StoreError::NotFound(_))));
+    let archived = store.set_procedure_status("p", "1", "archived", "{}".into()).await.expect("status");
+    assert_eq!(archived.status, "archived");
+    let active = store
+        .list_procedures(ProcedureFilter { status: Some("active".into()), ..ProcedureFilter::default() })
+        .await
+        .expect("list");
+    assert_eq!(active.len(), 1);
+    store.delete_procedure("p", "2").await.expect("delete");
+    assert!(matches!(store.delete_procedure("p", "2").await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.get_procedure("p", None).await.expect("get").expect("v1 left").version, "1");
+}
+
+async fn runs_are_created_with_their_job_and_read_back(store: Arc<dyn Store>) {
+    let p = approval_procedure();
+    let row = create(&store, &p, "r1", json!({"k": "v"})).await;
+    assert_eq!(row.status, "created");
+    assert_eq!(row.input_vars, Some(json!({"k": "v"})));
+    assert_eq!(store.get_run("r1").await.expect("get").expect("exists"), row);
+    let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("the run is queued");
+    assert_eq!(job.run_id, "r1");
+    let out = execute(&store, &p, "r1").await;
+    assert!(matches!(out, RunOutcome::WaitingApproval(_)), "{out:?}");
+    let run = store.get_run("r1").await.expect("get").expect("exists");
+    assert_eq!(run.status, "waiting_approval");
+    assert_eq!(run.last_node_id.as_deref(), Some("g"));
+    assert!(run.started_at.is_some() && run.ended_at.is_none());
+    let events = store.events_after("r1", 0, 1000).await.expect("events");
+    assert_eq!(events.first().map(|e| e.event_type.as_str()), Some("run_created"));
+    assert!(events.windows(2).all(|w| w[0].event_id < w[1].event_id));
+    let tail = store.events_after("r1", events[1].event_id, 1000).await.expect("tail");
+    assert_eq!(tail.len(), events.len() - 2);
+    let (total, errors, retries) = store.event_counts("r1").await.expect("counts");
+    assert_eq!((total, errors, retries), (events.len() as i64, 0, 0));
+    assert_eq!(store.checkpoint("r1").await.expect("cp").expect("exists").status, RunStatus::WaitingApproval);
+    assert!(store.get_run("nope").await.expect("get").is_none());
+}
+
+async fn run_list_filters_and_pages(store: Arc<dyn Store>) {
+    let p = approval_procedure();
+    for i in 0..5 {
+        create(&store, &p, &format!("run{i}"), json!({})).await;
+    }
+    let page = |offset, ascending| RunFilter { limit: 2, offset, ascending, ..RunFilter::default() };
+    let first: Vec<String> =
+        store.list_runs(page(0, true)).await.expect("list").into_iter().map(|r| r.run_id).collect();
+    let second: Vec<String> =
+        store.list_runs(page(2, true)).await.expect("list").into_iter().map(|r| r.run_id).collect();
+    assert_eq!(first, ["run0", "run1"]);
+    assert_eq!(second, ["run2", "run3"]);
+    let newest = store.list_runs(page(0, false)).await.expect("list");
+    assert_eq!(newest[0].run_id, "run4");
+    let all = RunFilter { limit: 100, ..RunFilter::default() };
+    let created = RunFilter { status: Some("created".into()), ..all.clone() };
+    assert_eq!(store.list_runs(created).await.expect("list").len(), 5);
+    let other = RunFilter { procedure_id: Some("other".into()), ..all.clone() };
+    assert!(store.list_runs(other).await.expect("list").is_empty());
+    assert_eq!(store.run_counts().await.expect("counts"), vec![("created".to_owned(), 5)]);
+}
+
+async fn queue_leases_priorities_and_timers(store: Arc<dyn Store>) {
+    let p = approval_procedure();
+    for id in ["low", "high", "later"] {
+        create(&store, &p, id, json!({})).await;
+    }
+    store.enqueue("high", 10, None).await.expect("enqueue");
+    store.enqueue("later", 0, Some(Utc::now() + chrono::Duration::hours(1))).await.expect("enqueue");
+    let now = Utc::now();
+    let first = store.claim("w1", 1_000, now).await.expect("claim").expect("job");
+    assert_eq!(first.run_id, "high");
+    let second = store.claim("w2", 1_000, now).await.expect("claim").expect("job");
+    assert_eq!(second.run_id, "low");
+    assert!(store.claim("w3", 1_000, now).await.expect("claim").is_none(), "the delayed job waits");
+    assert!(store.next_available().await.expect("next").is_some());
+    assert!(store.heartbeat(first.job_id, "w1", 1_000).await.expect("heartbeat"));
+    assert!(!store.heartbeat(first.job_id, "w2", 1_000).await.expect("heartbeat"), "not w2's lease");
+    assert!(store.finish(first.job_id, "w1").await.expect("finish"));
+    // w2 dies: its lease expires and the job is reclaimed.
+    assert_eq!(store.reclaim_expired(now + chrono::Duration::seconds(5)).await.expect("reclaim"), 1);
+    let again = store.claim("w3", 1_000, Utc::now()).await.expect("claim").expect("reclaimed job");
+    assert_eq!(again.run_id, "low");
+    assert_eq!(again.attempts, 2);
+    let at = Utc::now() + chrono::Duration::hours(2);
+    assert!(store.reschedule(again.job_id, "w3", at).await.expect("reschedule"));
+    assert!(store.claim("w3", 1_000, Utc::now()).await.expect("claim").is_none());
+    let stats = store.queue_stats().await.expect("stats");
+    assert!(stats.depth_by_status.contains(&("queued".into(), 2)));
+}
+
+async fn approvals_follow_the_run_and_one_decision_wins(store: Arc<dyn Store>) {
+    let p = approval_procedure();
+    create(&store, &p, "a1", json!({})).await;
+    execute(&store, &p, "a1").await;
+    let pending = store.list_approvals(Some("pending".into()), None).await.expect("list");
+    assert_eq!(pending.len(), 1);
+    let a = &pending[0];
+    assert_eq!((a.run_id.as_str(), a.node_id.as_str(), a.prompt.as_str()), ("a1", "g", "ok 1?"));
+    assert_eq!(a.run_status.as_deref(), Some("waiting_approval"));
+    assert_eq!(store.get_approval(&a.approval_id).await.expect("get").expect("exists").approval_id, a.approval_id);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, id) = (store.clone(), a.approval_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let d = ApprovalDecision {
+                value: json!("approve"),
+                decided_by: Some(format!("u{i}")),
+                comment: None,
+                payload: Map::new(),
+            };
+            store.decide_approval(&id, d).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("joined") {
+            Ok(row) => {
+                wins += 1;
+                assert_eq!(row.status, "approved");
+            }
+            Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "unexpected {e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    let d = Decision { key: None, value: json!("approve"), decided_by: None, comment: None };
+    assert!(matches!(store.decide("a1", d.clone()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.decide("nope", d).await, Err(StoreError::NotFound(_))));
+    let missing = ApprovalDecision { value: json!("approve"), decided_by: None, comment: None, payload: Map::new() };
+    assert!(matches!(store.decide_approval("nope", missing).await, Err(StoreError::NotFound(_))));
+    let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("the decision requeued the run");
+    assert_eq!(job.run_id, "a1");
+    let out = execute(&store, &p, "a1").await;
+    assert!(matches!(out, RunOutcome::Completed { .. }), "{out:?}");
+    let run = store.get_run("a1").await.expect("get").expect("exists");
+    assert_eq!(run.status, "completed");
+    assert!(run.ended_at.is_some());
+    let events = store.events_after("a1", 0, 1000).await.expect("events");
+    assert_eq!(events.iter().filter(|e| e.event_type == "approval_decision_received").count(), 1);
+}
+
+async fn cancel_retry_delete(store: Arc<dyn Store>) {
+    let p = approval_procedure();
+    create(&store, &p, "c1", json!({})).await;
+    execute(&store, &p, "c1").await;
+    assert_eq!(store.cancel_run("c1", "test").await.expect("cancel"), RunChange::Done);
+    let run = store.get_run("c1").await.expect("get").expect("exists");
+    assert_eq!(run.status, "canceled");
+    let approvals = store.list_approvals(None, Some("c1".into())).await.expect("list");
+    assert_eq!(approvals[0].status, "canceled");
+    assert!(matches!(store.cancel_run("c1", "again").await, Err(StoreError::Conflict(_))));
+    // Retry restarts the run from a fresh checkpoint and queues it.
+    let mut fresh = Engine::new_checkpoint(&p, "c1", &Map::new());
+    fresh.status = RunStatus::Running;
+    let retried = store.retry_run("c1", fresh.clone()).await.expect("retry");
+    assert_eq!(retried.status, "running");
+    assert!(retried.ended_at.is_none());
+    assert!(matches!(store.retry_run("c1", fresh).await, Err(StoreError::Conflict(_))), "running runs are not retried");
+    // A run whose job a worker holds gets the request instead.
+    let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("queued");
+    assert_eq!(job.run_id, "c1");
+    assert_eq!(store.cancel_run("c1", "test").await.expect("cancel"), RunChange::Executing);
+    assert!(store.cancellation_requested("c1").await.expect("flag"));
+    assert!(matches!(store.delete_run("c1").await, Err(StoreError::Conflict(_))), "executing runs are not deleted");
+    assert!(store.finish(job.job_id, "w").await.expect("finish"));
+    store.delete_run("c1").await.expect("delete");
+    assert!(store.get_run("c1").await.expect("get").is_none());
+    assert!(store.events_after("c1", 0, 10).await.expect("events").is_empty());
+    assert!(store.list_approvals(None, Some("c1".into())).await.expect("list").is_empty());
+    assert!(matches!(store.delete_run("c1").await, Err(StoreError::NotFound(_))));
+    create(&store, &p, "old", json!({})).await;
+    let cutoff = (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    assert_eq!(store.cleanup_runs(&cutoff, Some("completed".into())).await.expect("cleanup"), 0);
+    assert_eq!(store.cleanup_runs(&cutoff, None).await.expect("cleanup"), 1);
+    assert!(store.get_run("old").await.expect("get").is_none());
+}
+
+async fn registry_tables(store: Arc<dyn Store>) {
+    let project = store.create_project("Ops", Some("d".into())).await.expect("project");
+    assert_eq!(store.list_projects().await.expect("list"), vec![project.clone()]);
+    let renamed = store.update_project(&project.project_id, Some("Ops2".into()), None).await.expect("update");
+    assert_eq!((renamed.name.as_str(), renamed.description.as_deref()), ("Ops2", Some("d")));
+    let mut proc_record = record("owned", "1");
+    proc_record.project_id = Some(project.project_id.clone());
+    store.insert_procedure(proc_record).await.expect("insert");
+    assert!(matches!(store.delete_project(&project.project_id).await, Err(StoreError::Conflict(_))));
+    store.delete_procedure("owned", "1").await.expect("delete");
+    store.delete_project(&project.project_id).await.expect("delete");
+    assert!(store.get_project(&project.project_id).await.expect("get").is_none());
+    let costs = store.project_costs("none", Utc::now()).await.expect("costs");
+    assert_eq!(costs.run_count, 0);
+
+    let agent = AgentRow {
+        agent_id: "web_a".into(),
+        name: "a".into(),
+        channel: "web".into(),
+        base_url: "http://127.0.0.1:1".into(),
+        status: "online".into(),
+        concurrency_limit: 2,
+        resource_key: "web_default".into(),
+        pool_id: None,
+        capabilities: json!([{"name": "click"}]),
+        consecutive_failures: 0,
+        circuit_open_at: None,
+        last_heartbeat_at: None,
+        updated_at: String::new(),
+    };
+    store.insert_agent(agent.clone()).await.expect("agent");
+    assert!(matches!(store.insert_agent(agent).await, Err(StoreError::Conflict(_))));
+    let update = AgentUpdate { status: Some("offline".into()), ..AgentUpdate::default() };
+    assert_eq!(store.update_agent("web_a", update).await.expect("update").status, "offline");
+    assert!(matches!(store.update_agent("nope", AgentUpdate::default()).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.list_agents().await.expect("list").len(), 1);
+    store.delete_agent("web_a").await.expect("delete");
+    assert!(matches!(store.delete_agent("web_a").await, Err(StoreError::NotFound(_))));
+
+    let p = approval_procedure();
+    create(&store, &p, "leaser", json!({})).await;
+    let ttl = chrono::Duration::seconds(60);
+    let l1 = store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").expect("room");
+    store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").expect("room");
+    assert!(store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").is_none(), "busy");
+    assert!(store.release_lease(&l1.lease_id).await.expect("release"));
+    assert!(!store.release_lease(&l1.lease_id).await.expect("release"), "released once");
+    assert!(store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").is_some());
+    assert_eq!(store.list_leases(Some("res".into())).await.expect("list").len(), 3);
+    assert_eq!(store.run_leases("leaser").await.expect("list").len(), 2);
+    assert!(store.run_artifacts("leaser").await.expect("artifacts").is_empty());
+}
+
+async fn changes_are_announced_after_commit(store: Arc<dyn Store>) {
+    let mut changes = store.subscribe();
+    let p = approval_procedure();
+    create(&store, &p, "n1", json!({})).await;
+    execute(&store, &p, "n1").await;
+    let mut seen = HashSet::new();
+    while let Ok(Ok(id)) = tokio::time::timeout(std::time::Duration::from_millis(200), changes.recv()).await {
+        // Whatever is announced is already readable.
+        assert!(store.get_run(&id).await.expect("get").is_some());
+        seen.insert(id.to_string());
+    }
+    assert!(seen.contains("n1"));
+}
