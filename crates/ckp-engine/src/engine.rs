@@ -135,6 +135,7 @@ pub struct Engine {
     sink: Option<Arc<dyn EventSink>>,
     config: EngineConfig,
     cancelled: Mutex<HashSet<String>>,
+    stopping: std::sync::atomic::AtomicBool,
     limiter: RateLimiter,
     procedures: Option<Arc<dyn Procedures>>,
 }
@@ -154,6 +155,7 @@ impl Engine {
             sink: None,
             config: EngineConfig::default(),
             cancelled: Mutex::new(HashSet::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             limiter: RateLimiter::default(),
             procedures: None,
         }
@@ -213,6 +215,19 @@ impl Engine {
         if let Ok(mut c) = self.cancelled.lock() {
             c.insert(run_id.to_owned());
         }
+    }
+
+    /// Forgets a cancel request once the run has stopped (the set would otherwise grow with every cancel).
+    pub fn forget_cancel(&self, run_id: &str) {
+        if let Ok(mut c) = self.cancelled.lock() {
+            c.remove(run_id);
+        }
+    }
+
+    /// Graceful shutdown: every execution commits its checkpoint at the next top-level node boundary and returns
+    /// [`RunOutcome::Sleeping`] with a wake-up time of now, so its worker releases the run to the queue.
+    pub fn stop_at_next_node(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn is_cancelled(&self, run_id: &str) -> bool {
@@ -502,10 +517,14 @@ impl Engine {
                     cursor = next;
                     let buffered = runner.core().buf.len();
                     let strategy_commit = p.node(previous).is_checkpoint;
-                    if buffered >= self.config.max_buffered_events || strategy_commit {
+                    let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
+                    if buffered >= self.config.max_buffered_events || strategy_commit || stopping {
                         runner.begin_top_node(cursor, &vars, true);
                         let checkpoint = runner.core().base.clone();
                         runner.commit_with(checkpoint).await?;
+                    }
+                    if stopping {
+                        return Ok(RunOutcome::Sleeping { until: self.effects.clock.now() });
                     }
                 }
                 Flow::Next(None) => return self.finish(&runner, vars).await,

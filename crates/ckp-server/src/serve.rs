@@ -166,14 +166,17 @@ pub enum ServeError {
 pub struct Running {
     /// The address it listens on (the real port when the configuration said 0).
     pub addr: SocketAddr,
+    engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     grace: Duration,
 }
 
 impl Running {
-    /// Stops accepting requests, lets workers finish the executions in hand (up to the grace period), and returns.
+    /// Stops accepting requests and claiming jobs; executions in hand commit at their next node boundary and are
+    /// released to the queue (up to the grace period); then returns.
     pub async fn shutdown(mut self) {
+        self.engine.stop_at_next_node();
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(self.grace, async { while self.tasks.join_next().await.is_some() {} }).await;
     }
@@ -221,5 +224,5 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         };
         let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     });
-    Ok(Running { addr, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+    Ok(Running { addr, engine, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
 }

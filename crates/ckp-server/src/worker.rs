@@ -104,6 +104,7 @@ async fn execute(
         Err(e) => Err(e.to_string()),
     };
     heartbeat.abort();
+    engine.forget_cancel(&job.run_id);
     let _ = match outcome {
         Ok(RunOutcome::Sleeping { until }) => store.reschedule(job.job_id, &config.id, until).await,
         // An approval with an expiry is a durable timer too: the job comes back when it is due.

@@ -360,21 +360,29 @@ pub async fn checkpoint(
     responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
     let mut changes = state.store.subscribe();
-    if state.store.cancel_run(&id, "cancel_requested").await? == RunChange::Executing {
-        state.engine.cancel(&id);
-        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
-        loop {
+    let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+    // A worker holding the run stops it at its next step; if it pauses or sleeps first, the cancel lands then.
+    let mut asked = false;
+    loop {
+        if asked {
             let r = run(&state, &id).await?;
-            if is_terminal(&r.status) {
+            if r.status == "canceled" {
                 return Ok(Json((&r).into()));
             }
-            if tokio::time::timeout_at(deadline, changes.recv()).await.is_err() {
-                // Still executing a long step: the cancel is recorded and will land at the next step boundary.
-                return Ok(Json((&r).into()));
+            if is_terminal(&r.status) {
+                return Err(ApiError::conflict(format!("Run {id} is already {}", r.status)));
             }
         }
+        if state.store.cancel_run(&id, "cancel_requested").await? == RunChange::Done {
+            return Ok(Json((&run(&state, &id).await?).into()));
+        }
+        asked = true;
+        state.engine.cancel(&id);
+        if tokio::time::timeout_at(deadline, changes.recv()).await.is_err() {
+            // Still inside a long step: the request is recorded and lands at the next step boundary.
+            return Ok(Json((&run(&state, &id).await?).into()));
+        }
     }
-    Ok(Json((&run(&state, &id).await?).into()))
 }
 
 fn is_terminal(status: &str) -> bool {
