@@ -159,3 +159,44 @@ async fn serve_survives_kill_9_with_200_runs_in_flight() {
     let _ = server.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn serve_settings_layer_defaults_file_environment_and_flags() {
+    use ckp::cmd::serve::{ServeArgs, config};
+    let dir = std::env::temp_dir().join(format!("ckp-serve-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("ckp.toml");
+    std::fs::write(&file, "bind = \"0.0.0.0:9000\"\nworkers = 3\nsynchronous = \"full\"\n").expect("write");
+    let env = |k: &str| match k {
+        "CKP_WORKERS" => Some("5".to_owned()),
+        "CKP_DATA_DIR" => Some("/srv/ckp".to_owned()),
+        _ => None,
+    };
+    let args = ServeArgs { config: Some(file.clone()), bind: Some("127.0.0.1:7000".into()), ..ServeArgs::default() };
+    let c = config(&args, env).expect("valid");
+    assert_eq!(c.bind, "127.0.0.1:7000", "flags win");
+    assert_eq!(c.workers, 5, "the environment beats the file");
+    assert_eq!(c.synchronous, "full", "the file beats the defaults");
+    assert_eq!(c.data_dir, std::path::PathBuf::from("/srv/ckp"));
+    assert_eq!(c.db_path(), std::path::PathBuf::from("/srv/ckp/ckp.db"));
+    assert_eq!(c.max_body_bytes, 4 * 1024 * 1024, "defaults fill the rest");
+    std::fs::write(&file, "wrokers = 3\n").expect("write");
+    let err = config(&ServeArgs { config: Some(file.clone()), ..ServeArgs::default() }, |_| None).expect_err("typo");
+    assert!(err.contains("wrokers"), "{err}");
+    let bad_env = |k: &str| (k == "CKP_WORKERS").then(|| "many".to_owned());
+    let err = config(&ServeArgs::default(), bad_env).expect_err("not a number");
+    assert!(err.contains("CKP_WORKERS"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_with_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--synchronous", "sometimes", "--data-dir"])
+        .arg(std::env::temp_dir().join(format!("ckp-serve-bad-{}", std::process::id())))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("synchronous must be normal or full"), "{stderr}");
+}
