@@ -236,8 +236,11 @@ async fn approvals_follow_the_run_and_one_decision_wins(store: Arc<dyn Store>) {
 
 async fn cancel_retry_delete(store: Arc<dyn Store>) {
     let p = approval_procedure();
+    store.insert_procedure(record("conf_gate", "1")).await.expect("insert");
     create(&store, &p, "c1", json!({})).await;
     execute(&store, &p, "c1").await;
+    let refused = store.delete_procedure("conf_gate", "1").await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "a version with a waiting run stays: {refused:?}");
     assert_eq!(store.cancel_run("c1", "test").await.expect("cancel"), RunChange::Done);
     let run = store.get_run("c1").await.expect("get").expect("exists");
     assert_eq!(run.status, "canceled");

@@ -209,15 +209,27 @@ impl SqliteStore {
         .await?
     }
 
-    /// Deletes one version. Runs keep their history (they record the version they ran).
+    /// Deletes one version. Runs keep their history (they record the version they ran); a version with runs still
+    /// in progress (not completed, failed or canceled) is a conflict, since they could not continue.
     pub async fn delete_procedure(&self, id: &str, version: &str) -> Result<(), StoreError> {
         let (id, version) = (id.to_owned(), version.to_owned());
-        let n = self
-            .write(move |tx| {
-                tx.prepare_cached("DELETE FROM procedures WHERE procedure_id = ?1 AND version = ?2")?
-                    .execute(params![id, version])
-            })
-            .await?;
-        if n == 0 { Err(StoreError::NotFound("Procedure not found".into())) } else { Ok(()) }
+        self.write(move |tx| {
+            let active: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM runs WHERE procedure_id = ?1 AND procedure_version = ?2
+                       AND status NOT IN ('completed', 'failed', 'canceled')",
+                )?
+                .query_row(params![id, version], |r| r.get(0))?;
+            if active > 0 {
+                return Ok(Err(StoreError::Conflict(format!(
+                    "Procedure {id} version {version} has {active} run(s) in progress; cancel them or let them finish first"
+                ))));
+            }
+            let n = tx
+                .prepare_cached("DELETE FROM procedures WHERE procedure_id = ?1 AND version = ?2")?
+                .execute(params![id, version])?;
+            Ok(if n == 0 { Err(StoreError::NotFound("Procedure not found".into())) } else { Ok(()) })
+        })
+        .await?
     }
 }

@@ -179,10 +179,12 @@ pub async fn update(
     Ok(Json(ProcedureImported { summary: (&stored).into(), warnings: diagnostics_json(&warnings) }))
 }
 
-/// Deletes one version (`latest` is refused: name the version). Runs keep their history.
+/// Deletes one version (`latest` is refused: name the version). Runs keep their history; a version with runs
+/// in progress is 409.
 #[utoipa::path(delete, path = "/api/procedures/{procedure_id}/{version}", tag = "procedures",
     params(("procedure_id" = String, Path), ("version" = String, Path)),
-    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
@@ -252,8 +254,15 @@ pub async fn graph(
 pub async fn explain(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "The body is larger than the server accepts")
+        } else {
+            ApiError::new(e.status(), "bad_request", e.body_text())
+        }
+    })?;
     // The body is optional: empty means "explain the stored document".
     let body: ExplainIn = if body.iter().all(u8::is_ascii_whitespace) {
         ExplainIn::default()
