@@ -222,6 +222,10 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         let stop = async move {
             let _ = http_signal.wait_for(|s| *s).await;
         };
+        // No Nagle delay: small responses (a 201, an SSE event) leave at once.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     });
     Ok(Running { addr, engine, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })

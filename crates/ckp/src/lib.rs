@@ -50,6 +50,9 @@ pub enum Command {
     Run(cmd::run::RunArgs),
     /// Serve the REST API, SSE streams and embedded workers on the SQLite database (default ./ckp-data/ckp.db).
     Serve(cmd::serve::ServeArgs),
+    /// Load-test a running server over HTTP: N runs at concurrency C; throughput, latency percentiles, server CPU
+    /// and memory.
+    Bench(cmd::bench::BenchArgs),
     /// Create the database or bring its schema up to date (append-only migrations).
     Migrate {
         /// The SQLite database file.
@@ -102,6 +105,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Run(args) => cmd::run::run(&args, out, err),
         Command::Migrate { db } => cmd::migrate(&db, out, err),
         Command::Serve(args) => cmd::serve::run(&args, out, err),
+        Command::Bench(args) => cmd::bench::run(&args, out, err),
     };
     result.unwrap_or_else(|e| {
         let _ = writeln!(err, "ckp: {e}");

@@ -200,3 +200,36 @@ fn serve_refuses_a_bad_configuration_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("synchronous must be normal or full"), "{stderr}");
 }
+
+#[test]
+fn bench_measures_a_running_server() {
+    let dir = std::env::temp_dir().join(format!("ckp-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut server = serve(&dir);
+    let pid = server.child.id().to_string();
+    for workload in ["chain", "approval"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ckp"))
+            .args(["bench", "--url", &server.base, "--workload", workload, "-n", "20", "-c", "4", "-k", "3"])
+            .args(["--json", "--pid", &pid])
+            .output()
+            .expect("bench runs");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+        assert_eq!(report["runs"], 20, "{report}");
+        assert_eq!(report["not_completed"], 0, "{report}");
+        assert!(report["runs_per_second"].as_f64().is_some_and(|r| r > 0.0), "{report}");
+        assert!(report["latency_ms"][0].as_f64().is_some_and(|p| p > 0.0), "{report}");
+        assert!(report["server_rss_mib"].as_f64().is_some_and(|m| m > 0.0), "{report}");
+        assert!(report["server_cpu_us_per_run"].is_number(), "{report}");
+        assert_eq!(report["decision_ms"].is_array(), workload == "approval", "{report}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(["bench", "--url", "http://127.0.0.1:9", "-n", "1"])
+        .output()
+        .expect("bench runs");
+    assert_eq!(out.status.code(), Some(2), "an unreachable server is a clear error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ckp bench:"));
+    server.child.kill().expect("stop");
+    let _ = server.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
