@@ -121,9 +121,8 @@ async fn sse_resumes_after_last_event_id_and_ends_after_the_terminal_event() {
     // Decide while disconnected, then reconnect from the last id seen.
     let (_, approvals) = server.call("GET", &format!("/api/approvals?run_id={run}"), None).await;
     let approval = approvals[0]["approval_id"].as_str().expect("id");
-    let (status, _) = server
-        .call("POST", &format!("/api/approvals/{approval}/decision"), Some(json!({"decision": "approve"})))
-        .await;
+    let (status, _) =
+        server.call("POST", &format!("/api/approvals/{approval}/decision"), Some(json!({"decision": "approve"}))).await;
     assert_eq!(status, 200);
     let resp = server
         .http
@@ -136,8 +135,11 @@ async fn sse_resumes_after_last_event_id_and_ends_after_the_terminal_event() {
     assert!(ended, "the stream ends after the terminal event");
     assert_eq!(second.last().map(|m| m.data["event_type"].clone()), Some(json!("run_completed")));
     // Every event exactly once, in order.
-    let received: Vec<i64> =
-        first.iter().chain(&second).map(|m| m.id.as_deref().and_then(|i| i.parse().ok()).expect("numeric id")).collect();
+    let received: Vec<i64> = first
+        .iter()
+        .chain(&second)
+        .map(|m| m.id.as_deref().and_then(|i| i.parse().ok()).expect("numeric id"))
+        .collect();
     let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
     let all: Vec<i64> = events.as_array().expect("list").iter().map(|e| e["event_id"].as_i64().expect("id")).collect();
     assert_eq!(received, all);
@@ -153,5 +155,102 @@ async fn sse_resumes_after_last_event_id_and_ends_after_the_terminal_event() {
     let (tail, ended) = read_sse(resp, |_| false).await;
     assert!(ended);
     assert_eq!(tail.len(), 1);
+    server.stop().await;
+}
+
+/// A chain of `n` nodes, each waiting `ms` in-process.
+fn slow_chain(id: &str, n: usize, ms: u64) -> Value {
+    let mut nodes = serde_json::Map::new();
+    for i in 0..n {
+        let next = if i + 1 < n { format!("n{}", i + 1) } else { "done".into() };
+        nodes.insert(
+            format!("n{i}"),
+            json!({"type": "sequence", "steps": [
+            {"step_id": "w", "action": "log", "message": "step {{i}}", "wait_ms": ms}], "next_node": next}),
+        );
+    }
+    nodes.insert("done".into(), json!({"type": "terminate"}));
+    json!({"procedure_id": id, "version": "1", "workflow_graph": {"start_node": "n0", "nodes": nodes}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_reaches_an_executing_run_within_a_step() {
+    let server = TestServer::start("cancel-executing").await;
+    server.import(slow_chain("slow_cancel", 50, 100)).await;
+    let run = server.start_run("slow_cancel", json!({})).await;
+    // Wait until a worker executes it (its first node started).
+    for _ in 0..500 {
+        let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+        if events.as_array().is_some_and(|e| e.len() > 1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (status, body) = server.call("POST", &format!("/api/runs/{run}/cancel"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "canceled", "{body}");
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    let events = events.as_array().expect("list").clone();
+    assert_eq!(events.last().map(|e| e["event_type"].clone()), Some(json!("run_canceled")));
+    let started = events.iter().filter(|e| e["event_type"] == "node_started").count();
+    assert!(started < 50, "the run stopped early ({started} nodes started)");
+    let (status, body) = server.call("POST", &format!("/api/runs/{run}/cancel"), None).await;
+    assert_eq!(status, 409, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_releases_runs_at_a_node_boundary_and_a_restart_finishes_them() {
+    let server = TestServer::start("graceful").await;
+    server.import(slow_chain("slow_stop", 20, 50)).await;
+    let run = server.start_run("slow_stop", json!({})).await;
+    for _ in 0..500 {
+        let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+        if events.as_array().is_some_and(|e| e.len() > 1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let server = server.restart().await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    let events = events.as_array().expect("list");
+    for node in 0..20 {
+        let id = format!("n{node}");
+        let n = events.iter().filter(|e| e["event_type"] == "node_completed" && e["node_id"] == id.as_str()).count();
+        assert_eq!(n, 1, "node {id} completed once");
+    }
+    let resumed = events.iter().filter(|e| e["event_type"] == "execution_resumed").count();
+    assert!(resumed <= 1, "{resumed}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_approval_resumes_the_run_on_its_timeout_path() {
+    let server = TestServer::start("expiry").await;
+    server
+        .import(json!({"procedure_id": "expiring", "version": "1", "workflow_graph": {"start_node": "g", "nodes": {
+            "g": {"type": "human_approval", "prompt": "quick?", "timeout_ms": 300,
+                  "on_approve": "yes", "on_reject": "no", "on_timeout": "late"},
+            "yes": {"type": "terminate", "outputs": {"path": "approved"}},
+            "no": {"type": "terminate", "outputs": {"path": "rejected"}},
+            "late": {"type": "terminate", "outputs": {"path": "timed out"}}
+        }}}))
+        .await;
+    let run = server.start_run("expiring", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output_vars"]["path"], "timed out", "{done}");
+    let (_, approvals) = server.call("GET", &format!("/api/approvals?run_id={run}"), None).await;
+    assert_eq!(approvals[0]["status"], "timeout", "{approvals}");
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/api/approvals/{}/decision", approvals[0]["approval_id"].as_str().expect("id")),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(status, 409, "an expired approval cannot be decided: {body}");
     server.stop().await;
 }

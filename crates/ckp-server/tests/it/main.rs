@@ -4,6 +4,7 @@
 
 mod api;
 mod catalog;
+mod endpoints;
 mod support;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The data directory (removed on drop).
     pub dir: PathBuf,
+    config: ServeConfig,
     running: Option<Running>,
 }
 
@@ -27,11 +28,23 @@ impl TestServer {
     pub async fn start_with(name: &str, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let dir = std::env::temp_dir().join(format!("ckp-api-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut config = ServeConfig { bind: "127.0.0.1:0".into(), data_dir: dir.clone(), workers: 4, ..ServeConfig::default() };
+        let mut config =
+            ServeConfig { bind: "127.0.0.1:0".into(), data_dir: dir.clone(), workers: 4, ..ServeConfig::default() };
         adjust(&mut config);
         let running = start(&config).await.expect("server starts");
         let base = format!("http://{}", running.addr);
-        TestServer { base, http: reqwest::Client::new(), dir, running: Some(running) }
+        TestServer { base, http: reqwest::Client::new(), dir, config, running: Some(running) }
+    }
+
+    /// Shuts the server down gracefully and starts it again on the same data directory.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = start(&self.config).await.expect("server restarts");
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+        self
     }
 
     /// `base` + `path`.
@@ -50,7 +63,8 @@ impl TestServer {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
     }
 
@@ -122,10 +136,13 @@ pub fn chain_procedure(id: &str, k: usize) -> Value {
     let mut nodes = serde_json::Map::new();
     for i in 0..k {
         let next = if i + 1 < k { format!("n{}", i + 1) } else { "check".into() };
-        nodes.insert(format!("n{i}"), json!({"type": "sequence", "description": format!("chain node {i}"), "steps": [
+        nodes.insert(
+            format!("n{i}"),
+            json!({"type": "sequence", "description": format!("chain node {i}"), "steps": [
             {"step_id": "set", "action": "set_variable", "variable": "last", "value": format!("n{i}")},
             {"step_id": "log", "action": "log", "message": "at {{last}}"}
-        ], "next_node": next}));
+        ], "next_node": next}),
+        );
     }
     nodes.insert("check".into(), json!({"type": "logic", "rules": [{"condition": "last != ''", "next_node": "done"}], "default_next_node": "done"}));
     nodes.insert("done".into(), json!({"type": "terminate", "status": "success"}));
