@@ -154,9 +154,11 @@ pub fn ui_json(p: &Procedure) -> serde_json::Value {
     let mut edges = Vec::new();
     for &i in &order {
         for (label, next) in successors(p, i) {
-            let animated = !label.is_empty() && !matches!(label.as_str(), "default" | "approve" | "reject" | "timeout");
+            // LangOrch animates the edges of a logic node (its rules and its default).
+            let animated = matches!(p.node(i).kind, Kind::Logic(_));
             let label: String = label.chars().take(40).collect();
-            edges.push(json!({"id": format!("e{}", edges.len()), "source": p.node(i).id, "target": p.node(next).id,
+            edges
+                .push(json!({"id": format!("e{}", edges.len() + 1), "source": p.node(i).id, "target": p.node(next).id,
                               "label": label, "animated": animated}));
         }
     }

@@ -23,13 +23,22 @@ pub struct EngineConfig {
     pub max_hops: u64,
     /// Commit at the next node boundary once this many events are buffered (so long internal runs show progress).
     pub max_buffered_events: usize,
+    /// Commit at the next node boundary once the oldest buffered event is this old (so slow internal runs show
+    /// progress live; fast runs finish before and commit once).
+    pub max_buffer_age_ms: u64,
     /// Answer every external step with a mock result (`ckp run --mock-external`), as `mock_external_calls` does.
     pub mock_external: bool,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { inline_wait_ms: 1_000, max_hops: 100_000, max_buffered_events: 512, mock_external: false }
+        EngineConfig {
+            inline_wait_ms: 1_000,
+            max_hops: 100_000,
+            max_buffered_events: 512,
+            max_buffer_age_ms: 200,
+            mock_external: false,
+        }
     }
 }
 
@@ -515,10 +524,17 @@ impl Engine {
                     runner.end_top_node();
                     let previous = cursor;
                     cursor = next;
-                    let buffered = runner.core().buf.len();
+                    let (buffered, oldest) = {
+                        let core = runner.core();
+                        (core.buf.len(), core.buf.first().map(|e| e.created_at))
+                    };
+                    let stale = oldest.is_some_and(|t| {
+                        (self.effects.clock.now() - t).num_milliseconds()
+                            >= i64::try_from(self.config.max_buffer_age_ms).unwrap_or(i64::MAX)
+                    });
                     let strategy_commit = p.node(previous).is_checkpoint;
                     let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
-                    if buffered >= self.config.max_buffered_events || strategy_commit || stopping {
+                    if buffered >= self.config.max_buffered_events || strategy_commit || stopping || stale {
                         runner.begin_top_node(cursor, &vars, true);
                         let checkpoint = runner.core().base.clone();
                         runner.commit_with(checkpoint).await?;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Where run-scoped artifact files live (`<data_dir>/artifacts/<run_id>/...`).
     pub artifacts_dir: PathBuf,
+    /// Turns true when the server shuts down: open streams end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Builds the router and its OpenAPI document.
@@ -71,6 +73,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> (Router, OpenApi) {
         .with_state(state)
         .split_for_parts();
     api.info.title = "ckp".into();
+    api.info.contact = None;
+    api.info.license = Some(utoipa::openapi::License::new("Apache-2.0"));
     api.info.version = env!("CARGO_PKG_VERSION").into();
     api.info.description =
         Some("ckp's REST API: LangOrch-compatible paths, fields and statuses, with its defects fixed.".into());

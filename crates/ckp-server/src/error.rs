@@ -81,10 +81,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        // Bodies are JSON objects: serde would otherwise read an array as the struct's fields in order.
+        let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await.map_err(json_rejection)?;
+        if !value.is_object() {
+            return Err(ApiError::invalid("invalid_body", "The body must be a JSON object"));
         }
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|e| ApiError::invalid("invalid_body", format!("The body does not match the expected shape: {e}")))
     }
 }
 

@@ -196,18 +196,19 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             .with_procedures(catalog.clone())
             .with_config(EngineConfig::default()),
     );
+    let (shutdown, signal) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
         catalog: catalog.clone(),
         engine: engine.clone(),
         artifacts_dir: config.data_dir.join("artifacts"),
+        shutdown: signal.clone(),
     };
     let (app, _) = router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
-    let (shutdown, signal) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let host = uuid::Uuid::new_v4().simple().to_string();
     for i in 0..config.workers {

@@ -42,6 +42,7 @@ fn is_terminal(status: &str) -> bool {
 
 struct RunStream {
     state: AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
     run_id: String,
     last: i64,
     changes: tokio::sync::broadcast::Receiver<Arc<str>>,
@@ -56,7 +57,7 @@ impl RunStream {
             if let Some(e) = self.queued.pop_front() {
                 return Some(e);
             }
-            if self.done {
+            if self.done || *self.stop.borrow() {
                 return None;
             }
             // Status first: when it is terminal, every event up to the terminal one is already committed.
@@ -83,10 +84,14 @@ impl RunStream {
         }
     }
 
-    /// Waits until this run (or, after a lag, possibly anything) changed.
+    /// Waits until this run (or, after a lag, possibly anything) changed, or the server shuts down.
     async fn wait(&mut self) {
         loop {
-            match self.changes.recv().await {
+            let change = tokio::select! {
+                c = self.changes.recv() => c,
+                _ = self.stop.changed() => return,
+            };
+            match change {
                 Ok(id) if *id == *self.run_id => return,
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return,
@@ -125,7 +130,8 @@ pub async fn run_stream(
         }
         None => q.last_event_id.unwrap_or(0),
     };
-    let stream = RunStream { state, run_id, last, changes, queued: Default::default(), done: false };
+    let stop = state.shutdown.clone();
+    let stream = RunStream { state, stop, run_id, last, changes, queued: Default::default(), done: false };
     let events = futures_util::stream::unfold(stream, |mut s| async move {
         let e = s.next().await?;
         Some((Ok(run_event(&e)), s))
@@ -142,6 +148,7 @@ fn approval_data(a: &ApprovalOut) -> String {
 
 struct ApprovalStream {
     state: AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
     seen: Option<HashMap<String, String>>,
     changes: tokio::sync::broadcast::Receiver<Arc<str>>,
     queued: std::collections::VecDeque<Event>,
@@ -152,6 +159,9 @@ impl ApprovalStream {
         loop {
             if let Some(e) = self.queued.pop_front() {
                 return Some(e);
+            }
+            if *self.stop.borrow() {
+                return None;
             }
             let rows = self.state.store.list_approvals(None, None).await.ok()?;
             let all: Vec<ApprovalOut> = rows.iter().map(ApprovalOut::from).collect();
@@ -176,9 +186,12 @@ impl ApprovalStream {
                         }
                     }
                     if self.queued.is_empty() {
-                        match self.changes.recv().await {
-                            Ok(_) | Err(RecvError::Lagged(_)) => {}
-                            Err(RecvError::Closed) => return None,
+                        let change = tokio::select! {
+                            c = self.changes.recv() => c,
+                            _ = self.stop.changed() => return None,
+                        };
+                        if let Err(RecvError::Closed) = change {
+                            return None;
                         }
                     }
                 }
@@ -193,7 +206,8 @@ impl ApprovalStream {
     responses((status = 200, content_type = "text/event-stream", description = "`approval_snapshot`, then `approval_update` events")))]
 pub async fn approval_stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let changes = state.store.subscribe();
-    let stream = ApprovalStream { state, seen: None, changes, queued: Default::default() };
+    let stop = state.shutdown.clone();
+    let stream = ApprovalStream { state, stop, seen: None, changes, queued: Default::default() };
     let events = futures_util::stream::unfold(stream, |mut s| async move {
         let e = s.next().await?;
         Some((Ok(e), s))

@@ -248,12 +248,11 @@ async fn cancel_retry_delete(store: Arc<dyn Store>) {
     assert_eq!(approvals[0].status, "canceled");
     assert!(matches!(store.cancel_run("c1", "again").await, Err(StoreError::Conflict(_))));
     // Retry restarts the run from a fresh checkpoint and queues it.
-    let mut fresh = Engine::new_checkpoint(&p, "c1", &Map::new());
-    fresh.status = RunStatus::Running;
+    let fresh = Engine::new_checkpoint(&p, "c1", &Map::new());
     let retried = store.retry_run("c1", fresh.clone()).await.expect("retry");
-    assert_eq!(retried.status, "running");
+    assert_eq!(retried.status, "created");
     assert!(retried.ended_at.is_none());
-    assert!(matches!(store.retry_run("c1", fresh).await, Err(StoreError::Conflict(_))), "running runs are not retried");
+    assert!(matches!(store.retry_run("c1", fresh).await, Err(StoreError::Conflict(_))), "queued runs are not retried");
     // A run whose job a worker holds gets the request instead.
     let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("queued");
     assert_eq!(job.run_id, "c1");

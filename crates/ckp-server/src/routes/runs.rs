@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use ckp_engine::Engine;
 use ckp_engine::journal::{Commit, StepRecord};
-use ckp_store::{NewRun, RunChange, RunFilter, RunRow};
+use ckp_store::{NewRun, RunChange, RunFilter, RunRow, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
@@ -373,8 +373,15 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
                 return Err(ApiError::conflict(format!("Run {id} is already {}", r.status)));
             }
         }
-        if state.store.cancel_run(&id, "cancel_requested").await? == RunChange::Done {
-            return Ok(Json((&run(&state, &id).await?).into()));
+        match state.store.cancel_run(&id, "cancel_requested").await {
+            Ok(RunChange::Done) => return Ok(Json((&run(&state, &id).await?).into())),
+            Ok(RunChange::Executing) => {}
+            // The worker stopped the run between our read and this request.
+            Err(StoreError::Conflict(m)) if asked => {
+                let r = run(&state, &id).await?;
+                return if r.status == "canceled" { Ok(Json((&r).into())) } else { Err(ApiError::conflict(m)) };
+            }
+            Err(e) => return Err(e.into()),
         }
         asked = true;
         state.engine.cancel(&id);
@@ -407,8 +414,7 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Api
         .await?
         .ok_or_else(|| ApiError::conflict("The run's procedure version no longer exists"))?;
     let inputs = r.input_vars.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
-    let mut fresh = Engine::new_checkpoint(&p, &id, &inputs);
-    fresh.status = ckp_engine::journal::RunStatus::Running;
+    let fresh = Engine::new_checkpoint(&p, &id, &inputs);
     let row = state.store.retry_run(&id, fresh).await?;
     Ok(Json((&row).into()))
 }

@@ -178,14 +178,8 @@ async fn cancel_reaches_an_executing_run_within_a_step() {
     let server = TestServer::start("cancel-executing").await;
     server.import(slow_chain("slow_cancel", 50, 100)).await;
     let run = server.start_run("slow_cancel", json!({})).await;
-    // Wait until a worker executes it (its first node started).
-    for _ in 0..500 {
-        let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
-        if events.as_array().is_some_and(|e| e.len() > 1) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    // Wait until a worker executes it (slow internal runs commit their progress as they go).
+    wait_started(&server, &run).await;
     let (status, body) = server.call("POST", &format!("/api/runs/{run}/cancel"), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "canceled", "{body}");
@@ -204,13 +198,7 @@ async fn graceful_shutdown_releases_runs_at_a_node_boundary_and_a_restart_finish
     let server = TestServer::start("graceful").await;
     server.import(slow_chain("slow_stop", 20, 50)).await;
     let run = server.start_run("slow_stop", json!({})).await;
-    for _ in 0..500 {
-        let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
-        if events.as_array().is_some_and(|e| e.len() > 1) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_started(&server, &run).await;
     let server = server.restart().await;
     let done = server.wait_status(&run, &["completed", "failed"]).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -253,4 +241,16 @@ async fn an_expired_approval_resumes_the_run_on_its_timeout_path() {
         .await;
     assert_eq!(status, 409, "an expired approval cannot be decided: {body}");
     server.stop().await;
+}
+
+/// Waits until a run's first node has started (its events are committed while it runs).
+async fn wait_started(server: &TestServer, run: &str) {
+    for _ in 0..1000 {
+        let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+        if events.as_array().is_some_and(|e| e.iter().any(|e| e["event_type"] == "node_started")) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("run {run} never started");
 }

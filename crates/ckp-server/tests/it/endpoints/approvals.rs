@@ -146,7 +146,6 @@ async fn stream_sends_a_snapshot_then_updates() {
 
 /// Open streams end when the server shuts down, so they do not hold the shutdown for its whole grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: open SSE streams (GET /api/approvals/stream; GET /api/runs/{id}/stream of a waiting run) are not ended by graceful shutdown: Running::shutdown waits the whole shutdown_grace_ms (30 s by default) for them, and they stay open (keep-alives every 15 s) even after shutdown returned"]
 async fn streams_end_when_the_server_shuts_down() {
     let server = TestServer::start_with("ep-appr-stream-stop", |c| c.shutdown_grace_ms = 60_000).await;
     server.import(approval_procedure("gate")).await;

@@ -75,7 +75,6 @@ async fn malformed_mistyped_and_unlabelled_bodies() {
 
 /// A JSON array is not the object a body must be (LangOrch/pydantic: 422 "Input should be a valid dictionary").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: JSON array bodies are read as the struct's fields in order (serde's sequence form): POST /api/runs [\"chain\"], POST /api/agents [\"listed\",\"n\",\"web\",\"http://h\"], POST /api/projects [\"P\"] and POST /api/procedures [<ckp>] all answer 201 and store a row; expected 422 invalid_body, nothing stored"]
 async fn list_bodies_are_not_objects() {
     let server = populated("ep-bad-list-body").await;
     let before = store_lists(&server).await;

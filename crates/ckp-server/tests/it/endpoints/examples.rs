@@ -347,7 +347,6 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
 /// The chain's edges as LangOrch's UI gets them (exchange #10): numbered from `e1`, and a logic node's edges
 /// (rules and default) animated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: GET /api/procedures/{id}/{version}/graph numbers edges from e0 (LangOrch: e1) and gives a logic node's default edge animated false (LangOrch: true), captured exchange #10; made in ckp_core::graph::ui_json"]
 async fn graph_edges_are_drawn_as_langorch_draws_them() {
     let ex = examples();
     let server = TestServer::start("ep-examples-graph").await;

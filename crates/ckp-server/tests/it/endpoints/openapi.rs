@@ -33,7 +33,6 @@ async fn documents_every_api_operation_under_api() {
 
 /// The document's `info` must describe ckp, not the crate that generated it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: /api/openapi.json info.contact is utoipa-axum's author (Juha Kukkonen) and info.license \"MIT OR Apache-2.0\" is utoipa-axum's, not ckp's Apache-2.0 (OpenApiRouter::new() takes them from utoipa-axum's Cargo metadata)"]
 async fn info_describes_ckp() {
     let doc = document("ep-openapi-info").await;
     let contact = doc["info"]["contact"].to_string();

@@ -231,7 +231,6 @@ async fn cancel_voids_the_approval_and_retry_runs_again() {
 
 /// LangOrch answers a retry with the run back in `created` (queued, not yet executing), like a new run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: POST /api/runs/{id}/retry answers status \"running\" with started_at null before any worker took the run (LangOrch and POST /api/runs answer \"created\")"]
 async fn retry_answers_the_queued_run_as_created() {
     let server = TestServer::start("ep-runs-retry-status").await;
     server.import(approval_procedure("gate")).await;
