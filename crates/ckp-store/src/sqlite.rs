@@ -82,6 +82,8 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), rusqlite:
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Every statement the store runs stays prepared (rusqlite keeps 16 by default; the store has more).
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(())
 }
 
@@ -285,9 +287,10 @@ fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &st
     Ok(())
 }
 
-/// The writer thread: takes one job, then every job already queued (up to [`MAX_GROUP`]). Consecutive journal
-/// commits go into one transaction (a failing group is retried commit by commit so one bad commit cannot sink the
-/// others); other writes run in a transaction each.
+/// The writer thread: takes one job, then every job already queued (up to [`MAX_GROUP`]), and writes them in one
+/// transaction (group commit: one WAL append for many writers). Each job runs inside its own savepoint, so a
+/// failing job is rolled back alone and reported to its caller while the others commit. Results (replies, change
+/// notices) are delivered only after the transaction committed.
 fn writer_loop(
     mut conn: Connection,
     jobs: mpsc::Receiver<WriteJob>,
@@ -301,71 +304,86 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let mut commits: Vec<(String, Box<Commit>, Reply)> = Vec::new();
-        for job in group {
-            match job {
-                WriteJob::Commit { run_id, commit, reply } => commits.push((run_id, commit, reply)),
-                WriteJob::Run { f, on_error } => {
-                    write_commits(&mut conn, std::mem::take(&mut commits), &changes);
-                    let result = (|| -> Result<AfterCommit, rusqlite::Error> {
-                        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                        let after = f(&tx)?;
-                        tx.commit()?;
-                        Ok(after)
-                    })();
-                    match result {
-                        Ok(after) => after(),
-                        Err(e) => on_error(e.to_string()),
-                    }
-                }
-            }
-        }
-        write_commits(&mut conn, commits, &changes);
+        write_group(&mut conn, group, &changes);
     }
 }
 
-fn write_commits(
-    conn: &mut Connection,
-    commits: Vec<(String, Box<Commit>, Reply)>,
-    changes: &tokio::sync::broadcast::Sender<Arc<str>>,
-) {
-    if commits.is_empty() {
-        return;
-    }
-    let ids: Vec<Arc<str>> = commits.iter().map(|(id, _, _)| Arc::from(id.as_str())).collect();
-    let together = (|| -> Result<(), rusqlite::Error> {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for (run_id, commit, _) in &commits {
-            apply(&tx, run_id, commit)?;
-        }
-        tx.commit()
-    })();
-    match together {
-        Ok(()) => {
-            for id in ids {
-                let _ = changes.send(id);
-            }
-            for (_, _, reply) in commits {
-                let _ = reply.send(Ok(()));
-            }
-        }
-        Err(_) if commits.len() > 1 => {
-            for (run_id, commit, reply) in commits {
-                let alone = (|| -> Result<(), rusqlite::Error> {
-                    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    apply(&tx, &run_id, &commit)?;
-                    tx.commit()
-                })();
-                if alone.is_ok() {
-                    let _ = changes.send(Arc::from(run_id.as_str()));
-                }
-                let _ = reply.send(alone.map_err(|e| e.to_string()));
-            }
+/// What a job left to do once the group's transaction is settled.
+enum Settled {
+    /// A journal commit of this run applied.
+    Committed(Arc<str>, Reply),
+    /// A write applied; its result is delivered by the closure (or the error, if the transaction fails).
+    Wrote(AfterCommit, Box<dyn FnOnce(String) + Send>),
+    /// The job failed (already rolled back); tell its caller.
+    Failed(Box<dyn FnOnce(String) + Send>, String),
+}
+
+fn in_savepoint<T>(
+    tx: &rusqlite::Transaction<'_>,
+    f: impl FnOnce() -> Result<T, rusqlite::Error>,
+) -> Result<T, rusqlite::Error> {
+    // Cached statements: parsing these three for every job costs more than running them.
+    tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+    match f() {
+        Ok(v) => {
+            tx.prepare_cached("RELEASE job")?.execute([])?;
+            Ok(v)
         }
         Err(e) => {
-            for (_, _, reply) in commits {
-                let _ = reply.send(Err(e.to_string()));
+            tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+            tx.prepare_cached("RELEASE job")?.execute([])?;
+            Err(e)
+        }
+    }
+}
+
+fn write_group(conn: &mut Connection, group: Vec<WriteJob>, changes: &tokio::sync::broadcast::Sender<Arc<str>>) {
+    let fail = |job: WriteJob, message: String| match job {
+        WriteJob::Commit { reply, .. } => {
+            let _ = reply.send(Err(message));
+        }
+        WriteJob::Run { on_error, .. } => on_error(message),
+    };
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for job in group {
+                fail(job, e.to_string());
             }
+            return;
+        }
+    };
+    let mut settled = Vec::with_capacity(group.len());
+    for job in group {
+        settled.push(match job {
+            WriteJob::Commit { run_id, commit, reply } => match in_savepoint(&tx, || apply(&tx, &run_id, &commit)) {
+                Ok(()) => Settled::Committed(Arc::from(run_id.as_str()), reply),
+                Err(e) => Settled::Failed(
+                    Box::new(move |m| {
+                        let _ = reply.send(Err(m));
+                    }),
+                    e.to_string(),
+                ),
+            },
+            WriteJob::Run { f, on_error } => match in_savepoint(&tx, || f(&tx)) {
+                Ok(after) => Settled::Wrote(after, on_error),
+                Err(e) => Settled::Failed(on_error, e.to_string()),
+            },
+        });
+    }
+    let committed = tx.commit().map_err(|e| e.to_string());
+    for s in settled {
+        match (s, &committed) {
+            (Settled::Committed(id, reply), Ok(())) => {
+                let _ = changes.send(id);
+                let _ = reply.send(Ok(()));
+            }
+            (Settled::Wrote(after, _), Ok(())) => after(),
+            (Settled::Failed(tell, message), _) => tell(message),
+            (Settled::Committed(_, reply), Err(e)) => {
+                let _ = reply.send(Err(e.clone()));
+            }
+            (Settled::Wrote(_, tell), Err(e)) => tell(e.clone()),
         }
     }
 }
@@ -458,28 +476,23 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, EngineError> {
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        let options = self.options.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().ok().and_then(|mut r| r.pop());
-            let conn = match pooled {
-                Some(c) => c,
-                None => {
-                    let c = Connection::open(&path)?;
-                    configure(&c, &options)?;
-                    c
-                }
-            };
-            let result = f(&conn);
-            if let Ok(mut r) = readers.lock() {
-                r.push(conn);
+        // Reads run inline: they are short point or page queries on WAL snapshots that never wait for the writer,
+        // and a hop to the blocking pool costs more (two thread wake-ups) than the query itself. Running inline
+        // also keeps the pool at one connection per runtime thread (each holds its own page cache).
+        let pooled = self.readers.lock().ok().and_then(|mut r| r.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path).map_err(|e| EngineError::Journal(e.to_string()))?;
+                configure(&c, &self.options).map_err(|e| EngineError::Journal(e.to_string()))?;
+                c
             }
-            result
-        })
-        .await
-        .map_err(|e| EngineError::Journal(format!("read task failed: {e}")))?
-        .map_err(|e| EngineError::Journal(e.to_string()))
+        };
+        let result = f(&conn);
+        if let Ok(mut r) = self.readers.lock() {
+            r.push(conn);
+        }
+        result.map_err(|e| EngineError::Journal(e.to_string()))
     }
 
     /// [`SqliteStore::read`] with the store's error type.
