@@ -289,7 +289,8 @@ pub struct RunEventOut {
 
 impl From<EventRow> for RunEventOut {
     fn from(e: EventRow) -> Self {
-        let attempt = e.payload.as_ref().and_then(|p| p.get("attempt")).and_then(Value::as_i64);
+        let payload: Option<Value> = e.payload.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        let attempt = payload.as_ref().and_then(|p| p.get("attempt")).and_then(Value::as_i64);
         RunEventOut {
             event_id: e.event_id,
             run_id: e.run_id,
@@ -298,7 +299,7 @@ impl From<EventRow> for RunEventOut {
             node_id: e.node_id,
             step_id: e.step_id,
             attempt,
-            payload: e.payload,
+            payload,
         }
     }
 }

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -18,10 +17,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
-use crate::api::{ApprovalOut, RunEventOut};
+use ckp_store::EventRow;
+
+use crate::api::ApprovalOut;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, Query};
 
@@ -45,14 +45,14 @@ struct RunStream {
     stop: tokio::sync::watch::Receiver<bool>,
     run_id: String,
     last: i64,
-    changes: tokio::sync::broadcast::Receiver<Arc<str>>,
-    queued: std::collections::VecDeque<RunEventOut>,
+    changes: tokio::sync::watch::Receiver<u64>,
+    queued: std::collections::VecDeque<EventRow>,
     done: bool,
 }
 
 impl RunStream {
     /// The next event to send, waiting for commits as needed; None when the stream is over.
-    async fn next(&mut self) -> Option<RunEventOut> {
+    async fn next(&mut self) -> Option<EventRow> {
         loop {
             if let Some(e) = self.queued.pop_front() {
                 return Some(e);
@@ -60,9 +60,11 @@ impl RunStream {
             if self.done || *self.stop.borrow() {
                 return None;
             }
+            // Seen now: a commit from here on wakes `wait`.
+            self.changes.borrow_and_update();
             // Status first: when it is terminal, every event up to the terminal one is already committed.
-            let status = match self.state.store.get_run(&self.run_id).await {
-                Ok(Some(r)) => r.status,
+            let status = match self.state.store.run_status(&self.run_id).await {
+                Ok(Some(s)) => s,
                 _ => return None,
             };
             let page = self.state.store.events_after(&self.run_id, self.last, PAGE).await.ok()?;
@@ -70,7 +72,7 @@ impl RunStream {
             if let Some(last) = page.last() {
                 self.last = last.event_id;
             }
-            self.queued.extend(page.into_iter().map(RunEventOut::from));
+            self.queued.extend(page);
             if full {
                 continue;
             }
@@ -84,30 +86,30 @@ impl RunStream {
         }
     }
 
-    /// Waits until this run (or, after a lag, possibly anything) changed, or the server shuts down.
+    /// Waits until this run changed (or the server shuts down).
     async fn wait(&mut self) {
-        loop {
-            let change = tokio::select! {
-                c = self.changes.recv() => c,
-                _ = self.stop.changed() => return,
-            };
-            match change {
-                Ok(id) if *id == *self.run_id => return,
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return,
-                Err(RecvError::Closed) => {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    return;
-                }
-            }
+        tokio::select! {
+            _ = self.changes.changed() => {}
+            _ = self.stop.changed() => {}
         }
     }
 }
 
-fn run_event(e: &RunEventOut) -> Event {
-    let data = json!({"event_id": e.event_id, "run_id": e.run_id, "created_at": e.created_at,
-                      "event_type": e.event_type, "node_id": e.node_id, "step_id": e.step_id, "payload": e.payload});
-    Event::default().id(e.event_id.to_string()).event("run_event").data(data.to_string())
+/// The `data` of a `run_event`: the event as JSON, its payload copied from the stored text (never re-encoded).
+fn run_event(e: &EventRow) -> Event {
+    let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "null".into());
+    let opt = |s: &Option<String>| s.as_deref().map_or_else(|| "null".to_owned(), text);
+    let data = format!(
+        "{{\"event_id\":{},\"run_id\":{},\"created_at\":{},\"event_type\":{},\"node_id\":{},\"step_id\":{},\"payload\":{}}}",
+        e.event_id,
+        text(&e.run_id),
+        text(&e.created_at),
+        text(&e.event_type),
+        opt(&e.node_id),
+        opt(&e.step_id),
+        e.payload.as_deref().unwrap_or("null"),
+    );
+    Event::default().id(e.event_id.to_string()).event("run_event").data(data)
 }
 
 /// A run's events as they are committed, resuming after `Last-Event-ID`; ends after the terminal event.
@@ -121,7 +123,7 @@ pub async fn run_stream(
     Query(q): Query<StreamParams>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let changes = state.store.subscribe();
+    let changes = state.store.watch_run(&run_id);
     state.store.get_run(&run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     let header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let last = match header.filter(|h| !h.is_empty()) {
@@ -150,7 +152,7 @@ struct ApprovalStream {
     state: AppState,
     stop: tokio::sync::watch::Receiver<bool>,
     seen: Option<HashMap<String, String>>,
-    changes: tokio::sync::broadcast::Receiver<Arc<str>>,
+    changes: tokio::sync::watch::Receiver<u64>,
     queued: std::collections::VecDeque<Event>,
 }
 
@@ -163,6 +165,7 @@ impl ApprovalStream {
             if *self.stop.borrow() {
                 return None;
             }
+            self.changes.borrow_and_update();
             let rows = self.state.store.list_approvals(None, None).await.ok()?;
             let all: Vec<ApprovalOut> = rows.iter().map(ApprovalOut::from).collect();
             match &mut self.seen {
@@ -186,12 +189,9 @@ impl ApprovalStream {
                         }
                     }
                     if self.queued.is_empty() {
-                        let change = tokio::select! {
-                            c = self.changes.recv() => c,
+                        tokio::select! {
+                            c = self.changes.changed() => if c.is_err() { return None },
                             _ = self.stop.changed() => return None,
-                        };
-                        if let Err(RecvError::Closed) = change {
-                            return None;
                         }
                     }
                 }
@@ -205,7 +205,7 @@ impl ApprovalStream {
 #[utoipa::path(get, path = "/api/approvals/stream", tag = "approvals",
     responses((status = 200, content_type = "text/event-stream", description = "`approval_snapshot`, then `approval_update` events")))]
 pub async fn approval_stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let changes = state.store.subscribe();
+    let changes = state.store.watch_all();
     let stop = state.shutdown.clone();
     let stream = ApprovalStream { state, stop, seen: None, changes, queued: Default::default() };
     let events = futures_util::stream::unfold(stream, |mut s| async move {

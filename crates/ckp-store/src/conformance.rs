@@ -2,7 +2,6 @@
 //! check takes a fresh, empty store; a backend's tests call every check in [`CHECKS`] (the SQLite store's in
 //! `tests/it/conformance.rs`; the PostgreSQL store will run the same list).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -326,15 +325,19 @@ async fn registry_tables(store: Arc<dyn Store>) {
 }
 
 async fn changes_are_announced_after_commit(store: Arc<dyn Store>) {
-    let mut changes = store.subscribe();
+    let mut run = store.watch_run("n1");
+    let mut other = store.watch_run("n2");
+    let mut all = store.watch_all();
     let p = approval_procedure();
     create(&store, &p, "n1", json!({})).await;
+    let wait = std::time::Duration::from_secs(5);
+    tokio::time::timeout(wait, run.changed()).await.expect("announced").expect("open");
+    // Whatever is announced is already readable.
+    assert!(store.get_run("n1").await.expect("get").is_some());
+    tokio::time::timeout(wait, all.changed()).await.expect("announced").expect("open");
+    assert!(!other.has_changed().expect("open"), "a commit wakes only its run's followers");
     execute(&store, &p, "n1").await;
-    let mut seen = HashSet::new();
-    while let Ok(Ok(id)) = tokio::time::timeout(std::time::Duration::from_millis(200), changes.recv()).await {
-        // Whatever is announced is already readable.
-        assert!(store.get_run(&id).await.expect("get").is_some());
-        seen.insert(id.to_string());
-    }
-    assert!(seen.contains("n1"));
+    tokio::time::timeout(wait, run.changed()).await.expect("announced").expect("open");
+    assert_eq!(store.get_run("n1").await.expect("get").expect("exists").status, "waiting_approval");
+    let _ = other.borrow_and_update();
 }

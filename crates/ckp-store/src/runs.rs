@@ -150,8 +150,8 @@ pub struct EventRow {
     pub node_id: Option<String>,
     /// Step.
     pub step_id: Option<String>,
-    /// Payload (None when empty).
-    pub payload: Option<Value>,
+    /// Payload as stored JSON text (None when empty): streams send it as it is, without re-encoding.
+    pub payload: Option<String>,
     /// When.
     pub created_at: String,
 }
@@ -305,8 +305,8 @@ impl SqliteStore {
                  WHERE run_id = ?1 AND event_id > ?2 ORDER BY event_id LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![run_id, after, limit], |r| {
-                let payload =
-                    json_col(r.get(5)?).filter(|p: &Value| !p.is_null() && p.as_object().is_none_or(|o| !o.is_empty()));
+                let payload: Option<String> = r.get(5)?;
+                let payload = payload.filter(|p| !matches!(p.as_str(), "{}" | "null" | ""));
                 Ok(EventRow {
                     event_id: r.get(0)?,
                     run_id: r.get(1)?,
@@ -363,6 +363,17 @@ impl SqliteStore {
             self.publish(&id);
         }
         result
+    }
+
+    /// The status of a run (a light read for streams).
+    pub async fn run_status(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read_store(move |c| {
+            c.prepare_cached("SELECT status FROM runs WHERE run_id = ?1")?
+                .query_row(params![run_id], |r| r.get(0))
+                .optional()
+        })
+        .await
     }
 
     /// Whether a cancel was requested for `run_id` (read by workers of other processes).

@@ -56,8 +56,8 @@ enum WriteJob {
 pub struct SqliteStore {
     /// Wakes this process's workers when a job is enqueued or rescheduled (pushed, not polled).
     pub(crate) wake: tokio::sync::Notify,
-    /// Run ids whose rows changed, sent after the commit (SSE streams listen).
-    changes: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Change notices, sent after the commit (SSE streams listen).
+    hub: Arc<crate::hub::Hub>,
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -291,11 +291,7 @@ fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &st
 /// transaction (group commit: one WAL append for many writers). Each job runs inside its own savepoint, so a
 /// failing job is rolled back alone and reported to its caller while the others commit. Results (replies, change
 /// notices) are delivered only after the transaction committed.
-fn writer_loop(
-    mut conn: Connection,
-    jobs: mpsc::Receiver<WriteJob>,
-    changes: tokio::sync::broadcast::Sender<Arc<str>>,
-) {
+fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, hub: Arc<crate::hub::Hub>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -304,7 +300,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        write_group(&mut conn, group, &changes);
+        write_group(&mut conn, group, &hub);
     }
 }
 
@@ -337,7 +333,7 @@ fn in_savepoint<T>(
     }
 }
 
-fn write_group(conn: &mut Connection, group: Vec<WriteJob>, changes: &tokio::sync::broadcast::Sender<Arc<str>>) {
+fn write_group(conn: &mut Connection, group: Vec<WriteJob>, hub: &crate::hub::Hub) {
     let fail = |job: WriteJob, message: String| match job {
         WriteJob::Commit { reply, .. } => {
             let _ = reply.send(Err(message));
@@ -375,7 +371,7 @@ fn write_group(conn: &mut Connection, group: Vec<WriteJob>, changes: &tokio::syn
     for s in settled {
         match (s, &committed) {
             (Settled::Committed(id, reply), Ok(())) => {
-                let _ = changes.send(id);
+                hub.publish(&id);
                 let _ = reply.send(Ok(()));
             }
             (Settled::Wrote(after, _), Ok(())) => after(),
@@ -399,12 +395,12 @@ impl SqliteStore {
         configure(&conn, &options)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
-        let (changes, _) = tokio::sync::broadcast::channel(4096);
-        let sender = changes.clone();
+        let hub = Arc::new(crate::hub::Hub::new());
+        let sender = hub.clone();
         std::thread::Builder::new().name("ckp-sqlite-writer".into()).spawn(move || writer_loop(conn, rx, sender))?;
         Ok(SqliteStore {
             wake: tokio::sync::Notify::new(),
-            changes,
+            hub,
             path,
             writer: Mutex::new(Some(tx)),
             readers: Arc::default(),
@@ -420,15 +416,19 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Run ids whose rows change from now on, each sent after its commit. A receiver that falls behind gets
-    /// `Lagged` and should re-read what it shows.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
-        self.changes.subscribe()
+    /// A watch that changes after each commit touching `run_id` (several commits may show as one change).
+    pub fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.hub.watch_run(run_id)
+    }
+
+    /// A watch that changes after every commit.
+    pub fn watch_all(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.hub.watch_all()
     }
 
     /// Announces a committed change of `run_id`.
     pub(crate) fn publish(&self, run_id: &str) {
-        let _ = self.changes.send(Arc::from(run_id));
+        self.hub.publish(run_id);
     }
 
     /// Wakes this process's idle workers: a job became ready.

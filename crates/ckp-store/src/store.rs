@@ -5,8 +5,6 @@
 //! The contract is written once, in the macro call below: each entry becomes a trait method returning a boxed
 //! future, and the SQLite implementation forwards to `SqliteStore`'s inherent method of the same name.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use ckp_engine::effects::BoxFuture;
 use ckp_engine::engine::Decision;
@@ -24,14 +22,19 @@ macro_rules! store_contract {
         /// Durable storage of procedures, runs, approvals, jobs and the registry tables. Every write is atomic
         /// and visible to every reader once its future resolves.
         pub trait Store: Journal + Send + Sync + std::fmt::Debug {
-            /// Run ids whose rows change from now on, each sent after its commit (SSE streams listen).
-            fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>>;
+            /// A watch that changes after each commit touching `run_id` (several commits may show as one).
+            fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64>;
+            /// A watch that changes after every commit.
+            fn watch_all(&self) -> tokio::sync::watch::Receiver<u64>;
             $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, $ret>; )*
         }
 
         impl Store for SqliteStore {
-            fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
-                SqliteStore::subscribe(self)
+            fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64> {
+                SqliteStore::watch_run(self, run_id)
+            }
+            fn watch_all(&self) -> tokio::sync::watch::Receiver<u64> {
+                SqliteStore::watch_all(self)
             }
             $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, $ret> {
                 Box::pin(SqliteStore::$name(self $(, $arg)*))
@@ -89,6 +92,8 @@ store_contract! {
     fn events_after(&self, run_id: &'a str, after: i64, limit: i64) -> R<Vec<EventRow>>;
     /// Cancels a run (or records the request for the worker executing it).
     fn cancel_run(&self, run_id: &'a str, reason: &'a str) -> R<RunChange>;
+    /// A run's status (a light read).
+    fn run_status(&self, run_id: &'a str) -> R<Option<String>>;
     /// Whether a cancel was requested.
     fn cancellation_requested(&self, run_id: &'a str) -> R<bool>;
     /// Restarts a failed or canceled run from `fresh`.

@@ -359,7 +359,7 @@ pub async fn checkpoint(
 #[utoipa::path(post, path = "/api/runs/{run_id}/cancel", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
-    let mut changes = state.store.subscribe();
+    let mut changes = state.store.watch_run(&id);
     let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
     // A worker holding the run stops it at its next step; if it pauses or sleeps first, the cancel lands then.
     let mut asked = false;
@@ -385,7 +385,7 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
         }
         asked = true;
         state.engine.cancel(&id);
-        if tokio::time::timeout_at(deadline, changes.recv()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
             // Still inside a long step: the request is recorded and lands at the next step boundary.
             return Ok(Json((&run(&state, &id).await?).into()));
         }

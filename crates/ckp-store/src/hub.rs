@@ -1,0 +1,52 @@
+//! Change notices after commits: one watch per run that someone follows (an SSE stream, a cancel waiting for
+//! its run) and one for any change (the approvals stream). A watch holds a counter, so many commits that land
+//! before a follower wakes cost one wake-up, and a commit wakes only the followers of its run.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+/// The notice board.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    runs: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
+    all: watch::Sender<u64>,
+}
+
+/// Followed runs above this many trigger a sweep of the ones nobody follows any more.
+const SWEEP_AT: usize = 1024;
+
+impl Hub {
+    pub(crate) fn new() -> Self {
+        Hub { runs: Mutex::new(HashMap::new()), all: watch::channel(0).0 }
+    }
+
+    /// Announces a committed change of `run_id`.
+    pub(crate) fn publish(&self, run_id: &str) {
+        self.all.send_modify(|n| *n = n.wrapping_add(1));
+        if let Ok(mut runs) = self.runs.lock()
+            && let Some(tx) = runs.get(run_id)
+        {
+            if tx.receiver_count() == 0 {
+                runs.remove(run_id);
+            } else {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+
+    /// Follows one run.
+    pub(crate) fn watch_run(&self, run_id: &str) -> watch::Receiver<u64> {
+        let Ok(mut runs) = self.runs.lock() else { return watch::channel(0).1 };
+        if runs.len() >= SWEEP_AT {
+            runs.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        runs.entry(Arc::from(run_id)).or_insert_with(|| watch::channel(0).0).subscribe()
+    }
+
+    /// Follows every change.
+    pub(crate) fn watch_all(&self) -> watch::Receiver<u64> {
+        self.all.subscribe()
+    }
+}
