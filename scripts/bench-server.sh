@@ -23,14 +23,25 @@ done
 "$CKP" bench --url http://127.0.0.1:$PORT -k 200 -n $((RUNS / 10)) -c 8 --pid $PID
 "$CKP" bench --url http://127.0.0.1:$PORT --workload approval -n "$RUNS" -c 1 --pid $PID
 kill -INT $PID; wait $PID || true
-python3 - "$DIR/ckp.db" <<'PY'
+storage() {
+python3 - "$1" "$2" <<'PY'
 import os, sqlite3, sys
-db = sys.argv[1]
+db, label = sys.argv[1], sys.argv[2]
 c = sqlite3.connect(db)
 c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 runs = c.execute("SELECT count(*) FROM runs").fetchone()[0]
-events = c.execute("SELECT count(*) FROM run_events").fetchone()[0]
+events = c.execute("SELECT coalesce(sum(events), 0) FROM run_event_batches").fetchone()[0]
 c.close()
 size = os.path.getsize(db)
-print(f"storage: {size / runs:.0f} bytes per run ({runs} runs, {events / runs:.1f} events per run, {size / 2**20:.1f} MiB)")
+print(f"storage ({label}): {size / runs:.0f} bytes per run ({runs} runs, {events / runs:.1f} events per run, {size / 2**20:.1f} MiB)")
 PY
+}
+storage "$DIR/ckp.db" "all runs above"
+# Storage of 12-node runs alone: a fresh database with K=10 runs only.
+rm -rf "$DIR/k10"
+"$CKP" serve --bind 127.0.0.1:$PORT --data-dir "$DIR/k10" >/dev/null &
+PID=$!
+until curl -sf http://127.0.0.1:$PORT/api/health >/dev/null; do sleep 0.001; done
+"$CKP" bench --url http://127.0.0.1:$PORT -k 10 -n "$RUNS" -c 32 >/dev/null
+kill -INT $PID; wait $PID || true
+storage "$DIR/k10/ckp.db" "K=10 runs only"

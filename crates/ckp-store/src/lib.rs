@@ -11,6 +11,7 @@
 mod approvals;
 pub mod conformance;
 mod decisions;
+mod events;
 mod hub;
 mod procedures;
 mod queue;

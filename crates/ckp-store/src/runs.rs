@@ -299,27 +299,7 @@ impl SqliteStore {
     /// Events of `run_id` with an id above `after`, in order, at most `limit`.
     pub async fn events_after(&self, run_id: &str, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
         let run_id = run_id.to_owned();
-        self.read_store(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT event_id, run_id, event_type, node_id, step_id, payload, created_at FROM run_events
-                 WHERE run_id = ?1 AND event_id > ?2 ORDER BY event_id LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![run_id, after, limit], |r| {
-                let payload: Option<String> = r.get(5)?;
-                let payload = payload.filter(|p| !matches!(p.as_str(), "{}" | "null" | ""));
-                Ok(EventRow {
-                    event_id: r.get(0)?,
-                    run_id: r.get(1)?,
-                    event_type: r.get(2)?,
-                    node_id: r.get(3)?,
-                    step_id: r.get(4)?,
-                    payload,
-                    created_at: r.get(6)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+        self.read_store(move |c| crate::events::after(c, &run_id, after, limit)).await
     }
 
     /// Cancels a run that no worker is executing, in one transaction: status `canceled`, `run_canceled`, pending
@@ -532,15 +512,7 @@ impl SqliteStore {
     /// Event counts of a run: (total, error + run_failed, run_retry_requested).
     pub async fn event_counts(&self, run_id: &str) -> Result<(i64, i64, i64), StoreError> {
         let run_id = run_id.to_owned();
-        self.read_store(move |c| {
-            c.prepare_cached(
-                "SELECT count(*), coalesce(sum(event_type IN ('error', 'run_failed')), 0),
-                        coalesce(sum(event_type = 'run_retry_requested'), 0)
-                 FROM run_events WHERE run_id = ?1",
-            )?
-            .query_row(params![run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        })
-        .await
+        self.read_store(move |c| crate::events::counts(c, &run_id)).await
     }
 
     /// The current checkpoint of a run.

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_run_jobs.sql"),
     include_str!("../migrations/sqlite/0003_procedures.sql"),
     include_str!("../migrations/sqlite/0004_server.sql"),
+    include_str!("../migrations/sqlite/0005_event_batches.sql"),
 ];
 
 /// Most commits grouped into one transaction.
@@ -96,6 +97,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
+        if i + 1 == 5 {
+            crate::events::convert_legacy_rows(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
@@ -137,13 +141,8 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commi
         checkpoint,
         at
     ])?;
-    let mut insert_event = tx.prepare_cached(
-        "INSERT INTO run_events (run_id, event_type, node_id, step_id, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for e in &commit.events {
-        let payload = serde_json::to_string(&e.payload).map_err(json_err)?;
-        let created = e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true);
-        insert_event.execute(params![run_id, e.event_type, e.node_id, e.step_id, payload, created])?;
+    if !commit.events.is_empty() {
+        crate::events::append(tx, run_id, &commit.events)?;
     }
     derive(tx, run_id, commit, &at)?;
     let mut upsert_step = tx.prepare_cached(
@@ -506,26 +505,7 @@ impl SqliteStore {
     /// The events of a run, in order.
     pub async fn events(&self, run_id: &str) -> Result<Vec<Event>, EngineError> {
         let run_id = run_id.to_owned();
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT event_type, node_id, step_id, payload, created_at FROM run_events WHERE run_id = ?1 ORDER BY event_id",
-            )?;
-            let rows = stmt.query_map(params![run_id], |r| {
-                let payload: String = r.get(3)?;
-                let created: String = r.get(4)?;
-                Ok(Event {
-                    event_type: r.get(0)?,
-                    node_id: r.get(1)?,
-                    step_id: r.get(2)?,
-                    payload: serde_json::from_str(&payload).unwrap_or_default(),
-                    created_at: chrono::DateTime::parse_from_rfc3339(&created)
-                        .map(|d| d.with_timezone(&Utc))
-                        .unwrap_or_default(),
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+        self.read(move |c| crate::events::all(c, &run_id)).await
     }
 }
 

@@ -218,3 +218,55 @@ async fn fifty_concurrent_decisions_one_winner() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn migration_5_moves_event_rows_into_batches_in_order() {
+    let db = temp_db("migrate-events");
+    std::fs::create_dir_all(db.parent().expect("dir")).expect("dir");
+    {
+        // A database as schema 4 left it, with two runs' events as rows.
+        let c = rusqlite::Connection::open(&db).expect("opens");
+        for sql in [
+            include_str!("../../migrations/sqlite/0001_journal.sql"),
+            include_str!("../../migrations/sqlite/0002_run_jobs.sql"),
+            include_str!("../../migrations/sqlite/0003_procedures.sql"),
+            include_str!("../../migrations/sqlite/0004_server.sql"),
+        ] {
+            c.execute_batch(sql).expect("old migration");
+        }
+        c.pragma_update(None, "user_version", 4).expect("version");
+        for run in ["a", "b"] {
+            c.execute(
+                "INSERT INTO runs (run_id, procedure_id, procedure_version, status, checkpoint, created_at, updated_at)
+                 VALUES (?1, 'p', '1', 'completed', '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+                [run],
+            )
+            .expect("run");
+        }
+        for (run, t, payload) in [
+            ("a", "run_created", "{}"),
+            ("b", "run_created", "{}"),
+            ("a", "step_log", "{\"message\":\"hi\"}"),
+            ("a", "run_completed", "{\"outputs\":{}}"),
+        ] {
+            c.execute(
+                "INSERT INTO run_events (run_id, event_type, node_id, step_id, payload, created_at)
+                 VALUES (?1, ?2, NULL, NULL, ?3, '2026-01-01T00:00:01.000000Z')",
+                [run, t, payload],
+            )
+            .expect("event");
+        }
+    }
+    let store = SqliteStore::open(&db, SqliteOptions::default()).expect("migrates");
+    let a: Vec<String> = store.events("a").await.expect("events").into_iter().map(|e| e.event_type).collect();
+    assert_eq!(a, ["run_created", "step_log", "run_completed"]);
+    let rows = store.events_after("a", 0, 100).await.expect("rows");
+    assert_eq!(rows[1].payload.as_deref(), Some("{\"message\":\"hi\"}"));
+    assert!(rows.windows(2).all(|w| w[0].event_id < w[1].event_id));
+    assert_eq!(store.events_after("a", rows[1].event_id, 100).await.expect("tail").len(), 1);
+    assert_eq!(store.events("b").await.expect("events").len(), 1);
+    let c = rusqlite::Connection::open(&db).expect("opens");
+    let old: i64 =
+        c.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'run_events'", [], |r| r.get(0)).expect("query");
+    assert_eq!(old, 0, "the old table is gone");
+}
