@@ -324,6 +324,18 @@ impl Engine {
         self.drive(p, run_id, stored).await
     }
 
+    /// [`Engine::resume`] from a state the caller has just loaded from this engine's journal (a worker reads it to
+    /// find the procedure; reading it twice would cost a query).
+    pub async fn resume_loaded(
+        &self,
+        p: Arc<Procedure>,
+        run_id: &str,
+        stored: Stored,
+    ) -> Result<RunOutcome, EngineError> {
+        let stored = Self::readable(run_id, stored)?;
+        self.drive(p, run_id, stored).await
+    }
+
     /// Records a decision on a pending approval and continues the run.
     pub async fn decide(&self, p: Arc<Procedure>, run_id: &str, decision: Decision) -> Result<RunOutcome, EngineError> {
         let still_pending = self.record_decision(run_id, decision).await?;
@@ -378,6 +390,11 @@ impl Engine {
 
     async fn load(&self, run_id: &str) -> Result<Stored, EngineError> {
         let stored = self.journal.load(run_id).await?.ok_or_else(|| EngineError::RunNotFound(run_id.to_owned()))?;
+        Self::readable(run_id, stored)
+    }
+
+    /// The stored state, if this engine reads its checkpoint format.
+    fn readable(run_id: &str, stored: Stored) -> Result<Stored, EngineError> {
         if stored.checkpoint.format != CHECKPOINT_FORMAT {
             return Err(EngineError::CheckpointFormat {
                 run_id: run_id.to_owned(),

@@ -93,10 +93,12 @@ async fn execute(
     };
     let outcome = match store.load(&job.run_id).await {
         Ok(Some(stored)) => {
-            let cp = stored.checkpoint;
-            expire_due(store.as_ref(), &job.run_id, &cp).await;
+            let cp = &stored.checkpoint;
+            // An expiry changes the checkpoint: the engine then reads it again; otherwise it goes on from this one.
+            let expired = expire_due(store.as_ref(), &job.run_id, cp).await;
             match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
-                Some(p) => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
+                Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
+                Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(|e| e.to_string()),
                 None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
             }
         }
@@ -121,11 +123,13 @@ async fn execute(
 }
 
 /// Applies expiry to the run's due approvals (A.2.8) through the store's guarded decision, so an expiry and a
-/// human decision arriving together cannot both win; the engine then routes by `timeout_action`.
-async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) {
+/// human decision arriving together cannot both win; the engine then routes by `timeout_action`. True when
+/// something was due (the checkpoint changed).
+async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
     if cp.status != RunStatus::WaitingApproval {
-        return;
+        return false;
     }
+    let mut expired = false;
     let now = Utc::now();
     for a in cp.pending.iter().filter(|a| a.expires_at.is_some_and(|at| at <= now)) {
         let d = Decision {
@@ -136,7 +140,9 @@ async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) {
         };
         // A conflict means a human decided first: nothing to expire.
         let _ = store.decide(run_id, d).await;
+        expired = true;
     }
+    expired
 }
 
 /// Returns expired leases to the queue every `every` until `shutdown`.

@@ -169,8 +169,8 @@ impl SqliteStore {
 
     /// When the next queued job becomes available (for a worker's sleep), if any.
     pub async fn next_available(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.write(|tx| {
-            let at: Option<String> = tx
+        self.read_store(|c| {
+            let at: Option<String> = c
                 .prepare_cached("SELECT MIN(available_at) FROM run_jobs WHERE state = 'queued'")?
                 .query_row([], |r| r.get(0))?;
             Ok(at.as_deref().map(parse_ts))

@@ -430,9 +430,9 @@ impl SqliteStore {
         self.hub.publish(run_id);
     }
 
-    /// Wakes this process's idle workers: a job became ready.
+    /// Wakes one idle worker of this process: a job became ready (waking them all would have each of them try a
+    /// claim transaction for the one job).
     pub(crate) fn notify_work(&self) {
-        self.wake.notify_waiters();
         self.wake.notify_one();
     }
 
