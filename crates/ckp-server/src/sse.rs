@@ -12,7 +12,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -40,27 +41,27 @@ fn is_terminal(status: &str) -> bool {
     matches!(status, "completed" | "failed" | "canceled")
 }
 
+/// How often an idle stream sends a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 struct RunStream {
     state: AppState,
     stop: tokio::sync::watch::Receiver<bool>,
     run_id: String,
     last: i64,
     changes: tokio::sync::watch::Receiver<u64>,
-    queued: std::collections::VecDeque<EventRow>,
     done: bool,
 }
 
 impl RunStream {
-    /// The next event to send, waiting for commits as needed; None when the stream is over.
-    async fn next(&mut self) -> Option<EventRow> {
+    /// The next chunk to send: every event committed since the last one, framed together (one write instead of
+    /// one per event), or a keep-alive comment after a quiet spell; None when the stream is over.
+    async fn next_chunk(&mut self) -> Option<String> {
         loop {
-            if let Some(e) = self.queued.pop_front() {
-                return Some(e);
-            }
             if self.done || *self.stop.borrow() {
                 return None;
             }
-            // Seen now: a commit from here on wakes `wait`.
+            // Seen now: a commit from here on wakes the wait below.
             self.changes.borrow_and_update();
             // Status first: when it is terminal, every event up to the terminal one is already committed.
             let status = match self.state.store.run_status(&self.run_id).await {
@@ -72,44 +73,45 @@ impl RunStream {
             if let Some(last) = page.last() {
                 self.last = last.event_id;
             }
-            self.queued.extend(page);
-            if full {
-                continue;
-            }
-            if is_terminal(&status) {
+            if !full && is_terminal(&status) {
                 self.done = true;
-                continue;
             }
-            if self.queued.is_empty() {
-                self.wait().await;
+            if !page.is_empty() {
+                let mut chunk = String::with_capacity(page.len() * 256);
+                for e in &page {
+                    frame(&mut chunk, e);
+                }
+                return Some(chunk);
             }
-        }
-    }
-
-    /// Waits until this run changed (or the server shuts down).
-    async fn wait(&mut self) {
-        tokio::select! {
-            _ = self.changes.changed() => {}
-            _ = self.stop.changed() => {}
+            if self.done {
+                return None;
+            }
+            tokio::select! {
+                _ = self.changes.changed() => {}
+                _ = self.stop.changed() => {}
+                () = tokio::time::sleep(KEEP_ALIVE) => return Some(":\n\n".into()),
+            }
         }
     }
 }
 
-/// The `data` of a `run_event`: the event as JSON, its payload copied from the stored text (never re-encoded).
-fn run_event(e: &EventRow) -> Event {
+/// Appends one `run_event` in the SSE wire format; its data is the event as JSON with the payload copied from
+/// the stored text (never re-encoded). Compact JSON has no newline, so one `data:` line carries it.
+fn frame(out: &mut String, e: &EventRow) {
+    use std::fmt::Write as _;
     let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "null".into());
     let opt = |s: &Option<String>| s.as_deref().map_or_else(|| "null".to_owned(), text);
-    let data = format!(
-        "{{\"event_id\":{},\"run_id\":{},\"created_at\":{},\"event_type\":{},\"node_id\":{},\"step_id\":{},\"payload\":{}}}",
-        e.event_id,
+    let _ = write!(
+        out,
+        "id: {id}\nevent: run_event\ndata: {{\"event_id\":{id},\"run_id\":{},\"created_at\":{},\"event_type\":{},\"node_id\":{},\"step_id\":{},\"payload\":{}}}\n\n",
         text(&e.run_id),
         text(&e.created_at),
         text(&e.event_type),
         opt(&e.node_id),
         opt(&e.step_id),
         e.payload.as_deref().unwrap_or("null"),
+        id = e.event_id,
     );
-    Event::default().id(e.event_id.to_string()).event("run_event").data(data)
 }
 
 /// A run's events as they are committed, resuming after `Last-Event-ID`; ends after the terminal event.
@@ -122,9 +124,9 @@ pub async fn run_stream(
     Path(run_id): Path<String>,
     Query(q): Query<StreamParams>,
     headers: HeaderMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<Response> {
     let changes = state.store.watch_run(&run_id);
-    state.store.get_run(&run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
+    state.store.run_status(&run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     let header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let last = match header.filter(|h| !h.is_empty()) {
         Some(h) => {
@@ -133,12 +135,16 @@ pub async fn run_stream(
         None => q.last_event_id.unwrap_or(0),
     };
     let stop = state.shutdown.clone();
-    let stream = RunStream { state, stop, run_id, last, changes, queued: Default::default(), done: false };
-    let events = futures_util::stream::unfold(stream, |mut s| async move {
-        let e = s.next().await?;
-        Some((Ok(run_event(&e)), s))
+    let stream = RunStream { state, stop, run_id, last, changes, done: false };
+    let chunks = futures_util::stream::unfold(stream, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((Ok::<_, Infallible>(axum::body::Bytes::from(chunk)), s))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(axum::body::Body::from_stream(chunks))
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 fn approval_data(a: &ApprovalOut) -> String {

@@ -252,8 +252,17 @@ async fn a_sleeping_run_is_canceled_at_once_and_shows_in_the_queue() {
     // Paused on a durable timer: its job is queued for later, no worker holds it.
     let sleeping = server.wait_status(&run_id, &["paused"]).await;
     assert!(sleeping["ended_at"].is_null(), "{sleeping}");
-    let (status, queue) = server.call("GET", "/api/runs/queue", None).await;
-    assert_eq!(status, 200);
+    // The worker commits the pause, then hands the job back to the queue: wait for the hand-back.
+    let mut queue = Value::Null;
+    for _ in 0..500 {
+        let (status, q) = server.call("GET", "/api/runs/queue", None).await;
+        assert_eq!(status, 200);
+        queue = q;
+        if queue["total_running"] == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     insta::assert_json_snapshot!("queue_with_a_sleeping_run", queue, {
         ".next_jobs[].job_id" => id(), ".next_jobs[].run_id" => id(), ".next_jobs[].available_at" => ts()
     });
