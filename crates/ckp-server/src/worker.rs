@@ -73,39 +73,39 @@ async fn execute(
     config: &WorkerConfig,
     job: Job,
 ) {
-    let heartbeat = {
-        let store = store.clone();
-        let (id, lease) = (config.id.clone(), config.lease_ms);
-        let (job_id, run_id, engine) = (job.job_id, job.run_id.clone(), engine.clone());
-        tokio::spawn(async move {
-            let every = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(10));
-            loop {
-                tokio::time::sleep(every).await;
-                if !matches!(store.heartbeat(job_id, &id, lease).await, Ok(true)) {
-                    return;
-                }
-                // A cancel recorded by another process reaches this execution at its next step.
-                if matches!(store.cancellation_requested(&run_id).await, Ok(true)) {
-                    engine.cancel(&run_id);
+    let execution = async {
+        match store.load(&job.run_id).await {
+            Ok(Some(stored)) => {
+                let cp = &stored.checkpoint;
+                // An expiry changes the checkpoint: the engine then reads it again; otherwise it goes on from this one.
+                let expired = expire_due(store.as_ref(), &job.run_id, cp).await;
+                match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
+                    Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
+                    Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(|e| e.to_string()),
+                    None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
                 }
             }
-        })
+            Ok(None) => Err(format!("run {} does not exist", job.run_id)),
+            Err(e) => Err(e.to_string()),
+        }
     };
-    let outcome = match store.load(&job.run_id).await {
-        Ok(Some(stored)) => {
-            let cp = &stored.checkpoint;
-            // An expiry changes the checkpoint: the engine then reads it again; otherwise it goes on from this one.
-            let expired = expire_due(store.as_ref(), &job.run_id, cp).await;
-            match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
-                Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
-                Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(|e| e.to_string()),
-                None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
+    // The lease is renewed beside the execution in this same task (no task spawned per job).
+    let every = Duration::from_millis(u64::try_from(config.lease_ms / 3).unwrap_or(1000).max(10));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tokio::pin!(execution);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut execution => break outcome,
+            _ = renew.tick() => {
+                if matches!(store.heartbeat(job.job_id, &config.id, config.lease_ms).await, Ok(true)) {
+                    // A cancel recorded by another process reaches this execution at its next step.
+                    if matches!(store.cancellation_requested(&job.run_id).await, Ok(true)) {
+                        engine.cancel(&job.run_id);
+                    }
+                }
             }
         }
-        Ok(None) => Err(format!("run {} does not exist", job.run_id)),
-        Err(e) => Err(e.to_string()),
     };
-    heartbeat.abort();
     engine.forget_cancel(&job.run_id);
     let _ = match outcome {
         Ok(RunOutcome::Sleeping { until }) => store.reschedule(job.job_id, &config.id, until).await,
