@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures the server figures of DESIGN §6 with `ckp bench` against a release `ckp serve` on a fresh SQLite file:
 # start → healthy, idle RSS, K=10 throughput and latency at C=1/8/32/128, K=200, approval decision latency,
-# storage per run after a WAL checkpoint. Usage: scripts/bench-server.sh [RUNS] (default 2000).
+# storage per run after a WAL checkpoint. Usage: [SYNCHRONOUS=full] scripts/bench-server.sh [RUNS] (default 2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-2000}
@@ -11,7 +11,7 @@ DIR=$(mktemp -d)
 PORT=18099
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 start=$(date +%s%N)
-"$CKP" serve --bind 127.0.0.1:$PORT --data-dir "$DIR" >/dev/null &
+"$CKP" serve --bind 127.0.0.1:$PORT --data-dir "$DIR" --synchronous "${SYNCHRONOUS:-normal}" >/dev/null &
 PID=$!
 until curl -sf http://127.0.0.1:$PORT/api/health >/dev/null; do sleep 0.001; done
 echo "start → healthy: $(( ($(date +%s%N) - start) / 1000000 )) ms"
