@@ -73,29 +73,36 @@ async fn execute(
     config: &WorkerConfig,
     job: Job,
 ) {
+    // Whether the run was already settled (ended, or waiting with nothing due) when claimed: then the engine
+    // commits nothing and the worker must release the job itself.
     let execution = async {
         match store.load(&job.run_id).await {
             Ok(Some(stored)) => {
                 let cp = &stored.checkpoint;
+                let now = Utc::now();
+                let settled = cp.status.is_terminal()
+                    || (cp.status == RunStatus::WaitingApproval
+                        && cp.pending.iter().all(|a| a.expires_at.is_none_or(|at| at > now)));
                 // An expiry changes the checkpoint: the engine then reads it again; otherwise it goes on from this one.
                 let expired = expire_due(store.as_ref(), &job.run_id, cp).await;
-                match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
+                let outcome = match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
                     Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
                     Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(|e| e.to_string()),
                     None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
-                }
+                };
+                (settled && !expired, outcome)
             }
-            Ok(None) => Err(format!("run {} does not exist", job.run_id)),
-            Err(e) => Err(e.to_string()),
+            Ok(None) => (false, Err(format!("run {} does not exist", job.run_id))),
+            Err(e) => (false, Err(e.to_string())),
         }
     };
     // The lease is renewed beside the execution in this same task (no task spawned per job).
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 3).unwrap_or(1000).max(10));
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tokio::pin!(execution);
-    let outcome = loop {
+    let (settled_before, outcome) = loop {
         tokio::select! {
-            outcome = &mut execution => break outcome,
+            done = &mut execution => break done,
             _ = renew.tick() => {
                 if matches!(store.heartbeat(job.job_id, &config.id, config.lease_ms).await, Ok(true)) {
                     // A cancel recorded by another process reaches this execution at its next step.
@@ -112,9 +119,13 @@ async fn execute(
         // An approval with an expiry is a durable timer too: the job comes back when it is due.
         Ok(RunOutcome::WaitingApproval(pending)) => match pending.iter().filter_map(|a| a.expires_at).min() {
             Some(at) => store.reschedule(job.job_id, &config.id, at).await,
-            None => store.finish(job.job_id, &config.id).await,
+            None if settled_before => store.finish(job.job_id, &config.id).await,
+            // The commit that paused the run released its job (same transaction).
+            None => Ok(true),
         },
-        Ok(_) => store.finish(job.job_id, &config.id).await,
+        Ok(_) if settled_before => store.finish(job.job_id, &config.id).await,
+        // The commit that ended the run released its job (same transaction).
+        Ok(_) => Ok(true),
         Err(_) => {
             let at = Utc::now() + chrono::Duration::from_std(config.error_backoff).unwrap_or_default();
             store.reschedule(job.job_id, &config.id, at).await

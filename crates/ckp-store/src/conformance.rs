@@ -119,6 +119,9 @@ async fn runs_are_created_with_their_job_and_read_back(store: Arc<dyn Store>) {
     assert!(matches!(out, RunOutcome::WaitingApproval(_)), "{out:?}");
     let run = store.get_run("r1").await.expect("get").expect("exists");
     assert_eq!(run.status, "waiting_approval");
+    // The commit that paused the run (no expiry) released its job in the same transaction.
+    let stats = store.queue_stats().await.expect("stats");
+    assert_eq!(stats.depth_by_status, vec![("done".to_owned(), 1)], "{stats:?}");
     assert_eq!(run.last_node_id.as_deref(), Some("g"));
     assert!(run.started_at.is_some() && run.ended_at.is_none());
     let events = store.events_after("r1", 0, 1000).await.expect("events");

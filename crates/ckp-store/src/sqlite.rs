@@ -248,6 +248,18 @@ fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &st
             _ => {}
         }
     }
+    // A run that ended, or waits for a decision with no expiry, needs its job no more: the job is released in this
+    // same transaction (requeued instead if a requeue arrived while it ran), so the worker does not write again.
+    let settled = cp.status.is_terminal()
+        || (cp.status == RunStatus::WaitingApproval && cp.pending.iter().all(|a| a.expires_at.is_none()));
+    if settled {
+        tx.prepare_cached(
+            "UPDATE run_jobs SET state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'done' END, rerun = 0,
+                 locked_by = NULL, locked_until = NULL, updated_at = ?2
+             WHERE run_id = ?1 AND state = 'running'",
+        )?
+        .execute(params![run_id, at])?;
+    }
     // Approvals are listed for top-level runs; a subflow child's approval appears on its top-level run.
     if cp.call_stack.is_empty() {
         let mut ask = tx.prepare_cached(
