@@ -70,7 +70,8 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
     {
         return Err(ApiError::not_found("Project"));
     }
-    let run_id = uuid::Uuid::new_v4().to_string();
+    // Time-ordered (UUIDv7): new runs land at the end of every index keyed by run id instead of at random pages.
+    let run_id = uuid::Uuid::now_v7().to_string();
     let checkpoint = Engine::new_checkpoint(&p, &run_id, &inputs);
     let created = ckp_engine::Event {
         event_type: "run_created".into(),
