@@ -1,12 +1,12 @@
-//! Durable storage of runs. Today: the embedded SQLite store, implementing the engine's
-//! [`ckp_engine::Journal`] (runs with their checkpoint, events, step records) and the job queue of DESIGN §4
-//! (leases, heartbeats, reclaim, durable timers, pushed wake-ups), with versioned migrations. The
-//! PostgreSQL store and the rest of the server's tables (procedures, approvals, jobs, agents, ...) come with the
-//! server issues and extend the same migration sequence.
+//! Durable storage: the [`Store`] trait (everything the server asks beyond the engine's [`ckp_engine::Journal`])
+//! and its embedded SQLite implementation — runs with their checkpoint, event batches and step records, the API's
+//! tables (procedures, approvals, projects, agents, leases, artifacts), the job queue of DESIGN §4 (leases,
+//! heartbeats, reclaim, durable timers, pushed wake-ups), change notices for SSE, versioned migrations — and the
+//! conformance suite every backend must pass. The PostgreSQL store (issue 8) implements the same trait.
 //!
 //! SQLite discipline (STYLE.md): WAL, `synchronous=NORMAL` by default (`FULL` on request), foreign keys on, a busy
-//! timeout, one writer thread that owns the only write connection and groups concurrent commits into one
-//! transaction (`BEGIN IMMEDIATE`), and separate read connections.
+//! timeout, one writer thread that owns the only write connection and groups every queued write into one
+//! transaction (`BEGIN IMMEDIATE`, a savepoint per write), and separate read connections.
 
 mod approvals;
 pub mod conformance;
