@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod catalog;
 pub mod error;
+pub mod explain;
 pub mod routes;
 pub mod serve;
 pub mod sse;

@@ -245,9 +245,9 @@ pub async fn graph(
     Ok(Json(ckp_core::graph::ui_json(&p)))
 }
 
-/// Static analysis of a procedure (ckp's explanation: start, terminals, edges, external actions, LLM calls,
-/// approvals, subflows, variables, unreachable nodes), with `input_check` when inputs are given. A `ckp_json`
-/// in the body is explained instead of the stored document.
+/// Static analysis of a procedure in LangOrch's report shape (nodes, edges, variables, route trace, external
+/// calls, policy summary), with `input_check` when inputs are given and ckp's own analysis under `ckp`. A
+/// `ckp_json` in the body is explained instead of the stored document.
 #[utoipa::path(post, path = "/api/procedures/{procedure_id}/{version}/explain", tag = "procedures",
     params(("procedure_id" = String, Path), ("version" = String, Path)), request_body(content = ExplainIn),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -286,10 +286,6 @@ pub async fn explain(
     if p.id != r.procedure_id || p.version != r.version {
         return Err(ApiError::invalid("ckp_mismatch", "The CKP in the body names another procedure or version"));
     }
-    let mut out = serde_json::to_value(ckp_core::explain::explain(&p, &compilation.uses)).unwrap_or_default();
-    if let (Some(o), Some(inputs)) = (out.as_object_mut(), &body.input_vars) {
-        let errors = ckp_core::inputs::check_inputs(&p, inputs).err().unwrap_or_default();
-        o.insert("input_check".into(), json!({"valid": errors.is_empty(), "errors": errors}));
-    }
-    Ok(Json(out))
+    let doc: Value = serde_json::from_str(&text).unwrap_or_default();
+    Ok(Json(crate::explain::report(&doc, &p, &compilation.uses, body.input_vars.as_ref())))
 }

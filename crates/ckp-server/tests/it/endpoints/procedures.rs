@@ -236,7 +236,8 @@ async fn explain_reports_the_procedure_and_checks_inputs() {
     edited["workflow_graph"]["nodes"]["orphan"] = json!({"type": "terminate"});
     let (status, body) = server.call("POST", path, Some(json!({"ckp_json": edited}))).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["unreachable"], json!(["orphan"]), "{body}");
+    assert_eq!(body["ckp"]["unreachable"], json!(["orphan"]), "{body}");
+    assert!(body["route_trace"].as_array().is_some_and(|t| t.iter().all(|n| n["node_id"] != "orphan")), "{body}");
     let other = server.call("POST", path, Some(json!({"ckp_json": doc("other", "1", json!({}))}))).await;
     assert_error(&other, 422, "ckp_mismatch");
     let invalid = server.call("POST", path, Some(json!({"ckp_json": {"procedure_id": "simple-http-test"}}))).await;
