@@ -192,9 +192,16 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
     let catalog = Arc::new(Catalog::new(store.clone()));
     let engine = Arc::new(
-        Engine::new(store.clone(), Effects::default())
-            .with_procedures(catalog.clone())
-            .with_config(EngineConfig::default()),
+        Engine::new(
+            store.clone(),
+            Effects {
+                agents: Some(Arc::new(ckp_connectors::agents::StoreAgents::new(store.clone()))),
+                http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
+                ..Effects::default()
+            },
+        )
+        .with_procedures(catalog.clone())
+        .with_config(EngineConfig::default()),
     );
     let (shutdown, signal) = watch::channel(false);
     let state = AppState {

@@ -4,6 +4,7 @@
 
 mod api;
 mod catalog;
+mod dispatch;
 mod endpoints;
 mod support;
 

@@ -1,0 +1,64 @@
+//! The built-in HTTP executor over reqwest: any method, headers, a JSON body, the step's time limit. Transport
+//! failures are step errors (`timeout`, `http_error`); every status is a response (the engine maps 4xx/5xx).
+
+use std::time::Duration;
+
+use ckp_core::procedure::ErrorKind;
+use ckp_engine::effects::{BoxFuture, Http, HttpRequest, HttpResponse};
+use ckp_engine::error::StepError;
+use serde_json::Value;
+
+/// Used when a step gives no time limit.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// HTTP over a shared connection pool.
+#[derive(Debug, Clone, Default)]
+pub struct ReqwestHttp {
+    client: reqwest::Client,
+}
+
+impl ReqwestHttp {
+    /// A client with its own pool.
+    pub fn new() -> Self {
+        ReqwestHttp { client: reqwest::Client::new() }
+    }
+}
+
+/// Maps a transport failure to a step error.
+pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> StepError {
+    if e.is_timeout() {
+        StepError::new(ErrorKind::Timeout, format!("{what}: timed out"))
+    } else if e.is_connect() {
+        StepError::new(ErrorKind::HttpError, format!("{what}: cannot connect"))
+    } else {
+        StepError::new(ErrorKind::HttpError, format!("{what}: {e}"))
+    }
+}
+
+impl Http for ReqwestHttp {
+    fn request(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, StepError>> {
+        Box::pin(async move {
+            let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
+                StepError::new(ErrorKind::ValidationError, format!("invalid HTTP method {:?}", req.method))
+            })?;
+            let mut builder = self.client.request(method, &req.url).timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT));
+            for (name, value) in &req.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            if let Some(body) = &req.body {
+                builder = builder.json(body);
+            }
+            let what = format!("{} {}", req.method, req.url);
+            let resp = builder.send().await.map_err(|e| transport_error(&e, &what))?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let text = resp.text().await.map_err(|e| transport_error(&e, &what))?;
+            let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            Ok(HttpResponse { status, headers, body })
+        })
+    }
+}

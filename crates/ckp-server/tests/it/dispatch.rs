@@ -1,0 +1,131 @@
+//! Steps dispatched by `ckp serve` to a real agent process on 127.0.0.1 over LangOrch's protocol, and the built-in
+//! `http_request` executor against a real HTTP server.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<(HeaderMap, Value)>>>);
+
+/// A test agent: `/execute` records what it got and answers per `mode`; `/data` is a plain JSON endpoint.
+async fn agent(mode: &'static str) -> (String, Seen) {
+    let seen = Seen::default();
+    let app = Router::new()
+        .route(
+            "/execute",
+            post(move |State(seen): State<Seen>, headers: HeaderMap, axum::Json(body): axum::Json<Value>| async move {
+                seen.0.lock().expect("lock").push((headers, body.clone()));
+                match mode {
+                    "fail" => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"detail": "boom"}))),
+                    "refuse" => (StatusCode::OK, axum::Json(json!({"status": "error", "error": "element not found"}))),
+                    _ => (
+                        StatusCode::OK,
+                        axum::Json(json!({"status": "success", "result": {"clicked": body["params"]["selector"]}})),
+                    ),
+                }
+            }),
+        )
+        .route("/data", get(|| async { axum::Json(json!({"id": 7, "name": "seven"})) }))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn clicker(id: &str) -> Value {
+    json!({"procedure_id": id, "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
+        "go": {"type": "sequence", "agent": "Web", "steps": [
+            {"step_id": "press", "action": "click", "selector": "#buy", "output_variable": "clicked"}
+        ], "next_node": "end"},
+        "end": {"type": "terminate"}
+    }}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_goes_to_the_channels_agent_with_langorchs_body_and_headers() {
+    let (url, seen) = agent("ok").await;
+    let server = TestServer::start("dispatch-ok").await;
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/agents",
+            Some(json!({"name": "A", "channel": "WEB", "base_url": url,
+                                                   "capabilities": [{"name": "click"}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    server.import(clicker("clicker")).await;
+    let run = server.start_run("clicker", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output_vars"]["clicked"], json!({"clicked": "#buy"}), "{done}");
+    let calls = seen.0.lock().expect("lock").clone();
+    assert_eq!(calls.len(), 1, "dispatched once");
+    let (headers, body) = &calls[0];
+    assert_eq!(body["action"], "click");
+    assert_eq!(body["params"]["selector"], "#buy");
+    assert_eq!(
+        (body["run_id"].as_str(), body["node_id"].as_str(), body["step_id"].as_str()),
+        (Some(run.as_str()), Some("go"), Some("press"))
+    );
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(header("x-run-id"), run);
+    assert_eq!(header("x-node-id"), "go");
+    assert_eq!(header("x-step-id"), "press");
+    assert!(!header("idempotency-key").is_empty(), "an Idempotency-Key is sent");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_failures_fail_the_run_with_a_clear_message() {
+    for (mode, expected) in [("fail", "HTTP 500"), ("refuse", "element not found")] {
+        let (url, _) = agent(mode).await;
+        let server = TestServer::start(&format!("dispatch-{mode}")).await;
+        let agent_body = json!({"name": "A", "channel": "web", "base_url": url});
+        assert_eq!(server.call("POST", "/api/agents", Some(agent_body)).await.0, 201);
+        server.import(clicker("clicker")).await;
+        let run = server.start_run("clicker", json!({})).await;
+        let done = server.wait_status(&run, &["completed", "failed"]).await;
+        assert_eq!(done["status"], "failed", "{done}");
+        let message = done["error_message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{mode}: {message}");
+        server.stop().await;
+    }
+    // No agent for the channel at all.
+    let server = TestServer::start("dispatch-none").await;
+    server.import(clicker("clicker")).await;
+    let run = server.start_run("clicker", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert!(done["error_message"].as_str().unwrap_or_default().contains("No online agent for channel='web'"), "{done}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_request_steps_reach_real_servers() {
+    let (url, _) = agent("ok").await;
+    let server = TestServer::start("dispatch-http").await;
+    server
+        .import(json!({"procedure_id": "fetch", "version": "1", "workflow_graph": {"start_node": "get", "nodes": {
+            "get": {"type": "sequence", "steps": [
+                {"step_id": "call", "action": "http_request", "method": "GET", "url": format!("{url}/data"),
+                 "output_variable": "response"}
+            ], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }}}))
+        .await;
+    let run = server.start_run("fetch", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done["output_vars"]["response"].to_string().contains("seven"), "{done}");
+    server.stop().await;
+}
