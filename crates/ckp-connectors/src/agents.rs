@@ -1,14 +1,16 @@
 //! Agents over LangOrch's protocol (semantics B §6.1): the step goes to an online agent of its channel
-//! (case-insensitive) that has the action among its capabilities (`*` for any; an agent registered without
-//! capabilities accepts any action until capability probing arrives), chosen round-robin, as
-//! `POST {base_url}/execute` with `{action, params, run_id, node_id, step_id}`, the headers `X-Run-ID`,
-//! `X-Node-ID`, `X-Step-ID` and `Idempotency-Key`, and the step's time limit. The answer is LangOrch's envelope
-//! `{status: "success" | "error", result, error}`.
+//! (case-insensitive, fixing LangOrch's case-sensitive match) whose circuit is closed (or opened over 300 s ago)
+//! and that has the action among its capabilities (`name == action` or `*`; none → not capable, LangOrch's
+//! default), chosen round-robin, as `POST {base_url}/execute` with `{action, params, run_id, node_id, step_id}`,
+//! the headers `X-Run-ID`, `X-Node-ID`, `X-Step-ID` and `Idempotency-Key`, and the step's time limit (120 s by
+//! default). The answer is LangOrch's strict envelope `{status: "success" | "error", result, error}`; errors read
+//! as LangOrch's (`Agent action '<a>' failed: ...`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::{AgentRequest, Agents, BoxFuture};
 use ckp_engine::error::StepError;
@@ -17,8 +19,12 @@ use serde_json::{Value, json};
 
 use crate::http::transport_error;
 
-/// Used when a step gives no time limit.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Used when a step gives no time limit (LangOrch's).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// An open circuit is tried again after this long.
+const CIRCUIT_RESET: chrono::Duration = chrono::Duration::seconds(300);
+/// Time limit of a capability probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Agents from the store's registry.
 pub struct StoreAgents {
@@ -34,13 +40,44 @@ impl std::fmt::Debug for StoreAgents {
 }
 
 fn capable(agent: &AgentRow, action: &str) -> bool {
-    match agent.capabilities.as_array() {
-        Some(caps) if !caps.is_empty() => caps.iter().any(|c| {
+    agent.capabilities.as_array().is_some_and(|caps| {
+        caps.iter().any(|c| {
             let name = c.get("name").and_then(Value::as_str).or_else(|| c.as_str()).unwrap_or_default();
             name == "*" || name == action
-        }),
-        _ => true,
+        })
+    })
+}
+
+fn circuit_closed(agent: &AgentRow, now: DateTime<Utc>) -> bool {
+    agent.circuit_open_at.as_deref().is_none_or(|at| {
+        DateTime::parse_from_rfc3339(at).map_or(true, |t| now - t.with_timezone(&Utc) >= CIRCUIT_RESET)
+    })
+}
+
+/// Asks an agent for its capabilities: `GET {base_url}/capabilities` → `{"capabilities": [{name, type, ...} |
+/// "name"]}`; a bare name becomes `{name, type: "tool", is_batch: false}`.
+pub async fn probe_capabilities(base_url: &str) -> Result<Vec<Value>, String> {
+    let url = format!("{}/capabilities", base_url.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("Could not reach agent at {url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("Could not reach agent at {url}: HTTP {}", resp.status().as_u16()));
     }
+    let body: Value = resp.json().await.map_err(|e| format!("{url} did not answer JSON: {e}"))?;
+    let list =
+        body.get("capabilities").and_then(Value::as_array).ok_or_else(|| format!("{url} gave no capabilities list"))?;
+    Ok(list
+        .iter()
+        .filter_map(|c| match c {
+            Value::String(name) => Some(json!({"name": name, "type": "tool", "is_batch": false})),
+            Value::Object(o) if o.get("name").is_some_and(Value::is_string) => Some(c.clone()),
+            _ => None,
+        })
+        .collect())
 }
 
 impl StoreAgents {
@@ -49,15 +86,22 @@ impl StoreAgents {
         StoreAgents { store, client: reqwest::Client::new(), turns: Mutex::new(HashMap::new()) }
     }
 
-    /// The agent for `req`: online, same channel, capable; round-robin among them (ordered by pool, then id).
+    /// The agent for `req`: online, same channel, circuit closed, capable; round-robin among them (ordered by
+    /// pool, then id).
     async fn pick(&self, req: &AgentRequest) -> Result<AgentRow, StepError> {
+        let now = Utc::now();
         let mut agents: Vec<AgentRow> = self
             .store
             .list_agents()
             .await
             .map_err(|e| StepError::new(ErrorKind::AgentUnavailable, format!("cannot read the agent registry: {e}")))?
             .into_iter()
-            .filter(|a| a.channel.eq_ignore_ascii_case(&req.channel) && a.status == "online" && capable(a, &req.action))
+            .filter(|a| {
+                a.channel.eq_ignore_ascii_case(&req.channel)
+                    && a.status == "online"
+                    && circuit_closed(a, now)
+                    && capable(a, &req.action)
+            })
             .collect();
         if agents.is_empty() {
             return Err(StepError::new(
@@ -82,6 +126,32 @@ impl StoreAgents {
     }
 }
 
+/// Reads LangOrch's envelope.
+fn envelope(failed: &str, text: &str) -> Result<Value, StepError> {
+    let invalid =
+        |why: &str| StepError::new(ErrorKind::AgentError, format!("{failed}: Invalid agent response schema: {why}"));
+    let body: Value = serde_json::from_str(text).map_err(|_| invalid("the body is not JSON"))?;
+    match body.get("status").and_then(Value::as_str) {
+        Some("success") => Ok(match body.get("result") {
+            None | Some(Value::Null) => json!({}),
+            Some(v) => v.clone(),
+        }),
+        Some("error") => {
+            let message = match body.get("error") {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Object(o)) => o
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| Value::Object(o.clone()).to_string(), str::to_owned),
+                _ => "Unknown agent error".to_owned(),
+            };
+            Err(StepError::new(ErrorKind::AgentError, format!("{failed}: {message}")))
+        }
+        Some(other) => Err(invalid(&format!("status must be \"success\" or \"error\", not {other:?}"))),
+        None => Err(invalid("missing \"status\"")),
+    }
+}
+
 impl Agents for StoreAgents {
     fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
         Box::pin(async move {
@@ -89,7 +159,7 @@ impl Agents for StoreAgents {
             let url = format!("{}/execute", agent.base_url.trim_end_matches('/'));
             let body = json!({"action": req.action, "params": req.params, "run_id": req.run_id,
                               "node_id": req.node_id, "step_id": req.step_id});
-            let what = format!("agent {} ({url})", agent.agent_id);
+            let failed = format!("Agent action '{}' failed", req.action);
             let resp = self
                 .client
                 .post(&url)
@@ -102,40 +172,20 @@ impl Agents for StoreAgents {
                 .send()
                 .await
                 .map_err(|e| {
-                    let mut err = transport_error(&e, &what);
+                    let mut err = transport_error(&e, &format!("{failed}: agent {} ({url})", agent.agent_id));
                     if e.is_connect() {
                         err.kind = ErrorKind::AgentUnavailable;
                     }
                     err
                 })?;
             let status = resp.status().as_u16();
-            let text = resp.text().await.map_err(|e| transport_error(&e, &what))?;
-            if status >= 400 {
-                let mut err = StepError::new(ErrorKind::AgentError, format!("HTTP {status} from {what}"));
+            let text = resp.text().await.map_err(|e| transport_error(&e, &failed))?;
+            if !(200..300).contains(&status) {
+                let mut err = StepError::new(ErrorKind::AgentError, format!("{failed}: HTTP {status}"));
                 err.http_status = Some(status);
                 return Err(err);
             }
-            let envelope: Value = serde_json::from_str(&text).map_err(|_| {
-                StepError::new(ErrorKind::AgentError, format!("{what} answered with something that is not JSON"))
-            })?;
-            match envelope.get("status").and_then(Value::as_str) {
-                Some("success") => Ok(envelope.get("result").cloned().unwrap_or(Value::Null)),
-                Some("error") => {
-                    let message = match envelope.get("error") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Object(o)) => o
-                            .get("message")
-                            .and_then(Value::as_str)
-                            .map_or_else(|| Value::Object(o.clone()).to_string(), str::to_owned),
-                        _ => "the agent reported an error".to_owned(),
-                    };
-                    Err(StepError::new(ErrorKind::AgentError, message))
-                }
-                _ => Err(StepError::new(
-                    ErrorKind::AgentError,
-                    format!("{what} answered without LangOrch's envelope ({{status, result, error}})"),
-                )),
-            }
+            envelope(&failed, &text)
         })
     }
 }

@@ -40,7 +40,8 @@ pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<Ag
     Ok(Json(state.store.list_agents().await?.into_iter().map(AgentOut::from).collect()))
 }
 
-/// Registers an agent (channel stored lower-case: matching is case-insensitive). A taken id is 409.
+/// Registers an agent (channel stored lower-case: matching is case-insensitive). Without capabilities, they are
+/// probed from `GET {base_url}/capabilities`. A taken id is 409.
 #[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = AgentIn,
     responses((status = 201, body = AgentOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_agent(
@@ -55,6 +56,12 @@ pub async fn create_agent(
     if limit < 1 {
         return Err(ApiError::invalid("invalid_body", "concurrency_limit must be at least 1"));
     }
+    // No capabilities given: ask the agent (`GET {base_url}/capabilities`); an agent that cannot say is registered
+    // without any and receives no step until its capabilities are set.
+    let capabilities = match body.capabilities.filter(|c| !c.is_empty()) {
+        Some(list) => caps(list),
+        None => Value::Array(ckp_connectors::agents::probe_capabilities(&body.base_url).await.unwrap_or_default()),
+    };
     let agent = AgentRow {
         agent_id: body
             .agent_id
@@ -67,7 +74,7 @@ pub async fn create_agent(
         status: "online".into(),
         concurrency_limit: limit,
         pool_id: body.pool_id,
-        capabilities: caps(body.capabilities.unwrap_or_default()),
+        capabilities,
         consecutive_failures: 0,
         circuit_open_at: None,
         last_heartbeat_at: None,

@@ -33,6 +33,10 @@ async fn agent(mode: &'static str) -> (String, Seen) {
             }),
         )
         .route("/data", get(|| async { axum::Json(json!({"id": 7, "name": "seven"})) }))
+        .route(
+            "/capabilities",
+            get(|| async { axum::Json(json!({"capabilities": ["click", {"name": "type", "type": "tool"}]})) }),
+        )
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -91,8 +95,11 @@ async fn agent_failures_fail_the_run_with_a_clear_message() {
     for (mode, expected) in [("fail", "HTTP 500"), ("refuse", "element not found")] {
         let (url, _) = agent(mode).await;
         let server = TestServer::start(&format!("dispatch-{mode}")).await;
+        // No capabilities given: they are probed from the agent.
         let agent_body = json!({"name": "A", "channel": "web", "base_url": url});
-        assert_eq!(server.call("POST", "/api/agents", Some(agent_body)).await.0, 201);
+        let (status, registered) = server.call("POST", "/api/agents", Some(agent_body)).await;
+        assert_eq!(status, 201, "{registered}");
+        assert_eq!(registered["capabilities"][0]["name"], "click", "{registered}");
         server.import(clicker("clicker")).await;
         let run = server.start_run("clicker", json!({})).await;
         let done = server.wait_status(&run, &["completed", "failed"]).await;
@@ -127,5 +134,29 @@ async fn http_request_steps_reach_real_servers() {
     let done = server.wait_status(&run, &["completed", "failed"]).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["output_vars"]["response"].to_string().contains("seven"), "{done}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_capable_online_agents_with_closed_circuits_get_steps() {
+    let (url, seen) = agent("ok").await;
+    let server = TestServer::start("dispatch-select").await;
+    // Registered with other capabilities: not capable of `click`.
+    let other = json!({"name": "B", "channel": "web", "base_url": url, "capabilities": [{"name": "scroll"}]});
+    assert_eq!(server.call("POST", "/api/agents", Some(other)).await.0, 201);
+    server.import(clicker("clicker")).await;
+    let run = server.start_run("clicker", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert!(done["error_message"].as_str().unwrap_or_default().contains("No online agent"), "{done}");
+    // A capable one that is offline gets nothing either; online again, it does.
+    let capable = json!({"name": "C", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
+    assert_eq!(server.call("POST", "/api/agents", Some(capable)).await.0, 201);
+    assert_eq!(server.call("PUT", "/api/agents/web_c", Some(json!({"status": "offline"}))).await.0, 200);
+    let run = server.start_run("clicker", json!({})).await;
+    assert_eq!(server.wait_status(&run, &["completed", "failed"]).await["status"], "failed");
+    assert_eq!(server.call("PUT", "/api/agents/web_c", Some(json!({"status": "online"}))).await.0, 200);
+    let run = server.start_run("clicker", json!({})).await;
+    assert_eq!(server.wait_status(&run, &["completed", "failed"]).await["status"], "completed");
+    assert_eq!(seen.0.lock().expect("lock").len(), 1);
     server.stop().await;
 }
