@@ -49,9 +49,15 @@ fn capable(agent: &AgentRow, action: &str) -> bool {
 }
 
 fn circuit_closed(agent: &AgentRow, now: DateTime<Utc>) -> bool {
-    agent.circuit_open_at.as_deref().is_none_or(|at| {
-        DateTime::parse_from_rfc3339(at).map_or(true, |t| now - t.with_timezone(&Utc) >= CIRCUIT_RESET)
-    })
+    circuit_closed_after(agent, now, CIRCUIT_RESET)
+}
+
+/// No open circuit, or one opened at least `reset` ago (half-open: worth a try).
+fn circuit_closed_after(agent: &AgentRow, now: DateTime<Utc>, reset: chrono::Duration) -> bool {
+    agent
+        .circuit_open_at
+        .as_deref()
+        .is_none_or(|at| DateTime::parse_from_rfc3339(at).map_or(true, |t| now - t.with_timezone(&Utc) >= reset))
 }
 
 /// Asks an agent for its capabilities: `GET {base_url}/capabilities` → `{"capabilities": [{name, type, ...} |
@@ -187,5 +193,66 @@ impl Agents for StoreAgents {
             }
             envelope(&failed, &text)
         })
+    }
+}
+
+/// Health checking: `GET {base_url}/health` for every registered agent, every `every`. An agent goes offline
+/// (and its circuit opens) after `offline_after` consecutive failures, not one; a later success brings it back
+/// online. Agents whose circuit is open are probed again once the reset period has passed (half-open): one
+/// success closes the circuit.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthConfig {
+    /// Time between rounds.
+    pub every: Duration,
+    /// Consecutive failures before an agent goes offline.
+    pub offline_after: i64,
+    /// Time limit of one check.
+    pub timeout: Duration,
+    /// How long an open circuit waits before a half-open probe.
+    pub circuit_reset: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            every: Duration::from_secs(60),
+            offline_after: 3,
+            timeout: Duration::from_secs(5),
+            circuit_reset: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One round of health checks; returns how many agents answered.
+pub async fn check_health_once(store: &dyn Store, client: &reqwest::Client, config: HealthConfig) -> usize {
+    let Ok(agents) = store.list_agents().await else { return 0 };
+    let now = Utc::now();
+    let mut healthy = 0;
+    for agent in agents {
+        // An open circuit stays open (no probe) until the reset period has passed: then one half-open probe.
+        let reset = chrono::Duration::from_std(config.circuit_reset).unwrap_or(CIRCUIT_RESET);
+        if agent.circuit_open_at.is_some() && !circuit_closed_after(&agent, now, reset) {
+            continue;
+        }
+        let url = format!("{}/health", agent.base_url.trim_end_matches('/'));
+        let ok = matches!(client.get(&url).timeout(config.timeout).send().await, Ok(r) if r.status().is_success());
+        healthy += usize::from(ok);
+        let _ = store.record_agent_health(&agent.agent_id, ok, config.offline_after).await;
+    }
+    healthy
+}
+
+/// Runs [`check_health_once`] every `config.every` until `stop` turns true.
+pub async fn run_health_loop(
+    store: Arc<dyn Store>,
+    config: HealthConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let client = reqwest::Client::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(config.every) => { check_health_once(store.as_ref(), &client, config).await; }
+            _ = stop.changed() => return,
+        }
     }
 }

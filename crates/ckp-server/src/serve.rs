@@ -38,6 +38,12 @@ pub struct ServeConfig {
     pub lease_ms: i64,
     /// How long shutdown waits for runs in hand.
     pub shutdown_grace_ms: u64,
+    /// Time between agent health checks (`GET {base_url}/health`).
+    pub agent_health_ms: u64,
+    /// Consecutive failed health checks before an agent goes offline (and its circuit opens).
+    pub agent_offline_after: i64,
+    /// How long an agent's open circuit waits before a half-open probe.
+    pub agent_circuit_reset_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -51,6 +57,9 @@ impl Default for ServeConfig {
             synchronous: "normal".into(),
             lease_ms: 30_000,
             shutdown_grace_ms: 30_000,
+            agent_health_ms: 60_000,
+            agent_offline_after: 3,
+            agent_circuit_reset_ms: 300_000,
         }
     }
 }
@@ -93,7 +102,7 @@ impl ServeConfig {
     }
 
     /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
-    /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS` from `env`.
+    /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER` from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
             v.trim()
@@ -123,6 +132,12 @@ impl ServeConfig {
         }
         if let Some(v) = env("CKP_SHUTDOWN_GRACE_MS") {
             self.shutdown_grace_ms = num("CKP_SHUTDOWN_GRACE_MS", &v)?;
+        }
+        if let Some(v) = env("CKP_AGENT_HEALTH_MS") {
+            self.agent_health_ms = num("CKP_AGENT_HEALTH_MS", &v)?;
+        }
+        if let Some(v) = env("CKP_AGENT_OFFLINE_AFTER") {
+            self.agent_offline_after = num("CKP_AGENT_OFFLINE_AFTER", &v)?;
         }
         Ok(())
     }
@@ -225,6 +240,13 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     }
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
+    let health = ckp_connectors::agents::HealthConfig {
+        every: Duration::from_millis(config.agent_health_ms.max(10)),
+        offline_after: config.agent_offline_after.max(1),
+        timeout: Duration::from_secs(5),
+        circuit_reset: Duration::from_millis(config.agent_circuit_reset_ms),
+    };
+    tasks.spawn(ckp_connectors::agents::run_health_loop(store.clone(), health, signal.clone()));
     let mut http_signal = signal.clone();
     tasks.spawn(async move {
         let stop = async move {

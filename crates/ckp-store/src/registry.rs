@@ -365,6 +365,38 @@ impl SqliteStore {
         .await?
     }
 
+    /// Records a health check of an agent in one transaction. A success marks it online and resets its failures
+    /// and circuit; a failure counts, and at `offline_after` consecutive failures the agent goes offline and its
+    /// circuit opens (dispatch skips it; after the reset period a half-open probe may close it again).
+    pub async fn record_agent_health(&self, id: &str, ok: bool, offline_after: i64) -> Result<AgentRow, StoreError> {
+        let id = id.to_owned();
+        let now = ts(Utc::now());
+        self.write(move |tx| {
+            let n = if ok {
+                tx.prepare_cached(
+                    "UPDATE agents SET status = 'online', consecutive_failures = 0, circuit_open_at = NULL,
+                         last_heartbeat_at = ?2, updated_at = ?2 WHERE agent_id = ?1",
+                )?
+                .execute(params![id, now])?
+            } else {
+                tx.prepare_cached(
+                    "UPDATE agents SET consecutive_failures = consecutive_failures + 1,
+                         status = CASE WHEN consecutive_failures + 1 >= ?3 THEN 'offline' ELSE status END,
+                         circuit_open_at = CASE WHEN consecutive_failures + 1 >= ?3 THEN coalesce(circuit_open_at, ?2)
+                                                ELSE circuit_open_at END,
+                         updated_at = ?2
+                     WHERE agent_id = ?1",
+                )?
+                .execute(params![id, now, offline_after])?
+            };
+            if n == 0 {
+                return Ok(Err(StoreError::NotFound(format!("Agent {id} not found"))));
+            }
+            Ok(get_agent_in(tx, &id)?.ok_or_else(|| StoreError::NotFound(format!("Agent {id} not found"))))
+        })
+        .await?
+    }
+
     /// Removes an agent.
     pub async fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();

@@ -132,6 +132,8 @@ store_contract! {
     fn get_agent(&self, id: &'a str) -> R<Option<AgentRow>>;
     /// Updates an agent.
     fn update_agent(&self, id: &'a str, update: AgentUpdate) -> R<AgentRow>;
+    /// Records a health check (online on success; offline with an open circuit after `offline_after` failures).
+    fn record_agent_health(&self, id: &'a str, ok: bool, offline_after: i64) -> R<AgentRow>;
     /// Removes an agent.
     fn delete_agent(&self, id: &'a str) -> R<()>;
     /// Takes a lease if the resource has room.

@@ -160,3 +160,64 @@ async fn only_capable_online_agents_with_closed_circuits_get_steps() {
     assert_eq!(seen.0.lock().expect("lock").len(), 1);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_take_an_agent_offline_after_repeated_failures_and_back() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
+    let app = Router::new().route(
+        "/health",
+        get(move || {
+            let ok = flag.load(Ordering::SeqCst);
+            async move { if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE } }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let server = TestServer::start_with("dispatch-health", |c| {
+        c.agent_health_ms = 30;
+        c.agent_offline_after = 3;
+        c.agent_circuit_reset_ms = 200;
+    })
+    .await;
+    let agent = json!({"name": "H", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
+    assert_eq!(server.call("POST", "/api/agents", Some(agent)).await.0, 201);
+    let poll = |want: &'static str| {
+        let server = &server;
+        async move {
+            for _ in 0..500 {
+                let (_, a) = server.call("GET", "/api/agents/web_h", None).await;
+                if a["status"] == want {
+                    return a;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("agent never {want}");
+        }
+    };
+    // A first check records the heartbeat.
+    for _ in 0..500 {
+        let (_, a) = server.call("GET", "/api/agents/web_h", None).await;
+        if a["last_heartbeat_at"].is_string() {
+            assert_eq!(a["status"], "online", "{a}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    healthy.store(false, Ordering::SeqCst);
+    let offline = poll("offline").await;
+    assert!(
+        offline["consecutive_failures"].as_i64().is_some_and(|n| n >= 3),
+        "offline only after 3 failures: {offline}"
+    );
+    assert!(offline["circuit_open_at"].is_string(), "{offline}");
+    healthy.store(true, Ordering::SeqCst);
+    let back = poll("online").await;
+    assert_eq!(back["consecutive_failures"], 0, "{back}");
+    assert!(back["circuit_open_at"].is_null(), "a half-open probe closed the circuit: {back}");
+    server.stop().await;
+}
