@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::{AgentRequest, Agents, BoxFuture};
 use ckp_engine::error::StepError;
-use ckp_store::{AgentRow, Store};
+use ckp_store::{AgentRow, LeaseRow, Store};
 use serde_json::{Value, json};
 
 use crate::http::transport_error;
@@ -23,6 +23,10 @@ use crate::http::transport_error;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// An open circuit is tried again after this long.
 const CIRCUIT_RESET: chrono::Duration = chrono::Duration::seconds(300);
+/// A lease lasts this long unless renewed (it is renewed every third of it while the call runs).
+const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(60);
+/// How long a step waits for a busy resource before failing.
+const LEASE_WAIT: Duration = Duration::from_secs(30);
 /// Time limit of a capability probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -92,9 +96,9 @@ impl StoreAgents {
         StoreAgents { store, client: reqwest::Client::new(), turns: Mutex::new(HashMap::new()) }
     }
 
-    /// The agent for `req`: online, same channel, circuit closed, capable; round-robin among them (ordered by
-    /// pool, then id).
-    async fn pick(&self, req: &AgentRequest) -> Result<AgentRow, StepError> {
+    /// The agents for `req` in the order to try them: online, same channel, circuit closed, capable; the
+    /// round-robin turn first (ordered by pool, then id), then the others.
+    async fn candidates(&self, req: &AgentRequest) -> Result<Vec<AgentRow>, StepError> {
         let now = Utc::now();
         let mut agents: Vec<AgentRow> = self
             .store
@@ -128,7 +132,47 @@ impl StoreAgents {
             })
             .unwrap_or(0);
         let n = agents.len();
-        Ok(agents.swap_remove(turn % n))
+        agents.rotate_left(turn % n);
+        Ok(agents)
+    }
+
+    /// A lease on one of `agents`' resources (their `resource_key`, at most `concurrency_limit` holders): the
+    /// first with room, waiting up to [`LEASE_WAIT`] when all are busy instead of failing at once.
+    async fn lease(&self, agents: Vec<AgentRow>, req: &AgentRequest) -> Result<(AgentRow, LeaseRow), StepError> {
+        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            for agent in &agents {
+                let taken = self
+                    .store
+                    .acquire_lease(
+                        &agent.resource_key,
+                        agent.concurrency_limit.max(1),
+                        &req.run_id,
+                        Some(req.node_id.clone()),
+                        Some(req.step_id.clone()),
+                        LEASE_TTL,
+                    )
+                    .await
+                    .map_err(|e| StepError::new(ErrorKind::AgentUnavailable, format!("cannot take a lease: {e}")))?;
+                if let Some(lease) = taken {
+                    return Ok((agent.clone(), lease));
+                }
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                let keys: Vec<&str> = agents.iter().map(|a| a.resource_key.as_str()).collect();
+                return Err(StepError::new(
+                    ErrorKind::AgentUnavailable,
+                    format!(
+                        "Resource busy: every agent for channel='{}' is at its concurrency limit ({})",
+                        req.channel,
+                        keys.join(", ")
+                    ),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 }
 
@@ -161,38 +205,58 @@ fn envelope(failed: &str, text: &str) -> Result<Value, StepError> {
 impl Agents for StoreAgents {
     fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
         Box::pin(async move {
-            let agent = self.pick(&req).await?;
-            let url = format!("{}/execute", agent.base_url.trim_end_matches('/'));
-            let body = json!({"action": req.action, "params": req.params, "run_id": req.run_id,
-                              "node_id": req.node_id, "step_id": req.step_id});
-            let failed = format!("Agent action '{}' failed", req.action);
-            let resp = self
-                .client
-                .post(&url)
-                .timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT))
-                .header("X-Run-ID", &req.run_id)
-                .header("X-Node-ID", &req.node_id)
-                .header("X-Step-ID", &req.step_id)
-                .header("Idempotency-Key", &req.idempotency_key)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| {
-                    let mut err = transport_error(&e, &format!("{failed}: agent {} ({url})", agent.agent_id));
-                    if e.is_connect() {
-                        err.kind = ErrorKind::AgentUnavailable;
-                    }
-                    err
-                })?;
-            let status = resp.status().as_u16();
-            let text = resp.text().await.map_err(|e| transport_error(&e, &failed))?;
-            if !(200..300).contains(&status) {
-                let mut err = StepError::new(ErrorKind::AgentError, format!("{failed}: HTTP {status}"));
-                err.http_status = Some(status);
-                return Err(err);
-            }
-            envelope(&failed, &text)
+            let agents = self.candidates(&req).await?;
+            let (agent, lease) = self.lease(agents, &req).await?;
+            // The lease is renewed while the call runs and released after it, whatever its outcome.
+            let call = self.call(&agent, &req);
+            tokio::pin!(call);
+            let every = (LEASE_TTL / 3).to_std().unwrap_or(Duration::from_secs(60));
+            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let result = loop {
+                tokio::select! {
+                    r = &mut call => break r,
+                    _ = renew.tick() => { let _ = self.store.renew_lease(&lease.lease_id, LEASE_TTL).await; }
+                }
+            };
+            let _ = self.store.release_lease(&lease.lease_id).await;
+            result
         })
+    }
+}
+
+impl StoreAgents {
+    /// `POST {base_url}/execute` for `req` on `agent`.
+    async fn call(&self, agent: &AgentRow, req: &AgentRequest) -> Result<Value, StepError> {
+        let url = format!("{}/execute", agent.base_url.trim_end_matches('/'));
+        let body = json!({"action": req.action, "params": req.params, "run_id": req.run_id,
+                              "node_id": req.node_id, "step_id": req.step_id});
+        let failed = format!("Agent action '{}' failed", req.action);
+        let resp = self
+            .client
+            .post(&url)
+            .timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT))
+            .header("X-Run-ID", &req.run_id)
+            .header("X-Node-ID", &req.node_id)
+            .header("X-Step-ID", &req.step_id)
+            .header("Idempotency-Key", &req.idempotency_key)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                let mut err = transport_error(&e, &format!("{failed}: agent {} ({url})", agent.agent_id));
+                if e.is_connect() {
+                    err.kind = ErrorKind::AgentUnavailable;
+                }
+                err
+            })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| transport_error(&e, &failed))?;
+        if !(200..300).contains(&status) {
+            let mut err = StepError::new(ErrorKind::AgentError, format!("{failed}: HTTP {status}"));
+            err.http_status = Some(status);
+            return Err(err);
+        }
+        envelope(&failed, &text)
     }
 }
 

@@ -452,6 +452,19 @@ impl SqliteStore {
         Ok(taken.then_some(lease))
     }
 
+    /// Extends an unreleased lease to `ttl` from now. False when it was released (revoked) meanwhile.
+    pub async fn renew_lease(&self, lease_id: &str, ttl: chrono::Duration) -> Result<bool, StoreError> {
+        let id = lease_id.to_owned();
+        let until = ts(Utc::now() + ttl);
+        let n = self
+            .write(move |tx| {
+                tx.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE lease_id = ?1 AND released_at IS NULL")?
+                    .execute(params![id, until])
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Leases, newest first, optionally for one resource.
     pub async fn list_leases(&self, resource_key: Option<String>) -> Result<Vec<LeaseRow>, StoreError> {
         self.read_store(move |c| {

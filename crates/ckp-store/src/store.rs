@@ -146,6 +146,8 @@ store_contract! {
         step_id: Option<String>,
         ttl: chrono::Duration,
     ) -> R<Option<LeaseRow>>;
+    /// Extends an unreleased lease.
+    fn renew_lease(&self, lease_id: &'a str, ttl: chrono::Duration) -> R<bool>;
     /// Leases, by resource.
     fn list_leases(&self, resource_key: Option<String>) -> R<Vec<LeaseRow>>;
     /// Unreleased leases of a run.

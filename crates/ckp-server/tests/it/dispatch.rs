@@ -221,3 +221,51 @@ async fn health_checks_take_an_agent_offline_after_repeated_failures_and_back() 
     assert!(back["circuit_open_at"].is_null(), "a half-open probe closed the circuit: {back}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_hold_each_agent_to_its_concurrency_limit_and_busy_steps_wait() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A slow agent that counts how many calls it serves at once.
+    let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, p) = (now.clone(), peak.clone());
+    let app = Router::new().route(
+        "/execute",
+        post(move || {
+            let (n, p) = (n.clone(), p.clone());
+            async move {
+                let at = n.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(at, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                n.fetch_sub(1, Ordering::SeqCst);
+                axum::Json(json!({"status": "success", "result": {"ok": true}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let server = TestServer::start("dispatch-leases").await;
+    // Two agents of one pool, both on one resource key with room for one call at a time each.
+    for name in ["one", "two"] {
+        let body = json!({"name": name, "channel": "web", "base_url": url, "pool_id": "p", "concurrency_limit": 1,
+                          "resource_key": format!("desk_{name}"), "capabilities": [{"name": "*"}]});
+        assert_eq!(server.call("POST", "/api/agents", Some(body)).await.0, 201);
+    }
+    server.import(clicker("clicker")).await;
+    let mut runs = Vec::new();
+    for _ in 0..6 {
+        runs.push(server.start_run("clicker", json!({})).await);
+    }
+    for run in &runs {
+        let done = server.wait_status(run, &["completed", "failed"]).await;
+        assert_eq!(done["status"], "completed", "busy steps wait for a lease instead of failing: {done}");
+    }
+    assert!(peak.load(Ordering::SeqCst) <= 2, "two agents with a limit of one serve at most two calls at once");
+    let (_, leases) = server.call("GET", "/api/leases", None).await;
+    let leases = leases.as_array().expect("list").clone();
+    assert_eq!(leases.len(), 6, "one lease per dispatch");
+    assert!(leases.iter().all(|l| l["released_at"].is_string() && l["is_active"] == false), "all released");
+    server.stop().await;
+}
