@@ -316,13 +316,23 @@ async fn registry_tables(store: Arc<dyn Store>) {
     let p = approval_procedure();
     create(&store, &p, "leaser", json!({})).await;
     let ttl = chrono::Duration::seconds(60);
-    let l1 = store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").expect("room");
-    store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").expect("room");
-    assert!(store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").is_none(), "busy");
+    let step = |s: &str| Some(s.to_owned());
+    let l1 = store.acquire_lease("res", 2, "leaser", None, step("s1"), ttl).await.expect("lease").expect("room");
+    store.acquire_lease("res", 2, "leaser", None, step("s2"), ttl).await.expect("lease").expect("room");
+    assert!(store.acquire_lease("res", 2, "leaser", None, step("s3"), ttl).await.expect("lease").is_none(), "busy");
+    // The same step dispatched again (after a crash) takes over its own lease, even at the limit.
+    let again = store.acquire_lease("res", 2, "leaser", Some("n".into()), Some("s".into()), ttl).await.expect("lease");
+    assert!(again.is_none(), "another step waits while the resource is full");
     assert!(store.release_lease(&l1.lease_id).await.expect("release"));
+    let mine = store.acquire_lease("res", 2, "leaser", Some("n".into()), Some("s".into()), ttl).await.expect("lease");
+    let mine = mine.expect("room after the release");
+    let taken_over =
+        store.acquire_lease("res", 2, "leaser", Some("n".into()), Some("s".into()), ttl).await.expect("lease");
+    assert_eq!(taken_over.map(|l| l.lease_id), Some(mine.lease_id.clone()), "its own lease, not a new one");
+    assert!(store.release_lease(&mine.lease_id).await.expect("release"));
     assert!(!store.release_lease(&l1.lease_id).await.expect("release"), "released once");
     assert!(store.acquire_lease("res", 2, "leaser", None, None, ttl).await.expect("lease").is_some());
-    assert_eq!(store.list_leases(Some("res".into())).await.expect("list").len(), 3);
+    assert_eq!(store.list_leases(Some("res".into())).await.expect("list").len(), 4);
     assert_eq!(store.run_leases("leaser").await.expect("list").len(), 2);
     assert!(store.run_artifacts("leaser").await.expect("artifacts").is_empty());
 }

@@ -421,7 +421,7 @@ impl SqliteStore {
         ttl: chrono::Duration,
     ) -> Result<Option<LeaseRow>, StoreError> {
         let now = Utc::now();
-        let lease = LeaseRow {
+        let l = LeaseRow {
             lease_id: uuid::Uuid::new_v4().to_string(),
             resource_key: resource_key.to_owned(),
             run_id: run_id.to_owned(),
@@ -431,25 +431,38 @@ impl SqliteStore {
             expires_at: ts(now + ttl),
             released_at: None,
         };
-        let l = lease.clone();
         let taken = self
             .write(move |tx| {
+                // The same step dispatched again (its process died mid-call) takes over its own unreleased lease
+                // instead of waiting for it to expire.
+                let own: Option<LeaseRow> = tx
+                    .prepare_cached(&format!(
+                        "SELECT {LEASE_COLUMNS} FROM leases WHERE resource_key = ?1 AND run_id = ?2 AND node_id IS ?3
+                           AND step_id IS ?4 AND released_at IS NULL"
+                    ))?
+                    .query_row(params![l.resource_key, l.run_id, l.node_id, l.step_id], lease_row)
+                    .optional()?;
+                if let Some(own) = own {
+                    tx.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE lease_id = ?1")?
+                        .execute(params![own.lease_id, l.expires_at])?;
+                    return Ok(Some(LeaseRow { expires_at: l.expires_at.clone(), ..own }));
+                }
                 let active: i64 = tx
                     .prepare_cached(
                         "SELECT count(*) FROM leases WHERE resource_key = ?1 AND released_at IS NULL AND expires_at > ?2",
                     )?
                     .query_row(params![l.resource_key, l.acquired_at], |r| r.get(0))?;
                 if active >= limit {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 tx.prepare_cached(&format!(
                     "INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
                 ))?
                 .execute(params![l.lease_id, l.resource_key, l.run_id, l.node_id, l.step_id, l.acquired_at, l.expires_at])?;
-                Ok(true)
+                Ok(Some(l))
             })
             .await?;
-        Ok(taken.then_some(lease))
+        Ok(taken)
     }
 
     /// Extends an unreleased lease to `ttl` from now. False when it was released (revoked) meanwhile.

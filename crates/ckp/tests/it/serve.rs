@@ -233,3 +233,95 @@ fn bench_measures_a_running_server() {
     let _ = server.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_interrupted_by_kill_9_is_sent_again_with_the_same_idempotency_key() {
+    use std::sync::{Arc, Mutex};
+    // An agent whose first call never answers in time: ckp is killed while it waits.
+    let calls: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new()
+        .route(
+            "/execute",
+            axum::routing::post(move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let first = {
+                        let mut calls = seen.lock().expect("lock");
+                        calls.push((key, body["run_id"].as_str().unwrap_or("").to_owned()));
+                        calls.len() == 1
+                    };
+                    if first {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    axum::Json(json!({"status": "success", "result": {"done": true}}))
+                }
+            }),
+        )
+        .route("/health", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let agent_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let dir = std::env::temp_dir().join(format!("ckp-serve-idem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let http = reqwest::Client::new();
+    let mut server = serve(&dir);
+    let agent = json!({"name": "A", "channel": "web", "base_url": agent_url, "capabilities": [{"name": "click"}]});
+    assert_eq!(call(&http, reqwest::Method::POST, format!("{}/api/agents", server.base), Some(agent)).await.0, 201);
+    let procedure = json!({"procedure_id": "k9_agent", "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
+        "go": {"type": "sequence", "agent": "web", "steps": [{"step_id": "press", "action": "click", "output_variable": "r"}],
+               "next_node": "end"},
+        "end": {"type": "terminate"}}}});
+    let imported = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/api/procedures", server.base),
+        Some(json!({"ckp_json": procedure})),
+    )
+    .await;
+    assert_eq!(imported.0, 201, "{}", imported.1);
+    let (_, run) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/api/runs", server.base),
+        Some(json!({"procedure_id": "k9_agent"})),
+    )
+    .await;
+    let run_id = run["run_id"].as_str().expect("run id").to_owned();
+    // The intent is committed before the call: once the agent has it, kill ckp.
+    for _ in 0..500 {
+        if !calls.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+
+    let mut server = serve(&dir);
+    let mut status = Value::Null;
+    for _ in 0..1000 {
+        let (_, r) = call(&http, reqwest::Method::GET, format!("{}/api/runs/{run_id}", server.base), None).await;
+        status = r["status"].clone();
+        if status == "completed" || status == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "completed");
+    let calls = calls.lock().expect("lock").clone();
+    assert_eq!(calls.len(), 2, "sent again after the crash: {calls:?}");
+    assert!(!calls[0].0.is_empty());
+    assert_eq!(calls[0], calls[1], "the same Idempotency-Key and run");
+    let (_, events) =
+        call(&http, reqwest::Method::GET, format!("{}/api/runs/{run_id}/events", server.base), None).await;
+    let completed = events.as_array().expect("events").iter().filter(|e| e["event_type"] == "step_completed").count();
+    assert_eq!(completed, 1);
+    server.child.kill().expect("stop");
+    let _ = server.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
