@@ -269,3 +269,58 @@ async fn leases_hold_each_agent_to_its_concurrency_limit_and_busy_steps_wait() {
     assert!(leases.iter().all(|l| l["released_at"].is_string() && l["is_active"] == false), "all released");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_execute_request_matches_semantics_b_6_1_byte_for_byte() {
+    let raw: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    let seen = raw.clone();
+    let app = Router::new()
+        .route(
+            "/execute",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().expect("lock").push((headers, body.to_vec()));
+                    axum::Json(json!({"status": "success", "result": null}))
+                }
+            }),
+        )
+        .route("/capabilities", get(|| async { axum::Json(json!({"capabilities": ["echo"]})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let server = TestServer::start("dispatch-bytes").await;
+    assert_eq!(
+        server.call("POST", "/api/agents", Some(json!({"name": "E", "channel": "api", "base_url": url}))).await.0,
+        201
+    );
+    // The example of semantics B §6.1, rendered with A.3's typing: a string that is exactly one placeholder keeps the
+    // value's type (`"{{n}}"` → 3, where LangOrch sent "3"); other values keep theirs; keys keep their order.
+    server
+        .import(json!({"procedure_id": "echo", "version": "1",
+            "variables_schema": {"n": {"type": "number"}, "one": {"type": "string"}},
+            "workflow_graph": {"start_node": "s1", "nodes": {
+                "s1": {"type": "sequence", "agent": "API", "steps": [
+                    {"step_id": "e1", "action": "echo", "url": "{{n}}", "nested": {"x": "{{one}}", "raw": 5}, "output_variable": "r"}
+                ], "next_node": "end"},
+                "end": {"type": "terminate"}
+            }}}))
+        .await;
+    let run = server.start_run("echo", json!({"n": 3, "one": "1"})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output_vars"]["r"], json!({}), "a null result reads as {{}}");
+    let calls = raw.lock().expect("lock").clone();
+    let (headers, body) = &calls[0];
+    let expected = format!(
+        r#"{{"action":"echo","params":{{"url":3,"nested":{{"x":"1","raw":5}}}},"run_id":"{run}","node_id":"s1","step_id":"e1"}}"#
+    );
+    assert_eq!(String::from_utf8_lossy(body), expected);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(header("content-type"), "application/json");
+    assert_eq!((header("x-run-id"), header("x-node-id"), header("x-step-id")), (run.clone(), "s1".into(), "e1".into()));
+    assert!(!header("idempotency-key").is_empty());
+    server.stop().await;
+}
