@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 use crate::support::TestServer;
 
+/// Headers and raw body of a request an agent received.
+type Request = (HeaderMap, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Seen(Arc<Mutex<Vec<(HeaderMap, Value)>>>);
 
@@ -272,7 +275,7 @@ async fn leases_hold_each_agent_to_its_concurrency_limit_and_busy_steps_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_execute_request_matches_semantics_b_6_1_byte_for_byte() {
-    let raw: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    let raw: Arc<Mutex<Vec<Request>>> = Arc::default();
     let seen = raw.clone();
     let app = Router::new()
         .route(
