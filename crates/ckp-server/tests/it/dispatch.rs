@@ -327,3 +327,50 @@ async fn the_execute_request_matches_semantics_b_6_1_byte_for_byte() {
     assert!(!header("idempotency-key").is_empty());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_retries_an_agents_5xx_per_its_policy() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = Router::new().route(
+        "/execute",
+        post(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"detail": "warming up"})))
+                } else {
+                    (StatusCode::OK, axum::Json(json!({"status": "success", "result": {"attempt": n + 1}})))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let server = TestServer::start("dispatch-retry").await;
+    let agent = json!({"name": "R", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
+    assert_eq!(server.call("POST", "/api/agents", Some(agent)).await.0, 201);
+    server
+        .import(json!({"procedure_id": "retrying", "version": "1",
+        "global_config": {"max_retries": 3, "retry_delay_ms": 10},
+        "workflow_graph": {"start_node": "go", "nodes": {
+            "go": {"type": "sequence", "agent": "web", "steps": [
+                {"step_id": "press", "action": "click", "retry_on_failure": true, "output_variable": "r"}
+            ], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }}}))
+        .await;
+    let run = server.start_run("retrying", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output_vars"]["r"], json!({"attempt": 3}), "{done}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "two 503s, then the success");
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    let retrying = events.as_array().expect("events").iter().filter(|e| e["event_type"] == "step_retrying").count();
+    assert_eq!(retrying, 2, "{events}");
+    server.stop().await;
+}
