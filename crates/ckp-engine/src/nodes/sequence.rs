@@ -212,6 +212,19 @@ impl Runner<'_> {
         {
             vars.insert(name.clone(), v.clone());
         }
+        if let Some(result) = &value {
+            for (i, artifact) in artifacts_of(result).into_iter().enumerate() {
+                let id = uuid::Uuid::new_v5(
+                    &uuid::Uuid::NAMESPACE_URL,
+                    format!("ckp:artifact:{}/{key}/{i}", self.run_id).as_bytes(),
+                );
+                let mut payload = artifact;
+                if let Value::Object(m) = &mut payload {
+                    m.insert("artifact_id".into(), Value::from(id.to_string()));
+                }
+                self.emit(ctx, "artifact_created", Some(&node.id), Some(&step.id), payload);
+            }
+        }
         let mut done = json!({"action": step.action_name, "output_variable": step.output_variable, "cached": false});
         if let Value::Object(m) = &mut done {
             if node.telemetry.track_duration {
@@ -261,4 +274,44 @@ fn handler_matches(h: &ErrorHandler, e: &StepError) -> bool {
         && h.text_contains.as_ref().is_none_or(|t| e.message.contains(t.as_str()))
         && (h.http_status_codes.is_empty() || e.http_status.is_some_and(|s| h.http_status_codes.contains(&s)))
         && h.error_code.as_ref().is_none_or(|c| e.code.as_deref() == Some(c.as_str()))
+}
+
+/// The artifacts a step result names (semantics B §5.12): `screenshot` (a string; `memory://` is prefixed when it
+/// has no scheme), `artifact` (an object), `artifacts` (a list of objects), `artifact_uri` or `uri` (kind from
+/// `artifact_kind`). Entries without a string uri are skipped. Each is `{kind, uri, name?, mime_type?,
+/// size_bytes?}`.
+pub(crate) fn artifacts_of(result: &Value) -> Vec<Value> {
+    let Some(r) = result.as_object() else { return Vec::new() };
+    let mut out = Vec::new();
+    if let Some(shot) = r.get("screenshot").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        let uri = if shot.contains("://") { shot.to_owned() } else { format!("memory://{shot}") };
+        out.push(json!({"kind": "screenshot", "uri": uri}));
+    }
+    let described = |a: &Value, default_kind: &str| -> Option<Value> {
+        let o = a.as_object()?;
+        let uri = o.get("uri").and_then(Value::as_str)?;
+        let mut entry = serde_json::Map::new();
+        entry.insert(
+            "kind".into(),
+            o.get("kind").filter(|k| k.is_string()).cloned().unwrap_or_else(|| default_kind.into()),
+        );
+        entry.insert("uri".into(), Value::from(uri));
+        for key in ["name", "mime_type", "size_bytes"] {
+            if let Some(v) = o.get(key).filter(|v| !v.is_null()) {
+                entry.insert(key.into(), v.clone());
+            }
+        }
+        Some(Value::Object(entry))
+    };
+    if let Some(a) = r.get("artifact").and_then(|a| described(a, "artifact")) {
+        out.push(a);
+    }
+    if let Some(list) = r.get("artifacts").and_then(Value::as_array) {
+        out.extend(list.iter().filter_map(|a| described(a, "artifact")));
+    }
+    if let Some(uri) = r.get("artifact_uri").or_else(|| r.get("uri")).and_then(Value::as_str) {
+        let kind = r.get("artifact_kind").and_then(Value::as_str).unwrap_or("artifact");
+        out.push(json!({"kind": kind, "uri": uri}));
+    }
+    out
 }

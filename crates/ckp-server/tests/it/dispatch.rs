@@ -374,3 +374,54 @@ async fn a_step_retries_an_agents_5xx_per_its_policy() {
     assert_eq!(retrying, 2, "{events}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_named_in_a_result_are_recorded_and_listed() {
+    let app = Router::new().route(
+        "/execute",
+        post(|| async {
+            axum::Json(json!({"status": "success", "result": {
+                "screenshot": "after-click.png",
+                "artifacts": [{"uri": "https://files.example/report.pdf", "kind": "report", "name": "report.pdf",
+                               "mime_type": "application/pdf"}, {"name": "no uri, skipped"}],
+                "artifact_uri": "s3://bucket/trace.zip", "artifact_kind": "trace"
+            }}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let server = TestServer::start("dispatch-artifacts").await;
+    let agent = json!({"name": "S", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
+    assert_eq!(server.call("POST", "/api/agents", Some(agent)).await.0, 201);
+    server.import(clicker("clicker")).await;
+    let run = server.start_run("clicker", json!({})).await;
+    assert_eq!(server.wait_status(&run, &["completed", "failed"]).await["status"], "completed");
+    let (status, list) = server.call("GET", &format!("/api/runs/{run}/artifacts"), None).await;
+    assert_eq!(status, 200, "{list}");
+    let got: Vec<(String, String)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap_or("").to_owned(), a["uri"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    assert_eq!(
+        got_sorted,
+        vec![
+            ("report".to_owned(), "https://files.example/report.pdf".to_owned()),
+            ("screenshot".to_owned(), "memory://after-click.png".to_owned()),
+            ("trace".to_owned(), "s3://bucket/trace.zip".to_owned()),
+        ],
+        "{list}"
+    );
+    let report = list.as_array().expect("list").iter().find(|a| a["kind"] == "report").expect("report").clone();
+    assert_eq!((report["name"].as_str(), report["mime_type"].as_str()), (Some("report.pdf"), Some("application/pdf")));
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    let created = events.as_array().expect("events").iter().filter(|e| e["event_type"] == "artifact_created").count();
+    assert_eq!(created, 3);
+    server.stop().await;
+}
