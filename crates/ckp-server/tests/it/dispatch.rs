@@ -41,12 +41,17 @@ async fn agent(mode: &'static str) -> (String, Seen) {
             get(|| async { axum::Json(json!({"capabilities": ["click", {"name": "type", "type": "tool"}]})) }),
         )
         .with_state(seen.clone());
+    (serve_agent(app).await, seen)
+}
+
+/// Serves `app` on 127.0.0.1 (an ephemeral port); returns its base URL.
+async fn serve_agent(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (format!("http://{addr}"), seen)
+    format!("http://{addr}")
 }
 
 fn clicker(id: &str) -> Value {
@@ -176,11 +181,7 @@ async fn health_checks_take_an_agent_offline_after_repeated_failures_and_back() 
             async move { if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE } }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve_agent(app).await;
     let server = TestServer::start_with("dispatch-health", |c| {
         c.agent_health_ms = 30;
         c.agent_offline_after = 3;
@@ -244,11 +245,7 @@ async fn leases_hold_each_agent_to_its_concurrency_limit_and_busy_steps_wait() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve_agent(app).await;
     let server = TestServer::start("dispatch-leases").await;
     // Two agents of one pool, both on one resource key with room for one call at a time each.
     for name in ["one", "two"] {
@@ -289,11 +286,7 @@ async fn the_execute_request_matches_semantics_b_6_1_byte_for_byte() {
             }),
         )
         .route("/capabilities", get(|| async { axum::Json(json!({"capabilities": ["echo"]})) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve_agent(app).await;
     let server = TestServer::start("dispatch-bytes").await;
     assert_eq!(
         server.call("POST", "/api/agents", Some(json!({"name": "E", "channel": "api", "base_url": url}))).await.0,
@@ -346,11 +339,7 @@ async fn a_step_retries_an_agents_5xx_per_its_policy() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve_agent(app).await;
     let server = TestServer::start("dispatch-retry").await;
     let agent = json!({"name": "R", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
     assert_eq!(server.call("POST", "/api/agents", Some(agent)).await.0, 201);
@@ -388,11 +377,7 @@ async fn artifacts_named_in_a_result_are_recorded_and_listed() {
             }}))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve_agent(app).await;
     let server = TestServer::start("dispatch-artifacts").await;
     let agent = json!({"name": "S", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
     assert_eq!(server.call("POST", "/api/agents", Some(agent)).await.0, 201);
