@@ -5,3 +5,4 @@
 
 pub mod agents;
 pub mod http;
+pub mod llm;

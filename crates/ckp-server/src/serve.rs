@@ -44,6 +44,15 @@ pub struct ServeConfig {
     pub agent_offline_after: i64,
     /// How long an agent's open circuit waits before a half-open probe.
     pub agent_circuit_reset_ms: u64,
+    /// An OpenAI-compatible chat-completions endpoint (`https://api.openai.com/v1`, a gateway, a local server);
+    /// without it, `llm_action` steps fail with a clear message.
+    pub llm_base_url: Option<String>,
+    /// The model when a node names none.
+    pub llm_model: String,
+    /// Models tried in order when the node's keeps failing.
+    pub llm_fallback_models: Vec<String>,
+    /// The API key (better given as `CKP_LLM_API_KEY` in the environment than in a file).
+    pub llm_api_key: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -60,6 +69,10 @@ impl Default for ServeConfig {
             agent_health_ms: 60_000,
             agent_offline_after: 3,
             agent_circuit_reset_ms: 300_000,
+            llm_base_url: None,
+            llm_model: "gpt-4o-mini".into(),
+            llm_fallback_models: Vec::new(),
+            llm_api_key: None,
         }
     }
 }
@@ -102,7 +115,8 @@ impl ServeConfig {
     }
 
     /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
-    /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER` from `env`.
+    /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER`,
+    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY` from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
             v.trim()
@@ -138,6 +152,15 @@ impl ServeConfig {
         }
         if let Some(v) = env("CKP_AGENT_OFFLINE_AFTER") {
             self.agent_offline_after = num("CKP_AGENT_OFFLINE_AFTER", &v)?;
+        }
+        if let Some(v) = env("CKP_LLM_BASE_URL") {
+            self.llm_base_url = Some(v);
+        }
+        if let Some(v) = env("CKP_LLM_MODEL") {
+            self.llm_model = v;
+        }
+        if let Some(v) = env("CKP_LLM_API_KEY") {
+            self.llm_api_key = Some(v);
         }
         Ok(())
     }
@@ -212,6 +235,12 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             Effects {
                 agents: Some(Arc::new(ckp_connectors::agents::StoreAgents::new(store.clone()))),
                 http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
+                llm: config.llm_base_url.as_ref().map(|url| {
+                    let mut llm = ckp_connectors::llm::LlmConfig::new(url.clone(), config.llm_model.clone());
+                    llm.api_key.clone_from(&config.llm_api_key);
+                    llm.fallback_models.clone_from(&config.llm_fallback_models);
+                    Arc::new(ckp_connectors::llm::OpenAiLlm::new(llm)) as Arc<dyn ckp_engine::effects::Llm>
+                }),
                 ..Effects::default()
             },
         )

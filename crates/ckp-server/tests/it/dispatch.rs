@@ -410,3 +410,65 @@ async fn artifacts_named_in_a_result_are_recorded_and_listed() {
     assert_eq!(created, 3);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_steps_call_an_openai_compatible_server_with_retry_after_and_fallback() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let bodies: Arc<Mutex<Vec<(HeaderMap, Value)>>> = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (seen, counter) = (bodies.clone(), calls.clone());
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |headers: HeaderMap, axum::Json(body): axum::Json<Value>| {
+            let (seen, counter) = (seen.clone(), counter.clone());
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let model = body["model"].as_str().unwrap_or_default().to_owned();
+                seen.lock().expect("lock").push((headers, body));
+                // The primary model is rate limited (twice, then overloaded); the fallback answers.
+                if model == "primary" {
+                    let status = if n == 0 { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::SERVICE_UNAVAILABLE };
+                    return (status, [("retry-after", "0")], axum::Json(json!({"error": {"message": "busy"}})));
+                }
+                (
+                    StatusCode::OK,
+                    [("retry-after", "0")],
+                    axum::Json(json!({"model": model, "choices": [{"message": {"role": "assistant",
+                        "content": "{\"sentiment\": \"positive\", \"score\": 0.9}"}}],
+                        "usage": {"prompt_tokens": 40, "completion_tokens": 12}})),
+                )
+            }
+        }),
+    );
+    let url = serve_agent(app).await;
+    let server = TestServer::start_with("dispatch-llm", |c| {
+        c.llm_base_url = Some(format!("{url}/v1"));
+        c.llm_model = "primary".into();
+        c.llm_fallback_models = vec!["backup".into()];
+        c.llm_api_key = Some("sk-test".into());
+    })
+    .await;
+    server
+        .import(json!({"procedure_id": "judge", "version": "1", "workflow_graph": {"start_node": "ask", "nodes": {
+            "ask": {"type": "llm_action", "prompt": "Sentiment of: {{text}}", "json_mode": true, "temperature": 0,
+                    "outputs": {"sentiment": "json:sentiment"}, "next_node": "end"},
+            "end": {"type": "terminate"}
+        }}}))
+        .await;
+    let run = server.start_run("judge", json!({"text": "great product"})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output_vars"]["sentiment"], "positive", "{done}");
+    assert_eq!(done["total_prompt_tokens"], 40, "{done}");
+    assert_eq!(done["total_completion_tokens"], 12, "{done}");
+    let bodies = bodies.lock().expect("lock").clone();
+    let models: Vec<&str> = bodies.iter().map(|(_, b)| b["model"].as_str().unwrap_or_default()).collect();
+    assert_eq!(models, ["primary", "primary", "primary", "backup"], "3 attempts on the primary, then the fallback");
+    let (headers, body) = &bodies[3];
+    assert_eq!(headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer sk-test"));
+    assert_eq!(body["response_format"], json!({"type": "json_object"}));
+    assert_eq!(body["messages"][0], json!({"role": "user", "content": "Sentiment of: great product"}));
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    assert!(events.as_array().expect("events").iter().any(|e| e["event_type"] == "llm_usage"), "{events}");
+    server.stop().await;
+}
