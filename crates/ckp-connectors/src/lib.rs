@@ -6,3 +6,4 @@
 pub mod agents;
 pub mod http;
 pub mod llm;
+pub mod secrets;

@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub llm_fallback_models: Vec<String>,
     /// The API key (better given as `CKP_LLM_API_KEY` in the environment than in a file).
     pub llm_api_key: Option<String>,
+    /// `{{secrets.NAME}}` reads the environment variable `{secrets_env_prefix}{NAME}` (LangOrch's env provider).
+    pub secrets_env_prefix: String,
 }
 
 impl Default for ServeConfig {
@@ -73,6 +75,7 @@ impl Default for ServeConfig {
             llm_model: "gpt-4o-mini".into(),
             llm_fallback_models: Vec::new(),
             llm_api_key: None,
+            secrets_env_prefix: "LANGORCH_SECRET_".into(),
         }
     }
 }
@@ -241,6 +244,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
                     llm.fallback_models.clone_from(&config.llm_fallback_models);
                     Arc::new(ckp_connectors::llm::OpenAiLlm::new(llm)) as Arc<dyn ckp_engine::effects::Llm>
                 }),
+                secrets: Some(Arc::new(ckp_connectors::secrets::EnvSecrets::new(config.secrets_env_prefix.clone()))),
                 ..Effects::default()
             },
         )
