@@ -265,11 +265,7 @@ async fn a_step_interrupted_by_kill_9_is_sent_again_with_the_same_idempotency_ke
             }),
         )
         .route("/health", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let agent_url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let agent_url = spawn_agent(app).await;
 
     let dir = std::env::temp_dir().join(format!("ckp-serve-idem-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -308,15 +304,7 @@ async fn a_step_interrupted_by_kill_9_is_sent_again_with_the_same_idempotency_ke
     let _ = server.child.wait();
 
     let mut server = serve(&dir);
-    let mut status = Value::Null;
-    for _ in 0..1000 {
-        let (_, r) = call(&http, reqwest::Method::GET, format!("{}/api/runs/{run_id}", server.base), None).await;
-        status = r["status"].clone();
-        if status == "completed" || status == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = wait_terminal(&http, &server.base, &run_id).await;
     assert_eq!(status, "completed");
     let calls = calls.lock().expect("lock").clone();
     assert_eq!(calls.len(), 2, "sent again after the crash: {calls:?}");
@@ -347,11 +335,7 @@ async fn a_secret_reaches_the_agent_and_nothing_else() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let agent_url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let agent_url = spawn_agent(app).await;
     let dir = std::env::temp_dir().join(format!("ckp-serve-secret-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut server = serve_with_env(&dir, &[("LANGORCH_SECRET_API_TOKEN", SECRET)]);
@@ -372,15 +356,7 @@ async fn a_secret_reaches_the_agent_and_nothing_else() {
         call(&http, reqwest::Method::POST, format!("{base}/api/runs"), Some(json!({"procedure_id": "secretive"})))
             .await;
     let id = run["run_id"].as_str().expect("id").to_owned();
-    let mut status = Value::Null;
-    for _ in 0..500 {
-        let (_, r) = call(&http, reqwest::Method::GET, format!("{base}/api/runs/{id}"), None).await;
-        status = r["status"].clone();
-        if status == "completed" || status == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let status = wait_terminal(&http, &server.base, &id).await;
     assert_eq!(status, "completed");
     let calls = got.lock().expect("lock").clone();
     assert_eq!(calls[0]["params"]["token"], SECRET, "the agent gets the value");
@@ -414,4 +390,28 @@ async fn a_secret_reaches_the_agent_and_nothing_else() {
         assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "{file} holds the secret");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Serves `app` on 127.0.0.1 (an ephemeral port) as a test agent; returns its base URL.
+async fn spawn_agent(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+/// Polls a run until it completes or fails (10 s at most); returns its status.
+async fn wait_terminal(http: &reqwest::Client, base: &str, run_id: &str) -> Value {
+    let mut status = Value::Null;
+    for _ in 0..1000 {
+        let (_, r) = call(http, reqwest::Method::GET, format!("{base}/api/runs/{run_id}"), None).await;
+        status = r["status"].clone();
+        if status == "completed" || status == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    status
 }
