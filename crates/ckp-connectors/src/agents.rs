@@ -35,6 +35,8 @@ pub struct StoreAgents {
     store: Arc<dyn Store>,
     client: reqwest::Client,
     turns: Mutex<HashMap<String, usize>>,
+    /// Consecutive failed calls (transport errors, 5xx) that open an agent's circuit.
+    offline_after: i64,
 }
 
 impl std::fmt::Debug for StoreAgents {
@@ -93,7 +95,13 @@ pub async fn probe_capabilities(base_url: &str) -> Result<Vec<Value>, String> {
 impl StoreAgents {
     /// Agents registered in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        StoreAgents { store, client: reqwest::Client::new(), turns: Mutex::new(HashMap::new()) }
+        StoreAgents { store, client: reqwest::Client::new(), turns: Mutex::new(HashMap::new()), offline_after: 3 }
+    }
+
+    /// Opens an agent's circuit after `n` consecutive failed calls (default 3).
+    pub fn with_offline_after(mut self, n: i64) -> Self {
+        self.offline_after = n.max(1);
+        self
     }
 
     /// The agents for `req` in the order to try them: online, same channel, circuit closed, capable; the
@@ -219,6 +227,20 @@ impl Agents for StoreAgents {
                 }
             };
             let _ = self.store.release_lease(&lease.lease_id).await;
+            // The circuit breaker: calls that could not reach the agent or got a 5xx count as failures; after
+            // `offline_after` in a row the agent goes offline with its circuit open until a health probe
+            // succeeds. A success after failures resets the count.
+            let unreachable = match &result {
+                Err(e) => {
+                    e.kind == ErrorKind::AgentUnavailable
+                        || e.kind == ErrorKind::Timeout
+                        || e.http_status.is_some_and(|s| s >= 500)
+                }
+                Ok(_) => false,
+            };
+            if unreachable || (result.is_ok() && agent.consecutive_failures > 0) {
+                let _ = self.store.record_agent_health(&agent.agent_id, !unreachable, self.offline_after).await;
+            }
             result
         })
     }

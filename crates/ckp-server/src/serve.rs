@@ -236,7 +236,10 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         Engine::new(
             store.clone(),
             Effects {
-                agents: Some(Arc::new(ckp_connectors::agents::StoreAgents::new(store.clone()))),
+                agents: Some(Arc::new(
+                    ckp_connectors::agents::StoreAgents::new(store.clone())
+                        .with_offline_after(config.agent_offline_after),
+                )),
                 http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
                 llm: config.llm_base_url.as_ref().map(|url| {
                     let mut llm = ckp_connectors::llm::LlmConfig::new(url.clone(), config.llm_model.clone());

@@ -472,3 +472,75 @@ async fn llm_steps_call_an_openai_compatible_server_with_retry_after_and_fallbac
     assert!(events.as_array().expect("events").iter().any(|e| e["event_type"] == "llm_usage"), "{events}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_call_failures_open_the_circuit_and_a_health_probe_closes_it() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let broken = Arc::new(AtomicBool::new(true));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (flag, counter, health_flag) = (broken.clone(), calls.clone(), broken.clone());
+    let app = Router::new()
+        .route(
+            "/execute",
+            post(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let failing = flag.load(Ordering::SeqCst);
+                async move {
+                    if failing {
+                        (StatusCode::BAD_GATEWAY, axum::Json(json!({"detail": "down"})))
+                    } else {
+                        (StatusCode::OK, axum::Json(json!({"status": "success", "result": {"ok": true}})))
+                    }
+                }
+            }),
+        )
+        // A broken agent's health check fails too (so no probe resets the count while it is down).
+        .route(
+            "/health",
+            get(move || {
+                let down = health_flag.load(Ordering::SeqCst);
+                async move { if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK } }
+            }),
+        );
+    let url = serve_agent(app).await;
+    let server = TestServer::start_with("dispatch-circuit", |c| {
+        c.agent_offline_after = 3;
+        c.agent_health_ms = 50;
+        c.agent_circuit_reset_ms = 300;
+    })
+    .await;
+    let agent = json!({"name": "C", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
+    assert_eq!(server.call("POST", "/api/agents", Some(agent)).await.0, 201);
+    server
+        .import(
+            json!({"procedure_id": "flaky", "version": "1", "global_config": {"max_retries": 5, "retry_delay_ms": 1},
+            "workflow_graph": {"start_node": "go", "nodes": {
+                "go": {"type": "sequence", "agent": "web", "steps": [
+                    {"step_id": "press", "action": "click", "retry_on_failure": true}], "next_node": "end"},
+                "end": {"type": "terminate"}}}}),
+        )
+        .await;
+    // Three failures in a row (502s, and failed health checks) open the circuit: the remaining retries find no
+    // agent to call.
+    let run = server.start_run("flaky", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    // Without the breaker the step would be called 6 times (1 + 5 retries); failed health checks count too.
+    let n = calls.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&n), "the open circuit stopped the calls after three failures: {n}");
+    let (_, a) = server.call("GET", "/api/agents/web_c", None).await;
+    assert_eq!(a["status"], "offline", "{a}");
+    assert!(a["circuit_open_at"].is_string(), "{a}");
+    // The agent recovers; after the reset period a health probe closes the circuit and steps flow again.
+    broken.store(false, Ordering::SeqCst);
+    for _ in 0..500 {
+        let (_, a) = server.call("GET", "/api/agents/web_c", None).await;
+        if a["status"] == "online" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let run = server.start_run("flaky", json!({})).await;
+    assert_eq!(server.wait_status(&run, &["completed", "failed"]).await["status"], "completed");
+    server.stop().await;
+}
