@@ -544,3 +544,31 @@ async fn repeated_call_failures_open_the_circuit_and_a_health_probe_closes_it() 
     assert_eq!(server.wait_status(&run, &["completed", "failed"]).await["status"], "completed");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_budget_stops_the_run_once_the_cost_passes_it() {
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            axum::Json(json!({"model": "m", "choices": [{"message": {"content": "long answer"}}],
+                              "usage": {"prompt_tokens": 200000, "completion_tokens": 100000}}))
+        }),
+    );
+    let url = serve_agent(app).await;
+    let server = TestServer::start_with("dispatch-budget", |c| c.llm_base_url = Some(format!("{url}/v1"))).await;
+    server
+        .import(json!({"procedure_id": "spender", "version": "1", "global_config": {"max_cost_usd": 0.01},
+            "workflow_graph": {"start_node": "ask", "nodes": {
+                "ask": {"type": "llm_action", "prompt": "write a lot", "next_node": "again"},
+                "again": {"type": "llm_action", "prompt": "and more", "next_node": "end"},
+                "end": {"type": "terminate"}}}}))
+        .await;
+    let run = server.start_run("spender", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(done["error_message"].as_str().unwrap_or_default().contains("LLM budget exceeded"), "{done}");
+    assert!(done["estimated_cost_usd"].as_f64().is_some_and(|c| c > 0.01), "{done}");
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    assert!(events.as_array().expect("events").iter().any(|e| e["event_type"] == "budget_exceeded"), "{events}");
+    server.stop().await;
+}
