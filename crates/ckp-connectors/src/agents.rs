@@ -216,7 +216,7 @@ impl Agents for StoreAgents {
             let agents = self.candidates(&req).await?;
             let (agent, lease) = self.lease(agents, &req).await?;
             // The lease is renewed while the call runs and released after it, whatever its outcome.
-            let call = self.call(&agent, &req);
+            let call = call_agent(&self.client, &agent.agent_id, &agent.base_url, &req);
             tokio::pin!(call);
             let every = (LEASE_TTL / 3).to_std().unwrap_or(Duration::from_secs(60));
             let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -246,39 +246,75 @@ impl Agents for StoreAgents {
     }
 }
 
-impl StoreAgents {
-    /// `POST {base_url}/execute` for `req` on `agent`.
-    async fn call(&self, agent: &AgentRow, req: &AgentRequest) -> Result<Value, StepError> {
-        let url = format!("{}/execute", agent.base_url.trim_end_matches('/'));
-        let body = json!({"action": req.action, "params": req.params, "run_id": req.run_id,
-                              "node_id": req.node_id, "step_id": req.step_id});
-        let failed = format!("Agent action '{}' failed", req.action);
-        let resp = self
-            .client
-            .post(&url)
-            .timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT))
-            .header("X-Run-ID", &req.run_id)
-            .header("X-Node-ID", &req.node_id)
-            .header("X-Step-ID", &req.step_id)
-            .header("Idempotency-Key", &req.idempotency_key)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                let mut err = transport_error(&e, &format!("{failed}: agent {} ({url})", agent.agent_id));
-                if e.is_connect() {
-                    err.kind = ErrorKind::AgentUnavailable;
-                }
-                err
-            })?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| transport_error(&e, &failed))?;
-        if !(200..300).contains(&status) {
-            let mut err = StepError::new(ErrorKind::AgentError, format!("{failed}: HTTP {status}"));
-            err.http_status = Some(status);
-            return Err(err);
-        }
-        envelope(&failed, &text)
+/// `POST {base_url}/execute` for `req`: LangOrch's body and headers plus `Idempotency-Key`, the strict envelope.
+pub async fn call_agent(
+    client: &reqwest::Client,
+    agent_id: &str,
+    base_url: &str,
+    req: &AgentRequest,
+) -> Result<Value, StepError> {
+    let url = format!("{}/execute", base_url.trim_end_matches('/'));
+    let body = json!({"action": req.action, "params": req.params, "run_id": req.run_id,
+                      "node_id": req.node_id, "step_id": req.step_id});
+    let failed = format!("Agent action '{}' failed", req.action);
+    let resp = client
+        .post(&url)
+        .timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT))
+        .header("X-Run-ID", &req.run_id)
+        .header("X-Node-ID", &req.node_id)
+        .header("X-Step-ID", &req.step_id)
+        .header("Idempotency-Key", &req.idempotency_key)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            let mut err = transport_error(&e, &format!("{failed}: agent {agent_id} ({url})"));
+            if e.is_connect() {
+                err.kind = ErrorKind::AgentUnavailable;
+            }
+            err
+        })?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.map_err(|e| transport_error(&e, &failed))?;
+    if !(200..300).contains(&status) {
+        let mut err = StepError::new(ErrorKind::AgentError, format!("{failed}: HTTP {status}"));
+        err.http_status = Some(status);
+        return Err(err);
+    }
+    envelope(&failed, &text)
+}
+
+/// Agents given as a fixed list of `(channel, base_url)` (`ckp run --agent web=http://...`): no registry,
+/// leases or health checks; round-robin among the channel's agents.
+#[derive(Debug)]
+pub struct StaticAgents {
+    agents: Vec<(String, String)>,
+    client: reqwest::Client,
+    turn: std::sync::atomic::AtomicUsize,
+}
+
+impl StaticAgents {
+    /// Agents by channel (matched case-insensitively).
+    pub fn new(agents: Vec<(String, String)>) -> Self {
+        StaticAgents { agents, client: reqwest::Client::new(), turn: std::sync::atomic::AtomicUsize::new(0) }
+    }
+}
+
+impl Agents for StaticAgents {
+    fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
+        Box::pin(async move {
+            let mine: Vec<&(String, String)> =
+                self.agents.iter().filter(|(c, _)| c.eq_ignore_ascii_case(&req.channel)).collect();
+            if mine.is_empty() {
+                return Err(StepError::new(
+                    ErrorKind::AgentUnavailable,
+                    format!("No agent for channel='{}' (give one with --agent {}=URL)", req.channel, req.channel),
+                ));
+            }
+            let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % mine.len();
+            let (channel, url) = mine[i];
+            call_agent(&self.client, channel, url, &req).await
+        })
     }
 }
 

@@ -52,6 +52,41 @@ pub struct RunArgs {
     /// Where subflows find their child procedures: every `*.ckp.json` in this directory (default: FILE's directory).
     #[arg(long, value_name = "DIR")]
     pub procedures: Option<PathBuf>,
+    /// An agent for a channel, `CHANNEL=URL` (LangOrch's `POST {URL}/execute` protocol). Repeatable.
+    #[arg(long = "agent", value_name = "CHANNEL=URL")]
+    pub agents: Vec<String>,
+    /// An OpenAI-compatible endpoint for `llm_action` nodes (the key from `CKP_LLM_API_KEY`).
+    #[arg(long, value_name = "URL")]
+    pub llm_base_url: Option<String>,
+    /// The model when a node names none.
+    #[arg(long, value_name = "MODEL", default_value = "gpt-4o-mini")]
+    pub llm_model: String,
+}
+
+/// The effects of `ckp run`: real HTTP, agents from `--agent`, the LLM from `--llm-base-url`, secrets from the
+/// environment (`LANGORCH_SECRET_NAME`).
+fn effects(args: &RunArgs) -> Result<Effects, String> {
+    let mut agents = Vec::new();
+    for a in &args.agents {
+        let (channel, url) = a.split_once('=').ok_or_else(|| format!("--agent {a}: expected CHANNEL=URL"))?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("--agent {a}: the URL must start with http:// or https://"));
+        }
+        agents.push((channel.trim().to_owned(), url.trim().to_owned()));
+    }
+    Ok(Effects {
+        agents: (!agents.is_empty()).then(|| {
+            Arc::new(ckp_connectors::agents::StaticAgents::new(agents)) as Arc<dyn ckp_engine::effects::Agents>
+        }),
+        http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
+        llm: args.llm_base_url.as_ref().map(|url| {
+            let mut config = ckp_connectors::llm::LlmConfig::new(url.clone(), args.llm_model.clone());
+            config.api_key = std::env::var("CKP_LLM_API_KEY").ok();
+            Arc::new(ckp_connectors::llm::OpenAiLlm::new(config)) as Arc<dyn ckp_engine::effects::Llm>
+        }),
+        secrets: Some(Arc::new(ckp_connectors::secrets::EnvSecrets::default())),
+        ..Effects::default()
+    })
 }
 
 /// Compiles every `*.ckp.json` of `dir` that compiles (children of subflows).
@@ -224,7 +259,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
             return Ok(EXIT_UNREADABLE);
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    let effects = match effects(args) {
+        Ok(e) => e,
+        Err(e) => {
+            writeln!(err, "ckp: {e}")?;
+            return Ok(EXIT_UNREADABLE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let json = args.events.is_some();
     let sink_out: Box<dyn Write + Send> = if json { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) };
     let timeline = Arc::new(Timeline { out: Mutex::new(sink_out), json, start: Instant::now() });
@@ -241,7 +283,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
         },
         None => Arc::new(MemoryJournal::new()),
     };
-    let engine = Engine::new(journal, Effects::default())
+    let engine = Engine::new(journal, effects)
         .with_sink(timeline)
         .with_config(config)
         .with_procedures(Arc::new(load_procedures(&dir)));

@@ -415,3 +415,39 @@ async fn wait_terminal(http: &reqwest::Client, base: &str, run_id: &str) -> Valu
     }
     status
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ckp_run_uses_agents_given_on_the_command_line() {
+    let app = axum::Router::new().route(
+        "/execute",
+        axum::routing::post(|axum::Json(body): axum::Json<Value>| async move {
+            axum::Json(json!({"status": "success", "result": {"echo": body["params"]["text"]}}))
+        }),
+    );
+    let url = spawn_agent(app).await;
+    let dir = std::env::temp_dir().join(format!("ckp-run-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("echo.ckp.json");
+    let doc = json!({"procedure_id": "echo_cli", "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
+        "go": {"type": "sequence", "agent": "Web", "steps": [
+            {"step_id": "say", "action": "echo", "text": "hello", "output_variable": "said"}], "next_node": "end"},
+        "end": {"type": "terminate"}}}});
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let run = |extra: Vec<String>| {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_ckp")).arg("run").arg(&file).args(extra).output().expect("runs")
+        })
+    };
+    let out = run(vec!["--agent".into(), format!("web={url}")]).await.expect("joined");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let outputs: Value = serde_json::from_slice(&out.stdout).expect("outputs");
+    assert_eq!(outputs["said"], json!({"echo": "hello"}));
+    let out = run(vec!["--agent".into(), "web".into()]).await.expect("joined");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected CHANNEL=URL"));
+    let out = run(vec![]).await.expect("joined");
+    assert_ne!(out.status.code(), Some(0), "no agent for the channel");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("channel='web'"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
