@@ -120,26 +120,44 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
-fn status_name(cp: &Checkpoint) -> String {
-    serde_json::to_value(cp.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit) -> Result<(), rusqlite::Error> {
     let at = now();
-    let checkpoint = serde_json::to_string(&commit.checkpoint).map_err(json_err)?;
+    let cp = &commit.checkpoint;
+    let checkpoint = serde_json::to_string(cp).map_err(json_err)?;
+    // The run row and the columns the API reads (outputs, timings, usage, the node it waits at) in one write.
+    let outputs = match (cp.status, &cp.outputs) {
+        (RunStatus::Completed, Some(o)) => Some(serde_json::to_string(o).map_err(json_err)?),
+        _ => None,
+    };
+    let error = cp.error.as_ref().filter(|_| cp.status == RunStatus::Failed).map(|e| e.message.as_str());
+    let terminal = cp.status.is_terminal();
     tx.prepare_cached(
-        "INSERT INTO runs (run_id, procedure_id, procedure_version, status, checkpoint, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+        "INSERT INTO runs (run_id, procedure_id, procedure_version, status, checkpoint, created_at, updated_at,
+                           output_vars, started_at, ended_at, error_message, last_node_id, prompt_tokens,
+                           completion_tokens, cost_usd, commits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, CASE WHEN ?9 THEN ?6 END, ?10, ?11, ?12, ?13, ?14, 1)
          ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, checkpoint = excluded.checkpoint,
-                                            updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, output_vars = excluded.output_vars, started_at = excluded.started_at,
+             ended_at = CASE WHEN ?9 THEN coalesce(runs.ended_at, excluded.updated_at) END,
+             error_message = excluded.error_message, last_node_id = coalesce(excluded.last_node_id, runs.last_node_id),
+             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+             cost_usd = excluded.cost_usd, commits = runs.commits + 1",
     )?
     .execute(params![
         run_id,
-        commit.checkpoint.procedure_id,
-        commit.checkpoint.procedure_version,
-        status_name(&commit.checkpoint),
+        cp.procedure_id,
+        cp.procedure_version,
+        crate::runs::status_text(cp.status),
         checkpoint,
-        at
+        at,
+        outputs,
+        opt_ts(cp.started_at),
+        terminal,
+        error,
+        cp.pending.first().map(|a| a.node_id.as_str()),
+        i64::try_from(cp.usage.prompt_tokens).unwrap_or(i64::MAX),
+        i64::try_from(cp.usage.completion_tokens).unwrap_or(i64::MAX),
+        cp.usage.cost_usd,
     ])?;
     if !commit.events.is_empty() {
         crate::events::append(tx, run_id, &commit.events)?;
@@ -169,34 +187,10 @@ fn approval_status(decision: &serde_json::Value) -> String {
     }
 }
 
-/// Keeps the columns the API reads (status, outputs, timings, usage, approvals, artifacts) in step with the
-/// checkpoint, inside the commit's transaction.
+/// Keeps what the API reads beside the run row (approvals, artifacts, the run's job) in step with the commit,
+/// inside its transaction.
 fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &str) -> Result<(), rusqlite::Error> {
     let cp = &commit.checkpoint;
-    let outputs = match (cp.status, &cp.outputs) {
-        (RunStatus::Completed, Some(o)) => Some(serde_json::to_string(o).map_err(json_err)?),
-        _ => None,
-    };
-    let error = cp.error.as_ref().filter(|_| cp.status == RunStatus::Failed).map(|e| e.message.clone());
-    tx.prepare_cached(
-        "UPDATE runs SET output_vars = ?2, started_at = ?3,
-             ended_at = CASE WHEN ?4 THEN coalesce(ended_at, ?5) ELSE NULL END,
-             error_message = ?6, last_node_id = coalesce(?7, last_node_id),
-             prompt_tokens = ?8, completion_tokens = ?9, cost_usd = ?10, commits = commits + 1
-         WHERE run_id = ?1",
-    )?
-    .execute(params![
-        run_id,
-        outputs,
-        opt_ts(cp.started_at),
-        cp.status.is_terminal(),
-        at,
-        error,
-        cp.pending.first().map(|a| a.node_id.as_str()),
-        i64::try_from(cp.usage.prompt_tokens).unwrap_or(i64::MAX),
-        i64::try_from(cp.usage.completion_tokens).unwrap_or(i64::MAX),
-        cp.usage.cost_usd,
-    ])?;
     for e in &commit.events {
         match e.event_type.as_str() {
             "run_created" => {
