@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
-use ckp_store::EventRow;
+use ckp_store::{EventRow, is_terminal};
 
 use crate::api::ApprovalOut;
 use crate::app::AppState;
@@ -35,10 +35,6 @@ const PAGE: i64 = 500;
 pub struct StreamParams {
     /// Resume after this event id (the `Last-Event-ID` header wins when both are given).
     pub last_event_id: Option<i64>,
-}
-
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "canceled")
 }
 
 /// How often an idle stream sends a keep-alive comment.

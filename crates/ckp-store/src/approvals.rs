@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::StoreError;
 use crate::decisions::decide_in;
-use crate::sqlite::SqliteStore;
+use crate::sqlite::{SqliteStore, json_col};
 
 /// An approval row.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,10 +49,6 @@ pub struct ApprovalRow {
 
 const COLUMNS: &str = "a.approval_id, a.run_id, a.approval_key, a.node_id, a.node_name, a.prompt, a.decision_type,
     a.options, a.context_data, a.status, a.decided_by, a.decision_payload, a.created_at, a.decided_at, a.expires_at";
-
-fn json_col(s: Option<String>) -> Option<Value> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-}
 
 fn row(r: &rusqlite::Row<'_>, with_run: bool) -> Result<ApprovalRow, rusqlite::Error> {
     Ok(ApprovalRow {

@@ -8,8 +8,8 @@ use ckp_engine::journal::{Checkpoint, Commit, PendingApproval};
 use rusqlite::{OptionalExtension, params};
 
 use crate::StoreError;
-use crate::queue::{enqueue_in, ts_now};
-use crate::sqlite::{SqliteStore, apply, parse_checkpoint};
+use crate::queue::enqueue_in;
+use crate::sqlite::{SqliteStore, apply, now, parse_checkpoint};
 
 /// Priority of a run resumed by a decision (LangOrch requeues at 10).
 pub const DECISION_PRIORITY: i64 = 10;
@@ -20,7 +20,7 @@ pub(crate) fn decide_in(
     run_id: &str,
     decision: Decision,
 ) -> Result<Result<Vec<PendingApproval>, StoreError>, rusqlite::Error> {
-    let now = chrono::Utc::now();
+    let at = chrono::Utc::now();
     let (mut run, mut decision) = (run_id.to_owned(), decision);
     let mut first: Option<Vec<PendingApproval>> = None;
     loop {
@@ -30,7 +30,7 @@ pub(crate) fn decide_in(
             .optional()?;
         let Some(text) = text else { return Ok(Err(StoreError::NotFound(format!("run {run} not found")))) };
         let mut cp: Checkpoint = parse_checkpoint(&text)?;
-        let applied = match apply_decision(&mut cp, &run, decision, now) {
+        let applied = match apply_decision(&mut cp, &run, decision, at) {
             Ok(a) => a,
             Err(EngineError::InvalidState { message, .. }) => return Ok(Err(StoreError::Conflict(message))),
             Err(e) => return Ok(Err(StoreError::Conflict(e.to_string()))),
@@ -39,7 +39,7 @@ pub(crate) fn decide_in(
         if first.is_none() {
             // Only the top-level run is queued: a child run is executed by its parent.
             if applied.still_pending.is_empty() {
-                let now = ts_now();
+                let now = now();
                 enqueue_in(tx, &run, DECISION_PRIORITY, &now, &now)?;
             }
             first = Some(applied.still_pending);

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use ckp_engine::Event;
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
@@ -103,7 +103,7 @@ pub(crate) fn after(c: &Connection, run_id: &str, after: i64, limit: i64) -> Res
             node_id: e.node_id,
             step_id: e.step_id,
             payload: (!matches!(payload, "{}" | "null" | "")).then(|| payload.to_owned()),
-            created_at: e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            created_at: crate::sqlite::ts(e.created_at),
         });
         out.len() < limit
     })?;

@@ -25,7 +25,9 @@ pub use decisions::DECISION_PRIORITY;
 pub use procedures::{ProcedureFilter, ProcedureRecord};
 pub use queue::Job;
 pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
-pub use runs::{EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, status_text};
+pub use runs::{
+    EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, is_terminal, status_text,
+};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::Store;
 

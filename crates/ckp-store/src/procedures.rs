@@ -3,11 +3,10 @@
 //! verbatim; compiling it is the caller's business (the catalog in `ckp-server` compiles once per version and
 //! caches).
 
-use chrono::{SecondsFormat, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::StoreError;
-use crate::sqlite::SqliteStore;
+use crate::sqlite::{SqliteStore, now};
 
 /// A stored procedure version.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,10 +91,6 @@ fn get_in(
             .query_row(params![id], row)
             .optional(),
     }
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 impl SqliteStore {

@@ -2,11 +2,11 @@
 //! timers), reclaim of expired leases, and pushed wake-ups for workers in this process. Claims go through the
 //! writer connection in short `BEGIN IMMEDIATE` transactions, so two workers can never hold the same job.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::StoreError;
-use crate::sqlite::SqliteStore;
+use crate::sqlite::{SqliteStore, ts};
 
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +19,6 @@ pub struct Job {
     pub attempts: i64,
     /// Until when the lease holds.
     pub locked_until: DateTime<Utc>,
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn parse_ts(s: &str) -> DateTime<Utc> {
@@ -46,11 +42,6 @@ pub(crate) fn enqueue_in(
     )?
     .execute(params![run_id, priority, available_at, now])?;
     Ok(())
-}
-
-/// The current time as the store writes it.
-pub(crate) fn ts_now() -> String {
-    ts(Utc::now())
 }
 
 impl SqliteStore {

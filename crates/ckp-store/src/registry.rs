@@ -1,16 +1,12 @@
 //! Projects, agents, resource leases and artifact metadata: small tables with plain CRUD. Duplicates are
 //! [`StoreError::Conflict`], unknown ids [`StoreError::NotFound`]; nothing here is ever a silent overwrite.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use crate::StoreError;
-use crate::sqlite::SqliteStore;
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+use crate::sqlite::{SqliteStore, ts};
 
 /// A project.
 #[derive(Debug, Clone, PartialEq, Eq)]

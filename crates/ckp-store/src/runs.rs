@@ -7,8 +7,8 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use crate::StoreError;
-use crate::queue::{enqueue_in, ts_now};
-use crate::sqlite::{SqliteStore, apply, parse_checkpoint};
+use crate::queue::enqueue_in;
+use crate::sqlite::{SqliteStore, apply, json_col, now, parse_checkpoint};
 
 /// What the caller knows about a new run beyond its first commit.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -77,10 +77,6 @@ pub struct RunRow {
 const RUN_COLUMNS: &str = "run_id, procedure_id, procedure_version, status, input_vars, output_vars, prompt_tokens,
     completion_tokens, cost_usd, started_at, ended_at, last_node_id, error_message, parent_run_id, trigger_type,
     triggered_by, project_id, case_id, created_at, updated_at, commits";
-
-fn json_col(s: Option<String>) -> Option<Value> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-}
 
 fn run_row(r: &rusqlite::Row<'_>) -> Result<RunRow, rusqlite::Error> {
     Ok(RunRow {
@@ -245,7 +241,7 @@ impl SqliteStore {
                 )?
                 .execute(params![run.run_id, input, run.project_id, run.case_id, run.trigger_type, run.triggered_by])?;
                 if queue {
-                    let now = ts_now();
+                    let now = now();
                     enqueue_in(tx, &run.run_id, 0, &now, &now)?;
                 }
                 get_run_in(tx, &run.run_id)
@@ -317,7 +313,7 @@ impl SqliteStore {
                         status_text(cp.status)
                     ))));
                 }
-                let now = ts_now();
+                let now = now();
                 tx.prepare_cached("UPDATE runs SET cancellation_requested = 1, updated_at = ?2 WHERE run_id = ?1")?
                     .execute(params![run_id, now])?;
                 if job_state(tx, &run_id)?.as_deref() == Some("running") {
@@ -398,7 +394,7 @@ impl SqliteStore {
                     created_at: chrono::Utc::now(),
                 };
                 apply(tx, &run_id, &Commit { events: vec![event], steps: Vec::new(), checkpoint: fresh })?;
-                let now = ts_now();
+                let now = now();
                 tx.prepare_cached(
                     "UPDATE runs SET cancellation_requested = 0, error_message = NULL, ended_at = NULL WHERE run_id = ?1",
                 )?
@@ -530,6 +526,11 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// True for the names of terminal statuses (completed, failed, canceled).
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "canceled")
 }
 
 /// LangOrch's name of a status.

@@ -112,8 +112,19 @@ pub(crate) fn parse_checkpoint(text: &str) -> Result<Checkpoint, rusqlite::Error
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+/// A time as the store writes it: RFC 3339 UTC with microseconds and `Z` (so text order is time order).
+pub(crate) fn ts(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The current time as the store writes it.
+pub(crate) fn now() -> String {
+    ts(Utc::now())
+}
+
+/// A JSON text column (None when absent or unreadable).
+pub(crate) fn json_col(s: Option<String>) -> Option<serde_json::Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
@@ -175,7 +186,7 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commi
 }
 
 fn opt_ts(t: Option<chrono::DateTime<Utc>>) -> Option<String> {
-    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    t.map(ts)
 }
 
 /// The status an approval takes from a decision value.
@@ -236,7 +247,7 @@ fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &st
                     text("name"),
                     text("mime_type"),
                     e.payload.get("size_bytes").and_then(serde_json::Value::as_i64),
-                    e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true)
+                    ts(e.created_at)
                 ])?;
             }
             _ => {}

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use ckp_engine::Engine;
 use ckp_engine::journal::{Commit, StepRecord};
-use ckp_store::{NewRun, RunChange, RunFilter, RunRow, StoreError};
+use ckp_store::{NewRun, RunChange, RunFilter, RunRow, StoreError, is_terminal};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
@@ -391,10 +391,6 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
             return Ok(Json((&run(&state, &id).await?).into()));
         }
     }
-}
-
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "canceled")
 }
 
 /// Runs a failed or canceled run again from its start node with its original inputs; external calls that had
