@@ -35,48 +35,53 @@ struct Stored<'a> {
     created_at: DateTime<Utc>,
 }
 
-fn encode(events: &[Event]) -> Result<Vec<u8>, rusqlite::Error> {
-    let json = serde_json::to_vec(events).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+/// A batch as the backends read it: `(batch_id, compressed data)`.
+pub(crate) type Batch = (i64, Vec<u8>);
+
+/// Compresses a commit's events into a batch's data.
+pub(crate) fn encode(events: &[Event]) -> Result<Vec<u8>, String> {
+    let json = serde_json::to_vec(events).map_err(|e| e.to_string())?;
     let mut enc = DeflateEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
-    enc.write_all(&json).and_then(|()| enc.finish()).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    enc.write_all(&json).and_then(|()| enc.finish()).map_err(|e| e.to_string())
 }
 
-fn decode(data: &[u8]) -> Result<Vec<u8>, rusqlite::Error> {
+fn decode(data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(data.len() * 6);
-    DeflateDecoder::new(data)
-        .read_to_end(&mut out)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
+    DeflateDecoder::new(data).read_to_end(&mut out).map_err(|e| format!("unreadable event batch: {e}"))?;
     Ok(out)
 }
 
-fn parse_err(e: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+/// Splits a commit's events into the chunks stored as batches (a commit with more than [`MAX_BATCH`] is split).
+pub(crate) fn chunks(events: &[Event]) -> std::slice::Chunks<'_, Event> {
+    events.chunks(MAX_BATCH)
+}
+
+/// The first batch that can hold an event with an id above `after`.
+pub(crate) fn first_batch(after: i64) -> i64 {
+    after.max(0) >> INDEX_BITS
 }
 
 /// Appends `events` to `run_id`'s log.
 pub(crate) fn append(tx: &Connection, run_id: &str, events: &[Event]) -> Result<(), rusqlite::Error> {
     let mut insert = tx.prepare_cached("INSERT INTO run_event_batches (run_id, events, data) VALUES (?1, ?2, ?3)")?;
-    for chunk in events.chunks(MAX_BATCH) {
-        insert.execute(params![run_id, chunk.len() as i64, encode(chunk)?])?;
+    for chunk in chunks(events) {
+        let data = encode(chunk).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        insert.execute(params![run_id, chunk.len() as i64, data])?;
     }
     Ok(())
 }
 
-/// Calls `each` with every event of `run_id` whose id is above `after`, in order, until it returns false.
-fn scan(
-    c: &Connection,
-    run_id: &str,
+/// Calls `each` with every event whose id is above `after` in `batches` (in batch order), until it returns false.
+fn scan<E>(
+    batches: impl IntoIterator<Item = Result<Batch, E>>,
     after: i64,
+    err: fn(String) -> E,
     mut each: impl FnMut(i64, Stored<'_>) -> bool,
-) -> Result<(), rusqlite::Error> {
-    let mut stmt = c.prepare_cached(
-        "SELECT batch_id, data FROM run_event_batches WHERE run_id = ?1 AND batch_id >= ?2 ORDER BY batch_id",
-    )?;
-    let mut rows = stmt.query(params![run_id, after.max(0) >> INDEX_BITS])?;
-    while let Some(row) = rows.next()? {
-        let batch: i64 = row.get(0)?;
-        let json = decode(row.get_ref(1)?.as_blob()?)?;
-        let events: Vec<Stored<'_>> = serde_json::from_slice(&json).map_err(parse_err)?;
+) -> Result<(), E> {
+    for batch in batches {
+        let (batch, data) = batch?;
+        let json = decode(&data).map_err(err)?;
+        let events: Vec<Stored<'_>> = serde_json::from_slice(&json).map_err(|e| err(e.to_string()))?;
         for (i, e) in events.into_iter().enumerate() {
             let id = (batch << INDEX_BITS) | i as i64;
             if id > after && !each(id, e) {
@@ -87,14 +92,20 @@ fn scan(
     Ok(())
 }
 
-/// Events of `run_id` after `after`, at most `limit`.
-pub(crate) fn after(c: &Connection, run_id: &str, after: i64, limit: i64) -> Result<Vec<EventRow>, rusqlite::Error> {
+/// The rows of the events above `after` in `batches`, at most `limit`.
+pub(crate) fn rows_after<E>(
+    batches: impl IntoIterator<Item = Result<Batch, E>>,
+    err: fn(String) -> E,
+    run_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, E> {
     let mut out = Vec::new();
     let limit = usize::try_from(limit).unwrap_or(0);
     if limit == 0 {
         return Ok(out);
     }
-    scan(c, run_id, after, |event_id, e| {
+    scan(batches, after, err, |event_id, e| {
         let payload = e.payload.get();
         out.push(EventRow {
             event_id,
@@ -110,11 +121,14 @@ pub(crate) fn after(c: &Connection, run_id: &str, after: i64, limit: i64) -> Res
     Ok(out)
 }
 
-/// Every event of `run_id`, as the engine wrote them.
-pub(crate) fn all(c: &Connection, run_id: &str) -> Result<Vec<Event>, rusqlite::Error> {
+/// Every event in `batches`, as the engine wrote them.
+pub(crate) fn events_of<E>(
+    batches: impl IntoIterator<Item = Result<Batch, E>>,
+    err: fn(String) -> E,
+) -> Result<Vec<Event>, E> {
     let mut out = Vec::new();
     let mut failed = None;
-    scan(c, run_id, -1, |_, e| match serde_json::from_str(e.payload.get()) {
+    scan(batches, -1, err, |_, e| match serde_json::from_str(e.payload.get()) {
         Ok(payload) => {
             out.push(Event {
                 event_type: e.event_type.into_owned(),
@@ -125,18 +139,21 @@ pub(crate) fn all(c: &Connection, run_id: &str) -> Result<Vec<Event>, rusqlite::
             });
             true
         }
-        Err(err) => {
-            failed = Some(parse_err(err));
+        Err(e) => {
+            failed = Some(err(e.to_string()));
             false
         }
     })?;
     failed.map_or(Ok(out), Err)
 }
 
-/// (total, `error` + `run_failed`, `run_retry_requested`) counts of `run_id`'s events.
-pub(crate) fn counts(c: &Connection, run_id: &str) -> Result<(i64, i64, i64), rusqlite::Error> {
+/// (total, `error` + `run_failed`, `run_retry_requested`) counts of the events in `batches`.
+pub(crate) fn counts_of<E>(
+    batches: impl IntoIterator<Item = Result<Batch, E>>,
+    err: fn(String) -> E,
+) -> Result<(i64, i64, i64), E> {
     let (mut total, mut errors, mut retries) = (0, 0, 0);
-    scan(c, run_id, -1, |_, e| {
+    scan(batches, -1, err, |_, e| {
         total += 1;
         match e.event_type.as_ref() {
             "error" | "run_failed" => errors += 1,
@@ -146,6 +163,39 @@ pub(crate) fn counts(c: &Connection, run_id: &str) -> Result<(i64, i64, i64), ru
         true
     })?;
     Ok((total, errors, retries))
+}
+
+fn sqlite_err(e: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
+}
+
+/// Reads `run_id`'s batches from `from` on and hands them to `f`.
+fn with_batches<T>(
+    c: &Connection,
+    run_id: &str,
+    from: i64,
+    f: impl FnOnce(&mut dyn Iterator<Item = Result<Batch, rusqlite::Error>>) -> Result<T, rusqlite::Error>,
+) -> Result<T, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT batch_id, data FROM run_event_batches WHERE run_id = ?1 AND batch_id >= ?2 ORDER BY batch_id",
+    )?;
+    let mut rows = stmt.query_map(params![run_id, from], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    f(&mut rows)
+}
+
+/// Events of `run_id` after `after`, at most `limit`.
+pub(crate) fn after(c: &Connection, run_id: &str, after: i64, limit: i64) -> Result<Vec<EventRow>, rusqlite::Error> {
+    with_batches(c, run_id, first_batch(after), |b| rows_after(b, sqlite_err, run_id, after, limit))
+}
+
+/// Every event of `run_id`, as the engine wrote them.
+pub(crate) fn all(c: &Connection, run_id: &str) -> Result<Vec<Event>, rusqlite::Error> {
+    with_batches(c, run_id, 0, |b| events_of(b, sqlite_err))
+}
+
+/// (total, `error` + `run_failed`, `run_retry_requested`) counts of `run_id`'s events.
+pub(crate) fn counts(c: &Connection, run_id: &str) -> Result<(i64, i64, i64), rusqlite::Error> {
+    with_batches(c, run_id, 0, |b| counts_of(b, sqlite_err))
 }
 
 /// Migration 0005: moves the rows of the old `run_events` table into batches (one per run, in event order) and

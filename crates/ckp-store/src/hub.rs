@@ -36,6 +36,17 @@ impl Hub {
         }
     }
 
+    /// Announces that anything may have changed (a missed-notice gap, such as a lost database connection):
+    /// every follower re-reads.
+    pub(crate) fn publish_everything(&self) {
+        self.all.send_modify(|n| *n = n.wrapping_add(1));
+        if let Ok(runs) = self.runs.lock() {
+            for tx in runs.values() {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+
     /// Follows one run.
     pub(crate) fn watch_run(&self, run_id: &str) -> watch::Receiver<u64> {
         let Ok(mut runs) = self.runs.lock() else { return watch::channel(0).1 };

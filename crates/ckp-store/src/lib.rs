@@ -2,7 +2,8 @@
 //! and its embedded SQLite implementation — runs with their checkpoint, event batches and step records, the API's
 //! tables (procedures, approvals, projects, agents, leases, artifacts), the job queue of DESIGN §4 (leases,
 //! heartbeats, reclaim, durable timers, pushed wake-ups), change notices for SSE, versioned migrations — and the
-//! conformance suite every backend must pass. The PostgreSQL store (issue 8) implements the same trait.
+//! conformance suite every backend must pass — and the PostgreSQL store ([`PgStore`]) implementing the same trait
+//! for several processes on one database.
 //!
 //! SQLite discipline (STYLE.md): WAL, `synchronous=NORMAL` by default (`FULL` on request), foreign keys on, a busy
 //! timeout, one writer thread that owns the only write connection and groups every queued write into one
@@ -13,6 +14,7 @@ pub mod conformance;
 mod decisions;
 mod events;
 mod hub;
+mod pg;
 mod procedures;
 mod queue;
 mod registry;
@@ -22,6 +24,7 @@ mod store;
 
 pub use approvals::{ApprovalDecision, ApprovalRow};
 pub use decisions::DECISION_PRIORITY;
+pub use pg::{PgOptions, PgStore};
 pub use procedures::{ProcedureFilter, ProcedureRecord};
 pub use queue::Job;
 pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
@@ -57,6 +60,12 @@ pub enum StoreError {
     /// A write failed.
     #[error("write failed: {0}")]
     Write(String),
+    /// PostgreSQL refused an operation, or the connection failed.
+    #[error("database: {0}")]
+    Database(String),
+    /// An argument the store cannot use (a malformed time, a bad database URL).
+    #[error("{0}")]
+    Invalid(String),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

@@ -190,7 +190,7 @@ fn opt_ts(t: Option<chrono::DateTime<Utc>>) -> Option<String> {
 }
 
 /// The status an approval takes from a decision value.
-fn approval_status(decision: &serde_json::Value) -> String {
+pub(crate) fn approval_status(decision: &serde_json::Value) -> String {
     match decision.as_str() {
         Some("timed_out") => "timeout".into(),
         Some(s) => s.to_owned(),
@@ -430,6 +430,11 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// One process owns an embedded database, so it always runs the singleton loops.
+    pub fn is_leader(&self) -> bool {
+        true
     }
 
     /// A watch that changes after each commit touching `run_id` (several commits may show as one change).

@@ -1,9 +1,9 @@
 //! The [`Store`] trait: everything the server and its workers ask of durable storage, beyond the engine's
-//! [`Journal`]. The SQLite store implements it here; the PostgreSQL store (issue 8) implements the same trait and
-//! must pass the same conformance suite ([`crate::conformance`]).
+//! [`Journal`]. The SQLite and PostgreSQL stores implement it and pass the same conformance suite
+//! ([`crate::conformance`]).
 //!
 //! The contract is written once, in the macro call below: each entry becomes a trait method returning a boxed
-//! future, and the SQLite implementation forwards to `SqliteStore`'s inherent method of the same name.
+//! future, and each implementation (`SqliteStore`, `PgStore`) forwards to its inherent method of the same name.
 
 use chrono::{DateTime, Utc};
 use ckp_engine::effects::BoxFuture;
@@ -15,10 +15,10 @@ use crate::procedures::{ProcedureFilter, ProcedureRecord};
 use crate::queue::Job;
 use crate::registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
 use crate::runs::{EventRow, NewRun, QueueStats, RunChange, RunFilter, RunRow, StepRow};
-use crate::{SqliteStore, StoreError};
+use crate::{PgStore, SqliteStore, StoreError};
 
 macro_rules! store_contract {
-    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty; )*) => {
+    (@trait $( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty; )*) => {
         /// Durable storage of procedures, runs, approvals, jobs and the registry tables. Every write is atomic
         /// and visible to every reader once its future resolves.
         pub trait Store: Journal + Send + Sync + std::fmt::Debug {
@@ -26,20 +26,32 @@ macro_rules! store_contract {
             fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64>;
             /// A watch that changes after every commit.
             fn watch_all(&self) -> tokio::sync::watch::Receiver<u64>;
+            /// Whether this process runs the singleton loops (lease reclaim, agent health): always for an
+            /// embedded database, for the elected process on a shared one.
+            fn is_leader(&self) -> bool;
             $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, $ret>; )*
         }
-
-        impl Store for SqliteStore {
+    };
+    (@impl $store:ident; $( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty; )*) => {
+        impl Store for $store {
             fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64> {
-                SqliteStore::watch_run(self, run_id)
+                $store::watch_run(self, run_id)
             }
             fn watch_all(&self) -> tokio::sync::watch::Receiver<u64> {
-                SqliteStore::watch_all(self)
+                $store::watch_all(self)
+            }
+            fn is_leader(&self) -> bool {
+                $store::is_leader(self)
             }
             $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, $ret> {
-                Box::pin(SqliteStore::$name(self $(, $arg)*))
+                Box::pin($store::$name(self $(, $arg)*))
             } )*
         }
+    };
+    ($($contract:tt)*) => {
+        store_contract!(@trait $($contract)*);
+        store_contract!(@impl SqliteStore; $($contract)*);
+        store_contract!(@impl PgStore; $($contract)*);
     };
 }
 

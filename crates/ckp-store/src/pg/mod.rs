@@ -1,0 +1,590 @@
+//! The PostgreSQL store (issue 8): the same [`crate::Store`] contract as SQLite, for several ckp processes on one
+//! database. Every write is one short transaction on a pooled connection (no transaction is held across anything
+//! but its own statements); claims take the best ready job with `FOR UPDATE SKIP LOCKED`; commits and enqueues
+//! send `NOTIFY` inside their transaction, so every process's streams and idle workers hear about them; one
+//! session per process listens, and holds the advisory lock that elects the leader for singleton loops.
+//!
+//! Concurrency rules: a transaction that changes a run locks its `runs` row first (the journal upsert, or
+//! `SELECT … FOR UPDATE`), then its job row, so one run's commits are serialized in the order their event batch ids
+//! are taken, and two processes never deadlock on a run and its job.
+
+mod queue;
+mod registry;
+mod runs;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ckp_engine::effects::BoxFuture;
+use ckp_engine::journal::{Commit, Journal, RunStatus, StepRecord, Stored};
+use ckp_engine::{EngineError, Event};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
+use tokio_postgres::{AsyncMessage, NoTls, Row};
+
+use crate::StoreError;
+use crate::hub::Hub;
+use crate::runs::status_text;
+use crate::sqlite::ts;
+
+/// The migrations, in order; the index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_schema.sql")];
+
+/// Advisory lock held while migrating (one process migrates, the others wait); per schema.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/ckp-migrate', 0))";
+/// Advisory lock held by the leader for the whole life of its listening session; per schema.
+const LEADER_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/ckp-leader', 0))";
+/// Channel of run change notices (payload: the run id), suffixed with the md5 of the schema's name.
+const RUNS_CHANNEL: &str = "ckp_runs_";
+/// Channel of job wake-ups, suffixed like [`RUNS_CHANNEL`].
+const JOBS_CHANNEL: &str = "ckp_jobs_";
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Most pooled connections of this process.
+    pub pool_size: usize,
+    /// How long a caller waits for a pooled connection (or a new one) before failing.
+    pub acquire_timeout: Duration,
+    /// How often a process that is not the leader tries to become it.
+    pub leader_poll: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions { pool_size: 16, acquire_timeout: Duration::from_secs(10), leader_poll: Duration::from_secs(1) }
+    }
+}
+
+/// A store on PostgreSQL.
+pub struct PgStore {
+    pool: Pool,
+    hub: Arc<Hub>,
+    wake: Arc<tokio::sync::Notify>,
+    leader: Arc<AtomicBool>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("pool", &self.pool.status()).finish()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    // The server's message (a constraint, a type) is more useful than the driver's "db error".
+    match e.as_db_error() {
+        Some(d) => StoreError::Database(format!("{}: {}", d.code().code(), d.message())),
+        None => StoreError::Database(e.to_string()),
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        db(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Database(format!("no database connection: {e}"))
+    }
+}
+
+fn journal(e: StoreError) -> EngineError {
+    EngineError::Journal(e.to_string())
+}
+
+/// A timestamp column as the API shows it.
+pub(crate) fn t(r: &Row, i: usize) -> Result<String, StoreError> {
+    Ok(ts(r.try_get::<_, DateTime<Utc>>(i)?))
+}
+
+/// An optional timestamp column as the API shows it.
+pub(crate) fn ot(r: &Row, i: usize) -> Result<Option<String>, StoreError> {
+    Ok(r.try_get::<_, Option<DateTime<Utc>>>(i)?.map(ts))
+}
+
+/// Parses a time given by an API caller (RFC 3339).
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| StoreError::Invalid(format!("`{s}` is not an RFC 3339 time: {e}")))
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Write(format!("cannot encode: {e}"))
+}
+
+/// Writes a journal commit inside `tx`: the run row with the API's columns (locking it), the event batch, the
+/// step records, and what derives from them (approvals, artifacts, the run's job); announces the run.
+pub(crate) async fn apply(tx: &Transaction<'_>, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
+    let at = Utc::now();
+    let cp = &commit.checkpoint;
+    let checkpoint = serde_json::to_string(cp).map_err(json_err)?;
+    let outputs = match (cp.status, &cp.outputs) {
+        (RunStatus::Completed, Some(o)) => Some(serde_json::to_string(o).map_err(json_err)?),
+        _ => None,
+    };
+    let error = cp.error.as_ref().filter(|_| cp.status == RunStatus::Failed).map(|e| e.message.as_str());
+    let terminal = cp.status.is_terminal();
+    let upsert = tx
+        .prepare_cached(
+            "INSERT INTO runs (run_id, procedure_id, procedure_version, status, checkpoint, created_at, updated_at,
+                               output_vars, started_at, ended_at, error_message, last_node_id, prompt_tokens,
+                               completion_tokens, cost_usd, commits)
+             VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $6::timestamptz, $7, $8,
+                     CASE WHEN $9::boolean THEN $6::timestamptz END, $10, $11, $12, $13, $14, 1)
+             ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, checkpoint = excluded.checkpoint,
+                 updated_at = excluded.updated_at, output_vars = excluded.output_vars, started_at = excluded.started_at,
+                 ended_at = CASE WHEN $9::boolean THEN coalesce(runs.ended_at, excluded.updated_at) END,
+                 error_message = excluded.error_message, last_node_id = coalesce(excluded.last_node_id, runs.last_node_id),
+                 prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+                 cost_usd = excluded.cost_usd, commits = runs.commits + 1",
+        )
+        .await?;
+    tx.execute(
+        &upsert,
+        &[
+            &run_id,
+            &cp.procedure_id,
+            &cp.procedure_version,
+            &status_text(cp.status),
+            &checkpoint,
+            &at,
+            &outputs,
+            &cp.started_at,
+            &terminal,
+            &error,
+            &cp.pending.first().map(|a| a.node_id.as_str()),
+            &i64::try_from(cp.usage.prompt_tokens).unwrap_or(i64::MAX),
+            &i64::try_from(cp.usage.completion_tokens).unwrap_or(i64::MAX),
+            &cp.usage.cost_usd,
+        ],
+    )
+    .await?;
+    if !commit.events.is_empty() {
+        let insert =
+            tx.prepare_cached("INSERT INTO run_event_batches (run_id, events, data) VALUES ($1, $2, $3)").await?;
+        for chunk in crate::events::chunks(&commit.events) {
+            let data = crate::events::encode(chunk).map_err(StoreError::Write)?;
+            tx.execute(&insert, &[&run_id, &(chunk.len() as i64), &data]).await?;
+        }
+    }
+    derive(tx, run_id, commit, at).await?;
+    if !commit.steps.is_empty() {
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO step_results (run_id, key, record, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (run_id, key) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+            )
+            .await?;
+        for (key, record) in &commit.steps {
+            let record = serde_json::to_string(record).map_err(json_err)?;
+            tx.execute(&upsert, &[&run_id, key, &record, &at]).await?;
+        }
+    }
+    notify_run(tx, run_id).await
+}
+
+/// Announces a change of `run_id` to every process when the transaction commits.
+pub(crate) async fn notify_run(tx: &Transaction<'_>, run_id: &str) -> Result<(), StoreError> {
+    let stmt = tx.prepare_cached("SELECT pg_notify($1 || md5(current_schema()), $2)").await?;
+    tx.execute(&stmt, &[&RUNS_CHANNEL, &run_id]).await?;
+    Ok(())
+}
+
+/// Wakes idle workers of every process when the transaction commits.
+pub(crate) async fn notify_jobs(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let stmt = tx.prepare_cached("SELECT pg_notify($1 || md5(current_schema()), '')").await?;
+    tx.execute(&stmt, &[&JOBS_CHANNEL]).await?;
+    Ok(())
+}
+
+/// The approvals, artifacts and job that follow from a commit (see the SQLite store's `derive`).
+async fn derive(tx: &Transaction<'_>, run_id: &str, commit: &Commit, at: DateTime<Utc>) -> Result<(), StoreError> {
+    let cp = &commit.checkpoint;
+    for e in &commit.events {
+        match e.event_type.as_str() {
+            "run_created" => {
+                if let Some(parent) = e.payload.get("parent_run_id").and_then(|v| v.as_str()) {
+                    let stmt = tx.prepare_cached("UPDATE runs SET parent_run_id = $2 WHERE run_id = $1").await?;
+                    tx.execute(&stmt, &[&run_id, &parent]).await?;
+                }
+            }
+            "approval_decision_received" => {
+                let decision = e.payload.get("decision").cloned().unwrap_or_default();
+                let mut payload = serde_json::Map::new();
+                payload.insert("decision".into(), decision.clone());
+                if let Some(c) = e.payload.get("comment").filter(|c| !c.is_null()) {
+                    payload.insert("comment".into(), c.clone());
+                }
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE approvals SET status = $2, decided_by = $3, decision_payload = $4, decided_at = $5,
+                             updated_at = $5
+                         WHERE approval_id = $1 AND status = 'pending'",
+                    )
+                    .await?;
+                tx.execute(
+                    &stmt,
+                    &[
+                        &e.payload.get("approval_id").and_then(|v| v.as_str()),
+                        &crate::sqlite::approval_status(&decision),
+                        &e.payload.get("decided_by").and_then(|v| v.as_str()),
+                        &serde_json::Value::Object(payload).to_string(),
+                        &at,
+                    ],
+                )
+                .await?;
+            }
+            "artifact_created" => {
+                let text = |k: &str| e.payload.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                let Some(uri) = text("uri") else { continue };
+                let id = text("artifact_id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO artifacts (artifact_id, run_id, node_id, step_id, kind, uri, name, mime_type,
+                                                size_bytes, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (artifact_id) DO NOTHING",
+                    )
+                    .await?;
+                tx.execute(
+                    &stmt,
+                    &[
+                        &id,
+                        &run_id,
+                        &e.node_id,
+                        &e.step_id,
+                        &text("kind").unwrap_or_else(|| "artifact".into()),
+                        &uri,
+                        &text("name"),
+                        &text("mime_type"),
+                        &e.payload.get("size_bytes").and_then(serde_json::Value::as_i64),
+                        &e.created_at,
+                    ],
+                )
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    let settled = cp.status.is_terminal()
+        || (cp.status == RunStatus::WaitingApproval && cp.pending.iter().all(|a| a.expires_at.is_none()));
+    if settled {
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE run_jobs SET state = CASE WHEN rerun THEN 'queued' ELSE 'done' END, rerun = false,
+                     locked_by = NULL, locked_until = NULL, updated_at = $2
+                 WHERE run_id = $1 AND state = 'running'",
+            )
+            .await?;
+        tx.execute(&stmt, &[&run_id, &at]).await?;
+    }
+    if cp.call_stack.is_empty() {
+        if !cp.pending.is_empty() {
+            let ask = tx
+                .prepare_cached(
+                    "INSERT INTO approvals (approval_id, run_id, approval_key, node_id, node_name, prompt,
+                                            decision_type, options, context_data, status, created_at, expires_at,
+                                            updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $10)
+                     ON CONFLICT (run_id, approval_key) DO UPDATE SET status = 'pending', decided_by = NULL,
+                         decision_payload = NULL, decided_at = NULL, prompt = excluded.prompt,
+                         options = excluded.options, context_data = excluded.context_data,
+                         created_at = excluded.created_at, expires_at = excluded.expires_at,
+                         updated_at = excluded.updated_at
+                     WHERE approvals.status != 'pending'",
+                )
+                .await?;
+            for a in &cp.pending {
+                let json_or_null = |v: &serde_json::Value| (!v.is_null()).then(|| v.to_string());
+                tx.execute(
+                    &ask,
+                    &[
+                        &ckp_engine::journal::approval_id(run_id, &a.key),
+                        &run_id,
+                        &a.key,
+                        &a.node_id,
+                        &a.node_name,
+                        &a.prompt,
+                        &a.decision_type,
+                        &json_or_null(&a.options),
+                        &json_or_null(&a.context_data),
+                        &at,
+                        &a.expires_at,
+                    ],
+                )
+                .await?;
+            }
+        }
+        if cp.status.is_terminal() {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE approvals SET status = 'canceled', updated_at = $2 WHERE run_id = $1 AND status = 'pending'",
+                )
+                .await?;
+            tx.execute(&stmt, &[&run_id, &at]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies the migrations this ckp knows, under an advisory lock (concurrent starts migrate once).
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<i64, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute(MIGRATION_LOCK, &[]).await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS ckp_schema (version bigint NOT NULL)").await?;
+    let version: Option<i64> = tx.query_opt("SELECT version FROM ckp_schema", &[]).await?.map(|r| r.get(0));
+    let known = MIGRATIONS.len() as i64;
+    let found = version.unwrap_or(0);
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for sql in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.batch_execute(sql).await?;
+    }
+    if version.is_none() {
+        tx.execute("INSERT INTO ckp_schema (version) VALUES ($1)", &[&known]).await?;
+    } else {
+        tx.execute("UPDATE ckp_schema SET version = $1", &[&known]).await?;
+    }
+    tx.commit().await?;
+    Ok(known)
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), applies migrations, and starts this process's
+    /// listening session (notices from other processes, leader election).
+    pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Invalid(format!("bad database URL: {e}")))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config.clone(),
+            NoTls,
+            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.acquire_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("database pool: {e}")))?;
+        let mut client = pool.get().await?;
+        migrate(&mut client).await?;
+        drop(client);
+        let hub = Arc::new(Hub::new());
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let leader = Arc::new(AtomicBool::new(false));
+        let listener = tokio::spawn(listen(config, hub.clone(), wake.clone(), leader.clone(), options.leader_poll));
+        Ok(PgStore { pool, hub, wake, leader, listener })
+    }
+
+    /// Applies the migrations and returns the schema version (for `ckp migrate`).
+    pub async fn migrate(url: &str) -> Result<i64, StoreError> {
+        let store = PgStore::connect(url, PgOptions { pool_size: 2, ..PgOptions::default() }).await?;
+        Ok(store.schema_version())
+    }
+
+    /// Creates an empty schema `name` (dropping one of that name first) in the database of `url`, and returns a URL
+    /// whose sessions work in it. For tests (each gets a schema of its own) and for several ckp deployments
+    /// sharing one database: tables, notices and the leader election are all per schema.
+    pub async fn create_schema(url: &str, name: &str) -> Result<String, StoreError> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(StoreError::Invalid(format!("`{name}` is not a plain schema name (a-z, 0-9, _)")));
+        }
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Invalid(format!("bad database URL: {e}")))?;
+        let (client, conn) = config.connect(NoTls).await?;
+        let driver = tokio::spawn(conn);
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")).await?;
+        drop(client);
+        let _ = driver.await;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Ok(format!("{url}{sep}options=-c%20search_path%3D{name}"))
+    }
+
+    /// The schema version this ckp writes.
+    pub fn schema_version(&self) -> i64 {
+        MIGRATIONS.len() as i64
+    }
+
+    /// Whether this process holds the leader lock (runs the singleton loops).
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A watch that changes after each commit touching `run_id`, in any process.
+    pub fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.hub.watch_run(run_id)
+    }
+
+    /// A watch that changes after every commit, in any process.
+    pub fn watch_all(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.hub.watch_all()
+    }
+
+    /// Announces a committed change of `run_id` in this process at once (other processes hear the NOTIFY).
+    pub(crate) fn publish(&self, run_id: &str) {
+        self.hub.publish(run_id);
+    }
+
+    /// Wakes one idle worker of this process.
+    pub(crate) fn notify_work(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Every event of a run, as the engine wrote them.
+    pub async fn events(&self, run_id: &str) -> Result<Vec<Event>, StoreError> {
+        let batches = self.batches(run_id, 0).await?;
+        crate::events::events_of(batches.into_iter().map(Ok), StoreError::Read)
+    }
+
+    /// A run's event batches from batch `from` on.
+    pub(crate) async fn batches(&self, run_id: &str, from: i64) -> Result<Vec<crate::events::Batch>, StoreError> {
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT batch_id, data FROM run_event_batches WHERE run_id = $1 AND batch_id >= $2 ORDER BY batch_id",
+            )
+            .await?;
+        let rows = c.query(&stmt, &[&run_id, &from]).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+}
+
+/// This process's listening session: turns NOTIFYs into local wake-ups and change notices, and competes for the
+/// leader lock. Reconnects (with backoff) when the connection is lost; after a gap every follower re-reads, since
+/// notices may have been missed.
+async fn listen(
+    config: tokio_postgres::Config,
+    hub: Arc<Hub>,
+    wake: Arc<tokio::sync::Notify>,
+    leader: Arc<AtomicBool>,
+    poll: Duration,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut reconnect = false;
+    loop {
+        if let Ok((client, mut conn)) = config.connect(NoTls).await {
+            backoff = Duration::from_millis(100);
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                while let Some(msg) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                    match msg {
+                        Ok(AsyncMessage::Notification(n)) => {
+                            if tx.send(n).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+            let schema = match client.query_one("SELECT md5(current_schema())", &[]).await {
+                Ok(row) => row.try_get::<_, String>(0).unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let (runs, jobs) = (format!("{RUNS_CHANNEL}{schema}"), format!("{JOBS_CHANNEL}{schema}"));
+            let listen = format!("LISTEN \"{}\"; LISTEN \"{}\"", runs.replace('"', ""), jobs.replace('"', ""));
+            if !schema.is_empty() && client.batch_execute(&listen).await.is_ok() {
+                if reconnect {
+                    hub.publish_everything();
+                    wake.notify_waiters();
+                }
+                reconnect = true;
+                let mut tick = tokio::time::interval(poll);
+                loop {
+                    tokio::select! {
+                        n = rx.recv() => match n {
+                            Some(n) if n.channel() == jobs => wake.notify_one(),
+                            Some(n) => hub.publish(n.payload()),
+                            None => break,
+                        },
+                        _ = tick.tick() => {
+                            if client.is_closed() {
+                                break;
+                            }
+                            if !leader.load(Ordering::Relaxed) {
+                                let won = client
+                                    .query_one(LEADER_LOCK, &[])
+                                    .await
+                                    .map(|r| r.get::<_, bool>(0));
+                                match won {
+                                    Ok(won) => leader.store(won, Ordering::Relaxed),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            leader.store(false, Ordering::Relaxed);
+            driver.abort();
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl Journal for PgStore {
+    fn load(&self, run_id: &str) -> BoxFuture<'_, Result<Option<Stored>, EngineError>> {
+        let run_id = run_id.to_owned();
+        Box::pin(async move {
+            let c = self.client().await.map_err(journal)?;
+            let stmt =
+                c.prepare_cached("SELECT checkpoint FROM runs WHERE run_id = $1").await.map_err(|e| journal(db(e)))?;
+            let Some(row) = c.query_opt(&stmt, &[&run_id]).await.map_err(|e| journal(db(e)))? else {
+                return Ok(None);
+            };
+            let text: String = row.get(0);
+            let checkpoint =
+                serde_json::from_str(&text).map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
+            let stmt = c
+                .prepare_cached("SELECT key, record FROM step_results WHERE run_id = $1")
+                .await
+                .map_err(|e| journal(db(e)))?;
+            let rows = c.query(&stmt, &[&run_id]).await.map_err(|e| journal(db(e)))?;
+            let mut steps = HashMap::with_capacity(rows.len());
+            for r in rows {
+                let key: String = r.get(0);
+                let record: StepRecord = serde_json::from_str(r.get(1))
+                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
+                steps.insert(key, record);
+            }
+            Ok(Some(Stored { checkpoint, steps }))
+        })
+    }
+
+    fn commit(&self, run_id: &str, commit: Commit) -> BoxFuture<'_, Result<(), EngineError>> {
+        let run_id = run_id.to_owned();
+        Box::pin(async move {
+            let result: Result<(), StoreError> = async {
+                let mut c = self.client().await?;
+                let tx = c.transaction().await?;
+                apply(&tx, &run_id, &commit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            result.map_err(journal)?;
+            self.publish(&run_id);
+            Ok(())
+        })
+    }
+}

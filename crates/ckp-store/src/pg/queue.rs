@@ -1,0 +1,156 @@
+//! The job queue on PostgreSQL: the same operations as the SQLite queue. A claim is one statement that picks the
+//! best ready row with `FOR UPDATE SKIP LOCKED` (concurrent workers of any process skip each other's rows instead
+//! of waiting) and leases it; enqueues NOTIFY `ckp_jobs` inside their transaction.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+
+use super::{PgStore, notify_jobs};
+use crate::StoreError;
+use crate::queue::Job;
+
+/// Makes a run runnable inside an open transaction (see [`PgStore::enqueue`]).
+pub(crate) async fn enqueue_in(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    priority: i64,
+    available_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO run_jobs (run_id, state, priority, available_at, updated_at)
+             VALUES ($1, 'queued', $2, $3, now())
+             ON CONFLICT (run_id) DO UPDATE SET
+                 state = CASE WHEN run_jobs.state = 'running' THEN 'running' ELSE 'queued' END,
+                 rerun = run_jobs.state = 'running',
+                 priority = excluded.priority, available_at = excluded.available_at, updated_at = excluded.updated_at",
+        )
+        .await?;
+    tx.execute(&stmt, &[&run_id, &priority, &available_at]).await?;
+    notify_jobs(tx).await
+}
+
+impl PgStore {
+    /// Makes `run_id` runnable from `available_at` (now when None) with `priority` (higher first).
+    pub async fn enqueue(
+        &self,
+        run_id: &str,
+        priority: i64,
+        available_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        enqueue_in(&tx, run_id, priority, available_at.unwrap_or_else(Utc::now)).await?;
+        tx.commit().await?;
+        self.notify_work();
+        Ok(())
+    }
+
+    /// Claims the best ready job for `worker` for `lease_ms`.
+    pub async fn claim(&self, worker: &str, lease_ms: i64, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
+        let until = now + chrono::Duration::milliseconds(lease_ms);
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
+                "UPDATE run_jobs SET state = 'running', attempts = attempts + 1, locked_by = $2, locked_until = $3,
+                     updated_at = $1
+                 WHERE job_id = (SELECT job_id FROM run_jobs WHERE state = 'queued' AND available_at <= $1
+                                 ORDER BY priority DESC, available_at, job_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING job_id, run_id, attempts",
+            )
+            .await?;
+        let row = c.query_opt(&stmt, &[&now, &worker, &until]).await?;
+        row.map(|r| {
+            Ok(Job { job_id: r.try_get(0)?, run_id: r.try_get(1)?, attempts: r.try_get(2)?, locked_until: until })
+        })
+        .transpose()
+    }
+
+    /// Extends `worker`'s lease on a job. False when the lease was lost.
+    pub async fn heartbeat(&self, job_id: i64, worker: &str, lease_ms: i64) -> Result<bool, StoreError> {
+        let until = Utc::now() + chrono::Duration::milliseconds(lease_ms);
+        self.exec(
+            "UPDATE run_jobs SET locked_until = $3, updated_at = now()
+             WHERE job_id = $1 AND locked_by = $2 AND state = 'running'",
+            &[&job_id, &worker, &until],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    /// Ends a job; one requeued meanwhile goes back to the queue. False when `worker` no longer held it.
+    pub async fn finish(&self, job_id: i64, worker: &str) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE run_jobs SET state = CASE WHEN rerun THEN 'queued' ELSE 'done' END, rerun = false,
+                     locked_by = NULL, locked_until = NULL, updated_at = now()
+                 WHERE job_id = $1 AND locked_by = $2 AND state = 'running'",
+                &[&job_id, &worker],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Puts a running job back until `available_at` (a durable timer). False when `worker` no longer held it.
+    pub async fn reschedule(&self, job_id: i64, worker: &str, available_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE run_jobs SET state = 'queued', rerun = false,
+                     available_at = CASE WHEN rerun THEN least(available_at, $3) ELSE $3 END,
+                     locked_by = NULL, locked_until = NULL, updated_at = now()
+                 WHERE job_id = $1 AND locked_by = $2 AND state = 'running'",
+            )
+            .await?;
+        let n = tx.execute(&stmt, &[&job_id, &worker, &available_at]).await?;
+        notify_jobs(&tx).await?;
+        tx.commit().await?;
+        self.notify_work();
+        Ok(n == 1)
+    }
+
+    /// Returns jobs whose lease expired before `now` to the queue (their worker died). The count reclaimed.
+    pub async fn reclaim_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE run_jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, updated_at = now()
+                 WHERE state = 'running' AND locked_until < $1",
+                &[&now],
+            )
+            .await?;
+        if n > 0 {
+            notify_jobs(&tx).await?;
+        }
+        tx.commit().await?;
+        if n > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// When the next queued job becomes available, if any.
+    pub async fn next_available(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let c = self.client().await?;
+        let stmt = c.prepare_cached("SELECT min(available_at) FROM run_jobs WHERE state = 'queued'").await?;
+        Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
+    }
+
+    /// Waits until a job is enqueued or rescheduled (by any process), or `timeout` passes.
+    pub async fn wait_for_work(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    /// Runs one statement outside a transaction; the rows it changed.
+    pub(crate) async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let stmt = c.prepare_cached(sql).await?;
+        Ok(c.execute(&stmt, params).await?)
+    }
+}
