@@ -373,7 +373,12 @@ pub async fn run_health_loop(
     let client = reqwest::Client::new();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(config.every) => { check_health_once(store.as_ref(), &client, config).await; }
+            () = tokio::time::sleep(config.every) => {
+                // On a shared database the leader checks for every process.
+                if store.is_leader() {
+                    check_health_once(store.as_ref(), &client, config).await;
+                }
+            }
             _ = stop.changed() => return,
         }
     }

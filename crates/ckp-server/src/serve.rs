@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ckp_engine::effects::Effects;
 use ckp_engine::{Engine, EngineConfig};
-use ckp_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use ckp_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store, Synchronous};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -55,6 +55,13 @@ pub struct ServeConfig {
     pub llm_api_key: Option<String>,
     /// `{{secrets.NAME}}` reads the environment variable `{secrets_env_prefix}{NAME}` (LangOrch's env provider).
     pub secrets_env_prefix: String,
+    /// A PostgreSQL database (`postgres://user@host:port/db`) instead of the embedded SQLite file: several ckp
+    /// processes can then share it (`ckp serve --no-workers` for API processes, `ckp worker` for workers).
+    pub database_url: Option<String>,
+    /// Most PostgreSQL connections this process opens.
+    pub db_pool_size: usize,
+    /// Serve the HTTP API (`ckp worker` runs workers only).
+    pub http: bool,
 }
 
 impl Default for ServeConfig {
@@ -76,6 +83,9 @@ impl Default for ServeConfig {
             llm_fallback_models: Vec::new(),
             llm_api_key: None,
             secrets_env_prefix: "LANGORCH_SECRET_".into(),
+            database_url: None,
+            db_pool_size: 16,
+            http: true,
         }
     }
 }
@@ -119,7 +129,7 @@ impl ServeConfig {
 
     /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
     /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER`,
-    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY` from `env`.
+    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY`, `CKP_DATABASE_URL`, `CKP_DB_POOL_SIZE` from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
             v.trim()
@@ -165,7 +175,28 @@ impl ServeConfig {
         if let Some(v) = env("CKP_LLM_API_KEY") {
             self.llm_api_key = Some(v);
         }
+        if let Some(v) = env("CKP_DATABASE_URL") {
+            self.database_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = env("CKP_DB_POOL_SIZE") {
+            self.db_pool_size = num("CKP_DB_POOL_SIZE", &v)?;
+        }
         Ok(())
+    }
+
+    /// Where the data lives, for messages: the PostgreSQL URL without its password, or the SQLite file.
+    pub fn database_label(&self) -> String {
+        match &self.database_url {
+            Some(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let user = &url[scheme + 3..at];
+                    let user = user.split(':').next().unwrap_or_default();
+                    format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+                }
+                _ => url.clone(),
+            },
+            None => self.db_path().display().to_string(),
+        }
     }
 
     /// The database file.
@@ -205,8 +236,8 @@ pub enum ServeError {
 /// A running server.
 #[derive(Debug)]
 pub struct Running {
-    /// The address it listens on (the real port when the configuration said 0).
-    pub addr: SocketAddr,
+    /// The address it listens on (the real port when the configuration said 0); None for a worker-only process.
+    pub addr: Option<SocketAddr>,
     engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -225,12 +256,29 @@ impl Running {
 
 /// Opens the store, starts the workers and the HTTP server.
 pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
-    if config.workers == 0 {
-        return Err(ServeError::Config("workers must be at least 1".into()));
-    }
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(config.db_path(), config.sqlite_options()?)?);
-    // One process owns an embedded database: jobs left running belong to a process that died.
-    store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => {
+            if config.workers == 0 && !config.http {
+                return Err(ServeError::Config("a process with no workers and no HTTP API has nothing to do".into()));
+            }
+            let options = PgOptions { pool_size: config.db_pool_size.max(2), ..PgOptions::default() };
+            // Other processes share the database: only leases that expired are taken back (by the reclaimer).
+            Arc::new(PgStore::connect(url, options).await?)
+        }
+        None => {
+            if config.workers == 0 || !config.http {
+                return Err(ServeError::Config(
+                    "the embedded SQLite database is served by one process with its workers; use database_url \
+                     (PostgreSQL) to split API and workers"
+                        .into(),
+                ));
+            }
+            let store = Arc::new(SqliteStore::open(config.db_path(), config.sqlite_options()?)?);
+            // One process owns an embedded database: jobs left running belong to a process that died.
+            store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
+            store
+        }
+    };
     let catalog = Arc::new(Catalog::new(store.clone()));
     let engine = Arc::new(
         Engine::new(
@@ -263,10 +311,19 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         shutdown: signal.clone(),
     };
     let (app, _) = router(state, config.max_body_bytes);
-    let listener = tokio::net::TcpListener::bind(&config.bind)
-        .await
+    let listener = match config.http {
+        true => Some(
+            tokio::net::TcpListener::bind(&config.bind)
+                .await
+                .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?,
+        ),
+        false => None,
+    };
+    let addr = listener
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()
         .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
     let mut tasks = JoinSet::new();
     let host = uuid::Uuid::new_v4().simple().to_string();
     for i in 0..config.workers {
@@ -283,16 +340,18 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         circuit_reset: Duration::from_millis(config.agent_circuit_reset_ms),
     };
     tasks.spawn(ckp_connectors::agents::run_health_loop(store.clone(), health, signal.clone()));
-    let mut http_signal = signal.clone();
-    tasks.spawn(async move {
-        let stop = async move {
-            let _ = http_signal.wait_for(|s| *s).await;
-        };
-        // No Nagle delay: small responses (a 201, an SSE event) leave at once.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
+    if let Some(listener) = listener {
+        let mut http_signal = signal.clone();
+        tasks.spawn(async move {
+            let stop = async move {
+                let _ = http_signal.wait_for(|s| *s).await;
+            };
+            // No Nagle delay: small responses (a 201, an SSE event) leave at once.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
         });
-        let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
-    });
+    }
     Ok(Running { addr, engine, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
 }

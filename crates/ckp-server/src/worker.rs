@@ -156,11 +156,16 @@ async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
     expired
 }
 
-/// Returns expired leases to the queue every `every` until `shutdown`.
+/// Returns expired leases to the queue every `every` until `shutdown`, while this process is the leader (on a
+/// shared database one process does it; another takes over when it dies).
 pub async fn run_reclaimer(store: Arc<dyn Store>, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => { let _ = store.reclaim_expired(Utc::now()).await; }
+            () = tokio::time::sleep(every) => {
+                if store.is_leader() {
+                    let _ = store.reclaim_expired(Utc::now()).await;
+                }
+            }
             _ = shutdown.changed() => return,
         }
     }

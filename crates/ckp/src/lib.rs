@@ -48,8 +48,11 @@ pub enum Command {
     /// External steps need an executor: without agents configured they fail with a clear message unless
     /// `--mock-external` is given.
     Run(cmd::run::RunArgs),
-    /// Serve the REST API, SSE streams and embedded workers on the SQLite database (default ./ckp-data/ckp.db).
+    /// Serve the REST API, SSE streams and embedded workers on the SQLite database (default ./ckp-data/ckp.db), or
+    /// on PostgreSQL with --database-url (then --no-workers serves the API only).
     Serve(cmd::serve::ServeArgs),
+    /// Execute runs of a shared PostgreSQL database (workers only, no HTTP API); start as many as needed.
+    Worker(cmd::serve::ServeArgs),
     /// Load-test a running server over HTTP: N runs at concurrency C; throughput, latency percentiles, server CPU
     /// and memory.
     Bench(cmd::bench::BenchArgs),
@@ -58,6 +61,9 @@ pub enum Command {
         /// The SQLite database file.
         #[arg(long, value_name = "FILE", default_value = "ckp-data/ckp.db")]
         db: std::path::PathBuf,
+        /// A PostgreSQL database instead (`postgres://user@host:port/db`).
+        #[arg(long, value_name = "URL", env = "CKP_DATABASE_URL")]
+        database_url: Option<String>,
     },
     /// Print the procedure graph as Mermaid or Graphviz DOT.
     Graph {
@@ -103,8 +109,9 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),
         Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
         Command::Run(args) => cmd::run::run(&args, out, err),
-        Command::Migrate { db } => cmd::migrate(&db, out, err),
-        Command::Serve(args) => cmd::serve::run(&args, out, err),
+        Command::Migrate { db, database_url } => cmd::migrate(&db, database_url.as_deref(), out, err),
+        Command::Serve(args) => cmd::serve::run(&args, cmd::serve::Role::Serve, out, err),
+        Command::Worker(args) => cmd::serve::run(&args, cmd::serve::Role::Worker, out, err),
         Command::Bench(args) => cmd::bench::run(&args, out, err),
     };
     result.unwrap_or_else(|e| {

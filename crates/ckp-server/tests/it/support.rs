@@ -6,6 +6,17 @@ use std::path::PathBuf;
 use ckp_server::serve::{Running, ServeConfig, start};
 use serde_json::{Value, json};
 
+/// Whether this test run uses PostgreSQL (`CKP_TEST_BACKEND=postgres`) instead of SQLite files: the whole API
+/// suite runs on both (`scripts/test` runs it twice).
+pub fn postgres() -> bool {
+    std::env::var("CKP_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The database PostgreSQL tests use (each server gets a schema of its own there).
+pub fn pg_test_url() -> String {
+    std::env::var("CKP_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
 /// A running server and a client for it.
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`.
@@ -31,8 +42,17 @@ impl TestServer {
         let mut config =
             ServeConfig { bind: "127.0.0.1:0".into(), data_dir: dir.clone(), workers: 4, ..ServeConfig::default() };
         adjust(&mut config);
+        if postgres() {
+            let schema: String =
+                name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+            let url = ckp_store::PgStore::create_schema(&pg_test_url(), &format!("api_{schema}"))
+                .await
+                .expect("PostgreSQL must be running on 127.0.0.1:5432 (or set CKP_TEST_DATABASE_URL)");
+            config.database_url = Some(url);
+            config.db_pool_size = 8;
+        }
         let running = start(&config).await.expect("server starts");
-        let base = format!("http://{}", running.addr);
+        let base = format!("http://{}", running.addr.expect("serves HTTP"));
         TestServer { base, http: reqwest::Client::new(), dir, config, running: Some(running) }
     }
 
@@ -42,7 +62,7 @@ impl TestServer {
             r.shutdown().await;
         }
         let running = start(&self.config).await.expect("server restarts");
-        self.base = format!("http://{}", running.addr);
+        self.base = format!("http://{}", running.addr.expect("serves HTTP"));
         self.running = Some(running);
         self
     }

@@ -34,16 +34,31 @@ pub fn print_human(out: &mut dyn Write, file: &str, diags: &[Diagnostic]) -> std
     Ok(())
 }
 
-/// `ckp migrate`: opening the store applies every pending migration.
-pub fn migrate(db: &Path, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
-    match ckp_store::SqliteStore::open(db, ckp_store::SqliteOptions::default()) {
-        Ok(_) => {
-            writeln!(out, "{}: schema at version {}", db.display(), ckp_store::SqliteStore::SCHEMA_VERSION)?;
+/// `ckp migrate`: opening the store applies every pending migration (SQLite file, or PostgreSQL with
+/// `database_url`).
+pub fn migrate(db: &Path, database_url: Option<&str>, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+    let result = match database_url {
+        Some(url) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(ckp_store::PgStore::migrate(url)).map(|v| (redacted_url(url), v))
+        }
+        None => ckp_store::SqliteStore::open(db, ckp_store::SqliteOptions::default())
+            .map(|_| (db.display().to_string(), ckp_store::SqliteStore::SCHEMA_VERSION)),
+    };
+    match result {
+        Ok((label, version)) => {
+            writeln!(out, "{label}: schema at version {version}")?;
             Ok(0)
         }
         Err(e) => {
-            writeln!(err, "ckp: {}: {e}", db.display())?;
+            writeln!(err, "ckp migrate: {e}")?;
             Ok(EXIT_ERRORS)
         }
     }
+}
+
+/// A database URL without its password, for messages.
+pub fn redacted_url(url: &str) -> String {
+    let config = ckp_server::serve::ServeConfig { database_url: Some(url.to_owned()), ..Default::default() };
+    config.database_label()
 }

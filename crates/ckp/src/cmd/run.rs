@@ -44,10 +44,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub mock_external: bool,
     /// Keep the run in this SQLite database (created if needed), so it survives the process and can be resumed.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", group = "store")]
     pub db: Option<PathBuf>,
-    /// Continue the run RUN_ID of `--db` (after a crash, or to answer its approvals) instead of starting one.
-    #[arg(long, value_name = "RUN_ID", requires = "db")]
+    /// Keep the run in this PostgreSQL database instead (`postgres://user@host:port/db`; env CKP_DATABASE_URL).
+    #[arg(long, value_name = "URL", group = "store", env = "CKP_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Continue the run RUN_ID of `--db` or `--database-url` (after a crash, or to answer its approvals) instead
+    /// of starting one.
+    #[arg(long, value_name = "RUN_ID", requires = "store")]
     pub resume: Option<String>,
     /// Where subflows find their child procedures: every `*.ckp.json` in this directory (default: FILE's directory).
     #[arg(long, value_name = "DIR")]
@@ -273,15 +277,25 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
     let config = EngineConfig { mock_external: args.mock_external, ..EngineConfig::default() };
     let dir = args.procedures.clone().unwrap_or_else(|| args.file.parent().map(PathBuf::from).unwrap_or_default());
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let journal: Arc<dyn ckp_engine::Journal> = match &args.db {
-        Some(path) => match ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default()) {
+    let journal: Arc<dyn ckp_engine::Journal> = match (&args.db, &args.database_url) {
+        (Some(path), _) => match ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default()) {
             Ok(store) => Arc::new(store),
             Err(e) => {
                 writeln!(err, "ckp: {}: {e}", path.display())?;
                 return Ok(EXIT_UNREADABLE);
             }
         },
-        None => Arc::new(MemoryJournal::new()),
+        (None, Some(url)) => {
+            let options = ckp_store::PgOptions { pool_size: 2, ..ckp_store::PgOptions::default() };
+            match runtime.block_on(ckp_store::PgStore::connect(url, options)) {
+                Ok(store) => Arc::new(store),
+                Err(e) => {
+                    writeln!(err, "ckp: {e}")?;
+                    return Ok(EXIT_UNREADABLE);
+                }
+            }
+        }
+        (None, None) => Arc::new(MemoryJournal::new()),
     };
     let engine = Engine::new(journal, effects)
         .with_sink(timeline)
@@ -289,7 +303,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
         .with_procedures(Arc::new(load_procedures(&dir)));
     let procedure = Arc::new(procedure);
     let run_id = args.resume.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    if args.db.is_some() && args.resume.is_none() {
+    if (args.db.is_some() || args.database_url.is_some()) && args.resume.is_none() {
         writeln!(err, "run {run_id} (resume with --resume {run_id})")?;
     }
     let stdin = std::io::stdin();

@@ -1,5 +1,6 @@
-//! `ckp serve`: the REST API, SSE and embedded workers on the SQLite store. Settings come from defaults, then
-//! the TOML file (`--config`), then `CKP_*` environment variables, then flags.
+//! `ckp serve` and `ckp worker`: the REST API, SSE and embedded workers on the SQLite store, or any mix of API and
+//! worker processes on one PostgreSQL database. Settings come from defaults, then the TOML file (`--config`), then
+//! `CKP_*` environment variables, then flags.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +32,24 @@ pub struct ServeArgs {
     /// SQLite durability: normal (survives process crashes) or full (survives power loss) [default: normal].
     #[arg(long, value_name = "LEVEL")]
     pub synchronous: Option<String>,
+    /// PostgreSQL instead of the SQLite file (`postgres://user@host:port/db`), shared by every ckp process.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Most PostgreSQL connections of this process [default: 16].
+    #[arg(long, value_name = "N")]
+    pub db_pool_size: Option<usize>,
+    /// Serve the API only; other processes (`ckp worker`) execute the runs. Needs --database-url.
+    #[arg(long)]
+    pub no_workers: bool,
+}
+
+/// What the process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `ckp serve`: the API, and workers unless `--no-workers`.
+    Serve,
+    /// `ckp worker`: workers only.
+    Worker,
 }
 
 /// The effective configuration.
@@ -58,15 +77,31 @@ pub fn config(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<
     if let Some(v) = &args.synchronous {
         c.synchronous.clone_from(v);
     }
+    if let Some(v) = &args.database_url {
+        c.database_url = Some(v.clone());
+    }
+    if let Some(v) = args.db_pool_size {
+        c.db_pool_size = v;
+    }
+    if args.no_workers {
+        c.workers = 0;
+    }
     Ok(c)
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
-pub fn run(args: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+pub fn run(args: &ServeArgs, role: Role, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+    let name = match role {
+        Role::Serve => "ckp serve",
+        Role::Worker => "ckp worker",
+    };
     let config = match config(args, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.http = role == Role::Serve;
+            c
+        }
         Err(e) => {
-            writeln!(err, "ckp serve: {e}")?;
+            writeln!(err, "{name}: {e}")?;
             return Ok(super::EXIT_UNREADABLE);
         }
     };
@@ -75,20 +110,18 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::i
         let server = match start(&config).await {
             Ok(s) => s,
             Err(e) => {
-                let _ = writeln!(err, "ckp serve: {e}");
+                let _ = writeln!(err, "{name}: {e}");
                 return Ok(super::EXIT_UNREADABLE);
             }
         };
-        let _ = writeln!(
-            out,
-            "ckp serve: listening on http://{} (database {}, {} workers)",
-            server.addr,
-            config.db_path().display(),
-            config.workers
-        );
+        let listening = match server.addr {
+            Some(addr) => format!("listening on http://{addr}"),
+            None => "executing runs".to_owned(),
+        };
+        let _ = writeln!(out, "{name}: {listening} (database {}, {} workers)", config.database_label(), config.workers);
         let _ = out.flush();
         shutdown_signal().await;
-        let _ = writeln!(out, "ckp serve: shutting down");
+        let _ = writeln!(out, "{name}: shutting down");
         server.shutdown().await;
         Ok(0)
     })
