@@ -10,11 +10,14 @@ fn json_text(s: &Option<String>) -> Option<Value> {
     s.as_deref().and_then(|t| serde_json::from_str(t).ok())
 }
 
-/// `{"status": "ok"}`.
+/// `{"status": "ok", "leader": …}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok` when the server answers.
     pub status: String,
+    /// Whether this process runs the singleton loops (lease reclaim, agent health checks): always with SQLite;
+    /// on PostgreSQL, the one process holding the leader lock.
+    pub leader: bool,
 }
 
 /// A procedure version (ProcedureOut).

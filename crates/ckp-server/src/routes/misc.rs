@@ -9,8 +9,8 @@ use crate::error::{ApiResult, Json};
 
 /// Liveness.
 #[utoipa::path(get, path = "/api/health", tag = "health", responses((status = 200, body = Health)))]
-pub async fn health() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health { status: "ok".into(), leader: state.store.is_leader() })
 }
 
 /// Actions by channel: `internal` (ckp's built-in actions, run in-process) and, per registered agent channel,

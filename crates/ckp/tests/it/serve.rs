@@ -37,7 +37,12 @@ fn serve_with_env(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Serve {
     Serve { child, base }
 }
 
-async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = http.request(method, url);
     if let Some(b) = body {
         req = req.json(&b);
@@ -47,7 +52,7 @@ async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn procedures() -> Vec<Value> {
+pub(crate) fn procedures() -> Vec<Value> {
     let wait = |ms: u64| json!({"step_id": "pause", "action": "log", "message": "waited", "wait_ms": ms});
     let set = |v: &str| json!({"step_id": "set", "action": "set_variable", "variable": "result", "value": v});
     vec![

@@ -1,0 +1,339 @@
+//! Scale-out on PostgreSQL with real processes: API-only and worker-only `ckp` processes on one database (each test
+//! in a schema of its own), workers SIGKILLed at random moments, decisions spread over two API processes, the
+//! leader killed, and an SSE client on the API process following runs that other processes execute.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::serve::{call, procedures};
+
+/// A `ckp serve` or `ckp worker` process.
+struct Proc {
+    child: Child,
+    /// `http://…` for a process serving the API.
+    base: Option<String>,
+}
+
+impl Proc {
+    fn base(&self) -> &str {
+        self.base.as_deref().expect("this process serves the API")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `ckp <args> --database-url <url>` and waits for its first line (it is ready then).
+fn spawn(args: &[&str], url: &str) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(args)
+        .args(["--database-url", url])
+        // Short leases: a killed worker's runs are taken back within a couple of seconds.
+        .env("CKP_LEASE_MS", "2000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ckp starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("first line");
+    assert!(line.contains("database postgres://"), "unexpected first line: {line:?}");
+    let base = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned);
+    Proc { child, base }
+}
+
+fn api(url: &str) -> Proc {
+    spawn(&["serve", "--no-workers", "--bind", "127.0.0.1:0"], url)
+}
+
+fn worker(url: &str) -> Proc {
+    spawn(&["worker", "--workers", "8"], url)
+}
+
+async fn schema(name: &str) -> String {
+    let base =
+        std::env::var("CKP_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    ckp_store::PgStore::create_schema(&base, name)
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (or set CKP_TEST_DATABASE_URL)")
+}
+
+async fn import(http: &reqwest::Client, base: &str, doc: Value) {
+    let (status, body) =
+        call(http, reqwest::Method::POST, format!("{base}/api/procedures"), Some(json!({"ckp_json": doc}))).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn start_run(http: &reqwest::Client, base: &str, procedure_id: &str, i: usize) -> String {
+    let (status, body) = call(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/api/runs"),
+        Some(json!({"procedure_id": procedure_id, "input_vars": {"i": i}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["run_id"].as_str().expect("id").to_owned()
+}
+
+/// Reads a run's SSE stream to its end; the `(id, event type)` of each event.
+async fn follow(http: &reqwest::Client, base: &str, run_id: &str) -> Vec<(i64, String)> {
+    let text = http
+        .get(format!("{base}/api/runs/{run_id}/stream"))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("stream ends after the terminal event");
+    let mut out = Vec::new();
+    let mut id = None;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().parse::<i64>().ok();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            let event: Value = serde_json::from_str(v.trim()).expect("event JSON");
+            let event_type = event["event_type"].as_str().unwrap_or_default().to_owned();
+            out.push((id.take().expect("every event has an id"), event_type));
+        }
+    }
+    out
+}
+
+/// A run's events: ids strictly increasing, no event twice (a resume after a crash may add an
+/// `execution_resumed`), exactly one start and one end.
+async fn assert_clean_history(http: &reqwest::Client, base: &str, run_id: &str) -> Vec<Value> {
+    let (_, events) = call(http, reqwest::Method::GET, format!("{base}/api/runs/{run_id}/events"), None).await;
+    let events = events.as_array().expect("events").clone();
+    let mut seen = HashSet::new();
+    let mut last = 0;
+    for e in &events {
+        let id = e["event_id"].as_i64().expect("event id");
+        assert!(id > last, "event ids increase in run {run_id}");
+        last = id;
+        if e["event_type"] != "execution_resumed" {
+            let key = (e["event_type"].clone(), e["node_id"].clone(), e["step_id"].clone());
+            assert!(seen.insert(key), "duplicate event in run {run_id}: {e}");
+        }
+    }
+    for t in ["run_created", "execution_started", "run_completed"] {
+        assert_eq!(events.iter().filter(|e| e["event_type"] == t).count(), 1, "{t} in run {run_id}");
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_api_and_two_workers_lose_nothing_when_workers_are_killed() {
+    let url = schema("scale_chaos").await;
+    let http = reqwest::Client::new();
+    let api = api(&url);
+    let mut workers = [worker(&url), worker(&url)];
+    let base = api.base().to_owned();
+    for p in procedures() {
+        import(&http, &base, p).await;
+    }
+    import(
+        &http,
+        &base,
+        json!({"procedure_id": "k9_expire", "version": "1", "workflow_graph": {"start_node": "g", "nodes": {
+            "g": {"type": "human_approval", "prompt": "quick?", "timeout_ms": 1200,
+                  "on_approve": "end", "on_reject": "end", "on_timeout": "late"},
+            "late": {"type": "sequence", "steps": [{"step_id": "set", "action": "set_variable", "variable": "result", "value": "expired"}], "next_node": "end"},
+            "end": {"type": "terminate"}}}}),
+    )
+    .await;
+    let kinds = ["k9_wait", "k9_gate", "k9_both", "k9_expire"];
+    let mut runs: HashMap<String, &str> = HashMap::new();
+    for i in 0..1000 {
+        let kind = kinds[i % kinds.len()];
+        runs.insert(start_run(&http, &base, kind, i).await, kind);
+    }
+    // One run followed over SSE on the API process while the workers execute it.
+    let followed = runs.iter().find(|(_, k)| **k == "k9_both").map(|(id, _)| id.clone()).expect("a k9_both run");
+    let stream = tokio::spawn({
+        let (http, base, id) = (http.clone(), base.clone(), followed.clone());
+        async move { follow(&http, &base, &id).await }
+    });
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let mut decided = HashSet::new();
+    let mut kills = 0;
+    let mut next_kill = tokio::time::Instant::now() + Duration::from_millis(700);
+    loop {
+        if kills < 3 && tokio::time::Instant::now() >= next_kill {
+            // A worker dies at a random moment (mid-commit, mid-claim, holding leases or the leader lock) and a
+            // replacement starts.
+            let victim = usize::from(rand_bit());
+            workers[victim].kill();
+            workers[victim] = worker(&url);
+            kills += 1;
+            next_kill = tokio::time::Instant::now() + Duration::from_millis(900 + 137 * kills);
+        }
+        let (_, pending) =
+            call(&http, reqwest::Method::GET, format!("{base}/api/approvals?status=pending"), None).await;
+        for a in pending.as_array().expect("list") {
+            let run = a["run_id"].as_str().expect("run").to_owned();
+            if runs.get(&run) == Some(&"k9_expire") {
+                continue;
+            }
+            let id = a["approval_id"].as_str().expect("id").to_owned();
+            if decided.insert(id.clone()) {
+                let (status, body) = call(
+                    &http,
+                    reqwest::Method::POST,
+                    format!("{base}/api/approvals/{id}/decision"),
+                    Some(json!({"decision": "approve"})),
+                )
+                .await;
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+        let mut list = Vec::new();
+        for offset in [0, 500] {
+            let page = format!("{base}/api/runs?limit=500&offset={offset}");
+            let (status, page) = call(&http, reqwest::Method::GET, page, None).await;
+            assert_eq!(status, 200, "{page}");
+            list.extend(page.as_array().expect("runs").iter().cloned());
+        }
+        let terminal = list
+            .iter()
+            .filter(|r| ["completed", "failed", "canceled"].contains(&r["status"].as_str().unwrap_or("")))
+            .count();
+        if terminal == runs.len() && kills == 3 {
+            for r in &list {
+                let id = r["run_id"].as_str().expect("id");
+                assert_eq!(r["status"], "completed", "{r}");
+                let expected = match runs[id] {
+                    "k9_wait" => "waited",
+                    "k9_gate" => "approved",
+                    "k9_both" => "both",
+                    _ => "expired",
+                };
+                assert_eq!(r["output_vars"]["result"], expected, "{r}");
+            }
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{terminal} of {} runs terminal after 180 s", runs.len());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(decided.len(), runs.values().filter(|k| matches!(**k, "k9_gate" | "k9_both")).count());
+    for (id, kind) in &runs {
+        let events = assert_clean_history(&http, &base, id).await;
+        if *kind == "k9_expire" {
+            let expiries = events.iter().filter(|e| e["event_type"] == "approval_decision_received").count();
+            assert_eq!(expiries, 1, "the approval of {id} expired exactly once");
+        }
+    }
+    // The SSE client saw the other processes' events in order, each once, ending with the terminal one.
+    let streamed = stream.await.expect("stream task");
+    let (_, stored) = call(&http, reqwest::Method::GET, format!("{base}/api/runs/{followed}/events"), None).await;
+    let stored: Vec<(i64, String)> = stored
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["event_id"].as_i64().expect("id"), e["event_type"].as_str().expect("type").to_owned()))
+        .collect();
+    assert_eq!(streamed, stored, "the stream shows every stored event once, in order");
+}
+
+/// A pseudo-random bit from the clock (no test dependency on a random number generator).
+fn rand_bit() -> bool {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() & 1 == 1)
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_decisions_over_two_api_processes_have_one_winner() {
+    let url = schema("scale_decisions").await;
+    let http = reqwest::Client::new();
+    let (a, b, _w) = (api(&url), api(&url), worker(&url));
+    let gate = procedures().into_iter().nth(1).expect("k9_gate");
+    import(&http, a.base(), gate).await;
+    let run = start_run(&http, a.base(), "k9_gate", 0).await;
+    let approval = loop {
+        let (_, list) =
+            call(&http, reqwest::Method::GET, format!("{}/api/approvals?run_id={run}", b.base()), None).await;
+        if let Some(id) = list.as_array().and_then(|l| l.first()).and_then(|a| a["approval_id"].as_str()) {
+            break id.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut calls = Vec::new();
+    for i in 0..100 {
+        let base = if i % 2 == 0 { a.base() } else { b.base() }.to_owned();
+        let (http, approval) = (http.clone(), approval.clone());
+        let decision = if i % 3 == 0 { "reject" } else { "approve" };
+        calls.push(tokio::spawn(async move {
+            call(
+                &http,
+                reqwest::Method::POST,
+                format!("{base}/api/approvals/{approval}/decision"),
+                Some(json!({"decision": decision, "decided_by": format!("user{i}")})),
+            )
+            .await
+            .0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for c in calls {
+        statuses.push(c.await.expect("call"));
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 99, "{statuses:?}");
+    let events = loop {
+        let (_, r) = call(&http, reqwest::Method::GET, format!("{}/api/runs/{run}", a.base()), None).await;
+        if r["status"] == "completed" {
+            break assert_clean_history(&http, a.base(), &run).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let decisions = events.iter().filter(|e| e["event_type"] == "approval_decision_received").count();
+    assert_eq!(decisions, 1, "one decision recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_takes_over_the_leader_role_within_seconds() {
+    let url = schema("scale_leader").await;
+    let http = reqwest::Client::new();
+    let mut first = api(&url);
+    let second = api(&url);
+    let leader_of = |p: &Proc| {
+        let (http, base) = (http.clone(), p.base().to_owned());
+        async move { call(&http, reqwest::Method::GET, format!("{base}/api/health"), None).await.1["leader"] == true }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (l1, l2) = (leader_of(&first).await, leader_of(&second).await);
+        assert!(!(l1 && l2), "never two leaders");
+        if l1 || l2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a leader is elected within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Kill whichever leads; the other takes over.
+    let (mut leader, follower) = if leader_of(&first).await { (first, second) } else { (second, first) };
+    leader.kill();
+    let killed = tokio::time::Instant::now();
+    while !leader_of(&follower).await {
+        assert!(killed.elapsed() < Duration::from_secs(10), "the follower leads within 10 s of the leader's death");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first = follower;
+    assert!(leader_of(&first).await);
+}
