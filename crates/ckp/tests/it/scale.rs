@@ -337,3 +337,145 @@ async fn another_process_takes_over_the_leader_role_within_seconds() {
     first = follower;
     assert!(leader_of(&first).await);
 }
+
+/// A PostgreSQL server of this test's own (initdb in a temporary directory, run as the `postgres` user on a free
+/// port), so restarting it disturbs no other test.
+struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start(name: &str) -> PrivatePostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (Debian: /usr/lib/postgresql/*/bin) are needed for this test")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .expect("initdb under /usr/lib/postgresql/*/bin");
+        let dir = std::env::temp_dir().join(format!("ckp-pg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let pg = PrivatePostgres { bin, dir, port };
+        if running_as_root() {
+            let out = Command::new("chown").args(["-R", "postgres"]).arg(&pg.dir).output().expect("chown");
+            assert!(out.status.success(), "chown: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let (initdb, data) = (pg.bin.join("initdb"), pg.dir.join("data"));
+        Self::as_postgres(&[&initdb.to_string_lossy(), "-A", "trust", "-U", "postgres", "-D", &data.to_string_lossy()]);
+        pg.ctl("start");
+        pg
+    }
+
+    /// Runs a command as the `postgres` user when this test runs as root (initdb refuses root).
+    fn as_postgres(args: &[&str]) {
+        let mut cmd = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).args(args);
+            c
+        } else {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        };
+        let out = cmd.output().expect("command runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn ctl(&self, action: &str) {
+        let ctl = self.bin.join("pg_ctl");
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
+        Self::as_postgres(&[
+            &ctl.to_string_lossy(),
+            action,
+            "-w",
+            "-m",
+            "fast",
+            "-D",
+            &data.to_string_lossy(),
+            "-l",
+            &log.to_string_lossy(),
+            "-o",
+            &opts,
+        ]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let ctl = self.bin.join("pg_ctl");
+        let data = self.dir.join("data");
+        let mut cmd = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(ctl);
+            c
+        } else {
+            Command::new(ctl)
+        };
+        let _ = cmd.args(["stop", "-m", "immediate", "-D"]).arg(data).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_under_load_loses_no_run() {
+    let pg = PrivatePostgres::start("restart");
+    let url = pg.url();
+    let http = reqwest::Client::new();
+    let (api, _w1, _w2) = (api(&url), worker(&url), worker(&url));
+    let base = api.base().to_owned();
+    let procs = procedures();
+    import(&http, &base, procs[0].clone()).await;
+    let mut runs = Vec::new();
+    for i in 0..300 {
+        runs.push(start_run(&http, &base, "k9_wait", i).await);
+    }
+    // Every connection of every process is cut while the runs sleep in durable timers and execute.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    pg.ctl("restart");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut done = 0;
+        for id in &runs {
+            let (status, r) = call(&http, reqwest::Method::GET, format!("{base}/api/runs/{id}"), None).await;
+            if status == 200 && r["status"] == "completed" {
+                assert_eq!(r["output_vars"]["result"], "waited", "{r}");
+                done += 1;
+            }
+        }
+        if done == runs.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of {} runs completed 90 s after the restart",
+            runs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for id in &runs {
+        assert_clean_history(&http, &base, id).await;
+    }
+    // New work is accepted and done after the restart too.
+    let late = start_run(&http, &base, "k9_wait", 1000).await;
+    loop {
+        let (_, r) = call(&http, reqwest::Method::GET, format!("{base}/api/runs/{late}"), None).await;
+        if r["status"] == "completed" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a run started after the restart completes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
