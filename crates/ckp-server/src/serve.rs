@@ -55,6 +55,13 @@ pub struct ServeConfig {
     pub llm_api_key: Option<String>,
     /// `{{secrets.NAME}}` reads the environment variable `{secrets_env_prefix}{NAME}` (LangOrch's env provider).
     pub secrets_env_prefix: String,
+    /// The URL agents reach this server at, for workflow callback URLs (default `http://<bind address>`).
+    pub public_url: Option<String>,
+    /// The key of workflow callback tokens (HMAC-SHA256 of the run id); generated and kept in
+    /// `<data_dir>/callback_secret` when not given.
+    pub callback_secret: Option<String>,
+    /// A run paused on an async workflow fails when no callback came after this many minutes.
+    pub workflow_callback_timeout_minutes: f64,
 }
 
 impl Default for ServeConfig {
@@ -76,6 +83,9 @@ impl Default for ServeConfig {
             llm_fallback_models: Vec::new(),
             llm_api_key: None,
             secrets_env_prefix: "LANGORCH_SECRET_".into(),
+            public_url: None,
+            callback_secret: None,
+            workflow_callback_timeout_minutes: 60.0,
         }
     }
 }
@@ -165,6 +175,7 @@ impl ServeConfig {
         if let Some(v) = env("CKP_LLM_API_KEY") {
             self.llm_api_key = Some(v);
         }
+        crate::workflow::apply_env(self, &env)?;
         Ok(())
     }
 
@@ -232,13 +243,15 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     // One process owns an embedded database: jobs left running belong to a process that died.
     store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
     let catalog = Arc::new(Catalog::new(store.clone()));
+    let callbacks = crate::workflow::signer(config)?;
     let engine = Arc::new(
         Engine::new(
             store.clone(),
             Effects {
                 agents: Some(Arc::new(
                     ckp_connectors::agents::StoreAgents::new(store.clone())
-                        .with_offline_after(config.agent_offline_after),
+                        .with_offline_after(config.agent_offline_after)
+                        .with_callbacks(callbacks.clone()),
                 )),
                 http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
                 llm: config.llm_base_url.as_ref().map(|url| {
@@ -252,7 +265,10 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             },
         )
         .with_procedures(catalog.clone())
-        .with_config(EngineConfig::default()),
+        .with_config(EngineConfig {
+            callback_timeout_minutes: config.workflow_callback_timeout_minutes,
+            ..EngineConfig::default()
+        }),
     );
     let (shutdown, signal) = watch::channel(false);
     let state = AppState {
@@ -261,12 +277,14 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         engine: engine.clone(),
         artifacts_dir: config.data_dir.join("artifacts"),
         shutdown: signal.clone(),
+        callbacks: callbacks.clone(),
     };
     let (app, _) = router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
+    callbacks.set_base_url(&crate::workflow::public_url(config, addr));
     let mut tasks = JoinSet::new();
     let host = uuid::Uuid::new_v4().simple().to_string();
     for i in 0..config.workers {

@@ -24,6 +24,8 @@ pub(crate) enum StepFlow {
     Cancelled,
     /// A durable wait: re-execute this node after `until`.
     Sleep(chrono::DateTime<chrono::Utc>),
+    /// Delegated to an async workflow: re-execute this node after the callback.
+    Delegated(crate::journal::PendingCallback),
 }
 
 impl Runner<'_> {
@@ -51,6 +53,7 @@ impl Runner<'_> {
                     StepFlow::Failed(e) => return Ok(Flow::Fail(RunError::at(&node.id, Some(&step.id), &e))),
                     StepFlow::Cancelled => return Ok(Flow::Cancelled),
                     StepFlow::Sleep(until) => return Ok(Flow::Sleep(until)),
+                    StepFlow::Delegated(pending) => return Ok(Flow::Delegated(vec![pending])),
                 }
             }
             for v in &s.validations {
@@ -129,6 +132,11 @@ impl Runner<'_> {
         let outcome = loop {
             let attempt_key = format!("{key}#{attempt}");
             let result = self.attempt_step(ctx, vars, node, step, &attempt_key).await?;
+            if matches!(result, Ok(None))
+                && let Some(pending) = self.take_delegated(&attempt_key)
+            {
+                return Ok(StepFlow::Delegated(pending));
+            }
             let error = match result {
                 Ok(v) => break Ok(v),
                 Err(e) if e.kind == ErrorKind::Cancelled => return Ok(StepFlow::Cancelled),

@@ -7,6 +7,7 @@ mod catalog;
 mod dispatch;
 mod endpoints;
 mod support;
+mod workflow;
 
 use std::sync::Arc;
 use std::time::Duration;
