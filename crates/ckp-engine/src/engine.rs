@@ -33,6 +33,8 @@ pub struct EngineConfig {
     /// A run paused on an async workflow fails when its callback has not come after this many minutes
     /// (`workflow_callback_timeout_minutes`).
     pub callback_timeout_minutes: f64,
+    /// LLM prices for cost and budgets (defaults merged with `llm_prices`).
+    pub prices: Arc<crate::pricing::PriceTable>,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +46,7 @@ impl Default for EngineConfig {
             max_buffer_age_ms: 200,
             mock_external: false,
             callback_timeout_minutes: 60.0,
+            prices: Arc::new(crate::pricing::PriceTable::default()),
         }
     }
 }

@@ -62,6 +62,8 @@ pub struct ServeConfig {
     pub callback_secret: Option<String>,
     /// A run paused on an async workflow fails when no callback came after this many minutes.
     pub workflow_callback_timeout_minutes: f64,
+    /// LLM prices per 1,000 tokens by model (name prefix), merged over the defaults.
+    pub llm_prices: std::collections::BTreeMap<String, ckp_engine::pricing::ModelPrice>,
 }
 
 impl Default for ServeConfig {
@@ -86,6 +88,7 @@ impl Default for ServeConfig {
             public_url: None,
             callback_secret: None,
             workflow_callback_timeout_minutes: 60.0,
+            llm_prices: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -267,6 +270,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         .with_procedures(catalog.clone())
         .with_config(EngineConfig {
             callback_timeout_minutes: config.workflow_callback_timeout_minutes,
+            prices: Arc::new(ckp_engine::pricing::PriceTable::with(&config.llm_prices).map_err(ServeError::Config)?),
             ..EngineConfig::default()
         }),
     );

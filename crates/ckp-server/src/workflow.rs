@@ -1,6 +1,6 @@
-//! `ckp serve`'s settings for workflow callbacks, kept out of `serve.rs`: the public URL agents call back at, the
-//! callback secret (given, or generated once and kept in the data directory so tokens survive restarts), and the
-//! callback timeout.
+//! `ckp serve`'s settings added by issue 7, kept out of `serve.rs`: for workflow callbacks the public URL agents
+//! call back at, the callback secret (given, or generated once and kept in the data directory so tokens survive
+//! restarts) and the callback timeout; and the LLM price table.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,8 @@ use crate::serve::{ConfigError, ServeConfig, ServeError};
 /// The file in the data directory holding a generated callback secret.
 const SECRET_FILE: &str = "callback_secret";
 
-/// Applies `CKP_PUBLIC_URL`, `CKP_CALLBACK_SECRET`, `CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES`.
+/// Applies `CKP_PUBLIC_URL`, `CKP_CALLBACK_SECRET`, `CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES`, `CKP_LLM_PRICES` (JSON,
+/// merged over the file's `llm_prices`).
 pub(crate) fn apply_env(config: &mut ServeConfig, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     if let Some(v) = env("CKP_PUBLIC_URL") {
         config.public_url = Some(v);
@@ -25,6 +26,11 @@ pub(crate) fn apply_env(config: &mut ServeConfig, env: &impl Fn(&str) -> Option<
             name: "CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES".into(),
             message: format!("not a number: {v:?}"),
         })?;
+    }
+    if let Some(v) = env("CKP_LLM_PRICES").filter(|v| !v.trim().is_empty()) {
+        let prices = ckp_engine::pricing::PriceTable::parse_overrides(&v)
+            .map_err(|message| ConfigError::Env { name: "CKP_LLM_PRICES".into(), message })?;
+        config.llm_prices.extend(prices);
     }
     Ok(())
 }
@@ -75,4 +81,52 @@ pub(crate) fn public_url(config: &ServeConfig, addr: SocketAddr) -> String {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     format!("http://{addr}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apply_env;
+    use crate::serve::ServeConfig;
+
+    #[test]
+    fn settings_come_from_the_environment() {
+        let mut config = ServeConfig::default();
+        let env = |name: &str| {
+            match name {
+                "CKP_PUBLIC_URL" => Some("https://ckp.example.com/"),
+                "CKP_CALLBACK_SECRET" => Some("s"),
+                "CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES" => Some("2.5"),
+                "CKP_LLM_PRICES" => Some(r#"{"m": {"prompt": 1, "completion": 2}}"#),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        apply_env(&mut config, &env).expect("valid");
+        assert_eq!(config.public_url.as_deref(), Some("https://ckp.example.com/"));
+        assert_eq!(config.callback_secret.as_deref(), Some("s"));
+        assert!((config.workflow_callback_timeout_minutes - 2.5).abs() < f64::EPSILON);
+        assert_eq!(config.llm_prices.get("m").map(|p| (p.prompt, p.completion)), Some((1.0, 2.0)));
+        let addr = "0.0.0.0:8000".parse().expect("addr");
+        assert_eq!(super::public_url(&config, addr), "https://ckp.example.com");
+        config.public_url = None;
+        assert_eq!(super::public_url(&config, addr), "http://127.0.0.1:8000");
+        let bad = |name: &str| (name == "CKP_LLM_PRICES").then(|| "{".to_owned());
+        assert!(apply_env(&mut ServeConfig::default(), &bad).is_err());
+        let bad = |name: &str| (name == "CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES").then(|| "soon".to_owned());
+        assert!(apply_env(&mut ServeConfig::default(), &bad).is_err());
+    }
+
+    #[test]
+    fn a_generated_secret_is_kept_and_bad_settings_are_refused() {
+        let dir = std::env::temp_dir().join(format!("ckp-callback-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = ServeConfig { data_dir: dir.clone(), ..ServeConfig::default() };
+        let first = super::signer(&config).expect("generated").token("r");
+        assert_eq!(super::signer(&config).expect("read back").token("r"), first, "the same secret after a restart");
+        let zero = ServeConfig { workflow_callback_timeout_minutes: 0.0, ..config.clone() };
+        assert!(super::signer(&zero).is_err());
+        let empty = ServeConfig { callback_secret: Some(" ".into()), ..config };
+        assert!(super::signer(&empty).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
