@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub callback_timeout_minutes: f64,
     /// LLM prices for cost and budgets (defaults merged with `llm_prices`).
     pub prices: Arc<crate::pricing::PriceTable>,
+    /// The server's artifacts folder (absolute): artifact URIs naming files under it become `/api/artifacts/...`
+    /// (semantics B §5.12).
+    pub artifacts_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +50,7 @@ impl Default for EngineConfig {
             mock_external: false,
             callback_timeout_minutes: 60.0,
             prices: Arc::new(crate::pricing::PriceTable::default()),
+            artifacts_dir: None,
         }
     }
 }

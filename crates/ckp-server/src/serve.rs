@@ -271,6 +271,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         .with_config(EngineConfig {
             callback_timeout_minutes: config.workflow_callback_timeout_minutes,
             prices: Arc::new(ckp_engine::pricing::PriceTable::with(&config.llm_prices).map_err(ServeError::Config)?),
+            artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(),
             ..EngineConfig::default()
         }),
     );
