@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use ckp_core::procedure::DispatchMode;
 use ckp_core::procedure::ErrorKind;
-use ckp_engine::effects::{AgentRequest, Agents, BoxFuture};
+use ckp_engine::effects::{AgentReply, AgentRequest, Agents, BoxFuture};
 use ckp_engine::error::StepError;
 use ckp_store::{AgentRow, LeaseRow, Store};
 use serde_json::{Value, json};
@@ -37,6 +38,8 @@ pub struct StoreAgents {
     turns: Mutex<HashMap<String, usize>>,
     /// Consecutive failed calls (transport errors, 5xx) that open an agent's circuit.
     offline_after: i64,
+    /// Signs callback URLs of async workflow dispatches (none: async workflow steps fail with a clear error).
+    callbacks: Option<Arc<crate::workflow::CallbackSigner>>,
 }
 
 impl std::fmt::Debug for StoreAgents {
@@ -52,6 +55,14 @@ fn capable(agent: &AgentRow, action: &str) -> bool {
             name == "*" || name == action
         })
     })
+}
+
+/// Whether the agent's capability for `action` is a workflow (`type: "workflow"`; tool otherwise).
+fn is_workflow(agent: &AgentRow, action: &str) -> bool {
+    let caps = agent.capabilities.as_array().map(Vec::as_slice).unwrap_or_default();
+    let name = |c: &Value| c.get("name").and_then(Value::as_str).or_else(|| c.as_str()).unwrap_or_default().to_owned();
+    let entry = caps.iter().find(|c| name(c) == action).or_else(|| caps.iter().find(|c| name(c) == "*"));
+    entry.and_then(|c| c.get("type")).and_then(Value::as_str) == Some("workflow")
 }
 
 fn circuit_closed(agent: &AgentRow, now: DateTime<Utc>) -> bool {
@@ -95,7 +106,19 @@ pub async fn probe_capabilities(base_url: &str) -> Result<Vec<Value>, String> {
 impl StoreAgents {
     /// Agents registered in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        StoreAgents { store, client: reqwest::Client::new(), turns: Mutex::new(HashMap::new()), offline_after: 3 }
+        StoreAgents {
+            store,
+            client: reqwest::Client::new(),
+            turns: Mutex::new(HashMap::new()),
+            offline_after: 3,
+            callbacks: None,
+        }
+    }
+
+    /// Signs the callback URLs of async workflow dispatches with `signer`.
+    pub fn with_callbacks(mut self, signer: Arc<crate::workflow::CallbackSigner>) -> Self {
+        self.callbacks = Some(signer);
+        self
     }
 
     /// Opens an agent's circuit after `n` consecutive failed calls (default 3).
@@ -210,38 +233,89 @@ fn envelope(failed: &str, text: &str) -> Result<Value, StepError> {
     }
 }
 
+impl StoreAgents {
+    /// A tool call on the first of `agents` with room: under a resource lease (renewed while the call runs,
+    /// released after it, whatever its outcome).
+    async fn call_leased(&self, agents: Vec<AgentRow>, req: &AgentRequest) -> Result<Value, StepError> {
+        let (agent, lease) = self.lease(agents, req).await?;
+        let call = call_agent(&self.client, &agent.agent_id, &agent.base_url, req);
+        tokio::pin!(call);
+        let every = (LEASE_TTL / 3).to_std().unwrap_or(Duration::from_secs(60));
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let result = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                _ = renew.tick() => { let _ = self.store.renew_lease(&lease.lease_id, LEASE_TTL).await; }
+            }
+        };
+        let _ = self.store.release_lease(&lease.lease_id).await;
+        self.record_outcome(&agent, &result).await;
+        result
+    }
+
+    /// The circuit breaker: calls that could not reach the agent or got a 5xx count as failures; after
+    /// `offline_after` in a row the agent goes offline with its circuit open until a health probe succeeds. A
+    /// success after failures resets the count.
+    async fn record_outcome<T>(&self, agent: &AgentRow, result: &Result<T, StepError>) {
+        let unreachable = match result {
+            Err(e) => {
+                e.kind == ErrorKind::AgentUnavailable
+                    || e.kind == ErrorKind::Timeout
+                    || e.http_status.is_some_and(|s| s >= 500)
+            }
+            Ok(_) => false,
+        };
+        if unreachable || (result.is_ok() && agent.consecutive_failures > 0) {
+            let _ = self.store.record_agent_health(&agent.agent_id, !unreachable, self.offline_after).await;
+        }
+    }
+
+    /// A workflow capability (semantics B §5.14): `sync` is an ordinary call with `_workflow_context` and no
+    /// lease; `async` fires the workflow with a signed `callback_url` and reports the step delegated.
+    async fn call_workflow(&self, agent: AgentRow, mut req: AgentRequest) -> Result<AgentReply, StepError> {
+        if req.workflow.mode == DispatchMode::Sync {
+            req.params.insert("_workflow_context".into(), req.workflow.context.clone());
+            let result = call_agent(&self.client, &agent.agent_id, &agent.base_url, &req).await;
+            self.record_outcome(&agent, &result).await;
+            return result.map(AgentReply::Done);
+        }
+        if !req.workflow.allow_async {
+            return Err(StepError::new(
+                ErrorKind::ValidationError,
+                format!(
+                    "Action '{}' is an async workflow, which a subflow's child run cannot wait for yet; set workflow_dispatch_mode: sync",
+                    req.action
+                ),
+            ));
+        }
+        let Some(signer) = &self.callbacks else {
+            return Err(StepError::new(
+                ErrorKind::AgentUnavailable,
+                format!("Action '{}' is an async workflow, but this server has no callback URL configured", req.action),
+            ));
+        };
+        let result = crate::workflow::fire(&self.client, &agent.base_url, &req, &signer.signed_url(&req.run_id)).await;
+        self.record_outcome(&agent, &result).await;
+        result?;
+        Ok(AgentReply::Delegated { agent_url: agent.base_url, callback_url: signer.url(&req.run_id) })
+    }
+}
+
 impl Agents for StoreAgents {
     fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
         Box::pin(async move {
             let agents = self.candidates(&req).await?;
-            let (agent, lease) = self.lease(agents, &req).await?;
-            // The lease is renewed while the call runs and released after it, whatever its outcome.
-            let call = call_agent(&self.client, &agent.agent_id, &agent.base_url, &req);
-            tokio::pin!(call);
-            let every = (LEASE_TTL / 3).to_std().unwrap_or(Duration::from_secs(60));
-            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            let result = loop {
-                tokio::select! {
-                    r = &mut call => break r,
-                    _ = renew.tick() => { let _ = self.store.renew_lease(&lease.lease_id, LEASE_TTL).await; }
-                }
-            };
-            let _ = self.store.release_lease(&lease.lease_id).await;
-            // The circuit breaker: calls that could not reach the agent or got a 5xx count as failures; after
-            // `offline_after` in a row the agent goes offline with its circuit open until a health probe
-            // succeeds. A success after failures resets the count.
-            let unreachable = match &result {
-                Err(e) => {
-                    e.kind == ErrorKind::AgentUnavailable
-                        || e.kind == ErrorKind::Timeout
-                        || e.http_status.is_some_and(|s| s >= 500)
-                }
-                Ok(_) => false,
-            };
-            if unreachable || (result.is_ok() && agent.consecutive_failures > 0) {
-                let _ = self.store.record_agent_health(&agent.agent_id, !unreachable, self.offline_after).await;
+            self.call_leased(agents, &req).await
+        })
+    }
+
+    fn dispatch(&self, req: AgentRequest) -> BoxFuture<'_, Result<AgentReply, StepError>> {
+        Box::pin(async move {
+            let agents = self.candidates(&req).await?;
+            if let Some(first) = agents.first().filter(|a| is_workflow(a, &req.action)) {
+                return self.call_workflow(first.clone(), req).await;
             }
-            result
+            self.call_leased(agents, &req).await.map(AgentReply::Done)
         })
     }
 }

@@ -37,12 +37,61 @@ pub struct AgentRequest {
     pub idempotency_key: String,
     /// The step's time limit.
     pub timeout: Option<Duration>,
+    /// How to dispatch when the agent's capability for the action is of type `workflow` (semantics B §5.14).
+    pub workflow: WorkflowDispatch,
+}
+
+/// What a workflow-type capability needs beside an ordinary call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowDispatch {
+    /// `async` (fire, pause, resume on the callback) or `sync` (an ordinary call without a lease); resolved from
+    /// the step, the node, then `global_config`, `async` by default.
+    #[serde(serialize_with = "mode_name")]
+    pub mode: ckp_core::procedure::DispatchMode,
+    /// `_workflow_context`, added to the params (B §5.14).
+    pub context: Value,
+    /// False inside a subflow's child run, where an async dispatch cannot pause the parent yet: the agent
+    /// refuses the step with a clear error instead of firing.
+    pub allow_async: bool,
+}
+
+fn mode_name<S: serde::Serializer>(mode: &ckp_core::procedure::DispatchMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(dispatch_mode_name(*mode))
+}
+
+/// `async` or `sync`.
+pub fn dispatch_mode_name(mode: ckp_core::procedure::DispatchMode) -> &'static str {
+    match mode {
+        ckp_core::procedure::DispatchMode::Async => "async",
+        ckp_core::procedure::DispatchMode::Sync => "sync",
+    }
+}
+
+/// How an agent took a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentReply {
+    /// The result, at once.
+    Done(Value),
+    /// An async workflow accepted the step; its result comes later to the run's callback URL.
+    Delegated {
+        /// The agent's base URL.
+        agent_url: String,
+        /// The callback URL given to the agent, without its token (the token is never stored).
+        callback_url: String,
+    },
 }
 
 /// Executes steps on agents.
 pub trait Agents: Send + Sync {
     /// Executes `req`; `Ok(result)` or a step error (`agent_unavailable` when no agent serves the channel).
     fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>>;
+
+    /// Executes `req`, or delegates it to an async workflow capability. Agents without workflow capabilities
+    /// keep this default: [`Agents::execute`].
+    fn dispatch(&self, req: AgentRequest) -> BoxFuture<'_, Result<AgentReply, StepError>> {
+        let call = self.execute(req);
+        Box::pin(async move { call.await.map(AgentReply::Done) })
+    }
 }
 
 /// An outbound HTTP request (the built-in `http_request` executor, A.2.15).

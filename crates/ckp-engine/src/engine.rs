@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 use crate::effects::Effects;
 use crate::error::{EngineError, ErrorKind, RunError};
 use crate::events::{Event, EventSink, payload};
-use crate::journal::{CHECKPOINT_FORMAT, Checkpoint, Commit, Journal, PendingApproval, RunStatus, Stored, Usage};
+use crate::journal::{
+    CHECKPOINT_FORMAT, Checkpoint, Commit, Journal, PendingApproval, PendingCallback, RunStatus, Stored, Usage,
+};
 use crate::run::{Core, Ctx, Flow, Runner};
 
 /// Tunables of the engine.
@@ -28,6 +30,14 @@ pub struct EngineConfig {
     pub max_buffer_age_ms: u64,
     /// Answer every external step with a mock result (`ckp run --mock-external`), as `mock_external_calls` does.
     pub mock_external: bool,
+    /// A run paused on an async workflow fails when its callback has not come after this many minutes
+    /// (`workflow_callback_timeout_minutes`).
+    pub callback_timeout_minutes: f64,
+    /// LLM prices for cost and budgets (defaults merged with `llm_prices`).
+    pub prices: Arc<crate::pricing::PriceTable>,
+    /// The server's artifacts folder (absolute): artifact URIs naming files under it become `/api/artifacts/...`
+    /// (semantics B §5.12).
+    pub artifacts_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +48,9 @@ impl Default for EngineConfig {
             max_buffered_events: 512,
             max_buffer_age_ms: 200,
             mock_external: false,
+            callback_timeout_minutes: 60.0,
+            prices: Arc::new(crate::pricing::PriceTable::default()),
+            artifacts_dir: None,
         }
     }
 }
@@ -59,6 +72,8 @@ pub enum RunOutcome {
     Cancelled,
     /// The run waits for these decisions.
     WaitingApproval(Vec<PendingApproval>),
+    /// The run waits for the callbacks of async workflows (status `paused`).
+    AwaitingCallback(Vec<PendingCallback>),
     /// The run waits for a durable timer.
     Sleeping {
         /// When to resume it.
@@ -268,6 +283,7 @@ impl Engine {
             started_at: None,
             resume_reason: None,
             call_stack: Vec::new(),
+            callbacks: Vec::new(),
         }
     }
 
@@ -450,6 +466,7 @@ impl Engine {
             }
             RunStatus::Canceled => return Ok(RunOutcome::Cancelled),
             RunStatus::WaitingApproval => return Ok(RunOutcome::WaitingApproval(cp.pending)),
+            RunStatus::Paused if !cp.callbacks.is_empty() => return Ok(RunOutcome::AwaitingCallback(cp.callbacks)),
             _ => {}
         }
         if let Some(until) = cp.wake_at
@@ -473,6 +490,7 @@ impl Engine {
             steps: stored.steps,
             emitted: HashMap::new(),
             pause_marks: HashMap::new(),
+            delegated: HashMap::new(),
         };
         let runner = Runner {
             p: p.clone(),
@@ -579,6 +597,7 @@ impl Engine {
                     return self.finish(&runner, vars).await;
                 }
                 Flow::Pause(approvals) => return self.pause(&runner, approvals).await,
+                Flow::Delegated(callbacks) => return self.await_callbacks(&runner, callbacks).await,
                 Flow::Fail(error) => {
                     let recovering = runner.core().base.recovering;
                     match p.config.on_failure.filter(|_| !recovering) {
@@ -622,6 +641,7 @@ impl Engine {
         cp.status = status;
         cp.node = None;
         cp.pending.clear();
+        cp.callbacks.clear();
         cp
     }
 
@@ -681,6 +701,25 @@ impl Engine {
         };
         runner.commit_with(cp).await?;
         Ok(RunOutcome::WaitingApproval(approvals))
+    }
+
+    /// Pauses (status `paused`) until the callbacks of the delegated steps; the node re-executes after them.
+    async fn await_callbacks(
+        &self,
+        runner: &Runner<'_>,
+        callbacks: Vec<PendingCallback>,
+    ) -> Result<RunOutcome, EngineError> {
+        let cp = {
+            let core = runner.core();
+            let mut cp = core.base.clone();
+            cp.replay =
+                core.emitted.iter().map(|(k, v)| (k.clone(), core.pause_marks.get(k).copied().unwrap_or(*v))).collect();
+            cp.status = RunStatus::Paused;
+            cp.callbacks = callbacks.clone();
+            cp
+        };
+        runner.commit_with(cp).await?;
+        Ok(RunOutcome::AwaitingCallback(callbacks))
     }
 
     async fn finish_validation_only(

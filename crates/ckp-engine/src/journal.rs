@@ -84,6 +84,26 @@ pub struct PendingApproval {
     pub escalation_contact: Option<String>,
 }
 
+/// A step delegated to an async workflow, waiting for its callback (semantics A.2.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingCallback {
+    /// The step record key: the callback writes the step's result there, so re-execution takes it from the record
+    /// and never dispatches the workflow again.
+    pub key: String,
+    /// The node.
+    pub node_id: String,
+    /// The step.
+    pub step_id: String,
+    /// The step's action.
+    pub action: String,
+    /// When the workflow accepted the step.
+    pub delegated_at: chrono::DateTime<chrono::Utc>,
+    /// When the run fails for want of a callback (`workflow_callback_timeout_minutes`).
+    pub timeout_at: chrono::DateTime<chrono::Utc>,
+    /// The timeout in minutes, for the error message.
+    pub timeout_minutes: f64,
+}
+
 /// The public id of an approval (LangOrch's `approval_id`): a UUID derived from the run that asks and its key, so
 /// events, re-execution and the API agree on it without storing a mapping.
 pub fn approval_id(run_id: &str, key: &str) -> String {
@@ -143,6 +163,9 @@ pub struct Checkpoint {
     /// Procedure ids of the parents of a subflow's child run (the recursion guard).
     #[serde(default)]
     pub call_stack: Vec<String>,
+    /// Async workflow steps whose callbacks the run waits for (status `paused`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<PendingCallback>,
 }
 
 /// What the journal remembers of one external call (or one non-deterministic internal value).

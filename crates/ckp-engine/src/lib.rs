@@ -4,6 +4,7 @@
 //! [`journal::Journal`] trait, so the CLI, the server and the tests drive the same code. See `docs/ARCHITECTURE.md`
 //! ("Durable execution") for the commit points and how a run is recovered.
 
+pub mod callback;
 pub mod effects;
 pub mod engine;
 pub mod error;

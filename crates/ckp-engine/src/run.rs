@@ -17,7 +17,7 @@ use crate::effects::Effects;
 use crate::engine::EngineConfig;
 use crate::error::{EngineError, RunError};
 use crate::events::{Event, EventSink};
-use crate::journal::{Checkpoint, Commit, Journal, PendingApproval, RunStatus, StepRecord, Usage};
+use crate::journal::{Checkpoint, Commit, Journal, PendingApproval, PendingCallback, RunStatus, StepRecord, Usage};
 
 /// How a node or a path ended.
 #[derive(Debug)]
@@ -34,6 +34,9 @@ pub(crate) enum Flow {
     Cancelled,
     /// Wait on a durable timer until then (the node re-executes after it).
     Sleep(chrono::DateTime<chrono::Utc>),
+    /// Steps delegated to async workflows: pause until their callbacks (the node re-executes after them, taking
+    /// the delegated steps' results from their records).
+    Delegated(Vec<PendingCallback>),
 }
 
 /// A terminate node's verdict.
@@ -68,6 +71,8 @@ pub(crate) struct Core {
     pub usage: Usage,
     /// Per thread, the event count at the point it paused: events after it are not replayed on resume.
     pub pause_marks: HashMap<String, u64>,
+    /// Step attempts (by step record key) just delegated to an async workflow, taken by their step.
+    pub delegated: HashMap<String, PendingCallback>,
 }
 
 pub(crate) struct Runner<'e> {
@@ -180,6 +185,7 @@ impl Runner<'_> {
         if self.p.config.checkpoint_strategy == CheckpointStrategy::Disabled
             && !commit.checkpoint.status.is_terminal()
             && commit.checkpoint.pending.is_empty()
+            && commit.checkpoint.callbacks.is_empty()
         {
             // `disabled`: the run lives in memory; events still reach the sink (A.2.11).
             if let Some(sink) = self.sink {

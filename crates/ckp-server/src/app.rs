@@ -28,6 +28,8 @@ pub struct AppState {
     pub artifacts_dir: PathBuf,
     /// Turns true when the server shuts down: open streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Signs and checks workflow callback URLs.
+    pub callbacks: Arc<ckp_connectors::workflow::CallbackSigner>,
 }
 
 /// Builds the router and its OpenAPI document.
@@ -54,6 +56,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> (Router, OpenApi) {
         .routes(routes!(routes::runs::checkpoint))
         .routes(routes!(routes::runs::cancel))
         .routes(routes!(routes::runs::retry))
+        .routes(routes!(routes::callbacks::callback))
         .routes(routes!(routes::approvals::list))
         .routes(routes!(crate::sse::approval_stream))
         .routes(routes!(routes::approvals::get))

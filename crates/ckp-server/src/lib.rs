@@ -11,3 +11,4 @@ pub mod routes;
 pub mod serve;
 pub mod sse;
 pub mod worker;
+mod workflow;

@@ -62,6 +62,15 @@ pub struct ServeConfig {
     pub db_pool_size: usize,
     /// Serve the HTTP API (`ckp worker` runs workers only).
     pub http: bool,
+    /// The URL agents reach this server at, for workflow callback URLs (default `http://<bind address>`).
+    pub public_url: Option<String>,
+    /// The key of workflow callback tokens (HMAC-SHA256 of the run id); generated and kept in
+    /// `<data_dir>/callback_secret` when not given.
+    pub callback_secret: Option<String>,
+    /// A run paused on an async workflow fails when no callback came after this many minutes.
+    pub workflow_callback_timeout_minutes: f64,
+    /// LLM prices per 1,000 tokens by model (name prefix), merged over the defaults.
+    pub llm_prices: std::collections::BTreeMap<String, ckp_engine::pricing::ModelPrice>,
 }
 
 impl Default for ServeConfig {
@@ -86,6 +95,10 @@ impl Default for ServeConfig {
             database_url: None,
             db_pool_size: 16,
             http: true,
+            public_url: None,
+            callback_secret: None,
+            workflow_callback_timeout_minutes: 60.0,
+            llm_prices: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -181,6 +194,7 @@ impl ServeConfig {
         if let Some(v) = env("CKP_DB_POOL_SIZE") {
             self.db_pool_size = num("CKP_DB_POOL_SIZE", &v)?;
         }
+        crate::workflow::apply_env(self, &env)?;
         Ok(())
     }
 
@@ -280,13 +294,15 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         }
     };
     let catalog = Arc::new(Catalog::new(store.clone()));
+    let callbacks = crate::workflow::signer(config)?;
     let engine = Arc::new(
         Engine::new(
             store.clone(),
             Effects {
                 agents: Some(Arc::new(
                     ckp_connectors::agents::StoreAgents::new(store.clone())
-                        .with_offline_after(config.agent_offline_after),
+                        .with_offline_after(config.agent_offline_after)
+                        .with_callbacks(callbacks.clone()),
                 )),
                 http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
                 llm: config.llm_base_url.as_ref().map(|url| {
@@ -300,7 +316,12 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             },
         )
         .with_procedures(catalog.clone())
-        .with_config(EngineConfig::default()),
+        .with_config(EngineConfig {
+            callback_timeout_minutes: config.workflow_callback_timeout_minutes,
+            prices: Arc::new(ckp_engine::pricing::PriceTable::with(&config.llm_prices).map_err(ServeError::Config)?),
+            artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(),
+            ..EngineConfig::default()
+        }),
     );
     let (shutdown, signal) = watch::channel(false);
     let state = AppState {
@@ -309,6 +330,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         engine: engine.clone(),
         artifacts_dir: config.data_dir.join("artifacts"),
         shutdown: signal.clone(),
+        callbacks: callbacks.clone(),
     };
     let (app, _) = router(state, config.max_body_bytes);
     let listener = match config.http {
@@ -324,6 +346,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         .map(tokio::net::TcpListener::local_addr)
         .transpose()
         .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
+    callbacks.set_base_url(&crate::workflow::public_url(config, addr));
     let mut tasks = JoinSet::new();
     let host = uuid::Uuid::new_v4().simple().to_string();
     for i in 0..config.workers {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use ckp_engine::callback::{Callback, CallbackOutcome};
 use ckp_engine::engine::Procedures;
 use ckp_engine::journal::{Checkpoint, RunStatus};
 use ckp_engine::{Decision, Engine, RunOutcome};
@@ -84,7 +85,8 @@ async fn execute(
                     || (cp.status == RunStatus::WaitingApproval
                         && cp.pending.iter().all(|a| a.expires_at.is_none_or(|at| at > now)));
                 // An expiry changes the checkpoint: the engine then reads it again; otherwise it goes on from this one.
-                let expired = expire_due(store.as_ref(), &job.run_id, cp).await;
+                let expired = expire_due(store.as_ref(), &job.run_id, cp).await
+                    || time_out_callbacks(store.as_ref(), &job.run_id, cp).await;
                 let outcome = match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
                     Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
                     Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(|e| e.to_string()),
@@ -123,6 +125,12 @@ async fn execute(
             // The commit that paused the run released its job (same transaction).
             None => Ok(true),
         },
+        // A run waiting for workflow callbacks comes back when the first of them times out; a callback queues it
+        // sooner.
+        Ok(RunOutcome::AwaitingCallback(callbacks)) => match callbacks.iter().map(|c| c.timeout_at).min() {
+            Some(at) => store.reschedule(job.job_id, &config.id, at).await,
+            None => store.finish(job.job_id, &config.id).await,
+        },
         Ok(_) if settled_before => store.finish(job.job_id, &config.id).await,
         // The commit that ended the run released its job (same transaction).
         Ok(_) => Ok(true),
@@ -154,6 +162,28 @@ async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
         expired = true;
     }
     expired
+}
+
+/// Fails the delegated steps whose callbacks did not come in time (`workflow_callback_timeout_minutes`), through
+/// the store's guarded callback transition, so a late callback and the timeout cannot both win; the engine then
+/// handles the step's error (retries, handlers, or the run fails). True when something timed out.
+async fn time_out_callbacks(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
+    if cp.status != RunStatus::Paused {
+        return false;
+    }
+    let mut timed_out = false;
+    let now = Utc::now();
+    for c in cp.callbacks.iter().filter(|c| c.timeout_at <= now) {
+        let callback = Callback {
+            node_id: Some(c.node_id.clone()),
+            step_id: Some(c.step_id.clone()),
+            outcome: CallbackOutcome::TimedOut,
+        };
+        // A conflict means the callback came first.
+        let _ = store.workflow_callback(run_id, callback).await;
+        timed_out = true;
+    }
+    timed_out
 }
 
 /// Returns expired leases to the queue every `every` until `shutdown`, while this process is the leader (on a

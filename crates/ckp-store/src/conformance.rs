@@ -30,6 +30,7 @@ pub const CHECKS: &[Check] = &[
     ("cancel_retry_delete", |s| Box::pin(cancel_retry_delete(s))),
     ("registry_tables", |s| Box::pin(registry_tables(s))),
     ("changes_are_announced_after_commit", |s| Box::pin(changes_are_announced_after_commit(s))),
+    ("one_workflow_callback_resumes_a_paused_run", |s| Box::pin(one_workflow_callback_resumes_a_paused_run(s))),
 ];
 
 fn approval_procedure() -> Arc<Procedure> {
@@ -353,4 +354,83 @@ async fn changes_are_announced_after_commit(store: Arc<dyn Store>) {
     tokio::time::timeout(wait, run.changed()).await.expect("announced").expect("open");
     assert_eq!(store.get_run("n1").await.expect("get").expect("exists").status, "waiting_approval");
     let _ = other.borrow_and_update();
+}
+
+/// Agents whose every step is taken by an async workflow; counts the dispatches.
+#[derive(Default)]
+struct Delegating(std::sync::atomic::AtomicUsize);
+
+impl ckp_engine::effects::Agents for Delegating {
+    fn execute(&self, _req: ckp_engine::effects::AgentRequest) -> BoxFuture<'_, Result<Value, ckp_engine::StepError>> {
+        Box::pin(async {
+            Err(ckp_engine::StepError::new(ckp_engine::ErrorKind::AgentError, "tools are not used here"))
+        })
+    }
+
+    fn dispatch(
+        &self,
+        _req: ckp_engine::effects::AgentRequest,
+    ) -> BoxFuture<'_, Result<ckp_engine::effects::AgentReply, ckp_engine::StepError>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async {
+            Ok(ckp_engine::effects::AgentReply::Delegated {
+                agent_url: "http://agent".into(),
+                callback_url: "http://ckp/callback".into(),
+            })
+        })
+    }
+}
+
+async fn one_workflow_callback_resumes_a_paused_run(store: Arc<dyn Store>) {
+    use ckp_engine::callback::{Callback, CallbackOutcome};
+    let doc = json!({"procedure_id": "conf_wf", "version": "1", "workflow_graph": {"start_node": "a", "nodes": {
+        "a": {"type": "sequence", "agent": "erp", "steps": [{"step_id": "s", "action": "post", "output_variable": "r"}],
+              "next_node": "end"},
+        "end": {"type": "terminate"}
+    }}});
+    let p = Arc::new(ckp_core::compile_value(&doc).procedure.expect("compiles"));
+    store.insert_procedure(record("conf_wf", "1")).await.expect("insert");
+    create(&store, &p, "w1", json!({})).await;
+    let agents = Arc::new(Delegating::default());
+    let journal: Arc<dyn Journal> = store.clone();
+    let effects = Effects { agents: Some(agents.clone()), ..Effects::default() };
+    let engine = Engine::new(journal, effects);
+    let out = engine.resume(p.clone(), "w1").await.expect("executes");
+    assert!(matches!(out, RunOutcome::AwaitingCallback(ref c) if c.len() == 1), "{out:?}");
+    assert_eq!(store.get_run("w1").await.expect("get").expect("exists").status, "paused");
+    let callback = |i: i64| Callback {
+        node_id: Some("a".into()),
+        step_id: Some("s".into()),
+        outcome: CallbackOutcome::Success { output: json!({"n": i}).as_object().cloned().unwrap_or_default() },
+    };
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let c = callback(i);
+        tasks.push(tokio::spawn(async move { store.workflow_callback("w1", c).await }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("joined") {
+            Ok(queued) => {
+                assert!(queued);
+                wins += 1;
+            }
+            Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "unexpected {e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert!(matches!(store.workflow_callback("nope", callback(0)).await, Err(StoreError::NotFound(_))));
+    let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("the callback queued the run");
+    assert_eq!(job.run_id, "w1");
+    let out = engine.resume(p, "w1").await.expect("executes");
+    let outputs = match out {
+        RunOutcome::Completed { outputs } => outputs,
+        other => Map::from_iter([("unexpected".to_owned(), Value::String(format!("{other:?}")))]),
+    };
+    assert!(outputs.get("n").is_some_and(Value::is_number), "the output is merged into the variables: {outputs:?}");
+    assert_eq!(outputs.get("r"), outputs.get("n").map(|n| json!({"n": n})).as_ref(), "{outputs:?}");
+    assert_eq!(agents.0.load(std::sync::atomic::Ordering::SeqCst), 1, "dispatched once");
+    let events = store.events_after("w1", 0, 1000).await.expect("events");
+    assert_eq!(events.iter().filter(|e| e.event_type == "workflow_callback_received").count(), 1);
 }

@@ -10,6 +10,7 @@
 //! transaction (`BEGIN IMMEDIATE`, a savepoint per write), and separate read connections.
 
 mod approvals;
+mod callbacks;
 pub mod conformance;
 mod decisions;
 mod events;

@@ -321,6 +321,7 @@ impl SqliteStore {
                 }
                 cp.status = RunStatus::Canceled;
                 cp.pending.clear();
+                cp.callbacks.clear();
                 cp.wake_at = None;
                 let event = ckp_engine::Event {
                     event_type: "run_canceled".into(),

@@ -6,6 +6,7 @@
 //! future, and each implementation (`SqliteStore`, `PgStore`) forwards to its inherent method of the same name.
 
 use chrono::{DateTime, Utc};
+use ckp_engine::callback::Callback;
 use ckp_engine::effects::BoxFuture;
 use ckp_engine::engine::Decision;
 use ckp_engine::journal::{Checkpoint, Commit, Journal, PendingApproval};
@@ -76,6 +77,9 @@ store_contract! {
     fn wait_for_work(&self, timeout: std::time::Duration) -> ();
     /// Records a decision on a waiting run, guarded: only a pending approval can be decided.
     fn decide(&self, run_id: &'a str, decision: Decision) -> R<Vec<PendingApproval>>;
+    /// Applies a workflow callback to a paused run, guarded: only a step still waiting can be answered; true
+    /// when the run was queued.
+    fn workflow_callback(&self, run_id: &'a str, callback: Callback) -> R<bool>;
     /// Approvals, newest first, by status and run.
     fn list_approvals(&self, status: Option<String>, run_id: Option<String>) -> R<Vec<ApprovalRow>>;
     /// One approval.

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ckp_core::path::to_text;
-use ckp_core::procedure::{Action, ExecutionMode, Node, Step};
+use ckp_core::procedure::{Action, DispatchMode, ExecutionMode, Kind, Node, Step};
 use ckp_core::template::Secrets as TemplateSecrets;
 use serde_json::{Map, Value, json};
 
-use crate::effects::{AgentRequest, HttpRequest};
+use crate::effects::{AgentReply, AgentRequest, HttpRequest, WorkflowDispatch, dispatch_mode_name};
 use crate::error::{EngineError, ErrorKind, StepError};
-use crate::journal::StepRecord;
+use crate::journal::{PendingCallback, StepRecord};
 use crate::ops::{OpErrorKind, run_internal};
 use crate::run::{Ctx, Runner};
 
@@ -161,13 +161,14 @@ impl Runner<'_> {
                 ik
             }
         };
+        let workflow = self.workflow_dispatch(node, step, &params);
         let params = self.with_secrets(vars, step, params).await;
         let timeout = step.timeout_ms.map(Duration::from_millis);
         let _permit = match &self.ops_limit {
             Some(limit) => limit.acquire().await.ok(),
             None => None,
         };
-        let call = self.call_executor(node, step, params, &idempotency_key, timeout);
+        let call = self.call_executor(node, step, params, &idempotency_key, timeout, workflow);
         let result = match timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
                 Ok(r) => r,
@@ -186,6 +187,14 @@ impl Runner<'_> {
                 }
             },
             None => call.await,
+        };
+        let result = match result {
+            Ok(AgentReply::Done(v)) => Ok(v),
+            Err(e) => Err(e),
+            Ok(AgentReply::Delegated { agent_url, callback_url }) => {
+                self.delegate(ctx, node, step, key, agent_url, callback_url);
+                return Ok(Ok(None));
+            }
         };
         let record = match &result {
             Ok(v) => StepRecord::Completed { result: v.clone() },
@@ -224,6 +233,64 @@ impl Runner<'_> {
         }
     }
 
+    /// The workflow side of an agent request: the mode (step, node, `global_config`, else async) and
+    /// `_workflow_context` (semantics B §5.14: the node's steps with their params as written).
+    fn workflow_dispatch(&self, node: &Node, step: &Step, params: &Map<String, Value>) -> WorkflowDispatch {
+        let mode =
+            step.dispatch_mode.or(node.dispatch_mode).or(self.p.config.dispatch_mode).unwrap_or(DispatchMode::Async);
+        let steps: &[Step] = match &node.kind {
+            Kind::Sequence(s) => &s.steps,
+            _ => std::slice::from_ref(step),
+        };
+        let node_steps: Vec<Value> = steps
+            .iter()
+            .map(|s| {
+                json!({"step_id": s.id, "action": s.action_name, "params": s.raw_params, "timeout_ms": s.timeout_ms,
+                       "wait_ms": s.wait_ms, "wait_after_ms": s.wait_after_ms,
+                       "workflow_dispatch_mode": s.dispatch_mode.map(dispatch_mode_name),
+                       "output_variable": s.output_variable})
+            })
+            .collect();
+        let context = json!({"dispatch_mode": dispatch_mode_name(mode), "channel": node.agent, "run_id": self.run_id,
+                             "procedure_id": self.p.id, "node_id": node.id, "current_step_id": step.id,
+                             "current_step_action": step.action_name, "current_step_params": params,
+                             "node_steps": node_steps});
+        WorkflowDispatch { mode, context, allow_async: self.core().base.call_stack.is_empty() }
+    }
+
+    /// An async workflow took the step: `workflow_delegated`, and the step waits for its callback. Its record stays
+    /// `started` until the callback writes the result there.
+    fn delegate(&self, ctx: &Ctx, node: &Node, step: &Step, key: &str, agent_url: String, callback_url: String) {
+        let now = self.effects.clock.now();
+        let minutes = self.config.callback_timeout_minutes;
+        let ms = (minutes * 60_000.0).round().clamp(1.0, 1e15) as i64;
+        let pending = PendingCallback {
+            key: key.to_owned(),
+            node_id: node.id.clone(),
+            step_id: step.id.clone(),
+            action: step.action_name.clone(),
+            delegated_at: now,
+            timeout_at: now + chrono::Duration::milliseconds(ms),
+            timeout_minutes: minutes,
+        };
+        self.mark_pause(ctx);
+        self.emit(
+            ctx,
+            "workflow_delegated",
+            Some(&node.id),
+            Some(&step.id),
+            json!({"action": step.action_name, "agent_url": agent_url, "callback_url": callback_url,
+                   "resume_node_id": node.id, "resume_step_id": step.id, "dispatch_mode": "async",
+                   "timeout_at": pending.timeout_at.to_rfc3339()}),
+        );
+        self.core().delegated.insert(key.to_owned(), pending);
+    }
+
+    /// Takes the delegation of the step attempt `key`, if its dispatch was just delegated.
+    pub(crate) fn take_delegated(&self, key: &str) -> Option<PendingCallback> {
+        self.core().delegated.remove(key)
+    }
+
     async fn call_executor(
         &self,
         node: &Node,
@@ -231,10 +298,11 @@ impl Runner<'_> {
         params: Map<String, Value>,
         idempotency_key: &str,
         timeout: Option<Duration>,
-    ) -> Result<Value, StepError> {
+        workflow: WorkflowDispatch,
+    ) -> Result<AgentReply, StepError> {
         if let Action::Mcp { server, tool } = &step.action {
             return match &self.effects.mcp {
-                Some(mcp) => mcp.call_tool(server, tool, params).await,
+                Some(mcp) => mcp.call_tool(server, tool, params).await.map(AgentReply::Done),
                 None => Err(StepError::new(
                     ErrorKind::AgentUnavailable,
                     format!("MCP server `{server}` is not configured, so tool `{tool}` cannot be called"),
@@ -252,8 +320,9 @@ impl Runner<'_> {
                 step_id: step.id.clone(),
                 idempotency_key: idempotency_key.to_owned(),
                 timeout,
+                workflow,
             };
-            match agents.execute(req).await {
+            match agents.dispatch(req).await {
                 Err(e) if e.kind == ErrorKind::AgentUnavailable => agent_error = Some(e),
                 other => return other,
             }
@@ -261,7 +330,7 @@ impl Runner<'_> {
         if step.action_name == "http_request"
             && let Some(http) = &self.effects.http
         {
-            return http_request(http.as_ref(), &params, idempotency_key, timeout).await;
+            return http_request(http.as_ref(), &params, idempotency_key, timeout).await.map(AgentReply::Done);
         }
         Err(agent_error.unwrap_or_else(|| {
             StepError::new(
@@ -324,7 +393,8 @@ async fn http_request(
     }
 }
 
-fn encode(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -92,7 +92,7 @@ impl Runner<'_> {
                 Err(e) => return Ok(fail(e)),
             }
         };
-        let cost = crate::pricing::cost_usd(&response.model, response.prompt_tokens, response.completion_tokens);
+        let cost = self.config.prices.cost_usd(&response.model, response.prompt_tokens, response.completion_tokens);
         let total = {
             let mut core = self.core();
             core.usage.prompt_tokens += response.prompt_tokens;

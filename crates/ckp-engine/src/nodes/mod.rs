@@ -134,6 +134,16 @@ impl Runner<'_> {
                     let text: String = e.message.chars().take(500).collect();
                     self.emit(ctx, "node_error", Some(&node.id), None, json!({"error": text, "node_name": node.name}));
                 }
+                Flow::Delegated(_) => {
+                    self.mark_pause(ctx);
+                    self.emit(
+                        ctx,
+                        "node_paused",
+                        Some(&node.id),
+                        None,
+                        json!({"reason": "awaiting_workflow_callback", "node_name": node.name}),
+                    );
+                }
                 Flow::Cancelled | Flow::Sleep(_) => {}
             }
             Ok(flow)

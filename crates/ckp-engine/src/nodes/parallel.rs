@@ -76,6 +76,7 @@ impl Runner<'_> {
         let mut deltas = Map::new();
         let mut errors = Map::new();
         let mut pauses = Vec::new();
+        let mut delegated = Vec::new();
         let mut first_error: Option<(String, RunError)> = None;
         for (i, result) in results.into_iter().enumerate() {
             let bid = &par.branches[i].0;
@@ -97,11 +98,17 @@ impl Runner<'_> {
                     first_error.get_or_insert((bid.clone(), e));
                 }
                 Some(Flow::Pause(mut a)) => pauses.append(&mut a),
+                Some(Flow::Delegated(mut d)) => delegated.append(&mut d),
                 Some(Flow::Cancelled) => return Ok(Flow::Cancelled),
                 Some(Flow::Sleep(until)) => return Ok(Flow::Sleep(until)),
             }
         }
         vars.insert("parallel_results".into(), json!({"branches": deltas, "errors": errors}));
+        // Branches waiting for workflow callbacks pause the run first; a branch waiting for an approval asks again
+        // when the node re-executes after them.
+        if !delegated.is_empty() {
+            return Ok(Flow::Delegated(delegated));
+        }
         if !pauses.is_empty() {
             return Ok(Flow::Pause(pauses));
         }

@@ -24,6 +24,8 @@ pub(crate) enum StepFlow {
     Cancelled,
     /// A durable wait: re-execute this node after `until`.
     Sleep(chrono::DateTime<chrono::Utc>),
+    /// Delegated to an async workflow: re-execute this node after the callback.
+    Delegated(crate::journal::PendingCallback),
 }
 
 impl Runner<'_> {
@@ -51,6 +53,7 @@ impl Runner<'_> {
                     StepFlow::Failed(e) => return Ok(Flow::Fail(RunError::at(&node.id, Some(&step.id), &e))),
                     StepFlow::Cancelled => return Ok(Flow::Cancelled),
                     StepFlow::Sleep(until) => return Ok(Flow::Sleep(until)),
+                    StepFlow::Delegated(pending) => return Ok(Flow::Delegated(vec![pending])),
                 }
             }
             for v in &s.validations {
@@ -129,6 +132,11 @@ impl Runner<'_> {
         let outcome = loop {
             let attempt_key = format!("{key}#{attempt}");
             let result = self.attempt_step(ctx, vars, node, step, &attempt_key).await?;
+            if matches!(result, Ok(None))
+                && let Some(pending) = self.take_delegated(&attempt_key)
+            {
+                return Ok(StepFlow::Delegated(pending));
+            }
             let error = match result {
                 Ok(v) => break Ok(v),
                 Err(e) if e.kind == ErrorKind::Cancelled => return Ok(StepFlow::Cancelled),
@@ -221,6 +229,11 @@ impl Runner<'_> {
                 let mut payload = artifact;
                 if let Value::Object(m) = &mut payload {
                     m.insert("artifact_id".into(), Value::from(id.to_string()));
+                    if let (Some(dir), Some(uri)) = (&self.config.artifacts_dir, m.get("uri").and_then(Value::as_str))
+                        && let Some(public) = served_uri(uri, dir)
+                    {
+                        m.insert("uri".into(), Value::from(public));
+                    }
                 }
                 self.emit(ctx, "artifact_created", Some(&node.id), Some(&step.id), payload);
             }
@@ -276,6 +289,27 @@ fn handler_matches(h: &ErrorHandler, e: &StepError) -> bool {
         && h.error_code.as_ref().is_none_or(|c| e.code.as_deref() == Some(c.as_str()))
 }
 
+/// `/api/artifacts/<path>` for a local file (an absolute path, a `file://` URI, or a screenshot path that got the
+/// `memory://` prefix) under `dir`, the server's artifacts folder; None for anything else (other schemes, paths
+/// outside it or climbing out with `..`).
+pub(crate) fn served_uri(uri: &str, dir: &std::path::Path) -> Option<String> {
+    use std::path::{Component, Path};
+    let path = Path::new(uri.strip_prefix("file://").or_else(|| uri.strip_prefix("memory://")).unwrap_or(uri));
+    if !path.is_absolute() {
+        return None;
+    }
+    let rel = path.strip_prefix(dir).ok()?;
+    let mut parts = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(p) => parts.push(crate::nodes::dispatch::encode(p.to_str()?)),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| format!("/api/artifacts/{}", parts.join("/")))
+}
+
 /// The artifacts a step result names (semantics B §5.12): `screenshot` (a string; `memory://` is prefixed when it
 /// has no scheme), `artifact` (an object), `artifacts` (a list of objects), `artifact_uri` or `uri` (kind from
 /// `artifact_kind`). Entries without a string uri are skipped. Each is `{kind, uri, name?, mime_type?,
@@ -314,4 +348,27 @@ pub(crate) fn artifacts_of(result: &Value) -> Vec<Value> {
         out.push(json!({"kind": kind, "uri": uri}));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served_uri;
+
+    #[test]
+    fn local_artifacts_under_the_folder_are_served_by_the_api() {
+        let dir = std::path::Path::new("/data/artifacts");
+        assert_eq!(served_uri("/data/artifacts/r1/shot 1.png", dir).as_deref(), Some("/api/artifacts/r1/shot%201.png"));
+        assert_eq!(served_uri("file:///data/artifacts/r1/a.txt", dir).as_deref(), Some("/api/artifacts/r1/a.txt"));
+        assert_eq!(served_uri("memory:///data/artifacts/s.png", dir).as_deref(), Some("/api/artifacts/s.png"));
+        for other in [
+            "/data/other/a.png",
+            "/data/artifacts/../secret",
+            "/data/artifacts",
+            "s3://b/k",
+            "rel/a.png",
+            "memory://shot-1",
+        ] {
+            assert_eq!(served_uri(other, dir), None, "{other}");
+        }
+    }
 }

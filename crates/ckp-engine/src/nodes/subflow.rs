@@ -90,6 +90,11 @@ impl Runner<'_> {
                     }
                     RunOutcome::Sleeping { until } => return Ok(Flow::Sleep(until)),
                     RunOutcome::Cancelled => return Ok(Flow::Cancelled),
+                    // Agents refuse async workflow dispatch in child runs, so a child never waits for a callback.
+                    RunOutcome::AwaitingCallback(_) => Err(StepError::new(
+                        ErrorKind::ValidationError,
+                        "a subflow's child run cannot wait for a workflow callback; use workflow_dispatch_mode: sync",
+                    )),
                 }
             }
         };

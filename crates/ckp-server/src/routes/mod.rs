@@ -1,6 +1,7 @@
 //! One module per API resource.
 
 pub mod approvals;
+pub mod callbacks;
 pub mod misc;
 pub mod procedures;
 pub mod registry;

@@ -240,6 +240,11 @@ pub async fn artifact_file(State(state): State<AppState>, Path(path): Path<Strin
         return Err(ApiError::not_found("Artifact"));
     }
     let full = state.artifacts_dir.join(rel);
+    // A symbolic link inside the folder must not lead out of it either.
+    let (real, root) = (tokio::fs::canonicalize(&full).await, tokio::fs::canonicalize(&state.artifacts_dir).await);
+    if !matches!((&real, &root), (Ok(real), Ok(root)) if real.starts_with(root)) {
+        return Err(ApiError::not_found("Artifact"));
+    }
     let bytes = tokio::fs::read(&full).await.map_err(|_| ApiError::not_found("Artifact"))?;
     let mime = match full.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("png") => "image/png",

@@ -6,7 +6,9 @@ mod api;
 mod catalog;
 mod dispatch;
 mod endpoints;
+mod pricing;
 mod support;
+mod workflow;
 
 use std::sync::Arc;
 use std::time::Duration;

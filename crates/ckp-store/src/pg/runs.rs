@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 use ckp_engine::EngineError;
+use ckp_engine::callback::{Callback, apply_callback};
 use ckp_engine::engine::{Decision, apply_decision};
 use ckp_engine::journal::{Checkpoint, Commit, PendingApproval, RunStatus};
 use deadpool_postgres::{GenericClient, Transaction};
@@ -234,6 +235,7 @@ impl PgStore {
         }
         cp.status = RunStatus::Canceled;
         cp.pending.clear();
+        cp.callbacks.clear();
         cp.wake_at = None;
         let events = vec![event("run_canceled", serde_json::json!({"reason": reason}))];
         apply(&tx, run_id, &Commit { events, steps: Vec::new(), checkpoint: cp }).await?;
@@ -417,6 +419,29 @@ impl PgStore {
         }
         self.publish(run_id);
         Ok(pending)
+    }
+
+    /// Applies a workflow callback to a paused run atomically (see the SQLite store's `workflow_callback`); true
+    /// when the run was queued.
+    pub async fn workflow_callback(&self, run_id: &str, callback: Callback) -> Result<bool, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let Some(mut cp) = lock_checkpoint(&tx, run_id).await? else { return Err(not_found(run_id)) };
+        let applied = match apply_callback(&mut cp, run_id, callback, Utc::now()) {
+            Ok(a) => a,
+            Err(EngineError::InvalidState { message, .. }) => return Err(StoreError::Conflict(message)),
+            Err(e) => return Err(StoreError::Conflict(e.to_string())),
+        };
+        apply(&tx, run_id, &Commit { events: applied.events, steps: applied.steps, checkpoint: cp }).await?;
+        if applied.runnable {
+            enqueue_in(&tx, run_id, crate::callbacks::CALLBACK_PRIORITY, Utc::now()).await?;
+        }
+        tx.commit().await?;
+        if applied.runnable {
+            self.notify_work();
+        }
+        self.publish(run_id);
+        Ok(applied.runnable)
     }
 
     /// Approvals, newest first, optionally by status and run.

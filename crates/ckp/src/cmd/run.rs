@@ -274,7 +274,23 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
     let json = args.events.is_some();
     let sink_out: Box<dyn Write + Send> = if json { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) };
     let timeline = Arc::new(Timeline { out: Mutex::new(sink_out), json, start: Instant::now() });
-    let config = EngineConfig { mock_external: args.mock_external, ..EngineConfig::default() };
+    // LLM prices over the defaults, as `ckp serve` takes them from the environment.
+    let prices = match std::env::var("CKP_LLM_PRICES").ok().filter(|v| !v.trim().is_empty()) {
+        None => ckp_engine::pricing::PriceTable::default(),
+        Some(json) => {
+            match ckp_engine::pricing::PriceTable::parse_overrides(&json)
+                .and_then(|o| ckp_engine::pricing::PriceTable::with(&o))
+            {
+                Ok(table) => table,
+                Err(e) => {
+                    writeln!(err, "ckp: CKP_LLM_PRICES: {e}")?;
+                    return Ok(EXIT_UNREADABLE);
+                }
+            }
+        }
+    };
+    let config =
+        EngineConfig { mock_external: args.mock_external, prices: Arc::new(prices), ..EngineConfig::default() };
     let dir = args.procedures.clone().unwrap_or_else(|| args.file.parent().map(PathBuf::from).unwrap_or_default());
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
     let journal: Arc<dyn ckp_engine::Journal> = match (&args.db, &args.database_url) {

@@ -456,3 +456,73 @@ async fn ckp_run_uses_agents_given_on_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("channel='web'"), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_paused_on_an_async_workflow_survives_kill_9_and_its_callback_resumes_it() {
+    use std::sync::{Arc, Mutex};
+    // A workflow agent that accepts the work and keeps the callback URL it was given.
+    let calls: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/execute",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().expect("lock").push(body);
+                (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"status": "accepted"})))
+            }
+        }),
+    );
+    let agent_url = spawn_agent(app).await;
+    let dir = std::env::temp_dir().join(format!("ckp-serve-workflow-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let http = reqwest::Client::new();
+    let mut server = serve(&dir);
+    let agent = json!({"name": "W", "channel": "erp", "base_url": agent_url,
+                       "capabilities": [{"name": "post_invoice", "type": "workflow"}]});
+    assert_eq!(call(&http, reqwest::Method::POST, format!("{}/api/agents", server.base), Some(agent)).await.0, 201);
+    let procedure = json!({"procedure_id": "k9_workflow", "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
+        "go": {"type": "sequence", "agent": "erp", "steps": [
+            {"step_id": "post", "action": "post_invoice", "output_variable": "invoice"}], "next_node": "end"},
+        "end": {"type": "terminate"}}}});
+    let body = Some(json!({"ckp_json": procedure}));
+    assert_eq!(call(&http, reqwest::Method::POST, format!("{}/api/procedures", server.base), body).await.0, 201);
+    let body = Some(json!({"procedure_id": "k9_workflow"}));
+    let (_, run) = call(&http, reqwest::Method::POST, format!("{}/api/runs", server.base), body).await;
+    let run_id = run["run_id"].as_str().expect("run id").to_owned();
+    let status_of = |base: String| {
+        let (http, run_id) = (http.clone(), run_id.clone());
+        async move { call(&http, reqwest::Method::GET, format!("{base}/api/runs/{run_id}"), None).await.1["status"].clone() }
+    };
+    for _ in 0..1000 {
+        if status_of(server.base.clone()).await == "paused" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status_of(server.base.clone()).await, "paused");
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+
+    // Restarted (on another port), the run is still paused and the workflow is not dispatched again.
+    let mut server = serve(&dir);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_of(server.base.clone()).await, "paused");
+    let callback_url = {
+        let calls = calls.lock().expect("lock");
+        assert_eq!(calls.len(), 1, "dispatched once");
+        calls[0]["params"]["callback_url"].as_str().expect("callback_url").to_owned()
+    };
+    // The token was signed before the crash with the secret kept in the data directory.
+    let path = &callback_url[callback_url.find("/api/").expect("path")..];
+    let body = Some(json!({"status": "success", "output": {"invoice_no": "INV-1"}}));
+    let (status, answer) = call(&http, reqwest::Method::POST, format!("{}{path}", server.base), body).await;
+    assert_eq!((status, &answer["resumed"]), (200, &json!(true)), "{answer}");
+    assert_eq!(wait_terminal(&http, &server.base, &run_id).await, "completed");
+    let (_, run) = call(&http, reqwest::Method::GET, format!("{}/api/runs/{run_id}", server.base), None).await;
+    assert_eq!(run["output_vars"]["invoice"], json!({"invoice_no": "INV-1"}), "{run}");
+    assert_eq!(calls.lock().expect("lock").len(), 1, "the workflow was dispatched exactly once");
+    server.child.kill().expect("stop");
+    let _ = server.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

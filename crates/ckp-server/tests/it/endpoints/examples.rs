@@ -55,8 +55,9 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
     let mut imported_keys = procedure_out.clone();
     imported_keys.insert("warnings".into());
 
-    // #0 liveness.
-    let (status, body) = server.call("GET", "/api/health", None).await;
+    // #0 liveness: LangOrch's body, plus ckp's `leader`.
+    let (status, mut body) = server.call("GET", "/api/health", None).await;
+    assert!(body.as_object_mut().and_then(|b| b.remove("leader")).is_some_and(|l| l.is_boolean()), "{body}");
     assert_eq!((status, &body), (200, captured(&ex, 0, "GET", "/api/health")));
 
     // #1 import: ProcedureOut plus `warnings`; status from the document, release channel dev.
