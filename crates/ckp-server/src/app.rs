@@ -28,6 +28,8 @@ pub struct AppState {
     pub artifacts_dir: PathBuf,
     /// Turns true when the server shuts down: open streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Secrets providers: the key sealing `/api/secrets` values, cache invalidation, credential grants.
+    pub secrets: Arc<ckp_connectors::secrets::SecretManager>,
 }
 
 /// Builds the router and its OpenAPI document.

@@ -55,6 +55,9 @@ pub struct ServeConfig {
     pub llm_api_key: Option<String>,
     /// `{{secrets.NAME}}` reads the environment variable `{secrets_env_prefix}{NAME}` (LangOrch's env provider).
     pub secrets_env_prefix: String,
+    /// Secrets providers (`[secrets]`, `[secrets.vault]`, `[secrets.aws]`, `[secrets.azure]`): the default provider,
+    /// the cache, the key of ckp's own store, and each provider's address and credentials.
+    pub secrets: ckp_connectors::secrets::SecretsSettings,
 }
 
 impl Default for ServeConfig {
@@ -76,6 +79,7 @@ impl Default for ServeConfig {
             llm_fallback_models: Vec::new(),
             llm_api_key: None,
             secrets_env_prefix: "LANGORCH_SECRET_".into(),
+            secrets: ckp_connectors::secrets::SecretsSettings::default(),
         }
     }
 }
@@ -119,7 +123,8 @@ impl ServeConfig {
 
     /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
     /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER`,
-    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY` from `env`.
+    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY` and the secrets settings
+    /// ([`ckp_connectors::secrets::SecretsSettings::apply_env`]) from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
             v.trim()
@@ -165,6 +170,7 @@ impl ServeConfig {
         if let Some(v) = env("CKP_LLM_API_KEY") {
             self.llm_api_key = Some(v);
         }
+        self.secrets.apply_env(&env).map_err(|e| ConfigError::Env { name: "CKP_SECRETS_*".into(), message: e.0 })?;
         Ok(())
     }
 
@@ -232,6 +238,11 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     // One process owns an embedded database: jobs left running belong to a process that died.
     store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
     let catalog = Arc::new(Catalog::new(store.clone()));
+    let secrets = Arc::new(
+        ckp_connectors::secrets::SecretManager::new(config.secrets.clone(), config.secrets_env_prefix.clone())
+            .map_err(|e| ServeError::Config(e.0))?
+            .with_store(store.clone()),
+    );
     let engine = Arc::new(
         Engine::new(
             store.clone(),
@@ -247,7 +258,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
                     llm.fallback_models.clone_from(&config.llm_fallback_models);
                     Arc::new(ckp_connectors::llm::OpenAiLlm::new(llm)) as Arc<dyn ckp_engine::effects::Llm>
                 }),
-                secrets: Some(Arc::new(ckp_connectors::secrets::EnvSecrets::new(config.secrets_env_prefix.clone()))),
+                secrets: Some(secrets.clone()),
                 ..Effects::default()
             },
         )
@@ -261,6 +272,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         engine: engine.clone(),
         artifacts_dir: config.data_dir.join("artifacts"),
         shutdown: signal.clone(),
+        secrets,
     };
     let (app, _) = router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.bind)

@@ -1,6 +1,6 @@
 //! Durable storage: the [`Store`] trait (everything the server asks beyond the engine's [`ckp_engine::Journal`])
 //! and its embedded SQLite implementation — runs with their checkpoint, event batches and step records, the API's
-//! tables (procedures, approvals, projects, agents, leases, artifacts), the job queue of DESIGN §4 (leases,
+//! tables (procedures, approvals, projects, agents, leases, artifacts, sealed secrets), the job queue of DESIGN §4 (leases,
 //! heartbeats, reclaim, durable timers, pushed wake-ups), change notices for SSE, versioned migrations — and the
 //! conformance suite every backend must pass. The PostgreSQL store (issue 8) implements the same trait.
 //!
@@ -17,6 +17,7 @@ mod procedures;
 mod queue;
 mod registry;
 mod runs;
+mod secrets;
 mod sqlite;
 mod store;
 
@@ -28,6 +29,7 @@ pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, Pr
 pub use runs::{
     EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, is_terminal, status_text,
 };
+pub use secrets::{SecretRow, SecretUpdate};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::Store;
 
