@@ -5,3 +5,4 @@ pub mod misc;
 pub mod procedures;
 pub mod registry;
 pub mod runs;
+pub mod secrets;

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ckp` binary: exit statuses and golden output of validate, explain and graph.
 
+mod secrets;
 mod serve;
 
 use std::path::PathBuf;
