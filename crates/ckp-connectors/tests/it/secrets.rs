@@ -187,3 +187,37 @@ async fn env_provider_with_a_procedure_prefix() {
     let e = m.lookup(Some(&db), "x").await.expect_err("no store");
     assert!(e.message.contains("needs ckp serve's store"), "{e:?}");
 }
+
+#[tokio::test]
+async fn azure_key_vault_with_a_client_credentials_token() {
+    let peer = python("azure_server.py", &["tenant-1", "client-1", "client-s3cret", "api-key=azure-value-1"]).await;
+    let mut settings =
+        SecretsSettings { provider: "azure_key_vault".into(), cache_ttl_ms: 0, ..SecretsSettings::default() };
+    settings.azure.vault_url = Some(peer.base.clone());
+    settings.azure.authority_url.clone_from(&peer.base);
+    settings.azure.tenant_id = Some("tenant-1".into());
+    settings.azure.client_id = Some("client-1".into());
+    settings.azure.client_secret = Some("client-s3cret".into());
+    let m = SecretManager::new(settings.clone(), "UNUSED_").expect("settings");
+    assert_eq!(m.lookup(None, "api_key").await, Ok(Some("azure-value-1".into())), "`_` becomes `-`");
+    assert_eq!(m.lookup(None, "absent").await, Ok(None));
+    let stats = |p: &Peer| {
+        let url = format!("{}/test/stats", p.base);
+        async move { reqwest::get(url).await.expect("stats").json::<Value>().await.expect("json") }
+    };
+    assert_eq!(stats(&peer).await["tokens"], 1, "the token is reused");
+    // A revoked token: 401, a new token, success.
+    reqwest::Client::new().post(format!("{}/test/revoke", peer.base)).send().await.expect("revoke");
+    assert_eq!(m.lookup(None, "api_key").await, Ok(Some("azure-value-1".into())));
+    assert_eq!(
+        (stats(&peer).await["tokens"].as_u64(), stats(&peer).await["unauthorized"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let e = m.lookup(None, "bad name!").await.expect_err("invalid name");
+    assert!(e.message.contains("not a valid Key Vault secret name"), "{e:?}");
+
+    settings.azure.client_secret = Some("wrong-s3cret".into());
+    let m = SecretManager::new(settings, "UNUSED_").expect("settings");
+    let e = m.lookup(None, "api_key").await.expect_err("token refused");
+    assert!(e.message.contains("azure token request failed: HTTP 401") && !e.message.contains("wrong-s3cret"), "{e:?}");
+}
