@@ -107,6 +107,8 @@ codes! {
     MissingRoute = "missing-route", Warning;
     /// A field that ckp accepts but ignores.
     IgnoredField = "ignored-field", Warning;
+    /// A credential (token, client secret, secret key) written into the procedure instead of the server's settings.
+    InlineCredential = "inline-credential", Warning;
 }
 
 impl std::fmt::Display for Code {

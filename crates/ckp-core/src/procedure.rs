@@ -137,19 +137,30 @@ pub struct RateLimit {
     pub max_concurrent: Option<u32>,
 }
 
-/// `secrets_config`.
+/// `secrets_config` (semantics B §7.9): which provider serves the run's `{{secrets.NAME}}`, how aliases map to the
+/// provider's keys, and provider settings that override the server's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretsSpec {
     /// Provider.
     pub provider: SecretProvider,
-    /// Vault URL.
-    pub vault_url: Option<String>,
-    /// alias → key at the provider.
+    /// alias → key at the provider (`secret_references`); a name that is no alias is looked up as itself.
     pub references: Vec<(String, String)>,
+    /// Provider settings by LangOrch's names (`vault_url`, `mount_point`, `kv_version`, `region_name`, ...), checked
+    /// against the provider's list at compile time; numbers and booleans are kept as their text.
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// How long a fetched value may be reused (`cache_ttl`, seconds in the document); None = the server's setting.
+    pub cache_ttl_ms: Option<u64>,
+}
+
+impl SecretsSpec {
+    /// The provider's key for `name`: its `secret_references` entry, else `name` itself.
+    pub fn key_for<'a>(&'a self, name: &'a str) -> &'a str {
+        self.references.iter().find(|(alias, _)| alias == name).map_or(name, |(_, key)| key.as_str())
+    }
 }
 
 /// A secrets provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SecretProvider {
     /// Environment variables.
     Env,
@@ -161,6 +172,46 @@ pub enum SecretProvider {
     Azure,
     /// ckp's own encrypted store.
     Database,
+}
+
+impl SecretProvider {
+    /// Every provider with the names it is known by (the first is the canonical one; semantics B §7.9's aliases).
+    pub const NAMES: [(&'static str, SecretProvider); 14] = [
+        ("env", SecretProvider::Env),
+        ("env_vars", SecretProvider::Env),
+        ("environment", SecretProvider::Env),
+        ("vault", SecretProvider::Vault),
+        ("hashicorp_vault", SecretProvider::Vault),
+        ("aws", SecretProvider::Aws),
+        ("aws_secrets_manager", SecretProvider::Aws),
+        ("aws_secrets", SecretProvider::Aws),
+        ("azure", SecretProvider::Azure),
+        ("azure_key_vault", SecretProvider::Azure),
+        ("azure_keyvault", SecretProvider::Azure),
+        ("db", SecretProvider::Database),
+        ("database", SecretProvider::Database),
+        ("catalog", SecretProvider::Database),
+    ];
+
+    /// The provider a name or alias means (case-insensitive; `platform` and `ckp` are the store too).
+    pub fn parse(name: &str) -> Option<SecretProvider> {
+        let n = name.trim().to_ascii_lowercase();
+        match n.as_str() {
+            "platform" | "ckp" => Some(SecretProvider::Database),
+            _ => SecretProvider::NAMES.iter().find(|(k, _)| *k == n).map(|(_, p)| *p),
+        }
+    }
+
+    /// The canonical name: env, vault, aws, azure or db.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretProvider::Env => "env",
+            SecretProvider::Vault => "vault",
+            SecretProvider::Aws => "aws",
+            SecretProvider::Azure => "azure",
+            SecretProvider::Database => "db",
+        }
+    }
 }
 
 /// async | sync dispatch of workflow capabilities.

@@ -190,10 +190,20 @@ pub trait Mcp: Send + Sync {
     ) -> BoxFuture<'_, Result<Value, StepError>>;
 }
 
+/// Which run asks for a secret, and the provider configuration its procedure declares.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretScope<'a> {
+    /// The run.
+    pub run_id: &'a str,
+    /// The procedure's `global_config.secrets_config`; None: the server's default provider.
+    pub config: Option<&'a ckp_core::procedure::SecretsSpec>,
+}
+
 /// Reads secrets.
 pub trait Secrets: Send + Sync {
-    /// The value of secret `name`, if it exists.
-    fn get(&self, name: &str) -> BoxFuture<'_, Result<Option<String>, StepError>>;
+    /// The value of secret `name` (an alias of `scope.config`, or a key) for `scope`'s run, if it exists. Errors
+    /// never contain a value or a credential.
+    fn get<'a>(&'a self, scope: SecretScope<'a>, name: &'a str) -> BoxFuture<'a, Result<Option<String>, StepError>>;
 }
 
 /// Time: now and sleeping (tests use tokio's paused clock).

@@ -13,6 +13,7 @@ pub mod journal;
 mod nodes;
 pub mod ops;
 pub mod pricing;
+pub mod redact;
 mod run;
 pub mod testing;
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-use crate::effects::{AgentRequest, Agents, BoxFuture, Llm, LlmRequest, LlmResponse, Mcp, Secrets};
+use crate::effects::{AgentRequest, Agents, BoxFuture, Llm, LlmRequest, LlmResponse, Mcp, SecretScope, Secrets};
 use crate::error::StepError;
 
 type AgentFn = dyn Fn(&AgentRequest) -> Result<Value, StepError> + Send + Sync;
@@ -104,13 +104,14 @@ impl Mcp for FnMcp {
     }
 }
 
-/// Secrets from a map.
+/// Secrets from a map, looked up by the provider key the run's `secrets_config` maps a name to.
 #[derive(Debug, Clone, Default)]
 pub struct MapSecrets(pub HashMap<String, String>);
 
 impl Secrets for MapSecrets {
-    fn get(&self, name: &str) -> BoxFuture<'_, Result<Option<String>, StepError>> {
-        let v = self.0.get(name).cloned();
+    fn get<'a>(&'a self, scope: SecretScope<'a>, name: &'a str) -> BoxFuture<'a, Result<Option<String>, StepError>> {
+        let key = scope.config.map_or(name, |c| c.key_for(name));
+        let v = self.0.get(key).cloned();
         Box::pin(async move { Ok(v) })
     }
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Signs and checks workflow callback URLs.
     pub callbacks: Arc<ckp_connectors::workflow::CallbackSigner>,
+    /// Secrets providers: the key sealing `/api/secrets` values, cache invalidation, credential grants.
+    pub secrets: Arc<ckp_connectors::secrets::SecretManager>,
 }
 
 /// Builds the router and its OpenAPI document.
@@ -72,6 +74,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> (Router, OpenApi) {
             routes::registry::delete_project
         ))
         .routes(routes!(routes::registry::cost_summary))
+        .routes(routes!(routes::secrets::list, routes::secrets::create))
+        .routes(routes!(routes::secrets::get, routes::secrets::update, routes::secrets::delete))
         .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
         .with_state(state)
         .split_for_parts();

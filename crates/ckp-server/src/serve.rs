@@ -71,6 +71,9 @@ pub struct ServeConfig {
     pub workflow_callback_timeout_minutes: f64,
     /// LLM prices per 1,000 tokens by model (name prefix), merged over the defaults.
     pub llm_prices: std::collections::BTreeMap<String, ckp_engine::pricing::ModelPrice>,
+    /// Secrets providers (`[secrets]`, `[secrets.vault]`, `[secrets.aws]`, `[secrets.azure]`): the default provider,
+    /// the cache, the key of ckp's own store, and each provider's address and credentials.
+    pub secrets: ckp_connectors::secrets::SecretsSettings,
 }
 
 impl Default for ServeConfig {
@@ -99,6 +102,7 @@ impl Default for ServeConfig {
             callback_secret: None,
             workflow_callback_timeout_minutes: 60.0,
             llm_prices: std::collections::BTreeMap::new(),
+            secrets: ckp_connectors::secrets::SecretsSettings::default(),
         }
     }
 }
@@ -142,7 +146,8 @@ impl ServeConfig {
 
     /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
     /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER`,
-    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY`, `CKP_DATABASE_URL`, `CKP_DB_POOL_SIZE` from `env`.
+    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY`, `CKP_DATABASE_URL`, `CKP_DB_POOL_SIZE`, the workflow
+    /// settings and the secrets settings ([`ckp_connectors::secrets::SecretsSettings::apply_env`]) from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
             v.trim()
@@ -195,6 +200,7 @@ impl ServeConfig {
             self.db_pool_size = num("CKP_DB_POOL_SIZE", &v)?;
         }
         crate::workflow::apply_env(self, &env)?;
+        self.secrets.apply_env(&env).map_err(|e| ConfigError::Env { name: "CKP_SECRETS_*".into(), message: e.0 })?;
         Ok(())
     }
 
@@ -295,6 +301,11 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     };
     let catalog = Arc::new(Catalog::new(store.clone()));
     let callbacks = crate::workflow::signer(config)?;
+    let secrets = Arc::new(
+        ckp_connectors::secrets::SecretManager::new(config.secrets.clone(), config.secrets_env_prefix.clone())
+            .map_err(|e| ServeError::Config(e.0))?
+            .with_store(store.clone()),
+    );
     let engine = Arc::new(
         Engine::new(
             store.clone(),
@@ -311,7 +322,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
                     llm.fallback_models.clone_from(&config.llm_fallback_models);
                     Arc::new(ckp_connectors::llm::OpenAiLlm::new(llm)) as Arc<dyn ckp_engine::effects::Llm>
                 }),
-                secrets: Some(Arc::new(ckp_connectors::secrets::EnvSecrets::new(config.secrets_env_prefix.clone()))),
+                secrets: Some(secrets.clone()),
                 ..Effects::default()
             },
         )
@@ -331,6 +342,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         artifacts_dir: config.data_dir.join("artifacts"),
         shutdown: signal.clone(),
         callbacks: callbacks.clone(),
+        secrets,
     };
     let (app, _) = router(state, config.max_body_bytes);
     let listener = match config.http {

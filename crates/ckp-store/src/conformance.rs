@@ -13,8 +13,8 @@ use ckp_engine::{Engine, Event, RunOutcome};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    AgentRow, AgentUpdate, ApprovalDecision, NewRun, ProcedureFilter, ProcedureRecord, RunChange, RunFilter, Store,
-    StoreError,
+    AgentRow, AgentUpdate, ApprovalDecision, NewRun, ProcedureFilter, ProcedureRecord, RunChange, RunFilter, SecretRow,
+    SecretUpdate, Store, StoreError,
 };
 
 /// A named check.
@@ -31,6 +31,7 @@ pub const CHECKS: &[Check] = &[
     ("registry_tables", |s| Box::pin(registry_tables(s))),
     ("changes_are_announced_after_commit", |s| Box::pin(changes_are_announced_after_commit(s))),
     ("one_workflow_callback_resumes_a_paused_run", |s| Box::pin(one_workflow_callback_resumes_a_paused_run(s))),
+    ("secrets_rows", |s| Box::pin(secrets_rows(s))),
 ];
 
 fn approval_procedure() -> Arc<Procedure> {
@@ -433,4 +434,38 @@ async fn one_workflow_callback_resumes_a_paused_run(store: Arc<dyn Store>) {
     assert_eq!(agents.0.load(std::sync::atomic::Ordering::SeqCst), 1, "dispatched once");
     let events = store.events_after("w1", 0, 1000).await.expect("events");
     assert_eq!(events.iter().filter(|e| e.event_type == "workflow_callback_received").count(), 1);
+}
+
+async fn secrets_rows(store: Arc<dyn Store>) {
+    let new = |name: &str| SecretRow {
+        secret_id: String::new(),
+        name: name.into(),
+        sealed_value: format!("sealed-{name}"),
+        description: Some("d".into()),
+        provider_hint: "db".into(),
+        tags: vec!["t1".into()],
+        created_by: Some("admin".into()),
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    let b = store.insert_secret(new("b_key")).await.expect("insert");
+    assert!(!b.secret_id.is_empty() && !b.created_at.is_empty());
+    let a = store.insert_secret(new("a_key")).await.expect("insert");
+    assert!(matches!(store.insert_secret(new("a_key")).await, Err(StoreError::Conflict(_))));
+    let names: Vec<String> = store.list_secrets().await.expect("list").into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["a_key", "b_key"], "by name");
+    assert_eq!(store.get_secret("a_key").await.expect("get"), Some(a.clone()));
+    assert_eq!(store.get_secret("nope").await.expect("get"), None);
+    let update = SecretUpdate { sealed_value: Some("sealed-2".into()), tags: Some(vec![]), ..SecretUpdate::default() };
+    let changed = store.update_secret("a_key", update.clone()).await.expect("update");
+    assert_eq!(
+        (changed.sealed_value.as_str(), changed.tags.len(), changed.description.as_deref(), &changed.secret_id),
+        ("sealed-2", 0, Some("d"), &a.secret_id),
+        "only the given fields change"
+    );
+    assert_eq!(store.get_secret("a_key").await.expect("get"), Some(changed));
+    assert!(matches!(store.update_secret("nope", update).await, Err(StoreError::NotFound(_))));
+    store.delete_secret("a_key").await.expect("delete");
+    assert!(matches!(store.delete_secret("a_key").await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.list_secrets().await.expect("list").len(), 1);
 }

@@ -1,6 +1,6 @@
 //! Durable storage: the [`Store`] trait (everything the server asks beyond the engine's [`ckp_engine::Journal`])
 //! and its embedded SQLite implementation — runs with their checkpoint, event batches and step records, the API's
-//! tables (procedures, approvals, projects, agents, leases, artifacts), the job queue of DESIGN §4 (leases,
+//! tables (procedures, approvals, projects, agents, leases, artifacts, sealed secrets), the job queue of DESIGN §4 (leases,
 //! heartbeats, reclaim, durable timers, pushed wake-ups), change notices for SSE, versioned migrations — and the
 //! conformance suite every backend must pass — and the PostgreSQL store ([`PgStore`]) implementing the same trait
 //! for several processes on one database.
@@ -20,6 +20,7 @@ mod procedures;
 mod queue;
 mod registry;
 mod runs;
+mod secrets;
 mod sqlite;
 mod store;
 
@@ -32,6 +33,7 @@ pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, Pr
 pub use runs::{
     EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, is_terminal, status_text,
 };
+pub use secrets::{SecretRow, SecretUpdate};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::Store;
 

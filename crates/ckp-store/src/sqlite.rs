@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_procedures.sql"),
     include_str!("../migrations/sqlite/0004_server.sql"),
     include_str!("../migrations/sqlite/0005_event_batches.sql"),
+    include_str!("../migrations/sqlite/0006_secrets.sql"),
 ];
 
 /// Most commits grouped into one transaction.

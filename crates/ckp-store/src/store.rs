@@ -16,6 +16,7 @@ use crate::procedures::{ProcedureFilter, ProcedureRecord};
 use crate::queue::Job;
 use crate::registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
 use crate::runs::{EventRow, NewRun, QueueStats, RunChange, RunFilter, RunRow, StepRow};
+use crate::secrets::{SecretRow, SecretUpdate};
 use crate::{PgStore, SqliteStore, StoreError};
 
 macro_rules! store_contract {
@@ -172,4 +173,14 @@ store_contract! {
     fn release_lease(&self, lease_id: &'a str) -> R<bool>;
     /// Artifact metadata of a run.
     fn run_artifacts(&self, run_id: &'a str) -> R<Vec<ArtifactRow>>;
+    /// Stores a new secret (sealed value; id and timestamps set by the store); conflict on a taken name.
+    fn insert_secret(&self, secret: SecretRow) -> R<SecretRow>;
+    /// Secrets by name.
+    fn list_secrets(&self) -> R<Vec<SecretRow>>;
+    /// One secret by name.
+    fn get_secret(&self, name: &'a str) -> R<Option<SecretRow>>;
+    /// Changes a secret (not found when absent).
+    fn update_secret(&self, name: &'a str, update: SecretUpdate) -> R<SecretRow>;
+    /// Deletes a secret (not found when absent).
+    fn delete_secret(&self, name: &'a str) -> R<()>;
 }

@@ -7,6 +7,7 @@
 mod ctx;
 mod nodes;
 mod root;
+mod secrets;
 mod steps;
 
 use std::collections::{HashMap, VecDeque};

@@ -6,8 +6,8 @@ use super::ctx::Ctx;
 use crate::diag::{Code, child};
 use crate::model::{Document, GlobalConfig, Trigger, VarSpec};
 use crate::procedure::{
-    CheckpointStrategy, Config, DispatchMode, ExecutionMode, LogLevel, NodeIdx, RateLimit, RetryDefaults,
-    SecretProvider, SecretsSpec, TriggerSpec, VarType, Variable,
+    CheckpointStrategy, Config, DispatchMode, ExecutionMode, LogLevel, NodeIdx, RateLimit, RetryDefaults, TriggerSpec,
+    VarType, Variable,
 };
 
 pub(super) struct Head {
@@ -158,7 +158,7 @@ fn global_config(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Option<Config> {
         cx.number_in(&format!("{p}/max_cost_per_llm_call_usd"), g.max_cost_per_llm_call_usd.as_ref(), 0.0, f64::MAX);
     let quality = cx.number_in(&format!("{p}/min_llm_quality"), g.min_llm_quality.as_ref(), 0.0, f64::MAX);
     let rate_limit = rate_limit(cx, g);
-    let secrets = g.secrets_config.as_ref().map(|s| secrets(cx, s)).transpose();
+    let secrets = g.secrets_config.as_ref().map(|s| super::secrets::secrets(cx, s)).transpose();
     if let Some(a) = &g.audit_config {
         let level = cx.choice(
             &format!("{p}/audit_config/audit_level"),
@@ -208,61 +208,6 @@ fn rate_limit(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Result<Option<RateLimit>, (
         return Ok(None);
     }
     Ok(Some(RateLimit { per_minute, max_concurrent: ops.or(conc) }))
-}
-
-fn secrets(cx: &mut Ctx<'_>, s: &crate::model::SecretsConfig) -> Result<SecretsSpec, ()> {
-    let p = "/global_config/secrets_config";
-    let (field, raw) = match (&s.provider, &s.provider_type) {
-        (Some(v), _) => ("provider", Some(v.as_str())),
-        (None, Some(v)) => ("type", Some(v.as_str())),
-        (None, None) => ("provider", None),
-    };
-    let provider = cx.choice(
-        &format!("{p}/{field}"),
-        raw,
-        &[
-            ("env_vars", SecretProvider::Env),
-            ("env", SecretProvider::Env),
-            ("environment", SecretProvider::Env),
-            ("hashicorp_vault", SecretProvider::Vault),
-            ("vault", SecretProvider::Vault),
-            ("aws_secrets", SecretProvider::Aws),
-            ("aws_secrets_manager", SecretProvider::Aws),
-            ("aws", SecretProvider::Aws),
-            ("azure_keyvault", SecretProvider::Azure),
-            ("azure_key_vault", SecretProvider::Azure),
-            ("azure", SecretProvider::Azure),
-            ("database", SecretProvider::Database),
-            ("db", SecretProvider::Database),
-            ("ckp", SecretProvider::Database),
-        ],
-    )?;
-    let mut references = Vec::new();
-    let mut ok = true;
-    for (alias, v) in s.secret_references.iter().flatten() {
-        let key = match v {
-            Value::String(k) => Some(k.clone()),
-            Value::Object(o) => o.get("key").and_then(Value::as_str).map(str::to_owned),
-            _ => None,
-        };
-        match key {
-            Some(k) if !k.is_empty() => references.push((alias.clone(), k)),
-            _ => {
-                ok = false;
-                cx.report(
-                    Code::WrongType,
-                    child(&format!("{p}/secret_references"), alias),
-                    format!(
-                        "secret reference `{alias}` must be the provider's key as a string, or {{\"key\": \"...\"}}"
-                    ),
-                );
-            }
-        }
-    }
-    if !ok {
-        return Err(());
-    }
-    Ok(SecretsSpec { provider: provider.unwrap_or(SecretProvider::Env), vault_url: s.vault_url.clone(), references })
 }
 
 const VAR_TYPES: [(&str, VarType); 8] = [

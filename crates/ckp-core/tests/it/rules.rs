@@ -586,3 +586,41 @@ fn pointers_escape_slashes_and_tildes_in_node_ids() {
     let c = with(|d| add(d, "a/b~c", json!({"type": "sequence", "steps": [], "next_node": "zzz"})));
     expect(&c, Code::EdgeTargetMissing, "/workflow_graph/nodes/a~1b~0c/next_node");
 }
+
+#[test]
+fn secrets_config_settings_are_checked_per_provider() {
+    let c = with(|d| {
+        d["global_config"] = json!({"secrets_config": {
+            "type": "hashicorp_vault", "vault_url": "http://127.0.0.1:8200", "mount_point": "kv", "kv_version": 1,
+            "cache_ttl": 2.5, "region_name": "eu-west-1",
+            "secret_references": {"db_password": {"key": "db#password"}, "api": "api_key"}
+        }})
+    });
+    expect(&c, Code::IgnoredField, "/global_config/secrets_config/region_name");
+    let spec = c.procedure.as_ref().expect("compiles").config.secrets.clone().expect("secrets_config");
+    assert_eq!(spec.provider, ckp_core::procedure::SecretProvider::Vault);
+    assert_eq!(spec.settings.get("kv_version").map(String::as_str), Some("1"));
+    assert_eq!(spec.settings.get("vault_url").map(String::as_str), Some("http://127.0.0.1:8200"));
+    assert_eq!(spec.cache_ttl_ms, Some(2500));
+    assert_eq!(
+        (spec.key_for("db_password"), spec.key_for("api"), spec.key_for("other")),
+        ("db#password", "api_key", "other")
+    );
+
+    let c = with(|d| d["global_config"] = json!({"secrets_config": {"provider": "vault", "vault_token": "hvs.x"}}));
+    let msg = expect(&c, Code::InlineCredential, "/global_config/secrets_config/vault_token");
+    assert!(!msg.contains("hvs.x"), "a diagnostic never repeats the credential: {msg}");
+    assert!(c.procedure.is_some(), "an inline credential is a warning");
+
+    for (patch, code, pointer) in [
+        (json!({"provider": "vault", "kv_version": 3}), Code::InvalidEnum, "kv_version"),
+        (json!({"provider": "aws", "endpoint_url": "localhost:5000"}), Code::WrongType, "endpoint_url"),
+        (json!({"provider": "azure", "tenant_id": ["t"]}), Code::WrongType, "tenant_id"),
+        (json!({"provider": "env", "cache_ttl": -1}), Code::InvalidNumber, "cache_ttl"),
+        (json!({"provider": "db", "secret_references": {"a": 3}}), Code::WrongType, "secret_references/a"),
+    ] {
+        let c = with(|d| d["global_config"] = json!({"secrets_config": patch}));
+        expect(&c, code, &format!("/global_config/secrets_config/{pointer}"));
+        assert!(c.procedure.is_none(), "{patch}");
+    }
+}

@@ -162,7 +162,14 @@ impl Runner<'_> {
             }
         };
         let workflow = self.workflow_dispatch(node, step, &params);
-        let params = self.with_secrets(vars, step, params).await;
+        let (params, secret_values) = match self.with_secrets(vars, step, params).await {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                self.record_step(key.to_owned(), StepRecord::Failed { error: e.clone() });
+                self.commit_mid_node().await?;
+                return Ok(Err(e));
+            }
+        };
         let timeout = step.timeout_ms.map(Duration::from_millis);
         let _permit = match &self.ops_limit {
             Some(limit) => limit.acquire().await.ok(),
@@ -196,6 +203,16 @@ impl Runner<'_> {
                 return Ok(Ok(None));
             }
         };
+        let mut result = result;
+        // Whatever the executor echoed of a secret is masked before it is recorded, emitted or committed.
+        let needles = crate::redact::needles(secret_values);
+        match &mut result {
+            Ok(v) => crate::redact::value(v, &needles),
+            Err(e) => {
+                e.message = crate::redact::text(&e.message, &needles);
+                e.code = e.code.as_deref().map(|c| crate::redact::text(c, &needles));
+            }
+        }
         let record = match &result {
             Ok(v) => StepRecord::Completed { result: v.clone() },
             Err(e) => StepRecord::Failed { error: e.clone() },
@@ -205,32 +222,38 @@ impl Runner<'_> {
         Ok(result.map(Some))
     }
 
-    /// Re-renders the parameters with `{{secrets.*}}` resolved, only for the call (A.3).
+    /// Re-renders the parameters with `{{secrets.*}}` resolved through the run's provider, only for the call (A.3);
+    /// also returns the values fetched, so that the step's result and error can be redacted. A provider failure
+    /// fails the step (its message names the secret, never a value); an unknown secret stays literal text.
     async fn with_secrets(
         &self,
         vars: &Map<String, Value>,
         step: &Step,
         params: Map<String, Value>,
-    ) -> Map<String, Value> {
+    ) -> Result<(Map<String, Value>, Vec<String>), StepError> {
         let mut names = Vec::new();
         step.params.visit_placeholders(&mut |_, p| {
-            if let Some(n) = p.secret_name() {
+            if let Some(n) = p.secret_name()
+                && !names.iter().any(|m| m == n)
+            {
                 names.push(n.to_owned());
             }
         });
         let Some(source) = (!names.is_empty()).then_some(()).and(self.effects.secrets.as_ref()) else {
-            return params;
+            return Ok((params, Vec::new()));
         };
+        let scope = crate::effects::SecretScope { run_id: &self.run_id, config: self.p.config.secrets.as_ref() };
         let mut fetched = HashMap::new();
         for name in names {
-            if let Ok(Some(v)) = source.get(&name).await {
+            if let Some(v) = source.get(scope, &name).await? {
                 fetched.insert(name, v);
             }
         }
-        match step.params.render_with_secrets(vars, &Fetched(fetched)) {
+        let rendered = match step.params.render_with_secrets(vars, &Fetched(fetched.clone())) {
             Value::Object(m) => m,
             _ => params,
-        }
+        };
+        Ok((rendered, fetched.into_values().collect()))
     }
 
     /// The workflow side of an agent request: the mode (step, node, `global_config`, else async) and

@@ -76,10 +76,11 @@ impl Runner<'_> {
         if !matches!(action, InternalAction::Encrypt | InternalAction::Decrypt) {
             return out;
         }
-        if let (Some(name), Some(secrets)) =
-            (fields.get("key_reference").and_then(Value::as_str), &self.effects.secrets)
-        {
-            let value = secrets.get(name).await.ok().flatten();
+        let reference = fields.get("key_reference").or_else(|| fields.get("key_ref")).and_then(Value::as_str);
+        if let (Some(reference), Some(secrets)) = (reference, &self.effects.secrets) {
+            let name = crate::ops::crypto::secret_name(reference);
+            let scope = crate::effects::SecretScope { run_id: &self.run_id, config: self.p.config.secrets.as_ref() };
+            let value = secrets.get(scope, name).await.ok().flatten();
             out.insert(name.to_owned(), value);
         }
         out

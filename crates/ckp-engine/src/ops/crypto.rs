@@ -82,7 +82,7 @@ fn cipher(p: &Params<'_>, env: &mut dyn OpEnv) -> Result<Aes256Gcm, OpError> {
 
 /// `NAME` from `NAME`, `secrets.NAME` or an unrendered `{{secrets.NAME}}` (secrets are not rendered into internal
 /// actions' parameters, A.3, so people who write the placeholder mean the name).
-fn secret_name(reference: &str) -> &str {
+pub(crate) fn secret_name(reference: &str) -> &str {
     let r = reference.trim();
     let r = r.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")).map_or(r, str::trim);
     r.strip_prefix("secrets.").unwrap_or(r)

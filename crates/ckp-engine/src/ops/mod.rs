@@ -13,7 +13,7 @@
 
 mod basic;
 mod calc;
-mod crypto;
+pub(crate) mod crypto;
 mod data;
 mod tabular;
 mod text;

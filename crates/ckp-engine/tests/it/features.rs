@@ -487,3 +487,48 @@ async fn resuming_with_another_procedure_is_refused() {
     let err = h.engine().resume(other, "run-1").await.expect_err("refused");
     assert!(err.to_string().contains("belongs to procedure f version 1, not other version 1"), "{err}");
 }
+
+#[tokio::test]
+async fn secret_values_echoed_by_an_executor_are_redacted_before_anything_is_kept() {
+    use ckp_engine::effects::HttpResponse;
+    use ckp_engine::error::{ErrorKind, StepError};
+    use ckp_engine::testing::{FnHttp, MapSecrets};
+    const VALUE: &str = "v3ry-s3cret-value";
+    let doc = |url: &str| {
+        with_config(
+            json!({"secrets_config": {"provider": "env", "secret_references": {"tok": {"key": "api/token"}}}}),
+            "call",
+            json!({
+                "call": {"type": "sequence", "steps": [{"step_id": "get", "action": "http_request",
+                    "url": url, "headers": {"X-Key": "{{secrets.tok}}"}, "output_variable": "resp"}], "next_node": "end"},
+                "end": {"type": "terminate"}
+            }),
+        )
+    };
+    // The executor echoes what it was sent: in the body, in a header name, and in a failure message.
+    let http = FnHttp::new(|req| {
+        let key = req.headers.iter().find(|(k, _)| k == "X-Key").map(|(_, v)| v.clone()).unwrap_or_default();
+        if req.url.contains("fail") {
+            return Err(StepError::new(ErrorKind::HttpError, format!("upstream rejected key {key} at {}", req.url)));
+        }
+        Ok(HttpResponse { status: 200, headers: vec![(key.clone(), "h".into())], body: json!({"echo": key, "n": 1}) })
+    });
+    let secrets = MapSecrets([("api/token".to_owned(), VALUE.to_owned())].into_iter().collect());
+    let effects =
+        Effects { http: Some(Arc::new(http.clone())), secrets: Some(Arc::new(secrets)), ..Effects::default() };
+
+    let h = Harness::new(effects.clone());
+    let vars = completed(&h.start(&procedure(&doc("https://api.example/ok")), inputs(json!({}))).await).clone();
+    assert_eq!(http.calls()[0].headers[0], ("X-Key".to_owned(), VALUE.to_owned()), "the alias's key was fetched");
+    assert_eq!(vars["resp"]["body"], json!({"echo": "***", "n": 1}));
+    assert_eq!(vars["resp"]["headers"]["***"], "h");
+    let kept = serde_json::to_string(&h.events()).expect("json") + &format!("{:?}", h.journal.checkpoint("run-1"));
+    assert!(!kept.contains(VALUE), "{kept}");
+
+    let h = Harness::new(effects);
+    let outcome = h.start(&procedure(&doc("https://api.example/fail?k={{secrets.tok}}")), inputs(json!({}))).await;
+    let RunOutcome::Failed { error } = outcome else { panic!("expected a failure, got {outcome:?}") };
+    assert!(error.message.contains("upstream rejected key *** at https://api.example/fail?k=***"), "{}", error.message);
+    let kept = serde_json::to_string(&h.events()).expect("json") + &format!("{:?}", h.journal.checkpoint("run-1"));
+    assert!(!kept.contains(VALUE), "{kept}");
+}

@@ -6,3 +6,4 @@ pub mod misc;
 pub mod procedures;
 pub mod registry;
 pub mod runs;
+pub mod secrets;

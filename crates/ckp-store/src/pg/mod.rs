@@ -11,6 +11,7 @@
 mod queue;
 mod registry;
 mod runs;
+mod secrets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +31,10 @@ use crate::runs::status_text;
 use crate::sqlite::ts;
 
 /// The migrations, in order; the index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_schema.sql"),
+    include_str!("../../migrations/postgres/0002_secrets.sql"),
+];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/ckp-migrate', 0))";

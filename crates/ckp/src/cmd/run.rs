@@ -65,10 +65,13 @@ pub struct RunArgs {
     /// The model when a node names none.
     #[arg(long, value_name = "MODEL", default_value = "gpt-4o-mini")]
     pub llm_model: String,
+    /// `ckp serve`'s TOML configuration file, for its secrets providers (`[secrets]`, `secrets_env_prefix`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
-/// The effects of `ckp run`: real HTTP, agents from `--agent`, the LLM from `--llm-base-url`, secrets from the
-/// environment (`LANGORCH_SECRET_NAME`).
+/// The effects of `ckp run`: real HTTP, agents from `--agent`, the LLM from `--llm-base-url`, secrets providers
+/// from `--config` and the environment.
 fn effects(args: &RunArgs) -> Result<Effects, String> {
     let mut agents = Vec::new();
     for a in &args.agents {
@@ -88,9 +91,30 @@ fn effects(args: &RunArgs) -> Result<Effects, String> {
             config.api_key = std::env::var("CKP_LLM_API_KEY").ok();
             Arc::new(ckp_connectors::llm::OpenAiLlm::new(config)) as Arc<dyn ckp_engine::effects::Llm>
         }),
-        secrets: Some(Arc::new(ckp_connectors::secrets::EnvSecrets::default())),
+        secrets: Some(secrets(args)?),
         ..Effects::default()
     })
+}
+
+/// Secrets providers from `--config` (the `[secrets]` table and `secrets_env_prefix` of `ckp serve`'s file) and the
+/// environment (`CKP_SECRETS_*`, `VAULT_*`, `AWS_*`, `AZURE_*`), like `ckp serve`; the store of `--db` serves the
+/// `db` provider.
+fn secrets(args: &RunArgs) -> Result<Arc<ckp_connectors::secrets::SecretManager>, String> {
+    let mut config = match &args.config {
+        Some(path) => ckp_server::serve::ServeConfig::from_file(path).map_err(|e| e.to_string())?,
+        None => ckp_server::serve::ServeConfig::default(),
+    };
+    config.apply_env(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let manager = ckp_connectors::secrets::SecretManager::new(config.secrets, config.secrets_env_prefix)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(match &args.db {
+        Some(path) => {
+            let store = ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            manager.with_store(Arc::new(store))
+        }
+        None => manager,
+    }))
 }
 
 /// Compiles every `*.ckp.json` of `dir` that compiles (children of subflows).

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ckp` binary: exit statuses and golden output of validate, explain and graph.
 
 mod scale;
+mod secrets;
 mod serve;
 
 use std::path::PathBuf;

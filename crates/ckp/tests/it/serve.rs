@@ -398,7 +398,7 @@ async fn a_secret_reaches_the_agent_and_nothing_else() {
 }
 
 /// Serves `app` on 127.0.0.1 (an ephemeral port) as a test agent; returns its base URL.
-async fn spawn_agent(app: axum::Router) -> String {
+pub(crate) async fn spawn_agent(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
@@ -408,7 +408,7 @@ async fn spawn_agent(app: axum::Router) -> String {
 }
 
 /// Polls a run until it completes or fails (10 s at most); returns its status.
-async fn wait_terminal(http: &reqwest::Client, base: &str, run_id: &str) -> Value {
+pub(crate) async fn wait_terminal(http: &reqwest::Client, base: &str, run_id: &str) -> Value {
     let mut status = Value::Null;
     for _ in 0..1000 {
         let (_, r) = call(http, reqwest::Method::GET, format!("{base}/api/runs/{run_id}"), None).await;

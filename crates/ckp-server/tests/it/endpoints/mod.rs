@@ -15,6 +15,7 @@ mod openapi;
 mod procedures;
 mod projects;
 mod runs;
+mod secrets;
 
 use std::collections::BTreeSet;
 use std::pin::Pin;
@@ -96,9 +97,15 @@ pub fn column(list: &Value, field: &str) -> Vec<String> {
 /// refused request to show it stored nothing.
 pub async fn store_lists(server: &TestServer) -> Value {
     let mut out = serde_json::Map::new();
-    for path in
-        ["/api/procedures", "/api/runs?limit=1000", "/api/approvals", "/api/agents", "/api/projects", "/api/leases"]
-    {
+    for path in [
+        "/api/procedures",
+        "/api/runs?limit=1000",
+        "/api/approvals",
+        "/api/agents",
+        "/api/projects",
+        "/api/leases",
+        "/api/secrets",
+    ] {
         let (status, body) = server.call("GET", path, None).await;
         assert_eq!(status, 200, "{path}: {body}");
         out.insert(path.into(), body);

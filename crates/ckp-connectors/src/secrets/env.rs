@@ -1,9 +1,9 @@
-//! Secrets providers (the engine's `Secrets`). Today: the environment, as LangOrch's `env` provider (the value of
-//! `{prefix}{NAME in upper case}`, prefix `LANGORCH_SECRET_` by default). The engine resolves
-//! `{{secrets.NAME}}` only when a step is dispatched; values never enter variables, checkpoints or events.
+//! LangOrch's `env` provider: the value of the environment variable `{prefix}{KEY in upper case}` (prefix
+//! `LANGORCH_SECRET_` by default; `secrets_env_prefix` on the server, `prefix` in a procedure's `secrets_config`).
 
-use ckp_engine::effects::{BoxFuture, Secrets};
-use ckp_engine::error::StepError;
+use ckp_engine::effects::BoxFuture;
+
+use super::{Fetched, Provider, ProviderError};
 
 /// Secrets read from environment variables.
 #[derive(Debug, Clone)]
@@ -22,6 +22,11 @@ impl EnvSecrets {
     pub fn with_lookup(prefix: impl Into<String>, lookup: fn(&str) -> Option<String>) -> Self {
         EnvSecrets { prefix: prefix.into(), lookup }
     }
+
+    /// The variable holding `key`.
+    pub fn variable(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key.to_uppercase())
+    }
 }
 
 impl Default for EnvSecrets {
@@ -30,10 +35,9 @@ impl Default for EnvSecrets {
     }
 }
 
-impl Secrets for EnvSecrets {
-    fn get(&self, name: &str) -> BoxFuture<'_, Result<Option<String>, StepError>> {
-        let key = format!("{}{}", self.prefix, name.to_uppercase());
-        let value = (self.lookup)(&key);
+impl Provider for EnvSecrets {
+    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Fetched>, ProviderError>> {
+        let value = (self.lookup)(&self.variable(key)).map(Fetched::Text);
         Box::pin(async move { Ok(value) })
     }
 }
