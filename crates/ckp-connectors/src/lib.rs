@@ -1,9 +1,10 @@
 //! ckp's real effects, implementing the engine's effect traits: agents reached over LangOrch's protocol
-//! (`POST {base_url}/execute`, semantics B §6.1) chosen from the store's registry, and the built-in HTTP executor
-//! (`http_request`, A.2.15). Issue 7 adds the OpenAI-compatible LLM, MCP clients, secrets providers, health checks,
-//! circuit breakers and leases here.
+//! (`POST {base_url}/execute`, semantics B §6.1) chosen from the store's registry, the built-in HTTP executor
+//! (`http_request`, A.2.15), an OpenAI-compatible LLM, MCP servers (`mcp/`; the `rmcp` client behind the cargo
+//! feature `mcp`) and secrets providers.
 
 pub mod agents;
 pub mod http;
 pub mod llm;
+pub mod mcp;
 pub mod secrets;

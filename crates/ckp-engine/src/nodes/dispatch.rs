@@ -11,7 +11,7 @@ use ckp_core::procedure::{Action, ExecutionMode, Node, Step};
 use ckp_core::template::Secrets as TemplateSecrets;
 use serde_json::{Map, Value, json};
 
-use crate::effects::{AgentRequest, HttpRequest};
+use crate::effects::{AgentRequest, HttpRequest, McpCall};
 use crate::error::{EngineError, ErrorKind, StepError};
 use crate::journal::StepRecord;
 use crate::ops::{OpErrorKind, run_internal};
@@ -234,15 +234,26 @@ impl Runner<'_> {
     ) -> Result<Value, StepError> {
         if let Action::Mcp { server, tool } = &step.action {
             return match &self.effects.mcp {
-                Some(mcp) => mcp.call_tool(server, tool, params).await,
+                Some(mcp) => {
+                    mcp.call_tool(McpCall {
+                        server: server.clone(),
+                        tool: tool.clone(),
+                        arguments: params,
+                        declared: self.p.config.mcp_servers.get(server).cloned(),
+                        run_id: self.run_id.clone(),
+                        node_id: node.id.clone(),
+                        step_id: step.id.clone(),
+                    })
+                    .await
+                }
                 None => Err(StepError::new(
-                    ErrorKind::AgentUnavailable,
+                    ErrorKind::McpError,
                     format!("MCP server `{server}` is not configured, so tool `{tool}` cannot be called"),
                 )),
             };
         }
         let mut agent_error = None;
-        if let (Some(channel), Some(agents)) = (&node.channel, &self.effects.agents) {
+        if let Some(channel) = &node.channel {
             let req = AgentRequest {
                 channel: channel.clone(),
                 action: step.action_name.clone(),
@@ -253,9 +264,15 @@ impl Runner<'_> {
                 idempotency_key: idempotency_key.to_owned(),
                 timeout,
             };
-            match agents.execute(req).await {
-                Err(e) if e.kind == ErrorKind::AgentUnavailable => agent_error = Some(e),
-                other => return other,
+            if let Some(agents) = &self.effects.agents {
+                match agents.execute(req.clone()).await {
+                    Err(e) if e.kind == ErrorKind::AgentUnavailable => agent_error = Some(e),
+                    other => return other,
+                }
+            }
+            // No agent serves the channel: LangOrch's MCP fallback comes before the built-in executors (A.2.15).
+            if let Some(call) = self.effects.mcp.as_ref().and_then(|m| m.fallback(&req)) {
+                return call.await;
             }
         }
         if step.action_name == "http_request"
