@@ -115,6 +115,24 @@ impl McpServer {
         }
     }
 
+    /// Reads the command-line form `NAME=URL` (streamable HTTP) or `NAME=COMMAND ARG...` (stdio; the command line
+    /// is split on spaces, and '…' or "…" keep spaces inside one argument). Env, cwd and headers need the file form.
+    pub fn from_flag(flag: &str) -> Result<(String, McpServer), String> {
+        let (name, rest) =
+            flag.split_once('=').ok_or_else(|| format!("{flag:?}: expected NAME=URL or NAME=COMMAND ARGS..."))?;
+        let name = name.trim();
+        McpServer::check_name(name)?;
+        let rest = rest.trim();
+        let transport = if rest.starts_with("http://") || rest.starts_with("https://") {
+            McpTransport::Http { url: rest.to_owned(), headers: BTreeMap::new() }
+        } else {
+            let mut words = split_words(rest).map_err(|e| format!("{flag:?}: {e}"))?.into_iter();
+            let command = words.next().ok_or_else(|| format!("{flag:?}: no command after `{name}=`"))?;
+            McpTransport::Stdio { command, args: words.collect(), env: BTreeMap::new(), cwd: None }
+        };
+        Ok((name.to_owned(), McpServer { transport, timeout_ms: None }))
+    }
+
     /// `stdio` or `http`.
     pub fn transport_name(&self) -> &'static str {
         match self.transport {
@@ -130,6 +148,30 @@ impl TryFrom<Value> for McpServer {
     fn try_from(value: Value) -> Result<Self, String> {
         McpServer::from_value(&value)
     }
+}
+
+/// Splits a command line on whitespace; single or double quotes group words (no escapes).
+fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.get_or_insert_with(String::new).push(c),
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            None if c.is_whitespace() => words.extend(word.take()),
+            None => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err("a quote is not closed".into());
+    }
+    words.extend(word);
+    Ok(words)
 }
 
 fn string(o: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
@@ -178,6 +220,26 @@ mod tests {
             .expect("http");
         assert_eq!(h.timeout_ms, Some(5));
         assert_eq!(h.transport_name(), "http");
+    }
+
+    #[test]
+    fn flags_name_a_url_or_a_command_line() {
+        let (name, s) = McpServer::from_flag("web=http://127.0.0.1:3001/mcp").expect("url");
+        assert_eq!((name.as_str(), s.transport_name()), ("web", "http"));
+        let (_, s) = McpServer::from_flag(r#"fs = npx -y "@scope/server fs" '/tmp/my dir' """#).expect("command");
+        assert_eq!(
+            s.transport,
+            McpTransport::Stdio {
+                command: "npx".into(),
+                args: vec!["-y".into(), "@scope/server fs".into(), "/tmp/my dir".into(), String::new()],
+                env: BTreeMap::new(),
+                cwd: None
+            }
+        );
+        assert!(McpServer::from_flag("noequals").is_err());
+        assert!(McpServer::from_flag("x=").is_err());
+        assert!(McpServer::from_flag("x=node 'a b").is_err());
+        assert!(McpServer::from_flag("a/b=node").is_err());
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct AppState {
     pub artifacts_dir: PathBuf,
     /// Turns true when the server shuts down: open streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// MCP servers (their tools are listed by `GET /api/actions`).
+    pub mcp: Arc<ckp_connectors::mcp::McpConnector>,
 }
 
 /// Builds the router and its OpenAPI document.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ckp_connectors::mcp::{McpConnector, McpSettings};
 use ckp_engine::effects::Effects;
 use ckp_engine::{Engine, EngineConfig};
 use ckp_store::{SqliteOptions, SqliteStore, Store, Synchronous};
@@ -55,6 +56,11 @@ pub struct ServeConfig {
     pub llm_api_key: Option<String>,
     /// `{{secrets.NAME}}` reads the environment variable `{secrets_env_prefix}{NAME}` (LangOrch's env provider).
     pub secrets_env_prefix: String,
+    /// MCP servers by name (`[mcp_servers.NAME]`: `command`/`args`/`env`/`cwd` or `url`/`headers`, `timeout_ms`);
+    /// they win over a procedure's `global_config.mcp_servers` of the same name.
+    pub mcp_servers: std::collections::BTreeMap<String, ckp_core::mcp::McpServer>,
+    /// LangOrch's legacy MCP fallback: steps whose agent channel has no agent call `POST {mcp_base_url}/tools/{action}`.
+    pub mcp_base_url: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -76,6 +82,8 @@ impl Default for ServeConfig {
             llm_fallback_models: Vec::new(),
             llm_api_key: None,
             secrets_env_prefix: "LANGORCH_SECRET_".into(),
+            mcp_servers: std::collections::BTreeMap::new(),
+            mcp_base_url: None,
         }
     }
 }
@@ -119,7 +127,8 @@ impl ServeConfig {
 
     /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
     /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER`,
-    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY` from `env`.
+    /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY`, `CKP_MCP_SERVERS` (a JSON object of servers by name,
+    /// replacing the file's servers of the same names), `CKP_MCP_BASE_URL` (or LangOrch's `MCP_BASE_URL`) from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
             v.trim()
@@ -165,6 +174,14 @@ impl ServeConfig {
         if let Some(v) = env("CKP_LLM_API_KEY") {
             self.llm_api_key = Some(v);
         }
+        if let Some(v) = env("CKP_MCP_SERVERS") {
+            let servers: std::collections::BTreeMap<String, ckp_core::mcp::McpServer> = serde_json::from_str(&v)
+                .map_err(|e| ConfigError::Env { name: "CKP_MCP_SERVERS".into(), message: e.to_string() })?;
+            self.mcp_servers.extend(servers);
+        }
+        if let Some(v) = env("CKP_MCP_BASE_URL").or_else(|| env("MCP_BASE_URL")) {
+            self.mcp_base_url = Some(v).filter(|v| !v.trim().is_empty());
+        }
         Ok(())
     }
 
@@ -208,6 +225,7 @@ pub struct Running {
     /// The address it listens on (the real port when the configuration said 0).
     pub addr: SocketAddr,
     engine: Arc<Engine>,
+    mcp: Arc<McpConnector>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     grace: Duration,
@@ -220,6 +238,7 @@ impl Running {
         self.engine.stop_at_next_node();
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(self.grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+        self.mcp.shutdown().await;
     }
 }
 
@@ -232,6 +251,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     // One process owns an embedded database: jobs left running belong to a process that died.
     store.reclaim_expired(chrono::Utc::now() + chrono::Duration::days(36_500)).await?;
     let catalog = Arc::new(Catalog::new(store.clone()));
+    let mcp = Arc::new(mcp_connector(config)?);
     let engine = Arc::new(
         Engine::new(
             store.clone(),
@@ -248,6 +268,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
                     Arc::new(ckp_connectors::llm::OpenAiLlm::new(llm)) as Arc<dyn ckp_engine::effects::Llm>
                 }),
                 secrets: Some(Arc::new(ckp_connectors::secrets::EnvSecrets::new(config.secrets_env_prefix.clone()))),
+                mcp: Some(mcp.clone()),
                 ..Effects::default()
             },
         )
@@ -261,6 +282,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         engine: engine.clone(),
         artifacts_dir: config.data_dir.join("artifacts"),
         shutdown: signal.clone(),
+        mcp: mcp.clone(),
     };
     let (app, _) = router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.bind)
@@ -294,5 +316,21 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         });
         let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     });
-    Ok(Running { addr, engine, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+    Ok(Running { addr, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+}
+
+/// The MCP connector of the configured servers (started lazily) and the legacy fallback.
+fn mcp_connector(config: &ServeConfig) -> Result<McpConnector, ServeError> {
+    for name in config.mcp_servers.keys() {
+        ckp_core::mcp::McpServer::check_name(name).map_err(ServeError::Config)?;
+    }
+    if let Some(url) = &config.mcp_base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ServeError::Config(format!("mcp_base_url must start with http:// or https://, not {url:?}")));
+    }
+    Ok(McpConnector::new(McpSettings {
+        servers: config.mcp_servers.clone(),
+        legacy_base_url: config.mcp_base_url.clone(),
+    }))
 }
