@@ -10,6 +10,7 @@ pub mod diag;
 pub mod explain;
 pub mod graph;
 pub mod inputs;
+pub mod mcp;
 pub mod model;
 pub mod path;
 pub mod procedure;

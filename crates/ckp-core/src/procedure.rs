@@ -88,6 +88,8 @@ pub struct Config {
     pub logging_level: Option<LogLevel>,
     /// Keys redacted from events beside the built-in list (`audit_config.redacted_fields`).
     pub redacted_fields: Vec<String>,
+    /// MCP servers declared by the procedure (`mcp_servers`), by name.
+    pub mcp_servers: std::collections::BTreeMap<String, crate::mcp::McpServer>,
 }
 
 /// Retry defaults from `global_config`; each `None` falls back to the engine default (3 / 1000 ms / 2.0).

@@ -179,15 +179,36 @@ pub trait Llm: Send + Sync {
     fn complete(&self, req: LlmRequest) -> BoxFuture<'_, Result<LlmResponse, StepError>>;
 }
 
+/// One MCP tool call: a step whose action is `mcp:<server>/<tool>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpCall {
+    /// The server's name.
+    pub server: String,
+    /// The tool.
+    pub tool: String,
+    /// Rendered parameters (secrets resolved), sent as the tool's arguments.
+    pub arguments: Map<String, Value>,
+    /// The procedure's own declaration of `server` (`global_config.mcp_servers`), if it has one.
+    pub declared: Option<ckp_core::mcp::McpServer>,
+    /// Run id.
+    pub run_id: String,
+    /// Node id.
+    pub node_id: String,
+    /// Step id.
+    pub step_id: String,
+}
+
 /// Calls MCP tools.
 pub trait Mcp: Send + Sync {
-    /// Calls `tool` on `server` with `arguments`; the tool's result.
-    fn call_tool(
-        &self,
-        server: &str,
-        tool: &str,
-        arguments: Map<String, Value>,
-    ) -> BoxFuture<'_, Result<Value, StepError>>;
+    /// Calls the tool; its result, or a step error (`mcp_error`, LangOrch's `MCPToolError`).
+    fn call_tool(&self, call: McpCall) -> BoxFuture<'_, Result<Value, StepError>>;
+
+    /// LangOrch's legacy fallback (semantics B §6.2) for a step whose node names an agent channel that no agent
+    /// serves: `None` when no fallback is configured, so dispatch goes on to the built-in executors.
+    fn fallback(&self, req: &AgentRequest) -> Option<BoxFuture<'_, Result<Value, StepError>>> {
+        let _ = req;
+        None
+    }
 }
 
 /// Which run asks for a secret, and the provider configuration its procedure declares.

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-use crate::effects::{AgentRequest, Agents, BoxFuture, Llm, LlmRequest, LlmResponse, Mcp, SecretScope, Secrets};
+use crate::effects::{
+    AgentRequest, Agents, BoxFuture, Llm, LlmRequest, LlmResponse, Mcp, McpCall, SecretScope, Secrets,
+};
 use crate::error::StepError;
 
 type AgentFn = dyn Fn(&AgentRequest) -> Result<Value, StepError> + Send + Sync;
@@ -93,13 +95,8 @@ impl std::fmt::Debug for FnMcp {
 }
 
 impl Mcp for FnMcp {
-    fn call_tool(
-        &self,
-        server: &str,
-        tool: &str,
-        arguments: Map<String, Value>,
-    ) -> BoxFuture<'_, Result<Value, StepError>> {
-        let result = (self.0)(server, tool, &arguments);
+    fn call_tool(&self, call: McpCall) -> BoxFuture<'_, Result<Value, StepError>> {
+        let result = (self.0)(&call.server, &call.tool, &call.arguments);
         Box::pin(async move { result })
     }
 }

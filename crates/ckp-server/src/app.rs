@@ -32,6 +32,8 @@ pub struct AppState {
     pub callbacks: Arc<ckp_connectors::workflow::CallbackSigner>,
     /// Secrets providers: the key sealing `/api/secrets` values, cache invalidation, credential grants.
     pub secrets: Arc<ckp_connectors::secrets::SecretManager>,
+    /// MCP servers (their tools are listed by `GET /api/actions`).
+    pub mcp: Arc<ckp_connectors::mcp::McpConnector>,
 }
 
 /// Builds the router and its OpenAPI document.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ckp_connectors::mcp::{McpConnector, McpSettings};
 use ckp_engine::effects::Effects;
 use ckp_engine::{Engine, EngineConfig};
 use ckp_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store, Synchronous};
@@ -74,6 +75,11 @@ pub struct ServeConfig {
     /// Secrets providers (`[secrets]`, `[secrets.vault]`, `[secrets.aws]`, `[secrets.azure]`): the default provider,
     /// the cache, the key of ckp's own store, and each provider's address and credentials.
     pub secrets: ckp_connectors::secrets::SecretsSettings,
+    /// MCP servers by name (`[mcp_servers.NAME]`: `command`/`args`/`env`/`cwd` or `url`/`headers`, `timeout_ms`);
+    /// they win over a procedure's `global_config.mcp_servers` of the same name.
+    pub mcp_servers: std::collections::BTreeMap<String, ckp_core::mcp::McpServer>,
+    /// LangOrch's legacy MCP fallback: steps whose agent channel has no agent call `POST {mcp_base_url}/tools/{action}`.
+    pub mcp_base_url: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -103,6 +109,8 @@ impl Default for ServeConfig {
             workflow_callback_timeout_minutes: 60.0,
             llm_prices: std::collections::BTreeMap::new(),
             secrets: ckp_connectors::secrets::SecretsSettings::default(),
+            mcp_servers: std::collections::BTreeMap::new(),
+            mcp_base_url: None,
         }
     }
 }
@@ -147,7 +155,9 @@ impl ServeConfig {
     /// Applies `CKP_BIND`, `CKP_DATA_DIR`, `CKP_DB`, `CKP_WORKERS`, `CKP_MAX_BODY_BYTES`, `CKP_SYNCHRONOUS`,
     /// `CKP_LEASE_MS`, `CKP_SHUTDOWN_GRACE_MS`, `CKP_AGENT_HEALTH_MS`, `CKP_AGENT_OFFLINE_AFTER`,
     /// `CKP_LLM_BASE_URL`, `CKP_LLM_MODEL`, `CKP_LLM_API_KEY`, `CKP_DATABASE_URL`, `CKP_DB_POOL_SIZE`, the workflow
-    /// settings and the secrets settings ([`ckp_connectors::secrets::SecretsSettings::apply_env`]) from `env`.
+    /// settings, the secrets settings ([`ckp_connectors::secrets::SecretsSettings::apply_env`]), `CKP_MCP_SERVERS`
+    /// (a JSON object of servers by name, replacing the file's servers of the same names) and `CKP_MCP_BASE_URL` (or
+    /// LangOrch's `MCP_BASE_URL`) from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError> {
             v.trim()
@@ -201,6 +211,14 @@ impl ServeConfig {
         }
         crate::workflow::apply_env(self, &env)?;
         self.secrets.apply_env(&env).map_err(|e| ConfigError::Env { name: "CKP_SECRETS_*".into(), message: e.0 })?;
+        if let Some(v) = env("CKP_MCP_SERVERS") {
+            let servers: std::collections::BTreeMap<String, ckp_core::mcp::McpServer> = serde_json::from_str(&v)
+                .map_err(|e| ConfigError::Env { name: "CKP_MCP_SERVERS".into(), message: e.to_string() })?;
+            self.mcp_servers.extend(servers);
+        }
+        if let Some(v) = env("CKP_MCP_BASE_URL").or_else(|| env("MCP_BASE_URL")) {
+            self.mcp_base_url = Some(v).filter(|v| !v.trim().is_empty());
+        }
         Ok(())
     }
 
@@ -259,6 +277,7 @@ pub struct Running {
     /// The address it listens on (the real port when the configuration said 0); None for a worker-only process.
     pub addr: Option<SocketAddr>,
     engine: Arc<Engine>,
+    mcp: Arc<McpConnector>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     grace: Duration,
@@ -271,7 +290,24 @@ impl Running {
         self.engine.stop_at_next_node();
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(self.grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+        self.mcp.shutdown().await;
     }
+}
+
+/// The MCP connector of the configured servers (started lazily) and the legacy fallback.
+fn mcp_connector(config: &ServeConfig) -> Result<McpConnector, ServeError> {
+    for name in config.mcp_servers.keys() {
+        ckp_core::mcp::McpServer::check_name(name).map_err(ServeError::Config)?;
+    }
+    if let Some(url) = &config.mcp_base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ServeError::Config(format!("mcp_base_url must start with http:// or https://, not {url:?}")));
+    }
+    Ok(McpConnector::new(McpSettings {
+        servers: config.mcp_servers.clone(),
+        legacy_base_url: config.mcp_base_url.clone(),
+    }))
 }
 
 /// Opens the store, starts the workers and the HTTP server.
@@ -306,6 +342,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             .map_err(|e| ServeError::Config(e.0))?
             .with_store(store.clone()),
     );
+    let mcp = Arc::new(mcp_connector(config)?);
     let engine = Arc::new(
         Engine::new(
             store.clone(),
@@ -323,6 +360,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
                     Arc::new(ckp_connectors::llm::OpenAiLlm::new(llm)) as Arc<dyn ckp_engine::effects::Llm>
                 }),
                 secrets: Some(secrets.clone()),
+                mcp: Some(mcp.clone()),
                 ..Effects::default()
             },
         )
@@ -343,6 +381,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         shutdown: signal.clone(),
         callbacks: callbacks.clone(),
         secrets,
+        mcp: mcp.clone(),
     };
     let (app, _) = router(state, config.max_body_bytes);
     let listener = match config.http {
@@ -388,5 +427,5 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
         });
     }
-    Ok(Running { addr, engine, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+    Ok(Running { addr, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
 }

@@ -1,9 +1,12 @@
 //! The root of a document: identity, `global_config`, `variables_schema`, `trigger` and the start node.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::ctx::Ctx;
 use crate::diag::{Code, child};
+use crate::mcp::McpServer;
 use crate::model::{Document, GlobalConfig, Trigger, VarSpec};
 use crate::procedure::{
     CheckpointStrategy, Config, DispatchMode, ExecutionMode, LogLevel, NodeIdx, RateLimit, RetryDefaults, TriggerSpec,
@@ -159,6 +162,7 @@ fn global_config(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Option<Config> {
     let quality = cx.number_in(&format!("{p}/min_llm_quality"), g.min_llm_quality.as_ref(), 0.0, f64::MAX);
     let rate_limit = rate_limit(cx, g);
     let secrets = g.secrets_config.as_ref().map(|s| super::secrets::secrets(cx, s)).transpose();
+    let mcp_servers = mcp_servers(cx, g);
     if let Some(a) = &g.audit_config {
         let level = cx.choice(
             &format!("{p}/audit_config/audit_level"),
@@ -185,8 +189,28 @@ fn global_config(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Option<Config> {
         min_llm_quality: quality.ok()?,
         logging_level: logging_level.ok()?,
         redacted_fields: g.audit_config.as_ref().and_then(|a| a.redacted_fields.clone()).unwrap_or_default(),
+        mcp_servers: mcp_servers.ok()?,
     };
     ok.then_some(config)
+}
+
+/// `mcp_servers`: name → server, each checked with the same rules as `ckp serve`'s `[mcp_servers.NAME]`.
+fn mcp_servers(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Result<BTreeMap<String, McpServer>, ()> {
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (name, v) in g.mcp_servers.iter().flatten() {
+        let p = child("/global_config/mcp_servers", name);
+        match McpServer::check_name(name).and_then(|()| McpServer::from_value(v)) {
+            Ok(server) => {
+                out.insert(name.clone(), server);
+            }
+            Err(e) => {
+                cx.report(Code::InvalidConfig, p, format!("MCP server `{name}`: {e}"));
+                ok = false;
+            }
+        }
+    }
+    if ok { Ok(out) } else { Err(()) }
 }
 
 fn rate_limit(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Result<Option<RateLimit>, ()> {

@@ -275,6 +275,9 @@ pub struct GlobalConfig {
     /// Fallback models below this quality are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_llm_quality: Option<Number>,
+    /// MCP servers by name (`mcp:<server>/<tool>` steps); checked by the compiler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<Map<String, Value>>,
     /// Unknown fields.
     #[serde(flatten)]
     pub extra: Extra,

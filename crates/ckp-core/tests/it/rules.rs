@@ -384,6 +384,29 @@ fn actions_need_an_executor() {
 }
 
 #[test]
+fn mcp_servers_are_checked_where_they_are_declared() {
+    let c = with(|d| {
+        d["global_config"] = json!({"mcp_servers": {
+            "fs": {"command": "npx", "args": ["-y", "server-fs"], "env": {"ROOT": "/tmp"}},
+            "web": {"url": "https://tools.example/mcp", "headers": {"Authorization": "Bearer x"}}
+        }});
+    });
+    let p = c.procedure.expect("compiles");
+    assert_eq!(p.config.mcp_servers.keys().collect::<Vec<_>>(), ["fs", "web"]);
+    for (server, pointer, words) in [
+        (json!({"url": "https://x", "command": "y"}), "/global_config/mcp_servers/bad", "not both"),
+        (json!({"command": "y", "args": "a b"}), "/global_config/mcp_servers/bad", "`args` must be a list of strings"),
+        (json!(["npx"]), "/global_config/mcp_servers/bad", "not an array"),
+    ] {
+        let c = with(|d| d["global_config"] = json!({"mcp_servers": {"bad": server}}));
+        let msg = expect(&c, Code::InvalidConfig, pointer);
+        assert!(msg.starts_with("MCP server `bad`: ") && msg.contains(words), "{msg}");
+    }
+    let c = with(|d| d["global_config"] = json!({"mcp_servers": {"a/b": {"command": "x"}}}));
+    expect(&c, Code::InvalidConfig, "/global_config/mcp_servers/a~1b");
+}
+
+#[test]
 fn invalid_configurations() {
     let c = with(|d| add(d, "m", json!({"type": "llm_action", "prompt": "p", "orchestration_mode": true})));
     expect(&c, Code::InvalidConfig, "/workflow_graph/nodes/m/branches");

@@ -11,7 +11,7 @@ use ckp_core::procedure::{Action, DispatchMode, ExecutionMode, Kind, Node, Step}
 use ckp_core::template::Secrets as TemplateSecrets;
 use serde_json::{Map, Value, json};
 
-use crate::effects::{AgentReply, AgentRequest, HttpRequest, WorkflowDispatch, dispatch_mode_name};
+use crate::effects::{AgentReply, AgentRequest, HttpRequest, McpCall, WorkflowDispatch, dispatch_mode_name};
 use crate::error::{EngineError, ErrorKind, StepError};
 use crate::journal::{PendingCallback, StepRecord};
 use crate::ops::{OpErrorKind, run_internal};
@@ -325,15 +325,26 @@ impl Runner<'_> {
     ) -> Result<AgentReply, StepError> {
         if let Action::Mcp { server, tool } = &step.action {
             return match &self.effects.mcp {
-                Some(mcp) => mcp.call_tool(server, tool, params).await.map(AgentReply::Done),
+                Some(mcp) => mcp
+                    .call_tool(McpCall {
+                        server: server.clone(),
+                        tool: tool.clone(),
+                        arguments: params,
+                        declared: self.p.config.mcp_servers.get(server).cloned(),
+                        run_id: self.run_id.clone(),
+                        node_id: node.id.clone(),
+                        step_id: step.id.clone(),
+                    })
+                    .await
+                    .map(AgentReply::Done),
                 None => Err(StepError::new(
-                    ErrorKind::AgentUnavailable,
+                    ErrorKind::McpError,
                     format!("MCP server `{server}` is not configured, so tool `{tool}` cannot be called"),
                 )),
             };
         }
         let mut agent_error = None;
-        if let (Some(channel), Some(agents)) = (&node.channel, &self.effects.agents) {
+        if let Some(channel) = &node.channel {
             let req = AgentRequest {
                 channel: channel.clone(),
                 action: step.action_name.clone(),
@@ -345,9 +356,15 @@ impl Runner<'_> {
                 timeout,
                 workflow,
             };
-            match agents.dispatch(req).await {
-                Err(e) if e.kind == ErrorKind::AgentUnavailable => agent_error = Some(e),
-                other => return other,
+            if let Some(agents) = &self.effects.agents {
+                match agents.dispatch(req.clone()).await {
+                    Err(e) if e.kind == ErrorKind::AgentUnavailable => agent_error = Some(e),
+                    other => return other,
+                }
+            }
+            // No agent serves the channel: LangOrch's MCP fallback comes before the built-in executors (A.2.15).
+            if let Some(call) = self.effects.mcp.as_ref().and_then(|m| m.fallback(&req)) {
+                return call.await.map(AgentReply::Done);
             }
         }
         if step.action_name == "http_request"

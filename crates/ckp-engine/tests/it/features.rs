@@ -384,6 +384,61 @@ async fn mcp_steps_call_tools() {
     assert_eq!(vars["echo"], json!({"server": "everything", "tool": "echo", "text": "hi you"}));
 }
 
+/// An MCP effect whose legacy fallback answers with the action it was given.
+struct Fallback;
+
+impl ckp_engine::effects::Mcp for Fallback {
+    fn call_tool(&self, call: ckp_engine::effects::McpCall) -> BoxFuture<'_, Result<Value, StepError>> {
+        let declared = call.declared.map(|d| d.transport_name());
+        Box::pin(async move { Ok(json!({"tool": call.tool, "declared": declared})) })
+    }
+
+    fn fallback(&self, req: &AgentRequest) -> Option<BoxFuture<'_, Result<Value, StepError>>> {
+        let answer = json!({"fallback": req.action, "params": req.params});
+        Some(Box::pin(async move { Ok(answer) }))
+    }
+}
+
+#[tokio::test]
+async fn executors_resolve_agent_then_mcp_fallback_then_built_in() {
+    use ckp_engine::effects::{HttpResponse, Mcp};
+    use ckp_engine::testing::{FnAgents, FnHttp};
+    let p = procedure(&with_config(
+        json!({"mcp_servers": {"own": {"url": "http://127.0.0.1:9/mcp"}}}),
+        "web",
+        json!({
+            "web": {"type": "sequence", "agent": "Web", "steps": [
+                {"step_id": "c", "action": "click", "output_variable": "click"},
+                {"step_id": "h", "action": "http_request", "url": "http://127.0.0.1:9/", "output_variable": "http"}
+            ], "next_node": "plain"},
+            "plain": {"type": "sequence", "steps": [
+                {"step_id": "h", "action": "http_request", "url": "http://127.0.0.1:9/", "output_variable": "plain"},
+                {"step_id": "m", "action": "mcp:own/echo", "output_variable": "mcp"}
+            ], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let http = Arc::new(FnHttp::new(|_| Ok(HttpResponse { status: 200, headers: vec![], body: json!("built-in") })));
+    let mcp: Arc<dyn Mcp> = Arc::new(Fallback);
+    let unavailable = Arc::new(FnAgents::new(|_| Err(StepError::new(ErrorKind::AgentUnavailable, "no agent for web"))));
+    let h = Harness::new(Effects {
+        agents: Some(unavailable),
+        http: Some(http.clone()),
+        mcp: Some(mcp.clone()),
+        ..Effects::default()
+    });
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    assert_eq!(vars["click"], json!({"fallback": "click", "params": {}}), "no agent: the MCP fallback");
+    assert_eq!(vars["http"]["fallback"], "http_request", "the fallback comes before the built-in executors");
+    assert_eq!(vars["plain"]["body"], "built-in", "no channel: no fallback");
+    assert_eq!(vars["mcp"], json!({"tool": "echo", "declared": "http"}), "the procedure's declaration is passed");
+
+    let agents = Arc::new(FnAgents::new(|req| Ok(json!({"agent": req.action}))));
+    let h = Harness::new(Effects { agents: Some(agents), http: Some(http), mcp: Some(mcp), ..Effects::default() });
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    assert_eq!(vars["click"], json!({"agent": "click"}), "an agent wins over the fallback");
+}
+
 #[tokio::test]
 async fn llm_orchestration_and_output_mappings() {
     use ckp_engine::effects::LlmResponse;

@@ -1,7 +1,7 @@
 //! Health and the actions catalog.
 
 use axum::extract::State;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::api::Health;
 use crate::app::AppState;
@@ -13,8 +13,10 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health { status: "ok".into(), leader: state.store.is_leader() })
 }
 
-/// Actions by channel: `internal` (ckp's built-in actions, run in-process) and, per registered agent channel,
-/// the capabilities of its agents.
+/// Actions by channel: `internal` (ckp's built-in actions, run in-process), per registered agent channel the
+/// capabilities of its agents, and, when MCP servers are configured, `mcp_servers`: per server its transport and
+/// its tools keyed by the action to write (`mcp:<server>/<tool>`, with description and input schema), or the
+/// `error` that kept them from being listed.
 #[utoipa::path(get, path = "/api/actions", tag = "health", responses((status = 200, body = Object)))]
 pub async fn actions(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let mut out = Map::new();
@@ -31,5 +33,29 @@ pub async fn actions(State(state): State<AppState>) -> ApiResult<Json<Value>> {
             }
         }
     }
+    if !state.mcp.servers().is_empty() {
+        out.insert("mcp_servers".into(), mcp_tools(&state.mcp).await);
+    }
     Ok(Json(Value::Object(out)))
+}
+
+async fn mcp_tools(mcp: &ckp_connectors::mcp::McpConnector) -> Value {
+    let mut servers = Map::new();
+    for s in mcp.list_tools().await {
+        let entry = match s.tools {
+            Ok(tools) => {
+                let tools: Map<String, Value> = tools
+                    .into_iter()
+                    .map(|t| {
+                        let action = format!("mcp:{}/{}", s.server, t.name);
+                        (action, json!({"tool": t.name, "description": t.description, "input_schema": t.input_schema}))
+                    })
+                    .collect();
+                json!({"transport": s.transport, "tools": tools})
+            }
+            Err(error) => json!({"transport": s.transport, "error": error}),
+        };
+        servers.insert(s.server, entry);
+    }
+    Value::Object(servers)
 }

@@ -6,6 +6,7 @@ mod api;
 mod catalog;
 mod dispatch;
 mod endpoints;
+mod mcp;
 mod pricing;
 mod support;
 mod workflow;

@@ -68,11 +68,40 @@ pub struct RunArgs {
     /// `ckp serve`'s TOML configuration file, for its secrets providers (`[secrets]`, `secrets_env_prefix`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// An MCP server for `mcp:NAME/<tool>` steps: `NAME=URL` (streamable HTTP) or `NAME='COMMAND ARGS...'` (stdio).
+    /// Repeatable; wins over the procedure's `global_config.mcp_servers` entry of the same name.
+    #[arg(long = "mcp", value_name = "NAME=URL|COMMAND")]
+    pub mcp: Vec<String>,
+    /// LangOrch's legacy MCP fallback: `POST {URL}/tools/{action}` for steps whose agent channel has no agent
+    /// [env: CKP_MCP_BASE_URL, or MCP_BASE_URL].
+    #[arg(long, value_name = "URL")]
+    pub mcp_base_url: Option<String>,
 }
 
-/// The effects of `ckp run`: real HTTP, agents from `--agent`, the LLM from `--llm-base-url`, secrets providers
-/// from `--config` and the environment.
-fn effects(args: &RunArgs) -> Result<Effects, String> {
+/// The MCP connector of `--mcp` servers (and the procedure's own), with the legacy fallback of `--mcp-base-url`.
+fn mcp(args: &RunArgs) -> Result<Arc<ckp_connectors::mcp::McpConnector>, String> {
+    let mut settings = ckp_connectors::mcp::McpSettings::default();
+    for flag in &args.mcp {
+        let (name, server) = ckp_core::mcp::McpServer::from_flag(flag).map_err(|e| format!("--mcp {e}"))?;
+        settings.servers.insert(name, server);
+    }
+    settings.legacy_base_url = args
+        .mcp_base_url
+        .clone()
+        .or_else(|| std::env::var("CKP_MCP_BASE_URL").ok())
+        .or_else(|| std::env::var("MCP_BASE_URL").ok())
+        .filter(|u| !u.trim().is_empty());
+    if let Some(url) =
+        settings.legacy_base_url.as_ref().filter(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+    {
+        return Err(format!("--mcp-base-url {url}: the URL must start with http:// or https://"));
+    }
+    Ok(Arc::new(ckp_connectors::mcp::McpConnector::new(settings)))
+}
+
+/// The effects of `ckp run`: real HTTP, agents from `--agent`, the LLM from `--llm-base-url`, MCP servers, secrets
+/// providers from `--config` and the environment.
+fn effects(args: &RunArgs, mcp: Arc<ckp_connectors::mcp::McpConnector>) -> Result<Effects, String> {
     let mut agents = Vec::new();
     for a in &args.agents {
         let (channel, url) = a.split_once('=').ok_or_else(|| format!("--agent {a}: expected CHANNEL=URL"))?;
@@ -92,6 +121,7 @@ fn effects(args: &RunArgs) -> Result<Effects, String> {
             Arc::new(ckp_connectors::llm::OpenAiLlm::new(config)) as Arc<dyn ckp_engine::effects::Llm>
         }),
         secrets: Some(secrets(args)?),
+        mcp: Some(mcp),
         ..Effects::default()
     })
 }
@@ -287,7 +317,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
             return Ok(EXIT_UNREADABLE);
         }
     };
-    let effects = match effects(args) {
+    let mcp = match mcp(args) {
+        Ok(m) => m,
+        Err(e) => {
+            writeln!(err, "ckp: {e}")?;
+            return Ok(EXIT_UNREADABLE);
+        }
+    };
+    let effects = match effects(args, mcp.clone()) {
         Ok(e) => e,
         Err(e) => {
             writeln!(err, "ckp: {e}")?;
@@ -383,6 +420,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
             };
         }
     });
+    // Stdio MCP servers end with the run.
+    runtime.block_on(mcp.shutdown());
     match outcome {
         Ok(RunOutcome::Completed { outputs }) => {
             if !json {

@@ -11,7 +11,7 @@ use ckp_server::serve::{ServeConfig, start};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// A TOML configuration file (keys: bind, data_dir, db, workers, max_body_bytes, synchronous, lease_ms,
-    /// shutdown_grace_ms).
+    /// shutdown_grace_ms, ..., mcp_base_url, and `[mcp_servers.NAME]` tables; see the README).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8000].
@@ -41,6 +41,13 @@ pub struct ServeArgs {
     /// Serve the API only; other processes (`ckp worker`) execute the runs. Needs --database-url.
     #[arg(long)]
     pub no_workers: bool,
+    /// An MCP server for `mcp:NAME/<tool>` steps: `NAME=URL` (streamable HTTP) or `NAME='COMMAND ARGS...'` (stdio).
+    /// Repeatable; replaces a server of the same name from the file or `CKP_MCP_SERVERS`.
+    #[arg(long = "mcp", value_name = "NAME=URL|COMMAND")]
+    pub mcp: Vec<String>,
+    /// LangOrch's legacy MCP fallback: `POST {URL}/tools/{action}` for steps whose agent channel has no agent.
+    #[arg(long, value_name = "URL")]
+    pub mcp_base_url: Option<String>,
 }
 
 /// What the process does.
@@ -85,6 +92,13 @@ pub fn config(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<
     }
     if args.no_workers {
         c.workers = 0;
+    }
+    for flag in &args.mcp {
+        let (name, server) = ckp_core::mcp::McpServer::from_flag(flag).map_err(|e| format!("--mcp {e}"))?;
+        c.mcp_servers.insert(name, server);
+    }
+    if let Some(v) = &args.mcp_base_url {
+        c.mcp_base_url = Some(v.clone());
     }
     Ok(c)
 }
