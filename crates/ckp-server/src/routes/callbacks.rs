@@ -124,6 +124,10 @@ pub async fn callback(
     }
     let cp = state.store.checkpoint(&run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     if status != "paused" || cp.callbacks.is_empty() {
+        // A concurrent callback for this step may have won between the reads above.
+        if already_answered(&state, &run_id, body.node_id.as_deref(), body.step_id.as_deref()).await? {
+            return Ok(duplicate(&run_id));
+        }
         return Err(ApiError::conflict(format!("Run {run_id} is not paused (status={status}). Callback ignored.")));
     }
     let Some(pending) = find_pending(&cp, body.node_id.as_deref(), body.step_id.as_deref()) else {
