@@ -24,14 +24,20 @@ impl ReqwestHttp {
     }
 }
 
-/// Maps a transport failure to a step error.
+/// Maps a transport failure to a step error; the message ends with the innermost cause (a refused connection, an
+/// untrusted certificate), which is what the user can act on.
 pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> StepError {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let detail = if std::ptr::addr_eq(cause, e as &dyn std::error::Error) { String::new() } else { format!(" ({cause})") };
     if e.is_timeout() {
         StepError::new(ErrorKind::Timeout, format!("{what}: timed out"))
     } else if e.is_connect() {
-        StepError::new(ErrorKind::HttpError, format!("{what}: cannot connect"))
+        StepError::new(ErrorKind::HttpError, format!("{what}: cannot connect{detail}"))
     } else {
-        StepError::new(ErrorKind::HttpError, format!("{what}: {e}"))
+        StepError::new(ErrorKind::HttpError, format!("{what}: {e}{detail}"))
     }
 }
 

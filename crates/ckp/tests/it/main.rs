@@ -5,6 +5,7 @@ mod mcp;
 mod scale;
 mod secrets;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
