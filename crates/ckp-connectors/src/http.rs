@@ -31,7 +31,8 @@ pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> StepError {
     while let Some(inner) = cause.source() {
         cause = inner;
     }
-    let detail = if std::ptr::addr_eq(cause, e as &dyn std::error::Error) { String::new() } else { format!(" ({cause})") };
+    let detail =
+        if std::ptr::addr_eq(cause, e as &dyn std::error::Error) { String::new() } else { format!(" ({cause})") };
     if e.is_timeout() {
         StepError::new(ErrorKind::Timeout, format!("{what}: timed out"))
     } else if e.is_connect() {

@@ -66,6 +66,12 @@ impl CallbackSigner {
         expected.len() == token.len() && expected.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
+    /// The key of credential grants (`{{secret_grants.NAME}}`), derived from the same secret: every process that
+    /// can check a callback can check a grant, and neither key reveals the other.
+    pub fn grant_key(&self) -> crate::secrets::GrantKey {
+        crate::secrets::GrantKey::new(&self.secret)
+    }
+
     /// The callback URL of `run_id` without its token (what events show).
     pub fn url(&self, run_id: &str) -> String {
         let base = self.base_url.get().map_or("http://127.0.0.1:8000", String::as_str);

@@ -1,5 +1,5 @@
-//! The template language: `{{path}}`, `{{path | default}}` and `{{secrets.NAME}}` inside strings (semantics A.3,
-//! B §2). A string is scanned once into a [`Template`] (literal parts and [`Placeholder`]s) and a JSON value once
+//! The template language: `{{path}}`, `{{path | default}}`, `{{secrets.NAME}}` and `{{secret_grants.NAME}}` inside
+//! strings (semantics A.3, B §2). A string is scanned once into a [`Template`] (literal parts and [`Placeholder`]s) and a JSON value once
 //! into a [`ValueTemplate`]; rendering then only looks names up and copies text.
 //!
 //! This module owns the syntax (a hand scanner that matches exactly what LangOrch's regex matches, in linear time),
@@ -30,6 +30,10 @@ pub const MAX_MALFORMED_RECORDED: usize = 100;
 
 /// The root name that makes a placeholder a secret reference (`{{secrets.NAME}}`).
 pub const SECRETS_ROOT: &str = "secrets";
+
+/// The root name that makes a placeholder a credential-grant reference (`{{secret_grants.NAME}}`): it renders a
+/// short-lived token the executor trades for the secret's value, never the value itself.
+pub const SECRET_GRANTS_ROOT: &str = "secret_grants";
 
 /// Longest [`Malformed::text`], in characters.
 const MALFORMED_TEXT_CHARS: usize = 80;
@@ -70,11 +74,17 @@ pub enum TemplateError {
     },
 }
 
-/// Where `{{secrets.NAME}}` is resolved. Only rendering for dispatch to an executor is given one (A.3); the value
-/// never enters vars.
+/// Where `{{secrets.NAME}}` and `{{secret_grants.NAME}}` are resolved. Only rendering for dispatch to an executor is
+/// given one (A.3); neither a value nor a grant token ever enters vars.
 pub trait Secrets {
     /// The value of the secret `name`, if the run's provider has it.
     fn secret(&self, name: &str) -> Option<String>;
+
+    /// A credential-grant token for the secret `name`; `None` (the default) leaves the placeholder unresolved.
+    fn grant(&self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Secrets for F {
@@ -99,16 +109,26 @@ pub struct Placeholder {
 }
 
 impl Placeholder {
-    /// True for `{{secrets...}}`: resolved only through a [`Secrets`] source, never from vars.
+    /// True for `{{secrets...}}` and `{{secret_grants...}}`: resolved only through a [`Secrets`] source, never from
+    /// vars.
     pub fn is_secret_ref(&self) -> bool {
-        &*self.path.root == SECRETS_ROOT
+        matches!(&*self.path.root, SECRETS_ROOT | SECRET_GRANTS_ROOT)
     }
 
-    /// The secret's name for `{{secrets.NAME}}`; `None` for other placeholders and for deeper paths such as
-    /// `secrets.a.b` (a secret is a string, so those never resolve).
+    /// The secret's name for `{{secrets.NAME}}`; `None` for other placeholders (grant references included) and for
+    /// deeper paths such as `secrets.a.b` (a secret is a string, so those never resolve).
     pub fn secret_name(&self) -> Option<&str> {
+        self.name_under(SECRETS_ROOT)
+    }
+
+    /// The secret's name for `{{secret_grants.NAME}}`; `None` for other placeholders and for deeper paths.
+    pub fn secret_grant_name(&self) -> Option<&str> {
+        self.name_under(SECRET_GRANTS_ROOT)
+    }
+
+    fn name_under(&self, root: &str) -> Option<&str> {
         match self.path.rest.as_slice() {
-            [name] if self.is_secret_ref() => Some(&name.name),
+            [name] if &*self.path.root == root => Some(&name.name),
             _ => None,
         }
     }
@@ -300,7 +320,12 @@ fn lookup<'a>(p: &'a Placeholder, scope: &'a dyn Scope, secrets: Option<&dyn Sec
         // Without a source the reference must survive untouched (defaults included) so that dispatch can still
         // resolve it; `secrets` in vars is never consulted.
         let Some(secrets) = secrets else { return Lookup::Unresolved };
-        if let Some(value) = p.secret_name().and_then(|name| secrets.secret(name)) {
+        let value = match (p.secret_name(), p.secret_grant_name()) {
+            (Some(name), _) => secrets.secret(name),
+            (_, Some(name)) => secrets.grant(name),
+            _ => None,
+        };
+        if let Some(value) = value {
             return Lookup::Secret(value);
         }
     } else if let Some(value) = p.path.resolve(scope) {
@@ -857,6 +882,32 @@ mod tests {
         let p = plain.placeholders().next().expect("one placeholder");
         assert!(!p.is_secret_ref());
         assert_eq!(p.secret_name(), None);
+    }
+
+    #[test]
+    fn grants_resolve_only_through_a_source_and_never_as_values() {
+        struct Granting;
+        impl Secrets for Granting {
+            fn secret(&self, _: &str) -> Option<String> {
+                Some("the-value".into())
+            }
+            fn grant(&self, name: &str) -> Option<String> {
+                Some(format!("grant-for-{name}"))
+            }
+        }
+        let t = tpl("Bearer {{secret_grants.token}}");
+        let p = t.placeholders().next().expect("one placeholder");
+        assert!(p.is_secret_ref());
+        assert_eq!((p.secret_name(), p.secret_grant_name()), (None, Some("token")));
+        let scope = json!({"secret_grants": {"token": "from-vars"}});
+        assert_eq!(t.render(&scope), json!("Bearer {{secret_grants.token}}"), "vars are never used");
+        assert_eq!(t.render_with_secrets(&scope, &Granting), json!("Bearer grant-for-token"));
+        assert_eq!(t.render_with_secrets(&scope, &Vault), json!("Bearer {{secret_grants.token}}"), "no grants");
+        let both = tpl("{{secrets.token}} {{secret_grants.token}}");
+        assert_eq!(both.render_text_with_secrets(&vars(), &Granting), "the-value grant-for-token");
+        let deeper = tpl("{{secret_grants.token.x}}");
+        assert_eq!(deeper.placeholders().next().and_then(Placeholder::secret_grant_name), None);
+        assert_eq!(deeper.render_with_secrets(&vars(), &Granting), json!("{{secret_grants.token.x}}"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::StepError;
+use crate::error::{ErrorKind, StepError};
 
 /// A boxed, sendable future (effect traits must be object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -225,6 +225,25 @@ pub trait Secrets: Send + Sync {
     /// The value of secret `name` (an alias of `scope.config`, or a key) for `scope`'s run, if it exists. Errors
     /// never contain a value or a credential.
     fn get<'a>(&'a self, scope: SecretScope<'a>, name: &'a str) -> BoxFuture<'a, Result<Option<String>, StepError>>;
+
+    /// A credential-grant token for secret `name` in `scope`'s run, issued at `now` (`{{secret_grants.NAME}}`): the
+    /// executor trades it for the value at the server's `GET /api/agent-credentials/{name}`. The default refuses,
+    /// for runners that serve no such endpoint.
+    fn grant(&self, scope: SecretScope<'_>, name: &str, now: DateTime<Utc>) -> Result<String, StepError> {
+        let _ = (scope, now);
+        refuse_grant(name)
+    }
+}
+
+/// The step error of a `{{secret_grants.NAME}}` that this runner cannot issue.
+pub fn refuse_grant<T>(name: &str) -> Result<T, StepError> {
+    Err(StepError::new(
+        ErrorKind::InternalError,
+        format!(
+            "`{{{{secret_grants.{name}}}}}` needs a server that exchanges credential grants (ckp serve's \
+             /api/agent-credentials); use `{{{{secrets.{name}}}}}` here"
+        ),
+    ))
 }
 
 /// Time: now and sleeping (tests use tokio's paused clock).

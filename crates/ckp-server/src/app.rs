@@ -78,6 +78,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> (Router, OpenApi) {
         .routes(routes!(routes::registry::cost_summary))
         .routes(routes!(routes::secrets::list, routes::secrets::create))
         .routes(routes!(routes::secrets::get, routes::secrets::update, routes::secrets::delete))
+        .routes(routes!(routes::credentials::exchange))
         .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
         .with_state(state)
         .split_for_parts();

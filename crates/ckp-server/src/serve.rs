@@ -340,7 +340,8 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     let secrets = Arc::new(
         ckp_connectors::secrets::SecretManager::new(config.secrets.clone(), config.secrets_env_prefix.clone())
             .map_err(|e| ServeError::Config(e.0))?
-            .with_store(store.clone()),
+            .with_store(store.clone())
+            .with_grants(callbacks.grant_key()),
     );
     let mcp = Arc::new(mcp_connector(config)?);
     let engine = Arc::new(

@@ -10,6 +10,9 @@
 //! [`aws`] (Secrets Manager over its JSON 1.1 protocol, SigV4 signed), [`azure`] (Key Vault REST with a
 //! client-credentials token), and the store (`db`, sealed with [`crypto::SealKey`]).
 //!
+//! With a [`grant::GrantKey`] it also issues `{{secret_grants.NAME}}`'s credential-grant tokens, which the server's
+//! `/api/agent-credentials/{name}` trades for the value.
+//!
 //! Nothing in this module puts a secret value or a credential into an error message or a `Debug` output.
 
 pub mod aws;
@@ -17,6 +20,7 @@ pub mod azure;
 mod cache;
 pub mod crypto;
 pub mod env;
+pub mod grant;
 pub mod settings;
 pub mod vault;
 
@@ -32,6 +36,7 @@ use serde_json::{Map, Value};
 
 pub use crypto::SealKey;
 pub use env::EnvSecrets;
+pub use grant::GrantKey;
 pub use settings::{AwsSettings, AzureSettings, SecretsSettings, SettingsError, VaultSettings};
 
 /// What a provider returns: text, or the fields of a structured secret (Vault's data).
@@ -110,6 +115,7 @@ pub struct SecretManager {
     env_lookup: fn(&str) -> Option<String>,
     default_provider: SecretProvider,
     seal: Option<SealKey>,
+    grants: Option<GrantKey>,
     store: Option<Arc<dyn Store>>,
     http: reqwest::Client,
     providers: Mutex<HashMap<ProviderKey, Arc<dyn Provider>>>,
@@ -123,6 +129,7 @@ impl std::fmt::Debug for SecretManager {
             .field("env_prefix", &self.env_prefix)
             .field("store", &self.store.is_some())
             .field("encryption_key", &self.seal.is_some())
+            .field("grants", &self.grants.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +155,7 @@ impl SecretManager {
             env_lookup: |k| std::env::var(k).ok(),
             default_provider,
             seal,
+            grants: None,
             store: None,
             http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default(),
             providers: Mutex::new(HashMap::new()),
@@ -158,6 +166,17 @@ impl SecretManager {
     pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
+    }
+
+    /// Issues credential-grant tokens signed with `key` (`{{secret_grants.NAME}}`); without one they are refused.
+    pub fn with_grants(mut self, key: GrantKey) -> Self {
+        self.grants = Some(key);
+        self
+    }
+
+    /// The key credential grants are signed with, when this manager issues them.
+    pub fn grant_key(&self) -> Option<&GrantKey> {
+        self.grants.as_ref()
     }
 
     /// Reads env secrets through `lookup` instead of the process environment (tests, embedding).
@@ -332,5 +351,17 @@ impl Secrets for SecretManager {
                 )
             })
         })
+    }
+
+    fn grant(
+        &self,
+        scope: SecretScope<'_>,
+        name: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, StepError> {
+        match &self.grants {
+            Some(key) => Ok(key.issue(scope.run_id, name, now.timestamp())),
+            None => ckp_engine::effects::refuse_grant(name),
+        }
     }
 }

@@ -143,7 +143,7 @@ impl<'a> Ctx<'a> {
 
     fn record_template_uses(&mut self, pointer: &str, t: &Template) {
         for p in t.placeholders() {
-            if &*p.path.root != "secrets" {
+            if !p.is_secret_ref() {
                 self.read(&p.path.root, pointer);
             }
         }
@@ -179,7 +179,7 @@ impl<'a> Ctx<'a> {
             Ok(t) => {
                 let mut found = Vec::new();
                 t.visit_placeholders(&mut |rel, p| {
-                    if &*p.path.root != "secrets" {
+                    if !p.is_secret_ref() {
                         found.push((p.path.root.to_string(), format!("{pointer}{rel}")));
                     }
                 });

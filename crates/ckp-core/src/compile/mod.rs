@@ -22,7 +22,7 @@ use crate::model::{Document, parse_document};
 use crate::procedure::{Kind, NodeIdx, Procedure};
 
 /// Variables the engine defines for every run (beside the schema, step outputs and the like).
-pub const BUILTIN_VARIABLES: [&str; 13] = [
+pub const BUILTIN_VARIABLES: [&str; 14] = [
     "run_id",
     "procedure_id",
     "procedure_version",
@@ -36,6 +36,7 @@ pub const BUILTIN_VARIABLES: [&str; 13] = [
     "triggered_by",
     "trigger_payload",
     "secrets",
+    "secret_grants",
 ];
 
 /// The outcome of compiling a document.

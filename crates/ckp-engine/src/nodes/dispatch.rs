@@ -22,11 +22,20 @@ pub(crate) fn text_of(v: &Value) -> String {
     to_text(v).into_owned()
 }
 
-struct Fetched(HashMap<String, String>);
+/// What one dispatch resolved: secret values and grant tokens by name.
+#[derive(Default)]
+struct Fetched {
+    values: HashMap<String, String>,
+    grants: HashMap<String, String>,
+}
 
 impl TemplateSecrets for Fetched {
     fn secret(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+        self.values.get(name).cloned()
+    }
+
+    fn grant(&self, name: &str) -> Option<String> {
+        self.grants.get(name).cloned()
     }
 }
 
@@ -222,38 +231,58 @@ impl Runner<'_> {
         Ok(result.map(Some))
     }
 
-    /// Re-renders the parameters with `{{secrets.*}}` resolved through the run's provider, only for the call (A.3);
-    /// also returns the values fetched, so that the step's result and error can be redacted. A provider failure
-    /// fails the step (its message names the secret, never a value); an unknown secret stays literal text.
+    /// Re-renders the parameters with `{{secrets.*}}` resolved through the run's provider and `{{secret_grants.*}}`
+    /// as freshly issued grant tokens, only for the call (A.3); also returns the values and tokens (and the values
+    /// the tokens grant), so that the step's result and error can be redacted. A provider failure, or a runner that issues no grants, fails the
+    /// step (its message names the secret, never a value); an unknown secret stays literal text.
     async fn with_secrets(
         &self,
         vars: &Map<String, Value>,
         step: &Step,
         params: Map<String, Value>,
     ) -> Result<(Map<String, Value>, Vec<String>), StepError> {
-        let mut names = Vec::new();
+        let (mut names, mut grants) = (Vec::new(), Vec::new());
         step.params.visit_placeholders(&mut |_, p| {
-            if let Some(n) = p.secret_name()
-                && !names.iter().any(|m| m == n)
-            {
-                names.push(n.to_owned());
+            for (name, list) in [(p.secret_name(), &mut names), (p.secret_grant_name(), &mut grants)] {
+                if let Some(n) = name
+                    && !list.iter().any(|m| m == n)
+                {
+                    list.push(n.to_owned());
+                }
             }
         });
-        let Some(source) = (!names.is_empty()).then_some(()).and(self.effects.secrets.as_ref()) else {
+        if names.is_empty() && grants.is_empty() {
+            return Ok((params, Vec::new()));
+        }
+        let Some(source) = self.effects.secrets.as_ref() else {
             return Ok((params, Vec::new()));
         };
         let scope = crate::effects::SecretScope { run_id: &self.run_id, config: self.p.config.secrets.as_ref() };
-        let mut fetched = HashMap::new();
+        let mut fetched = Fetched::default();
         for name in names {
             if let Some(v) = source.get(scope, &name).await? {
-                fetched.insert(name, v);
+                fetched.values.insert(name, v);
             }
         }
-        let rendered = match step.params.render_with_secrets(vars, &Fetched(fetched.clone())) {
+        let now = self.effects.clock.now();
+        let mut redact = Vec::new();
+        for name in grants {
+            let token = source.grant(scope, &name, now)?;
+            fetched.grants.insert(name.clone(), token);
+            // The executor may echo what it obtained with the token: its value is masked like a `{{secrets.*}}`
+            // one. A provider failure here only means there is nothing to mask (the exchange will fail too).
+            if !fetched.values.contains_key(&name)
+                && let Ok(Some(v)) = source.get(scope, &name).await
+            {
+                redact.push(v);
+            }
+        }
+        let rendered = match step.params.render_with_secrets(vars, &fetched) {
             Value::Object(m) => m,
             _ => params,
         };
-        Ok((rendered, fetched.into_values().collect()))
+        redact.extend(fetched.values.into_values().chain(fetched.grants.into_values()));
+        Ok((rendered, redact))
     }
 
     /// The workflow side of an agent request: the mode (step, node, `global_config`, else async) and

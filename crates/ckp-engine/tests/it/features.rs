@@ -587,3 +587,71 @@ async fn secret_values_echoed_by_an_executor_are_redacted_before_anything_is_kep
     let kept = serde_json::to_string(&h.events()).expect("json") + &format!("{:?}", h.journal.checkpoint("run-1"));
     assert!(!kept.contains(VALUE), "{kept}");
 }
+
+/// Secrets that also issue grant tokens: `grant.<run>.<name>.<unix seconds>`.
+struct Granting(ckp_engine::testing::MapSecrets);
+
+impl ckp_engine::effects::Secrets for Granting {
+    fn get<'a>(
+        &'a self,
+        scope: ckp_engine::effects::SecretScope<'a>,
+        name: &'a str,
+    ) -> ckp_engine::effects::BoxFuture<'a, Result<Option<String>, ckp_engine::error::StepError>> {
+        self.0.get(scope, name)
+    }
+
+    fn grant(
+        &self,
+        scope: ckp_engine::effects::SecretScope<'_>,
+        name: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, ckp_engine::error::StepError> {
+        Ok(format!("grant.{}.{name}.{}", scope.run_id, now.timestamp()))
+    }
+}
+
+#[tokio::test]
+async fn grant_tokens_are_rendered_at_dispatch_and_masked_with_the_values_they_grant() {
+    use ckp_engine::effects::HttpResponse;
+    use ckp_engine::testing::{FnHttp, MapSecrets};
+    const VALUE: &str = "v3ry-s3cret-value";
+    let p = procedure(&with_config(
+        json!({"secrets_config": {"provider": "env", "secret_references": {"tok": {"key": "api/token"}}}}),
+        "call",
+        json!({
+            "call": {"type": "sequence", "steps": [{"step_id": "get", "action": "http_request", "url": "https://api.example",
+                "headers": {"X-Grant": "{{secret_grants.tok}}"}, "body": {"g": "Grant {{secret_grants.tok}}"},
+                "output_variable": "resp"}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    // The executor echoes the token, and the value it would obtain with it.
+    let http = FnHttp::new(|req| {
+        let grant = req.headers.iter().find(|(k, _)| k == "X-Grant").map(|(_, v)| v.clone()).unwrap_or_default();
+        Ok(HttpResponse { status: 200, headers: vec![], body: json!({"grant": grant, "obtained": VALUE}) })
+    });
+    let values = MapSecrets([("api/token".to_owned(), VALUE.to_owned())].into_iter().collect());
+    let h = Harness::new(Effects {
+        http: Some(Arc::new(http.clone())),
+        secrets: Some(Arc::new(Granting(values.clone()))),
+        ..Effects::default()
+    });
+    let vars = completed(&h.start(&p, inputs(json!({}))).await).clone();
+    let sent = &http.calls()[0];
+    let token = sent.headers[0].1.clone();
+    assert!(token.starts_with("grant.run-1.tok."), "a token for the run and the name, not the value: {token}");
+    assert_eq!(sent.body, Some(json!({"g": format!("Grant {token}")})));
+    assert_eq!(vars["resp"]["body"], json!({"grant": "***", "obtained": "***"}));
+    let kept = serde_json::to_string(&h.events()).expect("json") + &format!("{:?}", h.journal.checkpoint("run-1"));
+    assert!(!kept.contains(&token) && !kept.contains(VALUE), "{kept}");
+
+    // A runner that issues no grants fails the step and says what to do.
+    let h = Harness::new(Effects { http: Some(Arc::new(http)), secrets: Some(Arc::new(values)), ..Effects::default() });
+    let outcome = h.start(&p, inputs(json!({}))).await;
+    let RunOutcome::Failed { error } = outcome else { panic!("expected a failure, got {outcome:?}") };
+    assert!(
+        error.message.contains("`{{secret_grants.tok}}` needs a server that exchanges credential grants"),
+        "{}",
+        error.message
+    );
+}

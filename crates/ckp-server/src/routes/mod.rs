@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod callbacks;
+pub mod credentials;
 pub mod misc;
 pub mod procedures;
 pub mod registry;

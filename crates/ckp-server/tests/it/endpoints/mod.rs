@@ -8,6 +8,7 @@ mod agents;
 mod approvals;
 mod artifacts;
 mod bad_input;
+mod credentials;
 mod examples;
 mod health;
 mod leases;
