@@ -899,7 +899,7 @@ mod tests {
         let p = t.placeholders().next().expect("one placeholder");
         assert!(p.is_secret_ref());
         assert_eq!((p.secret_name(), p.secret_grant_name()), (None, Some("token")));
-        let scope = json!({"secret_grants": {"token": "from-vars"}});
+        let scope = json!({"secret_grants": {"token": "from-vars"}}).as_object().cloned().expect("an object");
         assert_eq!(t.render(&scope), json!("Bearer {{secret_grants.token}}"), "vars are never used");
         assert_eq!(t.render_with_secrets(&scope, &Granting), json!("Bearer grant-for-token"));
         assert_eq!(t.render_with_secrets(&scope, &Vault), json!("Bearer {{secret_grants.token}}"), "no grants");
