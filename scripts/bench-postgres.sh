@@ -6,13 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5000}
 BASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
-cargo build --release -p ckp >/dev/null
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p ckp >/dev/null
 CKP=${CARGO_TARGET_DIR:-target}/release/ckp
 PORT=18098
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 for workers in 1 2; do
-  psql -q "$BASE_URL" -c "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench" >/dev/null
+  psql -q "$BASE_URL" -c "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench" >/dev/null 2>&1
   URL="$BASE_URL?options=-c%20search_path%3Dbench"
   "$CKP" serve --no-workers --bind 127.0.0.1:$PORT --database-url "$URL" >/dev/null &
   API=$!
