@@ -12,30 +12,13 @@ use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::AgentRequest;
 use ckp_engine::error::StepError;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+
+use crate::secrets::crypto::{hex, hmac_sha256, same};
 
 /// Time limit of one fire attempt.
 const FIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waits before the second and third attempts.
 const FIRE_BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
-
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Signs and checks callback URLs. The base URL is set once the server knows its address.
 #[derive(Debug)]
@@ -63,7 +46,7 @@ impl CallbackSigner {
     /// Whether `token` is `run_id`'s (compared in constant time).
     pub fn verify(&self, run_id: &str, token: &str) -> bool {
         let expected = self.token(run_id);
-        expected.len() == token.len() && expected.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        same(expected.as_bytes(), token.as_bytes())
     }
 
     /// The key of credential grants (`{{secret_grants.NAME}}`), derived from the same secret: every process that
@@ -131,24 +114,7 @@ pub async fn fire(
 
 #[cfg(test)]
 mod tests {
-    use super::{CallbackSigner, hex, hmac_sha256};
-
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // Test cases 1, 2 and 6 (a key longer than the block).
-        assert_eq!(
-            hex(&hmac_sha256(&[0x0b; 20], b"Hi There")),
-            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
-        );
-        assert_eq!(
-            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        assert_eq!(
-            hex(&hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
-    }
+    use super::CallbackSigner;
 
     #[test]
     fn tokens_are_per_run_and_checked() {

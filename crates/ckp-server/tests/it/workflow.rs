@@ -96,10 +96,8 @@ async fn register(server: &TestServer, url: &str) {
 }
 
 fn token(run_id: &str) -> String {
-    ckp_connectors::workflow::hmac_sha256(SECRET.as_bytes(), run_id.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    use ckp_connectors::secrets::crypto::{hex, hmac_sha256};
+    hex(&hmac_sha256(SECRET.as_bytes(), run_id.as_bytes()))
 }
 
 async fn callback(server: &TestServer, run_id: &str, body: Value) -> (u16, Value) {
