@@ -13,6 +13,7 @@ mod approvals;
 mod callbacks;
 pub mod conformance;
 mod decisions;
+mod derived;
 mod events;
 mod hub;
 mod pg;

@@ -190,15 +190,6 @@ fn opt_ts(t: Option<chrono::DateTime<Utc>>) -> Option<String> {
     t.map(ts)
 }
 
-/// The status an approval takes from a decision value.
-pub(crate) fn approval_status(decision: &serde_json::Value) -> String {
-    match decision.as_str() {
-        Some("timed_out") => "timeout".into(),
-        Some(s) => s.to_owned(),
-        None => "answered".into(),
-    }
-}
-
 /// Keeps what the API reads beside the run row (approvals, artifacts, the run's job) in step with the commit,
 /// inside its transaction.
 fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &str) -> Result<(), rusqlite::Error> {
@@ -212,53 +203,36 @@ fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &st
                 }
             }
             "approval_decision_received" => {
-                let decision = e.payload.get("decision").cloned().unwrap_or_default();
-                let mut payload = serde_json::Map::new();
-                payload.insert("decision".into(), decision.clone());
-                if let Some(c) = e.payload.get("comment").filter(|c| !c.is_null()) {
-                    payload.insert("comment".into(), c.clone());
-                }
+                let d = crate::derived::decision_row(e);
                 tx.prepare_cached(
                     "UPDATE approvals SET status = ?2, decided_by = ?3, decision_payload = ?4, decided_at = ?5, updated_at = ?5
                      WHERE approval_id = ?1 AND status = 'pending'",
                 )?
-                .execute(params![
-                    e.payload.get("approval_id").and_then(|v| v.as_str()),
-                    approval_status(&decision),
-                    e.payload.get("decided_by").and_then(|v| v.as_str()),
-                    serde_json::Value::Object(payload).to_string(),
-                    at
-                ])?;
+                .execute(params![d.approval_id, d.status, d.decided_by, d.payload, at])?;
             }
             "artifact_created" => {
-                let text = |k: &str| e.payload.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-                let Some(uri) = text("uri") else { continue };
-                let id = text("artifact_id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let Some(a) = crate::derived::artifact_fields(e) else { continue };
                 tx.prepare_cached(
                     "INSERT INTO artifacts (artifact_id, run_id, node_id, step_id, kind, uri, name, mime_type, size_bytes, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (artifact_id) DO NOTHING",
                 )?
                 .execute(params![
-                    id,
+                    a.artifact_id,
                     run_id,
                     e.node_id,
                     e.step_id,
-                    text("kind").unwrap_or_else(|| "artifact".into()),
-                    uri,
-                    text("name"),
-                    text("mime_type"),
-                    e.payload.get("size_bytes").and_then(serde_json::Value::as_i64),
+                    a.kind,
+                    a.uri,
+                    a.name,
+                    a.mime_type,
+                    a.size_bytes,
                     ts(e.created_at)
                 ])?;
             }
             _ => {}
         }
     }
-    // A run that ended, or waits for a decision with no expiry, needs its job no more: the job is released in this
-    // same transaction (requeued instead if a requeue arrived while it ran), so the worker does not write again.
-    let settled = cp.status.is_terminal()
-        || (cp.status == RunStatus::WaitingApproval && cp.pending.iter().all(|a| a.expires_at.is_none()));
-    if settled {
+    if crate::derived::releases_job(cp) {
         tx.prepare_cached(
             "UPDATE run_jobs SET state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'done' END, rerun = 0,
                  locked_by = NULL, locked_until = NULL, updated_at = ?2
@@ -279,7 +253,7 @@ fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &st
              WHERE approvals.status != 'pending'",
         )?;
         for a in &cp.pending {
-            let json_or_null = |v: &serde_json::Value| (!v.is_null()).then(|| v.to_string());
+            let json_or_null = crate::derived::json_or_null;
             ask.execute(params![
                 ckp_engine::journal::approval_id(run_id, &a.key),
                 run_id,

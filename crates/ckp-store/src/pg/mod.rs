@@ -225,12 +225,7 @@ async fn derive(tx: &Transaction<'_>, run_id: &str, commit: &Commit, at: DateTim
                 }
             }
             "approval_decision_received" => {
-                let decision = e.payload.get("decision").cloned().unwrap_or_default();
-                let mut payload = serde_json::Map::new();
-                payload.insert("decision".into(), decision.clone());
-                if let Some(c) = e.payload.get("comment").filter(|c| !c.is_null()) {
-                    payload.insert("comment".into(), c.clone());
-                }
+                let d = crate::derived::decision_row(e);
                 let stmt = tx
                     .prepare_cached(
                         "UPDATE approvals SET status = $2, decided_by = $3, decision_payload = $4, decided_at = $5,
@@ -238,22 +233,10 @@ async fn derive(tx: &Transaction<'_>, run_id: &str, commit: &Commit, at: DateTim
                          WHERE approval_id = $1 AND status = 'pending'",
                     )
                     .await?;
-                tx.execute(
-                    &stmt,
-                    &[
-                        &e.payload.get("approval_id").and_then(|v| v.as_str()),
-                        &crate::sqlite::approval_status(&decision),
-                        &e.payload.get("decided_by").and_then(|v| v.as_str()),
-                        &serde_json::Value::Object(payload).to_string(),
-                        &at,
-                    ],
-                )
-                .await?;
+                tx.execute(&stmt, &[&d.approval_id, &d.status, &d.decided_by, &d.payload, &at]).await?;
             }
             "artifact_created" => {
-                let text = |k: &str| e.payload.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-                let Some(uri) = text("uri") else { continue };
-                let id = text("artifact_id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let Some(a) = crate::derived::artifact_fields(e) else { continue };
                 let stmt = tx
                     .prepare_cached(
                         "INSERT INTO artifacts (artifact_id, run_id, node_id, step_id, kind, uri, name, mime_type,
@@ -264,15 +247,15 @@ async fn derive(tx: &Transaction<'_>, run_id: &str, commit: &Commit, at: DateTim
                 tx.execute(
                     &stmt,
                     &[
-                        &id,
+                        &a.artifact_id,
                         &run_id,
                         &e.node_id,
                         &e.step_id,
-                        &text("kind").unwrap_or_else(|| "artifact".into()),
-                        &uri,
-                        &text("name"),
-                        &text("mime_type"),
-                        &e.payload.get("size_bytes").and_then(serde_json::Value::as_i64),
+                        &a.kind,
+                        &a.uri,
+                        &a.name,
+                        &a.mime_type,
+                        &a.size_bytes,
                         &e.created_at,
                     ],
                 )
@@ -281,9 +264,7 @@ async fn derive(tx: &Transaction<'_>, run_id: &str, commit: &Commit, at: DateTim
             _ => {}
         }
     }
-    let settled = cp.status.is_terminal()
-        || (cp.status == RunStatus::WaitingApproval && cp.pending.iter().all(|a| a.expires_at.is_none()));
-    if settled {
+    if crate::derived::releases_job(cp) {
         let stmt = tx
             .prepare_cached(
                 "UPDATE run_jobs SET state = CASE WHEN rerun THEN 'queued' ELSE 'done' END, rerun = false,
@@ -310,7 +291,7 @@ async fn derive(tx: &Transaction<'_>, run_id: &str, commit: &Commit, at: DateTim
                 )
                 .await?;
             for a in &cp.pending {
-                let json_or_null = |v: &serde_json::Value| (!v.is_null()).then(|| v.to_string());
+                let json_or_null = crate::derived::json_or_null;
                 tx.execute(
                     &ask,
                     &[
