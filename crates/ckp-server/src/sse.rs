@@ -47,6 +47,8 @@ struct RunStream {
     last: i64,
     changes: tokio::sync::watch::Receiver<u64>,
     done: bool,
+    /// The last read sent events and nothing was committed since: the next read waits for a change first.
+    current: bool,
 }
 
 impl RunStream {
@@ -57,14 +59,20 @@ impl RunStream {
             if self.done || *self.stop.borrow() {
                 return None;
             }
+            if self.current
+                && !self.changes.has_changed().unwrap_or(true)
+                && let Some(keep_alive) = self.wait().await
+            {
+                return Some(keep_alive);
+            }
+            self.current = false;
             // Seen now: a commit from here on wakes the wait below.
             self.changes.borrow_and_update();
             // Status first: when it is terminal, every event up to the terminal one is already committed.
-            let status = match self.state.store.run_status(&self.run_id).await {
-                Ok(Some(s)) => s,
+            let (status, page) = match self.state.store.status_and_events(&self.run_id, self.last, PAGE).await {
+                Ok(Some(read)) => read,
                 _ => return None,
             };
-            let page = self.state.store.events_after(&self.run_id, self.last, PAGE).await.ok()?;
             let full = page.len() as i64 == PAGE;
             if let Some(last) = page.last() {
                 self.last = last.event_id;
@@ -77,16 +85,24 @@ impl RunStream {
                 for e in &page {
                     frame(&mut chunk, e);
                 }
+                self.current = !full;
                 return Some(chunk);
             }
             if self.done {
                 return None;
             }
-            tokio::select! {
-                _ = self.changes.changed() => {}
-                _ = self.stop.changed() => {}
-                () = tokio::time::sleep(KEEP_ALIVE) => return Some(":\n\n".into()),
+            if let Some(keep_alive) = self.wait().await {
+                return Some(keep_alive);
             }
+        }
+    }
+
+    /// Waits for a commit of the run or the shutdown; a keep-alive comment after a quiet spell.
+    async fn wait(&mut self) -> Option<String> {
+        tokio::select! {
+            _ = self.changes.changed() => None,
+            _ = self.stop.changed() => None,
+            () = tokio::time::sleep(KEEP_ALIVE) => Some(":\n\n".into()),
         }
     }
 }
@@ -131,7 +147,7 @@ pub async fn run_stream(
         None => q.last_event_id.unwrap_or(0),
     };
     let stop = state.shutdown.clone();
-    let stream = RunStream { state, stop, run_id, last, changes, done: false };
+    let stream = RunStream { state, stop, run_id, last, changes, done: false, current: false };
     let chunks = futures_util::stream::unfold(stream, |mut s| async move {
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, Infallible>(axum::body::Bytes::from(chunk)), s))

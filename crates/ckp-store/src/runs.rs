@@ -353,6 +353,25 @@ impl SqliteStore {
         .await
     }
 
+    /// A run's status, then its events after `after` (see [`crate::Store::status_and_events`]); one read
+    /// connection, one transaction.
+    pub async fn status_and_events(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Option<(String, Vec<EventRow>)>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read_store(move |c| {
+            let status: Option<String> = c
+                .prepare_cached("SELECT status FROM runs WHERE run_id = ?1")?
+                .query_row(params![run_id], |r| r.get(0))
+                .optional()?;
+            status.map(|s| Ok((s, crate::events::after(c, &run_id, after, limit)?))).transpose()
+        })
+        .await
+    }
+
     /// Whether a cancel was requested for `run_id` (read by workers of other processes).
     pub async fn cancellation_requested(&self, run_id: &str) -> Result<bool, StoreError> {
         let run_id = run_id.to_owned();

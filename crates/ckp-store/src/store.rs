@@ -111,6 +111,9 @@ store_contract! {
     fn cancel_run(&self, run_id: &'a str, reason: &'a str) -> R<RunChange>;
     /// A run's status (a light read).
     fn run_status(&self, run_id: &'a str) -> R<Option<String>>;
+    /// A run's status, read first, and then its events after an id (a stream's page: when the status is
+    /// terminal, every event up to the terminal one is in the page or before it); None when the run does not exist.
+    fn status_and_events(&self, run_id: &'a str, after: i64, limit: i64) -> R<Option<(String, Vec<EventRow>)>>;
     /// Whether a cancel was requested.
     fn cancellation_requested(&self, run_id: &'a str) -> R<bool>;
     /// Restarts a failed or canceled run from `fresh`.

@@ -8,6 +8,7 @@
 //! `SELECT … FOR UPDATE`), then its job row, so one run's commits are serialized in the order their event batch ids
 //! are taken, and two processes never deadlock on a run and its job.
 
+mod commit;
 mod queue;
 mod registry;
 mod runs;
@@ -20,26 +21,30 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ckp_engine::effects::BoxFuture;
-use ckp_engine::journal::{Commit, Journal, RunStatus, StepRecord, Stored};
+use ckp_engine::journal::{Commit, Journal, StepRecord, Stored};
 use ckp_engine::{EngineError, Event};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use crate::StoreError;
 use crate::hub::Hub;
-use crate::runs::status_text;
 use crate::sqlite::ts;
+pub(crate) use commit::apply;
 
 /// The migrations, in order; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_schema.sql"),
     include_str!("../../migrations/postgres/0002_secrets.sql"),
+    include_str!("../../migrations/postgres/0003_commit_function.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/ckp-migrate', 0))";
 /// Advisory lock held by the leader for the whole life of its listening session; per schema.
 const LEADER_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/ckp-leader', 0))";
+/// A run's event batches from batch $2 on.
+const BATCHES_FROM: &str =
+    "SELECT batch_id, data FROM run_event_batches WHERE run_id = $1 AND batch_id >= $2 ORDER BY batch_id";
 /// Channel of run change notices (payload: the run id), suffixed with the md5 of the schema's name.
 const RUNS_CHANNEL: &str = "ckp_runs_";
 /// Channel of job wake-ups, suffixed like [`RUNS_CHANNEL`].
@@ -124,81 +129,6 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Invalid(format!("`{s}` is not an RFC 3339 time: {e}")))
 }
 
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Write(format!("cannot encode: {e}"))
-}
-
-/// Writes a journal commit inside `tx`: the run row with the API's columns (locking it), the event batch, the
-/// step records, and what derives from them (approvals, artifacts, the run's job); announces the run.
-pub(crate) async fn apply(tx: &Transaction<'_>, run_id: &str, commit: &Commit) -> Result<(), StoreError> {
-    let at = Utc::now();
-    let cp = &commit.checkpoint;
-    let checkpoint = serde_json::to_string(cp).map_err(json_err)?;
-    let outputs = match (cp.status, &cp.outputs) {
-        (RunStatus::Completed, Some(o)) => Some(serde_json::to_string(o).map_err(json_err)?),
-        _ => None,
-    };
-    let error = cp.error.as_ref().filter(|_| cp.status == RunStatus::Failed).map(|e| e.message.as_str());
-    let terminal = cp.status.is_terminal();
-    let upsert = tx
-        .prepare_cached(
-            "INSERT INTO runs (run_id, procedure_id, procedure_version, status, checkpoint, created_at, updated_at,
-                               output_vars, started_at, ended_at, error_message, last_node_id, prompt_tokens,
-                               completion_tokens, cost_usd, commits)
-             VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $6::timestamptz, $7, $8,
-                     CASE WHEN $9::boolean THEN $6::timestamptz END, $10, $11, $12, $13, $14, 1)
-             ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, checkpoint = excluded.checkpoint,
-                 updated_at = excluded.updated_at, output_vars = excluded.output_vars, started_at = excluded.started_at,
-                 ended_at = CASE WHEN $9::boolean THEN coalesce(runs.ended_at, excluded.updated_at) END,
-                 error_message = excluded.error_message, last_node_id = coalesce(excluded.last_node_id, runs.last_node_id),
-                 prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
-                 cost_usd = excluded.cost_usd, commits = runs.commits + 1",
-        )
-        .await?;
-    tx.execute(
-        &upsert,
-        &[
-            &run_id,
-            &cp.procedure_id,
-            &cp.procedure_version,
-            &status_text(cp.status),
-            &checkpoint,
-            &at,
-            &outputs,
-            &cp.started_at,
-            &terminal,
-            &error,
-            &cp.pending.first().map(|a| a.node_id.as_str()),
-            &i64::try_from(cp.usage.prompt_tokens).unwrap_or(i64::MAX),
-            &i64::try_from(cp.usage.completion_tokens).unwrap_or(i64::MAX),
-            &cp.usage.cost_usd,
-        ],
-    )
-    .await?;
-    if !commit.events.is_empty() {
-        let insert =
-            tx.prepare_cached("INSERT INTO run_event_batches (run_id, events, data) VALUES ($1, $2, $3)").await?;
-        for chunk in crate::events::chunks(&commit.events) {
-            let data = crate::events::encode(chunk).map_err(StoreError::Write)?;
-            tx.execute(&insert, &[&run_id, &(chunk.len() as i64), &data]).await?;
-        }
-    }
-    derive(tx, run_id, commit, at).await?;
-    if !commit.steps.is_empty() {
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO step_results (run_id, key, record, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (run_id, key) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
-            )
-            .await?;
-        for (key, record) in &commit.steps {
-            let record = serde_json::to_string(record).map_err(json_err)?;
-            tx.execute(&upsert, &[&run_id, key, &record, &at]).await?;
-        }
-    }
-    notify_run(tx, run_id).await
-}
-
 /// Announces a change of `run_id` to every process when the transaction commits.
 pub(crate) async fn notify_run(tx: &Transaction<'_>, run_id: &str) -> Result<(), StoreError> {
     let stmt = tx.prepare_cached("SELECT pg_notify($1 || md5(current_schema()), $2)").await?;
@@ -210,116 +140,6 @@ pub(crate) async fn notify_run(tx: &Transaction<'_>, run_id: &str) -> Result<(),
 pub(crate) async fn notify_jobs(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let stmt = tx.prepare_cached("SELECT pg_notify($1 || md5(current_schema()), '')").await?;
     tx.execute(&stmt, &[&JOBS_CHANNEL]).await?;
-    Ok(())
-}
-
-/// The approvals, artifacts and job that follow from a commit (see the SQLite store's `derive`).
-async fn derive(tx: &Transaction<'_>, run_id: &str, commit: &Commit, at: DateTime<Utc>) -> Result<(), StoreError> {
-    let cp = &commit.checkpoint;
-    for e in &commit.events {
-        match e.event_type.as_str() {
-            "run_created" => {
-                if let Some(parent) = e.payload.get("parent_run_id").and_then(|v| v.as_str()) {
-                    let stmt = tx.prepare_cached("UPDATE runs SET parent_run_id = $2 WHERE run_id = $1").await?;
-                    tx.execute(&stmt, &[&run_id, &parent]).await?;
-                }
-            }
-            "approval_decision_received" => {
-                let d = crate::derived::decision_row(e);
-                let stmt = tx
-                    .prepare_cached(
-                        "UPDATE approvals SET status = $2, decided_by = $3, decision_payload = $4, decided_at = $5,
-                             updated_at = $5
-                         WHERE approval_id = $1 AND status = 'pending'",
-                    )
-                    .await?;
-                tx.execute(&stmt, &[&d.approval_id, &d.status, &d.decided_by, &d.payload, &at]).await?;
-            }
-            "artifact_created" => {
-                let Some(a) = crate::derived::artifact_fields(e) else { continue };
-                let stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO artifacts (artifact_id, run_id, node_id, step_id, kind, uri, name, mime_type,
-                                                size_bytes, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (artifact_id) DO NOTHING",
-                    )
-                    .await?;
-                tx.execute(
-                    &stmt,
-                    &[
-                        &a.artifact_id,
-                        &run_id,
-                        &e.node_id,
-                        &e.step_id,
-                        &a.kind,
-                        &a.uri,
-                        &a.name,
-                        &a.mime_type,
-                        &a.size_bytes,
-                        &e.created_at,
-                    ],
-                )
-                .await?;
-            }
-            _ => {}
-        }
-    }
-    if crate::derived::releases_job(cp) {
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE run_jobs SET state = CASE WHEN rerun THEN 'queued' ELSE 'done' END, rerun = false,
-                     locked_by = NULL, locked_until = NULL, updated_at = $2
-                 WHERE run_id = $1 AND state = 'running'",
-            )
-            .await?;
-        tx.execute(&stmt, &[&run_id, &at]).await?;
-    }
-    if cp.call_stack.is_empty() {
-        if !cp.pending.is_empty() {
-            let ask = tx
-                .prepare_cached(
-                    "INSERT INTO approvals (approval_id, run_id, approval_key, node_id, node_name, prompt,
-                                            decision_type, options, context_data, status, created_at, expires_at,
-                                            updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $10)
-                     ON CONFLICT (run_id, approval_key) DO UPDATE SET status = 'pending', decided_by = NULL,
-                         decision_payload = NULL, decided_at = NULL, prompt = excluded.prompt,
-                         options = excluded.options, context_data = excluded.context_data,
-                         created_at = excluded.created_at, expires_at = excluded.expires_at,
-                         updated_at = excluded.updated_at
-                     WHERE approvals.status != 'pending'",
-                )
-                .await?;
-            for a in &cp.pending {
-                let json_or_null = crate::derived::json_or_null;
-                tx.execute(
-                    &ask,
-                    &[
-                        &ckp_engine::journal::approval_id(run_id, &a.key),
-                        &run_id,
-                        &a.key,
-                        &a.node_id,
-                        &a.node_name,
-                        &a.prompt,
-                        &a.decision_type,
-                        &json_or_null(&a.options),
-                        &json_or_null(&a.context_data),
-                        &at,
-                        &a.expires_at,
-                    ],
-                )
-                .await?;
-            }
-        }
-        if cp.status.is_terminal() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE approvals SET status = 'canceled', updated_at = $2 WHERE run_id = $1 AND status = 'pending'",
-                )
-                .await?;
-            tx.execute(&stmt, &[&run_id, &at]).await?;
-        }
-    }
     Ok(())
 }
 
@@ -442,11 +262,7 @@ impl PgStore {
     /// A run's event batches from batch `from` on.
     pub(crate) async fn batches(&self, run_id: &str, from: i64) -> Result<Vec<crate::events::Batch>, StoreError> {
         let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(
-                "SELECT batch_id, data FROM run_event_batches WHERE run_id = $1 AND batch_id >= $2 ORDER BY batch_id",
-            )
-            .await?;
+        let stmt = c.prepare_cached(BATCHES_FROM).await?;
         let rows = c.query(&stmt, &[&run_id, &from]).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
@@ -532,19 +348,23 @@ impl Journal for PgStore {
         let run_id = run_id.to_owned();
         Box::pin(async move {
             let c = self.client().await.map_err(journal)?;
-            let stmt =
+            let checkpoint =
                 c.prepare_cached("SELECT checkpoint FROM runs WHERE run_id = $1").await.map_err(|e| journal(db(e)))?;
-            let Some(row) = c.query_opt(&stmt, &[&run_id]).await.map_err(|e| journal(db(e)))? else {
+            let records = c
+                .prepare_cached("SELECT key, record FROM step_results WHERE run_id = $1")
+                .await
+                .map_err(|e| journal(db(e)))?;
+            // Both queries in one round trip (pipelined: each is sent when first polled, in this order).
+            let (row, rows) =
+                futures_util::future::try_join(c.query_opt(&checkpoint, &[&run_id]), c.query(&records, &[&run_id]))
+                    .await
+                    .map_err(|e| journal(db(e)))?;
+            let Some(row) = row else {
                 return Ok(None);
             };
             let text: String = row.get(0);
             let checkpoint =
                 serde_json::from_str(&text).map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
-            let stmt = c
-                .prepare_cached("SELECT key, record FROM step_results WHERE run_id = $1")
-                .await
-                .map_err(|e| journal(db(e)))?;
-            let rows = c.query(&stmt, &[&run_id]).await.map_err(|e| journal(db(e)))?;
             let mut steps = HashMap::with_capacity(rows.len());
             for r in rows {
                 let key: String = r.get(0);
@@ -561,9 +381,8 @@ impl Journal for PgStore {
         Box::pin(async move {
             let result: Result<(), StoreError> = async {
                 let mut c = self.client().await?;
-                let tx = c.transaction().await?;
-                apply(&tx, &run_id, &commit).await?;
-                tx.commit().await?;
+                let w = commit::CommitWrite::new(&c, &run_id, &commit, None).await?;
+                commit::write_commit(&mut c, w, None).await?;
                 Ok(())
             }
             .await;

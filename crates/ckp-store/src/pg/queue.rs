@@ -5,9 +5,12 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::{PgStore, notify_jobs};
+use super::{JOBS_CHANNEL, PgStore, notify_jobs};
 use crate::StoreError;
 use crate::queue::Job;
+
+/// Makes run $1 runnable from $3 with priority $2 and wakes idle workers (channel $4; migration 0003).
+const ENQUEUE: &str = "SELECT ckp_enqueue($1, $2, $3, $4)";
 
 /// Makes a run runnable inside an open transaction (see [`PgStore::enqueue`]).
 pub(crate) async fn enqueue_in(
@@ -16,18 +19,9 @@ pub(crate) async fn enqueue_in(
     priority: i64,
     available_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO run_jobs (run_id, state, priority, available_at, updated_at)
-             VALUES ($1, 'queued', $2, $3, now())
-             ON CONFLICT (run_id) DO UPDATE SET
-                 state = CASE WHEN run_jobs.state = 'running' THEN 'running' ELSE 'queued' END,
-                 rerun = run_jobs.state = 'running',
-                 priority = excluded.priority, available_at = excluded.available_at, updated_at = excluded.updated_at",
-        )
-        .await?;
-    tx.execute(&stmt, &[&run_id, &priority, &available_at]).await?;
-    notify_jobs(tx).await
+    let stmt = tx.prepare_cached(ENQUEUE).await?;
+    tx.execute(&stmt, &[&run_id, &priority, &available_at, &JOBS_CHANNEL]).await?;
+    Ok(())
 }
 
 impl PgStore {

@@ -12,6 +12,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
 
+use super::commit::{CommitWrite, Creation, write_commit};
 use super::queue::enqueue_in;
 use super::{PgStore, apply, ot, parse_time, t};
 use crate::StoreError;
@@ -152,22 +153,10 @@ impl PgStore {
     /// Creates a run with its first commit, API columns and (when `queue`) its job, in one transaction.
     pub async fn create_run(&self, run: NewRun, commit: Commit, queue: bool) -> Result<RunRow, StoreError> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        apply(&tx, &run.run_id, &commit).await?;
-        let input = run.input_vars.as_ref().map(Value::to_string);
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE runs SET input_vars = $2, project_id = $3, case_id = $4, trigger_type = $5, triggered_by = $6
-                 WHERE run_id = $1",
-            )
-            .await?;
-        tx.execute(&stmt, &[&run.run_id, &input, &run.project_id, &run.case_id, &run.trigger_type, &run.triggered_by])
-            .await?;
-        if queue {
-            enqueue_in(&tx, &run.run_id, 0, Utc::now()).await?;
-        }
-        let row = get_run_in(&tx, &run.run_id).await?;
-        tx.commit().await?;
+        let w = CommitWrite::new(&c, &run.run_id, &commit, Some(Creation::new(&run, queue))).await?;
+        let read = c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1")).await?;
+        let row = write_commit(&mut c, w, Some((&read, vec![&run.run_id]))).await?;
+        let row = row.as_ref().map(run_row).transpose()?;
         if queue {
             self.notify_work();
         }
@@ -254,6 +243,27 @@ impl PgStore {
         let c = self.client().await?;
         let stmt = c.prepare_cached("SELECT status FROM runs WHERE run_id = $1").await?;
         Ok(c.query_opt(&stmt, &[&run_id]).await?.map(|r| r.get(0)))
+    }
+
+    /// A run's status, then its events after `after` (see [`crate::Store::status_and_events`]): both queries in
+    /// one round trip (pipelined; the status is read first).
+    pub async fn status_and_events(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Option<(String, Vec<EventRow>)>, StoreError> {
+        let c = self.client().await?;
+        let status = c.prepare_cached("SELECT status FROM runs WHERE run_id = $1").await?;
+        let batches = c.prepare_cached(super::BATCHES_FROM).await?;
+        let from = crate::events::first_batch(after);
+        let (status, rows) =
+            futures_util::future::try_join(c.query_opt(&status, &[&run_id]), c.query(&batches, &[&run_id, &from]))
+                .await?;
+        let Some(status) = status else { return Ok(None) };
+        let batches = rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?)));
+        let page = crate::events::rows_after(batches, StoreError::Read, run_id, after, limit)?;
+        Ok(Some((status.try_get(0)?, page)))
     }
 
     /// Whether a cancel was requested for `run_id`.
