@@ -59,7 +59,8 @@ pub struct ServeConfig {
     /// A PostgreSQL database (`postgres://user@host:port/db`) instead of the embedded SQLite file: several ckp
     /// processes can then share it (`ckp serve --no-workers` for API processes, `ckp worker` for workers).
     pub database_url: Option<String>,
-    /// Most PostgreSQL connections this process opens.
+    /// Most PostgreSQL connections this process opens (default: twice the cores, 4 to 16; more connections than
+    /// the cores can serve only add context switches — measured in BENCHMARKS.md).
     pub db_pool_size: usize,
     /// Serve the HTTP API (`ckp worker` runs workers only).
     pub http: bool,
@@ -102,7 +103,7 @@ impl Default for ServeConfig {
             llm_api_key: None,
             secrets_env_prefix: "LANGORCH_SECRET_".into(),
             database_url: None,
-            db_pool_size: 16,
+            db_pool_size: default_pool_size(),
             http: true,
             public_url: None,
             callback_secret: None,
@@ -429,4 +430,9 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         });
     }
     Ok(Running { addr, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+}
+
+/// Twice the cores this process may use, 4 to 16.
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(4, 16)
 }

@@ -49,6 +49,8 @@ struct RunStream {
     done: bool,
     /// The last read sent events and nothing was committed since: the next read waits for a change first.
     current: bool,
+    /// The first page, read when the stream was opened (it told whether the run exists).
+    first: Option<(String, Vec<EventRow>)>,
 }
 
 impl RunStream {
@@ -66,12 +68,17 @@ impl RunStream {
                 return Some(keep_alive);
             }
             self.current = false;
-            // Seen now: a commit from here on wakes the wait below.
-            self.changes.borrow_and_update();
-            // Status first: when it is terminal, every event up to the terminal one is already committed.
-            let (status, page) = match self.state.store.status_and_events(&self.run_id, self.last, PAGE).await {
-                Ok(Some(read)) => read,
-                _ => return None,
+            let (status, page) = match self.first.take() {
+                Some(first) => first,
+                None => {
+                    // Seen now: a commit from here on wakes the wait below.
+                    self.changes.borrow_and_update();
+                    // Status first: when it is terminal, every event up to the terminal one is already committed.
+                    match self.state.store.status_and_events(&self.run_id, self.last, PAGE).await {
+                        Ok(Some(read)) => read,
+                        _ => return None,
+                    }
+                }
             };
             let full = page.len() as i64 == PAGE;
             if let Some(last) = page.last() {
@@ -137,8 +144,6 @@ pub async fn run_stream(
     Query(q): Query<StreamParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let changes = state.store.watch_run(&run_id);
-    state.store.run_status(&run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     let header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let last = match header.filter(|h| !h.is_empty()) {
         Some(h) => {
@@ -146,8 +151,12 @@ pub async fn run_stream(
         }
         None => q.last_event_id.unwrap_or(0),
     };
+    let mut changes = state.store.watch_run(&run_id);
+    // Seen now: a commit after the first read wakes the stream.
+    changes.borrow_and_update();
+    let first = state.store.status_and_events(&run_id, last, PAGE).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     let stop = state.shutdown.clone();
-    let stream = RunStream { state, stop, run_id, last, changes, done: false, current: false };
+    let stream = RunStream { state, stop, run_id, last, changes, done: false, current: false, first: Some(first) };
     let chunks = futures_util::stream::unfold(stream, |mut s| async move {
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, Infallible>(axum::body::Bytes::from(chunk)), s))

@@ -50,12 +50,12 @@ pub async fn run_worker(
         if *shutdown.borrow() {
             return;
         }
-        match store.claim(&config.id, config.lease_ms, Utc::now()).await {
-            Ok(Some(job)) => execute(&store, &engine, procedures.as_ref(), &config, job).await,
-            Ok(None) => {
-                let wait = match store.next_available().await {
-                    Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(config.idle_wait),
-                    _ => config.idle_wait,
+        match store.claim_or_next(&config.id, config.lease_ms, Utc::now()).await {
+            Ok(Ok(job)) => execute(&store, &engine, procedures.as_ref(), &config, job).await,
+            Ok(Err(next)) => {
+                let wait = match next {
+                    Some(at) => (at - Utc::now()).to_std().unwrap_or_default().min(config.idle_wait),
+                    None => config.idle_wait,
                 };
                 tokio::select! {
                     () = store.wait_for_work(wait) => {}

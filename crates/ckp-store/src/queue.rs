@@ -84,6 +84,19 @@ impl SqliteStore {
         .await
     }
 
+    /// Claims the best ready job, or tells when the next queued job becomes available.
+    pub async fn claim_or_next(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Job, Option<DateTime<Utc>>>, StoreError> {
+        match self.claim(worker, lease_ms, now).await? {
+            Some(job) => Ok(Ok(job)),
+            None => Ok(Err(self.next_available().await?)),
+        }
+    }
+
     /// Extends `worker`'s lease on a job. False when the lease was lost (reclaimed by another worker).
     pub async fn heartbeat(&self, job_id: i64, worker: &str, lease_ms: i64) -> Result<bool, StoreError> {
         let worker = worker.to_owned();

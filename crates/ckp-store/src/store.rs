@@ -64,6 +64,9 @@ store_contract! {
     fn enqueue(&self, run_id: &'a str, priority: i64, available_at: Option<DateTime<Utc>>) -> R<()>;
     /// Claims the best ready job for `worker` for `lease_ms`.
     fn claim(&self, worker: &'a str, lease_ms: i64, now: DateTime<Utc>) -> R<Option<Job>>;
+    /// Claims the best ready job for `worker` for `lease_ms`, or, none being ready, tells when the next queued job
+    /// becomes available (what an idle worker needs to know to sleep).
+    fn claim_or_next(&self, worker: &'a str, lease_ms: i64, now: DateTime<Utc>) -> R<Result<Job, Option<DateTime<Utc>>>>;
     /// Extends a lease; false when it was lost.
     fn heartbeat(&self, job_id: i64, worker: &'a str, lease_ms: i64) -> R<bool>;
     /// Ends a job (requeued if a requeue arrived meanwhile).
