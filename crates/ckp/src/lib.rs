@@ -4,6 +4,7 @@
 //! it is given, so tests drive the same code the binary runs.
 
 pub mod cmd;
+pub mod trim;
 
 use std::io::Write;
 use std::process::ExitCode;

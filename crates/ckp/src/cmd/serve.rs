@@ -119,7 +119,13 @@ pub fn run(args: &ServeArgs, role: Role, out: &mut dyn Write, err: &mut dyn Writ
             return Ok(super::EXIT_UNREADABLE);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_unpark(crate::trim::on_unpark)
+        .on_thread_park(crate::trim::on_park)
+        .build()?;
+    let threads = runtime.metrics().num_workers();
+    runtime.spawn(crate::trim::watch(threads));
     runtime.block_on(async {
         let server = match start(&config).await {
             Ok(s) => s,
