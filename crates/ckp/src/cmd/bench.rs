@@ -120,9 +120,15 @@ pub struct Report {
     pub decision_ms: Option<[f64; 3]>,
     /// Server CPU time per run, microseconds.
     pub server_cpu_us_per_run: Option<f64>,
-    /// Server resident memory after the runs, MiB.
+    /// Server resident memory right after the runs, MiB.
     pub server_rss_mib: Option<f64>,
+    /// Server resident memory once it has been quiet for [`SETTLE`], MiB (it gives freed memory back when the
+    /// load stops).
+    pub server_rss_settled_mib: Option<f64>,
 }
+
+/// How long the bench waits after the runs before reading the server's settled RSS.
+pub const SETTLE: Duration = Duration::from_secs(3);
 
 fn percentiles(mut v: Vec<Duration>) -> [f64; 3] {
     if v.is_empty() {
@@ -335,6 +341,13 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
             _ => None,
         },
         server_rss_mib: args.pid.and_then(rss_mib),
+        server_rss_settled_mib: match args.pid {
+            Some(pid) => {
+                tokio::time::sleep(SETTLE).await;
+                rss_mib(pid)
+            }
+            None => None,
+        },
     })
 }
 
@@ -354,6 +367,9 @@ fn print_report(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     if let Some(rss) = r.server_rss_mib {
         writeln!(out, "  server RSS              {rss:>10.1} MiB")?;
+    }
+    if let Some(rss) = r.server_rss_settled_mib {
+        writeln!(out, "  server RSS, quiet {}s    {rss:>10.1} MiB", SETTLE.as_secs())?;
     }
     writeln!(out, "  not completed           {:>10}", r.not_completed)?;
     Ok(())

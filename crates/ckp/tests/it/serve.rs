@@ -230,6 +230,7 @@ fn bench_measures_a_running_server() {
         assert!(report["runs_per_second"].as_f64().is_some_and(|r| r > 0.0), "{report}");
         assert!(report["latency_ms"][0].as_f64().is_some_and(|p| p > 0.0), "{report}");
         assert!(report["server_rss_mib"].as_f64().is_some_and(|m| m > 0.0), "{report}");
+        assert!(report["server_rss_settled_mib"].as_f64().is_some_and(|m| m > 0.0), "{report}");
         assert!(report["server_cpu_us_per_run"].is_number(), "{report}");
         assert_eq!(report["decision_ms"].is_array(), workload == "approval", "{report}");
     }
