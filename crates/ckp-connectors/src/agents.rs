@@ -18,7 +18,7 @@ use ckp_engine::error::StepError;
 use ckp_store::{AgentRow, LeaseRow, Store};
 use serde_json::{Value, json};
 
-use crate::http::transport_error;
+use crate::http::{LazyClient, transport_error};
 
 /// Used when a step gives no time limit (LangOrch's).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,7 +34,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Agents from the store's registry.
 pub struct StoreAgents {
     store: Arc<dyn Store>,
-    client: reqwest::Client,
+    client: LazyClient,
     turns: Mutex<HashMap<String, usize>>,
     /// Consecutive failed calls (transport errors, 5xx) that open an agent's circuit.
     offline_after: i64,
@@ -108,7 +108,7 @@ impl StoreAgents {
     pub fn new(store: Arc<dyn Store>) -> Self {
         StoreAgents {
             store,
-            client: reqwest::Client::new(),
+            client: LazyClient::default(),
             turns: Mutex::new(HashMap::new()),
             offline_after: 3,
             callbacks: None,
@@ -238,7 +238,7 @@ impl StoreAgents {
     /// released after it, whatever its outcome).
     async fn call_leased(&self, agents: Vec<AgentRow>, req: &AgentRequest) -> Result<Value, StepError> {
         let (agent, lease) = self.lease(agents, req).await?;
-        let call = call_agent(&self.client, &agent.agent_id, &agent.base_url, req);
+        let call = call_agent(self.client.get(), &agent.agent_id, &agent.base_url, req);
         tokio::pin!(call);
         let every = (LEASE_TTL / 3).to_std().unwrap_or(Duration::from_secs(60));
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -275,7 +275,7 @@ impl StoreAgents {
     async fn call_workflow(&self, agent: AgentRow, mut req: AgentRequest) -> Result<AgentReply, StepError> {
         if req.workflow.mode == DispatchMode::Sync {
             req.params.insert("_workflow_context".into(), req.workflow.context.clone());
-            let result = call_agent(&self.client, &agent.agent_id, &agent.base_url, &req).await;
+            let result = call_agent(self.client.get(), &agent.agent_id, &agent.base_url, &req).await;
             self.record_outcome(&agent, &result).await;
             return result.map(AgentReply::Done);
         }
@@ -294,7 +294,8 @@ impl StoreAgents {
                 format!("Action '{}' is an async workflow, but this server has no callback URL configured", req.action),
             ));
         };
-        let result = crate::workflow::fire(&self.client, &agent.base_url, &req, &signer.signed_url(&req.run_id)).await;
+        let result =
+            crate::workflow::fire(self.client.get(), &agent.base_url, &req, &signer.signed_url(&req.run_id)).await;
         self.record_outcome(&agent, &result).await;
         result?;
         Ok(AgentReply::Delegated { agent_url: agent.base_url, callback_url: signer.url(&req.run_id) })
@@ -363,14 +364,14 @@ pub async fn call_agent(
 #[derive(Debug)]
 pub struct StaticAgents {
     agents: Vec<(String, String)>,
-    client: reqwest::Client,
+    client: LazyClient,
     turn: std::sync::atomic::AtomicUsize,
 }
 
 impl StaticAgents {
     /// Agents by channel (matched case-insensitively).
     pub fn new(agents: Vec<(String, String)>) -> Self {
-        StaticAgents { agents, client: reqwest::Client::new(), turn: std::sync::atomic::AtomicUsize::new(0) }
+        StaticAgents { agents, client: LazyClient::default(), turn: std::sync::atomic::AtomicUsize::new(0) }
     }
 }
 
@@ -387,7 +388,7 @@ impl Agents for StaticAgents {
             }
             let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % mine.len();
             let (channel, url) = mine[i];
-            call_agent(&self.client, channel, url, &req).await
+            call_agent(self.client.get(), channel, url, &req).await
         })
     }
 }
@@ -444,13 +445,13 @@ pub async fn run_health_loop(
     config: HealthConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = reqwest::Client::new();
+    let client = LazyClient::default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(config.every) => {
                 // On a shared database the leader checks for every process.
                 if store.is_leader() {
-                    check_health_once(store.as_ref(), &client, config).await;
+                    check_health_once(store.as_ref(), client.get(), config).await;
                 }
             }
             _ = stop.changed() => return,

@@ -55,13 +55,13 @@ impl LlmConfig {
 #[derive(Debug, Clone)]
 pub struct OpenAiLlm {
     config: LlmConfig,
-    client: reqwest::Client,
+    client: crate::http::LazyClient,
 }
 
 impl OpenAiLlm {
     /// A client for `config`.
     pub fn new(config: LlmConfig) -> Self {
-        OpenAiLlm { config, client: reqwest::Client::new() }
+        OpenAiLlm { config, client: crate::http::LazyClient::default() }
     }
 
     fn body(&self, req: &LlmRequest, model: &str) -> Value {
@@ -111,6 +111,7 @@ impl OpenAiLlm {
             }
             let mut builder = self
                 .client
+                .get()
                 .post(&url)
                 .timeout(self.config.timeout)
                 .header("X-Run-ID", &req.run_id)

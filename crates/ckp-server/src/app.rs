@@ -36,8 +36,8 @@ pub struct AppState {
     pub mcp: Arc<ckp_connectors::mcp::McpConnector>,
 }
 
-/// Builds the router and its OpenAPI document.
-pub fn router(state: AppState, max_body_bytes: usize) -> (Router, OpenApi) {
+/// Builds the router, with its OpenAPI document at `/api/openapi.json`.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (router, mut api) = OpenApiRouter::new()
         .routes(routes!(routes::misc::health))
         .routes(routes!(routes::misc::actions))
@@ -88,11 +88,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> (Router, OpenApi) {
     api.info.version = env!("CARGO_PKG_VERSION").into();
     api.info.description =
         Some("ckp's REST API: LangOrch-compatible paths, fields and statuses, with its defects fixed.".into());
-    let doc = api.clone();
-    let router = router
-        .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(doc) }))
+    // Served as serialized once: the document's tree is ~a megabyte of maps the process need not keep.
+    let doc = axum::body::Bytes::from(document(&api));
+    drop(api);
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }),
+        )
         .fallback(crate::error::fallback)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes));
-    (router, api)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// The OpenAPI document as JSON.
+fn document(api: &OpenApi) -> String {
+    api.to_json().unwrap_or_else(|e| serde_json::json!({"detail": format!("no OpenAPI document: {e}")}).to_string())
 }

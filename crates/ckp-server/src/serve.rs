@@ -385,7 +385,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         secrets,
         mcp: mcp.clone(),
     };
-    let (app, _) = router(state, config.max_body_bytes);
+    let app = router(state, config.max_body_bytes);
     let listener = match config.http {
         true => Some(
             tokio::net::TcpListener::bind(&config.bind)

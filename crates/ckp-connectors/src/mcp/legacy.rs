@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 #[derive(Debug)]
 pub struct LegacyMcp {
     base_url: String,
-    client: reqwest::Client,
+    client: crate::http::LazyClient,
     timeout: Duration,
     threshold: u32,
     open_for: Duration,
@@ -37,7 +37,7 @@ impl LegacyMcp {
     pub fn new(base_url: String) -> Self {
         LegacyMcp {
             base_url,
-            client: reqwest::Client::new(),
+            client: crate::http::LazyClient::default(),
             timeout: Duration::from_secs(30),
             threshold: 5,
             open_for: Duration::from_secs(300),
@@ -62,7 +62,7 @@ impl LegacyMcp {
             .map_err(|()| fail("mcp_base_url cannot take a path".into()))?
             .pop_if_empty()
             .extend(["tools", tool.as_str()]);
-        let mut http = self.client.post(url).timeout(self.timeout).json(&json!({"arguments": req.params}));
+        let mut http = self.client.get().post(url).timeout(self.timeout).json(&json!({"arguments": req.params}));
         for (name, value) in [("X-Run-ID", &req.run_id), ("X-Node-ID", &req.node_id), ("X-Step-ID", &req.step_id)] {
             if !value.is_empty() {
                 http = http.header(name, value.as_str());

@@ -117,7 +117,7 @@ pub struct SecretManager {
     seal: Option<SealKey>,
     grants: Option<GrantKey>,
     store: Option<Arc<dyn Store>>,
-    http: reqwest::Client,
+    http: crate::http::LazyClient,
     providers: Mutex<HashMap<ProviderKey, Arc<dyn Provider>>>,
     cache: cache::TtlCache<(ProviderKey, String)>,
 }
@@ -157,7 +157,7 @@ impl SecretManager {
             seal,
             grants: None,
             store: None,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default(),
+            http: crate::http::LazyClient::with_timeout(Duration::from_secs(15)),
             providers: Mutex::new(HashMap::new()),
         })
     }
@@ -287,9 +287,9 @@ impl SecretManager {
         }
         let p: Arc<dyn Provider> = match key {
             ProviderKey::Env(prefix) => Arc::new(EnvSecrets::with_lookup(prefix.clone(), self.env_lookup)),
-            ProviderKey::Vault(v) => Arc::new(vault::VaultProvider::new(v.clone(), self.http.clone())?),
-            ProviderKey::Aws(a) => Arc::new(aws::AwsProvider::new(a.clone(), self.http.clone())?),
-            ProviderKey::Azure(a) => Arc::new(azure::AzureProvider::new(a.clone(), self.http.clone())?),
+            ProviderKey::Vault(v) => Arc::new(vault::VaultProvider::new(v.clone(), self.http.get().clone())?),
+            ProviderKey::Aws(a) => Arc::new(aws::AwsProvider::new(a.clone(), self.http.get().clone())?),
+            ProviderKey::Azure(a) => Arc::new(azure::AzureProvider::new(a.clone(), self.http.get().clone())?),
             ProviderKey::Db => return Err(ProviderError::config("the db provider is the store")),
         };
         if providers.len() > 256 {
