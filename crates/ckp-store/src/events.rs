@@ -3,13 +3,11 @@
 //! only grow) and `event_id > n` starts at batch `n >> 20`. Payloads are read back as raw JSON text, never
 //! re-encoded.
 
-use std::io::{Read, Write};
+use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 use ckp_engine::Event;
-use flate2::Compression;
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -38,17 +36,54 @@ struct Stored<'a> {
 /// A batch as the backends read it: `(batch_id, compressed data)`.
 pub(crate) type Batch = (i64, Vec<u8>);
 
-/// Compresses a commit's events into a batch's data.
+thread_local! {
+    /// This thread's deflate and inflate state, reset between batches: a compressor is a few hundred KB, and
+    /// allocating and zeroing one per commit cost more than the compression itself.
+    static DEFLATE: RefCell<Option<Compress>> = const { RefCell::new(None) };
+    static INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+}
+
+/// Compresses a commit's events into a batch's data (raw deflate).
 pub(crate) fn encode(events: &[Event]) -> Result<Vec<u8>, String> {
     let json = serde_json::to_vec(events).map_err(|e| e.to_string())?;
-    let mut enc = DeflateEncoder::new(Vec::with_capacity(json.len() / 4), Compression::fast());
-    enc.write_all(&json).and_then(|()| enc.finish()).map_err(|e| e.to_string())
+    DEFLATE.with_borrow_mut(|slot| {
+        let c = slot.get_or_insert_with(|| Compress::new(Compression::fast(), false));
+        c.reset();
+        let mut out = Vec::with_capacity(json.len() / 4 + 64);
+        loop {
+            let rest = json.get(usize::try_from(c.total_in()).unwrap_or(usize::MAX)..).unwrap_or_default();
+            match c.compress_vec(rest, &mut out, FlushCompress::Finish).map_err(|e| e.to_string())? {
+                Status::StreamEnd => return Ok(out),
+                // The output is full: `compress_vec` only writes into spare capacity.
+                Status::Ok | Status::BufError => out.reserve(out.capacity()),
+            }
+        }
+    })
 }
 
 fn decode(data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(data.len() * 6);
-    DeflateDecoder::new(data).read_to_end(&mut out).map_err(|e| format!("unreadable event batch: {e}"))?;
-    Ok(out)
+    INFLATE.with_borrow_mut(|slot| {
+        let d = slot.get_or_insert_with(|| Decompress::new(false));
+        d.reset(false);
+        let mut out = Vec::with_capacity(data.len() * 6 + 64);
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity());
+            }
+            let before = (d.total_in(), d.total_out());
+            let rest = data.get(usize::try_from(before.0).unwrap_or(usize::MAX)..).unwrap_or_default();
+            // Streaming (not `Finish`, which wants all the output to fit in one call).
+            match d.decompress_vec(rest, &mut out, FlushDecompress::None) {
+                Ok(Status::StreamEnd) => return Ok(out),
+                Err(e) => return Err(format!("unreadable event batch: {e}")),
+                // No progress with room left to write: the data ends before the stream does.
+                Ok(_) if before == (d.total_in(), d.total_out()) => {
+                    return Err("unreadable event batch: truncated".into());
+                }
+                Ok(_) => {}
+            }
+        }
+    })
 }
 
 /// Splits a commit's events into the chunks stored as batches (a commit with more than [`MAX_BATCH`] is split).
@@ -228,4 +263,69 @@ pub(crate) fn convert_legacy_rows(tx: &Connection) -> Result<(), rusqlite::Error
     }
     drop(read);
     tx.execute_batch("DROP TABLE run_events")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn event(payload: serde_json::Value) -> Event {
+        Event {
+            event_type: "step_completed".into(),
+            node_id: Some("n".into()),
+            step_id: None,
+            payload,
+            created_at: Utc::now(),
+        }
+    }
+
+    fn noise(len: usize) -> String {
+        // Incompressible text, so the compressed batch outgrows its first buffer.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_round_trip_whatever_their_size_and_one_state_serves_many() {
+        let texts = [0, 10, 100_000, 1_500_000].map(noise).into_iter().chain(["a".repeat(3_000_000)]);
+        for text in texts {
+            let len = text.len();
+            let events = vec![event(serde_json::json!({"text": text})), event(serde_json::json!({}))];
+            let data = encode(&events).expect("encode");
+            let back = events_of([Ok::<_, String>((1, data))], |e| e).expect("decode");
+            assert_eq!(back.len(), 2);
+            assert_eq!(back[0].payload, events[0].payload, "len {len}");
+            assert_eq!(back[1].payload, serde_json::json!({}));
+        }
+    }
+
+    #[test]
+    fn batches_written_by_a_stream_encoder_still_read() {
+        let events = vec![event(serde_json::json!({"a": 1}))];
+        let json = serde_json::to_vec(&events).expect("json");
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(&json).expect("write");
+        let data = enc.finish().expect("finish");
+        let back = events_of([Ok::<_, String>((1, data))], |e| e).expect("decode");
+        assert_eq!(back[0].payload, serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn truncated_or_garbage_batches_are_errors_and_the_next_batch_still_reads() {
+        let data = encode(&[event(serde_json::json!({"text": noise(50_000)}))]).expect("encode");
+        let cut = data.get(..data.len() / 2).expect("half").to_vec();
+        let err = events_of([Ok::<_, String>((1, cut))], |e| e).expect_err("truncated");
+        assert!(err.contains("unreadable event batch"), "{err}");
+        assert!(events_of([Ok::<_, String>((1, vec![0xff; 40]))], |e| e).is_err());
+        assert_eq!(events_of([Ok::<_, String>((1, data))], |e| e).expect("whole").len(), 1);
+    }
 }
