@@ -65,6 +65,9 @@ impl RunStream {
                 && !self.changes.has_changed().unwrap_or(true)
                 && let Some(keep_alive) = self.wait().await
             {
+                // Read again after a quiet spell: a change whose notice was lost (its process died between the
+                // commit and the notice, on a shared database) is sent at most one keep-alive late.
+                self.current = false;
                 return Some(keep_alive);
             }
             self.current = false;
@@ -219,6 +222,8 @@ impl ApprovalStream {
                         tokio::select! {
                             c = self.changes.changed() => if c.is_err() { return None },
                             _ = self.stop.changed() => return None,
+                            // Re-read after a quiet spell (see `RunStream::next_chunk`).
+                            () = tokio::time::sleep(KEEP_ALIVE) => {}
                         }
                     }
                 }

@@ -135,6 +135,22 @@ async fn runs_are_created_with_their_job_and_read_back(store: Arc<dyn Store>) {
     assert_eq!((total, errors, retries), (events.len() as i64, 0, 0));
     assert_eq!(store.checkpoint("r1").await.expect("cp").expect("exists").status, RunStatus::WaitingApproval);
     assert!(store.get_run("nope").await.expect("get").is_none());
+    // A new run's row as returned is the row as stored, whatever columns it has.
+    let inputs = json!({"f": 0.1, "big": 12_345_678_901_234_i64, "nested": {"a": [1, "x", null, true]}, "s": "é\n"});
+    let meta = NewRun {
+        run_id: "r2".into(),
+        input_vars: Some(inputs.clone()),
+        project_id: Some("proj".into()),
+        case_id: Some("case".into()),
+        trigger_type: Some("webhook".into()),
+        triggered_by: Some("hook-1".into()),
+    };
+    let map = inputs.as_object().cloned().unwrap_or_default();
+    let cp = Engine::new_checkpoint(&p, "r2", &map);
+    let commit = Commit { events: Vec::new(), steps: Vec::new(), checkpoint: cp };
+    let made = store.create_run(meta, commit, false).await.expect("created");
+    assert_eq!(made.input_vars, Some(inputs));
+    assert_eq!(store.get_run("r2").await.expect("get").expect("exists"), made);
 }
 
 async fn run_list_filters_and_pages(store: Arc<dyn Store>) {

@@ -1,5 +1,5 @@
 //! A journal commit on PostgreSQL. Its common parts (the run row, event batches, step records, the job released,
-//! approvals canceled, the change notice) are one call of the `ckp_commit` function (migration 0003): a commit is
+//! approvals canceled) are one call of the `ckp_commit` function (migration 0004): a commit is
 //! then one statement and one round trip, in a transaction of its own. Rarer parts (approvals asked or decided,
 //! artifacts, a subflow's parent) are more statements after it; the commit then takes a transaction, and all its
 //! statements are sent as one pipeline between BEGIN and COMMIT.
@@ -16,10 +16,11 @@ use deadpool_postgres::{GenericClient, Object, Transaction};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
-use super::{JOBS_CHANNEL, RUNS_CHANNEL};
+use super::JOBS_CHANNEL;
 use crate::StoreError;
 use crate::derived::{ArtifactFields, DecisionRow};
-use crate::runs::{NewRun, status_text};
+use crate::runs::{NewRun, RunRow, status_text};
+use crate::sqlite::{json_col, ts};
 
 /// One statement of a pipeline; a query's row, None for a write.
 pub(crate) type Op<'a> = Pin<Box<dyn Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a>>;
@@ -234,6 +235,36 @@ impl<'c> CommitWrite<'c> {
         })
     }
 
+    /// The row a new run's commit stores, as reading it back would return it (no second statement): every column
+    /// is a parameter of the commit, and times keep microseconds on both sides.
+    pub(crate) fn created_row(&self) -> Option<RunRow> {
+        let c = self.creation.as_ref()?;
+        let at = ts(self.at);
+        Some(RunRow {
+            run_id: self.run_id.to_owned(),
+            procedure_id: self.cp.procedure_id.clone(),
+            procedure_version: self.cp.procedure_version.clone(),
+            status: self.status.to_owned(),
+            input_vars: json_col(c.input_vars.clone()),
+            output_vars: json_col(self.outputs.clone()),
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cost_usd: self.cp.usage.cost_usd,
+            started_at: self.cp.started_at.map(ts),
+            ended_at: self.terminal.then(|| at.clone()),
+            last_node_id: self.last_node.map(str::to_owned),
+            error_message: self.error.map(str::to_owned),
+            parent_run_id: self.parent.map(str::to_owned),
+            trigger_type: c.run.trigger_type.clone(),
+            triggered_by: c.run.triggered_by.clone(),
+            project_id: c.run.project_id.clone(),
+            case_id: c.run.case_id.clone(),
+            created_at: at.clone(),
+            updated_at: at,
+            commits: 1,
+        })
+    }
+
     /// Whether the commit has statements beyond `ckp_commit` (it then needs a transaction).
     pub(crate) fn has_more(&self) -> bool {
         self.parent.is_some() || !self.decisions.is_empty() || !self.artifacts.is_empty() || !self.asks.is_empty()
@@ -277,7 +308,6 @@ impl<'c> CommitWrite<'c> {
                 &self.step_records,
                 &self.release_job,
                 &self.cancel_approvals,
-                &RUNS_CHANNEL,
                 &self.jobs_channel,
                 created,
                 input_vars,
@@ -380,7 +410,7 @@ pub(crate) async fn write_commit(
 
 /// One journal commit (the run row, batches, step records, job, approvals, notice).
 const COMMIT: &str = "SELECT ckp_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-    $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)";
+    $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)";
 
 const SET_PARENT: &str = "UPDATE runs SET parent_run_id = $2 WHERE run_id = $1";
 

@@ -1,14 +1,16 @@
 //! The PostgreSQL store (issue 8): the same [`crate::Store`] contract as SQLite, for several ckp processes on one
 //! database. Every write is one short transaction on a pooled connection (no transaction is held across anything
-//! but its own statements); claims take the best ready job with `FOR UPDATE SKIP LOCKED`; commits and enqueues
-//! send `NOTIFY` inside their transaction, so every process's streams and idle workers hear about them; one
-//! session per process listens, and holds the advisory lock that elects the leader for singleton loops.
+//! but its own statements); claims take the best ready job with `FOR UPDATE SKIP LOCKED`; enqueues send `NOTIFY`
+//! inside their transaction, so every process's idle workers hear about new jobs; run changes are announced after
+//! their commits, batched ([`notices`]); one session per process listens, and holds the advisory lock that elects
+//! the leader for singleton loops.
 //!
 //! Concurrency rules: a transaction that changes a run locks its `runs` row first (the journal upsert, or
 //! `SELECT … FOR UPDATE`), then its job row, so one run's commits are serialized in the order their event batch ids
 //! are taken, and two processes never deadlock on a run and its job.
 
 mod commit;
+mod notices;
 mod queue;
 mod registry;
 mod runs;
@@ -36,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_schema.sql"),
     include_str!("../../migrations/postgres/0002_secrets.sql"),
     include_str!("../../migrations/postgres/0003_commit_function.sql"),
+    include_str!("../../migrations/postgres/0004_notices_after_commit.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
@@ -45,7 +48,7 @@ const LEADER_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended(current_
 /// A run's event batches from batch $2 on.
 const BATCHES_FROM: &str =
     "SELECT batch_id, data FROM run_event_batches WHERE run_id = $1 AND batch_id >= $2 ORDER BY batch_id";
-/// Channel of run change notices (payload: the run id), suffixed with the md5 of the schema's name.
+/// Channel of run change notices (payload: run ids, see [`notices`]), suffixed with the md5 of the schema's name.
 const RUNS_CHANNEL: &str = "ckp_runs_";
 /// Channel of job wake-ups, suffixed like [`RUNS_CHANNEL`].
 const JOBS_CHANNEL: &str = "ckp_jobs_";
@@ -73,7 +76,9 @@ pub struct PgStore {
     hub: Arc<Hub>,
     wake: Arc<tokio::sync::Notify>,
     leader: Arc<AtomicBool>,
+    notices: Arc<notices::Notices>,
     listener: tokio::task::JoinHandle<()>,
+    sender: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -85,6 +90,7 @@ impl std::fmt::Debug for PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.sender.abort();
     }
 }
 
@@ -127,13 +133,6 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| StoreError::Invalid(format!("`{s}` is not an RFC 3339 time: {e}")))
-}
-
-/// Announces a change of `run_id` to every process when the transaction commits.
-pub(crate) async fn notify_run(tx: &Transaction<'_>, run_id: &str) -> Result<(), StoreError> {
-    let stmt = tx.prepare_cached("SELECT pg_notify($1 || md5(current_schema()), $2)").await?;
-    tx.execute(&stmt, &[&RUNS_CHANNEL, &run_id]).await?;
-    Ok(())
 }
 
 /// Wakes idle workers of every process when the transaction commits.
@@ -190,8 +189,12 @@ impl PgStore {
         let hub = Arc::new(Hub::new());
         let wake = Arc::new(tokio::sync::Notify::new());
         let leader = Arc::new(AtomicBool::new(false));
-        let listener = tokio::spawn(listen(config, hub.clone(), wake.clone(), leader.clone(), options.leader_poll));
-        Ok(PgStore { pool, hub, wake, leader, listener })
+        let notices = Arc::new(notices::Notices::default());
+        let sender = tokio::spawn(notices::send(config.clone(), notices.clone()));
+        let listening =
+            Listening { hub: hub.clone(), wake: wake.clone(), leader: leader.clone(), notices: notices.clone() };
+        let listener = tokio::spawn(listen(config, listening, options.leader_poll));
+        Ok(PgStore { pool, hub, wake, leader, notices, listener, sender })
     }
 
     /// Applies the migrations and returns the schema version (for `ckp migrate`).
@@ -243,9 +246,10 @@ impl PgStore {
         self.hub.watch_all()
     }
 
-    /// Announces a committed change of `run_id` in this process at once (other processes hear the NOTIFY).
+    /// Announces a committed change of `run_id`: in this process at once, to the others by a notice.
     pub(crate) fn publish(&self, run_id: &str) {
         self.hub.publish(run_id);
+        self.notices.push(run_id);
     }
 
     /// Wakes one idle worker of this process.
@@ -268,16 +272,19 @@ impl PgStore {
     }
 }
 
-/// This process's listening session: turns NOTIFYs into local wake-ups and change notices, and competes for the
-/// leader lock. Reconnects (with backoff) when the connection is lost; after a gap every follower re-reads, since
-/// notices may have been missed.
-async fn listen(
-    config: tokio_postgres::Config,
+/// Where the listening session delivers what it hears.
+struct Listening {
     hub: Arc<Hub>,
     wake: Arc<tokio::sync::Notify>,
     leader: Arc<AtomicBool>,
-    poll: Duration,
-) {
+    notices: Arc<notices::Notices>,
+}
+
+/// This process's listening session: turns NOTIFYs into local wake-ups and change notices, and competes for the
+/// leader lock. Reconnects (with backoff) when the connection is lost; after a gap every follower re-reads, since
+/// notices may have been missed.
+async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
+    let Listening { hub, wake, leader, notices } = to;
     let mut backoff = Duration::from_millis(100);
     let mut reconnect = false;
     loop {
@@ -314,7 +321,11 @@ async fn listen(
                     tokio::select! {
                         n = rx.recv() => match n {
                             Some(n) if n.channel() == jobs => wake.notify_one(),
-                            Some(n) => hub.publish(n.payload()),
+                            Some(n) if notices.is_own(n.process_id()) => {}
+                            Some(n) => match notices::announced(n.payload()) {
+                                Some(runs) => runs.for_each(|run| hub.publish(run)),
+                                None => hub.publish_everything(),
+                            },
                             None => break,
                         },
                         _ = tick.tick() => {
@@ -348,30 +359,34 @@ impl Journal for PgStore {
         let run_id = run_id.to_owned();
         Box::pin(async move {
             let c = self.client().await.map_err(journal)?;
-            let checkpoint =
-                c.prepare_cached("SELECT checkpoint FROM runs WHERE run_id = $1").await.map_err(|e| journal(db(e)))?;
-            let records = c
-                .prepare_cached("SELECT key, record FROM step_results WHERE run_id = $1")
+            // The checkpoint (key NULL) and the step records in one statement.
+            let stmt = c
+                .prepare_cached(
+                    "SELECT NULL::text, checkpoint FROM runs WHERE run_id = $1
+                     UNION ALL SELECT key, record FROM step_results WHERE run_id = $1",
+                )
                 .await
                 .map_err(|e| journal(db(e)))?;
-            // Both queries in one round trip (pipelined: each is sent when first polled, in this order).
-            let (row, rows) =
-                futures_util::future::try_join(c.query_opt(&checkpoint, &[&run_id]), c.query(&records, &[&run_id]))
-                    .await
-                    .map_err(|e| journal(db(e)))?;
-            let Some(row) = row else {
+            let rows = c.query(&stmt, &[&run_id]).await.map_err(|e| journal(db(e)))?;
+            let mut checkpoint = None;
+            let mut steps = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                let (key, text): (Option<String>, String) =
+                    (r.try_get(0).map_err(|e| journal(db(e)))?, r.try_get(1).map_err(|e| journal(db(e)))?);
+                match key {
+                    None => checkpoint = Some(text),
+                    Some(key) => {
+                        let record: StepRecord = serde_json::from_str(&text)
+                            .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
+                        steps.insert(key, record);
+                    }
+                }
+            }
+            let Some(text) = checkpoint else {
                 return Ok(None);
             };
-            let text: String = row.get(0);
             let checkpoint =
                 serde_json::from_str(&text).map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
-            let mut steps = HashMap::with_capacity(rows.len());
-            for r in rows {
-                let key: String = r.get(0);
-                let record: StepRecord = serde_json::from_str(r.get(1))
-                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
-                steps.insert(key, record);
-            }
             Ok(Some(Stored { checkpoint, steps }))
         })
     }

@@ -84,11 +84,13 @@ fn event(event_type: &str, payload: Value) -> ckp_engine::Event {
     ckp_engine::Event { event_type: event_type.into(), node_id: None, step_id: None, payload, created_at: Utc::now() }
 }
 
-/// Records `decision` on `run_id` inside `tx` (see the SQLite store's `decide_in`).
+/// Records `decision` on `run_id` inside `tx` (see the SQLite store's `decide_in`); adds the runs it changed (the
+/// run, and the parents a subflow's decision reaches) to `touched`.
 async fn decide_in(
     tx: &Transaction<'_>,
     run_id: &str,
     decision: Decision,
+    touched: &mut Vec<String>,
 ) -> Result<Result<Vec<PendingApproval>, StoreError>, StoreError> {
     let at = Utc::now();
     let (mut run, mut decision) = (run_id.to_owned(), decision);
@@ -101,6 +103,7 @@ async fn decide_in(
             Err(e) => return Ok(Err(StoreError::Conflict(e.to_string()))),
         };
         apply(tx, &run, &Commit { events: applied.events, steps: Vec::new(), checkpoint: cp }).await?;
+        touched.push(run.clone());
         if first.is_none() {
             if applied.still_pending.is_empty() {
                 enqueue_in(tx, &run, DECISION_PRIORITY, at).await?;
@@ -154,14 +157,13 @@ impl PgStore {
     pub async fn create_run(&self, run: NewRun, commit: Commit, queue: bool) -> Result<RunRow, StoreError> {
         let mut c = self.client().await?;
         let w = CommitWrite::new(&c, &run.run_id, &commit, Some(Creation::new(&run, queue))).await?;
-        let read = c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1")).await?;
-        let row = write_commit(&mut c, w, Some((&read, vec![&run.run_id]))).await?;
-        let row = row.as_ref().map(run_row).transpose()?;
+        let row = w.created_row().ok_or_else(|| StoreError::Write("the new run was not stored".into()))?;
+        write_commit(&mut c, w, None).await?;
         if queue {
             self.notify_work();
         }
         self.publish(&run.run_id);
-        row.ok_or_else(|| StoreError::Write("the new run was not stored".into()))
+        Ok(row)
     }
 
     /// One run.
@@ -245,8 +247,8 @@ impl PgStore {
         Ok(c.query_opt(&stmt, &[&run_id]).await?.map(|r| r.get(0)))
     }
 
-    /// A run's status, then its events after `after` (see [`crate::Store::status_and_events`]): both queries in
-    /// one round trip (pipelined; the status is read first).
+    /// A run's status and its events after `after` (see [`crate::Store::status_and_events`]): one statement, so
+    /// both come from one snapshot.
     pub async fn status_and_events(
         &self,
         run_id: &str,
@@ -254,16 +256,23 @@ impl PgStore {
         limit: i64,
     ) -> Result<Option<(String, Vec<EventRow>)>, StoreError> {
         let c = self.client().await?;
-        let status = c.prepare_cached("SELECT status FROM runs WHERE run_id = $1").await?;
-        let batches = c.prepare_cached(super::BATCHES_FROM).await?;
-        let from = crate::events::first_batch(after);
-        let (status, rows) =
-            futures_util::future::try_join(c.query_opt(&status, &[&run_id]), c.query(&batches, &[&run_id, &from]))
-                .await?;
-        let Some(status) = status else { return Ok(None) };
-        let batches = rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?)));
+        let stmt = c
+            .prepare_cached(
+                "SELECT r.status, b.batch_id, b.data FROM runs r
+                 LEFT JOIN run_event_batches b ON b.run_id = r.run_id AND b.batch_id >= $2
+                 WHERE r.run_id = $1 ORDER BY b.batch_id",
+            )
+            .await?;
+        let rows = c.query(&stmt, &[&run_id, &crate::events::first_batch(after)]).await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let status: String = first.try_get(0)?;
+        let batches = rows.iter().filter_map(|r| match r.try_get::<_, Option<i64>>(1) {
+            Ok(Some(batch)) => Some(r.try_get(2).map(|data| (batch, data)).map_err(StoreError::from)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e.into())),
+        });
         let page = crate::events::rows_after(batches, StoreError::Read, run_id, after, limit)?;
-        Ok(Some((status.try_get(0)?, page)))
+        Ok(Some((status, page)))
     }
 
     /// Whether a cancel was requested for `run_id`.
@@ -318,7 +327,6 @@ impl PgStore {
             return Err(StoreError::Conflict(format!("Run {run_id} is being executed; cancel it first")));
         }
         delete_in(&tx, run_id).await?;
-        super::notify_run(&tx, run_id).await?;
         tx.commit().await?;
         self.publish(run_id);
         Ok(())
@@ -422,12 +430,13 @@ impl PgStore {
     pub async fn decide(&self, run_id: &str, decision: Decision) -> Result<Vec<PendingApproval>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let pending = decide_in(&tx, run_id, decision).await??;
+        let mut touched = Vec::new();
+        let pending = decide_in(&tx, run_id, decision, &mut touched).await??;
         tx.commit().await?;
         if pending.is_empty() {
             self.notify_work();
         }
-        self.publish(run_id);
+        touched.iter().for_each(|run| self.publish(run));
         Ok(pending)
     }
 
@@ -497,7 +506,8 @@ impl PgStore {
             comment: decision.comment.clone(),
         };
         // The run row lock inside decide_in serializes competing decisions; the loser sees the approval decided.
-        let pending = decide_in(&tx, &found.run_id, engine_decision).await??;
+        let mut touched = Vec::new();
+        let pending = decide_in(&tx, &found.run_id, engine_decision, &mut touched).await??;
         let mut payload = Map::new();
         let settled: Option<String> = tx
             .query_one("SELECT decision_payload FROM approvals WHERE approval_id = $1", &[&approval_id])
@@ -517,7 +527,7 @@ impl PgStore {
         if pending.is_empty() {
             self.notify_work();
         }
-        self.publish(&found.run_id);
+        touched.iter().for_each(|run| self.publish(run));
         row.ok_or_else(|| StoreError::NotFound(format!("Approval {approval_id} not found")))
     }
 }
