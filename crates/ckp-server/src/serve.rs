@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::app::{AppState, router};
 use crate::catalog::Catalog;
-use crate::worker::{WorkerConfig, run_reclaimer, run_worker};
+use crate::worker::{WorkerConfig, run_reclaimer, run_workers};
 
 /// The server's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -402,10 +402,9 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     callbacks.set_base_url(&crate::workflow::public_url(config, addr));
     let mut tasks = JoinSet::new();
     let host = uuid::Uuid::new_v4().simple().to_string();
-    for i in 0..config.workers {
-        let mut wc = WorkerConfig::new(format!("{}-{i}", &host[..8]));
-        wc.lease_ms = config.lease_ms;
-        tasks.spawn(run_worker(store.clone(), engine.clone(), catalog.clone(), wc, signal.clone()));
+    if config.workers > 0 {
+        let wc = WorkerConfig { workers: config.workers, lease_ms: config.lease_ms, ..WorkerConfig::new(&host[..8]) };
+        tasks.spawn(run_workers(store.clone(), engine.clone(), catalog.clone(), wc, signal.clone()));
     }
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));

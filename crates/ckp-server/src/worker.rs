@@ -1,6 +1,9 @@
-//! Workers: claim a job, keep its lease alive while the engine executes the run, then finish or reschedule the
-//! job by the outcome (a durable timer becomes `available_at`). Idle workers wait for a pushed wake-up, or for the
-//! next timer, never busy-poll. A reclaim loop returns the jobs of dead workers to the queue.
+//! Workers: a process's claimer takes ready jobs for all its idle workers in one claim (the PostgreSQL store reads
+//! each claimed run with it), and each worker keeps its job's lease alive while the engine executes the run, then
+//! finishes or reschedules the job by the outcome (a durable timer becomes `available_at`). The claimer looks at
+//! the queue only when it may hold work: after a pushed wake-up, when the next timer is due, or while its last
+//! claim filled every idle worker; it never busy-polls, and a worker that finishes does not claim on its own. A
+//! reclaim loop returns the jobs of dead workers to the queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,14 +13,16 @@ use ckp_engine::callback::{Callback, CallbackOutcome};
 use ckp_engine::engine::Procedures;
 use ckp_engine::journal::{Checkpoint, RunStatus};
 use ckp_engine::{Decision, Engine, RunOutcome};
-use ckp_store::{Job, Store};
-use tokio::sync::watch;
+use ckp_store::{ClaimedJob, Store};
+use tokio::sync::{mpsc, watch};
 
-/// How a worker behaves.
+/// How a process's workers behave.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Worker id, written into the lease.
+    /// Prefix of the worker ids written into leases (worker `i` is `{id}-{i}`); unique per process.
     pub id: String,
+    /// How many runs the process executes at once.
+    pub workers: usize,
     /// Lease length; heartbeats renew it every third of it.
     pub lease_ms: i64,
     /// Longest idle sleep when nothing is queued (a safety net; enqueues wake workers at once).
@@ -27,10 +32,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults for worker `id`: 30 s leases, 1 s idle safety net, 1 s error backoff.
+    /// Defaults for one worker with ids prefixed `id`: 30 s leases, 1 s idle safety net, 1 s error backoff.
     pub fn new(id: impl Into<String>) -> Self {
         WorkerConfig {
             id: id.into(),
+            workers: 1,
             lease_ms: 30_000,
             idle_wait: Duration::from_secs(1),
             error_backoff: Duration::from_secs(1),
@@ -38,46 +44,103 @@ impl WorkerConfig {
     }
 }
 
-/// Runs a worker until `shutdown` turns true (a run in hand is executed to its next pause or end first).
-pub async fn run_worker(
+/// Runs a process's workers until `shutdown` turns true; runs in hand are executed to their next pause or end
+/// first.
+pub async fn run_workers(
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
     procedures: Arc<dyn Procedures>,
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        if *shutdown.borrow() {
-            return;
+    let config = Arc::new(config);
+    let ids: Vec<String> = (0..config.workers).map(|i| format!("{}-{i}", config.id)).collect();
+    let (freed, mut idle) = mpsc::unbounded_channel::<usize>();
+    let mut hands = Vec::with_capacity(ids.len());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (slot, id) in ids.iter().enumerate() {
+        let (hand, mut jobs) = mpsc::channel::<ClaimedJob>(1);
+        hands.push(hand);
+        let (store, engine, procedures, config, freed, id) =
+            (store.clone(), engine.clone(), procedures.clone(), config.clone(), freed.clone(), id.clone());
+        tasks.spawn(async move {
+            while let Some(claimed) = jobs.recv().await {
+                execute(&store, &engine, procedures.as_ref(), &config, &id, claimed).await;
+                let _ = freed.send(slot);
+            }
+        });
+    }
+    // Idle workers (slots), and whether the queue may hold a ready job.
+    let mut free: Vec<usize> = (0..ids.len()).rev().collect();
+    let mut look = true;
+    let mut idle_wait = config.idle_wait;
+    while !*shutdown.borrow() {
+        while let Ok(slot) = idle.try_recv() {
+            free.push(slot);
         }
-        match store.claim_or_next(&config.id, config.lease_ms, Utc::now()).await {
-            Ok(Ok(job)) => execute(&store, &engine, procedures.as_ref(), &config, job).await,
-            Ok(Err(next)) => {
-                let wait = match next {
-                    Some(at) => (at - Utc::now()).to_std().unwrap_or_default().min(config.idle_wait),
-                    None => config.idle_wait,
-                };
-                tokio::select! {
-                    () = store.wait_for_work(wait) => {}
-                    _ = shutdown.changed() => {}
+        if look && !free.is_empty() {
+            let names = free.iter().filter_map(|&slot| ids.get(slot).cloned()).collect();
+            match store.claim_batch(names, config.lease_ms, Utc::now()).await {
+                Ok(claims) => {
+                    // A claim that filled every idle worker may have left more behind.
+                    look = claims.jobs.len() == free.len();
+                    idle_wait = match claims.next_available {
+                        Some(at) => (at - Utc::now()).to_std().unwrap_or_default().min(config.idle_wait).max(MIN_WAIT),
+                        None => config.idle_wait,
+                    };
+                    let mut given = vec![false; free.len()];
+                    for claimed in claims.jobs {
+                        if let (Some(&slot), Some(g)) = (free.get(claimed.worker), given.get_mut(claimed.worker))
+                            && let Some(hand) = hands.get(slot)
+                        {
+                            *g = true;
+                            // The worker is idle, so its hand is empty; a closed one means it died: the lease
+                            // expires and the job is reclaimed.
+                            let _ = hand.try_send(claimed);
+                        }
+                    }
+                    let mut given = given.into_iter();
+                    free.retain(|_| !given.next().unwrap_or(false));
+                }
+                Err(_) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(config.error_backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
                 }
             }
-            Err(_) => tokio::time::sleep(config.error_backoff).await,
+            continue;
+        }
+        tokio::select! {
+            Some(slot) = idle.recv() => free.push(slot),
+            () = store.wait_for_work(idle_wait), if !look => look = true,
+            _ = shutdown.changed() => {}
         }
     }
+    drop(hands);
+    while tasks.join_next().await.is_some() {}
 }
+
+/// Shortest idle sleep before looking again for a job that was due but held by another transaction.
+const MIN_WAIT: Duration = Duration::from_millis(1);
 
 async fn execute(
     store: &Arc<dyn Store>,
     engine: &Arc<Engine>,
     procedures: &dyn Procedures,
     config: &WorkerConfig,
-    job: Job,
+    worker: &str,
+    claimed: ClaimedJob,
 ) {
+    let ClaimedJob { job, stored, .. } = claimed;
     // Whether the run was already settled (ended, or waiting with nothing due) when claimed: then the engine
     // commits nothing and the worker must release the job itself.
     let execution = async {
-        match store.load(&job.run_id).await {
+        let loaded = match stored {
+            Some(stored) => Ok(Some(stored)),
+            None => store.load(&job.run_id).await,
+        };
+        match loaded {
             Ok(Some(stored)) => {
                 let cp = &stored.checkpoint;
                 let now = Utc::now();
@@ -106,7 +169,7 @@ async fn execute(
         tokio::select! {
             done = &mut execution => break done,
             _ = renew.tick() => {
-                if matches!(store.heartbeat(job.job_id, &config.id, config.lease_ms).await, Ok(true)) {
+                if matches!(store.heartbeat(job.job_id, worker, config.lease_ms).await, Ok(true)) {
                     // A cancel recorded by another process reaches this execution at its next step.
                     if matches!(store.cancellation_requested(&job.run_id).await, Ok(true)) {
                         engine.cancel(&job.run_id);
@@ -116,29 +179,38 @@ async fn execute(
         }
     };
     engine.forget_cancel(&job.run_id);
+    // A cancel asked while the run was executing is recorded for the worker; one that arrived after the engine
+    // stopped checking is applied here, once the job is released (below), so it is not left until the run's
+    // next wake-up.
+    let stopped =
+        !matches!(outcome, Ok(RunOutcome::Completed { .. } | RunOutcome::Failed { .. } | RunOutcome::Cancelled));
     let _ = match outcome {
-        Ok(RunOutcome::Sleeping { until }) => store.reschedule(job.job_id, &config.id, until).await,
+        Ok(RunOutcome::Sleeping { until }) => store.reschedule(job.job_id, worker, until).await,
         // An approval with an expiry is a durable timer too: the job comes back when it is due.
         Ok(RunOutcome::WaitingApproval(pending)) => match pending.iter().filter_map(|a| a.expires_at).min() {
-            Some(at) => store.reschedule(job.job_id, &config.id, at).await,
-            None if settled_before => store.finish(job.job_id, &config.id).await,
+            Some(at) => store.reschedule(job.job_id, worker, at).await,
+            None if settled_before => store.finish(job.job_id, worker).await,
             // The commit that paused the run released its job (same transaction).
             None => Ok(true),
         },
         // A run waiting for workflow callbacks comes back when the first of them times out; a callback queues it
         // sooner.
         Ok(RunOutcome::AwaitingCallback(callbacks)) => match callbacks.iter().map(|c| c.timeout_at).min() {
-            Some(at) => store.reschedule(job.job_id, &config.id, at).await,
-            None => store.finish(job.job_id, &config.id).await,
+            Some(at) => store.reschedule(job.job_id, worker, at).await,
+            None => store.finish(job.job_id, worker).await,
         },
-        Ok(_) if settled_before => store.finish(job.job_id, &config.id).await,
+        Ok(_) if settled_before => store.finish(job.job_id, worker).await,
         // The commit that ended the run released its job (same transaction).
         Ok(_) => Ok(true),
         Err(_) => {
             let at = Utc::now() + chrono::Duration::from_std(config.error_backoff).unwrap_or_default();
-            store.reschedule(job.job_id, &config.id, at).await
+            store.reschedule(job.job_id, worker, at).await
         }
     };
+    if stopped && matches!(store.cancellation_requested(&job.run_id).await, Ok(true)) {
+        // Conflict: it ended meanwhile; Executing: another worker holds it now and sees the request.
+        let _ = store.cancel_run(&job.run_id, "cancel_requested").await;
+    }
 }
 
 /// Applies expiry to the run's due approvals (A.2.8) through the store's guarded decision, so an expiry and a

@@ -26,6 +26,7 @@ pub const CHECKS: &[Check] = &[
     ("runs_are_created_with_their_job_and_read_back", |s| Box::pin(runs_are_created_with_their_job_and_read_back(s))),
     ("run_list_filters_and_pages", |s| Box::pin(run_list_filters_and_pages(s))),
     ("queue_leases_priorities_and_timers", |s| Box::pin(queue_leases_priorities_and_timers(s))),
+    ("batch_claims_give_each_worker_its_own_job", |s| Box::pin(batch_claims_give_each_worker_its_own_job(s))),
     ("approvals_follow_the_run_and_one_decision_wins", |s| Box::pin(approvals_follow_the_run_and_one_decision_wins(s))),
     ("cancel_retry_delete", |s| Box::pin(cancel_retry_delete(s))),
     ("registry_tables", |s| Box::pin(registry_tables(s))),
@@ -207,6 +208,83 @@ async fn queue_leases_priorities_and_timers(store: Arc<dyn Store>) {
     assert!(store.claim("w3", 1_000, Utc::now()).await.expect("claim").is_none());
     let stats = store.queue_stats().await.expect("stats");
     assert!(stats.depth_by_status.contains(&("queued".into(), 2)));
+}
+
+fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+async fn batch_claims_give_each_worker_its_own_job(store: Arc<dyn Store>) {
+    let p = approval_procedure();
+    // "gate" has a step record and waits for a decision, which requeues it ahead of the others.
+    create(&store, &p, "gate", json!({})).await;
+    execute(&store, &p, "gate").await;
+    let d = Decision { key: None, value: json!("approve"), decided_by: None, comment: None };
+    store.decide("gate", d).await.expect("decides");
+    for id in ["p1", "p2", "later"] {
+        create(&store, &p, id, json!({})).await;
+    }
+    store.enqueue("later", 0, Some(Utc::now() + chrono::Duration::hours(1))).await.expect("enqueue");
+    let now = Utc::now();
+
+    let workers = names(&["w1", "w2"]);
+    let first = store.claim_batch(workers.clone(), 60_000, now).await.expect("claims");
+    assert_eq!(first.jobs.len(), 2, "one job per worker");
+    assert_eq!(first.next_available, None, "every worker got a job");
+    let mut best: Vec<&str> = first.jobs.iter().map(|c| c.job.run_id.as_str()).collect();
+    best.sort_unstable();
+    assert_eq!(best, ["gate", "p1"], "the best jobs first (priority, then age)");
+    let mut given: Vec<usize> = first.jobs.iter().map(|c| c.worker).collect();
+    given.sort_unstable();
+    assert_eq!(given, [0, 1], "each job to a distinct worker");
+    for c in &first.jobs {
+        assert_eq!(c.job.attempts, 1);
+        let (mine, other) = (&workers[c.worker], &workers[1 - c.worker]);
+        assert!(!store.heartbeat(c.job.job_id, other, 60_000).await.expect("heartbeat"), "not {other}'s lease");
+        assert!(store.heartbeat(c.job.job_id, mine, 60_000).await.expect("heartbeat"), "{mine}'s lease");
+        // A store that reads the run with the claim reads what a load reads.
+        if let Some(stored) = &c.stored {
+            assert_eq!(Some(stored), store.load(&c.job.run_id).await.expect("loads").as_ref());
+        }
+    }
+
+    let second = store.claim_batch(names(&["w3", "w4", "w5"]), 60_000, now).await.expect("claims");
+    assert_eq!(second.jobs.len(), 1, "only one more job is ready: {second:?}");
+    assert_eq!(second.jobs[0].job.run_id, "p2");
+    assert!(
+        matches!(second.next_available, Some(at) if at > now + chrono::Duration::minutes(59)),
+        "fewer jobs than workers: the claim tells when the delayed job is due: {second:?}"
+    );
+    let none = store.claim_batch(names(&["w6"]), 60_000, now).await.expect("claims");
+    assert!(none.jobs.is_empty() && none.next_available.is_some());
+    let nobody = store.claim_batch(Vec::new(), 60_000, now).await.expect("claims");
+    assert!(nobody.jobs.is_empty());
+
+    // Concurrent batch claims never share a job.
+    for i in 0..30 {
+        create(&store, &p, &format!("c{i}"), json!({})).await;
+    }
+    let mut tasks = Vec::new();
+    for t in 0..3 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let workers = (0..4).map(|w| format!("t{t}w{w}")).collect();
+                let claims = store.claim_batch(workers, 60_000, Utc::now()).await.expect("claims");
+                if claims.jobs.is_empty() {
+                    return got;
+                }
+                got.extend(claims.jobs.into_iter().map(|c| c.job.run_id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("claiming task"));
+    }
+    let unique: std::collections::HashSet<&String> = all.iter().collect();
+    assert_eq!((all.len(), unique.len()), (30, 30), "{all:?}");
 }
 
 async fn approvals_follow_the_run_and_one_decision_wins(store: Arc<dyn Store>) {

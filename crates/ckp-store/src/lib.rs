@@ -29,7 +29,7 @@ pub use approvals::{ApprovalDecision, ApprovalRow};
 pub use decisions::DECISION_PRIORITY;
 pub use pg::{PgOptions, PgStore};
 pub use procedures::{ProcedureFilter, ProcedureRecord};
-pub use queue::Job;
+pub use queue::{ClaimedJob, Claims, Job};
 pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
 pub use runs::{
     EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, is_terminal, status_text,

@@ -21,6 +21,27 @@ pub struct Job {
     pub locked_until: DateTime<Utc>,
 }
 
+/// A job claimed by [`SqliteStore::claim_batch`] for one of the workers named in the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    /// The job.
+    pub job: Job,
+    /// Which of the named workers holds its lease (an index into the call's `workers`).
+    pub worker: usize,
+    /// The run as stored when claimed, when the store read it with the claim (saves the worker a load).
+    pub stored: Option<ckp_engine::journal::Stored>,
+}
+
+/// What a batch claim got: up to one job per named worker and, when fewer were ready, when the next queued job
+/// becomes available.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Claims {
+    /// The jobs claimed, each for a distinct worker.
+    pub jobs: Vec<ClaimedJob>,
+    /// When the next queued job becomes available (set only when fewer jobs than workers were claimed).
+    pub next_available: Option<DateTime<Utc>>,
+}
+
 fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
 }
@@ -80,6 +101,47 @@ impl SqliteStore {
             )?
             .execute(params![job_id, worker, ts(until), ts(now)])?;
             Ok(Some(Job { job_id, run_id, attempts: attempts + 1, locked_until: until }))
+        })
+        .await
+    }
+
+    /// Claims up to one ready job per worker in `workers` (best first) in one transaction, each leased for
+    /// `lease_ms` by the worker it is given to; when fewer were ready, also tells when the next queued job becomes
+    /// available.
+    pub async fn claim_batch(
+        &self,
+        workers: Vec<String>,
+        lease_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, StoreError> {
+        let until = now + chrono::Duration::milliseconds(lease_ms);
+        self.write(move |tx| {
+            let limit = i64::try_from(workers.len()).unwrap_or(i64::MAX);
+            let found: Vec<(i64, String, i64)> = tx
+                .prepare_cached(
+                    "SELECT job_id, run_id, attempts FROM run_jobs WHERE state = 'queued' AND available_at <= ?1
+                     ORDER BY priority DESC, available_at, job_id LIMIT ?2",
+                )?
+                .query_map(params![ts(now), limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut lease = tx.prepare_cached(
+                "UPDATE run_jobs SET state = 'running', attempts = attempts + 1, locked_by = ?2, locked_until = ?3,
+                     updated_at = ?4
+                 WHERE job_id = ?1",
+            )?;
+            let mut claims = Claims::default();
+            for (worker, ((job_id, run_id, attempts), name)) in found.into_iter().zip(&workers).enumerate() {
+                lease.execute(params![job_id, name, ts(until), ts(now)])?;
+                let job = Job { job_id, run_id, attempts: attempts + 1, locked_until: until };
+                claims.jobs.push(ClaimedJob { job, worker, stored: None });
+            }
+            if claims.jobs.len() < workers.len() {
+                let at: Option<String> = tx
+                    .prepare_cached("SELECT MIN(available_at) FROM run_jobs WHERE state = 'queued'")?
+                    .query_row([], |r| r.get(0))?;
+                claims.next_available = at.as_deref().map(parse_ts);
+            }
+            Ok(claims)
         })
         .await
     }

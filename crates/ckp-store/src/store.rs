@@ -13,7 +13,7 @@ use ckp_engine::journal::{Checkpoint, Commit, Journal, PendingApproval};
 
 use crate::approvals::{ApprovalDecision, ApprovalRow};
 use crate::procedures::{ProcedureFilter, ProcedureRecord};
-use crate::queue::Job;
+use crate::queue::{Claims, Job};
 use crate::registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
 use crate::runs::{EventRow, NewRun, QueueStats, RunChange, RunFilter, RunRow, StepRow};
 use crate::secrets::{SecretRow, SecretUpdate};
@@ -67,6 +67,9 @@ store_contract! {
     /// Claims the best ready job for `worker` for `lease_ms`, or, none being ready, tells when the next queued job
     /// becomes available (what an idle worker needs to know to sleep).
     fn claim_or_next(&self, worker: &'a str, lease_ms: i64, now: DateTime<Utc>) -> R<Result<Job, Option<DateTime<Utc>>>>;
+    /// Claims up to one ready job per worker named (best first, each leased to the worker it is given to) in one
+    /// transaction; when fewer were ready, also tells when the next queued job becomes available.
+    fn claim_batch(&self, workers: Vec<String>, lease_ms: i64, now: DateTime<Utc>) -> R<Claims>;
     /// Extends a lease; false when it was lost.
     fn heartbeat(&self, job_id: i64, worker: &'a str, lease_ms: i64) -> R<bool>;
     /// Ends a job (requeued if a requeue arrived meanwhile).

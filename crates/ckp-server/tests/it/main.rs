@@ -19,7 +19,7 @@ use ckp_engine::effects::Effects;
 use ckp_engine::engine::ProcedureSet;
 use ckp_engine::journal::{Journal, RunStatus};
 use ckp_engine::{Decision, Engine, EngineConfig};
-use ckp_server::worker::{WorkerConfig, run_reclaimer, run_worker};
+use ckp_server::worker::{WorkerConfig, run_reclaimer, run_workers};
 use ckp_store::{SqliteOptions, SqliteStore};
 use serde_json::{Map, Value, json};
 
@@ -58,17 +58,16 @@ async fn two_workers_execute_queued_runs_with_approvals_and_timers() {
         Engine::new(store.clone(), Effects::default()).with_config(config).with_procedures(procedures.clone()),
     );
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for w in 0..2 {
-        workers.push(tokio::spawn(run_worker(
+    let workers = vec![
+        tokio::spawn(run_workers(
             store.clone(),
             engine.clone(),
             procedures.clone(),
-            WorkerConfig::new(format!("w{w}")),
+            WorkerConfig { workers: 2, ..WorkerConfig::new("w") },
             shutdown.clone(),
-        )));
-    }
-    workers.push(tokio::spawn(run_reclaimer(store.clone(), Duration::from_millis(200), shutdown.clone())));
+        )),
+        tokio::spawn(run_reclaimer(store.clone(), Duration::from_millis(200), shutdown.clone())),
+    ];
 
     let mut ids = Vec::new();
     for i in 0..30 {

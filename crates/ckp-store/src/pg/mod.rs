@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ckp_engine::effects::BoxFuture;
-use ckp_engine::journal::{Commit, Journal, StepRecord, Stored};
+use ckp_engine::journal::{Checkpoint, Commit, Journal, StepRecord, Stored};
 use ckp_engine::{EngineError, Event};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_secrets.sql"),
     include_str!("../../migrations/postgres/0003_commit_function.sql"),
     include_str!("../../migrations/postgres/0004_notices_after_commit.sql"),
+    include_str!("../../migrations/postgres/0005_claim_batch.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
@@ -354,6 +355,37 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
     }
 }
 
+/// Builds a [`Stored`] run from rows read from `runs` (the checkpoint, key None) and `step_results`.
+#[derive(Default)]
+pub(crate) struct StoredReader {
+    checkpoint: Option<Checkpoint>,
+    steps: HashMap<String, StepRecord>,
+}
+
+impl StoredReader {
+    /// Takes one row: the checkpoint when `key` is None, else the step record under `key`.
+    pub(crate) fn add(&mut self, key: Option<String>, text: &str) -> Result<(), EngineError> {
+        match key {
+            None => {
+                let checkpoint = serde_json::from_str(text)
+                    .map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
+                self.checkpoint = Some(checkpoint);
+            }
+            Some(key) => {
+                let record: StepRecord = serde_json::from_str(text)
+                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
+                self.steps.insert(key, record);
+            }
+        }
+        Ok(())
+    }
+
+    /// The run, or None when no checkpoint was read (the run does not exist).
+    pub(crate) fn finish(self) -> Option<Stored> {
+        self.checkpoint.map(|checkpoint| Stored { checkpoint, steps: self.steps })
+    }
+}
+
 impl Journal for PgStore {
     fn load(&self, run_id: &str) -> BoxFuture<'_, Result<Option<Stored>, EngineError>> {
         let run_id = run_id.to_owned();
@@ -368,26 +400,13 @@ impl Journal for PgStore {
                 .await
                 .map_err(|e| journal(db(e)))?;
             let rows = c.query(&stmt, &[&run_id]).await.map_err(|e| journal(db(e)))?;
-            let mut checkpoint = None;
-            let mut steps = HashMap::with_capacity(rows.len());
+            let mut read = StoredReader::default();
             for r in &rows {
                 let (key, text): (Option<String>, String) =
                     (r.try_get(0).map_err(|e| journal(db(e)))?, r.try_get(1).map_err(|e| journal(db(e)))?);
-                match key {
-                    None => checkpoint = Some(text),
-                    Some(key) => {
-                        let record: StepRecord = serde_json::from_str(&text)
-                            .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
-                        steps.insert(key, record);
-                    }
-                }
+                read.add(key, &text)?;
             }
-            let Some(text) = checkpoint else {
-                return Ok(None);
-            };
-            let checkpoint =
-                serde_json::from_str(&text).map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
-            Ok(Some(Stored { checkpoint, steps }))
+            Ok(read.finish())
         })
     }
 

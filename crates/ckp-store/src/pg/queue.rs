@@ -5,9 +5,11 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::{JOBS_CHANNEL, PgStore, notify_jobs};
+use std::collections::HashMap;
+
+use super::{JOBS_CHANNEL, PgStore, StoredReader, notify_jobs};
 use crate::StoreError;
-use crate::queue::Job;
+use crate::queue::{ClaimedJob, Claims, Job};
 
 /// Makes run $1 runnable from $3 with priority $2 and wakes idle workers (channel $4; migration 0003).
 const ENQUEUE: &str = "SELECT ckp_enqueue($1, $2, $3, $4)";
@@ -43,6 +45,44 @@ impl PgStore {
     /// Claims the best ready job for `worker` for `lease_ms`.
     pub async fn claim(&self, worker: &str, lease_ms: i64, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
         Ok(self.claim_or_next(worker, lease_ms, now).await?.ok())
+    }
+
+    /// Claims up to one ready job per worker in `workers` and reads each claimed run with it: one statement
+    /// (`ckp_claim`, migration 0005).
+    pub async fn claim_batch(
+        &self,
+        workers: Vec<String>,
+        lease_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, StoreError> {
+        let until = now + chrono::Duration::milliseconds(lease_ms);
+        let c = self.client().await?;
+        let stmt = c.prepare_cached("SELECT * FROM ckp_claim($1, $2, $3)").await?;
+        let rows = c.query(&stmt, &[&now, &workers, &until]).await?;
+        let mut claims = Claims::default();
+        // A run with an unreadable row is left for the worker's own load, which reports the error (None here).
+        let mut runs: HashMap<String, Option<StoredReader>> = HashMap::new();
+        for r in &rows {
+            if let Some(job_id) = r.try_get::<_, Option<i64>>(0)? {
+                let run_id: String = r.try_get(1)?;
+                let worker = usize::try_from(r.try_get::<_, i64>(3)? - 1).unwrap_or(usize::MAX);
+                let job = Job { job_id, run_id, attempts: r.try_get(2)?, locked_until: until };
+                claims.jobs.push(ClaimedJob { job, worker, stored: None });
+            } else if let Some(run_id) = r.try_get::<_, Option<String>>(1)? {
+                let entry = runs.entry(run_id).or_insert_with(|| Some(StoredReader::default()));
+                if let Some(reader) = entry
+                    && reader.add(r.try_get(5)?, r.try_get(6)?).is_err()
+                {
+                    *entry = None;
+                }
+            } else {
+                claims.next_available = r.try_get(4)?;
+            }
+        }
+        for claimed in &mut claims.jobs {
+            claimed.stored = runs.remove(&claimed.job.run_id).flatten().and_then(StoredReader::finish);
+        }
+        Ok(claims)
     }
 
     /// Claims the best ready job, or tells when the next queued job becomes available: one statement.

@@ -68,8 +68,11 @@ async fn lock_checkpoint(tx: &Transaction<'_>, run_id: &str) -> Result<Option<Ch
     serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Read(format!("unreadable checkpoint: {e}")))
 }
 
+/// The state of the run's job, with the job row locked until the transaction ends: a worker releasing or
+/// rescheduling the job meanwhile waits for this transaction, and then sees what it wrote (a cancel request
+/// recorded for a run being executed is never missed by the worker that stops executing it).
 async fn job_state(c: &impl GenericClient, run_id: &str) -> Result<Option<String>, StoreError> {
-    let stmt = c.prepare_cached("SELECT state FROM run_jobs WHERE run_id = $1").await?;
+    let stmt = c.prepare_cached("SELECT state FROM run_jobs WHERE run_id = $1 FOR UPDATE").await?;
     Ok(c.query_opt(&stmt, &[&run_id]).await?.map(|r| r.get(0)))
 }
 
