@@ -318,7 +318,12 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             if config.workers == 0 && !config.http {
                 return Err(ServeError::Config("a process with no workers and no HTTP API has nothing to do".into()));
             }
-            let options = PgOptions { pool_size: config.db_pool_size.max(2), ..PgOptions::default() };
+            let options = PgOptions {
+                pool_size: config.db_pool_size.max(2),
+                follow_runs: config.http,
+                follow_jobs: config.workers > 0,
+                ..PgOptions::default()
+            };
             // Other processes share the database: only leases that expired are taken back (by the reclaimer).
             Arc::new(PgStore::connect(url, options).await?)
         }

@@ -63,11 +63,22 @@ pub struct PgOptions {
     pub acquire_timeout: Duration,
     /// How often a process that is not the leader tries to become it.
     pub leader_poll: Duration,
+    /// Whether this process follows other processes' run changes (it serves streams or waits on runs over HTTP);
+    /// PostgreSQL delivers every notice to every session listening, so a process that only works leaves it off.
+    pub follow_runs: bool,
+    /// Whether this process's workers are woken by other processes' enqueues (off for an API-only process).
+    pub follow_jobs: bool,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { pool_size: 16, acquire_timeout: Duration::from_secs(10), leader_poll: Duration::from_secs(1) }
+        PgOptions {
+            pool_size: 16,
+            acquire_timeout: Duration::from_secs(10),
+            leader_poll: Duration::from_secs(1),
+            follow_runs: true,
+            follow_jobs: true,
+        }
     }
 }
 
@@ -192,8 +203,14 @@ impl PgStore {
         let leader = Arc::new(AtomicBool::new(false));
         let notices = Arc::new(notices::Notices::default());
         let sender = tokio::spawn(notices::send(config.clone(), notices.clone()));
-        let listening =
-            Listening { hub: hub.clone(), wake: wake.clone(), leader: leader.clone(), notices: notices.clone() };
+        let listening = Listening {
+            hub: hub.clone(),
+            wake: wake.clone(),
+            leader: leader.clone(),
+            notices: notices.clone(),
+            runs: options.follow_runs,
+            jobs: options.follow_jobs,
+        };
         let listener = tokio::spawn(listen(config, listening, options.leader_poll));
         Ok(PgStore { pool, hub, wake, leader, notices, listener, sender })
     }
@@ -279,13 +296,17 @@ struct Listening {
     wake: Arc<tokio::sync::Notify>,
     leader: Arc<AtomicBool>,
     notices: Arc<notices::Notices>,
+    /// Whether to listen for run change notices.
+    runs: bool,
+    /// Whether to listen for job wake-ups.
+    jobs: bool,
 }
 
 /// This process's listening session: turns NOTIFYs into local wake-ups and change notices, and competes for the
 /// leader lock. Reconnects (with backoff) when the connection is lost; after a gap every follower re-reads, since
 /// notices may have been missed.
 async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
-    let Listening { hub, wake, leader, notices } = to;
+    let Listening { hub, wake, leader, notices, runs: follow_runs, jobs: follow_jobs } = to;
     let mut backoff = Duration::from_millis(100);
     let mut reconnect = false;
     loop {
@@ -310,8 +331,13 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
                 Err(_) => String::new(),
             };
             let (runs, jobs) = (format!("{RUNS_CHANNEL}{schema}"), format!("{JOBS_CHANNEL}{schema}"));
-            let listen = format!("LISTEN \"{}\"; LISTEN \"{}\"", runs.replace('"', ""), jobs.replace('"', ""));
-            if !schema.is_empty() && client.batch_execute(&listen).await.is_ok() {
+            let listen: String = [(follow_runs, &runs), (follow_jobs, &jobs)]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, channel)| format!("LISTEN \"{}\";", channel.replace('"', "")))
+                .collect();
+            // A session that listens to nothing still holds the leader lock.
+            if !schema.is_empty() && (listen.is_empty() || client.batch_execute(&listen).await.is_ok()) {
                 if reconnect {
                     hub.publish_everything();
                     wake.notify_waiters();

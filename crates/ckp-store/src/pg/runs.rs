@@ -165,7 +165,9 @@ impl PgStore {
         if queue {
             self.notify_work();
         }
-        self.publish(&run.run_id);
+        // Other processes are not told: no stream can follow a run before it exists (that is a 404), and a new
+        // run has no approvals yet.
+        self.hub.publish(&run.run_id);
         Ok(row)
     }
 
