@@ -1,6 +1,8 @@
 //! The procedure catalog: import (compile + validate, then store; every error with its pointer, warnings kept),
 //! and compiled procedures by id and version, compiled once per version and cached (DESIGN §6: "compile once and
-//! cache per procedure version"). It is the engine's [`Procedures`] source for workers and subflows.
+//! cache per procedure version"), with the stored records a run's creation checks (status, effective date). Both
+//! caches are dropped whenever procedures change, in this process or (shared database) another one
+//! ([`Store::watch_procedures`]). It is the engine's [`Procedures`] source for workers and subflows.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,7 +32,34 @@ pub enum ImportError {
 /// Compiled procedures over the store.
 pub struct Catalog {
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<(String, String), Arc<Procedure>>>,
+    cache: Mutex<Cache>,
+}
+
+/// What the catalog keeps, valid until procedures change.
+struct Cache {
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// Compiled procedures by id and version.
+    compiled: HashMap<(String, String), Arc<Procedure>>,
+    /// Stored records by id and version (None: the latest).
+    records: HashMap<(String, Option<String>), Arc<ProcedureRecord>>,
+}
+
+impl Cache {
+    /// The cache, emptied first if procedures changed since it was last looked at.
+    fn fresh(&mut self) -> &mut Self {
+        if self.changes.has_changed().unwrap_or(false) {
+            self.changes.borrow_and_update();
+            self.compiled.clear();
+            self.records.clear();
+        }
+        self
+    }
+
+    /// Which change the cache is at: something read from the store before may be kept only if this is unchanged
+    /// after the read.
+    fn generation(&self) -> u64 {
+        *self.changes.borrow()
+    }
 }
 
 impl std::fmt::Debug for Catalog {
@@ -42,7 +71,14 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// A catalog over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Catalog { store, cache: Mutex::new(HashMap::new()) }
+        let cache = Cache { changes: store.watch_procedures(), compiled: HashMap::new(), records: HashMap::new() };
+        Catalog { store, cache: Mutex::new(cache) }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.fresh();
+        cache
     }
 
     /// Compiles and stores a CKP document; returns the stored record and the warnings.
@@ -80,17 +116,8 @@ impl Catalog {
         Ok((stored, warnings))
     }
 
-    /// Forgets a version (deleted).
-    pub fn forget(&self, id: &str, version: &str) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(&(id.to_owned(), version.to_owned()));
-        }
-    }
-
     fn remember(&self, stored: &ProcedureRecord, procedure: Procedure) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert((stored.procedure_id.clone(), stored.version.clone()), Arc::new(procedure));
-        }
+        self.cache().compiled.insert((stored.procedure_id.clone(), stored.version.clone()), Arc::new(procedure));
     }
 
     /// Compiles `text` into a procedure and the record to store (fields taken from the document).
@@ -124,22 +151,44 @@ impl Catalog {
         Ok((procedure, record, warnings))
     }
 
+    /// The stored record of procedure `id` at `version` (None or `latest`: the latest imported), cached until
+    /// procedures change.
+    pub async fn record(&self, id: &str, version: Option<&str>) -> Result<Option<Arc<ProcedureRecord>>, StoreError> {
+        let key = (id.to_owned(), version.filter(|v| *v != "latest").map(str::to_owned));
+        let generation = {
+            let cache = self.cache();
+            if let Some(record) = cache.records.get(&key) {
+                return Ok(Some(record.clone()));
+            }
+            cache.generation()
+        };
+        let Some(record) = self.store.get_procedure(id, key.1.as_deref()).await? else { return Ok(None) };
+        let record = Arc::new(record);
+        let mut cache = self.cache();
+        if cache.generation() == generation {
+            cache.records.insert(key, record.clone());
+        }
+        Ok(Some(record))
+    }
+
     /// The compiled procedure `id` at `version` (None or `latest`: the latest imported).
     pub async fn get(&self, id: &str, version: Option<&str>) -> Result<Option<Arc<Procedure>>, StoreError> {
         if let Some(v) = version.filter(|v| *v != "latest")
-            && let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&(id.to_owned(), v.to_owned())).cloned())
+            && let Some(p) = self.cache().compiled.get(&(id.to_owned(), v.to_owned())).cloned()
         {
             return Ok(Some(p));
         }
-        let Some(record) = self.store.get_procedure(id, version).await? else { return Ok(None) };
+        let generation = self.cache().generation();
+        let Some(record) = self.record(id, version).await? else { return Ok(None) };
         let key = (record.procedure_id.clone(), record.version.clone());
-        if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some(p) = self.cache().compiled.get(&key).cloned() {
             return Ok(Some(p));
         }
         // Stored documents compiled when imported; a newer compiler could reject one, which then cannot run.
         let Some(p) = ckp_core::compile(&record.ckp_json).procedure.map(Arc::new) else { return Ok(None) };
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(key, p.clone());
+        let mut cache = self.cache();
+        if cache.generation() == generation {
+            cache.compiled.insert(key, p.clone());
         }
         Ok(Some(p))
     }

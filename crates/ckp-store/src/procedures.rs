@@ -94,11 +94,21 @@ fn get_in(
 }
 
 impl SqliteStore {
+    /// A write to the procedures table, announced once committed (catalogs drop their caches).
+    async fn write_procedures<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let written = self.write(f).await;
+        self.publish_procedures();
+        written
+    }
+
     /// Stores a new procedure version; [`StoreError::Conflict`] when that id and version exist.
     pub async fn insert_procedure(&self, mut record: ProcedureRecord) -> Result<ProcedureRecord, StoreError> {
         record.created_at = now();
         let r = record.clone();
-        self.write(move |tx| {
+        self.write_procedures(move |tx| {
             if get_in(tx, &r.procedure_id, Some(&r.version))?.is_some() {
                 return Ok(Err(StoreError::Conflict(format!(
                     "Procedure {} version {} already exists",
@@ -155,7 +165,7 @@ impl SqliteStore {
     /// Replaces the document and the fields derived from it of an existing version (the caller validated it).
     pub async fn update_procedure(&self, record: ProcedureRecord) -> Result<ProcedureRecord, StoreError> {
         let r = record.clone();
-        self.write(move |tx| {
+        self.write_procedures(move |tx| {
             let n = tx
                 .prepare_cached(
                     "UPDATE procedures SET name = ?3, status = ?4, effective_date = ?5, description = ?6, ckp_json = ?7,
@@ -194,7 +204,7 @@ impl SqliteStore {
         ckp_json: String,
     ) -> Result<ProcedureRecord, StoreError> {
         let (id, version, status) = (id.to_owned(), version.to_owned(), status.to_owned());
-        self.write(move |tx| {
+        self.write_procedures(move |tx| {
             tx.prepare_cached(
                 "UPDATE procedures SET status = ?3, ckp_json = ?4, updated_at = ?5 WHERE procedure_id = ?1 AND version = ?2",
             )?
@@ -208,7 +218,7 @@ impl SqliteStore {
     /// in progress (not completed, failed or canceled) is a conflict, since they could not continue.
     pub async fn delete_procedure(&self, id: &str, version: &str) -> Result<(), StoreError> {
         let (id, version) = (id.to_owned(), version.to_owned());
-        self.write(move |tx| {
+        self.write_procedures(move |tx| {
             let active: i64 = tx
                 .prepare_cached(
                     "SELECT count(*) FROM runs WHERE procedure_id = ?1 AND procedure_version = ?2

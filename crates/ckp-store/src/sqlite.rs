@@ -422,6 +422,16 @@ impl SqliteStore {
         self.hub.watch_all()
     }
 
+    /// A watch that changes after every change of procedures.
+    pub fn watch_procedures(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.hub.watch_procedures()
+    }
+
+    /// Announces a committed change of procedures.
+    pub(crate) fn publish_procedures(&self) {
+        self.hub.publish_procedures();
+    }
+
     /// Announces a committed change of `run_id`.
     pub(crate) fn publish(&self, run_id: &str) {
         self.hub.publish(run_id);

@@ -28,6 +28,9 @@ macro_rules! store_contract {
             fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64>;
             /// A watch that changes after every commit.
             fn watch_all(&self) -> tokio::sync::watch::Receiver<u64>;
+            /// A watch that changes after every change of procedures, by this process or (shared database)
+            /// another one: whoever caches procedures drops its cache.
+            fn watch_procedures(&self) -> tokio::sync::watch::Receiver<u64>;
             /// Whether this process runs the singleton loops (lease reclaim, agent health): always for an
             /// embedded database, for the elected process on a shared one.
             fn is_leader(&self) -> bool;
@@ -41,6 +44,9 @@ macro_rules! store_contract {
             }
             fn watch_all(&self) -> tokio::sync::watch::Receiver<u64> {
                 $store::watch_all(self)
+            }
+            fn watch_procedures(&self) -> tokio::sync::watch::Receiver<u64> {
+                $store::watch_procedures(self)
             }
             fn is_leader(&self) -> bool {
                 $store::is_leader(self)

@@ -193,7 +193,6 @@ pub async fn delete(
         return Err(ApiError::invalid("version_required", "Name the version to delete; `latest` is not accepted here"));
     }
     state.store.delete_procedure(&id, &version).await?;
-    state.catalog.forget(&id, &version);
     Ok(Json(Deleted { deleted: true, procedure_id: Some(id), version: Some(version), run_id: None }))
 }
 

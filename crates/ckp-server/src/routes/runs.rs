@@ -35,8 +35,8 @@ fn today() -> String {
     responses((status = 201, body = RunOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> ApiResult<(StatusCode, Json<RunOut>)> {
     let record = state
-        .store
-        .get_procedure(&body.procedure_id, body.procedure_version.as_deref())
+        .catalog
+        .record(&body.procedure_id, body.procedure_version.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("Procedure"))?;
     if matches!(record.status.as_str(), "deprecated" | "archived") {
@@ -64,7 +64,7 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
             detail: json!({"message": "Invalid input_vars", "errors": errors}),
         });
     }
-    let project_id = body.project_id.or(record.project_id);
+    let project_id = body.project_id.or_else(|| record.project_id.clone());
     if let Some(project) = &project_id
         && state.store.get_project(project).await?.is_none()
     {

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_commit_function.sql"),
     include_str!("../../migrations/postgres/0004_notices_after_commit.sql"),
     include_str!("../../migrations/postgres/0005_claim_batch.sql"),
+    include_str!("../../migrations/postgres/0006_procedure_notices.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
@@ -53,6 +54,8 @@ const BATCHES_FROM: &str =
 const RUNS_CHANNEL: &str = "ckp_runs_";
 /// Channel of job wake-ups, suffixed like [`RUNS_CHANNEL`].
 const JOBS_CHANNEL: &str = "ckp_jobs_";
+/// Channel of procedure changes (sent by a trigger, migration 0006), suffixed like [`RUNS_CHANNEL`].
+const PROCEDURES_CHANNEL: &str = "ckp_procs_";
 
 /// How to connect.
 #[derive(Debug, Clone)]
@@ -264,6 +267,16 @@ impl PgStore {
         self.hub.watch_all()
     }
 
+    /// A watch that changes after every change of procedures, in any process (migration 0006's trigger).
+    pub fn watch_procedures(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.hub.watch_procedures()
+    }
+
+    /// Announces a committed change of procedures in this process (others hear the trigger's notice).
+    pub(crate) fn publish_procedures(&self) {
+        self.hub.publish_procedures();
+    }
+
     /// Announces a committed change of `run_id`: in this process at once, to the others by a notice.
     pub(crate) fn publish(&self, run_id: &str) {
         self.hub.publish(run_id);
@@ -331,13 +344,13 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
                 Err(_) => String::new(),
             };
             let (runs, jobs) = (format!("{RUNS_CHANNEL}{schema}"), format!("{JOBS_CHANNEL}{schema}"));
-            let listen: String = [(follow_runs, &runs), (follow_jobs, &jobs)]
+            let procedures = format!("{PROCEDURES_CHANNEL}{schema}");
+            let listen: String = [(follow_runs, &runs), (follow_jobs, &jobs), (true, &procedures)]
                 .iter()
                 .filter(|(on, _)| *on)
                 .map(|(_, channel)| format!("LISTEN \"{}\";", channel.replace('"', "")))
                 .collect();
-            // A session that listens to nothing still holds the leader lock.
-            if !schema.is_empty() && (listen.is_empty() || client.batch_execute(&listen).await.is_ok()) {
+            if !schema.is_empty() && client.batch_execute(&listen).await.is_ok() {
                 if reconnect {
                     hub.publish_everything();
                     wake.notify_waiters();
@@ -348,6 +361,7 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
                     tokio::select! {
                         n = rx.recv() => match n {
                             Some(n) if n.channel() == jobs => wake.notify_one(),
+                            Some(n) if n.channel() == procedures => hub.publish_procedures(),
                             Some(n) if notices.is_own(n.process_id()) => {}
                             Some(n) => match notices::announced(n.payload()) {
                                 Some(runs) => runs.for_each(|run| hub.publish(run)),

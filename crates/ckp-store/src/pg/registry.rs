@@ -149,6 +149,7 @@ impl PgStore {
                 ],
             )
             .await?;
+        self.publish_procedures();
         match row {
             Some(row) => Ok(ProcedureRecord { id: row.try_get(0)?, ..record }),
             None => Err(StoreError::Conflict(format!(
@@ -204,6 +205,7 @@ impl PgStore {
                 ],
             )
             .await?;
+        self.publish_procedures();
         if n == 0 {
             return Err(StoreError::NotFound("Procedure not found".into()));
         }
@@ -226,6 +228,7 @@ impl PgStore {
             &[&id, &version, &status, &ckp_json],
         )
         .await?;
+        self.publish_procedures();
         get_procedure_in(&c, id, Some(version)).await?.ok_or_else(|| StoreError::NotFound("Procedure not found".into()))
     }
 
@@ -251,6 +254,7 @@ impl PgStore {
         }
         let n = tx.execute("DELETE FROM procedures WHERE procedure_id = $1 AND version = $2", &[&id, &version]).await?;
         tx.commit().await?;
+        self.publish_procedures();
         if n == 0 { Err(StoreError::NotFound("Procedure not found".into())) } else { Ok(()) }
     }
 
