@@ -20,6 +20,6 @@ callgrind_control -i on $PID >/dev/null
 callgrind_control -i off $PID >/dev/null
 kill -INT $PID
 wait $PID 2>/dev/null || true
-total=$(callgrind_annotate "$DIR"/cg.*.out 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+total=$(callgrind_annotate "$DIR"/cg.*.out 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
 echo "$CKP: $((total / RUNS)) instructions per K=10 run (server, $RUNS runs at C=8)"
 if [ -n "${KEEP:-}" ]; then cp "$DIR"/cg.*.out "$KEEP"; fi

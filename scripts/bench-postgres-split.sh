@@ -23,6 +23,8 @@ trap 'kill $API "${WORKERS[@]}" 2>/dev/null || true' EXIT
 until curl -sf http://127.0.0.1:$PORT/api/health >/dev/null; do sleep 0.01; done
 if [ -n "${HOOK:-}" ]; then psql -q "$BASE" -c "$HOOK"; fi
 "$CKP" bench --url http://127.0.0.1:$PORT -k 10 -n 300 -c 32 --warmup 50 >/dev/null
+# Statistics as autovacuum keeps them on a database in use (it would not run within a few seconds of a fresh schema).
+if [ -z "${NO_ANALYZE:-}" ]; then psql -q "$URL" -c "ANALYZE"; fi
 ticks() { local s=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 backends() { pgrep -d' ' -f '^postgres: ' || true; }
 xacts() { psql -Atq "$BASE" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
