@@ -105,7 +105,7 @@ pub async fn run_workers(
                 Err(_) => {
                     tokio::select! {
                         () = tokio::time::sleep(config.error_backoff) => {}
-                        _ = shutdown.changed() => {}
+                        changed = shutdown.changed() => if changed.is_err() { break },
                     }
                 }
             }
@@ -114,7 +114,8 @@ pub async fn run_workers(
         tokio::select! {
             Some(slot) = idle.recv() => free.push(slot),
             () = store.wait_for_work(idle_wait), if !look => look = true,
-            _ = shutdown.changed() => {}
+            // The sender gone without a word is a shutdown too (rather than a loop on a closed channel).
+            changed = shutdown.changed() => if changed.is_err() { break },
         }
     }
     drop(hands);

@@ -117,3 +117,24 @@ async fn two_workers_execute_queued_runs_with_approvals_and_timers() {
         assert_eq!(events.last().map(|e| e.event_type.as_str()), Some("run_completed"), "{id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_stop_when_their_shutdown_signal_is_dropped() {
+    let dir = std::env::temp_dir().join(format!("ckp-worker-drop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(dir.join("ckp.db"), SqliteOptions::default()).expect("opens"));
+    let procedures: Arc<ProcedureSet> = Arc::new(ProcedureSet(Vec::new()));
+    let engine = Arc::new(Engine::new(store.clone(), Effects::default()).with_procedures(procedures.clone()));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(run_workers(
+        store,
+        engine,
+        procedures,
+        WorkerConfig { workers: 3, ..WorkerConfig::new("w") },
+        shutdown,
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(stop);
+    // Not a timing check: a generous bound on "it returns" instead of spinning on the closed channel.
+    tokio::time::timeout(Duration::from_secs(20), workers).await.expect("workers returned").expect("no panic");
+}
