@@ -1,6 +1,7 @@
 //! Change notices after commits: one watch per run that someone follows (an SSE stream, a cancel waiting for
-//! its run), one for any change (the approvals stream), and one for changes of procedures (the catalog's caches). A watch holds a counter, so many commits that land
-//! before a follower wakes cost one wake-up, and a commit wakes only the followers of its run.
+//! its run), one for any change (the approvals stream), and one for changes of procedures (the catalog's caches).
+//! A watch holds a counter, so many commits that land before a follower wakes cost one wake-up, and a commit wakes
+//! only the followers of its run.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

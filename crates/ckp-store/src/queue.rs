@@ -3,7 +3,7 @@
 //! writer connection in short `BEGIN IMMEDIATE` transactions, so two workers can never hold the same job.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::StoreError;
 use crate::sqlite::{SqliteStore, ts};
@@ -46,6 +46,14 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
 }
 
+/// When the next queued job becomes available, if any.
+fn next_available_in(c: &rusqlite::Connection) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
+    let at: Option<String> = c
+        .prepare_cached("SELECT MIN(available_at) FROM run_jobs WHERE state = 'queued'")?
+        .query_row([], |r| r.get(0))?;
+    Ok(at.as_deref().map(parse_ts))
+}
+
 /// Makes a run runnable inside an open transaction (see [`SqliteStore::enqueue`]).
 pub(crate) fn enqueue_in(
     tx: &rusqlite::Transaction<'_>,
@@ -82,29 +90,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Claims the best ready job (highest priority, then oldest `available_at`) for `worker` for `lease_ms`.
-    pub async fn claim(&self, worker: &str, lease_ms: i64, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
-        let worker = worker.to_owned();
-        let until = now + chrono::Duration::milliseconds(lease_ms);
-        self.write(move |tx| {
-            let found: Option<(i64, String, i64)> = tx
-                .prepare_cached(
-                    "SELECT job_id, run_id, attempts FROM run_jobs WHERE state = 'queued' AND available_at <= ?1
-                     ORDER BY priority DESC, available_at, job_id LIMIT 1",
-                )?
-                .query_row(params![ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let Some((job_id, run_id, attempts)) = found else { return Ok(None) };
-            tx.prepare_cached(
-                "UPDATE run_jobs SET state = 'running', attempts = attempts + 1, locked_by = ?2, locked_until = ?3, updated_at = ?4
-                 WHERE job_id = ?1",
-            )?
-            .execute(params![job_id, worker, ts(until), ts(now)])?;
-            Ok(Some(Job { job_id, run_id, attempts: attempts + 1, locked_until: until }))
-        })
-        .await
-    }
-
     /// Claims up to one ready job per worker in `workers` (best first) in one transaction, each leased for
     /// `lease_ms` by the worker it is given to; when fewer were ready, also tells when the next queued job becomes
     /// available.
@@ -136,27 +121,11 @@ impl SqliteStore {
                 claims.jobs.push(ClaimedJob { job, worker, stored: None });
             }
             if claims.jobs.len() < workers.len() {
-                let at: Option<String> = tx
-                    .prepare_cached("SELECT MIN(available_at) FROM run_jobs WHERE state = 'queued'")?
-                    .query_row([], |r| r.get(0))?;
-                claims.next_available = at.as_deref().map(parse_ts);
+                claims.next_available = next_available_in(tx)?;
             }
             Ok(claims)
         })
         .await
-    }
-
-    /// Claims the best ready job, or tells when the next queued job becomes available.
-    pub async fn claim_or_next(
-        &self,
-        worker: &str,
-        lease_ms: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Result<Job, Option<DateTime<Utc>>>, StoreError> {
-        match self.claim(worker, lease_ms, now).await? {
-            Some(job) => Ok(Ok(job)),
-            None => Ok(Err(self.next_available().await?)),
-        }
     }
 
     /// Extends `worker`'s lease on a job. False when the lease was lost (reclaimed by another worker).
@@ -235,13 +204,7 @@ impl SqliteStore {
 
     /// When the next queued job becomes available (for a worker's sleep), if any.
     pub async fn next_available(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.read_store(|c| {
-            let at: Option<String> = c
-                .prepare_cached("SELECT MIN(available_at) FROM run_jobs WHERE state = 'queued'")?
-                .query_row([], |r| r.get(0))?;
-            Ok(at.as_deref().map(parse_ts))
-        })
-        .await
+        self.read_store(next_available_in).await
     }
 
     /// Waits until a job is enqueued or rescheduled in this process (pushed wake-up), or `timeout` passes.

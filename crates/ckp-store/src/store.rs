@@ -35,6 +35,14 @@ macro_rules! store_contract {
             /// embedded database, for the elected process on a shared one.
             fn is_leader(&self) -> bool;
             $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, $ret>; )*
+
+            /// Claims the best ready job for `worker` for `lease_ms` (a batch claim for one worker).
+            fn claim<'a>(&'a self, worker: &'a str, lease_ms: i64, now: DateTime<Utc>) -> BoxFuture<'a, R<Option<Job>>> {
+                Box::pin(async move {
+                    let claims = self.claim_batch(vec![worker.to_owned()], lease_ms, now).await?;
+                    Ok(claims.jobs.into_iter().next().map(|c| c.job))
+                })
+            }
         }
     };
     (@impl $store:ident; $( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty; )*) => {
@@ -68,11 +76,6 @@ type R<T> = Result<T, StoreError>;
 store_contract! {
     /// Makes a run runnable from `available_at` (now when None); a running job keeps its lease and runs again.
     fn enqueue(&self, run_id: &'a str, priority: i64, available_at: Option<DateTime<Utc>>) -> R<()>;
-    /// Claims the best ready job for `worker` for `lease_ms`.
-    fn claim(&self, worker: &'a str, lease_ms: i64, now: DateTime<Utc>) -> R<Option<Job>>;
-    /// Claims the best ready job for `worker` for `lease_ms`, or, none being ready, tells when the next queued job
-    /// becomes available (what an idle worker needs to know to sleep).
-    fn claim_or_next(&self, worker: &'a str, lease_ms: i64, now: DateTime<Utc>) -> R<Result<Job, Option<DateTime<Utc>>>>;
     /// Claims up to one ready job per worker named (best first, each leased to the worker it is given to) in one
     /// transaction; when fewer were ready, also tells when the next queued job becomes available.
     fn claim_batch(&self, workers: Vec<String>, lease_ms: i64, now: DateTime<Utc>) -> R<Claims>;

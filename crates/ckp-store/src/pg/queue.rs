@@ -42,11 +42,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// Claims the best ready job for `worker` for `lease_ms`.
-    pub async fn claim(&self, worker: &str, lease_ms: i64, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
-        Ok(self.claim_or_next(worker, lease_ms, now).await?.ok())
-    }
-
     /// Claims up to one ready job per worker in `workers` and reads each claimed run with it: one statement
     /// (`ckp_claim`, migration 0005).
     pub async fn claim_batch(
@@ -83,36 +78,6 @@ impl PgStore {
             claimed.stored = runs.remove(&claimed.job.run_id).flatten().and_then(StoredReader::finish);
         }
         Ok(claims)
-    }
-
-    /// Claims the best ready job, or tells when the next queued job becomes available: one statement.
-    pub async fn claim_or_next(
-        &self,
-        worker: &str,
-        lease_ms: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Result<Job, Option<DateTime<Utc>>>, StoreError> {
-        let until = now + chrono::Duration::milliseconds(lease_ms);
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(
-                "WITH claimed AS (
-                     UPDATE run_jobs SET state = 'running', attempts = attempts + 1, locked_by = $2, locked_until = $3,
-                         updated_at = $1
-                     WHERE job_id = (SELECT job_id FROM run_jobs WHERE state = 'queued' AND available_at <= $1
-                                     ORDER BY priority DESC, available_at, job_id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                     RETURNING job_id, run_id, attempts)
-                 SELECT job_id, run_id, attempts, NULL::timestamptz FROM claimed
-                 UNION ALL
-                 SELECT NULL, NULL, NULL, (SELECT min(available_at) FROM run_jobs WHERE state = 'queued')
-                 WHERE NOT EXISTS (SELECT 1 FROM claimed)",
-            )
-            .await?;
-        let row = c.query_one(&stmt, &[&now, &worker, &until]).await?;
-        Ok(match row.try_get::<_, Option<i64>>(0)? {
-            Some(job_id) => Ok(Job { job_id, run_id: row.try_get(1)?, attempts: row.try_get(2)?, locked_until: until }),
-            None => Err(row.try_get(3)?),
-        })
     }
 
     /// Extends `worker`'s lease on a job. False when the lease was lost.

@@ -12,7 +12,7 @@ use ckp_core::Procedure;
 use ckp_engine::effects::{BoxFuture, Effects};
 use ckp_engine::journal::{Commit, Journal, Stored};
 use ckp_engine::{Decision, Engine, EngineError, RunOutcome};
-use ckp_store::{SqliteOptions, SqliteStore, StoreError, Synchronous};
+use ckp_store::{SqliteOptions, SqliteStore, Store, StoreError, Synchronous};
 use serde_json::{Map, Value, json};
 
 fn fixture(name: &str) -> Arc<Procedure> {
