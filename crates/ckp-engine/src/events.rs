@@ -25,6 +25,11 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event of the whole run (no node or step), happening now.
+    pub fn of_run(event_type: &str, payload: Value) -> Event {
+        Event { event_type: event_type.into(), node_id: None, step_id: None, payload, created_at: Utc::now() }
+    }
+
     /// A payload value, or null.
     pub fn get(&self, key: &str) -> &Value {
         self.payload.get(key).unwrap_or(&Value::Null)

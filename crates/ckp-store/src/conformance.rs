@@ -60,13 +60,7 @@ fn record(id: &str, version: &str) -> ProcedureRecord {
 async fn create(store: &Arc<dyn Store>, p: &Procedure, run_id: &str, inputs: Value) -> crate::RunRow {
     let inputs: Map<String, Value> = inputs.as_object().cloned().unwrap_or_default();
     let cp = Engine::new_checkpoint(p, run_id, &inputs);
-    let event = Event {
-        event_type: "run_created".into(),
-        node_id: None,
-        step_id: None,
-        payload: json!({}),
-        created_at: Utc::now(),
-    };
+    let event = Event::of_run("run_created", json!({}));
     let meta = NewRun { run_id: run_id.into(), input_vars: Some(Value::Object(inputs)), ..NewRun::default() };
     store
         .create_run(meta, Commit { events: vec![event], steps: Vec::new(), checkpoint: cp }, true)

@@ -27,7 +27,7 @@ mod store;
 
 pub use approvals::{ApprovalDecision, ApprovalRow};
 pub use decisions::DECISION_PRIORITY;
-pub use pg::{PgOptions, PgStore};
+pub use pg::{GroupCommitStats, PgOptions, PgStore};
 pub use procedures::{ProcedureFilter, ProcedureRecord};
 pub use queue::{ClaimedJob, Claims, Job};
 pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};

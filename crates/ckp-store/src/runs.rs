@@ -323,13 +323,7 @@ impl SqliteStore {
                 cp.pending.clear();
                 cp.callbacks.clear();
                 cp.wake_at = None;
-                let event = ckp_engine::Event {
-                    event_type: "run_canceled".into(),
-                    node_id: None,
-                    step_id: None,
-                    payload: serde_json::json!({"reason": reason}),
-                    created_at: chrono::Utc::now(),
-                };
+                let event = ckp_engine::Event::of_run("run_canceled", serde_json::json!({"reason": reason}));
                 apply(tx, &run_id, &Commit { events: vec![event], steps: Vec::new(), checkpoint: cp })?;
                 tx.prepare_cached("UPDATE run_jobs SET state = 'done', rerun = 0, updated_at = ?2 WHERE run_id = ?1")?
                     .execute(params![run_id, now])?;
@@ -406,13 +400,7 @@ impl SqliteStore {
                     "DELETE FROM step_results WHERE run_id = ?1 AND json_extract(record, '$.state') != 'completed'",
                 )?
                 .execute(params![run_id])?;
-                let event = ckp_engine::Event {
-                    event_type: "run_retry_requested".into(),
-                    node_id: None,
-                    step_id: None,
-                    payload: serde_json::json!({"thread_id": run_id}),
-                    created_at: chrono::Utc::now(),
-                };
+                let event = ckp_engine::Event::of_run("run_retry_requested", serde_json::json!({"thread_id": run_id}));
                 apply(tx, &run_id, &Commit { events: vec![event], steps: Vec::new(), checkpoint: fresh })?;
                 let now = now();
                 tx.prepare_cached(

@@ -73,13 +73,7 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
     // Time-ordered (UUIDv7): new runs land at the end of every index keyed by run id instead of at random pages.
     let run_id = uuid::Uuid::now_v7().to_string();
     let checkpoint = Engine::new_checkpoint(&p, &run_id, &inputs);
-    let created = ckp_engine::Event {
-        event_type: "run_created".into(),
-        node_id: None,
-        step_id: None,
-        payload: json!({}),
-        created_at: Utc::now(),
-    };
+    let created = ckp_engine::Event::of_run("run_created", json!({}));
     let meta = NewRun {
         run_id,
         input_vars: (!inputs.is_empty()).then(|| Value::Object(inputs)),

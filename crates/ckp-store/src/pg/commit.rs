@@ -33,11 +33,6 @@ pub(crate) fn write<'a>(c: &'a impl GenericClient, stmt: &'a Statement, params: 
     Box::pin(async move { c.execute(stmt, &params).await.map(|_| None) })
 }
 
-/// A query of a pipeline answering at most one row.
-pub(crate) fn read_opt<'a>(c: &'a impl GenericClient, stmt: &'a Statement, params: Params<'a>) -> Op<'a> {
-    Box::pin(async move { c.query_opt(stmt, &params).await })
-}
-
 /// Sends `ops` back to back and waits for all their answers. Each is polled once, in order, before any answer is
 /// awaited: tokio-postgres writes a statement to the connection when its future is first polled (every statement
 /// must be prepared already), and PostgreSQL runs them in the order received. The first error, in that order, wins;
@@ -381,31 +376,17 @@ pub(crate) async fn apply(tx: &Transaction<'_>, run_id: &str, commit: &Commit) -
     Ok(())
 }
 
-/// Writes `w` (then runs `after`, a query, in the same transaction) on `c`: one statement in a transaction of its
-/// own when the commit has no rarer parts, else BEGIN, one pipeline, COMMIT. The answer of `after`.
-pub(crate) async fn write_commit(
-    c: &mut Object,
-    w: CommitWrite<'_>,
-    after: Option<(&Statement, Params<'_>)>,
-) -> Result<Option<Row>, StoreError> {
+/// Writes `w` on `c`: one statement in a transaction of its own when the commit has no rarer parts, else BEGIN,
+/// one pipeline, COMMIT.
+pub(crate) async fn write_commit(c: &mut Object, w: CommitWrite<'_>) -> Result<(), StoreError> {
     if !w.has_more() {
-        // Two statements each in its own transaction, `after` sent behind the commit (it runs once that committed).
-        let mut ops = w.ops(&*c);
-        if let Some((stmt, params)) = after {
-            ops.push(read_opt(&*c, stmt, params));
-        }
-        return Ok(pipeline(ops).await?.pop().flatten());
+        pipeline(w.ops(&*c)).await?;
+        return Ok(());
     }
     let tx = c.transaction().await?;
-    let row = {
-        let mut ops = w.ops(&tx);
-        if let Some((stmt, params)) = after {
-            ops.push(read_opt(&tx, stmt, params));
-        }
-        pipeline(ops).await?.pop().flatten()
-    };
+    pipeline(w.ops(&tx)).await?;
     tx.commit().await?;
-    Ok(row)
+    Ok(())
 }
 
 /// One journal commit (the run row, batches, step records, job, approvals, notice).

@@ -9,6 +9,8 @@
 //! `SELECT … FOR UPDATE`), then its job row, so one run's commits are serialized in the order their event batch ids
 //! are taken, and two processes never deadlock on a run and its job.
 
+mod batch;
+pub use batch::GroupCommitStats;
 mod commit;
 mod notices;
 mod queue;
@@ -41,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0004_notices_after_commit.sql"),
     include_str!("../../migrations/postgres/0005_claim_batch.sql"),
     include_str!("../../migrations/postgres/0006_procedure_notices.sql"),
+    include_str!("../../migrations/postgres/0007_generic_plans.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
@@ -92,6 +95,7 @@ pub struct PgStore {
     wake: Arc<tokio::sync::Notify>,
     leader: Arc<AtomicBool>,
     notices: Arc<notices::Notices>,
+    commits: batch::Commits,
     listener: tokio::task::JoinHandle<()>,
     sender: tokio::task::JoinHandle<()>,
 }
@@ -215,7 +219,8 @@ impl PgStore {
             jobs: options.follow_jobs,
         };
         let listener = tokio::spawn(listen(config, listening, options.leader_poll));
-        Ok(PgStore { pool, hub, wake, leader, notices, listener, sender })
+        let commits = batch::Commits::start(pool.clone());
+        Ok(PgStore { pool, hub, wake, leader, notices, commits, listener, sender })
     }
 
     /// Applies the migrations and returns the schema version (for `ckp migrate`).
@@ -245,6 +250,11 @@ impl PgStore {
     /// The schema version this ckp writes.
     pub fn schema_version(&self) -> i64 {
         MIGRATIONS.len() as i64
+    }
+
+    /// How many journal commits this process wrote, and in how many transactions (group commit, [`batch`]).
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.commits.stats()
     }
 
     /// Whether this process holds the leader lock (runs the singleton loops).
@@ -453,14 +463,7 @@ impl Journal for PgStore {
     fn commit(&self, run_id: &str, commit: Commit) -> BoxFuture<'_, Result<(), EngineError>> {
         let run_id = run_id.to_owned();
         Box::pin(async move {
-            let result: Result<(), StoreError> = async {
-                let mut c = self.client().await?;
-                let w = commit::CommitWrite::new(&c, &run_id, &commit, None).await?;
-                commit::write_commit(&mut c, w, None).await?;
-                Ok(())
-            }
-            .await;
-            result.map_err(journal)?;
+            self.commits.write(run_id.clone(), commit, None).await.map_err(journal)?;
             self.publish(&run_id);
             Ok(())
         })

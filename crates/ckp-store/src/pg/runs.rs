@@ -12,7 +12,6 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
 
-use super::commit::{CommitWrite, Creation, write_commit};
 use super::queue::enqueue_in;
 use super::{PgStore, apply, ot, parse_time, t};
 use crate::StoreError;
@@ -81,10 +80,6 @@ async fn delete_in(tx: &Transaction<'_>, run_id: &str) -> Result<u64, StoreError
     let prefix = format!("{run_id}:");
     tx.execute("DELETE FROM run_jobs WHERE run_id = $1 OR starts_with(run_id, $2)", &[&run_id, &prefix]).await?;
     Ok(tx.execute("DELETE FROM runs WHERE run_id = $1 OR starts_with(run_id, $2)", &[&run_id, &prefix]).await?)
-}
-
-fn event(event_type: &str, payload: Value) -> ckp_engine::Event {
-    ckp_engine::Event { event_type: event_type.into(), node_id: None, step_id: None, payload, created_at: Utc::now() }
 }
 
 /// Records `decision` on `run_id` inside `tx` (see the SQLite store's `decide_in`); adds the runs it changed (the
@@ -158,16 +153,15 @@ async fn get_approval_in(c: &impl GenericClient, approval_id: &str) -> Result<Op
 impl PgStore {
     /// Creates a run with its first commit, API columns and (when `queue`) its job, in one transaction.
     pub async fn create_run(&self, run: NewRun, commit: Commit, queue: bool) -> Result<RunRow, StoreError> {
-        let mut c = self.client().await?;
-        let w = CommitWrite::new(&c, &run.run_id, &commit, Some(Creation::new(&run, queue))).await?;
-        let row = w.created_row().ok_or_else(|| StoreError::Write("the new run was not stored".into()))?;
-        write_commit(&mut c, w, None).await?;
+        let run_id = run.run_id.clone();
+        let row = self.commits.write(run_id.clone(), commit, Some((run, queue))).await?;
+        let row = row.ok_or_else(|| StoreError::Write("the new run was not stored".into()))?;
         if queue {
             self.notify_work();
         }
         // Other processes are not told: no stream can follow a run before it exists (that is a 404), and a new
         // run has no approvals yet.
-        self.hub.publish(&run.run_id);
+        self.hub.publish(&run_id);
         Ok(row)
     }
 
@@ -233,7 +227,7 @@ impl PgStore {
         cp.pending.clear();
         cp.callbacks.clear();
         cp.wake_at = None;
-        let events = vec![event("run_canceled", serde_json::json!({"reason": reason}))];
+        let events = vec![ckp_engine::Event::of_run("run_canceled", serde_json::json!({"reason": reason}))];
         apply(&tx, run_id, &Commit { events, steps: Vec::new(), checkpoint: cp }).await?;
         tx.execute(
             "UPDATE run_jobs SET state = 'done', rerun = false, updated_at = now() WHERE run_id = $1",
@@ -306,7 +300,7 @@ impl PgStore {
             &[&run_id],
         )
         .await?;
-        let events = vec![event("run_retry_requested", serde_json::json!({"thread_id": run_id}))];
+        let events = vec![ckp_engine::Event::of_run("run_retry_requested", serde_json::json!({"thread_id": run_id}))];
         apply(&tx, run_id, &Commit { events, steps: Vec::new(), checkpoint: fresh }).await?;
         tx.execute(
             "UPDATE runs SET cancellation_requested = false, error_message = NULL, ended_at = NULL WHERE run_id = $1",

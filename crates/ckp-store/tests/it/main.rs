@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod conformance;
+mod pg;
 mod queue;
 
 use ckp_core::Procedure;
