@@ -65,6 +65,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::Invalid(m) => ApiError::invalid("invalid_value", m),
             other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", other.to_string()),
         }
     }
@@ -86,6 +87,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !value.is_object() {
             return Err(ApiError::invalid("invalid_body", "The body must be a JSON object"));
         }
+        // PostgreSQL cannot store U+0000 in text; refused the same way on every backend.
+        if has_nul(&value) {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "Text in the body must not contain the NUL character (U+0000)",
+            ));
+        }
         serde_json::from_value(value)
             .map(Json)
             .map_err(|e| ApiError::invalid("invalid_body", format!("The body does not match the expected shape: {e}")))
@@ -95,6 +103,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// Whether a key or a string anywhere in `v` contains U+0000.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 

@@ -116,6 +116,10 @@ impl Drop for PgStore {
 fn db(e: tokio_postgres::Error) -> StoreError {
     // The server's message (a constraint, a type) is more useful than the driver's "db error".
     match e.as_db_error() {
+        // A value PostgreSQL cannot store (U+0000 in text, in a path or query parameter): the caller's input.
+        Some(d) if *d.code() == tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE => {
+            StoreError::Invalid(format!("a value contains a character PostgreSQL cannot store: {}", d.message()))
+        }
         Some(d) => StoreError::Database(format!("{}: {}", d.code().code(), d.message())),
         None => StoreError::Database(e.to_string()),
     }

@@ -42,7 +42,7 @@ async fn concurrent_commits_share_transactions_and_a_refused_one_fails_alone() {
     for (i, t) in tasks.into_iter().enumerate() {
         match t.await.expect("task") {
             Ok(row) if i != refused => assert_eq!(row.run_id, format!("run-{i:02}")),
-            Err(StoreError::Database(m)) if i == refused => assert!(m.contains("0x00"), "{m}"),
+            Err(StoreError::Invalid(m)) if i == refused => assert!(m.contains("0x00"), "{m}"),
             other => panic!("run {i}: {other:?}"),
         }
     }

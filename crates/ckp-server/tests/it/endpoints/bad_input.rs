@@ -52,6 +52,17 @@ async fn malformed_mistyped_and_unlabelled_bodies() {
     refused(&server, &before, got, 422, "invalid_body", "ckp_json as a number").await;
     let got = server.call("PATCH", "/api/procedures/chain/1.0.0/status", Some(json!({"status": true}))).await;
     refused(&server, &before, got, 422, "invalid_body", "status as a boolean").await;
+    // PostgreSQL cannot store U+0000 in text: refused up front on every backend.
+    let got = server.call("POST", "/api/runs", Some(json!({"procedure_id": "chain", "project_id": "p\u{0}"}))).await;
+    refused(&server, &before, got, 422, "invalid_body", "a NUL character in a run's project").await;
+    let got = server.call("POST", "/api/projects", Some(json!({"name": "P", "description": {"\u{0}": 1}}))).await;
+    refused(&server, &before, got, 422, "invalid_body", "a NUL character in a key").await;
+    // In a path: no such run on SQLite, a value PostgreSQL refuses to compare; a client error either way.
+    let got = server.call("GET", "/api/runs/a%00b", None).await;
+    assert!(
+        matches!((got.0, got.1["code"].as_str()), (404, Some("not_found")) | (422, Some("invalid_value"))),
+        "{got:?}"
+    );
     let got = server
         .call(
             "POST",
