@@ -12,7 +12,6 @@
 //! commit at a time, so each commit gets its own answer. When the connection fails, the outcome of the batch is
 //! unknown, and every commit of it reports the error (as a lone commit does).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,67 +23,13 @@ use super::commit::{CommitWrite, Creation, pipeline, write_commit};
 use crate::StoreError;
 use crate::runs::{NewRun, RunRow};
 
-/// Most requests served by one batch.
+/// Most commits written in one transaction.
 const MAX_BATCH: usize = 64;
-/// Batches served at once by one batcher (each on its own connection); further requests wait and join the next.
+/// Batches written at once by one process (each on its own connection); further commits wait and join the next.
 const IN_FLIGHT: usize = 2;
 
-/// Gathers requests of one kind that arrive while earlier batches are being served, and serves them together.
-pub(crate) struct Batcher<P> {
-    queue: mpsc::UnboundedSender<P>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl<P> Drop for Batcher<P> {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl<P: Send + 'static> Batcher<P> {
-    /// Starts serving batches with `serve` on `pool`: whatever waits is taken as one batch whenever fewer than
-    /// [`IN_FLIGHT`] batches are being served.
-    pub(crate) fn start<F, Fut>(pool: Pool, serve: F) -> Batcher<P>
-    where
-        F: Fn(Pool, Vec<P>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let (queue, mut rx) = mpsc::unbounded_channel::<P>();
-        let task = tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-            loop {
-                let Ok(slot) = slots.clone().acquire_owned().await else { return };
-                let Some(first) = rx.recv().await else { return };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
-                    }
-                }
-                let served = serve(pool.clone(), batch);
-                tokio::spawn(async move {
-                    served.await;
-                    drop(slot);
-                });
-            }
-        });
-        Batcher { queue, task }
-    }
-
-    /// Queues `request` (built around the sender of its answer by `make`) and waits for its answer.
-    pub(crate) async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> P,
-    ) -> Result<T, StoreError> {
-        let (done, answer) = oneshot::channel();
-        self.queue.send(make(done)).map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
 /// A commit waiting to be written, with where its answer goes: for a new run, the row its first commit stored.
-pub(crate) struct PendingCommit {
+struct PendingCommit {
     run_id: String,
     commit: Commit,
     creation: Option<(NewRun, bool)>,
@@ -93,13 +38,20 @@ pub(crate) struct PendingCommit {
 
 /// This process's commit writer (see the module documentation).
 pub(crate) struct Commits {
-    batcher: Batcher<PendingCommit>,
+    queue: mpsc::UnboundedSender<PendingCommit>,
+    writer: tokio::task::JoinHandle<()>,
     counts: Arc<Counts>,
+}
+
+impl Drop for Commits {
+    fn drop(&mut self) {
+        self.writer.abort();
+    }
 }
 
 /// What the writer has written: commits, and the transactions that wrote them.
 #[derive(Default)]
-pub(crate) struct Counts {
+struct Counts {
     commits: AtomicU64,
     transactions: AtomicU64,
 }
@@ -121,15 +73,32 @@ pub struct GroupCommitStats {
 }
 
 impl Commits {
-    /// Starts the writer on `pool`.
+    /// Starts the writer on `pool`: whatever waits is taken as one batch whenever fewer than [`IN_FLIGHT`]
+    /// batches are being written.
     pub(crate) fn start(pool: Pool) -> Commits {
         let counts = Arc::new(Counts::default());
+        let (queue, mut rx) = mpsc::unbounded_channel::<PendingCommit>();
         let written = counts.clone();
-        let batcher = Batcher::start(pool, move |pool, batch| {
-            let counts = written.clone();
-            async move { write_batch(&pool, batch, &counts).await }
+        let writer = tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                let Some(first) = rx.recv().await else { return };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let (pool, counts) = (pool.clone(), written.clone());
+                tokio::spawn(async move {
+                    write_batch(&pool, batch, &counts).await;
+                    drop(slot);
+                });
+            }
         });
-        Commits { batcher, counts }
+        Commits { queue, writer, counts }
     }
 
     /// What was written so far.
@@ -148,7 +117,9 @@ impl Commits {
         commit: Commit,
         creation: Option<(NewRun, bool)>,
     ) -> Result<Option<RunRow>, StoreError> {
-        self.batcher.ask(|done| PendingCommit { run_id, commit, creation, done }).await
+        let (done, answer) = oneshot::channel();
+        self.queue.send(PendingCommit { run_id, commit, creation, done }).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 
