@@ -39,6 +39,20 @@ impl TemplateSecrets for Fetched {
     }
 }
 
+/// Names one attempt of a step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    /// The attempt's step record.
+    pub record: &'a str,
+    /// The execution of the step the attempt belongs to: the same for every retry of it, new for a loop
+    /// iteration, a revisit, or a node retried after a failed validation. The default `Idempotency-Key` is
+    /// derived from it, so an agent that did the work but whose answer was lost sees the retry under the key it
+    /// already applied.
+    pub execution: &'a str,
+    /// 0 for the first attempt, then 1, 2... for retries.
+    pub attempt: u32,
+}
+
 impl Runner<'_> {
     /// Waits `ms`: in-process when short, else a durable timer (returns when to come back).
     pub(crate) async fn wait(&self, key: &str, label: &str, ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -76,7 +90,7 @@ impl Runner<'_> {
         vars: &mut Map<String, Value>,
         node: &Node,
         step: &Step,
-        key: &str,
+        at: Attempt<'_>,
     ) -> Result<Result<Option<Value>, StepError>, EngineError> {
         if (self.cancelled)() {
             return Ok(Err(StepError::new(ErrorKind::Cancelled, "run cancelled")));
@@ -89,7 +103,7 @@ impl Runner<'_> {
         match &step.action {
             Action::Internal(action) => {
                 let secrets = self.prefetch_op_secrets(*action, &params).await;
-                let mut env = self.op_env(key.to_owned(), secrets);
+                let mut env = self.op_env(at.record.to_owned(), secrets);
                 match run_internal(*action, &params, step.schema.as_ref(), step.pattern.as_ref(), vars, &mut env) {
                     Ok(mut outcome) => {
                         let value = outcome.value.take();
@@ -105,7 +119,7 @@ impl Runner<'_> {
                     }
                 }
             }
-            Action::External | Action::Mcp { .. } => self.dispatch(ctx, vars, node, step, params, key).await,
+            Action::External | Action::Mcp { .. } => self.dispatch(ctx, vars, node, step, params, at).await,
         }
     }
 
@@ -116,8 +130,9 @@ impl Runner<'_> {
         node: &Node,
         step: &Step,
         params: Map<String, Value>,
-        key: &str,
+        at: Attempt<'_>,
     ) -> Result<Result<Option<Value>, StepError>, EngineError> {
+        let key = at.record;
         let binding = match (&step.action, &node.channel) {
             (Action::Mcp { server, tool }, _) => format!("mcp_tool:{server}/{tool}"),
             (_, Some(channel)) => format!("agent_http:{channel}"),
@@ -164,7 +179,7 @@ impl Runner<'_> {
                     .as_ref()
                     .map(|t| t.render_text(vars))
                     .filter(|k| !k.is_empty())
-                    .unwrap_or_else(|| format!("{}:{key}", self.run_id));
+                    .unwrap_or_else(|| format!("{}:{}", self.run_id, at.execution));
                 self.record_step(key.to_owned(), StepRecord::Started { idempotency_key: ik.clone() });
                 self.commit_mid_node().await?;
                 ik
@@ -224,7 +239,14 @@ impl Runner<'_> {
         }
         let record = match &result {
             Ok(v) => StepRecord::Completed { result: v.clone() },
-            Err(e) => StepRecord::Failed { error: e.clone() },
+            Err(e) => {
+                // Logged once, here, where the failure is new (a replayed failure comes from its record above);
+                // the step's retries, handlers or the run's failure follow from it. Secrets are masked already.
+                tracing::warn!(run_id = %self.run_id, procedure_id = %self.p.id, node_id = %node.id,
+                    step_id = %step.id, action = %step.action_name, agent = %binding, attempt = at.attempt,
+                    error_kind = e.kind.as_str(), error = %e.message, "step attempt failed");
+                StepRecord::Failed { error: e.clone() }
+            }
         };
         self.record_step(key.to_owned(), record);
         self.commit_mid_node().await?;

@@ -9,6 +9,7 @@ use ckp_core::procedure::{
 use serde_json::{Map, Value, json};
 
 use crate::error::{EngineError, ErrorKind, RunError, StepError};
+use crate::nodes::dispatch::Attempt;
 use crate::run::{Ctx, Flow, Runner};
 use ckp_core::path::to_text as path_text;
 
@@ -131,7 +132,8 @@ impl Runner<'_> {
         let mut handler_retries = 0u32;
         let outcome = loop {
             let attempt_key = format!("{key}#{attempt}");
-            let result = self.attempt_step(ctx, vars, node, step, &attempt_key).await?;
+            let at = Attempt { record: &attempt_key, execution: key, attempt };
+            let result = self.attempt_step(ctx, vars, node, step, at).await?;
             if matches!(result, Ok(None))
                 && let Some(pending) = self.take_delegated(&attempt_key)
             {
@@ -166,7 +168,8 @@ impl Runner<'_> {
             };
             for (r, recovery) in handler.recovery_steps.iter().enumerate() {
                 let rkey = format!("{attempt_key}|recovery{r}");
-                let _ = self.attempt_step(ctx, vars, node, recovery, &rkey).await?;
+                let at = Attempt { record: &rkey, execution: &rkey, attempt: 0 };
+                let _ = self.attempt_step(ctx, vars, node, recovery, at).await?;
             }
             let action = match handler.action {
                 HandlerAction::Retry => "retry",

@@ -364,6 +364,61 @@ async fn a_step_retries_an_agents_5xx_per_its_policy() {
     server.stop().await;
 }
 
+/// One execution of a step keeps its `Idempotency-Key` through its retries (an agent whose success answer was lost
+/// sees the retry under the key it already applied); another loop iteration is a new execution with a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_of_one_step_execution_share_an_idempotency_key_and_loop_iterations_do_not() {
+    let keys: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen = keys.clone();
+    let app = Router::new().route(
+        "/execute",
+        post(move |headers: HeaderMap, axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let item = body["params"]["item"].as_str().unwrap_or("").to_owned();
+                let mut seen = seen.lock().expect("lock");
+                // The first call of each item is answered 503 (a proxy in front of a busy agent), the next 200.
+                let first = !seen.iter().any(|(i, _)| *i == item);
+                seen.push((item.clone(), key));
+                if first {
+                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"detail": "try again"})))
+                } else {
+                    (StatusCode::OK, axum::Json(json!({"status": "success", "result": {"item": item}})))
+                }
+            }
+        }),
+    );
+    let url = serve_agent(app).await;
+    let server = TestServer::start("dispatch-idempotency").await;
+    let agent = json!({"name": "K", "channel": "web", "base_url": url, "capabilities": [{"name": "*"}]});
+    assert_eq!(server.call("POST", "/api/agents", Some(agent)).await.0, 201);
+    server
+        .import(json!({"procedure_id": "keyed", "version": "1",
+        "global_config": {"max_retries": 2, "retry_delay_ms": 10},
+        "variables_schema": {"items": {"type": "array"}},
+        "workflow_graph": {"start_node": "each", "nodes": {
+            "each": {"type": "loop", "iterator": "items", "iterator_variable": "item", "body_node": "press",
+                     "next_node": "end"},
+            "press": {"type": "sequence", "agent": "web", "steps": [
+                {"step_id": "press", "action": "click", "item": "{{item}}", "retry_on_failure": true}
+            ], "next_node": "each"},
+            "end": {"type": "terminate"}
+        }}}))
+        .await;
+    let run = server.start_run("keyed", json!({"items": ["a", "b"]})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let seen = keys.lock().expect("lock").clone();
+    let items: Vec<&str> = seen.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(items, ["a", "a", "b", "b"], "each item: a 503, then the retry");
+    assert!(seen.iter().all(|(_, k)| k.starts_with(&run)), "keys are the run's: {seen:?}");
+    assert_eq!(seen[0].1, seen[1].1, "the retry of one execution reuses its key");
+    assert_eq!(seen[2].1, seen[3].1, "the retry of one execution reuses its key");
+    assert_ne!(seen[0].1, seen[2].1, "another loop iteration is a new execution with a new key");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_named_in_a_result_are_recorded_and_listed() {
     let app = Router::new().route(
