@@ -212,16 +212,10 @@ impl Engine {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, EngineError>> + Send + 'a>> {
         Box::pin(async move {
             if self.journal.load(&run_id).await?.is_none() {
-                let mut cp = Self::new_checkpoint(&p, &run_id, &inputs);
-                cp.status = RunStatus::Running;
-                cp.call_stack = call_stack;
-                let created = self.event(
-                    "run_created",
-                    None,
-                    None,
-                    json!({"parent_run_id": run_id.rsplit_once(':').map(|(parent, _)| parent)}),
-                );
-                self.write(&run_id, Commit { events: vec![created], steps: Vec::new(), checkpoint: cp }).await?;
+                let parent = run_id.rsplit_once(':').map(|(parent, _)| parent);
+                let origin = Origin::Child { parent_run_id: parent, call_stack };
+                let commit = first_commit(&p, &run_id, &inputs, origin, self.effects.clock.now());
+                self.write(&run_id, commit).await?;
             }
             let stored = self.load(&run_id).await?;
             self.drive(p, &run_id, stored).await
@@ -309,8 +303,7 @@ impl Engine {
         run_id: &str,
         inputs: Map<String, Value>,
     ) -> Result<Option<RunError>, EngineError> {
-        let mut cp = Self::new_checkpoint(p, run_id, &inputs);
-        let created = self.event("run_created", None, None, json!({}));
+        let mut commit = first_commit(p, run_id, &inputs, Origin::Top, self.effects.clock.now());
         if let Err(errors) = ckp_core::inputs::check_inputs(p, &inputs) {
             let list: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             let error = RunError {
@@ -319,18 +312,15 @@ impl Engine {
                 step_id: None,
                 kind: ErrorKind::ValidationError,
             };
-            cp.status = RunStatus::Failed;
-            cp.error = Some(error.clone());
-            let events = vec![
-                created,
-                self.event("error", None, None, json!({"message": error.message, "errors": errors})),
-                self.event("run_failed", None, None, json!({"error": error.to_value()})),
-            ];
-            self.write(run_id, Commit { events, steps: Vec::new(), checkpoint: cp }).await?;
+            commit.checkpoint.status = RunStatus::Failed;
+            commit.checkpoint.error = Some(error.clone());
+            commit.events.push(self.event("error", None, None, json!({"message": error.message, "errors": errors})));
+            commit.events.push(self.event("run_failed", None, None, json!({"error": error.to_value()})));
+            self.write(run_id, commit).await?;
             return Ok(Some(error));
         }
-        cp.status = RunStatus::Running;
-        self.write(run_id, Commit { events: vec![created], steps: Vec::new(), checkpoint: cp }).await?;
+        commit.checkpoint.status = RunStatus::Running;
+        self.write(run_id, commit).await?;
         Ok(None)
     }
 
@@ -380,25 +370,12 @@ impl Engine {
     /// run with nothing due is returned as it is.
     pub async fn expire_due(&self, p: Arc<Procedure>, run_id: &str) -> Result<RunOutcome, EngineError> {
         let stored = self.load(run_id).await?;
-        let now = self.effects.clock.now();
-        let due: Vec<String> = stored
-            .checkpoint
-            .pending
-            .iter()
-            .filter(|a| a.expires_at.is_some_and(|at| at <= now))
-            .map(|a| a.key.clone())
-            .collect();
-        if stored.checkpoint.status != RunStatus::WaitingApproval || due.is_empty() {
+        let due = due_expiries(&stored.checkpoint, self.effects.clock.now());
+        if due.is_empty() {
             return self.drive(p, run_id, stored).await;
         }
         let mut outcome = RunOutcome::WaitingApproval(stored.checkpoint.pending.clone());
-        for key in due {
-            let d = Decision {
-                key: Some(key),
-                value: Value::from("timed_out"),
-                decided_by: Some("system:expiry".into()),
-                comment: None,
-            };
+        for d in due {
             outcome = self.decide(p.clone(), run_id, d).await?;
         }
         Ok(outcome)
@@ -664,6 +641,9 @@ impl Engine {
         vars: Map<String, Value>,
         error: RunError,
     ) -> Result<RunOutcome, EngineError> {
+        // The run's end is its own business (its events say why); the log keeps one line for operators.
+        tracing::warn!(run_id = %runner.run_id, procedure_id = %runner.p.id, node_id = error.node_id.as_deref(),
+            step_id = error.step_id.as_deref(), error_kind = error.kind.as_str(), error = %error.message, "run failed");
         let top = Ctx::default();
         runner.emit(
             &top,
@@ -807,4 +787,63 @@ fn normalise_decision(v: &Value) -> Value {
 /// The node index of a node id (for tests and callers holding ids).
 pub fn node_index(p: &Procedure, id: &str) -> Option<NodeIdx> {
     p.find(id)
+}
+
+/// The expiry decisions due at `now` on a run waiting for approvals (A.2.8): `timed_out`, by `system:expiry`, for
+/// each pending approval whose `expires_at` has passed; none when the run is not waiting. Whoever applies them
+/// ([`Engine::expire_due`], the server's workers through the store's guarded decision) applies the same rule, and
+/// `timed_out` then routes by the node's `timeout_action`.
+pub fn due_expiries(cp: &Checkpoint, now: chrono::DateTime<chrono::Utc>) -> Vec<Decision> {
+    if cp.status != RunStatus::WaitingApproval {
+        return Vec::new();
+    }
+    cp.pending
+        .iter()
+        .filter(|a| a.expires_at.is_some_and(|at| at <= now))
+        .map(|a| Decision {
+            key: Some(a.key.clone()),
+            value: Value::from("timed_out"),
+            decided_by: Some("system:expiry".into()),
+            comment: None,
+        })
+        .collect()
+}
+
+/// Who creates a run, as its first commit records it.
+#[derive(Debug, Clone)]
+pub enum Origin<'a> {
+    /// A run of its own (the API, `ckp run`, a trigger): queued until a worker or the caller executes it.
+    Top,
+    /// A subflow's child run, executed at once by its parent's execution.
+    Child {
+        /// The parent run, recorded in `run_created` (None for a child id that names no parent).
+        parent_run_id: Option<&'a str>,
+        /// The procedures above the child, to refuse recursive subflows.
+        call_stack: Vec<String>,
+    },
+}
+
+/// The first commit of a new run: its checkpoint (schema defaults, inputs, the built-ins `run_id` and
+/// `procedure_id`) and its `run_created` event. Every way of creating a run builds it here (the API, a
+/// trigger, [`Engine::create`], a subflow's child), so they all start runs alike; inputs are checked by the
+/// caller first, because each answers invalid ones its own way (the API refuses, `Engine::create` records a
+/// failed run).
+pub fn first_commit(
+    p: &Procedure,
+    run_id: &str,
+    inputs: &Map<String, Value>,
+    origin: Origin<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Commit {
+    let mut checkpoint = Engine::new_checkpoint(p, run_id, inputs);
+    let payload = match origin {
+        Origin::Top => json!({}),
+        Origin::Child { parent_run_id, call_stack } => {
+            checkpoint.status = RunStatus::Running;
+            checkpoint.call_stack = call_stack;
+            json!({"parent_run_id": parent_run_id})
+        }
+    };
+    let created = Event { event_type: "run_created".into(), node_id: None, step_id: None, payload, created_at: now };
+    Commit { events: vec![created], steps: Vec::new(), checkpoint }
 }

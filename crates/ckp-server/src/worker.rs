@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use ckp_engine::EngineError;
 use ckp_engine::callback::{Callback, CallbackOutcome};
-use ckp_engine::engine::Procedures;
+use ckp_engine::engine::{Procedures, due_expiries};
+use ckp_engine::error::ErrorChain;
 use ckp_engine::journal::{Checkpoint, RunStatus};
-use ckp_engine::{Decision, Engine, RunOutcome};
-use ckp_store::{ClaimedJob, Store};
+use ckp_engine::{Engine, RunOutcome};
+use ckp_store::{ClaimedJob, Store, StoreError};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 /// How a process's workers behave.
 #[derive(Debug, Clone)]
@@ -102,7 +105,9 @@ pub async fn run_workers(
                     let mut given = given.into_iter();
                     free.retain(|_| !given.next().unwrap_or(false));
                 }
-                Err(_) => {
+                Err(e) => {
+                    tracing::error!(error = %ErrorChain(&e), backoff_ms = config.error_backoff.as_millis(),
+                        "claiming jobs failed");
                     tokio::select! {
                         () = tokio::time::sleep(config.error_backoff) => {}
                         changed = shutdown.changed() => if changed.is_err() { break },
@@ -122,6 +127,17 @@ pub async fn run_workers(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Why a claimed run could not be executed; the job is retried after `error_backoff`.
+#[derive(Debug, thiserror::Error)]
+enum ExecError {
+    #[error("executing the run")]
+    Engine(#[source] EngineError),
+    #[error("procedure {id} version {version} is not available")]
+    MissingProcedure { id: String, version: String },
+    #[error("the run does not exist")]
+    MissingRun,
+}
+
 /// Shortest idle sleep before looking again for a job that was due but held by another transaction.
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
@@ -134,6 +150,8 @@ async fn execute(
     claimed: ClaimedJob,
 ) {
     let ClaimedJob { job, stored, .. } = claimed;
+    // Every line logged while the run executes (engine, connectors) carries the run and the job.
+    let span = tracing::info_span!("run", run_id = %job.run_id, job_id = job.job_id);
     // Whether the run was already settled (ended, or waiting with nothing due) when claimed: then the engine
     // commits nothing and the worker must release the job itself.
     let execution = async {
@@ -152,16 +170,20 @@ async fn execute(
                 let expired = expire_due(store.as_ref(), &job.run_id, cp).await
                     || time_out_callbacks(store.as_ref(), &job.run_id, cp).await;
                 let outcome = match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
-                    Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(|e| e.to_string()),
-                    Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(|e| e.to_string()),
-                    None => Err(format!("procedure {}:{} is not available", cp.procedure_id, cp.procedure_version)),
+                    Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(ExecError::Engine),
+                    Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(ExecError::Engine),
+                    None => Err(ExecError::MissingProcedure {
+                        id: cp.procedure_id.clone(),
+                        version: cp.procedure_version.clone(),
+                    }),
                 };
                 (settled && !expired, outcome)
             }
-            Ok(None) => (false, Err(format!("run {} does not exist", job.run_id))),
-            Err(e) => (false, Err(e.to_string())),
+            Ok(None) => (false, Err(ExecError::MissingRun)),
+            Err(e) => (false, Err(ExecError::Engine(e))),
         }
-    };
+    }
+    .instrument(span.clone());
     // The lease is renewed beside the execution in this same task (no task spawned per job).
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 3).unwrap_or(1000).max(10));
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -170,11 +192,16 @@ async fn execute(
         tokio::select! {
             done = &mut execution => break done,
             _ = renew.tick() => {
-                if matches!(store.heartbeat(job.job_id, worker, config.lease_ms).await, Ok(true)) {
+                match store.heartbeat(job.job_id, worker, config.lease_ms).await {
                     // A cancel recorded by another process reaches this execution at its next step.
-                    if matches!(store.cancellation_requested(&job.run_id).await, Ok(true)) {
-                        engine.cancel(&job.run_id);
+                    Ok(true) => {
+                        if matches!(store.cancellation_requested(&job.run_id).await, Ok(true)) {
+                            engine.cancel(&job.run_id);
+                        }
                     }
+                    Ok(false) => tracing::warn!(parent: &span, worker,
+                        "lease lost: another worker may take the run over from its last commit"),
+                    Err(e) => tracing::warn!(parent: &span, worker, error = %ErrorChain(&e), "lease renewal failed"),
                 }
             }
         }
@@ -185,7 +212,7 @@ async fn execute(
     // next wake-up.
     let stopped =
         !matches!(outcome, Ok(RunOutcome::Completed { .. } | RunOutcome::Failed { .. } | RunOutcome::Cancelled));
-    let _ = match outcome {
+    let released = match outcome {
         Ok(RunOutcome::Sleeping { until }) => store.reschedule(job.job_id, worker, until).await,
         // An approval with an expiry is a durable timer too: the job comes back when it is due.
         Ok(RunOutcome::WaitingApproval(pending)) => match pending.iter().filter_map(|a| a.expires_at).min() {
@@ -203,11 +230,16 @@ async fn execute(
         Ok(_) if settled_before => store.finish(job.job_id, worker).await,
         // The commit that ended the run released its job (same transaction).
         Ok(_) => Ok(true),
-        Err(_) => {
+        Err(e) => {
             let at = Utc::now() + chrono::Duration::from_std(config.error_backoff).unwrap_or_default();
+            tracing::error!(parent: &span, error = %ErrorChain(&e), retry_at = %at, "run execution failed; retrying later");
             store.reschedule(job.job_id, worker, at).await
         }
     };
+    if let Err(e) = released {
+        // The lease then expires and the run is reclaimed from its last commit.
+        tracing::error!(parent: &span, error = %ErrorChain(&e), "releasing the job failed");
+    }
     if stopped && matches!(store.cancellation_requested(&job.run_id).await, Ok(true)) {
         // Conflict: it ended meanwhile; Executing: another worker holds it now and sees the request.
         let _ = store.cancel_run(&job.run_id, "cancel_requested").await;
@@ -218,21 +250,14 @@ async fn execute(
 /// human decision arriving together cannot both win; the engine then routes by `timeout_action`. True when
 /// something was due (the checkpoint changed).
 async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
-    if cp.status != RunStatus::WaitingApproval {
-        return false;
-    }
-    let mut expired = false;
-    let now = Utc::now();
-    for a in cp.pending.iter().filter(|a| a.expires_at.is_some_and(|at| at <= now)) {
-        let d = Decision {
-            key: Some(a.key.clone()),
-            value: "timed_out".into(),
-            decided_by: Some("system:expiry".into()),
-            comment: None,
-        };
-        // A conflict means a human decided first: nothing to expire.
-        let _ = store.decide(run_id, d).await;
-        expired = true;
+    let due = due_expiries(cp, Utc::now());
+    let expired = !due.is_empty();
+    for d in due {
+        match store.decide(run_id, d).await {
+            // A conflict means a human decided first: nothing to expire.
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => tracing::error!(run_id, error = %ErrorChain(&e), "expiring an approval failed"),
+        }
     }
     expired
 }
@@ -252,8 +277,11 @@ async fn time_out_callbacks(store: &dyn Store, run_id: &str, cp: &Checkpoint) ->
             step_id: Some(c.step_id.clone()),
             outcome: CallbackOutcome::TimedOut,
         };
-        // A conflict means the callback came first.
-        let _ = store.workflow_callback(run_id, callback).await;
+        match store.workflow_callback(run_id, callback).await {
+            // A conflict means the callback came first.
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => tracing::error!(run_id, error = %ErrorChain(&e), "timing out a workflow callback failed"),
+        }
         timed_out = true;
     }
     timed_out
@@ -266,7 +294,11 @@ pub async fn run_reclaimer(store: Arc<dyn Store>, every: Duration, mut shutdown:
         tokio::select! {
             () = tokio::time::sleep(every) => {
                 if store.is_leader() {
-                    let _ = store.reclaim_expired(Utc::now()).await;
+                    match store.reclaim_expired(Utc::now()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(jobs = n, "reclaimed expired leases: their runs resume from their last commit"),
+                        Err(e) => tracing::error!(error = %ErrorChain(&e), "reclaiming expired leases failed"),
+                    }
                 }
             }
             _ = shutdown.changed() => return,

@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use ckp_engine::Engine;
-use ckp_engine::journal::{Commit, StepRecord};
+use ckp_engine::engine::{Origin, first_commit};
+use ckp_engine::journal::StepRecord;
 use ckp_store::{NewRun, RunChange, RunFilter, RunRow, StoreError, is_terminal};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -58,11 +59,11 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
         .ok_or_else(|| ApiError::invalid("invalid_ckp", "The stored procedure no longer compiles"))?;
     let inputs = body.input_vars.unwrap_or_default();
     if let Err(errors) = ckp_core::inputs::check_inputs(&p, &inputs) {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid_input_vars",
-            detail: json!({"message": "Invalid input_vars", "errors": errors}),
-        });
+        return Err(ApiError::with_detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input_vars",
+            json!({"message": "Invalid input_vars", "errors": errors}),
+        ));
     }
     let project_id = body.project_id.or_else(|| record.project_id.clone());
     if let Some(project) = &project_id
@@ -72,8 +73,7 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
     }
     // Time-ordered (UUIDv7): new runs land at the end of every index keyed by run id instead of at random pages.
     let run_id = uuid::Uuid::now_v7().to_string();
-    let checkpoint = Engine::new_checkpoint(&p, &run_id, &inputs);
-    let created = ckp_engine::Event::of_run("run_created", json!({}));
+    let commit = first_commit(&p, &run_id, &inputs, Origin::Top, Utc::now());
     let meta = NewRun {
         run_id,
         input_vars: (!inputs.is_empty()).then(|| Value::Object(inputs)),
@@ -82,8 +82,7 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
         trigger_type: None,
         triggered_by: None,
     };
-    let row =
-        state.store.create_run(meta, Commit { events: vec![created], steps: Vec::new(), checkpoint }, true).await?;
+    let row = state.store.create_run(meta, commit, true).await?;
     Ok((StatusCode::CREATED, Json((&row).into())))
 }
 
