@@ -100,3 +100,47 @@ pub enum EngineError {
         message: String,
     },
 }
+
+/// Displays an error with its whole cause chain (`outer: cause: root cause`), for the one log line that reports
+/// an error where it is handled. A cause whose text its parent already shows (`"journal: {0}"` wrapping
+/// `#[source]`) is not repeated.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::ErrorChain;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("reading the checkpoint")]
+        Read(#[source] std::io::Error),
+        #[error("journal: {0}")]
+        Shown(#[source] std::io::Error),
+    }
+
+    #[test]
+    fn every_cause_is_shown_once() {
+        let e = Outer::Read(std::io::Error::other("disk I/O error"));
+        assert_eq!(ErrorChain(&e).to_string(), "reading the checkpoint: disk I/O error");
+        let e = Outer::Shown(std::io::Error::other("disk I/O error"));
+        assert_eq!(ErrorChain(&e).to_string(), "journal: disk I/O error");
+    }
+}

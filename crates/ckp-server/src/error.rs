@@ -1,12 +1,25 @@
 //! API errors: every 4xx/5xx body is JSON `{"detail": <string or object>, "code": "<stable_snake_case>"}`
 //! (LangOrch's `detail` kept, `code` added). Extractors that reject input (malformed JSON, wrong types, bodies
 //! over the limit, bad query strings) answer in the same shape.
+//!
+//! # Error policy
+//!
+//! * **4xx** say what the caller did wrong, in words the caller can act on: which field, which value, what is
+//!   expected. They are not logged above DEBUG: they are the caller's business, not the operator's.
+//! * **5xx** answer a fixed text and a short error id, nothing else:
+//!   `{"detail": "Internal error (error id 3f9a2c1b7e4d); the server log has the cause", "code": "...",
+//!   "error_id": "3f9a2c1b7e4d"}`. The cause, with its whole chain, is logged once at ERROR with the same
+//!   `error_id` ([`ApiError::internal`]), so an operator finds it from what the user reports.
+//! * No internal text in any response: no SQL, no file path, no library message, no secret. Only
+//!   [`ApiError::internal`] builds a 5xx from an error, and it never puts the error's text in the body.
+//! * Error types keep their causes (`#[source]`), not their text, so the log line shows the root cause.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use ckp_engine::error::ErrorChain;
 use ckp_store::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,6 +34,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable detail (a string, or an object with more structure).
     pub detail: Value,
+    /// For a 5xx, the id its cause was logged under.
+    pub error_id: Option<Box<str>>,
 }
 
 /// The error body, for the OpenAPI document.
@@ -30,12 +45,33 @@ pub struct ErrorBody {
     pub detail: Value,
     /// Stable snake_case code.
     pub code: String,
+    /// For a 5xx: the id under which the server logged the cause (give it to the operator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_id: Option<String>,
 }
 
 impl ApiError {
     /// An error with a text detail.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: Value::String(detail.into()) }
+        ApiError { status, code, detail: Value::String(detail.into()), error_id: None }
+    }
+
+    /// A 4xx with a structured detail (`{message, errors}`: every problem of the input at once).
+    pub fn with_detail(status: StatusCode, code: &'static str, detail: Value) -> Self {
+        ApiError { status, code, detail, error_id: None }
+    }
+
+    /// A 5xx caused by `cause`: logs the cause with its whole chain under a fresh error id, once, and answers
+    /// only a fixed text with that id (the error policy above).
+    pub fn internal(status: StatusCode, code: &'static str, cause: &(dyn std::error::Error + 'static)) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        tracing::error!(error_id = %id, code, status = status.as_u16(), error = %ErrorChain(cause), "request failed");
+        ApiError {
+            status,
+            code,
+            detail: Value::String(format!("Internal error (error id {id}); the server log has the cause")),
+            error_id: Some(id.into()),
+        }
     }
 
     /// 404.
@@ -56,7 +92,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({"detail": self.detail, "code": self.code}))).into_response()
+        let body = match self.error_id {
+            Some(id) => json!({"detail": self.detail, "code": self.code, "error_id": id}),
+            None => json!({"detail": self.detail, "code": self.code}),
+        };
+        (self.status, axum::Json(body)).into_response()
     }
 }
 
@@ -66,7 +106,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Invalid(m) => ApiError::invalid("invalid_value", m),
-            other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", other.to_string()),
+            other => ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", &other),
         }
     }
 }

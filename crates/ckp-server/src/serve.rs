@@ -288,10 +288,17 @@ impl Running {
     /// Stops accepting requests and claiming jobs; executions in hand commit at their next node boundary and are
     /// released to the queue (up to the grace period); then returns.
     pub async fn shutdown(mut self) {
+        tracing::info!(grace_ms = self.grace.as_millis(), "shutting down: runs in hand stop at their next node");
         self.engine.stop_at_next_node();
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(self.grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(self.grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                "shutdown grace period over: runs still in hand resume from their last commit on the next start"
+            );
+        }
         self.mcp.shutdown().await;
+        tracing::info!("ckp stopped");
     }
 }
 
@@ -430,8 +437,16 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+                tracing::error!(error = %ckp_engine::error::ErrorChain(&e), "the HTTP server stopped");
+            }
         });
+    }
+    match &config.database_url {
+        // The URL may hold a password: only the kind of store is logged.
+        Some(_) => tracing::info!(addr = ?addr, database = "postgresql", workers = config.workers, "ckp started"),
+        None => tracing::info!(addr = ?addr, database = %config.db_path().display(), workers = config.workers,
+            "ckp started"),
     }
     Ok(Running { addr, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
 }

@@ -168,7 +168,7 @@ pub async fn run_stream(
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .body(axum::body::Body::from_stream(chunks))
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+        .map_err(|e| ApiError::internal(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", &e))
 }
 
 fn approval_data(a: &ApprovalOut) -> String {

@@ -58,7 +58,8 @@ impl std::fmt::Debug for Fetched {
 }
 
 /// A provider failure. The message never contains a value or a credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct ProviderError {
     /// `http_error` for transport and HTTP failures, `internal_error` for configuration problems.
     pub kind: ErrorKind,

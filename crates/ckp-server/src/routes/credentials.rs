@@ -87,14 +87,6 @@ pub async fn exchange(State(state): State<AppState>, Path(name): Path<String>, h
     match state.secrets.lookup(spec, &name).await {
         Ok(Some(value)) => Json(CredentialOut { value }).into_response(),
         Ok(None) => not_found(&name),
-        Err(e) => {
-            let provider = spec.map_or(state.secrets.settings().provider.as_str(), |s| s.provider.as_str());
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "secrets_provider_error",
-                format!("secret `{name}` could not be read from the {provider} provider: {}", e.message),
-            )
-            .into_response()
-        }
+        Err(e) => ApiError::internal(StatusCode::BAD_GATEWAY, "secrets_provider_error", &e).into_response(),
     }
 }

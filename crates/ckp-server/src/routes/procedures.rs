@@ -34,15 +34,15 @@ fn import_error(e: ImportError) -> ApiError {
         ImportError::Invalid(diags) => {
             let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.is_error()).cloned().collect();
             let warnings: Vec<Diagnostic> = diags.iter().filter(|d| !d.is_error()).cloned().collect();
-            ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "invalid_ckp",
-                detail: json!({
+            ApiError::with_detail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_ckp",
+                json!({
                     "message": format!("CKP validation failed with {} error(s)", errors.len()),
                     "errors": diagnostics_json(&errors),
                     "warnings": diagnostics_json(&warnings),
                 }),
-            }
+            )
         }
         ImportError::Conflict(m) => ApiError::conflict(m),
         ImportError::Mismatch(m) => ApiError::invalid("ckp_mismatch", m),

@@ -260,5 +260,5 @@ pub async fn artifact_file(State(state): State<AppState>, Path(path): Path<Strin
     Response::builder()
         .header(header::CONTENT_TYPE, mime)
         .body(Body::from(bytes))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+        .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e))
 }

@@ -337,7 +337,12 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
     let mut backoff = Duration::from_millis(100);
     let mut reconnect = false;
     loop {
-        if let Ok((client, mut conn)) = config.connect(NoTls).await {
+        let connected = config.connect(NoTls).await;
+        if let Err(e) = &connected {
+            tracing::warn!(error = %ckp_engine::error::ErrorChain(e), retry_ms = backoff.as_millis(),
+                "the listening session cannot reach PostgreSQL: no notices, no leadership until it can");
+        }
+        if let Ok((client, mut conn)) = connected {
             backoff = Duration::from_millis(100);
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let driver = tokio::spawn(async move {
@@ -393,7 +398,12 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
                                     .await
                                     .map(|r| r.get::<_, bool>(0));
                                 match won {
-                                    Ok(won) => leader.store(won, Ordering::Relaxed),
+                                    Ok(won) => {
+                                        if won {
+                                            tracing::info!("leader: this process now runs lease reclaim and agent health checks");
+                                        }
+                                        leader.store(won, Ordering::Relaxed);
+                                    }
                                     Err(_) => break,
                                 }
                             }
@@ -401,7 +411,9 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
                     }
                 }
             }
-            leader.store(false, Ordering::Relaxed);
+            if leader.swap(false, Ordering::Relaxed) {
+                tracing::warn!("leadership lost with the listening session; another process takes over");
+            }
             driver.abort();
         }
         tokio::time::sleep(backoff).await;
