@@ -145,8 +145,38 @@ async fn json_logs_carry_the_run_the_step_and_the_cause_and_5xx_bodies_only_an_e
     assert_eq!(logged["level"], "ERROR", "{logged}");
     assert!(logged["error"].as_str().is_some_and(|e| e.contains("no such table")), "the cause is logged: {logged}");
 
+    // An agent that echoes the secret it was sent in its error: the logged cause is masked.
+    let echo = axum::Router::new().route(
+        "/execute",
+        axum::routing::post(|axum::Json(body): axum::Json<Value>| async move {
+            axum::Json(json!({"status": "error", "error": format!("bad token {}", body["params"]["token"])}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let echo_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, echo).await });
+    let agent = json!({"name": "Echo", "channel": "echo", "base_url": echo_url, "capabilities": [{"name": "*"}]});
+    let (status, body) = call(&http, reqwest::Method::POST, format!("{}/api/agents", server.base), Some(agent)).await;
+    assert_eq!(status, 201, "{body}");
+    let procedure = json!({"procedure_id": "echoing", "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
+        "go": {"type": "sequence", "agent": "echo", "steps": [
+            {"step_id": "send", "action": "click", "token": "{{secrets.TOKEN}}"}
+        ], "next_node": "end"},
+        "end": {"type": "terminate"}}}});
+    let import = json!({"ckp_json": procedure});
+    let (status, body) =
+        call(&http, reqwest::Method::POST, format!("{}/api/procedures", server.base), Some(import)).await;
+    assert_eq!(status, 201, "{body}");
+    let start = json!({"procedure_id": "echoing"});
+    let (_, body) = call(&http, reqwest::Method::POST, format!("{}/api/runs", server.base), Some(start)).await;
+    let run = body["run_id"].as_str().expect("run id").to_owned();
+    assert_eq!(wait_status(&http, &server.base, &run).await["status"], "failed");
+    let step = server.wait_line(|l| l["message"] == "step attempt failed" && field(l, "run_id") == run.as_str()).await;
+    // The agent saw the value (resolved at dispatch); the log line shows it masked.
+    assert!(step["error"].as_str().is_some_and(|e| e.contains("bad token \"***\"")), "{step}");
+
     let all = std::fs::read_to_string(&server.log).expect("log");
-    assert!(!all.contains(secret), "a secret value reached the log");
+    assert!(!all.contains(secret), "a secret value reached the log:\n{all}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
