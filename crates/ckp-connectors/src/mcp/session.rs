@@ -86,6 +86,7 @@ impl Slot {
                 return Err(Failure::Transport(format!("no MCP handshake within {} s", connect_timeout.as_secs_f64())));
             }
         };
+        tracing::info!(transport = self.server.transport_name(), generation, "MCP session opened");
         let out = (fresh.peer.clone(), generation);
         *live = Some(fresh);
         Ok(out)
@@ -154,6 +155,8 @@ impl Slot {
             ServiceError::Timeout { timeout } => Failure::Timeout(timeout),
             ServiceError::TransportSend(_) | ServiceError::TransportClosed => {
                 let tail = self.discard(generation).await;
+                tracing::warn!(transport = self.server.transport_name(), error = %e,
+                    "MCP session lost; the next call opens a new one");
                 Failure::Transport(with_tail(e.to_string(), tail))
             }
             other => Failure::Protocol(other.to_string()),
