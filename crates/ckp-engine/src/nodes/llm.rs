@@ -181,7 +181,13 @@ impl Runner<'_> {
         };
         let record = match &result {
             Ok(r) => StepRecord::Completed { result: serde_json::to_value(r).unwrap_or(Value::Null) },
-            Err(e) => StepRecord::Failed { error: e.clone() },
+            Err(e) => {
+                // Logged once, where the failure is new (a replayed one comes from its record above).
+                tracing::warn!(run_id = %self.run_id, procedure_id = %self.p.id, node_id = %request.node_id,
+                    model = request.model.as_deref(), error_kind = e.kind.as_str(), error = %e.message,
+                    "LLM call failed");
+                StepRecord::Failed { error: e.clone() }
+            }
         };
         self.record_step(key.to_owned(), record);
         self.commit_mid_node().await?;
