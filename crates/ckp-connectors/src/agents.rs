@@ -1,4 +1,4 @@
-//! Agents over LangOrch's protocol (semantics B §6.1): the step goes to an online agent of its channel
+//! Agents over LangOrch's protocol (langorch.md B §6.1): the step goes to an online agent of its channel
 //! (case-insensitive, fixing LangOrch's case-sensitive match) whose circuit is closed (or opened over 300 s ago)
 //! and that has the action among its capabilities (`name == action` or `*`; none → not capable, LangOrch's
 //! default), chosen round-robin, as `POST {base_url}/execute` with `{action, params, run_id, node_id, step_id}`,
@@ -270,7 +270,7 @@ impl StoreAgents {
         }
     }
 
-    /// A workflow capability (semantics B §5.14): `sync` is an ordinary call with `_workflow_context` and no
+    /// A workflow capability (langorch.md B §5.14): `sync` is an ordinary call with `_workflow_context` and no
     /// lease; `async` fires the workflow with a signed `callback_url` and reports the step delegated.
     async fn call_workflow(&self, agent: AgentRow, mut req: AgentRequest) -> Result<AgentReply, StepError> {
         if req.workflow.mode == DispatchMode::Sync {

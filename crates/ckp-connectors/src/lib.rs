@@ -1,5 +1,5 @@
 //! ckp's real effects, implementing the engine's effect traits: agents reached over LangOrch's protocol
-//! (`POST {base_url}/execute`, semantics B §6.1) chosen from the store's registry, the built-in HTTP executor
+//! (`POST {base_url}/execute`, langorch.md B §6.1) chosen from the store's registry, the built-in HTTP executor
 //! (`http_request`, A.2.15), workflow capabilities (`workflow.rs`: async dispatch with a signed callback URL), an
 //! OpenAI-compatible LLM, MCP servers (`mcp/`; the `rmcp` client behind the cargo feature `mcp`) and secrets
 //! providers (`secrets/`).

@@ -1,4 +1,4 @@
-//! Workflow-type agent capabilities (semantics B §5.14, A.2.6): the signed callback URL and the async "fire".
+//! Workflow-type agent capabilities (langorch.md B §5.14, A.2.6): the signed callback URL and the async "fire".
 //!
 //! The callback token is LangOrch's: the hex HMAC-SHA256 of the run id under a server secret, so LangOrch's
 //! agents call back unchanged. The secret is ckp's own (`callback_secret`), never a public default. The fire is

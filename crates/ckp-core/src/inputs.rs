@@ -1,4 +1,4 @@
-//! Input variables of a run, checked against the procedure's `variables_schema` (semantics B §1.6).
+//! Input variables of a run, checked against the procedure's `variables_schema` (langorch.md B §1.6).
 //!
 //! [`check_inputs`] is what the API calls before it creates a run: it returns LangOrch's messages per variable so
 //! existing clients keep working. [`initial_vars`] seeds a run's variables from schema defaults and the inputs.

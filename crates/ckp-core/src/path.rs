@@ -1,7 +1,7 @@
 //! Variable paths (`order.items.0.price`, `items.length`) and how they resolve against a run's variables.
 //!
 //! Templates and conditions share this one notion of "a name in the variables". A path is parsed once at compile
-//! time; resolution walks it segment by segment (semantics B §2.1, A.3): an object is indexed by key, an array by an
+//! time; resolution walks it segment by segment (langorch.md B §2.1, A.3): an object is indexed by key, an array by an
 //! all-digit segment or measured by `length`/`len`/`count`, a string measured by `length`. Anything else, and a
 //! null value, is unresolved. This module performs no I/O and never panics on input.
 

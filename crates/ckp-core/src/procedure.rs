@@ -139,7 +139,7 @@ pub struct RateLimit {
     pub max_concurrent: Option<u32>,
 }
 
-/// `secrets_config` (semantics B §7.9): which provider serves the run's `{{secrets.NAME}}`, how aliases map to the
+/// `secrets_config` (langorch.md B §7.9): which provider serves the run's `{{secrets.NAME}}`, how aliases map to the
 /// provider's keys, and provider settings that override the server's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretsSpec {
@@ -177,7 +177,7 @@ pub enum SecretProvider {
 }
 
 impl SecretProvider {
-    /// Every provider with the names it is known by (the first is the canonical one; semantics B §7.9's aliases).
+    /// Every provider with the names it is known by (the first is the canonical one; langorch.md B §7.9's aliases).
     pub const NAMES: [(&'static str, SecretProvider); 14] = [
         ("env", SecretProvider::Env),
         ("env_vars", SecretProvider::Env),
@@ -518,7 +518,7 @@ pub enum Action {
 
 macro_rules! internal_actions {
     ($($variant:ident = $name:literal),* $(,)?) => {
-        /// Actions the engine performs itself (semantics A.2.9).
+        /// Actions the engine performs itself (CKP.md A.2.9).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum InternalAction { $(#[doc = $name] $variant,)* }
 
@@ -641,7 +641,7 @@ pub enum ErrorMatch {
     MessageContains(String),
 }
 
-/// The kind of a step or node error (semantics A.2.10).
+/// The kind of a step or node error (CKP.md A.2.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {

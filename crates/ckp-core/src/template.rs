@@ -1,6 +1,7 @@
 //! The template language: `{{path}}`, `{{path | default}}`, `{{secrets.NAME}}` and `{{secret_grants.NAME}}` inside
-//! strings (semantics A.3, B §2). A string is scanned once into a [`Template`] (literal parts and [`Placeholder`]s) and a JSON value once
-//! into a [`ValueTemplate`]; rendering then only looks names up and copies text.
+//! strings (CKP.md A.3, langorch.md B §2). A string is scanned once into a [`Template`] (literal parts and
+//! [`Placeholder`]s) and a JSON value once into a [`ValueTemplate`]; rendering then only looks names up and copies
+//! text.
 //!
 //! This module owns the syntax (a hand scanner that matches exactly what LangOrch's regex matches, in linear time),
 //! the typing of defaults and the rendering rules. It must not decide where templates are rendered (the compiler

@@ -1,4 +1,4 @@
-//! Workflow callbacks (semantics A.2.6, B §6.4), as a pure transition on a paused run's checkpoint, so a store
+//! Workflow callbacks (CKP.md A.2.6, langorch.md B §6.4), as a pure transition on a paused run's checkpoint, so a store
 //! can apply it inside one guarded transaction as it does approval decisions: the callback's outcome becomes the
 //! delegated step's record (the step is never dispatched again), its output is merged into the variables, and the
 //! run is runnable again once no callback is pending. A failure or a timeout becomes the step's error, which goes

@@ -18,7 +18,7 @@ use crate::error::{ErrorKind, StepError};
 /// A boxed, sendable future (effect traits must be object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A step dispatched to an agent (LangOrch's `POST {base_url}/execute`, semantics B §6.1).
+/// A step dispatched to an agent (LangOrch's `POST {base_url}/execute`, langorch.md B §6.1).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentRequest {
     /// Lower-cased channel (`web`, `api`, ...).
@@ -37,7 +37,7 @@ pub struct AgentRequest {
     pub idempotency_key: String,
     /// The step's time limit.
     pub timeout: Option<Duration>,
-    /// How to dispatch when the agent's capability for the action is of type `workflow` (semantics B §5.14).
+    /// How to dispatch when the agent's capability for the action is of type `workflow` (langorch.md B §5.14).
     pub workflow: WorkflowDispatch,
 }
 
@@ -126,7 +126,7 @@ pub trait Http: Send + Sync {
     fn request(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, StepError>>;
 }
 
-/// One chat completion request (semantics B §6.3).
+/// One chat completion request (langorch.md B §6.3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LlmRequest {
     /// Model (None: the provider's default).
@@ -203,7 +203,7 @@ pub trait Mcp: Send + Sync {
     /// Calls the tool; its result, or a step error (`mcp_error`, LangOrch's `MCPToolError`).
     fn call_tool(&self, call: McpCall) -> BoxFuture<'_, Result<Value, StepError>>;
 
-    /// LangOrch's legacy fallback (semantics B §6.2) for a step whose node names an agent channel that no agent
+    /// LangOrch's legacy fallback (langorch.md B §6.2) for a step whose node names an agent channel that no agent
     /// serves: `None` when no fallback is configured, so dispatch goes on to the built-in executors.
     fn fallback(&self, req: &AgentRequest) -> Option<BoxFuture<'_, Result<Value, StepError>>> {
         let _ = req;

@@ -36,7 +36,7 @@ pub struct EngineConfig {
     /// LLM prices for cost and budgets (defaults merged with `llm_prices`).
     pub prices: Arc<crate::pricing::PriceTable>,
     /// The server's artifacts folder (absolute): artifact URIs naming files under it become `/api/artifacts/...`
-    /// (semantics B §5.12).
+    /// (langorch.md B §5.12).
     pub artifacts_dir: Option<std::path::PathBuf>,
 }
 

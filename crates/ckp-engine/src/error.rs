@@ -1,4 +1,4 @@
-//! Errors: the taxonomy every step and node error belongs to (semantics A.2.10), the error that fails a run, and
+//! Errors: the taxonomy every step and node error belongs to (CKP.md A.2.10), the error that fails a run, and
 //! the engine's own failures (journal, missing procedure). Handlers match on [`ErrorKind`].
 
 use ckp_core::procedure::ErrorMatch;

@@ -1,4 +1,4 @@
-//! Run events: the append-only log of what happened, with LangOrch's event types and payload keys (semantics
+//! Run events: the append-only log of what happened, with LangOrch's event types and payload keys (langorch.md
 //! B §7.11) plus ckp's additions (`step_log`, `loop_iteration`, `step_retrying`, `notification`).
 //!
 //! The engine buffers events and hands them to the journal at commit points; it never writes them anywhere else.

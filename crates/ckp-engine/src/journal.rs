@@ -84,7 +84,7 @@ pub struct PendingApproval {
     pub escalation_contact: Option<String>,
 }
 
-/// A step delegated to an async workflow, waiting for its callback (semantics A.2.6).
+/// A step delegated to an async workflow, waiting for its callback (CKP.md A.2.6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingCallback {
     /// The step record key: the callback writes the step's result there, so re-execution takes it from the record

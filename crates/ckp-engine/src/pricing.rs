@@ -1,4 +1,4 @@
-//! LLM prices per 1,000 tokens, used to estimate a run's cost and enforce `max_cost_usd` (semantics B §7.10,
+//! LLM prices per 1,000 tokens, used to estimate a run's cost and enforce `max_cost_usd` (langorch.md B §7.10,
 //! with ckp's fix: dated model names such as `gpt-4o-2024-08-06` are priced as their base model, not as gpt-4).
 //! The defaults can be overridden and extended by configuration ([`PriceTable::with`]: `llm_prices` in `ckp
 //! serve`'s TOML, `CKP_LLM_PRICES` as JSON for `ckp serve` and `ckp run`).

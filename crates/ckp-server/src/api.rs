@@ -1,4 +1,4 @@
-//! The API's bodies, with LangOrch's field names (`../shared/reference/langorch-api.md` §2) and ckp's fixes:
+//! The API's bodies, with LangOrch's field names (`docs/langorch-api.md`, "Endpoints and bodies") and ckp's fixes:
 //! RFC 3339 UTC timestamps, JSON errors, `warnings` beside an imported procedure.
 
 use ckp_store::{AgentRow, ApprovalRow, ArtifactRow, EventRow, LeaseRow, ProcedureRecord, ProjectRow, RunRow};

@@ -1,6 +1,6 @@
-//! The explain report in LangOrch's shape (`langorch-api.md` §11.7), so its UI and clients read it: nodes with
-//! their steps and error handlers, edges with conditions, variables, a route trace, external calls and the policy
-//! summary. ckp's own, richer analysis (terminals, LLM calls, approvals, subflows, unreachable nodes, variables
+//! The explain report in LangOrch's shape (`docs/langorch-api.md`, "Explain report"), so its UI and clients read it:
+//! nodes with their steps and error handlers, edges with conditions, variables, a route trace, external calls and the
+//! policy summary. ckp's own, richer analysis (terminals, LLM calls, approvals, subflows, unreachable nodes, variables
 //! read and written) is added under `ckp`.
 
 use ckp_core::Procedure;

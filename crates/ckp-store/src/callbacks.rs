@@ -1,4 +1,4 @@
-//! Workflow callbacks as one transaction (semantics A.2.6, B §6.4): the engine's pure `apply_callback` on the
+//! Workflow callbacks as one transaction (CKP.md A.2.6, langorch.md B §6.4): the engine's pure `apply_callback` on the
 //! stored checkpoint (only if the step still waits: exactly one of concurrent duplicate callbacks wins, the rest
 //! are conflicts), the delegated step's record, the events, and the requeue, together.
 

@@ -1,4 +1,4 @@
-//! LangOrch's legacy MCP fallback (semantics B §6.2): when a step's agent channel has no agent and `mcp_base_url`
+//! LangOrch's legacy MCP fallback (langorch.md B §6.2): when a step's agent channel has no agent and `mcp_base_url`
 //! is set, `POST {base}/tools/{action}` with `{"arguments": params}` and `X-Run-ID`/`X-Node-ID`/`X-Step-ID` (each
 //! only when non-empty), 30 s. `{"isError": true, "error"?}` → `MCP tool '<t>' failed: <error or "Unknown MCP
 //! error">`; non-2xx → `... failed: HTTP <code>`; otherwise the result is `result` or, without it, the whole body.

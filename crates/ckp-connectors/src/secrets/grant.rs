@@ -1,4 +1,4 @@
-//! Credential-grant tokens (semantics A.3, B §7.9): what `{{secret_grants.NAME}}` renders, and what
+//! Credential-grant tokens (CKP.md A.3, langorch.md B §7.9): what `{{secret_grants.NAME}}` renders, and what
 //! `GET /api/agent-credentials/{name}` accepts. LangOrch's format, so its agents exchange them unchanged: a JWT
 //! signed with HS256, claims `sub` = the run id, `aud` = `agent_credential`, `secret_name`, `iat`, and `exp` five
 //! minutes after issue.

@@ -1,4 +1,4 @@
-//! Secrets providers and the engine's `Secrets` for a server or `ckp run` (semantics A.3, B §7.9).
+//! Secrets providers and the engine's `Secrets` for a server or `ckp run` (CKP.md A.3, langorch.md B §7.9).
 //!
 //! [`SecretManager`] answers `{{secrets.NAME}}` for a run: the procedure's `secrets_config` (or the server's
 //! default provider) picks the provider and maps the alias to the provider's key, the procedure's settings are laid

@@ -1,4 +1,4 @@
-//! LangOrch's legacy MCP fallback (semantics B §6.2) against a real HTTP server on 127.0.0.1: the request's path,
+//! LangOrch's legacy MCP fallback (langorch.md B §6.2) against a real HTTP server on 127.0.0.1: the request's path,
 //! body and headers, the result mapping, `isError`, HTTP errors, and the circuit breaker opening, refusing without
 //! calling, and closing after its window.
 

@@ -1,4 +1,4 @@
-//! `global_config.secrets_config` (semantics B §7.9): the provider (LangOrch's aliases accepted), the alias → key
+//! `global_config.secrets_config` (langorch.md B §7.9): the provider (LangOrch's aliases accepted), the alias → key
 //! references, and the provider settings, each checked against what that provider understands. Values are never
 //! resolved here: secrets are read only when a step is dispatched (A.3).
 

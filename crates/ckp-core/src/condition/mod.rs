@@ -1,4 +1,4 @@
-//! The condition language of logic rules, verification checks and transform filters (semantics A.4 over B §3).
+//! The condition language of logic rules, verification checks and transform filters (CKP.md A.4 over langorch.md B §3).
 //!
 //! This module owns the whole language: the grammar, the parser that turns a condition's text into an AST once at
 //! compile time ([`Condition::parse`]), the evaluator that runs that AST on the run's **values** as many times as the

@@ -112,7 +112,7 @@ pub fn document_from_value(value: Value, diags: &mut Vec<Diagnostic>) -> Option<
     (errors_after == errors_before).then_some(doc)
 }
 
-/// Recognises the dialects LangOrch's own samples use that are not CKP (semantics B §1.4).
+/// Recognises the dialects LangOrch's own samples use that are not CKP (langorch.md B §1.4).
 fn foreign_dialect(root: &Map<String, Value>) -> Option<Diagnostic> {
     let graph_nodes = root.get("workflow_graph").and_then(|g| g.get("nodes"));
     let found: Vec<&str> = [

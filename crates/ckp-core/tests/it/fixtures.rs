@@ -1,4 +1,4 @@
-//! The shared fixtures compile cleanly, and documents survive import → export.
+//! The fixture procedures (`tests/fixtures/` at the repository root) compile cleanly, and documents survive import → export.
 
 use std::path::PathBuf;
 
@@ -6,8 +6,9 @@ use ckp_core::model::parse_document;
 use ckp_core::{Severity, compile};
 use serde_json::Value;
 
+/// Every `*.ckp.json` in the repository's `tests/fixtures/`.
 fn fixture_paths() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(Result::ok)
@@ -20,7 +21,7 @@ fn fixture_paths() -> Vec<PathBuf> {
 }
 
 #[test]
-fn shared_fixtures_validate_without_errors() {
+fn fixtures_validate_without_errors() {
     for path in fixture_paths() {
         let text = std::fs::read_to_string(&path).expect("readable");
         let c = compile(&text);

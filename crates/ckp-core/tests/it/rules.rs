@@ -510,7 +510,7 @@ fn variables_defined_by_every_kind_of_writer_are_known() {
 
 #[test]
 fn set_variable_targets_count_as_defined() {
-    // LangOrch calls these undeclared; ckp does not (semantics B §8.16).
+    // LangOrch calls these undeclared; ckp does not (langorch.md B §8.16).
     let c = with(|d| node(d, "check")["rules"][0]["condition"] = json!("{{x}} > 1"));
     expect_no(&c, Code::UndefinedVariable);
 }

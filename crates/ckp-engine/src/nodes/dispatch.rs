@@ -1,7 +1,7 @@
 //! One attempt of one step: internal actions run here; external ones (agent, MCP, the built-in HTTP executor)
 //! are dispatched between two commit points — the intent with its idempotency key before the call, the result
 //! after — so a committed result is never requested again and an uncommitted one is re-requested with the same
-//! key (DESIGN §3). Dry runs, mocks and test data overrides short-circuit dispatch (semantics B §5.3).
+//! key (DESIGN §3). Dry runs, mocks and test data overrides short-circuit dispatch (langorch.md B §5.3).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -308,7 +308,7 @@ impl Runner<'_> {
     }
 
     /// The workflow side of an agent request: the mode (step, node, `global_config`, else async) and
-    /// `_workflow_context` (semantics B §5.14: the node's steps with their params as written).
+    /// `_workflow_context` (langorch.md B §5.14: the node's steps with their params as written).
     fn workflow_dispatch(&self, node: &Node, step: &Step, params: &Map<String, Value>) -> WorkflowDispatch {
         let mode =
             step.dispatch_mode.or(node.dispatch_mode).or(self.p.config.dispatch_mode).unwrap_or(DispatchMode::Async);

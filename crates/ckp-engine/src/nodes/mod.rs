@@ -27,7 +27,7 @@ use crate::ops::OpEnv;
 use crate::run::{BoxFlow, Ctx, Flow, Runner};
 
 impl Runner<'_> {
-    /// Executes one node with its lifecycle events (semantics B §4.0; in loop bodies and parallel branches too,
+    /// Executes one node with its lifecycle events (langorch.md B §4.0; in loop bodies and parallel branches too,
     /// with `loop_index` / `branch_id`, A.2.7).
     pub(crate) fn exec_node<'a>(&'a self, ctx: &'a Ctx, vars: &'a mut Map<String, Value>, idx: NodeIdx) -> BoxFlow<'a> {
         Box::pin(async move {

@@ -313,7 +313,7 @@ pub(crate) fn served_uri(uri: &str, dir: &std::path::Path) -> Option<String> {
     (!parts.is_empty()).then(|| format!("/api/artifacts/{}", parts.join("/")))
 }
 
-/// The artifacts a step result names (semantics B §5.12): `screenshot` (a string; `memory://` is prefixed when it
+/// The artifacts a step result names (langorch.md B §5.12): `screenshot` (a string; `memory://` is prefixed when it
 /// has no scheme), `artifact` (an object), `artifacts` (a list of objects), `artifact_uri` or `uri` (kind from
 /// `artifact_kind`). Entries without a string uri are skipped. Each is `{kind, uri, name?, mime_type?,
 /// size_bytes?}`.

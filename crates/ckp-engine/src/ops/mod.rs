@@ -1,4 +1,5 @@
-//! Internal actions and transforms (semantics A.2.9, B §4.5, §4.9, §5.2) as pure functions over a run's variables.
+//! Internal actions and transforms (CKP.md A.2.9, langorch.md B §4.5, §4.9, §5.2) as pure functions over a run's
+//! variables.
 //!
 //! This module owns what each internal action and each transformation computes: [`run_internal`] performs one
 //! action on parameters that the engine has **already rendered**, [`apply_transform`] computes one transformation.

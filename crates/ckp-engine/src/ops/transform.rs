@@ -1,4 +1,4 @@
-//! Transform node operations (semantics B §4.9 with the fixes of A.2.9): filter, map, aggregate / reduce, sort,
+//! Transform node operations (langorch.md B §4.9 with the fixes of A.2.9): filter, map, aggregate / reduce, sort,
 //! deduplicate, join and pivot over a list variable.
 //!
 //! [`apply_transform`] reads the source list from the variables and returns the value for `output_variable`; it

@@ -1,4 +1,4 @@
-//! LangOrch's defects (semantics B §8), each shown fixed as Part A decides.
+//! LangOrch's defects (langorch.md B §8), each shown fixed as CKP.md's numbered decisions say.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Integration tests of the engine: node types, events, durability (crash at every commit point), approvals,
-//! and ckp's fixes of LangOrch's defects (semantics B §8).
+//! and ckp's fixes of LangOrch's defects (langorch.md B §8).
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
 mod crash;

@@ -7,63 +7,63 @@ use ckp_engine::testing::FnAgents;
 use ckp_engine::{Decision, ErrorKind, RunOutcome, StepError};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, completed, echo_effects, inputs, procedure, shared_fixture};
+use crate::support::{Harness, completed, echo_effects, fixture, inputs, procedure};
 
 fn doc(start: &str, nodes: Value) -> Value {
     json!({"procedure_id": "t", "version": "1", "workflow_graph": {"start_node": start, "nodes": nodes}})
 }
 
 #[tokio::test]
-async fn simple_http_fixture_completes_with_langorch_events() {
-    let p = shared_fixture("simple_http_test.ckp.json");
+async fn ticket_lookup_fixture_completes_with_langorch_events() {
+    let p = fixture("ticket_lookup.ckp.json");
     let h = Harness::new(Effects::default());
-    let out = h.start(&p, inputs(json!({"post_id": 7}))).await;
+    let out = h.start(&p, inputs(json!({"ticket_id": 7}))).await;
     let vars = completed(&out);
-    assert_eq!(vars["api_response"], json!({"id": 7, "title": "Demo post 7", "source": "internal-mock"}));
+    assert_eq!(vars["ticket"], json!({"id": 7, "subject": "Ticket 7", "queue": "fixtures"}));
     assert_eq!(vars["result"], "ok");
-    assert_eq!(vars["response"], vars["api_response"]);
-    insta::assert_snapshot!("simple_http_trace", h.trace());
+    assert_eq!(vars["report"], vars["ticket"]);
+    insta::assert_snapshot!("ticket_lookup_trace", h.trace());
 }
 
 #[tokio::test]
-async fn product_fixture_pauses_for_approval_and_resumes() {
-    let p = shared_fixture("product_enrichment_pipeline.ckp.json");
+async fn article_review_fixture_pauses_for_approval_and_resumes() {
+    let p = fixture("article_review.ckp.json");
     let h = Harness::new(Effects::default());
-    let out = h.start(&p, inputs(json!({"product_id": 5, "enrichment_mode": "premium"}))).await;
+    let out = h.start(&p, inputs(json!({"article_id": 5, "review_depth": "deep"}))).await;
     let RunOutcome::WaitingApproval(pending) = out else { panic!("expected a pause, got {out:?}") };
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].node_id, "approval_gate");
-    assert_eq!(pending[0].prompt, "Approve enrichment for product 5?", "approval prompts are rendered (A.2.8)");
-    assert_eq!(pending[0].context_data["product_id"], 5);
+    assert_eq!(pending[0].node_id, "editor_gate");
+    assert_eq!(pending[0].prompt, "Publish article 5?", "approval prompts are rendered (A.2.8)");
+    assert_eq!(pending[0].context_data["article_id"], 5);
     let decision = Decision { key: None, value: json!("approve"), decided_by: Some("ann".into()), comment: None };
     let out = h.engine().decide(p.clone(), "run-1", decision).await.expect("decides");
     let vars = completed(&out);
-    assert_eq!(vars["publish_response"], json!({"status": "published", "product_id": 5}));
-    assert_eq!(vars["sentiment"], "positive");
-    assert_eq!(vars["tags"], json!(["demo", "premium"]));
-    insta::assert_snapshot!("product_approve_trace", h.trace());
+    assert_eq!(vars["publication"], json!({"status": "published", "article_id": 5}));
+    assert_eq!(vars["spelling"], "clean");
+    assert_eq!(vars["keywords"], json!(["orchestration", "durability"]));
+    insta::assert_snapshot!("article_approve_trace", h.trace());
 }
 
 #[tokio::test]
-async fn product_fixture_rejected_ends_failed_with_outputs() {
-    let p = shared_fixture("product_enrichment_pipeline.ckp.json");
+async fn article_review_fixture_rejected_ends_failed_with_outputs() {
+    let p = fixture("article_review.ckp.json");
     let h = Harness::new(Effects::default());
-    h.start(&p, inputs(json!({"product_id": 5}))).await;
+    h.start(&p, inputs(json!({"article_id": 5}))).await;
     let decision = Decision { key: None, value: json!("reject"), decided_by: None, comment: None };
     let out = h.engine().decide(p.clone(), "run-1", decision).await.expect("decides");
     let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
     assert_eq!(error.message, "Execution terminated with failed status");
     let cp = h.journal.checkpoint("run-1").expect("checkpoint");
-    assert_eq!(cp.outputs.expect("outputs kept")["reason"], "rejected_or_timed_out");
+    assert_eq!(cp.outputs.expect("outputs kept")["reason"], "not_approved");
 }
 
 #[tokio::test]
 async fn invalid_inputs_fail_the_run_with_a_message() {
-    let p = shared_fixture("simple_http_test.ckp.json");
+    let p = fixture("ticket_lookup.ckp.json");
     let h = Harness::new(Effects::default());
-    let out = h.start(&p, inputs(json!({"post_id": 500}))).await;
+    let out = h.start(&p, inputs(json!({"ticket_id": 501}))).await;
     let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
-    assert!(error.message.contains("post_id: Must be at most 100"), "{}", error.message);
+    assert!(error.message.contains("ticket_id: Must be at most 500"), "{}", error.message);
     let types: Vec<String> = h.events().into_iter().map(|e| e.event_type).collect();
     assert_eq!(types, ["run_created", "error", "run_failed"]);
 }

@@ -16,8 +16,9 @@ pub fn procedure(doc: &Value) -> Arc<Procedure> {
     }
 }
 
-pub fn shared_fixture(name: &str) -> Arc<Procedure> {
-    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+/// A fixture procedure of the repository's `tests/fixtures/`, compiled.
+pub fn fixture(name: &str) -> Arc<Procedure> {
+    let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let c = ckp_core::compile(&text);
     Arc::new(c.procedure.unwrap_or_else(|| panic!("{:#?}", c.diagnostics)))

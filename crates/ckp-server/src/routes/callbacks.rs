@@ -1,4 +1,5 @@
-//! `POST /api/runs/{run_id}/callback?token=…`: an async workflow reports its outcome (semantics A.2.6, B §6.4).
+//! `POST /api/runs/{run_id}/callback?token=…`: an async workflow reports its outcome (CKP.md A.2.6,
+//! langorch.md B §6.4).
 //!
 //! Checks in LangOrch's order: the token (403), the run (404), a duplicate (200 `duplicate`), a finished run (200
 //! with its status), a run that does not wait for a callback (409), a callback for another step (400). Then one

@@ -1,5 +1,5 @@
 //! `GET /api/agent-credentials/{secret_name}`: an agent trades the credential-grant token it was given
-//! (`{{secret_grants.NAME}}`, semantics A.3) for the secret's value, read through the provider of the run the token
+//! (`{{secret_grants.NAME}}`, CKP.md A.3) for the secret's value, read through the provider of the run the token
 //! was issued to (its procedure's `secrets_config`, else the server's default).
 //!
 //! This answer is the only place a secret value leaves ckp: nothing here logs, records or caches the value or the

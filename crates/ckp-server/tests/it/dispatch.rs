@@ -271,7 +271,7 @@ async fn leases_hold_each_agent_to_its_concurrency_limit_and_busy_steps_wait() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_execute_request_matches_semantics_b_6_1_byte_for_byte() {
+async fn the_execute_request_matches_langorchs_agent_protocol_byte_for_byte() {
     let raw: Arc<Mutex<Vec<Request>>> = Arc::default();
     let seen = raw.clone();
     let app = Router::new()
@@ -292,7 +292,7 @@ async fn the_execute_request_matches_semantics_b_6_1_byte_for_byte() {
         server.call("POST", "/api/agents", Some(json!({"name": "E", "channel": "api", "base_url": url}))).await.0,
         201
     );
-    // The example of semantics B §6.1, rendered with A.3's typing: a string that is exactly one placeholder keeps the
+    // The example of langorch.md B §6.1, rendered with A.3's typing: a string that is exactly one placeholder keeps the
     // value's type (`"{{n}}"` → 3, where LangOrch sent "3"); other values keep theirs; keys keep their order.
     server
         .import(json!({"procedure_id": "echo", "version": "1",

@@ -23,10 +23,8 @@ use ckp_server::worker::{WorkerConfig, run_reclaimer, run_workers};
 use ckp_store::{SqliteOptions, SqliteStore};
 use serde_json::{Map, Value, json};
 
-fn fixture(name: &str) -> Arc<Procedure> {
-    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    Arc::new(ckp_core::compile(&text).procedure.unwrap_or_else(|| panic!("{name}")))
+fn compiled_fixture(name: &str) -> Arc<Procedure> {
+    Arc::new(ckp_core::compile_value(&support::fixture(name)).procedure.unwrap_or_else(|| panic!("{name}")))
 }
 
 fn timer() -> Arc<Procedure> {
@@ -50,9 +48,9 @@ async fn two_workers_execute_queued_runs_with_approvals_and_timers() {
     let dir = std::env::temp_dir().join(format!("ckp-worker-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(SqliteStore::open(dir.join("ckp.db"), SqliteOptions::default()).expect("opens"));
-    let (simple, product, timer) =
-        (fixture("simple_http_test.ckp.json"), fixture("product_enrichment_pipeline.ckp.json"), timer());
-    let procedures: Arc<ProcedureSet> = Arc::new(ProcedureSet(vec![simple.clone(), product.clone(), timer.clone()]));
+    let (lookup, review, timer) =
+        (compiled_fixture("ticket_lookup.ckp.json"), compiled_fixture("article_review.ckp.json"), timer());
+    let procedures: Arc<ProcedureSet> = Arc::new(ProcedureSet(vec![lookup.clone(), review.clone(), timer.clone()]));
     let config = EngineConfig { inline_wait_ms: 50, ..EngineConfig::default() };
     let engine = Arc::new(
         Engine::new(store.clone(), Effects::default()).with_config(config).with_procedures(procedures.clone()),
@@ -72,8 +70,8 @@ async fn two_workers_execute_queued_runs_with_approvals_and_timers() {
     let mut ids = Vec::new();
     for i in 0..30 {
         let (p, input) = match i % 3 {
-            0 => (&simple, json!({"post_id": 1 + i})),
-            1 => (&product, json!({"product_id": 1 + i})),
+            0 => (&lookup, json!({"ticket_id": 1 + i})),
+            1 => (&review, json!({"article_id": 1 + i})),
             _ => (&timer, json!({})),
         };
         let id = format!("run-{i}");
@@ -81,7 +79,7 @@ async fn two_workers_execute_queued_runs_with_approvals_and_timers() {
         store.enqueue(&id, 0, None).await.expect("enqueues");
         ids.push((id, i % 3));
     }
-    // Approve every paused product run as soon as it waits.
+    // Approve every paused review run as soon as it waits.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let mut done = 0;

@@ -129,9 +129,9 @@ impl Drop for TestServer {
     }
 }
 
-/// A shared fixture as JSON.
+/// A fixture procedure of the repository's `tests/fixtures/`, as JSON.
 pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("fixture is JSON")
 }

@@ -1,6 +1,6 @@
-//! Workflow-type agent capabilities against a real agent process on 127.0.0.1 (semantics A.2.6, B §5.14, §6.4):
-//! async dispatch pauses the run durably without holding a worker, the signed callback resumes it exactly once,
-//! failures and timeouts go through the step's error handling, and sync mode is an ordinary call.
+//! Workflow-type agent capabilities against a real agent process on 127.0.0.1 (CKP.md A.2.6, langorch.md B §5.14,
+//! §6.4): async dispatch pauses the run durably without holding a worker, the signed callback resumes it exactly
+//! once, failures and timeouts go through the step's error handling, and sync mode is an ordinary call.
 
 use std::sync::{Arc, Mutex};
 

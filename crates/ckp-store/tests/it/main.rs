@@ -16,8 +16,9 @@ use ckp_engine::{Decision, Engine, EngineError, RunOutcome};
 use ckp_store::{SqliteOptions, SqliteStore, Store, StoreError, Synchronous};
 use serde_json::{Map, Value, json};
 
+/// A fixture procedure of the repository's `tests/fixtures/`, compiled.
 fn fixture(name: &str) -> Arc<Procedure> {
-    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     Arc::new(ckp_core::compile(&text).procedure.unwrap_or_else(|| panic!("{name} does not compile")))
 }
@@ -35,11 +36,11 @@ fn inputs(v: Value) -> Map<String, Value> {
 #[tokio::test]
 async fn a_paused_run_survives_closing_the_database() {
     let db = temp_db("reopen");
-    let p = fixture("product_enrichment_pipeline.ckp.json");
+    let p = fixture("article_review.ckp.json");
     {
         let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
         let out = Engine::new(store, Effects::default())
-            .start(p.clone(), "r1", inputs(json!({"product_id": 3})))
+            .start(p.clone(), "r1", inputs(json!({"article_id": 3})))
             .await
             .expect("runs");
         assert!(matches!(out, RunOutcome::WaitingApproval(_)), "{out:?}");
@@ -49,7 +50,7 @@ async fn a_paused_run_survives_closing_the_database() {
     let d = Decision { key: None, value: json!("approve"), decided_by: Some("ann".into()), comment: None };
     let out = engine.decide(p, "r1", d).await.expect("decides");
     let RunOutcome::Completed { outputs } = out else { panic!("{out:?}") };
-    assert_eq!(outputs["publish_response"]["status"], "published");
+    assert_eq!(outputs["publication"]["status"], "published");
     let events = store.events("r1").await.expect("events");
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types.first(), Some(&"run_created"));
@@ -62,18 +63,18 @@ async fn concurrent_runs_share_one_writer() {
     let db = temp_db("concurrent");
     let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
     let engine = Arc::new(Engine::new(store.clone(), Effects::default()));
-    let p = fixture("simple_http_test.ckp.json");
+    let p = fixture("ticket_lookup.ckp.json");
     let mut tasks = Vec::new();
     for i in 0..100 {
         let (engine, p) = (engine.clone(), p.clone());
         tasks.push(tokio::spawn(async move {
-            engine.start(p, &format!("run-{i}"), inputs(json!({"post_id": i % 100 + 1}))).await
+            engine.start(p, &format!("run-{i}"), inputs(json!({"ticket_id": i % 100 + 1}))).await
         }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
         let out = t.await.expect("task").expect("runs");
         let RunOutcome::Completed { outputs } = out else { panic!("{out:?}") };
-        assert_eq!(outputs["api_response"]["id"], i % 100 + 1);
+        assert_eq!(outputs["ticket"]["id"], i % 100 + 1);
     }
     for i in [0, 50, 99] {
         let events = store.events(&format!("run-{i}")).await.expect("events");
@@ -109,20 +110,20 @@ impl Journal for Crashing {
 
 #[tokio::test]
 async fn crashes_around_every_commit_leave_one_clean_history() {
-    let p = fixture("product_enrichment_pipeline.ckp.json");
+    let p = fixture("article_review.ckp.json");
     for n in 1..=5 {
         for after in [false, true] {
             let db = temp_db(&format!("crash-{n}-{after}"));
             let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
             let crashing = Arc::new(Crashing { inner: store.clone(), countdown: AtomicUsize::new(n), after });
             let first =
-                Engine::new(crashing, Effects::default()).start(p.clone(), "r", inputs(json!({"product_id": 1}))).await;
+                Engine::new(crashing, Effects::default()).start(p.clone(), "r", inputs(json!({"article_id": 1}))).await;
             let engine = Engine::new(store.clone(), Effects::default());
             let mut out = match first {
                 Ok(o) => o,
                 Err(EngineError::Journal(_)) => match engine.resume(p.clone(), "r").await {
                     Err(EngineError::RunNotFound(_)) => {
-                        engine.start(p.clone(), "r", inputs(json!({"product_id": 1}))).await.expect("starts")
+                        engine.start(p.clone(), "r", inputs(json!({"article_id": 1}))).await.expect("starts")
                     }
                     other => other.expect("resumes"),
                 },
@@ -163,9 +164,9 @@ fn a_database_from_a_newer_ckp_is_refused() {
 async fn fifty_concurrent_decisions_one_winner() {
     let db = temp_db("decisions");
     let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
-    let p = fixture("product_enrichment_pipeline.ckp.json");
+    let p = fixture("article_review.ckp.json");
     let engine = Engine::new(store.clone(), Effects::default());
-    let out = engine.start(p.clone(), "r", inputs(json!({"product_id": 2}))).await.expect("runs");
+    let out = engine.start(p.clone(), "r", inputs(json!({"article_id": 2}))).await.expect("runs");
     assert!(matches!(out, RunOutcome::WaitingApproval(_)));
     let mut tasks = Vec::new();
     for i in 0..50 {

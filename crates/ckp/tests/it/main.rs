@@ -24,15 +24,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf-8 output")
 }
 
-const SIMPLE: &str = "../shared/fixtures/simple_http_test.ckp.json";
-const PRODUCT: &str = "../shared/fixtures/product_enrichment_pipeline.ckp.json";
+/// The fixture procedures, relative to the workspace root (`ckp` runs there).
+const LOOKUP: &str = "tests/fixtures/ticket_lookup.ckp.json";
+const REVIEW: &str = "tests/fixtures/article_review.ckp.json";
 const BROKEN: &str = "crates/ckp/tests/data/broken.ckp.json";
 const SYNTAX: &str = "crates/ckp/tests/data/syntax.ckp.json";
 const EVERYTHING: &str = "examples/everything.ckp.json";
 
 #[test]
 fn validate_fixtures_passes() {
-    let out = ckp(&["validate", SIMPLE, PRODUCT, EVERYTHING]);
+    let out = ckp(&["validate", LOOKUP, REVIEW, EVERYTHING]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     insta::assert_snapshot!("validate_fixtures", text(&out.stdout));
 }
@@ -46,7 +47,7 @@ fn validate_broken_file_reports_every_problem() {
 
 #[test]
 fn validate_json_format() {
-    let out = ckp(&["validate", "--format", "json", BROKEN, SIMPLE]);
+    let out = ckp(&["validate", "--format", "json", BROKEN, LOOKUP]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
     assert_eq!(report[0]["ok"], false);
@@ -68,17 +69,17 @@ fn validate_syntax_error_points_at_line_and_column() {
 
 #[test]
 fn validate_unreadable_input_exits_2() {
-    let out = ckp(&["validate", SIMPLE, "no/such/file.ckp.json"]);
+    let out = ckp(&["validate", LOOKUP, "no/such/file.ckp.json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no/such/file.ckp.json: cannot read"));
-    assert!(text(&out.stdout).contains("simple_http_test.ckp.json: ok"));
+    assert!(text(&out.stdout).contains("ticket_lookup.ckp.json: ok"));
 }
 
 #[test]
 fn explain_human() {
-    let out = ckp(&["explain", PRODUCT]);
+    let out = ckp(&["explain", REVIEW]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    insta::assert_snapshot!("explain_product", text(&out.stdout));
+    insta::assert_snapshot!("explain_review", text(&out.stdout));
     let out = ckp(&["explain", EVERYTHING]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     insta::assert_snapshot!("explain_everything", text(&out.stdout));
@@ -104,12 +105,12 @@ fn explain_refuses_a_broken_file() {
 
 #[test]
 fn graph_mermaid_and_dot() {
-    let out = ckp(&["graph", PRODUCT, "--format", "mermaid"]);
+    let out = ckp(&["graph", REVIEW, "--format", "mermaid"]);
     assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("graph_product_mermaid", text(&out.stdout));
-    let out = ckp(&["graph", PRODUCT, "--format", "dot"]);
+    insta::assert_snapshot!("graph_review_mermaid", text(&out.stdout));
+    let out = ckp(&["graph", REVIEW, "--format", "dot"]);
     assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!("graph_product_dot", text(&out.stdout));
+    insta::assert_snapshot!("graph_review_dot", text(&out.stdout));
 }
 
 fn ckp_with_stdin(args: &[&str], stdin: &str) -> Output {
@@ -130,41 +131,36 @@ fn ckp_with_stdin(args: &[&str], stdin: &str) -> Output {
 
 #[test]
 fn run_completes_and_prints_outputs_and_a_timeline() {
-    let out = ckp(&["run", SIMPLE, "--input", "post_id=3"]);
+    let out = ckp(&["run", LOOKUP, "--input", "ticket_id=3"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("outputs JSON");
     assert_eq!(outputs["result"], "ok");
-    assert_eq!(outputs["api_response"]["id"], 3);
+    assert_eq!(outputs["ticket"]["id"], 3);
     let timeline = text(&out.stderr);
-    for line in [
-        "run started",
-        "▶ fetch_data",
-        "· set_response set_variable",
-        "INFO Prepared response for post 3",
-        "run completed",
-    ] {
+    for line in ["run started", "▶ load_ticket", "· build_ticket set_variable", "INFO Loaded ticket 3", "run completed"]
+    {
         assert!(timeline.contains(line), "missing `{line}` in:\n{timeline}");
     }
 }
 
 #[test]
 fn run_with_invalid_input_fails() {
-    let out = ckp(&["run", SIMPLE, "--input", "post_id=1000"]);
+    let out = ckp(&["run", LOOKUP, "--input", "ticket_id=1000"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("post_id: Must be at most 100"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ticket_id: Must be at most 500"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn run_answers_approvals_from_flags_and_from_the_terminal() {
-    let out = ckp(&["run", PRODUCT, "--input", "product_id=4", "--approve", "all"]);
+    let out = ckp(&["run", REVIEW, "--input", "article_id=4", "--approve", "all"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let out = ckp(&["run", PRODUCT, "--input", "product_id=4", "--approve", "reject-all"]);
+    let out = ckp(&["run", REVIEW, "--input", "article_id=4", "--approve", "reject-all"]);
     assert_eq!(out.status.code(), Some(1), "a rejected run does not complete");
-    let out = ckp_with_stdin(&["run", PRODUCT, "--input", "product_id=4"], "maybe\na\n");
+    let out = ckp_with_stdin(&["run", REVIEW, "--input", "article_id=4"], "maybe\na\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("Approve enrichment for product 4?"), "{stderr}");
-    assert!(stderr.contains("decision at approval_gate: \"approved\""), "{stderr}");
+    assert!(stderr.contains("Publish article 4?"), "{stderr}");
+    assert!(stderr.contains("decision at editor_gate: \"approved\""), "{stderr}");
 }
 
 #[test]
@@ -182,7 +178,7 @@ fn run_external_steps_need_an_executor_or_mock() {
 
 #[test]
 fn run_events_json_prints_raw_events() {
-    let out = ckp(&["run", SIMPLE, "--events", "json", "--input", "post_id=2"]);
+    let out = ckp(&["run", LOOKUP, "--events", "json", "--input", "ticket_id=2"]);
     assert_eq!(out.status.code(), Some(0));
     let types: Vec<String> = text(&out.stdout)
         .lines()

@@ -11,7 +11,7 @@ async fn populated(name: &str) -> TestServer {
     let server = TestServer::start(name).await;
     server.import(chain_procedure("chain", 1)).await;
     server.import(approval_procedure("gate")).await;
-    server.import(fixture("simple_http_test.ckp.json")).await;
+    server.import(fixture("ticket_lookup.ckp.json")).await;
     let done = server.start_run("chain", json!({})).await;
     server.wait_status(&done, &["completed"]).await;
     let waiting = server.start_run("gate", json!({})).await;
@@ -202,11 +202,11 @@ async fn invalid_input_vars_are_422_with_every_variable() {
     let server = populated("ep-bad-inputs").await;
     let before = store_lists(&server).await;
     for (inputs, expected) in [
-        (json!({"post_id": 1000}), json!({"post_id": "Must be at most 100"})),
-        (json!({"post_id": 0}), json!({"post_id": "Must be at least 1"})),
-        (json!({"post_id": "abc"}), json!({"post_id": "Must be a number"})),
+        (json!({"ticket_id": 1000}), json!({"ticket_id": "Must be at most 500"})),
+        (json!({"ticket_id": 0}), json!({"ticket_id": "Must be at least 1"})),
+        (json!({"ticket_id": "abc"}), json!({"ticket_id": "Must be a number"})),
     ] {
-        let body = json!({"procedure_id": "simple-http-test", "input_vars": inputs});
+        let body = json!({"procedure_id": "ticket-lookup", "input_vars": inputs});
         let got = server.call("POST", "/api/runs", Some(body)).await;
         assert_eq!(got.1["detail"], json!({"message": "Invalid input_vars", "errors": expected}), "{inputs}");
         refused(&server, &before, got, 422, "invalid_input_vars", &format!("inputs {inputs}")).await;

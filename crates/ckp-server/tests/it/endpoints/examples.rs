@@ -1,20 +1,19 @@
-//! The 35 request/response pairs captured from LangOrch (`shared/reference/langorch-api-examples.json`), replayed
+//! The 35 request/response pairs captured from LangOrch (`langorch_exchanges.json` beside this file), replayed
 //! against ckp in order. Field names must match the captured bodies exactly; ids, timestamps and the values of
 //! a different document (names, descriptions) may differ; where LangOrch was wrong, ckp's documented fix is
-//! asserted instead (langorch-api.md, top of the file).
+//! asserted instead (`docs/langorch-api.md`, "LangOrch's defects").
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
 use super::{assert_error, column, keys};
-use crate::support::{TestServer, approval_procedure, chain_procedure, fixture};
+use crate::support::{TestServer, approval_procedure, chain_procedure};
 
-/// The captured exchanges.
+/// The captured exchanges: `{method, path, body (when replayed), status, response}` each.
 fn examples() -> Vec<Value> {
-    let path = format!("{}/../../../shared/reference/langorch-api-examples.json", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let all: Vec<Value> = serde_json::from_str(&text).expect("examples are JSON");
+    let mut file: Value = serde_json::from_str(include_str!("langorch_exchanges.json")).expect("exchanges are JSON");
+    let all: Vec<Value> = serde_json::from_value(file["exchanges"].take()).expect("a list of exchanges");
     assert_eq!(all.len(), 35);
     all
 }
@@ -22,8 +21,15 @@ fn examples() -> Vec<Value> {
 /// The response captured for exchange `i`, after checking its request is the one replayed.
 fn captured<'a>(examples: &'a [Value], i: usize, method: &str, path: &str) -> &'a Value {
     let e = &examples[i];
-    assert_eq!((e["request"]["method"].as_str(), e["request"]["path"].as_str()), (Some(method), Some(path)), "#{i}");
+    assert_eq!((e["method"].as_str(), e["path"].as_str()), (Some(method), Some(path)), "#{i}");
     &e["response"]
+}
+
+/// The procedure LangOrch checked exchange #20's inputs against: a required number `post_id` in 1..=100.
+fn validated_procedure() -> Value {
+    json!({"procedure_id": "simple-http-test", "version": "1.0.0",
+        "variables_schema": {"required": {"post_id": {"type": "number", "validation": {"min": 1, "max": 100}}}},
+        "workflow_graph": {"start_node": "done", "nodes": {"done": {"type": "terminate", "status": "success"}}}})
 }
 
 /// The keys of the first element of a captured list.
@@ -97,7 +103,7 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
 
     // #4 no ckp_json: 422 JSON with a code.
     assert_eq!(ex[4]["status"], 422);
-    let body = ex[4]["request"]["body"].clone();
+    let body = ex[4]["body"].clone();
     assert_error(&server.call("POST", "/api/procedures", Some(body)).await, 422, "invalid_body");
 
     // #5 a dangling next_node: refused at import with its diagnostic (LangOrch: 201, the run failed later).
@@ -115,7 +121,7 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
         .call("POST", "/api/procedures", Some(json!({"ckp_json": approval_procedure("api_demo_approval")})))
         .await;
     assert_eq!((status, keys(&approval)), (201, imported_keys.clone()));
-    server.import(fixture("simple_http_test.ckp.json")).await;
+    server.import(validated_procedure()).await;
 
     // #7 list: ProcedureOut[], newest first.
     let (status, list) = server.call("GET", "/api/procedures", None).await;
@@ -159,7 +165,7 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
     assert_error(&got, 404, "not_found");
 
     // #12 create: RunOut, status created, inputs kept.
-    let body = ex[12]["request"]["body"].clone();
+    let body = ex[12]["body"].clone();
     let (status, created) = server.call("POST", "/api/runs", Some(body)).await;
     assert_eq!(status, 201, "{created}");
     let run_out = keys(captured(&ex, 12, "POST", "/api/runs"));
@@ -221,19 +227,19 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
     assert_eq!((queue["total_pending"].as_i64(), queue["total_done"].as_i64()), (Some(0), Some(1)), "{queue}");
 
     // #19 unknown procedure.
-    let got = server.call("POST", "/api/runs", Some(ex[19]["request"]["body"].clone())).await;
+    let got = server.call("POST", "/api/runs", Some(ex[19]["body"].clone())).await;
     assert_eq!(got.1["detail"], ex[19]["response"]["detail"]);
     assert_error(&got, 404, "not_found");
 
     // #20 inputs checked against variables_schema: the same detail, plus a code.
-    let got = server.call("POST", "/api/runs", Some(ex[20]["request"]["body"].clone())).await;
+    let got = server.call("POST", "/api/runs", Some(ex[20]["body"].clone())).await;
     assert_eq!(got.1["detail"], ex[20]["response"]["detail"]);
     assert_error(&got, 422, "invalid_input_vars");
 
     // #21-#23 the broken procedure was refused at import, so it cannot be started; a run that fails at run time
     // says why in error_message and emits run_failed (LangOrch: error_message null, no run_failed).
     assert_eq!(ex[22]["response"]["error_message"], Value::Null);
-    let got = server.call("POST", "/api/runs", Some(ex[21]["request"]["body"].clone())).await;
+    let got = server.call("POST", "/api/runs", Some(ex[21]["body"].clone())).await;
     assert_error(&got, 404, "not_found");
     let failing = json!({"procedure_id": "api_demo_failing", "version": "1.0.0", "status": "active", "workflow_graph": {
         "start_node": "end", "nodes": {"end": {"type": "terminate", "status": "failed"}}}});
@@ -246,7 +252,7 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
     assert_eq!(column(&events, "event_type").last().map(String::as_str), Some("run_failed"));
 
     // #24-#25 a run pauses at the approval node.
-    let (status, created) = server.call("POST", "/api/runs", Some(ex[24]["request"]["body"].clone())).await;
+    let (status, created) = server.call("POST", "/api/runs", Some(ex[24]["body"].clone())).await;
     assert_eq!((status, keys(&created)), (201, run_out.clone()));
     let gated = created["run_id"].as_str().expect("run_id").to_owned();
     let waiting = server.wait_status(&gated, &["waiting_approval"]).await;
@@ -283,7 +289,7 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
     assert_eq!((status, keys(&one)), (200, keys(&ex[27]["response"])));
 
     // #28 the decision.
-    let decision = ex[28]["request"]["body"].clone();
+    let decision = ex[28]["body"].clone();
     let (status, decided) =
         server.call("POST", &format!("/api/approvals/{approval_id}/decision"), Some(decision)).await;
     assert_eq!(status, 200, "{decided}");
@@ -294,9 +300,8 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
 
     // #29 a second decision: 409 (LangOrch: 200, and a second approval_decision_received).
     assert_eq!(ex[29]["status"], 200);
-    let again = server
-        .call("POST", &format!("/api/approvals/{approval_id}/decision"), Some(ex[29]["request"]["body"].clone()))
-        .await;
+    let again =
+        server.call("POST", &format!("/api/approvals/{approval_id}/decision"), Some(ex[29]["body"].clone())).await;
     assert_error(&again, 409, "conflict");
 
     // #30 completed after the decision.
@@ -327,7 +332,7 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
     assert_eq!(decided_event.map(|e| keys(&e["payload"])), Some(keys(want_payload)));
 
     // #32-#33 cancel a waiting run.
-    let (status, created) = server.call("POST", "/api/runs", Some(ex[32]["request"]["body"].clone())).await;
+    let (status, created) = server.call("POST", "/api/runs", Some(ex[32]["body"].clone())).await;
     assert_eq!(status, 201);
     let to_cancel = created["run_id"].as_str().expect("run_id").to_owned();
     server.wait_status(&to_cancel, &["waiting_approval"]).await;
@@ -339,8 +344,7 @@ async fn the_captured_langorch_exchanges_replay_with_the_fixes() {
     assert!(canceled["ended_at"].is_string() && canceled["duration_seconds"].is_number(), "{canceled}");
 
     // #34 unknown approval.
-    let got =
-        server.call("POST", "/api/approvals/does-not-exist/decision", Some(ex[34]["request"]["body"].clone())).await;
+    let got = server.call("POST", "/api/approvals/does-not-exist/decision", Some(ex[34]["body"].clone())).await;
     assert_error(&got, 404, "not_found");
     server.stop().await;
 }

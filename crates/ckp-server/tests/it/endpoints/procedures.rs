@@ -216,23 +216,23 @@ async fn graph_gives_nodes_and_edges_for_the_ui() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_reports_the_procedure_and_checks_inputs() {
     let server = TestServer::start("ep-proc-explain").await;
-    server.import(fixture("simple_http_test.ckp.json")).await;
-    let path = "/api/procedures/simple-http-test/1.0.0/explain";
+    server.import(fixture("ticket_lookup.ckp.json")).await;
+    let path = "/api/procedures/ticket-lookup/1.0.0/explain";
     let (status, plain) = server.call("POST", path, None).await;
     assert_eq!(status, 200, "{plain}");
     insta::assert_json_snapshot!("explain", plain);
     assert!(plain.get("input_check").is_none(), "no inputs, no input_check");
 
-    let (status, bad) = server.call("POST", path, Some(json!({"input_vars": {"post_id": 1000}}))).await;
+    let (status, bad) = server.call("POST", path, Some(json!({"input_vars": {"ticket_id": 1000}}))).await;
     assert_eq!(status, 200, "{bad}");
-    assert_eq!(bad["input_check"], json!({"valid": false, "errors": {"post_id": "Must be at most 100"}}));
-    let (_, good) = server.call("POST", path, Some(json!({"input_vars": {"post_id": 7}}))).await;
+    assert_eq!(bad["input_check"], json!({"valid": false, "errors": {"ticket_id": "Must be at most 500"}}));
+    let (_, good) = server.call("POST", path, Some(json!({"input_vars": {"ticket_id": 7}}))).await;
     assert_eq!(good["input_check"], json!({"valid": true, "errors": {}}));
-    let (status, latest) = server.call("POST", "/api/procedures/simple-http-test/latest/explain", None).await;
+    let (status, latest) = server.call("POST", "/api/procedures/ticket-lookup/latest/explain", None).await;
     assert_eq!((status, &latest), (200, &plain), "latest explains the newest version");
 
     // A document in the body is explained instead; it must be the same procedure and version.
-    let mut edited = fixture("simple_http_test.ckp.json");
+    let mut edited = fixture("ticket_lookup.ckp.json");
     edited["workflow_graph"]["nodes"]["orphan"] = json!({"type": "terminate"});
     let (status, body) = server.call("POST", path, Some(json!({"ckp_json": edited}))).await;
     assert_eq!(status, 200, "{body}");
@@ -240,7 +240,7 @@ async fn explain_reports_the_procedure_and_checks_inputs() {
     assert!(body["route_trace"].as_array().is_some_and(|t| t.iter().all(|n| n["node_id"] != "orphan")), "{body}");
     let other = server.call("POST", path, Some(json!({"ckp_json": doc("other", "1", json!({}))}))).await;
     assert_error(&other, 422, "ckp_mismatch");
-    let invalid = server.call("POST", path, Some(json!({"ckp_json": {"procedure_id": "simple-http-test"}}))).await;
+    let invalid = server.call("POST", path, Some(json!({"ckp_json": {"procedure_id": "ticket-lookup"}}))).await;
     assert_error(&invalid, 422, "invalid_ckp");
     let wrong_type = server.call("POST", path, Some(json!({"input_vars": [1]}))).await;
     assert_error(&wrong_type, 422, "invalid_body");
