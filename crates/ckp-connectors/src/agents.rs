@@ -1,10 +1,11 @@
-//! Agents over LangOrch's protocol (langorch.md B §6.1): the step goes to an online agent of its channel
-//! (case-insensitive, fixing LangOrch's case-sensitive match) whose circuit is closed (or opened over 300 s ago)
-//! and that has the action among its capabilities (`name == action` or `*`; none → not capable, LangOrch's
-//! default), chosen round-robin, as `POST {base_url}/execute` with `{action, params, run_id, node_id, step_id}`,
-//! the headers `X-Run-ID`, `X-Node-ID`, `X-Step-ID` and `Idempotency-Key`, and the step's time limit (120 s by
-//! default). The answer is LangOrch's strict envelope `{status: "success" | "error", result, error}`; errors read
-//! as LangOrch's (`Agent action '<a>' failed: ...`).
+//! Agents over LangOrch's protocol (langorch.md B §6.1): the step goes to an online agent of the server's registry
+//! (reached through the [`AgentRegistry`] port) of its channel (case-insensitive, fixing LangOrch's case-sensitive
+//! match) whose circuit is closed (or opened over 300 s ago) and that has the action among its capabilities
+//! (`name == action` or `*`; none → not capable, LangOrch's default), chosen round-robin, as
+//! `POST {base_url}/execute` with `{action, params, run_id, node_id, step_id}`, the headers `X-Run-ID`,
+//! `X-Node-ID`, `X-Step-ID` and `Idempotency-Key`, and the step's time limit (120 s by default). The answer is
+//! LangOrch's strict envelope `{status: "success" | "error", result, error}`; errors read as LangOrch's
+//! (`Agent action '<a>' failed: ...`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,10 +16,10 @@ use ckp_core::procedure::DispatchMode;
 use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::{AgentReply, AgentRequest, Agents, BoxFuture};
 use ckp_engine::error::StepError;
-use ckp_store::{AgentRow, LeaseRow, Store};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::http::{LazyClient, transport_error};
+use crate::http::{LazyClient, run_headers, transport_error};
+use crate::ports::{AgentInfo, AgentRegistry, Lease, LeaseHolder};
 
 /// Used when a step gives no time limit (LangOrch's).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -31,9 +32,9 @@ const LEASE_WAIT: Duration = Duration::from_secs(30);
 /// Time limit of a capability probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Agents from the store's registry.
-pub struct StoreAgents {
-    store: Arc<dyn Store>,
+/// Agents from the server's registry.
+pub struct RegistryAgents<R> {
+    registry: Arc<R>,
     client: LazyClient,
     turns: Mutex<HashMap<String, usize>>,
     /// Consecutive failed calls (transport errors, 5xx) that open an agent's circuit.
@@ -42,13 +43,13 @@ pub struct StoreAgents {
     callbacks: Option<Arc<crate::workflow::CallbackSigner>>,
 }
 
-impl std::fmt::Debug for StoreAgents {
+impl<R> std::fmt::Debug for RegistryAgents<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreAgents").finish_non_exhaustive()
+        f.debug_struct("RegistryAgents").finish_non_exhaustive()
     }
 }
 
-fn capable(agent: &AgentRow, action: &str) -> bool {
+fn capable(agent: &AgentInfo, action: &str) -> bool {
     agent.capabilities.as_array().is_some_and(|caps| {
         caps.iter().any(|c| {
             let name = c.get("name").and_then(Value::as_str).or_else(|| c.as_str()).unwrap_or_default();
@@ -58,23 +59,20 @@ fn capable(agent: &AgentRow, action: &str) -> bool {
 }
 
 /// Whether the agent's capability for `action` is a workflow (`type: "workflow"`; tool otherwise).
-fn is_workflow(agent: &AgentRow, action: &str) -> bool {
+fn is_workflow(agent: &AgentInfo, action: &str) -> bool {
     let caps = agent.capabilities.as_array().map(Vec::as_slice).unwrap_or_default();
     let name = |c: &Value| c.get("name").and_then(Value::as_str).or_else(|| c.as_str()).unwrap_or_default().to_owned();
     let entry = caps.iter().find(|c| name(c) == action).or_else(|| caps.iter().find(|c| name(c) == "*"));
     entry.and_then(|c| c.get("type")).and_then(Value::as_str) == Some("workflow")
 }
 
-fn circuit_closed(agent: &AgentRow, now: DateTime<Utc>) -> bool {
+fn circuit_closed(agent: &AgentInfo, now: DateTime<Utc>) -> bool {
     circuit_closed_after(agent, now, CIRCUIT_RESET)
 }
 
 /// No open circuit, or one opened at least `reset` ago (half-open: worth a try).
-fn circuit_closed_after(agent: &AgentRow, now: DateTime<Utc>, reset: chrono::Duration) -> bool {
-    agent
-        .circuit_open_at
-        .as_deref()
-        .is_none_or(|at| DateTime::parse_from_rfc3339(at).map_or(true, |t| now - t.with_timezone(&Utc) >= reset))
+fn circuit_closed_after(agent: &AgentInfo, now: DateTime<Utc>, reset: chrono::Duration) -> bool {
+    agent.circuit_open_at.is_none_or(|at| now - at >= reset)
 }
 
 /// Asks an agent for its capabilities: `GET {base_url}/capabilities` → `{"capabilities": [{name, type, ...} |
@@ -103,11 +101,11 @@ pub async fn probe_capabilities(base_url: &str) -> Result<Vec<Value>, String> {
         .collect())
 }
 
-impl StoreAgents {
-    /// Agents registered in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        StoreAgents {
-            store,
+impl<R: AgentRegistry> RegistryAgents<R> {
+    /// Agents registered in `registry`.
+    pub fn new(registry: Arc<R>) -> Self {
+        RegistryAgents {
+            registry,
             client: LazyClient::default(),
             turns: Mutex::new(HashMap::new()),
             offline_after: 3,
@@ -129,17 +127,17 @@ impl StoreAgents {
 
     /// The agents for `req` in the order to try them: online, same channel, circuit closed, capable; the
     /// round-robin turn first (ordered by pool, then id), then the others.
-    async fn candidates(&self, req: &AgentRequest) -> Result<Vec<AgentRow>, StepError> {
+    async fn candidates(&self, req: &AgentRequest) -> Result<Vec<AgentInfo>, StepError> {
         let now = Utc::now();
-        let mut agents: Vec<AgentRow> = self
-            .store
-            .list_agents()
+        let mut agents: Vec<AgentInfo> = self
+            .registry
+            .agents()
             .await
             .map_err(|e| StepError::new(ErrorKind::AgentUnavailable, format!("cannot read the agent registry: {e}")))?
             .into_iter()
             .filter(|a| {
                 a.channel.eq_ignore_ascii_case(&req.channel)
-                    && a.status == "online"
+                    && a.online
                     && circuit_closed(a, now)
                     && capable(a, &req.action)
             })
@@ -169,25 +167,19 @@ impl StoreAgents {
 
     /// A lease on one of `agents`' resources (their `resource_key`, at most `concurrency_limit` holders): the
     /// first with room, waiting up to [`LEASE_WAIT`] when all are busy instead of failing at once.
-    async fn lease(&self, agents: Vec<AgentRow>, req: &AgentRequest) -> Result<(AgentRow, LeaseRow), StepError> {
+    async fn lease(&self, mut agents: Vec<AgentInfo>, req: &AgentRequest) -> Result<(AgentInfo, Lease), StepError> {
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         let mut pause = Duration::from_millis(10);
+        let holder = LeaseHolder { run_id: &req.run_id, node_id: &req.node_id, step_id: &req.step_id };
         loop {
-            for agent in &agents {
+            for (i, agent) in agents.iter().enumerate() {
                 let taken = self
-                    .store
-                    .acquire_lease(
-                        &agent.resource_key,
-                        agent.concurrency_limit.max(1),
-                        &req.run_id,
-                        Some(req.node_id.clone()),
-                        Some(req.step_id.clone()),
-                        LEASE_TTL,
-                    )
+                    .registry
+                    .acquire_lease(&agent.resource_key, agent.concurrency_limit.max(1), holder, LEASE_TTL)
                     .await
                     .map_err(|e| StepError::new(ErrorKind::AgentUnavailable, format!("cannot take a lease: {e}")))?;
                 if let Some(lease) = taken {
-                    return Ok((agent.clone(), lease));
+                    return Ok((agents.swap_remove(i), lease));
                 }
             }
             if tokio::time::Instant::now() + pause > deadline {
@@ -233,10 +225,10 @@ fn envelope(failed: &str, text: &str) -> Result<Value, StepError> {
     }
 }
 
-impl StoreAgents {
+impl<R: AgentRegistry> RegistryAgents<R> {
     /// A tool call on the first of `agents` with room: under a resource lease (renewed while the call runs,
     /// released after it, whatever its outcome).
-    async fn call_leased(&self, agents: Vec<AgentRow>, req: &AgentRequest) -> Result<Value, StepError> {
+    async fn call_leased(&self, agents: Vec<AgentInfo>, req: &AgentRequest) -> Result<Value, StepError> {
         let (agent, lease) = self.lease(agents, req).await?;
         let call = call_agent(self.client.get(), &agent.agent_id, &agent.base_url, req);
         tokio::pin!(call);
@@ -245,10 +237,10 @@ impl StoreAgents {
         let result = loop {
             tokio::select! {
                 r = &mut call => break r,
-                _ = renew.tick() => { let _ = self.store.renew_lease(&lease.lease_id, LEASE_TTL).await; }
+                _ = renew.tick() => { let _ = self.registry.renew_lease(&lease, LEASE_TTL).await; }
             }
         };
-        let _ = self.store.release_lease(&lease.lease_id).await;
+        let _ = self.registry.release_lease(&lease).await;
         self.record_outcome(&agent, &result).await;
         result
     }
@@ -256,7 +248,7 @@ impl StoreAgents {
     /// The circuit breaker: calls that could not reach the agent or got a 5xx count as failures; after
     /// `offline_after` in a row the agent goes offline with its circuit open until a health probe succeeds. A
     /// success after failures resets the count.
-    async fn record_outcome<T>(&self, agent: &AgentRow, result: &Result<T, StepError>) {
+    async fn record_outcome<T>(&self, agent: &AgentInfo, result: &Result<T, StepError>) {
         let unreachable = match result {
             Err(e) => {
                 e.kind == ErrorKind::AgentUnavailable
@@ -266,13 +258,13 @@ impl StoreAgents {
             Ok(_) => false,
         };
         if unreachable || (result.is_ok() && agent.consecutive_failures > 0) {
-            let _ = self.store.record_agent_health(&agent.agent_id, !unreachable, self.offline_after).await;
+            let _ = self.registry.record_health(&agent.agent_id, !unreachable, self.offline_after).await;
         }
     }
 
     /// A workflow capability (langorch.md B §5.14): `sync` is an ordinary call with `_workflow_context` and no
     /// lease; `async` fires the workflow with a signed `callback_url` and reports the step delegated.
-    async fn call_workflow(&self, agent: AgentRow, mut req: AgentRequest) -> Result<AgentReply, StepError> {
+    async fn call_workflow(&self, agent: AgentInfo, mut req: AgentRequest) -> Result<AgentReply, StepError> {
         if req.workflow.mode == DispatchMode::Sync {
             req.params.insert("_workflow_context".into(), req.workflow.context.clone());
             let result = call_agent(self.client.get(), &agent.agent_id, &agent.base_url, &req).await;
@@ -302,7 +294,7 @@ impl StoreAgents {
     }
 }
 
-impl Agents for StoreAgents {
+impl<R: AgentRegistry> Agents for RegistryAgents<R> {
     fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
         Box::pin(async move {
             let agents = self.candidates(&req).await?;
@@ -312,9 +304,9 @@ impl Agents for StoreAgents {
 
     fn dispatch(&self, req: AgentRequest) -> BoxFuture<'_, Result<AgentReply, StepError>> {
         Box::pin(async move {
-            let agents = self.candidates(&req).await?;
-            if let Some(first) = agents.first().filter(|a| is_workflow(a, &req.action)) {
-                return self.call_workflow(first.clone(), req).await;
+            let mut agents = self.candidates(&req).await?;
+            if agents.first().is_some_and(|a| is_workflow(a, &req.action)) {
+                return self.call_workflow(agents.swap_remove(0), req).await;
             }
             self.call_leased(agents, &req).await.map(AgentReply::Done)
         })
@@ -329,17 +321,9 @@ pub async fn call_agent(
     req: &AgentRequest,
 ) -> Result<Value, StepError> {
     let url = format!("{}/execute", base_url.trim_end_matches('/'));
-    let body = json!({"action": req.action, "params": req.params, "run_id": req.run_id,
-                      "node_id": req.node_id, "step_id": req.step_id});
     let failed = format!("Agent action '{}' failed", req.action);
-    let resp = client
-        .post(&url)
+    let resp = execute_request(client, &url, req, &req.params)
         .timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT))
-        .header("X-Run-ID", &req.run_id)
-        .header("X-Node-ID", &req.node_id)
-        .header("X-Step-ID", &req.step_id)
-        .header("Idempotency-Key", &req.idempotency_key)
-        .json(&body)
         .send()
         .await
         .map_err(|e| {
@@ -357,6 +341,23 @@ pub async fn call_agent(
         return Err(err);
     }
     envelope(&failed, &text)
+}
+
+/// `POST {url}` of `req` with `params`: LangOrch's body (`action`, `params`, `run_id`, `node_id`, `step_id`) and
+/// headers (`X-Run-ID`, `X-Node-ID`, `X-Step-ID`) plus `Idempotency-Key`. Tool calls and workflow fires both go
+/// through it, so an agent sees one request shape.
+pub(crate) fn execute_request(
+    client: &reqwest::Client,
+    url: &str,
+    req: &AgentRequest,
+    params: &Map<String, Value>,
+) -> reqwest::RequestBuilder {
+    let body = json!({"action": req.action, "params": params, "run_id": req.run_id,
+                      "node_id": req.node_id, "step_id": req.step_id});
+    run_headers(client.post(url), &req.run_id, &req.node_id)
+        .header("X-Step-ID", &req.step_id)
+        .header("Idempotency-Key", &req.idempotency_key)
+        .json(&body)
 }
 
 /// Agents given as a fixed list of `(channel, base_url)` (`ckp run --agent web=http://...`): no registry,
@@ -421,8 +422,8 @@ impl Default for HealthConfig {
 }
 
 /// One round of health checks; returns how many agents answered.
-pub async fn check_health_once(store: &dyn Store, client: &reqwest::Client, config: HealthConfig) -> usize {
-    let Ok(agents) = store.list_agents().await else { return 0 };
+pub async fn check_health_once(registry: &impl AgentRegistry, client: &reqwest::Client, config: HealthConfig) -> usize {
+    let Ok(agents) = registry.agents().await else { return 0 };
     let now = Utc::now();
     let mut healthy = 0;
     for agent in agents {
@@ -434,14 +435,14 @@ pub async fn check_health_once(store: &dyn Store, client: &reqwest::Client, conf
         let url = format!("{}/health", agent.base_url.trim_end_matches('/'));
         let ok = matches!(client.get(&url).timeout(config.timeout).send().await, Ok(r) if r.status().is_success());
         healthy += usize::from(ok);
-        let _ = store.record_agent_health(&agent.agent_id, ok, config.offline_after).await;
+        let _ = registry.record_health(&agent.agent_id, ok, config.offline_after).await;
     }
     healthy
 }
 
 /// Runs [`check_health_once`] every `config.every` until `stop` turns true.
 pub async fn run_health_loop(
-    store: Arc<dyn Store>,
+    registry: Arc<impl AgentRegistry>,
     config: HealthConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -450,8 +451,8 @@ pub async fn run_health_loop(
         tokio::select! {
             () = tokio::time::sleep(config.every) => {
                 // On a shared database the leader checks for every process.
-                if store.is_leader() {
-                    check_health_once(store.as_ref(), client.get(), config).await;
+                if registry.is_leader() {
+                    check_health_once(registry.as_ref(), client.get(), config).await;
                 }
             }
             _ = stop.changed() => return,

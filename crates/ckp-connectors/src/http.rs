@@ -53,6 +53,12 @@ impl LazyClient {
     }
 }
 
+/// Ties an outbound call to the step that makes it, as LangOrch does: `X-Run-ID` and `X-Node-ID` (agents' calls add
+/// `X-Step-ID` and `Idempotency-Key`: [`crate::agents::execute_request`]).
+pub(crate) fn run_headers(builder: reqwest::RequestBuilder, run_id: &str, node_id: &str) -> reqwest::RequestBuilder {
+    builder.header("X-Run-ID", run_id).header("X-Node-ID", node_id)
+}
+
 /// Maps a transport failure to a step error; the message ends with the innermost cause (a refused connection, an
 /// untrusted certificate), which is what the user can act on.
 pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> StepError {

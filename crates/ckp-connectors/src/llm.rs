@@ -11,7 +11,7 @@ use ckp_engine::effects::{BoxFuture, Llm, LlmRequest, LlmResponse};
 use ckp_engine::error::StepError;
 use serde_json::{Value, json};
 
-use crate::http::transport_error;
+use crate::http::{run_headers, transport_error};
 
 /// How to reach the model provider.
 #[derive(Debug, Clone)]
@@ -109,13 +109,8 @@ impl OpenAiLlm {
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
-            let mut builder = self
-                .client
-                .get()
-                .post(&url)
+            let mut builder = run_headers(self.client.get().post(&url), &req.run_id, &req.node_id)
                 .timeout(self.config.timeout)
-                .header("X-Run-ID", &req.run_id)
-                .header("X-Node-ID", &req.node_id)
                 .json(&body);
             if let Some(key) = &self.config.api_key {
                 builder = builder.bearer_auth(key);

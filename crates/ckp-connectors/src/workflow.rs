@@ -11,7 +11,7 @@ use std::time::Duration;
 use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::AgentRequest;
 use ckp_engine::error::StepError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::secrets::crypto::{hex, hmac_sha256, same};
 
@@ -79,23 +79,12 @@ pub async fn fire(
     let mut params = req.params.clone();
     params.insert("callback_url".into(), Value::from(signed_callback_url));
     params.insert("_workflow_context".into(), req.workflow.context.clone());
-    let body = json!({"action": req.action, "params": params, "run_id": req.run_id,
-                      "node_id": req.node_id, "step_id": req.step_id});
     let mut last = String::new();
     for attempt in 0..=FIRE_BACKOFF.len() {
         if attempt > 0 {
             tokio::time::sleep(FIRE_BACKOFF[attempt - 1]).await;
         }
-        let sent = client
-            .post(&url)
-            .timeout(FIRE_TIMEOUT)
-            .header("X-Run-ID", &req.run_id)
-            .header("X-Node-ID", &req.node_id)
-            .header("X-Step-ID", &req.step_id)
-            .header("Idempotency-Key", &req.idempotency_key)
-            .json(&body)
-            .send()
-            .await;
+        let sent = crate::agents::execute_request(client, &url, req, &params).timeout(FIRE_TIMEOUT).send().await;
         match sent {
             Ok(resp) if resp.status().is_success() => return Ok(()),
             Ok(resp) => last = format!("HTTP {}", resp.status().as_u16()),

@@ -7,6 +7,7 @@ pub mod app;
 pub mod catalog;
 pub mod error;
 pub mod explain;
+pub mod ports;
 pub mod routes;
 pub mod serve;
 pub mod sse;

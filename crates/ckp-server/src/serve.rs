@@ -350,10 +350,11 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     };
     let catalog = Arc::new(Catalog::new(store.clone()));
     let callbacks = crate::workflow::signer(config)?;
+    let ports = Arc::new(crate::ports::StorePorts::new(store.clone()));
     let secrets = Arc::new(
         ckp_connectors::secrets::SecretManager::new(config.secrets.clone(), config.secrets_env_prefix.clone())
             .map_err(|e| ServeError::Config(e.0))?
-            .with_store(store.clone())
+            .with_sealed(ports.clone())
             .with_grants(callbacks.grant_key()),
     );
     let mcp = Arc::new(mcp_connector(config)?);
@@ -362,7 +363,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             store.clone(),
             Effects {
                 agents: Some(Arc::new(
-                    ckp_connectors::agents::StoreAgents::new(store.clone())
+                    ckp_connectors::agents::RegistryAgents::new(ports.clone())
                         .with_offline_after(config.agent_offline_after)
                         .with_callbacks(callbacks.clone()),
                 )),
@@ -426,7 +427,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         timeout: Duration::from_secs(5),
         circuit_reset: Duration::from_millis(config.agent_circuit_reset_ms),
     };
-    tasks.spawn(ckp_connectors::agents::run_health_loop(store.clone(), health, signal.clone()));
+    tasks.spawn(ckp_connectors::agents::run_health_loop(ports, health, signal.clone()));
     if let Some(listener) = listener {
         let mut http_signal = signal.clone();
         tasks.spawn(async move {

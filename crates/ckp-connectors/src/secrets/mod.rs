@@ -8,7 +8,8 @@
 //!
 //! Providers: [`env`] (LangOrch's `LANGORCH_SECRET_*`), [`vault`] (HashiCorp Vault KV v1/v2, token or AppRole),
 //! [`aws`] (Secrets Manager over its JSON 1.1 protocol, SigV4 signed), [`azure`] (Key Vault REST with a
-//! client-credentials token), and the store (`db`, sealed with [`crypto::SealKey`]).
+//! client-credentials token), and ckp's own store (`db`: values sealed with [`crypto::SealKey`], read through the
+//! [`SealedSecrets`] port).
 //!
 //! With a [`grant::GrantKey`] it also issues `{{secret_grants.NAME}}`'s credential-grant tokens, which the server's
 //! `/api/agent-credentials/{name}` trades for the value.
@@ -31,8 +32,9 @@ use std::time::Duration;
 use ckp_core::procedure::{ErrorKind, SecretProvider, SecretsSpec};
 use ckp_engine::effects::{BoxFuture, SecretScope, Secrets};
 use ckp_engine::error::StepError;
-use ckp_store::Store;
 use serde_json::{Map, Value};
+
+use crate::ports::SealedSecrets;
 
 pub use crypto::SealKey;
 pub use env::EnvSecrets;
@@ -117,7 +119,7 @@ pub struct SecretManager {
     default_provider: SecretProvider,
     seal: Option<SealKey>,
     grants: Option<GrantKey>,
-    store: Option<Arc<dyn Store>>,
+    sealed: Option<Arc<dyn SealedSecrets>>,
     http: crate::http::LazyClient,
     providers: Mutex<HashMap<ProviderKey, Arc<dyn Provider>>>,
     cache: cache::TtlCache<(ProviderKey, String)>,
@@ -128,7 +130,7 @@ impl std::fmt::Debug for SecretManager {
         f.debug_struct("SecretManager")
             .field("default_provider", &self.default_provider)
             .field("env_prefix", &self.env_prefix)
-            .field("store", &self.store.is_some())
+            .field("store", &self.sealed.is_some())
             .field("encryption_key", &self.seal.is_some())
             .field("grants", &self.grants.is_some())
             .finish_non_exhaustive()
@@ -157,15 +159,15 @@ impl SecretManager {
             default_provider,
             seal,
             grants: None,
-            store: None,
+            sealed: None,
             http: crate::http::LazyClient::with_timeout(Duration::from_secs(15)),
             providers: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Serves the `db` provider (and entries made through `/api/secrets`) from `store`.
-    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
+    /// Serves the `db` provider (and entries made through `/api/secrets`) from ckp's own store.
+    pub fn with_sealed(mut self, sealed: Arc<dyn SealedSecrets>) -> Self {
+        self.sealed = Some(sealed);
         self
     }
 
@@ -242,7 +244,7 @@ impl SecretManager {
     /// An entry of ckp's store: always for the db provider, first for the others when an encryption key is set.
     async fn stored(&self, kind: SecretProvider, name: &str) -> Result<Option<Fetched>, ProviderError> {
         let db = kind == SecretProvider::Database;
-        let (store, seal) = match (&self.store, &self.seal) {
+        let (sealed, seal) = match (&self.sealed, &self.seal) {
             (Some(store), Some(seal)) => (store, seal),
             (None, _) if db => {
                 return Err(ProviderError::config("the db secrets provider needs ckp serve's store"));
@@ -254,12 +256,11 @@ impl SecretManager {
             }
             _ => return Ok(None),
         };
-        let row = store.get_secret(name).await.map_err(|e| ProviderError::config(format!("store: {e}")))?;
-        match row {
-            Some(r) => seal
-                .open(&r.name, &r.sealed_value)
-                .map(|v| Some(Fetched::Text(v)))
-                .map_err(|e| ProviderError::config(e.to_string())),
+        let value = sealed.sealed(name).await.map_err(|e| ProviderError::config(format!("store: {e}")))?;
+        match value {
+            Some(v) => {
+                seal.open(name, &v).map(|v| Some(Fetched::Text(v))).map_err(|e| ProviderError::config(e.to_string()))
+            }
             None => Ok(None),
         }
     }

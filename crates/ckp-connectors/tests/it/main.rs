@@ -8,4 +8,5 @@ mod legacy;
 #[cfg(feature = "mcp")]
 mod mcp;
 mod peers;
+mod ports;
 mod secrets;

@@ -141,7 +141,7 @@ fn secrets(args: &RunArgs) -> Result<Arc<ckp_connectors::secrets::SecretManager>
         Some(path) => {
             let store = ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            manager.with_store(Arc::new(store))
+            manager.with_sealed(Arc::new(ckp_server::ports::StorePorts::new(Arc::new(store))))
         }
         None => manager,
     }))
