@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod http;
 pub mod llm;
+pub mod masked;
 pub mod mcp;
 pub mod ports;
 pub mod secrets;

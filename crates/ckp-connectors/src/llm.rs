@@ -12,9 +12,10 @@ use ckp_engine::error::StepError;
 use serde_json::{Value, json};
 
 use crate::http::{run_headers, transport_error};
+use crate::masked::debug_masking;
 
 /// How to reach the model provider.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LlmConfig {
     /// Base URL (`https://api.openai.com/v1`, a gateway, a local server).
     pub base_url: String,
@@ -22,7 +23,7 @@ pub struct LlmConfig {
     pub api_key: Option<String>,
     /// Model used when a node names none.
     pub default_model: String,
-    /// Extra headers for gateways.
+    /// Extra headers for gateways (their values may be credentials: `Debug` shows only the names).
     pub headers: Vec<(String, String)>,
     /// Models tried in order when one keeps failing (429/5xx after its retries).
     pub fallback_models: Vec<String>,
@@ -33,6 +34,9 @@ pub struct LlmConfig {
     /// Time limit of one request.
     pub timeout: Duration,
 }
+
+debug_masking!(LlmConfig { base_url, default_model, fallback_models, attempts, backoff, timeout }
+    masking { api_key, headers });
 
 impl LlmConfig {
     /// A configuration for `base_url` with `default_model` and LangOrch-like defaults: 3 attempts per model,

@@ -8,12 +8,12 @@ Arguments: TENANT CLIENT_ID CLIENT_SECRET NAME=VALUE...
 Test hooks: POST /test/revoke (every token becomes invalid), GET /test/stats.
 """
 
-import json
 import sys
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from json_server import JsonHandler, serve
 
 TENANT, CLIENT_ID, CLIENT_SECRET = sys.argv[1], sys.argv[2], sys.argv[3]
 SECRETS = dict(arg.split("=", 1) for arg in sys.argv[4:])
@@ -22,18 +22,7 @@ TOKENS = set()
 STATS = {"tokens": 0, "unauthorized": 0}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_POST(self):
         url = urlparse(self.path)
         if url.path == "/test/revoke":
@@ -75,6 +64,4 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(400, {"error": {"code": "BadParameter"}})
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-print("PORT", server.server_address[1], flush=True)
-server.serve_forever()
+serve(Handler)

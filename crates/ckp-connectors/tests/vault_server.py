@@ -13,7 +13,8 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from json_server import JsonHandler, serve
 
 ROOT, ROLE_ID, SECRET_ID, LEASE = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 LOCK = threading.Lock()
@@ -23,18 +24,7 @@ TOKENS = {}  # approle token -> expiry (monotonic)
 STATS = {"logins": 0, "reads": 0, "denied": 0}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def body(self):
         n = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(n) or b"{}")
@@ -103,6 +93,4 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(404, {"errors": []})
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-print("PORT", server.server_address[1], flush=True)
-server.serve_forever()
+serve(Handler)

@@ -17,16 +17,11 @@ const TARGET: &str = "secretsmanager.GetSecretValue";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// A Secrets Manager client for one configuration.
+#[derive(Debug)]
 pub struct AwsProvider {
     s: AwsSettings,
     endpoint: reqwest::Url,
     http: reqwest::Client,
-}
-
-impl std::fmt::Debug for AwsProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsProvider").field("settings", &self.s).finish_non_exhaustive()
-    }
 }
 
 impl AwsProvider {

@@ -10,22 +10,18 @@ use ckp_engine::effects::BoxFuture;
 use serde_json::Value;
 
 use super::{AzureSettings, Fetched, Provider, ProviderError};
+use crate::masked::Masked;
 
 const SCOPE: &str = "https://vault.azure.net/.default";
 const API_VERSION: &str = "7.4";
 
 /// A Key Vault client for one configuration.
+#[derive(Debug)]
 pub struct AzureProvider {
     s: AzureSettings,
     vault: String,
     http: reqwest::Client,
-    token: tokio::sync::Mutex<Option<(String, Instant)>>,
-}
-
-impl std::fmt::Debug for AzureProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AzureProvider").field("settings", &self.s).finish_non_exhaustive()
-    }
+    token: tokio::sync::Mutex<Option<(Masked<String>, Instant)>>,
 }
 
 impl AzureProvider {
@@ -51,7 +47,7 @@ impl AzureProvider {
             && let Some((token, until)) = cached.as_ref()
             && Instant::now() < *until
         {
-            return Ok(token.clone());
+            return Ok(token.0.clone());
         }
         let url = format!(
             "{}/{}/oauth2/v2.0/token",
@@ -65,28 +61,12 @@ impl AzureProvider {
             ("scope", SCOPE),
         ];
         let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
-        let resp = self
-            .http
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.join("&"))
-            .send()
-            .await
-            .map_err(|e| ProviderError::transport("azure token request", &e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            return Err(ProviderError::http(format!("azure token request failed: HTTP {status}")));
-        }
-        let reply: Value = resp.json().await.map_err(|e| ProviderError::transport("azure token request", &e))?;
-        let token = reply
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ProviderError::http("azure token request answered without access_token"))?
-            .to_owned();
+        let req = self.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(body.join("&"));
+        let (token, reply) = super::login(req, "azure token request", "/access_token").await?;
         let lifetime =
             reply.get("expires_in").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(300);
         let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
-        *cached = Some((token.clone(), until));
+        *cached = Some((Masked(token.clone()), until));
         Ok(token)
     }
 }

@@ -6,6 +6,8 @@ use aes_gcm::aead::{Aead, Key, KeyInit, Nonce, Payload};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use crate::masked::Masked;
+
 const BLOCK: usize = 64;
 const NONCE_LEN: usize = 12;
 
@@ -39,14 +41,8 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// The key that seals values in ckp's store: 32 bytes given as 64 hex digits or as base64 (standard or URL-safe,
 /// padded or not, which also accepts a LangOrch Fernet key's text).
-#[derive(Clone)]
-pub struct SealKey(Aes256Gcm);
-
-impl std::fmt::Debug for SealKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SealKey(***)")
-    }
-}
+#[derive(Debug, Clone)]
+pub struct SealKey(Masked<Aes256Gcm>);
 
 /// Why a key or a sealed value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,7 +71,7 @@ impl SealKey {
                 .map_err(|_| SealError::BadKey)
         }?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
-        Ok(SealKey(Aes256Gcm::new(&Key::<Aes256Gcm>::from(key))))
+        Ok(SealKey(Masked(Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)))))
     }
 
     /// Seals `value` for the secret `name` (the name is authenticated: a sealed value copied to another name does
@@ -86,6 +82,7 @@ impl SealKey {
         nonce_bytes.copy_from_slice(&random.as_bytes()[..NONCE_LEN]);
         let nonce = Nonce::<Aes256Gcm>::from(nonce_bytes);
         let sealed = self
+            .0
             .0
             .encrypt(&nonce, Payload { msg: value.as_bytes(), aad: name.as_bytes() })
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
@@ -102,7 +99,7 @@ impl SealKey {
         }
         let (nonce, ct) = bytes.split_at(NONCE_LEN);
         let nonce = Nonce::<Aes256Gcm>::try_from(nonce).map_err(|_| SealError::Open)?;
-        let plain = self.0.decrypt(&nonce, Payload { msg: ct, aad: name.as_bytes() }).map_err(|_| SealError::Open)?;
+        let plain = self.0.0.decrypt(&nonce, Payload { msg: ct, aad: name.as_bytes() }).map_err(|_| SealError::Open)?;
         String::from_utf8(plain).map_err(|_| SealError::Open)
     }
 }

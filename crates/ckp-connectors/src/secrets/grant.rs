@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::crypto::{hmac_sha256, same};
+use crate::masked::Masked;
 
 /// The audience every grant carries.
 pub const AUDIENCE: &str = "agent_credential";
@@ -44,20 +45,14 @@ pub struct Grant {
 }
 
 /// The key grants are signed with.
-#[derive(Clone)]
-pub struct GrantKey([u8; 32]);
-
-impl std::fmt::Debug for GrantKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GrantKey(***)")
-    }
-}
+#[derive(Debug, Clone)]
+pub struct GrantKey(Masked<[u8; 32]>);
 
 impl GrantKey {
     /// A key from secret bytes of any length (ckp serve derives them from its `callback_secret`).
     pub fn new(secret: &[u8]) -> Self {
         // The NUL keeps the label from ever being a run id, whose HMAC under the same secret is a callback token.
-        GrantKey(hmac_sha256(secret, b"\0ckp agent-credential grants v1"))
+        GrantKey(Masked(hmac_sha256(secret, b"\0ckp agent-credential grants v1")))
     }
 
     /// A token for `secret_name` in `run_id`, issued at `now` (Unix seconds).
@@ -71,7 +66,7 @@ impl GrantKey {
     pub fn sign(&self, claims: &Value) -> String {
         let signing_input =
             format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = URL_SAFE_NO_PAD.encode(hmac_sha256(&self.0, signing_input.as_bytes()));
+        let signature = URL_SAFE_NO_PAD.encode(hmac_sha256(&self.0.0, signing_input.as_bytes()));
         format!("{signing_input}.{signature}")
     }
 
@@ -88,7 +83,7 @@ impl GrantKey {
             return Err(GrantError::Invalid);
         }
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| GrantError::Invalid)?;
-        if !same(&hmac_sha256(&self.0, signing_input.as_bytes()), &signature) {
+        if !same(&hmac_sha256(&self.0.0, signing_input.as_bytes()), &signature) {
             return Err(GrantError::Invalid);
         }
         let claims: Map<String, Value> = decode_json(payload)?;

@@ -95,6 +95,26 @@ impl ProviderError {
     }
 }
 
+/// Sends a login (Vault's AppRole, Azure's client-credentials grant) and reads the token at `token_at` (a JSON
+/// pointer) from its answer, returned with the whole answer for its lifetime fields. A refusal names `what` and the
+/// status, never the body (it may echo a credential).
+pub(crate) async fn login(
+    req: reqwest::RequestBuilder,
+    what: &str,
+    token_at: &str,
+) -> Result<(String, Value), ProviderError> {
+    let resp = req.send().await.map_err(|e| ProviderError::transport(what, &e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(ProviderError::http(format!("{what} failed: HTTP {}", status.as_u16())));
+    }
+    let reply: Value = resp.json().await.map_err(|e| ProviderError::transport(what, &e))?;
+    let token = reply.pointer(token_at).and_then(Value::as_str).ok_or_else(|| {
+        ProviderError::http(format!("{what} answered without {}", token_at.trim_start_matches('/').replace('/', ".")))
+    })?;
+    Ok((token.to_owned(), reply))
+}
+
 /// A source of secrets by key.
 pub trait Provider: Send + Sync {
     /// The secret stored under `key` (None when it does not exist).

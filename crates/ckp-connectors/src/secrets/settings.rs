@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::masked::debug_masking;
+
 /// A settings problem found at startup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -45,22 +47,7 @@ impl Default for SecretsSettings {
     }
 }
 
-impl std::fmt::Debug for SecretsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretsSettings")
-            .field("provider", &self.provider)
-            .field("cache_ttl_ms", &self.cache_ttl_ms)
-            .field("encryption_key", &mask(self.encryption_key.as_ref()))
-            .field("vault", &self.vault)
-            .field("aws", &self.aws)
-            .field("azure", &self.azure)
-            .finish()
-    }
-}
-
-fn mask(v: Option<&String>) -> Option<&'static str> {
-    v.map(|_| "***")
-}
+debug_masking!(SecretsSettings { provider, cache_ttl_ms, vault, aws, azure } masking { encryption_key });
 
 /// `[secrets.vault]`: HashiCorp Vault (names as in LangOrch's `secrets_config`).
 #[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
@@ -105,22 +92,9 @@ impl Default for VaultSettings {
     }
 }
 
-impl std::fmt::Debug for VaultSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VaultSettings")
-            .field("vault_url", &self.vault_url)
-            .field("vault_token", &mask(self.vault_token.as_ref()))
-            .field("role_id", &self.role_id)
-            .field("secret_id", &mask(self.secret_id.as_ref()))
-            .field("approle_mount", &self.approle_mount)
-            .field("mount_point", &self.mount_point)
-            .field("path_prefix", &self.path_prefix)
-            .field("kv_version", &self.kv_version)
-            .field("namespace", &self.namespace)
-            .field("field", &self.field)
-            .finish()
-    }
-}
+debug_masking!(VaultSettings {
+    vault_url, role_id, approle_mount, mount_point, path_prefix, kv_version, namespace, field
+} masking { vault_token, secret_id });
 
 impl VaultSettings {
     /// These settings with a procedure's laid over them (compile-time checked names and values).
@@ -184,18 +158,8 @@ impl Default for AwsSettings {
     }
 }
 
-impl std::fmt::Debug for AwsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsSettings")
-            .field("region_name", &self.region_name)
-            .field("endpoint_url", &self.endpoint_url)
-            .field("aws_access_key_id", &self.aws_access_key_id)
-            .field("aws_secret_access_key", &mask(self.aws_secret_access_key.as_ref()))
-            .field("aws_session_token", &mask(self.aws_session_token.as_ref()))
-            .field("secret_field", &self.secret_field)
-            .finish()
-    }
-}
+debug_masking!(AwsSettings { region_name, endpoint_url, aws_access_key_id, secret_field }
+    masking { aws_secret_access_key, aws_session_token });
 
 impl AwsSettings {
     /// These settings with a procedure's laid over them.
@@ -246,17 +210,7 @@ impl Default for AzureSettings {
     }
 }
 
-impl std::fmt::Debug for AzureSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AzureSettings")
-            .field("vault_url", &self.vault_url)
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &mask(self.client_secret.as_ref()))
-            .field("authority_url", &self.authority_url)
-            .finish()
-    }
-}
+debug_masking!(AzureSettings { vault_url, tenant_id, client_id, authority_url } masking { client_secret });
 
 impl AzureSettings {
     /// These settings with a procedure's laid over them.

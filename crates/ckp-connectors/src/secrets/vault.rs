@@ -9,19 +9,15 @@ use ckp_engine::effects::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{Fetched, Provider, ProviderError, VaultSettings};
+use crate::masked::Masked;
 
 /// A Vault client for one configuration.
+#[derive(Debug)]
 pub struct VaultProvider {
     s: VaultSettings,
     http: reqwest::Client,
     /// The AppRole token and when to log in again.
-    login: tokio::sync::Mutex<Option<(String, Option<Instant>)>>,
-}
-
-impl std::fmt::Debug for VaultProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VaultProvider").field("settings", &self.s).finish_non_exhaustive()
-    }
+    login: tokio::sync::Mutex<Option<(Masked<String>, Option<Instant>)>>,
 }
 
 impl VaultProvider {
@@ -68,29 +64,16 @@ impl VaultProvider {
             && let Some((token, until)) = login.as_ref()
             && until.is_none_or(|u| Instant::now() < u)
         {
-            return Ok(token.clone());
+            return Ok(token.0.clone());
         }
         let path = format!("auth/{}/login", self.s.approle_mount.trim_matches('/'));
-        let resp = self
-            .request(reqwest::Method::POST, &path, None)
-            .json(&json!({"role_id": role_id, "secret_id": secret_id}))
-            .send()
-            .await
-            .map_err(|e| ProviderError::transport("vault AppRole login", &e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(ProviderError::http(format!("vault AppRole login failed: HTTP {}", status.as_u16())));
-        }
-        let body: Value = resp.json().await.map_err(|e| ProviderError::transport("vault AppRole login", &e))?;
-        let token = body
-            .pointer("/auth/client_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ProviderError::http("vault AppRole login answered without auth.client_token"))?
-            .to_owned();
+        let req =
+            self.request(reqwest::Method::POST, &path, None).json(&json!({"role_id": role_id, "secret_id": secret_id}));
+        let (token, body) = super::login(req, "vault AppRole login", "/auth/client_token").await?;
         // Log in again when 90% of the lease has passed (a lease of 0 never expires).
         let lease = body.pointer("/auth/lease_duration").and_then(Value::as_u64).unwrap_or(0);
         let until = (lease > 0).then(|| Instant::now() + Duration::from_millis(lease * 900));
-        *login = Some((token.clone(), until));
+        *login = Some((Masked(token.clone()), until));
         Ok(token)
     }
 

@@ -12,7 +12,7 @@ use axum::routing::post;
 use ckp_connectors::mcp::legacy::LegacyMcp;
 use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::AgentRequest;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 type Seen = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
 
@@ -55,21 +55,7 @@ async fn tool_server() -> (String, Seen, Arc<Mutex<bool>>) {
 }
 
 fn req(action: &str, params: Value, step_id: &str) -> AgentRequest {
-    AgentRequest {
-        channel: "tools".into(),
-        action: action.into(),
-        params: params.as_object().cloned().unwrap_or_else(Map::new),
-        run_id: "run-1".into(),
-        node_id: "n1".into(),
-        step_id: step_id.into(),
-        idempotency_key: "k".into(),
-        timeout: None,
-        workflow: ckp_engine::effects::WorkflowDispatch {
-            mode: ckp_core::procedure::DispatchMode::Sync,
-            context: Value::Null,
-            allow_async: false,
-        },
-    }
+    crate::agent_request("tools", action, params, step_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

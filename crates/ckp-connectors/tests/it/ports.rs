@@ -13,7 +13,7 @@ use ckp_connectors::ports::{AgentInfo, AgentRegistry, Lease, LeaseHolder, PortEr
 use ckp_connectors::secrets::{SealKey, SecretManager, SecretsSettings};
 use ckp_core::procedure::{ErrorKind, SecretProvider, SecretsSpec};
 use ckp_engine::effects::{AgentRequest, Agents, BoxFuture};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// What the registry was asked, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,21 +130,7 @@ fn info(id: &str, base_url: &str, online: bool) -> AgentInfo {
 }
 
 fn req(action: &str, step_id: &str) -> AgentRequest {
-    AgentRequest {
-        channel: "WEB".into(),
-        action: action.into(),
-        params: json!({"q": 1}).as_object().cloned().unwrap_or_else(Map::new),
-        run_id: "run-1".into(),
-        node_id: "n1".into(),
-        step_id: step_id.into(),
-        idempotency_key: format!("key-{step_id}"),
-        timeout: None,
-        workflow: ckp_engine::effects::WorkflowDispatch {
-            mode: ckp_core::procedure::DispatchMode::Sync,
-            context: Value::Null,
-            allow_async: false,
-        },
-    }
+    crate::agent_request("WEB", action, json!({"q": 1}), step_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
