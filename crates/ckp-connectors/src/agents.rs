@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use ckp_core::procedure::DispatchMode;
 use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::{AgentReply, AgentRequest, Agents, BoxFuture};
-use ckp_engine::error::StepError;
+use ckp_engine::error::{ErrorChain, StepError};
 use serde_json::{Map, Value, json};
 
 use crate::http::{LazyClient, run_headers, transport_error};
@@ -237,10 +237,19 @@ impl<R: AgentRegistry> RegistryAgents<R> {
         let result = loop {
             tokio::select! {
                 r = &mut call => break r,
-                _ = renew.tick() => { let _ = self.registry.renew_lease(&lease, LEASE_TTL).await; }
+                _ = renew.tick() => {
+                    if let Err(e) = self.registry.renew_lease(&lease, LEASE_TTL).await {
+                        // The lease then expires on its own; the call goes on.
+                        tracing::warn!(agent = %agent.agent_id, lease_id = %lease.lease_id,
+                            error = %ErrorChain(&e), "renewing a resource lease failed");
+                    }
+                }
             }
         };
-        let _ = self.registry.release_lease(&lease).await;
+        if let Err(e) = self.registry.release_lease(&lease).await {
+            tracing::warn!(agent = %agent.agent_id, lease_id = %lease.lease_id, error = %ErrorChain(&e),
+                "releasing a resource lease failed; it frees its slot when it expires");
+        }
         self.record_outcome(&agent, &result).await;
         result
     }
@@ -258,7 +267,7 @@ impl<R: AgentRegistry> RegistryAgents<R> {
             Ok(_) => false,
         };
         if unreachable || (result.is_ok() && agent.consecutive_failures > 0) {
-            let _ = self.registry.record_health(&agent.agent_id, !unreachable, self.offline_after).await;
+            record_health(self.registry.as_ref(), agent, !unreachable, self.offline_after).await;
         }
     }
 
@@ -423,7 +432,13 @@ impl Default for HealthConfig {
 
 /// One round of health checks; returns how many agents answered.
 pub async fn check_health_once(registry: &impl AgentRegistry, client: &reqwest::Client, config: HealthConfig) -> usize {
-    let Ok(agents) = registry.agents().await else { return 0 };
+    let agents = match registry.agents().await {
+        Ok(agents) => agents,
+        Err(e) => {
+            tracing::error!(error = %ErrorChain(&e), "health checks skipped: the agent registry cannot be read");
+            return 0;
+        }
+    };
     let now = Utc::now();
     let mut healthy = 0;
     for agent in agents {
@@ -435,9 +450,28 @@ pub async fn check_health_once(registry: &impl AgentRegistry, client: &reqwest::
         let url = format!("{}/health", agent.base_url.trim_end_matches('/'));
         let ok = matches!(client.get(&url).timeout(config.timeout).send().await, Ok(r) if r.status().is_success());
         healthy += usize::from(ok);
-        let _ = registry.record_health(&agent.agent_id, ok, config.offline_after).await;
+        record_health(registry, &agent, ok, config.offline_after).await;
     }
     healthy
+}
+
+/// Records a health result (a probe or a call) and logs the agent's state change, if any, once: offline with its
+/// circuit open, or back online.
+async fn record_health(registry: &impl AgentRegistry, before: &AgentInfo, ok: bool, offline_after: i64) {
+    match registry.record_health(&before.agent_id, ok, offline_after).await {
+        Ok(after) => match (before.online && before.circuit_open_at.is_none(), after.online, after.circuit_open_at) {
+            (true, _, Some(_)) | (true, false, None) => tracing::warn!(agent = %after.agent_id,
+                channel = %after.channel, failures = after.consecutive_failures,
+                "agent offline: its circuit is open until a health check passes"),
+            (false, true, None) => {
+                tracing::info!(agent = %after.agent_id, channel = %after.channel, "agent back online");
+            }
+            _ => {}
+        },
+        Err(e) => {
+            tracing::error!(agent = %before.agent_id, error = %ErrorChain(&e), "recording an agent's health failed")
+        }
+    }
 }
 
 /// Runs [`check_health_once`] every `config.every` until `stop` turns true.

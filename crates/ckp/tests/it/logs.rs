@@ -86,7 +86,8 @@ async fn wait_status(http: &reqwest::Client, base: &str, run: &str) -> Value {
 async fn json_logs_carry_the_run_the_step_and_the_cause_and_5xx_bodies_only_an_error_id() {
     let dir = std::env::temp_dir().join(format!("ckp-logs-{}", std::process::id()));
     let secret = "s3cr3t-value-for-logs-test";
-    let server = Logged::start(&dir, &[("LANGORCH_SECRET_TOKEN", secret)]);
+    // One failed call takes an agent offline, so its state change is logged at once.
+    let server = Logged::start(&dir, &[("LANGORCH_SECRET_TOKEN", secret), ("CKP_AGENT_OFFLINE_AFTER", "1")]);
     let http = reqwest::Client::new();
     let started = server.wait_line(|l| l["message"] == "ckp started").await;
     assert_eq!(started["level"], "INFO", "{started}");
@@ -129,6 +130,9 @@ async fn json_logs_carry_the_run_the_step_and_the_cause_and_5xx_bodies_only_an_e
     assert!(cause.contains("127.0.0.1:9") && cause.contains("connect"), "the cause is named: {cause}");
     let failed = server.wait_line(|l| l["message"] == "run failed" && field(l, "run_id") == run.as_str()).await;
     assert_eq!(failed["step_id"], "press", "{failed}");
+    let offline = server.wait_line(|l| l["agent"] == "web_gone").await;
+    assert_eq!(offline["level"], "WARN", "{offline}");
+    assert!(offline["message"].as_str().is_some_and(|m| m.starts_with("agent offline")), "{offline}");
 
     // A store failure: a table disappears under the running server.
     let db = rusqlite::Connection::open(dir.join("ckp.db")).expect("open the database");
