@@ -9,4 +9,5 @@ pub mod http;
 pub mod llm;
 pub mod mcp;
 pub mod secrets;
+pub mod settings;
 pub mod workflow;

@@ -5,10 +5,12 @@
 pub mod api;
 pub mod app;
 pub mod catalog;
+pub mod effects;
 pub mod error;
 pub mod explain;
 pub mod routes;
 pub mod serve;
+pub mod settings;
 pub mod sse;
 pub mod worker;
 mod workflow;

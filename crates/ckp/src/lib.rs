@@ -59,6 +59,9 @@ pub enum Command {
     /// Serve the REST API, SSE streams and embedded workers on the SQLite database (default ./ckp-data/ckp.db), or
     /// on PostgreSQL with --database-url (then --no-workers serves the API only).
     Serve(cmd::serve::ServeArgs),
+    /// Print the effective settings (the same `--config` file, environment and flags as `ckp serve`) and where each
+    /// value came from: default, file, environment or flag. Credentials print as `***`.
+    Config(cmd::config::ConfigArgs),
     /// Execute runs of a shared PostgreSQL database (workers only, no HTTP API); start as many as needed.
     Worker(cmd::serve::ServeArgs),
     /// Load-test a running server over HTTP: N runs at concurrency C; throughput, latency percentiles, server CPU
@@ -125,6 +128,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Run(args) => cmd::run::run(&args, out, err),
         Command::Migrate { db, database_url } => cmd::migrate(&db, database_url.as_deref(), out, err),
         Command::Serve(args) => cmd::serve::run(&args, cmd::serve::Role::Serve, out, err),
+        Command::Config(args) => cmd::config::run(&args, |k| std::env::var(k).ok(), out, err),
         Command::Worker(args) => cmd::serve::run(&args, cmd::serve::Role::Worker, out, err),
         Command::Bench(args) => cmd::bench::run(&args, out, err),
     };
