@@ -30,29 +30,29 @@ settings_group! {
         workers: usize = 8, { env: &["CKP_WORKERS"], flag: Some("workers"), value_name: "N" };
         /// Largest request body accepted, in bytes.
         max_body_bytes: usize = 4 * 1024 * 1024,
-            { env: &["CKP_MAX_BODY_BYTES"], flag: Some("max-body-bytes"), value_name: "BYTES" } check positive;
+            { env: &["CKP_MAX_BODY_BYTES"], flag: Some("max-body-bytes"), value_name: "BYTES", expected: "a positive integer" } check positive;
         /// SQLite durability: `normal` (survives process crashes) or `full` (survives power loss).
         synchronous: String = "normal".into(),
             { env: &["CKP_SYNCHRONOUS"], flag: Some("synchronous"), value_name: "LEVEL", expected: "normal or full" }
             check synchronous;
         /// Job lease length in milliseconds (heartbeats renew it every third).
-        lease_ms: i64 = 30_000, { env: &["CKP_LEASE_MS"], flag: Some("lease-ms"), value_name: "MS" } check positive;
+        lease_ms: i64 = 30_000, { env: &["CKP_LEASE_MS"], flag: Some("lease-ms"), value_name: "MS", expected: "a positive integer" } check positive;
         /// How long shutdown waits for runs in hand, in milliseconds.
         shutdown_grace_ms: u64 = 30_000,
             { env: &["CKP_SHUTDOWN_GRACE_MS"], flag: Some("shutdown-grace-ms"), value_name: "MS" };
         /// Time between agent health checks (`GET {base_url}/health`), in milliseconds.
         agent_health_ms: u64 = 60_000,
-            { env: &["CKP_AGENT_HEALTH_MS"], flag: Some("agent-health-ms"), value_name: "MS" } check positive;
+            { env: &["CKP_AGENT_HEALTH_MS"], flag: Some("agent-health-ms"), value_name: "MS", expected: "a positive integer" } check positive;
         /// Consecutive failed health checks before an agent goes offline (and its circuit opens).
         agent_offline_after: i64 = 3,
-            { env: &["CKP_AGENT_OFFLINE_AFTER"], flag: Some("agent-offline-after"), value_name: "N" } check positive;
+            { env: &["CKP_AGENT_OFFLINE_AFTER"], flag: Some("agent-offline-after"), value_name: "N", expected: "a positive integer" } check positive;
         /// How long an agent's open circuit waits before a half-open probe, in milliseconds.
         agent_circuit_reset_ms: u64 = 300_000,
             { env: &["CKP_AGENT_CIRCUIT_RESET_MS"], flag: Some("agent-circuit-reset-ms"), value_name: "MS" };
         /// An OpenAI-compatible chat-completions endpoint (`https://api.openai.com/v1`, a gateway, a local server);
         /// without it, `llm_action` steps fail with a clear message.
         llm_base_url: Option<String> = None,
-            { env: &["CKP_LLM_BASE_URL"], flag: Some("llm-base-url"), value_name: "URL", run: true } check http_url;
+            { env: &["CKP_LLM_BASE_URL"], flag: Some("llm-base-url"), value_name: "URL", run: true, expected: "an http(s) URL" } check http_url;
         /// The model when a node names none.
         llm_model: String = "gpt-4o-mini".into(),
             { env: &["CKP_LLM_MODEL"], flag: Some("llm-model"), value_name: "MODEL", run: true } check not_blank;
@@ -73,16 +73,16 @@ settings_group! {
         /// Most PostgreSQL connections this process opens (default: twice the cores, 4 to 16; more connections than
         /// the cores can serve only add context switches, measured in BENCHMARKS.md).
         db_pool_size: usize = default_pool_size(),
-            { env: &["CKP_DB_POOL_SIZE"], flag: Some("db-pool-size"), value_name: "N" } check positive;
+            { env: &["CKP_DB_POOL_SIZE"], flag: Some("db-pool-size"), value_name: "N", expected: "a positive integer" } check positive;
         /// The URL agents reach this server at, for workflow callback URLs (default `http://<bind address>`).
         public_url: Option<String> = None,
-            { env: &["CKP_PUBLIC_URL"], flag: Some("public-url"), value_name: "URL" } check http_url;
+            { env: &["CKP_PUBLIC_URL"], flag: Some("public-url"), value_name: "URL", expected: "an http(s) URL" } check http_url;
         /// The key of workflow callback tokens (HMAC-SHA256 of the run id); generated and kept in
         /// `<data_dir>/callback_secret` when not given.
-        callback_secret: Option<Secret<String>> = None, { env: &["CKP_CALLBACK_SECRET"] } check not_blank_secret;
+        callback_secret: Option<Secret<String>> = None, { env: &["CKP_CALLBACK_SECRET"] };
         /// A run paused on an async workflow fails when no callback came after this many minutes.
         workflow_callback_timeout_minutes: f64 = 60.0,
-            { env: &["CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES"] } check positive_number;
+            { env: &["CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES"], expected: "a positive number" } check positive_number;
         /// MCP servers by name (`[mcp_servers.NAME]`: `command`/`args`/`env`/`cwd` or `url`/`headers`,
         /// `timeout_ms`); they win over a procedure's `global_config.mcp_servers` of the same name. The flag takes
         /// `NAME=URL` (streamable HTTP) or `NAME='COMMAND ARGS...'` (stdio), repeatable.
@@ -94,6 +94,7 @@ settings_group! {
         /// `POST {mcp_base_url}/tools/{action}`.
         mcp_base_url: Option<String> = None, {
             env: &["CKP_MCP_BASE_URL", "MCP_BASE_URL"], flag: Some("mcp-base-url"), value_name: "URL", run: true,
+            expected: "an http(s) URL",
         } check http_url;
         /// Log line format: `text` (for a terminal) or `json` (one object per line, for collectors).
         log_format: LogFormat = LogFormat::Text,
@@ -214,13 +215,6 @@ fn positive_number(v: &f64) -> Result<(), String> {
 
 fn not_blank(v: &String) -> Result<(), String> {
     match v.trim().is_empty() {
-        true => Err("must not be empty".into()),
-        false => Ok(()),
-    }
-}
-
-fn not_blank_secret(v: &Option<Secret<String>>) -> Result<(), String> {
-    match v.as_ref().is_some_and(|s| s.expose().trim().is_empty()) {
         true => Err("must not be empty".into()),
         false => Ok(()),
     }
