@@ -58,6 +58,9 @@ impl From<&str> for Secret<String> {
     }
 }
 
+/// Turns one occurrence of an entry-adding flag into the JSON its setting reads.
+pub type FlagEntry = fn(&str) -> Result<Value, String>;
+
 /// One setting as declared in the table (its path inside nested tables is given by the group that holds it).
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -74,7 +77,7 @@ pub struct Spec {
     /// `ckp run` takes the flag too (`ckp serve`, `ckp worker` and `ckp config` take every flag).
     pub run: bool,
     /// A flag whose occurrences add entries (`--mcp NAME=URL`): turns one into the JSON the value reads.
-    pub flag_entry: Option<fn(&str) -> Result<Value, String>>,
+    pub flag_entry: Option<FlagEntry>,
     /// What a valid value looks like, for messages and the docs.
     pub expected: &'static str,
     /// The value is a credential: shown as `***`, never echoed in an error.

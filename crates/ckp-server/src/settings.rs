@@ -213,14 +213,14 @@ fn positive_number(v: &f64) -> Result<(), String> {
     }
 }
 
-fn not_blank(v: &String) -> Result<(), String> {
+fn not_blank(v: &str) -> Result<(), String> {
     match v.trim().is_empty() {
         true => Err("must not be empty".into()),
         false => Ok(()),
     }
 }
 
-fn synchronous(v: &String) -> Result<(), String> {
+fn synchronous(v: &str) -> Result<(), String> {
     match v.to_ascii_lowercase().as_str() {
         "normal" | "full" => Ok(()),
         _ => Err("synchronous must be normal or full".into()),
