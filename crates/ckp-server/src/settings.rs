@@ -559,3 +559,50 @@ pub fn markdown() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ServeConfig, load, specs};
+
+    #[test]
+    fn every_setting_has_its_ckp_variable_and_top_level_flags_match_their_keys() {
+        for spec in ServeConfig::SPECS {
+            assert_eq!(
+                spec.env.first().copied(),
+                Some(format!("CKP_{}", spec.key.to_uppercase()).as_str()),
+                "{}",
+                spec.key
+            );
+            if let Some(flag) = spec.flag.filter(|_| spec.flag_entry.is_none()) {
+                assert_eq!(flag, spec.key.replace('_', "-"), "the flag of {}", spec.key);
+            }
+            assert!(!spec.summary().is_empty(), "{} has help text", spec.key);
+        }
+        let all = specs();
+        let mut keys: Vec<_> = all.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), all.len(), "keys are unique");
+    }
+
+    #[test]
+    fn credentials_from_the_environment_never_reach_debug_output() {
+        let env = |k: &str| {
+            match k {
+                "CKP_LLM_API_KEY" => Some("sk-d3bug"),
+                "CKP_CALLBACK_SECRET" => Some("cb-d3bug"),
+                "CKP_DATABASE_URL" => Some("postgres://u:pw-d3bug@h/db"),
+                "CKP_SECRETS_ENCRYPTION_KEY" => Some("key-d3bug"),
+                "VAULT_TOKEN" => Some("vault-d3bug"),
+                "AWS_SECRET_ACCESS_KEY" => Some("aws-d3bug"),
+                "AZURE_CLIENT_SECRET" => Some("azure-d3bug"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let loaded = load(None, &env, &[]).expect("valid");
+        let text = format!("{loaded:?} {:?}", loaded.shown());
+        assert!(!text.contains("d3bug"), "{text}");
+        assert_eq!(loaded.config.database_url.as_ref().map(super::DbUrl::expose), Some("postgres://u:pw-d3bug@h/db"));
+    }
+}
