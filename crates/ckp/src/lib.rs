@@ -19,12 +19,6 @@ pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
-    /// How `serve`, `worker` and `run` write log lines (to stderr).
-    #[arg(long, global = true, value_enum, env = "CKP_LOG_FORMAT", default_value_t = telemetry::LogFormat::Text)]
-    pub log_format: telemetry::LogFormat,
-    /// Which log lines `serve`, `worker` and `run` write, in RUST_LOG syntax (`info`, `ckp_server=debug,info`).
-    #[arg(long = "log", global = true, value_name = "FILTER", env = "CKP_LOG", default_value = "info")]
-    pub log_filter: String,
 }
 
 /// The subcommands.
@@ -115,12 +109,6 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Runs a parsed command line; returns the exit status.
 pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    if matches!(cli.command, Command::Run(_) | Command::Serve(_) | Command::Worker(_))
-        && let Err(e) = telemetry::init(cli.log_format, &cli.log_filter)
-    {
-        let _ = writeln!(err, "ckp: {e}");
-        return 2;
-    }
     let result = match cli.command {
         Command::Validate { files, format } => cmd::validate::run(&files, format, out, err),
         Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),

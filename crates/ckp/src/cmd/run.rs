@@ -252,6 +252,10 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
             return Ok(EXIT_UNREADABLE);
         }
     };
+    if let Err(e) = crate::telemetry::init(config.log_format, config.log_filter()) {
+        writeln!(err, "ckp: {e}")?;
+        return Ok(EXIT_UNREADABLE);
+    }
     if config.db.is_some() && config.database_url.is_some() {
         writeln!(err, "ckp: db and database_url are both set: keep the run in one database")?;
         return Ok(EXIT_UNREADABLE);

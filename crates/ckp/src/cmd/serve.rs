@@ -63,6 +63,10 @@ pub fn run(args: &ServeArgs, role: Role, out: &mut dyn Write, err: &mut dyn Writ
             return Ok(super::EXIT_UNREADABLE);
         }
     };
+    if let Err(e) = crate::telemetry::init(config.log_format, config.log_filter()) {
+        writeln!(err, "{name}: {e}")?;
+        return Ok(super::EXIT_UNREADABLE);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_unpark(crate::trim::on_unpark)
