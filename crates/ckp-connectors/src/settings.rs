@@ -82,6 +82,8 @@ pub struct Spec {
     pub expected: &'static str,
     /// The value is a credential: shown as `***`, never echoed in an error.
     pub secret: bool,
+    /// An error may quote the value as given (not for credentials, nor for tables that may hold tokens).
+    pub echo: bool,
 }
 
 impl Spec {
@@ -96,11 +98,12 @@ impl Spec {
         flag_entry: None,
         expected: "",
         secret: false,
+        echo: true,
     };
 
     /// A setting of type `T` with the defaults of the optional parts of a declaration.
     pub const fn of<T: SettingValue>(key: &'static str, help: &'static str) -> Spec {
-        Spec { key, help, expected: T::EXPECTED, secret: T::SECRET, ..Spec::EMPTY }
+        Spec { key, help, expected: T::EXPECTED, secret: T::SECRET, echo: T::ECHO && !T::SECRET, ..Spec::EMPTY }
     }
 
     /// The first line of the help text.
@@ -163,6 +166,8 @@ pub trait SettingValue: Sized {
     const EXPECTED: &'static str;
     /// Whether the value is a credential.
     const SECRET: bool = false;
+    /// Whether an error may quote the value as given.
+    const ECHO: bool = true;
 
     /// From the environment or a flag.
     fn from_text(text: &str) -> Result<Self, String>;
@@ -296,6 +301,7 @@ impl SettingValue for Secret<String> {
 impl<T: SettingValue> SettingValue for Option<T> {
     const EXPECTED: &'static str = T::EXPECTED;
     const SECRET: bool = T::SECRET;
+    const ECHO: bool = T::ECHO;
     fn from_text(text: &str) -> Result<Self, String> {
         match text.trim() {
             "" => Ok(None),
@@ -346,6 +352,7 @@ impl SettingValue for BTreeMap<String, ckp_engine::pricing::ModelPrice> {
 /// of their `env` and `headers` masked (they hold tokens).
 impl SettingValue for BTreeMap<String, ckp_core::mcp::McpServer> {
     const EXPECTED: &'static str = "servers by name (a JSON object in the environment)";
+    const ECHO: bool = false;
     fn from_text(text: &str) -> Result<Self, String> {
         map_from_text(text)
     }

@@ -444,10 +444,12 @@ pub fn load(
     Ok(loaded)
 }
 
+/// The value as an error may quote it: `"***"` for a credential, `…` for a table that may hold tokens.
 fn mask(spec: &Spec, shown: String) -> String {
-    match spec.secret {
-        true => "\"***\"".into(),
-        false => shown,
+    match (spec.secret, spec.echo) {
+        (true, _) => "\"***\"".into(),
+        (false, false) => "…".into(),
+        (false, true) => shown,
     }
 }
 

@@ -112,6 +112,10 @@ fn an_invalid_value_names_the_setting_and_its_source() {
     assert_eq!(err.trim(), r#"ckp config: --lease-ms "0" (flag): expected a positive integer"#);
     let (_, _, err) = print(&[], env_of(&[("CKP_DATABASE_URL", "mysql://u:pw@h/db")]));
     assert!(err.contains("CKP_DATABASE_URL=\"***\"") && !err.contains("pw"), "{err}");
+    const SERVERS: &str =
+        r#"{"web": {"url": "http://x", "command": "y", "headers": {"Authorization": "Bearer tok3n"}}}"#;
+    let (_, _, err) = print(&[], env_of(&[("CKP_MCP_SERVERS", SERVERS)]));
+    assert!(err.contains("CKP_MCP_SERVERS=… (environment)") && !err.contains("tok3n"), "{err}");
     let (_, _, err) = print(&[], env_of(&[("VAULT_ADDR", "http://v"), ("CKP_SECRETS_CACHE_TTL_MS", "soon")]));
     assert!(err.contains("CKP_SECRETS_CACHE_TTL_MS=\"soon\" (environment)"), "{err}");
 }
