@@ -76,6 +76,8 @@ pub struct Spec {
     pub value_name: &'static str,
     /// `ckp run` takes the flag too (`ckp serve`, `ckp worker` and `ckp config` take every flag).
     pub run: bool,
+    /// `ckp migrate` takes the flag too (the database's settings).
+    pub migrate: bool,
     /// A flag whose occurrences add entries (`--mcp NAME=URL`): turns one into the JSON the value reads.
     pub flag_entry: Option<FlagEntry>,
     /// What a valid value looks like, for messages and the docs.
@@ -95,6 +97,7 @@ impl Spec {
         flag: None,
         value_name: "VALUE",
         run: false,
+        migrate: false,
         flag_entry: None,
         expected: "",
         secret: false,

@@ -22,10 +22,10 @@ settings_group! {
         bind: String = "127.0.0.1:8000".into(), { env: &["CKP_BIND"], flag: Some("bind"), value_name: "ADDR:PORT" };
         /// Data directory: the database (`ckp.db`) and artifact files (`artifacts/`).
         data_dir: PathBuf = PathBuf::from("ckp-data"),
-            { env: &["CKP_DATA_DIR"], flag: Some("data-dir"), value_name: "DIR" };
+            { env: &["CKP_DATA_DIR"], flag: Some("data-dir"), value_name: "DIR", migrate: true };
         /// The SQLite database file (default `<data_dir>/ckp.db`). For `ckp run`: keep the run in this file (created
         /// if needed) so it survives the process and can be resumed.
-        db: Option<PathBuf> = None, { env: &["CKP_DB"], flag: Some("db"), value_name: "FILE", run: true };
+        db: Option<PathBuf> = None, { env: &["CKP_DB"], flag: Some("db"), value_name: "FILE", run: true, migrate: true };
         /// Embedded workers: runs executed concurrently (0 with `--no-workers`).
         workers: usize = 8, { env: &["CKP_WORKERS"], flag: Some("workers"), value_name: "N" };
         /// Largest request body accepted, in bytes.
@@ -69,7 +69,7 @@ settings_group! {
         /// A PostgreSQL database (`postgres://user@host:port/db`) instead of the embedded SQLite file: several ckp
         /// processes can then share it (`ckp serve --no-workers` for API processes, `ckp worker` for workers).
         database_url: Option<DbUrl> = None,
-            { env: &["CKP_DATABASE_URL"], flag: Some("database-url"), value_name: "URL", run: true };
+            { env: &["CKP_DATABASE_URL"], flag: Some("database-url"), value_name: "URL", run: true, migrate: true };
         /// Most PostgreSQL connections this process opens (default: twice the cores, 4 to 16; more connections than
         /// the cores can serve only add context switches, measured in BENCHMARKS.md).
         db_pool_size: usize = default_pool_size(),
@@ -529,8 +529,8 @@ pub fn markdown() -> String {
          <!-- Generated from crates/ckp-server/src/settings.rs and crates/ckp-connectors/src/secrets/settings.rs by \
          the test `docs_settings_md_is_up_to_date`; run it with CKP_UPDATE_DOCS=1 to rewrite this file. -->\n\n\
          `ckp serve`, `ckp worker` and `ckp config` read every setting below; `ckp run` reads them too (for its \
-         LLM, MCP servers, secrets providers and logs) and takes the flags marked *run*. Each value comes from, in \
-         increasing priority: the default, the TOML file given with `--config` (a dotted key is a nested table: \
+         LLM, MCP servers, secrets providers and logs) and takes the flags marked *run*; `ckp migrate` takes \
+         those marked *migrate*. Each value comes from, in increasing priority: the default, the TOML file given with `--config` (a dotted key is a nested table: \
          `secrets.vault.vault_url` is `vault_url` in `[secrets.vault]`), the environment (the first variable \
          listed that is set), then the flag. `ckp config` prints the effective value of each and where it came \
          from, credentials masked; an invalid value stops the process at start with a message naming the setting \
@@ -539,9 +539,13 @@ pub fn markdown() -> String {
     );
     for (key, spec) in specs() {
         let env = spec.env.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ");
-        let flag = match (spec.flag, spec.run) {
-            (Some(f), true) => format!("`--{f} {}` (*run*)", spec.value_name),
-            (Some(f), false) => format!("`--{f} {}`", spec.value_name),
+        let also: Vec<&str> = [(spec.run, "*run*"), (spec.migrate, "*migrate*")]
+            .into_iter()
+            .filter_map(|(taken, name)| taken.then_some(name))
+            .collect();
+        let flag = match (spec.flag, also.is_empty()) {
+            (Some(f), true) => format!("`--{f} {}`", spec.value_name),
+            (Some(f), false) => format!("`--{f} {}` ({})", spec.value_name, also.join(", ")),
             (None, _) => String::new(),
         };
         let default = match shown.get(&key) {

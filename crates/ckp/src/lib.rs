@@ -63,12 +63,12 @@ pub enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Create the database or bring its schema up to date (append-only migrations).
     Migrate {
-        /// The SQLite database file.
-        #[arg(long, value_name = "FILE", default_value = "ckp-data/ckp.db")]
-        db: std::path::PathBuf,
-        /// A PostgreSQL database instead (`postgres://user@host:port/db`).
-        #[arg(long, value_name = "URL", env = "CKP_DATABASE_URL")]
-        database_url: Option<String>,
+        /// A TOML configuration file (its `data_dir`, `db` and `database_url`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// The database settings' flags.
+        #[command(flatten)]
+        settings: cmd::settings::SettingFlags<{ cmd::settings::MIGRATE }>,
     },
     /// Print the procedure graph as Mermaid or Graphviz DOT.
     Graph {
@@ -114,7 +114,14 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),
         Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
         Command::Run(args) => cmd::run::run(&args, out, err),
-        Command::Migrate { db, database_url } => cmd::migrate(&db, database_url.as_deref(), out, err),
+        Command::Migrate { config, settings } => {
+            match ckp_server::settings::load(config.as_deref(), &|k| std::env::var(k).ok(), &settings.0) {
+                Ok(l) => {
+                    cmd::migrate(&l.config.db_path(), l.config.database_url.as_ref().map(|u| u.expose()), out, err)
+                }
+                Err(e) => writeln!(err, "ckp migrate: {e}").map(|()| cmd::EXIT_UNREADABLE),
+            }
+        }
         Command::Serve(args) => cmd::serve::run(&args, cmd::serve::Role::Serve, out, err),
         Command::Config(args) => cmd::config::run(&args, |k| std::env::var(k).ok(), out, err),
         Command::Worker(args) => cmd::serve::run(&args, cmd::serve::Role::Worker, out, err),

@@ -57,7 +57,7 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     /// The settings' flags of `ckp run` (LLM, MCP, database, logs).
     #[command(flatten)]
-    pub settings: super::settings::SettingFlags<true>,
+    pub settings: super::settings::SettingFlags<{ super::settings::RUN }>,
 }
 
 /// Agents from `--agent CHANNEL=URL`.

@@ -21,7 +21,7 @@ pub struct ServeArgs {
     pub no_workers: bool,
     /// The settings' flags.
     #[command(flatten)]
-    pub settings: super::settings::SettingFlags<false>,
+    pub settings: super::settings::SettingFlags<{ super::settings::ALL }>,
 }
 
 /// What the process does.

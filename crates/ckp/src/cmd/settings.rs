@@ -1,6 +1,7 @@
 //! The flags of the settings table (`ckp_server::settings`), made into clap arguments from the table itself: one
 //! flag per setting that declares one, its help text, value name, environment variables and default taken from the
-//! declaration. `ckp serve`, `ckp worker` and `ckp config` take them all; `ckp run` takes those marked `run`.
+//! declaration. `ckp serve`, `ckp worker` and `ckp config` take them all; `ckp run` those marked `run`, `ckp migrate`
+//! those marked `migrate`.
 //! clap only collects the text; the loader parses and validates it with the other sources.
 
 use std::collections::BTreeMap;
@@ -8,18 +9,30 @@ use std::collections::BTreeMap;
 use ckp_connectors::settings::{Group, Json, Spec};
 use ckp_server::settings::{FlagValue, ServeConfig};
 
-/// The settings flags given on the command line, in the order clap saw them per flag. `RUN`: the subset of
-/// `ckp run`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SettingFlags<const RUN: bool>(pub Vec<FlagValue>);
+/// Every flag: `ckp serve`, `ckp worker`, `ckp config`.
+pub const ALL: u8 = 0;
+/// The flags of `ckp run`.
+pub const RUN: u8 = 1;
+/// The flags of `ckp migrate`.
+pub const MIGRATE: u8 = 2;
 
-impl<const RUN: bool> SettingFlags<RUN> {
+/// The settings flags given on the command line, in the order clap saw them per flag; `SET` picks the flags a
+/// command takes ([`ALL`], [`RUN`], [`MIGRATE`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingFlags<const SET: u8>(pub Vec<FlagValue>);
+
+impl<const SET: u8> SettingFlags<SET> {
     fn flagged() -> impl Iterator<Item = (&'static Spec, &'static str)> {
-        ServeConfig::SPECS.iter().filter(|s| !RUN || s.run).filter_map(|s| s.flag.map(|f| (s, f)))
+        let taken = |s: &Spec| match SET {
+            RUN => s.run,
+            MIGRATE => s.migrate,
+            _ => true,
+        };
+        ServeConfig::SPECS.iter().filter(move |s| taken(s)).filter_map(|s| s.flag.map(|f| (s, f)))
     }
 }
 
-impl<const RUN: bool> clap::FromArgMatches for SettingFlags<RUN> {
+impl<const SET: u8> clap::FromArgMatches for SettingFlags<SET> {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
         let mut values = Vec::new();
         for (spec, flag) in Self::flagged() {
@@ -36,7 +49,7 @@ impl<const RUN: bool> clap::FromArgMatches for SettingFlags<RUN> {
     }
 }
 
-impl<const RUN: bool> clap::Args for SettingFlags<RUN> {
+impl<const SET: u8> clap::Args for SettingFlags<SET> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         let mut defaults = BTreeMap::new();
         ServeConfig::default().visit("", &mut |key, _, value| {
