@@ -25,40 +25,54 @@ settings_group! {
             { env: &["CKP_DATA_DIR"], flag: Some("data-dir"), value_name: "DIR", migrate: true };
         /// The SQLite database file (default `<data_dir>/ckp.db`). For `ckp run`: keep the run in this file (created
         /// if needed) so it survives the process and can be resumed.
-        db: Option<PathBuf> = None, { env: &["CKP_DB"], flag: Some("db"), value_name: "FILE", run: true, migrate: true };
+        db: Option<PathBuf> = None, {
+            env: &["CKP_DB"], flag: Some("db"), value_name: "FILE", run: true, migrate: true,
+        };
         /// Embedded workers: runs executed concurrently (0 with `--no-workers`).
         workers: usize = 8, { env: &["CKP_WORKERS"], flag: Some("workers"), value_name: "N" };
         /// Largest request body accepted, in bytes.
-        max_body_bytes: usize = 4 * 1024 * 1024,
-            { env: &["CKP_MAX_BODY_BYTES"], flag: Some("max-body-bytes"), value_name: "BYTES", expected: "a positive integer" } check positive;
+        max_body_bytes: usize = 4 * 1024 * 1024, {
+            env: &["CKP_MAX_BODY_BYTES"], flag: Some("max-body-bytes"), value_name: "BYTES",
+            expected: "a positive integer",
+        } check positive;
         /// SQLite durability: `normal` (survives process crashes) or `full` (survives power loss).
         synchronous: String = "normal".into(),
             { env: &["CKP_SYNCHRONOUS"], flag: Some("synchronous"), value_name: "LEVEL", expected: "normal or full" }
             check synchronous;
         /// Job lease length in milliseconds (heartbeats renew it every third).
-        lease_ms: i64 = 30_000, { env: &["CKP_LEASE_MS"], flag: Some("lease-ms"), value_name: "MS", expected: "a positive integer" } check positive;
+        lease_ms: i64 = 30_000, {
+            env: &["CKP_LEASE_MS"], flag: Some("lease-ms"), value_name: "MS", expected: "a positive integer",
+        } check positive;
         /// How long shutdown waits for runs in hand, in milliseconds.
         shutdown_grace_ms: u64 = 30_000,
             { env: &["CKP_SHUTDOWN_GRACE_MS"], flag: Some("shutdown-grace-ms"), value_name: "MS" };
         /// Time between agent health checks (`GET {base_url}/health`), in milliseconds.
-        agent_health_ms: u64 = 60_000,
-            { env: &["CKP_AGENT_HEALTH_MS"], flag: Some("agent-health-ms"), value_name: "MS", expected: "a positive integer" } check positive;
+        agent_health_ms: u64 = 60_000, {
+            env: &["CKP_AGENT_HEALTH_MS"], flag: Some("agent-health-ms"), value_name: "MS",
+            expected: "a positive integer",
+        } check positive;
         /// Consecutive failed health checks before an agent goes offline (and its circuit opens).
-        agent_offline_after: i64 = 3,
-            { env: &["CKP_AGENT_OFFLINE_AFTER"], flag: Some("agent-offline-after"), value_name: "N", expected: "a positive integer" } check positive;
+        agent_offline_after: i64 = 3, {
+            env: &["CKP_AGENT_OFFLINE_AFTER"], flag: Some("agent-offline-after"), value_name: "N",
+            expected: "a positive integer",
+        } check positive;
         /// How long an agent's open circuit waits before a half-open probe, in milliseconds.
         agent_circuit_reset_ms: u64 = 300_000,
             { env: &["CKP_AGENT_CIRCUIT_RESET_MS"], flag: Some("agent-circuit-reset-ms"), value_name: "MS" };
         /// An OpenAI-compatible chat-completions endpoint (`https://api.openai.com/v1`, a gateway, a local server);
         /// without it, `llm_action` steps fail with a clear message.
-        llm_base_url: Option<String> = None,
-            { env: &["CKP_LLM_BASE_URL"], flag: Some("llm-base-url"), value_name: "URL", run: true, expected: "an http(s) URL" } check http_url;
+        llm_base_url: Option<String> = None, {
+            env: &["CKP_LLM_BASE_URL"], flag: Some("llm-base-url"), value_name: "URL", run: true,
+            expected: "an http(s) URL",
+        } check http_url;
         /// The model when a node names none.
         llm_model: String = "gpt-4o-mini".into(),
             { env: &["CKP_LLM_MODEL"], flag: Some("llm-model"), value_name: "MODEL", run: true } check not_blank;
         /// Models tried in order when the node's keeps failing.
-        llm_fallback_models: Vec<String> = Vec::new(),
-            { env: &["CKP_LLM_FALLBACK_MODELS"], flag: Some("llm-fallback-models"), value_name: "MODEL,...", run: true };
+        llm_fallback_models: Vec<String> = Vec::new(), {
+            env: &["CKP_LLM_FALLBACK_MODELS"], flag: Some("llm-fallback-models"), value_name: "MODEL, ...",
+            run: true,
+        };
         /// The LLM endpoint's API key (better in the environment than in a file).
         llm_api_key: Option<Secret<String>> = None, { env: &["CKP_LLM_API_KEY"] };
         /// LLM prices per 1,000 tokens by model (name prefix), merged over the defaults.
@@ -72,11 +86,14 @@ settings_group! {
             { env: &["CKP_DATABASE_URL"], flag: Some("database-url"), value_name: "URL", run: true, migrate: true };
         /// Most PostgreSQL connections this process opens (default: twice the cores, 4 to 16; more connections than
         /// the cores can serve only add context switches, measured in BENCHMARKS.md).
-        db_pool_size: usize = default_pool_size(),
-            { env: &["CKP_DB_POOL_SIZE"], flag: Some("db-pool-size"), value_name: "N", expected: "a positive integer" } check positive;
+        db_pool_size: usize = default_pool_size(), {
+            env: &["CKP_DB_POOL_SIZE"], flag: Some("db-pool-size"), value_name: "N",
+            expected: "a positive integer",
+        } check positive;
         /// The URL agents reach this server at, for workflow callback URLs (default `http://<bind address>`).
-        public_url: Option<String> = None,
-            { env: &["CKP_PUBLIC_URL"], flag: Some("public-url"), value_name: "URL", expected: "an http(s) URL" } check http_url;
+        public_url: Option<String> = None, {
+            env: &["CKP_PUBLIC_URL"], flag: Some("public-url"), value_name: "URL", expected: "an http(s) URL",
+        } check http_url;
         /// The key of workflow callback tokens (HMAC-SHA256 of the run id); generated and kept in
         /// `<data_dir>/callback_secret` when not given.
         callback_secret: Option<Secret<String>> = None, { env: &["CKP_CALLBACK_SECRET"] };
@@ -530,7 +547,8 @@ pub fn markdown() -> String {
          the test `docs_settings_md_is_up_to_date`; run it with CKP_UPDATE_DOCS=1 to rewrite this file. -->\n\n\
          `ckp serve`, `ckp worker` and `ckp config` read every setting below; `ckp run` reads them too (for its \
          LLM, MCP servers, secrets providers and logs) and takes the flags marked *run*; `ckp migrate` takes \
-         those marked *migrate*. Each value comes from, in increasing priority: the default, the TOML file given with `--config` (a dotted key is a nested table: \
+         those marked *migrate*. Each value comes from, in increasing priority: the default, the TOML file given \
+         with `--config` (a dotted key is a nested table: \
          `secrets.vault.vault_url` is `vault_url` in `[secrets.vault]`), the environment (the first variable \
          listed that is set), then the flag. `ckp config` prints the effective value of each and where it came \
          from, credentials masked; an invalid value stops the process at start with a message naming the setting \
