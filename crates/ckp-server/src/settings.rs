@@ -70,7 +70,7 @@ settings_group! {
             { env: &["CKP_LLM_MODEL"], flag: Some("llm-model"), value_name: "MODEL", run: true } check not_blank;
         /// Models tried in order when the node's keeps failing.
         llm_fallback_models: Vec<String> = Vec::new(), {
-            env: &["CKP_LLM_FALLBACK_MODELS"], flag: Some("llm-fallback-models"), value_name: "MODEL, ...",
+            env: &["CKP_LLM_FALLBACK_MODELS"], flag: Some("llm-fallback-models"), value_name: "MODEL,...",
             run: true,
         };
         /// The LLM endpoint's API key (better in the environment than in a file).
