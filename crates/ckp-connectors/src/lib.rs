@@ -12,4 +12,5 @@ pub mod masked;
 pub mod mcp;
 pub mod ports;
 pub mod secrets;
+pub mod settings;
 pub mod workflow;

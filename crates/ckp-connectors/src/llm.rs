@@ -20,7 +20,7 @@ pub struct LlmConfig {
     /// Base URL (`https://api.openai.com/v1`, a gateway, a local server).
     pub base_url: String,
     /// Bearer key (None for servers without authentication).
-    pub api_key: Option<String>,
+    pub api_key: Option<crate::settings::Secret<String>>,
     /// Model used when a node names none.
     pub default_model: String,
     /// Extra headers for gateways (their values may be credentials: `Debug` shows only the names).
@@ -116,7 +116,7 @@ impl OpenAiLlm {
             let mut builder = run_headers(self.client.get().post(&url), &req.run_id, &req.node_id)
                 .timeout(self.config.timeout)
                 .json(&body);
-            if let Some(key) = &self.config.api_key {
+            if let Some(key) = crate::settings::exposed(&self.config.api_key) {
                 builder = builder.bearer_auth(key);
             }
             for (k, v) in &self.config.headers {

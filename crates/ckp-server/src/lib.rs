@@ -5,11 +5,13 @@
 pub mod api;
 pub mod app;
 pub mod catalog;
+pub mod effects;
 pub mod error;
 pub mod explain;
 pub mod ports;
 pub mod routes;
 pub mod serve;
+pub mod settings;
 pub mod sse;
 pub mod worker;
 mod workflow;

@@ -1,39 +1,15 @@
-//! `ckp serve`'s settings added by issue 7, kept out of `serve.rs`: for workflow callbacks the public URL agents
-//! call back at, the callback secret (given, or generated once and kept in the data directory so tokens survive
-//! restarts) and the callback timeout; and the LLM price table.
+//! Workflow callbacks' keys and addresses: the callback signer (the `callback_secret` setting, or a secret generated
+//! once and kept in the data directory so tokens survive restarts) and the public URL agents call back at.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ckp_connectors::workflow::CallbackSigner;
 
-use crate::serve::{ConfigError, ServeConfig, ServeError};
+use crate::serve::{ServeConfig, ServeError};
 
 /// The file in the data directory holding a generated callback secret.
 const SECRET_FILE: &str = "callback_secret";
-
-/// Applies `CKP_PUBLIC_URL`, `CKP_CALLBACK_SECRET`, `CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES`, `CKP_LLM_PRICES` (JSON,
-/// merged over the file's `llm_prices`).
-pub(crate) fn apply_env(config: &mut ServeConfig, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-    if let Some(v) = env("CKP_PUBLIC_URL") {
-        config.public_url = Some(v);
-    }
-    if let Some(v) = env("CKP_CALLBACK_SECRET") {
-        config.callback_secret = Some(v);
-    }
-    if let Some(v) = env("CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES") {
-        config.workflow_callback_timeout_minutes = v.trim().parse().map_err(|_| ConfigError::Env {
-            name: "CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES".into(),
-            message: format!("not a number: {v:?}"),
-        })?;
-    }
-    if let Some(v) = env("CKP_LLM_PRICES").filter(|v| !v.trim().is_empty()) {
-        let prices = ckp_engine::pricing::PriceTable::parse_overrides(&v)
-            .map_err(|message| ConfigError::Env { name: "CKP_LLM_PRICES".into(), message })?;
-        config.llm_prices.extend(prices);
-    }
-    Ok(())
-}
 
 /// The callback signer: the configured secret, else the one kept in the data directory, else a new one written
 /// there (readable by the owner only).
@@ -44,7 +20,7 @@ pub(crate) fn signer(config: &ServeConfig) -> Result<Arc<CallbackSigner>, ServeE
             "workflow_callback_timeout_minutes must be a positive number, not {minutes}"
         )));
     }
-    if let Some(secret) = config.callback_secret.as_deref() {
+    if let Some(secret) = ckp_connectors::settings::exposed(&config.callback_secret) {
         if secret.trim().is_empty() {
             return Err(ServeError::Config("callback_secret must not be empty".into()));
         }
@@ -86,12 +62,11 @@ pub(crate) fn public_url(config: &ServeConfig, addr: Option<SocketAddr>) -> Stri
 
 #[cfg(test)]
 mod tests {
-    use super::apply_env;
     use crate::serve::ServeConfig;
+    use crate::settings::load;
 
     #[test]
     fn settings_come_from_the_environment() {
-        let mut config = ServeConfig::default();
         let env = |name: &str| {
             match name {
                 "CKP_PUBLIC_URL" => Some("https://ckp.example.com/"),
@@ -102,9 +77,9 @@ mod tests {
             }
             .map(str::to_owned)
         };
-        apply_env(&mut config, &env).expect("valid");
+        let mut config = load(None, &env, &[]).expect("valid").config;
         assert_eq!(config.public_url.as_deref(), Some("https://ckp.example.com/"));
-        assert_eq!(config.callback_secret.as_deref(), Some("s"));
+        assert_eq!(ckp_connectors::settings::exposed(&config.callback_secret), Some("s"));
         assert!((config.workflow_callback_timeout_minutes - 2.5).abs() < f64::EPSILON);
         assert_eq!(config.llm_prices.get("m").map(|p| (p.prompt, p.completion)), Some((1.0, 2.0)));
         let addr = Some("0.0.0.0:8000".parse().expect("addr"));
@@ -114,11 +89,10 @@ mod tests {
         config.bind = "10.0.0.5:9000".into();
         assert_eq!(super::public_url(&config, None), "http://10.0.0.5:9000", "a worker-only process");
         let bad = |name: &str| (name == "CKP_LLM_PRICES").then(|| "{".to_owned());
-        assert!(apply_env(&mut ServeConfig::default(), &bad).is_err());
+        assert!(load(None, &bad, &[]).is_err());
         let bad = |name: &str| (name == "CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES").then(|| "soon".to_owned());
-        assert!(apply_env(&mut ServeConfig::default(), &bad).is_err());
+        assert!(load(None, &bad, &[]).is_err());
     }
-
     #[test]
     fn a_generated_secret_is_kept_and_bad_settings_are_refused() {
         let dir = std::env::temp_dir().join(format!("ckp-callback-secret-{}", std::process::id()));

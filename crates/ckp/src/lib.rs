@@ -19,12 +19,6 @@ pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
-    /// How `serve`, `worker` and `run` write log lines (to stderr).
-    #[arg(long, global = true, value_enum, env = "CKP_LOG_FORMAT", default_value_t = telemetry::LogFormat::Text)]
-    pub log_format: telemetry::LogFormat,
-    /// Which log lines `serve`, `worker` and `run` write, in RUST_LOG syntax (`info`, `ckp_server=debug,info`).
-    #[arg(long = "log", global = true, value_name = "FILTER", env = "CKP_LOG", default_value = "info")]
-    pub log_filter: String,
 }
 
 /// The subcommands.
@@ -59,6 +53,9 @@ pub enum Command {
     /// Serve the REST API, SSE streams and embedded workers on the SQLite database (default ./ckp-data/ckp.db), or
     /// on PostgreSQL with --database-url (then --no-workers serves the API only).
     Serve(cmd::serve::ServeArgs),
+    /// Print the effective settings (the same `--config` file, environment and flags as `ckp serve`) and where each
+    /// value came from: default, file, environment or flag. Credentials print as `***`.
+    Config(cmd::config::ConfigArgs),
     /// Execute runs of a shared PostgreSQL database (workers only, no HTTP API); start as many as needed.
     Worker(cmd::serve::ServeArgs),
     /// Load-test a running server over HTTP: N runs at concurrency C; throughput, latency percentiles, server CPU
@@ -66,12 +63,12 @@ pub enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Create the database or bring its schema up to date (append-only migrations).
     Migrate {
-        /// The SQLite database file.
-        #[arg(long, value_name = "FILE", default_value = "ckp-data/ckp.db")]
-        db: std::path::PathBuf,
-        /// A PostgreSQL database instead (`postgres://user@host:port/db`).
-        #[arg(long, value_name = "URL", env = "CKP_DATABASE_URL")]
-        database_url: Option<String>,
+        /// A TOML configuration file (its `data_dir`, `db` and `database_url`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// The database settings' flags.
+        #[command(flatten)]
+        settings: cmd::settings::SettingFlags<{ cmd::settings::MIGRATE }>,
     },
     /// Print the procedure graph as Mermaid or Graphviz DOT.
     Graph {
@@ -112,19 +109,21 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Runs a parsed command line; returns the exit status.
 pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    if matches!(cli.command, Command::Run(_) | Command::Serve(_) | Command::Worker(_))
-        && let Err(e) = telemetry::init(cli.log_format, &cli.log_filter)
-    {
-        let _ = writeln!(err, "ckp: {e}");
-        return 2;
-    }
     let result = match cli.command {
         Command::Validate { files, format } => cmd::validate::run(&files, format, out, err),
         Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),
         Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
         Command::Run(args) => cmd::run::run(&args, out, err),
-        Command::Migrate { db, database_url } => cmd::migrate(&db, database_url.as_deref(), out, err),
+        Command::Migrate { config, settings } => {
+            match ckp_server::settings::load(config.as_deref(), &|k| std::env::var(k).ok(), &settings.0) {
+                Ok(l) => {
+                    cmd::migrate(&l.config.db_path(), l.config.database_url.as_ref().map(|u| u.expose()), out, err)
+                }
+                Err(e) => writeln!(err, "ckp migrate: {e}").map(|()| cmd::EXIT_UNREADABLE),
+            }
+        }
         Command::Serve(args) => cmd::serve::run(&args, cmd::serve::Role::Serve, out, err),
+        Command::Config(args) => cmd::config::run(&args, |k| std::env::var(k).ok(), out, err),
         Command::Worker(args) => cmd::serve::run(&args, cmd::serve::Role::Worker, out, err),
         Command::Bench(args) => cmd::bench::run(&args, out, err),
     };

@@ -1,4 +1,5 @@
-//! Logs: the process's one `tracing` subscriber, set up at start by `ckp serve`, `ckp worker` and `ckp run`.
+//! Logs: the process's one `tracing` subscriber, set up at start by `ckp serve`, `ckp worker` and `ckp run` from
+//! their `log_format` and `log` settings.
 //!
 //! Lines go to stderr (stdout belongs to the commands' own output, `ckp run`'s timeline), as text for a terminal
 //! or one JSON object per line for a log pipeline. The filter uses `RUST_LOG` syntax (`info`,
@@ -9,15 +10,8 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum LogFormat {
-    /// For people: `2026-12-04T21:00:00.123Z  INFO ckp_server::serve: serving bind=127.0.0.1:8000`.
-    #[default]
-    Text,
-    /// One JSON object per line with the fields at the top level.
-    Json,
-}
+/// How log lines are written: the `log_format` setting (`ckp_server::settings`), with the filter `log`.
+pub use ckp_server::settings::LogFormat;
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]

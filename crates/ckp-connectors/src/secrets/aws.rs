@@ -55,7 +55,7 @@ pub(crate) fn sign(
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_owned(),
     };
-    let token = s.aws_session_token.as_deref();
+    let token = crate::settings::exposed(&s.aws_session_token);
     let mut headers: Vec<(&'static str, String)> =
         vec![("content-type", CONTENT_TYPE.to_owned()), ("host", host), ("x-amz-date", amz_date.clone())];
     if let Some(t) = token {
@@ -70,7 +70,7 @@ pub(crate) fn sign(
         format!("POST\n{path}\n{}\n{canonical_headers}\n{signed}\n{}", url.query().unwrap_or(""), sha256_hex(body));
     let scope = format!("{date}/{}/{SERVICE}/aws4_request", s.region_name);
     let to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
-    let secret = s.aws_secret_access_key.as_deref().unwrap_or_default();
+    let secret = crate::settings::exposed(&s.aws_secret_access_key).unwrap_or_default();
     let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac_sha256(&k_date, s.region_name.as_bytes());
     let k_service = hmac_sha256(&k_region, SERVICE.as_bytes());

@@ -57,7 +57,7 @@ impl AzureProvider {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.s.client_id.as_deref().unwrap_or_default()),
-            ("client_secret", self.s.client_secret.as_deref().unwrap_or_default()),
+            ("client_secret", crate::settings::exposed(&self.s.client_secret).unwrap_or_default()),
             ("scope", SCOPE),
         ];
         let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();

@@ -167,7 +167,7 @@ impl SecretManager {
                 settings.provider
             ))
         })?;
-        let seal = match settings.encryption_key.as_deref().filter(|k| !k.trim().is_empty()) {
+        let seal = match crate::settings::exposed(&settings.encryption_key).filter(|k| !k.trim().is_empty()) {
             Some(k) => Some(SealKey::parse(k).map_err(|e| SettingsError(e.to_string()))?),
             None => None,
         };

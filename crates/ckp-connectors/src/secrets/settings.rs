@@ -1,100 +1,72 @@
 //! The server's secrets settings: the `[secrets]` table of the configuration file (with `[secrets.vault]`,
-//! `[secrets.aws]`, `[secrets.azure]`), then the environment. A procedure's `secrets_config` settings are laid over
-//! these per run ([`VaultSettings::overlay`] and friends) under one rule: a procedure that points a provider at
-//! another endpoint does not inherit the server's credentials, so they are never sent to an address the server's
-//! operator did not choose. `Debug` output never shows a credential.
+//! `[secrets.aws]`, `[secrets.azure]`), declared once here with their defaults and environment variables (the
+//! loader in `ckp-server` reads the environment once at start and sets them; nothing here reads it). A procedure's
+//! `secrets_config` settings are laid over these per run ([`VaultSettings::overlay`] and friends) under one rule: a
+//! procedure that points a provider at another endpoint does not inherit the server's credentials, so they are
+//! never sent to an address the server's operator did not choose. Credentials are [`Secret`]s: no `Debug` output
+//! shows them.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
-use crate::masked::debug_masking;
+use crate::settings::Secret;
+use crate::settings_group;
 
 /// A settings problem found at startup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
-/// `[secrets]`.
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SecretsSettings {
-    /// The provider of procedures without `secrets_config`: env, vault, aws, azure or db.
-    pub provider: String,
-    /// How long a fetched value is reused; 0 disables the cache. Failures are never cached.
-    pub cache_ttl_ms: u64,
-    /// The key sealing values in ckp's own store (`/api/secrets`, the `db` provider): 32 bytes as 64 hex digits or
-    /// base64. Better given as `CKP_SECRETS_ENCRYPTION_KEY`. Without it, `/api/secrets` writes answer 503.
-    pub encryption_key: Option<String>,
-    /// HashiCorp Vault.
-    pub vault: VaultSettings,
-    /// AWS Secrets Manager.
-    pub aws: AwsSettings,
-    /// Azure Key Vault.
-    pub azure: AzureSettings,
-}
-
-impl Default for SecretsSettings {
-    fn default() -> Self {
-        SecretsSettings {
-            provider: "env".into(),
-            cache_ttl_ms: 60_000,
-            encryption_key: None,
-            vault: VaultSettings::default(),
-            aws: AwsSettings::default(),
-            azure: AzureSettings::default(),
-        }
+settings_group! {
+    /// `[secrets]`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SecretsSettings {
+        /// The provider of procedures without `secrets_config`: env, vault, aws, azure or db.
+        provider: String = "env".into(), { env: &["CKP_SECRETS_PROVIDER"] };
+        /// How long a fetched value is reused, in milliseconds; 0 disables the cache. Failures are never cached.
+        cache_ttl_ms: u64 = 60_000, { env: &["CKP_SECRETS_CACHE_TTL_MS"] };
+        /// The key sealing values in ckp's own store (`/api/secrets`, the `db` provider): 32 bytes as 64 hex digits
+        /// or base64. Without it, `/api/secrets` writes answer 503.
+        encryption_key: Option<Secret<String>> = None, { env: &["CKP_SECRETS_ENCRYPTION_KEY"] };
+    }
+    groups {
+        /// HashiCorp Vault.
+        vault: VaultSettings;
+        /// AWS Secrets Manager.
+        aws: AwsSettings;
+        /// Azure Key Vault.
+        azure: AzureSettings;
     }
 }
 
-debug_masking!(SecretsSettings { provider, cache_ttl_ms, vault, aws, azure } masking { encryption_key });
-
-/// `[secrets.vault]`: HashiCorp Vault (names as in LangOrch's `secrets_config`).
-#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VaultSettings {
-    /// Address, e.g. `http://127.0.0.1:8200` (`VAULT_ADDR`).
-    pub vault_url: String,
-    /// A token (`VAULT_TOKEN`); used when no AppRole is configured.
-    pub vault_token: Option<String>,
-    /// AppRole role id (`VAULT_ROLE_ID`).
-    pub role_id: Option<String>,
-    /// AppRole secret id (`VAULT_SECRET_ID`).
-    pub secret_id: Option<String>,
-    /// Where the AppRole auth method is mounted (`VAULT_APPROLE_MOUNT`).
-    pub approle_mount: String,
-    /// The KV engine's mount.
-    pub mount_point: String,
-    /// Secrets live at `{path_prefix}/{key}` (LangOrch's default `langorch`; empty for none).
-    pub path_prefix: String,
-    /// KV engine version: 1 or 2.
-    pub kv_version: u8,
-    /// Enterprise namespace (`VAULT_NAMESPACE`).
-    pub namespace: Option<String>,
-    /// The field returned (else `value`, else the only field, else the JSON of all).
-    pub field: Option<String>,
-}
-
-impl Default for VaultSettings {
-    fn default() -> Self {
-        VaultSettings {
-            vault_url: "http://127.0.0.1:8200".into(),
-            vault_token: None,
-            role_id: None,
-            secret_id: None,
-            approle_mount: "approle".into(),
-            mount_point: "secret".into(),
-            path_prefix: "langorch".into(),
-            kv_version: 2,
-            namespace: None,
-            field: None,
-        }
+settings_group! {
+    /// `[secrets.vault]`: HashiCorp Vault (names as in LangOrch's `secrets_config`).
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct VaultSettings {
+        /// Vault's address.
+        vault_url: String = "http://127.0.0.1:8200".into(), { env: &["CKP_VAULT_ADDR", "VAULT_ADDR"] };
+        /// A token; used when no AppRole is configured.
+        vault_token: Option<Secret<String>> = None, { env: &["CKP_VAULT_TOKEN", "VAULT_TOKEN"] };
+        /// AppRole role id.
+        role_id: Option<String> = None, { env: &["CKP_VAULT_ROLE_ID", "VAULT_ROLE_ID"] };
+        /// AppRole secret id.
+        secret_id: Option<Secret<String>> = None, { env: &["CKP_VAULT_SECRET_ID", "VAULT_SECRET_ID"] };
+        /// Where the AppRole auth method is mounted.
+        approle_mount: String = "approle".into(), { env: &["CKP_VAULT_APPROLE_MOUNT", "VAULT_APPROLE_MOUNT"] };
+        /// The KV engine's mount.
+        mount_point: String = "secret".into(), {};
+        /// Secrets live at `{path_prefix}/{key}` (LangOrch's default `langorch`; empty for none).
+        path_prefix: String = "langorch".into(), {};
+        /// KV engine version: 1 or 2.
+        kv_version: u8 = 2, {} check |v: &u8| match v {
+            1 | 2 => Ok(()),
+            _ => Err("expected 1 or 2".to_owned()),
+        };
+        /// Enterprise namespace.
+        namespace: Option<String> = None, { env: &["CKP_VAULT_NAMESPACE", "VAULT_NAMESPACE"] };
+        /// The field returned (else `value`, else the only field, else the JSON of all).
+        field: Option<String> = None, {};
     }
 }
-
-debug_masking!(VaultSettings {
-    vault_url, role_id, approle_mount, mount_point, path_prefix, kv_version, namespace, field
-} masking { vault_token, secret_id });
 
 impl VaultSettings {
     /// These settings with a procedure's laid over them (compile-time checked names and values).
@@ -127,39 +99,26 @@ impl VaultSettings {
     }
 }
 
-/// `[secrets.aws]`: AWS Secrets Manager.
-#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AwsSettings {
-    /// Region (`AWS_REGION`, `AWS_DEFAULT_REGION`).
-    pub region_name: String,
-    /// Endpoint (default `https://secretsmanager.{region}.amazonaws.com`; `AWS_SECRETS_ENDPOINT_URL`).
-    pub endpoint_url: Option<String>,
-    /// Access key id (`AWS_ACCESS_KEY_ID`).
-    pub aws_access_key_id: Option<String>,
-    /// Secret access key (`AWS_SECRET_ACCESS_KEY`).
-    pub aws_secret_access_key: Option<String>,
-    /// Session token of temporary credentials (`AWS_SESSION_TOKEN`).
-    pub aws_session_token: Option<String>,
-    /// The JSON field returned from a `SecretString` holding an object.
-    pub secret_field: Option<String>,
-}
-
-impl Default for AwsSettings {
-    fn default() -> Self {
-        AwsSettings {
-            region_name: "us-east-1".into(),
-            endpoint_url: None,
-            aws_access_key_id: None,
-            aws_secret_access_key: None,
-            aws_session_token: None,
-            secret_field: None,
-        }
+settings_group! {
+    /// `[secrets.aws]`: AWS Secrets Manager.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct AwsSettings {
+        /// Region.
+        region_name: String = "us-east-1".into(),
+            { env: &["CKP_AWS_REGION", "AWS_REGION", "CKP_AWS_DEFAULT_REGION", "AWS_DEFAULT_REGION"] };
+        /// Endpoint (default `https://secretsmanager.{region}.amazonaws.com`).
+        endpoint_url: Option<String> = None, { env: &["CKP_AWS_SECRETS_ENDPOINT_URL", "AWS_SECRETS_ENDPOINT_URL"] };
+        /// Access key id.
+        aws_access_key_id: Option<String> = None, { env: &["CKP_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"] };
+        /// Secret access key.
+        aws_secret_access_key: Option<Secret<String>> = None,
+            { env: &["CKP_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"] };
+        /// Session token of temporary credentials.
+        aws_session_token: Option<Secret<String>> = None, { env: &["CKP_AWS_SESSION_TOKEN", "AWS_SESSION_TOKEN"] };
+        /// The JSON field returned from a `SecretString` holding an object.
+        secret_field: Option<String> = None, {};
     }
 }
-
-debug_masking!(AwsSettings { region_name, endpoint_url, aws_access_key_id, secret_field }
-    masking { aws_secret_access_key, aws_session_token });
 
 impl AwsSettings {
     /// These settings with a procedure's laid over them.
@@ -182,35 +141,25 @@ impl AwsSettings {
     }
 }
 
-/// `[secrets.azure]`: Azure Key Vault with a service principal (client credentials).
-#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AzureSettings {
-    /// The vault, e.g. `https://myvault.vault.azure.net` (`AZURE_KEY_VAULT_URL`).
-    pub vault_url: Option<String>,
-    /// Directory (tenant) id (`AZURE_TENANT_ID`).
-    pub tenant_id: Option<String>,
-    /// Application (client) id (`AZURE_CLIENT_ID`).
-    pub client_id: Option<String>,
-    /// Client secret (`AZURE_CLIENT_SECRET`).
-    pub client_secret: Option<String>,
-    /// The identity platform (`AZURE_AUTHORITY_HOST`).
-    pub authority_url: String,
-}
-
-impl Default for AzureSettings {
-    fn default() -> Self {
-        AzureSettings {
-            vault_url: None,
-            tenant_id: None,
-            client_id: None,
-            client_secret: None,
-            authority_url: "https://login.microsoftonline.com".into(),
-        }
+settings_group! {
+    /// `[secrets.azure]`: Azure Key Vault with a service principal (client credentials).
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct AzureSettings {
+        /// The vault, e.g. `https://myvault.vault.azure.net`.
+        vault_url: Option<String> = None, {
+            env: &["CKP_AZURE_KEY_VAULT_URL", "AZURE_KEY_VAULT_URL", "CKP_AZURE_KEYVAULT_URL", "AZURE_KEYVAULT_URL"]
+        };
+        /// Directory (tenant) id.
+        tenant_id: Option<String> = None, { env: &["CKP_AZURE_TENANT_ID", "AZURE_TENANT_ID"] };
+        /// Application (client) id.
+        client_id: Option<String> = None, { env: &["CKP_AZURE_CLIENT_ID", "AZURE_CLIENT_ID"] };
+        /// Client secret.
+        client_secret: Option<Secret<String>> = None, { env: &["CKP_AZURE_CLIENT_SECRET", "AZURE_CLIENT_SECRET"] };
+        /// The identity platform.
+        authority_url: String = "https://login.microsoftonline.com".into(),
+            { env: &["CKP_AZURE_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"] };
     }
 }
-
-debug_masking!(AzureSettings { vault_url, tenant_id, client_id, authority_url } masking { client_secret });
 
 impl AzureSettings {
     /// These settings with a procedure's laid over them.
@@ -233,63 +182,9 @@ impl AzureSettings {
     }
 }
 
-fn set(slot: &mut Option<String>, v: Option<&String>) {
+fn set<T: From<String>>(slot: &mut Option<T>, v: Option<&String>) {
     if let Some(v) = v {
-        *slot = Some(v.clone());
-    }
-}
-
-impl SecretsSettings {
-    /// Applies the environment: `CKP_SECRETS_PROVIDER`, `CKP_SECRETS_CACHE_TTL_MS`, `CKP_SECRETS_ENCRYPTION_KEY`,
-    /// and the providers' usual variables (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`,
-    /// `VAULT_NAMESPACE`, `VAULT_APPROLE_MOUNT`; `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_SECRETS_ENDPOINT_URL`,
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; `AZURE_KEY_VAULT_URL`/`AZURE_KEYVAULT_URL`,
-    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_AUTHORITY_HOST`), each also accepted with
-    /// a `CKP_` prefix, which wins.
-    pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
-        let get = |names: &[&str]| {
-            names.iter().find_map(|n| env(&format!("CKP_{n}")).or_else(|| env(n))).filter(|v| !v.is_empty())
-        };
-        if let Some(v) = env("CKP_SECRETS_PROVIDER") {
-            self.provider = v;
-        }
-        if let Some(v) = env("CKP_SECRETS_CACHE_TTL_MS") {
-            self.cache_ttl_ms = v
-                .trim()
-                .parse()
-                .map_err(|_| SettingsError(format!("CKP_SECRETS_CACHE_TTL_MS: not a number: {v:?}")))?;
-        }
-        if let Some(v) = env("CKP_SECRETS_ENCRYPTION_KEY") {
-            self.encryption_key = Some(v);
-        }
-        let vault = &mut self.vault;
-        if let Some(v) = get(&["VAULT_ADDR"]) {
-            vault.vault_url = v;
-        }
-        set(&mut vault.vault_token, get(&["VAULT_TOKEN"]).as_ref());
-        set(&mut vault.role_id, get(&["VAULT_ROLE_ID"]).as_ref());
-        set(&mut vault.secret_id, get(&["VAULT_SECRET_ID"]).as_ref());
-        set(&mut vault.namespace, get(&["VAULT_NAMESPACE"]).as_ref());
-        if let Some(v) = get(&["VAULT_APPROLE_MOUNT"]) {
-            vault.approle_mount = v;
-        }
-        let aws = &mut self.aws;
-        if let Some(v) = get(&["AWS_REGION", "AWS_DEFAULT_REGION"]) {
-            aws.region_name = v;
-        }
-        set(&mut aws.endpoint_url, get(&["AWS_SECRETS_ENDPOINT_URL"]).as_ref());
-        set(&mut aws.aws_access_key_id, get(&["AWS_ACCESS_KEY_ID"]).as_ref());
-        set(&mut aws.aws_secret_access_key, get(&["AWS_SECRET_ACCESS_KEY"]).as_ref());
-        set(&mut aws.aws_session_token, get(&["AWS_SESSION_TOKEN"]).as_ref());
-        let azure = &mut self.azure;
-        set(&mut azure.vault_url, get(&["AZURE_KEY_VAULT_URL", "AZURE_KEYVAULT_URL"]).as_ref());
-        set(&mut azure.tenant_id, get(&["AZURE_TENANT_ID"]).as_ref());
-        set(&mut azure.client_id, get(&["AZURE_CLIENT_ID"]).as_ref());
-        set(&mut azure.client_secret, get(&["AZURE_CLIENT_SECRET"]).as_ref());
-        if let Some(v) = get(&["AZURE_AUTHORITY_HOST"]) {
-            azure.authority_url = v;
-        }
-        Ok(())
+        *slot = Some(T::from(v.clone()));
     }
 }
 
@@ -306,7 +201,10 @@ mod tests {
         ]
         .into();
         let v = server.overlay(&same);
-        assert_eq!((v.vault_token.as_deref(), v.mount_point.as_str()), (Some("server-token"), "kv"));
+        assert_eq!(
+            (v.vault_token.as_ref().map(|t| t.expose().as_str()), v.mount_point.as_str()),
+            (Some("server-token"), "kv")
+        );
         let elsewhere: BTreeMap<String, String> = [("vault_url".to_owned(), "http://evil.example".to_owned())].into();
         assert_eq!(server.overlay(&elsewhere).vault_token, None);
         let aws = AwsSettings { aws_secret_access_key: Some("k".into()), ..AwsSettings::default() };
@@ -329,25 +227,5 @@ mod tests {
         for v in ["k3y-material", "hvs.t0ken", "s3cret-id", "aws-s3cret", "aws-sess1on", "azure-s3cret"] {
             assert!(!text.contains(v), "{v} in {text}");
         }
-    }
-
-    #[test]
-    fn environment_names() {
-        let mut s = SecretsSettings::default();
-        s.apply_env(&|k| match k {
-            "CKP_SECRETS_PROVIDER" => Some("vault".into()),
-            "VAULT_ADDR" => Some("http://v:1".into()),
-            "CKP_VAULT_ADDR" => Some("http://ckp:2".into()),
-            "AWS_DEFAULT_REGION" => Some("eu-west-3".into()),
-            "CKP_SECRETS_CACHE_TTL_MS" => Some("5".into()),
-            _ => None,
-        })
-        .expect("valid");
-        assert_eq!(
-            (s.provider.as_str(), s.vault.vault_url.as_str(), s.aws.region_name.as_str()),
-            ("vault", "http://ckp:2", "eu-west-3")
-        );
-        assert_eq!(s.cache_ttl_ms, 5);
-        assert!(s.apply_env(&|k| (k == "CKP_SECRETS_CACHE_TTL_MS").then(|| "soon".into())).is_err());
     }
 }

@@ -35,7 +35,7 @@ impl VaultProvider {
     }
 
     fn approle(&self) -> Option<(&str, &str)> {
-        self.s.role_id.as_deref().zip(self.s.secret_id.as_deref())
+        self.s.role_id.as_deref().zip(crate::settings::exposed(&self.s.secret_id))
     }
 
     fn url(&self, path: &str) -> String {
@@ -57,7 +57,9 @@ impl VaultProvider {
     /// expire, or `renew`).
     async fn token(&self, renew: bool) -> Result<String, ProviderError> {
         let Some((role_id, secret_id)) = self.approle() else {
-            return self.s.vault_token.clone().ok_or_else(|| ProviderError::config("vault has no token"));
+            return crate::settings::exposed(&self.s.vault_token)
+                .map(str::to_owned)
+                .ok_or_else(|| ProviderError::config("vault has no token"));
         };
         let mut login = self.login.lock().await;
         if !renew

@@ -198,7 +198,8 @@ async fn the_db_provider_reads_sealed_values_through_its_port() {
     sealed.insert("api".to_owned(), seal.seal("api", "db-v4lue"));
     // Sealed for another name: the name is bound into the seal, so moving a value to another name breaks it.
     sealed.insert("moved".to_owned(), seal.seal("api", "db-v4lue"));
-    let settings = SecretsSettings { provider: "db".into(), encryption_key: Some(key), ..SecretsSettings::default() };
+    let settings =
+        SecretsSettings { provider: "db".into(), encryption_key: Some(key.into()), ..SecretsSettings::default() };
     let m = SecretManager::new(settings, "UNUSED_").expect("settings").with_sealed(Arc::new(MemorySecrets(sealed)));
 
     assert_eq!(m.lookup(None, "api").await, Ok(Some("db-v4lue".into())));

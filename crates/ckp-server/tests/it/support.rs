@@ -48,7 +48,7 @@ impl TestServer {
             let url = ckp_store::PgStore::create_schema(&pg_test_url(), &format!("api_{schema}"))
                 .await
                 .expect("PostgreSQL must be running on 127.0.0.1:5432 (or set CKP_TEST_DATABASE_URL)");
-            config.database_url = Some(url);
+            config.database_url = Some(url.into());
             config.db_pool_size = 8;
         }
         let running = start(&config).await.expect("server starts");

@@ -1,9 +1,11 @@
 //! One module per subcommand, plus the pieces they share (reading a CKP file, printing diagnostics).
 
 pub mod bench;
+pub mod config;
 pub mod explain;
 pub mod run;
 pub mod serve;
+pub mod settings;
 pub mod validate;
 
 use std::io::Write;
@@ -59,6 +61,5 @@ pub fn migrate(db: &Path, database_url: Option<&str>, out: &mut dyn Write, err: 
 
 /// A database URL without its password, for messages.
 pub fn redacted_url(url: &str) -> String {
-    let config = ckp_server::serve::ServeConfig { database_url: Some(url.to_owned()), ..Default::default() };
-    config.database_label()
+    ckp_server::settings::DbUrl::from(url.to_owned()).redacted()
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ckp_engine::effects::Effects;
 use ckp_engine::journal::PendingApproval;
 use ckp_engine::{Decision, Engine, EngineConfig, Event, EventSink, MemoryJournal, RunOutcome};
 use serde_json::{Map, Value};
@@ -43,15 +42,9 @@ pub struct RunArgs {
     /// Answer every external step (agents, MCP, HTTP) with a mock result instead of failing for want of an executor.
     #[arg(long)]
     pub mock_external: bool,
-    /// Keep the run in this SQLite database (created if needed), so it survives the process and can be resumed.
-    #[arg(long, value_name = "FILE", group = "store")]
-    pub db: Option<PathBuf>,
-    /// Keep the run in this PostgreSQL database instead (`postgres://user@host:port/db`; env CKP_DATABASE_URL).
-    #[arg(long, value_name = "URL", group = "store", env = "CKP_DATABASE_URL")]
-    pub database_url: Option<String>,
     /// Continue the run RUN_ID of `--db` or `--database-url` (after a crash, or to answer its approvals) instead
     /// of starting one.
-    #[arg(long, value_name = "RUN_ID", requires = "store")]
+    #[arg(long, value_name = "RUN_ID")]
     pub resume: Option<String>,
     /// Where subflows find their child procedures: every `*.ckp.json` in this directory (default: FILE's directory).
     #[arg(long, value_name = "DIR")]
@@ -59,49 +52,16 @@ pub struct RunArgs {
     /// An agent for a channel, `CHANNEL=URL` (LangOrch's `POST {URL}/execute` protocol). Repeatable.
     #[arg(long = "agent", value_name = "CHANNEL=URL")]
     pub agents: Vec<String>,
-    /// An OpenAI-compatible endpoint for `llm_action` nodes (the key from `CKP_LLM_API_KEY`).
-    #[arg(long, value_name = "URL")]
-    pub llm_base_url: Option<String>,
-    /// The model when a node names none.
-    #[arg(long, value_name = "MODEL", default_value = "gpt-4o-mini")]
-    pub llm_model: String,
-    /// `ckp serve`'s TOML configuration file, for its secrets providers (`[secrets]`, `secrets_env_prefix`).
+    /// `ckp serve`'s TOML configuration file (its LLM, MCP, secrets providers and prices; docs/settings.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// An MCP server for `mcp:NAME/<tool>` steps: `NAME=URL` (streamable HTTP) or `NAME='COMMAND ARGS...'` (stdio).
-    /// Repeatable; wins over the procedure's `global_config.mcp_servers` entry of the same name.
-    #[arg(long = "mcp", value_name = "NAME=URL|COMMAND")]
-    pub mcp: Vec<String>,
-    /// LangOrch's legacy MCP fallback: `POST {URL}/tools/{action}` for steps whose agent channel has no agent
-    /// [env: CKP_MCP_BASE_URL, or MCP_BASE_URL].
-    #[arg(long, value_name = "URL")]
-    pub mcp_base_url: Option<String>,
+    /// The settings' flags of `ckp run` (LLM, MCP, database, logs).
+    #[command(flatten)]
+    pub settings: super::settings::SettingFlags<{ super::settings::RUN }>,
 }
 
-/// The MCP connector of `--mcp` servers (and the procedure's own), with the legacy fallback of `--mcp-base-url`.
-fn mcp(args: &RunArgs) -> Result<Arc<ckp_connectors::mcp::McpConnector>, String> {
-    let mut settings = ckp_connectors::mcp::McpSettings::default();
-    for flag in &args.mcp {
-        let (name, server) = ckp_core::mcp::McpServer::from_flag(flag).map_err(|e| format!("--mcp {e}"))?;
-        settings.servers.insert(name, server);
-    }
-    settings.legacy_base_url = args
-        .mcp_base_url
-        .clone()
-        .or_else(|| std::env::var("CKP_MCP_BASE_URL").ok())
-        .or_else(|| std::env::var("MCP_BASE_URL").ok())
-        .filter(|u| !u.trim().is_empty());
-    if let Some(url) =
-        settings.legacy_base_url.as_ref().filter(|u| !u.starts_with("http://") && !u.starts_with("https://"))
-    {
-        return Err(format!("--mcp-base-url {url}: the URL must start with http:// or https://"));
-    }
-    Ok(Arc::new(ckp_connectors::mcp::McpConnector::new(settings)))
-}
-
-/// The effects of `ckp run`: real HTTP, agents from `--agent`, the LLM from `--llm-base-url`, MCP servers, secrets
-/// providers from `--config` and the environment.
-fn effects(args: &RunArgs, mcp: Arc<ckp_connectors::mcp::McpConnector>) -> Result<Effects, String> {
+/// Agents from `--agent CHANNEL=URL`.
+fn agents(args: &RunArgs) -> Result<Option<Arc<dyn ckp_engine::effects::Agents>>, String> {
     let mut agents = Vec::new();
     for a in &args.agents {
         let (channel, url) = a.split_once('=').ok_or_else(|| format!("--agent {a}: expected CHANNEL=URL"))?;
@@ -110,41 +70,8 @@ fn effects(args: &RunArgs, mcp: Arc<ckp_connectors::mcp::McpConnector>) -> Resul
         }
         agents.push((channel.trim().to_owned(), url.trim().to_owned()));
     }
-    Ok(Effects {
-        agents: (!agents.is_empty()).then(|| {
-            Arc::new(ckp_connectors::agents::StaticAgents::new(agents)) as Arc<dyn ckp_engine::effects::Agents>
-        }),
-        http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
-        llm: args.llm_base_url.as_ref().map(|url| {
-            let mut config = ckp_connectors::llm::LlmConfig::new(url.clone(), args.llm_model.clone());
-            config.api_key = std::env::var("CKP_LLM_API_KEY").ok();
-            Arc::new(ckp_connectors::llm::OpenAiLlm::new(config)) as Arc<dyn ckp_engine::effects::Llm>
-        }),
-        secrets: Some(secrets(args)?),
-        mcp: Some(mcp),
-        ..Effects::default()
-    })
-}
-
-/// Secrets providers from `--config` (the `[secrets]` table and `secrets_env_prefix` of `ckp serve`'s file) and the
-/// environment (`CKP_SECRETS_*`, `VAULT_*`, `AWS_*`, `AZURE_*`), like `ckp serve`; the store of `--db` serves the
-/// `db` provider.
-fn secrets(args: &RunArgs) -> Result<Arc<ckp_connectors::secrets::SecretManager>, String> {
-    let mut config = match &args.config {
-        Some(path) => ckp_server::serve::ServeConfig::from_file(path).map_err(|e| e.to_string())?,
-        None => ckp_server::serve::ServeConfig::default(),
-    };
-    config.apply_env(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-    let manager = ckp_connectors::secrets::SecretManager::new(config.secrets, config.secrets_env_prefix)
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(match &args.db {
-        Some(path) => {
-            let store = ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            manager.with_sealed(Arc::new(ckp_server::ports::StorePorts::new(Arc::new(store))))
-        }
-        None => manager,
-    }))
+    Ok((!agents.is_empty())
+        .then(|| Arc::new(ckp_connectors::agents::StaticAgents::new(agents)) as Arc<dyn ckp_engine::effects::Agents>))
 }
 
 /// Compiles every `*.ckp.json` of `dir` that compiles (children of subflows).
@@ -317,15 +244,29 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
             return Ok(EXIT_UNREADABLE);
         }
     };
-    let mcp = match mcp(args) {
-        Ok(m) => m,
+    let config = match ckp_server::settings::load(args.config.as_deref(), &|k| std::env::var(k).ok(), &args.settings.0)
+    {
+        Ok(loaded) => loaded.config,
         Err(e) => {
             writeln!(err, "ckp: {e}")?;
             return Ok(EXIT_UNREADABLE);
         }
     };
-    let effects = match effects(args, mcp.clone()) {
-        Ok(e) => e,
+    if let Err(e) = crate::telemetry::init(config.log_format, config.log_filter()) {
+        writeln!(err, "ckp: {e}")?;
+        return Ok(EXIT_UNREADABLE);
+    }
+    if config.db.is_some() && config.database_url.is_some() {
+        writeln!(err, "ckp: db and database_url are both set: keep the run in one database")?;
+        return Ok(EXIT_UNREADABLE);
+    }
+    let persisted = config.db.is_some() || config.database_url.is_some();
+    if args.resume.is_some() && !persisted {
+        writeln!(err, "ckp: --resume needs the run's database: --db or --database-url")?;
+        return Ok(EXIT_UNREADABLE);
+    }
+    let agents = match agents(args) {
+        Ok(a) => a,
         Err(e) => {
             writeln!(err, "ckp: {e}")?;
             return Ok(EXIT_UNREADABLE);
@@ -335,52 +276,56 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
     let json = args.events.is_some();
     let sink_out: Box<dyn Write + Send> = if json { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) };
     let timeline = Arc::new(Timeline { out: Mutex::new(sink_out), json, start: Instant::now() });
-    // LLM prices over the defaults, as `ckp serve` takes them from the environment.
-    let prices = match std::env::var("CKP_LLM_PRICES").ok().filter(|v| !v.trim().is_empty()) {
-        None => ckp_engine::pricing::PriceTable::default(),
-        Some(json) => {
-            match ckp_engine::pricing::PriceTable::parse_overrides(&json)
-                .and_then(|o| ckp_engine::pricing::PriceTable::with(&o))
-            {
-                Ok(table) => table,
-                Err(e) => {
-                    writeln!(err, "ckp: CKP_LLM_PRICES: {e}")?;
-                    return Ok(EXIT_UNREADABLE);
-                }
-            }
-        }
-    };
-    let config =
-        EngineConfig { mock_external: args.mock_external, prices: Arc::new(prices), ..EngineConfig::default() };
     let dir = args.procedures.clone().unwrap_or_else(|| args.file.parent().map(PathBuf::from).unwrap_or_default());
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let journal: Arc<dyn ckp_engine::Journal> = match (&args.db, &args.database_url) {
-        (Some(path), _) => match ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default()) {
-            Ok(store) => Arc::new(store),
-            Err(e) => {
-                writeln!(err, "ckp: {}: {e}", path.display())?;
-                return Ok(EXIT_UNREADABLE);
-            }
-        },
-        (None, Some(url)) => {
-            let options = ckp_store::PgOptions { pool_size: 2, ..ckp_store::PgOptions::default() };
-            match runtime.block_on(ckp_store::PgStore::connect(url, options)) {
-                Ok(store) => Arc::new(store),
+    // The run's database keeps the journal and serves the `db` secrets provider.
+    let (journal, store): (Arc<dyn ckp_engine::Journal>, Option<Arc<dyn ckp_store::Store>>) =
+        match (&config.db, &config.database_url) {
+            (Some(path), _) => match ckp_store::SqliteStore::open(path, ckp_store::SqliteOptions::default()) {
+                Ok(store) => {
+                    let store = Arc::new(store);
+                    (store.clone(), Some(store))
+                }
                 Err(e) => {
-                    writeln!(err, "ckp: {e}")?;
+                    writeln!(err, "ckp: {}: {e}", path.display())?;
                     return Ok(EXIT_UNREADABLE);
                 }
+            },
+            (None, Some(url)) => {
+                let options = ckp_store::PgOptions { pool_size: 2, ..ckp_store::PgOptions::default() };
+                match runtime.block_on(ckp_store::PgStore::connect(url.expose(), options)) {
+                    Ok(store) => {
+                        let store = Arc::new(store);
+                        (store.clone(), Some(store))
+                    }
+                    Err(e) => {
+                        writeln!(err, "ckp: {e}")?;
+                        return Ok(EXIT_UNREADABLE);
+                    }
+                }
             }
+            (None, None) => (Arc::new(MemoryJournal::new()), None),
+        };
+    let built = match ckp_server::effects::build(&config, agents, |secrets| match store {
+        Some(store) => secrets.with_sealed(Arc::new(ckp_server::ports::StorePorts::new(store))),
+        None => secrets,
+    }) {
+        Ok(b) => b,
+        Err(e) => {
+            writeln!(err, "ckp: {e}")?;
+            return Ok(EXIT_UNREADABLE);
         }
-        (None, None) => Arc::new(MemoryJournal::new()),
     };
+    let mcp = built.mcp;
+    let engine_config = EngineConfig { mock_external: args.mock_external, ..built.engine };
+    let effects = built.effects;
     let engine = Engine::new(journal, effects)
         .with_sink(timeline)
-        .with_config(config)
+        .with_config(engine_config)
         .with_procedures(Arc::new(load_procedures(&dir)));
     let procedure = Arc::new(procedure);
     let run_id = args.resume.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    if (args.db.is_some() || args.database_url.is_some()) && args.resume.is_none() {
+    if persisted && args.resume.is_none() {
         writeln!(err, "run {run_id} (resume with --resume {run_id})")?;
     }
     let stdin = std::io::stdin();

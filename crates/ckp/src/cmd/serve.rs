@@ -1,53 +1,27 @@
 //! `ckp serve` and `ckp worker`: the REST API, SSE and embedded workers on the SQLite store, or any mix of API and
 //! worker processes on one PostgreSQL database. Settings come from defaults, then the TOML file (`--config`), then
-//! `CKP_*` environment variables, then flags.
+//! `CKP_*` environment variables (read here, once), then flags: the table is `ckp_server::settings`.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use ckp_server::serve::{ServeConfig, start};
+use ckp_server::settings::{FlagValue, Loaded};
 
-/// Options of `ckp serve`.
+/// Options of `ckp serve`, `ckp worker` and `ckp config`: the TOML file, and a flag for each setting of the table
+/// that has one (`ckp_server::settings`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML configuration file (keys: bind, data_dir, db, workers, max_body_bytes, synchronous, lease_ms,
-    /// shutdown_grace_ms, ..., mcp_base_url, and `[mcp_servers.NAME]` tables; see the README).
+    /// A TOML configuration file (docs/settings.md lists its keys; `ckp config` prints the effective values).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address and port to listen on [default: 127.0.0.1:8000].
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub bind: Option<String>,
-    /// Data directory [default: ./ckp-data].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The SQLite database file [default: <data-dir>/ckp.db].
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
-    /// Embedded workers: runs executed concurrently [default: 8].
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
-    /// Largest request body in bytes [default: 4194304].
-    #[arg(long, value_name = "BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// SQLite durability: normal (survives process crashes) or full (survives power loss) [default: normal].
-    #[arg(long, value_name = "LEVEL")]
-    pub synchronous: Option<String>,
-    /// PostgreSQL instead of the SQLite file (`postgres://user@host:port/db`), shared by every ckp process.
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// Most PostgreSQL connections of this process [default: 16].
-    #[arg(long, value_name = "N")]
-    pub db_pool_size: Option<usize>,
-    /// Serve the API only; other processes (`ckp worker`) execute the runs. Needs --database-url.
+    /// Serve the API only; other processes (`ckp worker`) execute the runs (sets `workers` to 0). Needs
+    /// --database-url.
     #[arg(long)]
     pub no_workers: bool,
-    /// An MCP server for `mcp:NAME/<tool>` steps: `NAME=URL` (streamable HTTP) or `NAME='COMMAND ARGS...'` (stdio).
-    /// Repeatable; replaces a server of the same name from the file or `CKP_MCP_SERVERS`.
-    #[arg(long = "mcp", value_name = "NAME=URL|COMMAND")]
-    pub mcp: Vec<String>,
-    /// LangOrch's legacy MCP fallback: `POST {URL}/tools/{action}` for steps whose agent channel has no agent.
-    #[arg(long, value_name = "URL")]
-    pub mcp_base_url: Option<String>,
+    /// The settings' flags.
+    #[command(flatten)]
+    pub settings: super::settings::SettingFlags<{ super::settings::ALL }>,
 }
 
 /// What the process does.
@@ -59,48 +33,18 @@ pub enum Role {
     Worker,
 }
 
+/// The effective settings and their origins: defaults < `--config` file < `env` < flags.
+pub fn load(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Loaded, String> {
+    let mut flags = args.settings.0.clone();
+    if args.no_workers {
+        flags.push(FlagValue { key: "workers", flag: "no-workers", text: "0".into() });
+    }
+    ckp_server::settings::load(args.config.as_deref(), &env, &flags).map_err(|e| e.to_string())
+}
+
 /// The effective configuration.
 pub fn config(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<ServeConfig, String> {
-    let mut c = match &args.config {
-        Some(path) => ServeConfig::from_file(path).map_err(|e| e.to_string())?,
-        None => ServeConfig::default(),
-    };
-    c.apply_env(env).map_err(|e| e.to_string())?;
-    if let Some(v) = &args.bind {
-        c.bind.clone_from(v);
-    }
-    if let Some(v) = &args.data_dir {
-        c.data_dir.clone_from(v);
-    }
-    if let Some(v) = &args.db {
-        c.db = Some(v.clone());
-    }
-    if let Some(v) = args.workers {
-        c.workers = v;
-    }
-    if let Some(v) = args.max_body_bytes {
-        c.max_body_bytes = v;
-    }
-    if let Some(v) = &args.synchronous {
-        c.synchronous.clone_from(v);
-    }
-    if let Some(v) = &args.database_url {
-        c.database_url = Some(v.clone());
-    }
-    if let Some(v) = args.db_pool_size {
-        c.db_pool_size = v;
-    }
-    if args.no_workers {
-        c.workers = 0;
-    }
-    for flag in &args.mcp {
-        let (name, server) = ckp_core::mcp::McpServer::from_flag(flag).map_err(|e| format!("--mcp {e}"))?;
-        c.mcp_servers.insert(name, server);
-    }
-    if let Some(v) = &args.mcp_base_url {
-        c.mcp_base_url = Some(v.clone());
-    }
-    Ok(c)
+    load(args, env).map(|l| l.config)
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
@@ -119,6 +63,10 @@ pub fn run(args: &ServeArgs, role: Role, out: &mut dyn Write, err: &mut dyn Writ
             return Ok(super::EXIT_UNREADABLE);
         }
     };
+    if let Err(e) = crate::telemetry::init(config.log_format, config.log_filter()) {
+        writeln!(err, "{name}: {e}")?;
+        return Ok(super::EXIT_UNREADABLE);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_unpark(crate::trim::on_unpark)

@@ -56,7 +56,8 @@ async fn run_calls_tools_of_mcp_servers_given_by_flags() {
 
 #[test]
 fn serve_mcp_settings_layer_file_environment_and_flags() {
-    use ckp::cmd::serve::{ServeArgs, config};
+    use super::serve::serve_args;
+    use ckp::cmd::serve::config;
     let dir = std::env::temp_dir().join(format!("ckp-serve-mcp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("ckp.toml");
@@ -76,11 +77,7 @@ headers = { Authorization = "Bearer t" }
         "MCP_BASE_URL" => Some("http://langorch.example".to_owned()),
         _ => None,
     };
-    let args = ServeArgs {
-        config: Some(file.clone()),
-        mcp: vec!["cli=http://cli.example/mcp".into()],
-        ..ServeArgs::default()
-    };
+    let args = serve_args(&["--config", &file.display().to_string(), "--mcp", "cli=http://cli.example/mcp"]);
     let c = config(&args, env).expect("valid");
     assert_eq!(c.mcp_servers.keys().collect::<Vec<_>>(), ["cli", "fs", "web"]);
     let McpTransport::Stdio { command, args, env, .. } = &c.mcp_servers["fs"].transport else { panic!("stdio") };
@@ -94,13 +91,13 @@ headers = { Authorization = "Bearer t" }
         "MCP_BASE_URL" => Some("http://langorch.example".to_owned()),
         _ => None,
     };
-    assert_eq!(config(&ServeArgs::default(), both).expect("valid").mcp_base_url.as_deref(), Some("http://ckp.example"));
+    assert_eq!(config(&serve_args(&[]), both).expect("valid").mcp_base_url.as_deref(), Some("http://ckp.example"));
 
     std::fs::write(&file, "[mcp_servers.fs]\ncommand = \"npx\"\nurl = \"http://x\"\n").expect("write");
-    let err = config(&ServeArgs { config: Some(file.clone()), ..ServeArgs::default() }, |_| None).expect_err("bad");
+    let err = config(&serve_args(&["--config", &file.display().to_string()]), |_| None).expect_err("bad");
     assert!(err.contains("not both"), "{err}");
     let bad = |k: &str| (k == "CKP_MCP_SERVERS").then(|| r#"{"x": {"command": 1}}"#.to_owned());
-    let err = config(&ServeArgs::default(), bad).expect_err("bad env");
+    let err = config(&serve_args(&[]), bad).expect_err("bad env");
     assert!(err.contains("CKP_MCP_SERVERS") && err.contains("`command` must be a string"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -170,9 +170,18 @@ async fn serve_survives_kill_9_with_200_runs_in_flight() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `ckp serve`'s arguments as clap parses them from `flags`.
+pub(crate) fn serve_args(flags: &[&str]) -> ckp::cmd::serve::ServeArgs {
+    use clap::Parser;
+    match ckp::Cli::try_parse_from(["ckp", "serve"].iter().chain(flags)).expect("valid flags").command {
+        ckp::Command::Serve(args) => args,
+        other => panic!("not serve: {other:?}"),
+    }
+}
+
 #[test]
 fn serve_settings_layer_defaults_file_environment_and_flags() {
-    use ckp::cmd::serve::{ServeArgs, config};
+    use ckp::cmd::serve::config;
     let dir = std::env::temp_dir().join(format!("ckp-serve-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("ckp.toml");
@@ -182,7 +191,7 @@ fn serve_settings_layer_defaults_file_environment_and_flags() {
         "CKP_DATA_DIR" => Some("/srv/ckp".to_owned()),
         _ => None,
     };
-    let args = ServeArgs { config: Some(file.clone()), bind: Some("127.0.0.1:7000".into()), ..ServeArgs::default() };
+    let args = serve_args(&["--config", &file.display().to_string(), "--bind", "127.0.0.1:7000"]);
     let c = config(&args, env).expect("valid");
     assert_eq!(c.bind, "127.0.0.1:7000", "flags win");
     assert_eq!(c.workers, 5, "the environment beats the file");
@@ -191,10 +200,10 @@ fn serve_settings_layer_defaults_file_environment_and_flags() {
     assert_eq!(c.db_path(), std::path::PathBuf::from("/srv/ckp/ckp.db"));
     assert_eq!(c.max_body_bytes, 4 * 1024 * 1024, "defaults fill the rest");
     std::fs::write(&file, "wrokers = 3\n").expect("write");
-    let err = config(&ServeArgs { config: Some(file.clone()), ..ServeArgs::default() }, |_| None).expect_err("typo");
+    let err = config(&serve_args(&["--config", &file.display().to_string()]), |_| None).expect_err("typo");
     assert!(err.contains("wrokers"), "{err}");
     let bad_env = |k: &str| (k == "CKP_WORKERS").then(|| "many".to_owned());
-    let err = config(&ServeArgs::default(), bad_env).expect_err("not a number");
+    let err = config(&serve_args(&[]), bad_env).expect_err("not a number");
     assert!(err.contains("CKP_WORKERS"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

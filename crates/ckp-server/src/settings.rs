@@ -1,0 +1,632 @@
+//! The settings table of `ckp serve`, `ckp worker`, `ckp run` and `ckp config`: every setting declared once (TOML
+//! key, `CKP_*` variables, flag, default, help text, validation) in [`ServeConfig`], and [`load`], which layers
+//! defaults < TOML file < environment < flags, validates each value as it is read (an error names the setting and
+//! where the value came from) and remembers each value's origin for `ckp config`.
+//!
+//! The environment is read here once, at start, through the lookup the command passes; no other code of ckp reads
+//! a setting from the environment. Credentials are [`Secret`]s (or a [`DbUrl`], whose password is never shown):
+//! they are printed as `***` and never echoed in an error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ckp_connectors::secrets::SecretsSettings;
+use ckp_connectors::settings::{Group, Input, Json, Secret, SetError, SettingValue, Spec};
+use ckp_connectors::settings_group;
+
+settings_group! {
+    /// The effective settings of a ckp process.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ServeConfig {
+        /// Address and port to listen on.
+        bind: String = "127.0.0.1:8000".into(), { env: &["CKP_BIND"], flag: Some("bind"), value_name: "ADDR:PORT" };
+        /// Data directory: the database (`ckp.db`) and artifact files (`artifacts/`).
+        data_dir: PathBuf = PathBuf::from("ckp-data"),
+            { env: &["CKP_DATA_DIR"], flag: Some("data-dir"), value_name: "DIR", migrate: true };
+        /// The SQLite database file (default `<data_dir>/ckp.db`). For `ckp run`: keep the run in this file (created
+        /// if needed) so it survives the process and can be resumed.
+        db: Option<PathBuf> = None, {
+            env: &["CKP_DB"], flag: Some("db"), value_name: "FILE", run: true, migrate: true,
+        };
+        /// Embedded workers: runs executed concurrently (0 with `--no-workers`).
+        workers: usize = 8, { env: &["CKP_WORKERS"], flag: Some("workers"), value_name: "N" };
+        /// Largest request body accepted, in bytes.
+        max_body_bytes: usize = 4 * 1024 * 1024, {
+            env: &["CKP_MAX_BODY_BYTES"], flag: Some("max-body-bytes"), value_name: "BYTES",
+            expected: "a positive integer",
+        } check positive;
+        /// SQLite durability: `normal` (survives process crashes) or `full` (survives power loss).
+        synchronous: String = "normal".into(),
+            { env: &["CKP_SYNCHRONOUS"], flag: Some("synchronous"), value_name: "LEVEL", expected: "normal or full" }
+            check synchronous;
+        /// Job lease length in milliseconds (heartbeats renew it every third).
+        lease_ms: i64 = 30_000, {
+            env: &["CKP_LEASE_MS"], flag: Some("lease-ms"), value_name: "MS", expected: "a positive integer",
+        } check positive;
+        /// How long shutdown waits for runs in hand, in milliseconds.
+        shutdown_grace_ms: u64 = 30_000,
+            { env: &["CKP_SHUTDOWN_GRACE_MS"], flag: Some("shutdown-grace-ms"), value_name: "MS" };
+        /// Time between agent health checks (`GET {base_url}/health`), in milliseconds.
+        agent_health_ms: u64 = 60_000, {
+            env: &["CKP_AGENT_HEALTH_MS"], flag: Some("agent-health-ms"), value_name: "MS",
+            expected: "a positive integer",
+        } check positive;
+        /// Consecutive failed health checks before an agent goes offline (and its circuit opens).
+        agent_offline_after: i64 = 3, {
+            env: &["CKP_AGENT_OFFLINE_AFTER"], flag: Some("agent-offline-after"), value_name: "N",
+            expected: "a positive integer",
+        } check positive;
+        /// How long an agent's open circuit waits before a half-open probe, in milliseconds.
+        agent_circuit_reset_ms: u64 = 300_000,
+            { env: &["CKP_AGENT_CIRCUIT_RESET_MS"], flag: Some("agent-circuit-reset-ms"), value_name: "MS" };
+        /// An OpenAI-compatible chat-completions endpoint (`https://api.openai.com/v1`, a gateway, a local server);
+        /// without it, `llm_action` steps fail with a clear message.
+        llm_base_url: Option<String> = None, {
+            env: &["CKP_LLM_BASE_URL"], flag: Some("llm-base-url"), value_name: "URL", run: true,
+            expected: "an http(s) URL",
+        } check http_url;
+        /// The model when a node names none.
+        llm_model: String = "gpt-4o-mini".into(),
+            { env: &["CKP_LLM_MODEL"], flag: Some("llm-model"), value_name: "MODEL", run: true } check not_blank;
+        /// Models tried in order when the node's keeps failing.
+        llm_fallback_models: Vec<String> = Vec::new(), {
+            env: &["CKP_LLM_FALLBACK_MODELS"], flag: Some("llm-fallback-models"), value_name: "MODEL,...",
+            run: true,
+        };
+        /// The LLM endpoint's API key (better in the environment than in a file).
+        llm_api_key: Option<Secret<String>> = None, { env: &["CKP_LLM_API_KEY"] };
+        /// LLM prices per 1,000 tokens by model (name prefix), merged over the defaults.
+        llm_prices: BTreeMap<String, ckp_engine::pricing::ModelPrice> = BTreeMap::new(),
+            { env: &["CKP_LLM_PRICES"] } check prices;
+        /// `{{secrets.NAME}}` reads the environment variable `{secrets_env_prefix}{NAME}` (LangOrch's env provider).
+        secrets_env_prefix: String = "LANGORCH_SECRET_".into(), { env: &["CKP_SECRETS_ENV_PREFIX"] };
+        /// A PostgreSQL database (`postgres://user@host:port/db`) instead of the embedded SQLite file: several ckp
+        /// processes can then share it (`ckp serve --no-workers` for API processes, `ckp worker` for workers).
+        database_url: Option<DbUrl> = None,
+            { env: &["CKP_DATABASE_URL"], flag: Some("database-url"), value_name: "URL", run: true, migrate: true };
+        /// Most PostgreSQL connections this process opens (default: twice the cores, 4 to 16; more connections than
+        /// the cores can serve only add context switches, measured in BENCHMARKS.md).
+        db_pool_size: usize = default_pool_size(), {
+            env: &["CKP_DB_POOL_SIZE"], flag: Some("db-pool-size"), value_name: "N",
+            expected: "a positive integer",
+        } check positive;
+        /// The URL agents reach this server at, for workflow callback URLs (default `http://<bind address>`).
+        public_url: Option<String> = None, {
+            env: &["CKP_PUBLIC_URL"], flag: Some("public-url"), value_name: "URL", expected: "an http(s) URL",
+        } check http_url;
+        /// The key of workflow callback tokens (HMAC-SHA256 of the run id); generated and kept in
+        /// `<data_dir>/callback_secret` when not given.
+        callback_secret: Option<Secret<String>> = None, { env: &["CKP_CALLBACK_SECRET"] };
+        /// A run paused on an async workflow fails when no callback came after this many minutes.
+        workflow_callback_timeout_minutes: f64 = 60.0,
+            { env: &["CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES"], expected: "a positive number" } check positive_number;
+        /// MCP servers by name (`[mcp_servers.NAME]`: `command`/`args`/`env`/`cwd` or `url`/`headers`,
+        /// `timeout_ms`); they win over a procedure's `global_config.mcp_servers` of the same name. The flag takes
+        /// `NAME=URL` (streamable HTTP) or `NAME='COMMAND ARGS...'` (stdio), repeatable.
+        mcp_servers: BTreeMap<String, ckp_core::mcp::McpServer> = BTreeMap::new(), {
+            env: &["CKP_MCP_SERVERS"], flag: Some("mcp"), value_name: "NAME=URL|COMMAND", run: true,
+            flag_entry: Some(mcp_flag),
+        } check mcp_names;
+        /// LangOrch's legacy MCP fallback: steps whose agent channel has no agent call
+        /// `POST {mcp_base_url}/tools/{action}`.
+        mcp_base_url: Option<String> = None, {
+            env: &["CKP_MCP_BASE_URL", "MCP_BASE_URL"], flag: Some("mcp-base-url"), value_name: "URL", run: true,
+            expected: "an http(s) URL",
+        } check http_url;
+        /// Log line format: `text` (for a terminal) or `json` (one object per line, for collectors).
+        log_format: LogFormat = LogFormat::Text,
+            { env: &["CKP_LOG_FORMAT"], flag: Some("log-format"), value_name: "FORMAT", run: true };
+        /// Which log lines are written, in `RUST_LOG` syntax (`info`, `ckp_server=debug,info`, ...).
+        log: String = "info".into(), { env: &["CKP_LOG"], flag: Some("log"), value_name: "FILTER", run: true }
+            check not_blank;
+    }
+    groups {
+        /// Secrets providers (`[secrets]`, `[secrets.vault]`, `[secrets.aws]`, `[secrets.azure]`): the default
+        /// provider, the cache, the key of ckp's own store, and each provider's address and credentials.
+        secrets: SecretsSettings;
+    }
+    internal {
+        /// Serve the HTTP API (false for `ckp worker`, which runs workers only); set by the command, not a setting.
+        http: bool = true;
+    }
+}
+
+impl ServeConfig {
+    /// The log filter, in `RUST_LOG` syntax.
+    pub fn log_filter(&self) -> &str {
+        &self.log
+    }
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// For people at a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl SettingValue for LogFormat {
+    const EXPECTED: &'static str = "text or json";
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+    fn show(&self) -> Json {
+        Json::from(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// A database URL: it may hold a password, so it prints without it (`postgres://user@host/db`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbUrl(Secret<String>);
+
+impl DbUrl {
+    /// The URL to connect with.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// The URL without its password.
+    pub fn redacted(&self) -> String {
+        let url = self.0.expose();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let user = &url[scheme + 3..at];
+                let user = user.split(':').next().unwrap_or_default();
+                format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+            }
+            _ => url.clone(),
+        }
+    }
+}
+
+impl From<String> for DbUrl {
+    fn from(url: String) -> Self {
+        DbUrl(Secret::new(url))
+    }
+}
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl SettingValue for DbUrl {
+    const EXPECTED: &'static str = "a postgres:// URL";
+    const SECRET: bool = true;
+    fn from_text(text: &str) -> Result<Self, String> {
+        let url = text.trim();
+        match url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            true => Ok(DbUrl::from(url.to_owned())),
+            false => Err("expected a postgres:// URL".into()),
+        }
+    }
+    fn show(&self) -> Json {
+        Json::from(self.redacted())
+    }
+}
+
+fn positive<T: Default + PartialOrd>(v: &T) -> Result<(), String> {
+    match *v > T::default() {
+        true => Ok(()),
+        false => Err("expected a positive integer".into()),
+    }
+}
+
+fn positive_number(v: &f64) -> Result<(), String> {
+    match *v > 0.0 {
+        true => Ok(()),
+        false => Err("expected a positive number".into()),
+    }
+}
+
+fn not_blank(v: &str) -> Result<(), String> {
+    match v.trim().is_empty() {
+        true => Err("must not be empty".into()),
+        false => Ok(()),
+    }
+}
+
+fn synchronous(v: &str) -> Result<(), String> {
+    match v.to_ascii_lowercase().as_str() {
+        "normal" | "full" => Ok(()),
+        _ => Err("synchronous must be normal or full".into()),
+    }
+}
+
+fn http_url(v: &Option<String>) -> Result<(), String> {
+    match v.as_deref().map(str::trim) {
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            Err("the URL must start with http:// or https://".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn prices(v: &BTreeMap<String, ckp_engine::pricing::ModelPrice>) -> Result<(), String> {
+    ckp_engine::pricing::PriceTable::with(v).map(drop)
+}
+
+fn mcp_names(v: &BTreeMap<String, ckp_core::mcp::McpServer>) -> Result<(), String> {
+    v.keys().try_for_each(|name| ckp_core::mcp::McpServer::check_name(name))
+}
+
+/// `--mcp NAME=URL|COMMAND` as the one-entry table the setting reads.
+fn mcp_flag(text: &str) -> Result<Json, String> {
+    let (name, server) = ckp_core::mcp::McpServer::from_flag(text)?;
+    let mut one = serde_json::Map::new();
+    one.insert(name, ckp_connectors::settings::mcp_server_json(&server, false));
+    Ok(Json::Object(one))
+}
+
+/// Twice the cores this process may use, 4 to 16.
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(4, 16)
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The table's default.
+    Default,
+    /// The TOML file.
+    File(PathBuf),
+    /// An environment variable (its name).
+    Env(String),
+    /// A flag (its name, without `--`).
+    Flag(String),
+}
+
+impl Origin {
+    /// `default`, `file`, `environment` or `flag`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Origin::Default => "default",
+            Origin::File(_) => "file",
+            Origin::Env(_) => "environment",
+            Origin::Flag(_) => "flag",
+        }
+    }
+
+    /// The file, variable or flag (None for a default).
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Origin::Default => None,
+            Origin::File(p) => Some(p.display().to_string()),
+            Origin::Env(name) => Some(name.clone()),
+            Origin::Flag(name) => Some(format!("--{name}")),
+        }
+    }
+}
+
+/// A flag given on the command line: the setting's key, the flag's name and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagValue {
+    /// The setting's key.
+    pub key: &'static str,
+    /// The flag's name without `--` (`no-workers` for the shortcut that sets `workers` to 0).
+    pub flag: &'static str,
+    /// The value as typed.
+    pub text: String,
+}
+
+/// A configuration problem found at start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file names a setting that does not exist (often a typo).
+    #[error("{path}: unknown setting `{key}` (`ckp config` and docs/settings.md list them)")]
+    Unknown {
+        /// File.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+    },
+    /// A value does not fit its setting. `value` is `***` for credentials.
+    #[error("{}: {message}", describe(key, value, origin))]
+    Invalid {
+        /// The dotted key.
+        key: String,
+        /// The value as given (masked for credentials).
+        value: String,
+        /// Where it came from.
+        origin: Origin,
+        /// What was expected.
+        message: String,
+    },
+}
+
+fn describe(key: &str, value: &str, origin: &Origin) -> String {
+    match origin {
+        Origin::Env(name) => format!("{name}={value} (environment)"),
+        Origin::File(path) => format!("{key} = {value} (file {})", path.display()),
+        Origin::Flag(flag) => format!("--{flag} {value} (flag)"),
+        Origin::Default => format!("{key} = {value} (default)"),
+    }
+}
+
+/// Every setting: its dotted key and declaration, in table order.
+pub fn specs() -> Vec<(String, &'static Spec)> {
+    let mut all = Vec::new();
+    ServeConfig::default().visit("", &mut |key, spec, _| all.push((key.to_owned(), spec)));
+    all
+}
+
+/// The effective settings and where each came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The settings.
+    pub config: ServeConfig,
+    /// The origin of each value not at its default, by dotted key.
+    pub origins: BTreeMap<String, Origin>,
+}
+
+/// One printed setting of `ckp config`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Shown {
+    /// The dotted key (TOML).
+    pub key: String,
+    /// The value (credentials as `***`).
+    pub value: Json,
+    /// `default`, `file`, `environment` or `flag`.
+    pub source: &'static str,
+    /// The file, variable or flag it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl Loaded {
+    /// Every setting with its value (credentials masked) and origin, in table order.
+    pub fn shown(&self) -> Vec<Shown> {
+        let mut rows = Vec::new();
+        self.config.visit("", &mut |key, _, value| {
+            let origin = self.origins.get(key).unwrap_or(&Origin::Default);
+            rows.push(Shown { key: key.to_owned(), value, source: origin.kind(), from: origin.detail() });
+        });
+        rows
+    }
+}
+
+/// Layers defaults < the TOML `file` < the environment (read through `env`, once) < `flags`, validating every value
+/// as it is read.
+pub fn load(
+    file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    flags: &[FlagValue],
+) -> Result<Loaded, ConfigError> {
+    let specs: BTreeMap<String, &'static Spec> = specs().into_iter().collect();
+    let mut loaded = Loaded { config: ServeConfig::default(), origins: BTreeMap::new() };
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let json = serde_json::to_value(table)
+            .map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let Json::Object(entries) = json else { return Ok(loaded) };
+        file_entries(&mut loaded, &specs, path, "", entries)?;
+    }
+    for (key, spec) in &specs {
+        if let Some((name, text)) = spec.env.iter().find_map(|name| env(name).map(|v| (*name, v))) {
+            loaded.put(key, spec, Input::Text(&text), Origin::Env(name.to_owned()), || format!("{text:?}"))?;
+        }
+    }
+    for flag in flags {
+        let Some(spec) = specs.get(flag.key) else {
+            return Err(ConfigError::Invalid {
+                key: flag.key.to_owned(),
+                value: format!("{:?}", flag.text),
+                origin: Origin::Flag(flag.flag.to_owned()),
+                message: "no such setting".into(),
+            });
+        };
+        let origin = Origin::Flag(flag.flag.to_owned());
+        let quoted = || format!("{:?}", flag.text);
+        let input = match spec.flag_entry {
+            Some(entry) => Input::Json(entry(&flag.text).map_err(|message| ConfigError::Invalid {
+                key: flag.key.to_owned(),
+                value: mask(spec, quoted()),
+                origin: origin.clone(),
+                message,
+            })?),
+            None => Input::Text(&flag.text),
+        };
+        loaded.put(flag.key, spec, input, origin, quoted)?;
+    }
+    Ok(loaded)
+}
+
+/// The value as an error may quote it: `"***"` for a credential, `…` for a table that may hold tokens.
+fn mask(spec: &Spec, shown: String) -> String {
+    match (spec.secret, spec.echo) {
+        (true, _) => "\"***\"".into(),
+        (false, false) => "…".into(),
+        (false, true) => shown,
+    }
+}
+
+impl Loaded {
+    fn put(
+        &mut self,
+        key: &str,
+        spec: &Spec,
+        input: Input<'_>,
+        origin: Origin,
+        value: impl FnOnce() -> String,
+    ) -> Result<(), ConfigError> {
+        match self.config.set(key, input) {
+            Ok(()) => {
+                self.origins.insert(key.to_owned(), origin);
+                Ok(())
+            }
+            Err(SetError::Invalid { message, .. }) => {
+                Err(ConfigError::Invalid { key: key.to_owned(), value: mask(spec, value()), origin, message })
+            }
+            Err(SetError::Unknown(key)) => {
+                Err(ConfigError::Invalid { key, value: mask(spec, value()), origin, message: "no such setting".into() })
+            }
+        }
+    }
+}
+
+/// Sets the file's values, descending into nested tables (`[secrets.vault]`) until a key names a setting.
+fn file_entries(
+    loaded: &mut Loaded,
+    specs: &BTreeMap<String, &'static Spec>,
+    path: &Path,
+    prefix: &str,
+    entries: serde_json::Map<String, Json>,
+) -> Result<(), ConfigError> {
+    for (k, v) in entries {
+        let key = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+        match (specs.get(&key), v) {
+            (Some(spec), v) => {
+                let shown = v.to_string();
+                loaded.put(&key, spec, Input::Json(v), Origin::File(path.to_owned()), || shown)?;
+            }
+            (None, Json::Object(inner)) if specs.keys().any(|s| s.starts_with(&format!("{key}."))) => {
+                file_entries(loaded, specs, path, &key, inner)?;
+            }
+            (None, _) => return Err(ConfigError::Unknown { path: path.to_owned(), key }),
+        }
+    }
+    Ok(())
+}
+
+/// `ckp config`'s text: one `key = value  # source (from)` line per setting, credentials masked.
+pub fn render_text(rows: &[Shown]) -> String {
+    let lines: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let origin = match &r.from {
+                Some(from) => format!("# {} ({from})", r.source),
+                None => format!("# {}", r.source),
+            };
+            (format!("{} = {}", r.key, r.value), origin)
+        })
+        .collect();
+    let width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0).min(60);
+    lines.iter().map(|(l, o)| format!("{l:<width$}  {o}\n")).collect()
+}
+
+/// `docs/settings.md`, generated from the table (a test keeps the file in step with it).
+pub fn markdown() -> String {
+    let defaults = ServeConfig::default();
+    let mut shown = BTreeMap::new();
+    defaults.visit("", &mut |key, _, value| {
+        shown.insert(key.to_owned(), value);
+    });
+    let mut out = String::from(
+        "# Settings\n\n\
+         <!-- Generated from crates/ckp-server/src/settings.rs and crates/ckp-connectors/src/secrets/settings.rs by \
+         the test `docs_settings_md_is_up_to_date`; run it with CKP_UPDATE_DOCS=1 to rewrite this file. -->\n\n\
+         `ckp serve`, `ckp worker` and `ckp config` read every setting below; `ckp run` reads them too (for its \
+         LLM, MCP servers, secrets providers and logs) and takes the flags marked *run*; `ckp migrate` takes \
+         those marked *migrate*. Each value comes from, in increasing priority: the default, the TOML file given \
+         with `--config` (a dotted key is a nested table: \
+         `secrets.vault.vault_url` is `vault_url` in `[secrets.vault]`), the environment (the first variable \
+         listed that is set), then the flag. `ckp config` prints the effective value of each and where it came \
+         from, credentials masked; an invalid value stops the process at start with a message naming the setting \
+         and its source.\n\n\
+         | Key | Environment | Flag | Default | Description |\n|---|---|---|---|---|\n",
+    );
+    for (key, spec) in specs() {
+        let env = spec.env.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ");
+        let also: Vec<&str> = [(spec.run, "*run*"), (spec.migrate, "*migrate*")]
+            .into_iter()
+            .filter_map(|(taken, name)| taken.then_some(name))
+            .collect();
+        let flag = match (spec.flag, also.is_empty()) {
+            (Some(f), true) => format!("`--{f} {}`", spec.value_name),
+            (Some(f), false) => format!("`--{f} {}` ({})", spec.value_name, also.join(", ")),
+            (None, _) => String::new(),
+        };
+        let default = match shown.get(&key) {
+            Some(Json::Null) | None => "—".to_owned(),
+            Some(_) if key == "db_pool_size" => "2 × cores, 4 to 16".to_owned(),
+            Some(v) => format!("`{v}`"),
+        };
+        let mut text = spec.text();
+        if spec.secret {
+            text.push_str(" *A credential: never printed.*");
+        }
+        out.push_str(&format!(
+            "| `{key}` | {env} | {flag} | {default} | {} ({}) |\n",
+            text.replace('|', "\\|"),
+            spec.expected
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ServeConfig, load, specs};
+
+    #[test]
+    fn every_setting_has_its_ckp_variable_and_top_level_flags_match_their_keys() {
+        for spec in ServeConfig::SPECS {
+            assert_eq!(
+                spec.env.first().copied(),
+                Some(format!("CKP_{}", spec.key.to_uppercase()).as_str()),
+                "{}",
+                spec.key
+            );
+            if let Some(flag) = spec.flag.filter(|_| spec.flag_entry.is_none()) {
+                assert_eq!(flag, spec.key.replace('_', "-"), "the flag of {}", spec.key);
+            }
+            assert!(!spec.summary().is_empty(), "{} has help text", spec.key);
+        }
+        let all = specs();
+        let mut keys: Vec<_> = all.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), all.len(), "keys are unique");
+    }
+
+    #[test]
+    fn credentials_from_the_environment_never_reach_debug_output() {
+        let env = |k: &str| {
+            match k {
+                "CKP_LLM_API_KEY" => Some("sk-d3bug"),
+                "CKP_CALLBACK_SECRET" => Some("cb-d3bug"),
+                "CKP_DATABASE_URL" => Some("postgres://u:pw-d3bug@h/db"),
+                "CKP_SECRETS_ENCRYPTION_KEY" => Some("key-d3bug"),
+                "VAULT_TOKEN" => Some("vault-d3bug"),
+                "AWS_SECRET_ACCESS_KEY" => Some("aws-d3bug"),
+                "AZURE_CLIENT_SECRET" => Some("azure-d3bug"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let loaded = load(None, &env, &[]).expect("valid");
+        let text = format!("{loaded:?} {:?}", loaded.shown());
+        assert!(!text.contains("d3bug"), "{text}");
+        assert_eq!(loaded.config.database_url.as_ref().map(super::DbUrl::expose), Some("postgres://u:pw-d3bug@h/db"));
+    }
+}
