@@ -9,18 +9,26 @@
 //! timeout, one writer thread that owns the only write connection and groups every queued write into one
 //! transaction (`BEGIN IMMEDIATE`, a savepoint per write), and separate read connections.
 
+#[path = "sqlite/approvals.rs"]
 mod approvals;
+#[path = "sqlite/callbacks.rs"]
 mod callbacks;
 pub mod conformance;
+#[path = "sqlite/decisions.rs"]
 mod decisions;
 mod derived;
 mod events;
 mod hub;
 mod pg;
+#[path = "sqlite/procedures.rs"]
 mod procedures;
+#[path = "sqlite/queue.rs"]
 mod queue;
+#[path = "sqlite/registry.rs"]
 mod registry;
+#[path = "sqlite/runs.rs"]
 mod runs;
+#[path = "sqlite/secrets.rs"]
 mod secrets;
 mod sqlite;
 mod store;

@@ -15,12 +15,12 @@ use crate::StoreError;
 
 /// The migrations, in order; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/sqlite/0001_journal.sql"),
-    include_str!("../migrations/sqlite/0002_run_jobs.sql"),
-    include_str!("../migrations/sqlite/0003_procedures.sql"),
-    include_str!("../migrations/sqlite/0004_server.sql"),
-    include_str!("../migrations/sqlite/0005_event_batches.sql"),
-    include_str!("../migrations/sqlite/0006_secrets.sql"),
+    include_str!("../../migrations/sqlite/0001_journal.sql"),
+    include_str!("../../migrations/sqlite/0002_run_jobs.sql"),
+    include_str!("../../migrations/sqlite/0003_procedures.sql"),
+    include_str!("../../migrations/sqlite/0004_server.sql"),
+    include_str!("../../migrations/sqlite/0005_event_batches.sql"),
+    include_str!("../../migrations/sqlite/0006_secrets.sql"),
 ];
 
 /// Most commits grouped into one transaction.
