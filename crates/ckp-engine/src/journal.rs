@@ -44,6 +44,48 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Canceled)
     }
+
+    /// LangOrch's name, as the API shows it and the stores write it (the same as its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Created => "created",
+            RunStatus::Running => "running",
+            RunStatus::WaitingApproval => "waiting_approval",
+            RunStatus::Paused => "paused",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Canceled => "canceled",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A text that names no run status (a query filter, a row written by something else than ckp).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a run status")]
+pub struct UnknownRunStatus(pub String);
+
+impl std::str::FromStr for RunStatus {
+    type Err = UnknownRunStatus;
+
+    /// The exact names of [`RunStatus::as_str`] (what a store wrote).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "created" => RunStatus::Created,
+            "running" => RunStatus::Running,
+            "waiting_approval" => RunStatus::WaitingApproval,
+            "paused" => RunStatus::Paused,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "canceled" => RunStatus::Canceled,
+            _ => return Err(UnknownRunStatus(s.to_owned())),
+        })
+    }
 }
 
 /// LLM usage of a run.

@@ -58,7 +58,7 @@ impl From<&ProcedureRecord> for ProcedureOut {
             procedure_id: r.procedure_id.clone(),
             version: r.version.clone(),
             name: r.name.clone(),
-            status: r.status.clone(),
+            status: r.status.as_str().to_owned(),
             effective_date: r.effective_date.clone(),
             description: r.description.clone(),
             release_channel: r.release_channel.clone(),
@@ -243,7 +243,7 @@ impl From<&RunRow> for RunOut {
             procedure_id: r.procedure_id.clone(),
             procedure_version: r.procedure_version.clone(),
             thread_id: r.run_id.clone(),
-            status: r.status.clone(),
+            status: r.status.as_str().to_owned(),
             input_vars: r.input_vars.clone(),
             output_vars: r.output_vars.clone(),
             total_prompt_tokens: used.then_some(r.prompt_tokens),
@@ -352,7 +352,7 @@ impl From<&ApprovalRow> for ApprovalOut {
             decision_type: a.decision_type.clone(),
             options: a.options.clone(),
             context_data: a.context_data.clone(),
-            status: a.status.clone(),
+            status: a.status.as_str().to_owned(),
             decided_by: a.decided_by.clone(),
             decision_payload: a.decision_payload.clone(),
             comment: a
@@ -364,7 +364,7 @@ impl From<&ApprovalRow> for ApprovalOut {
             created_at: a.created_at.clone(),
             decided_at: a.decided_at.clone(),
             expires_at: a.expires_at.clone(),
-            run_status: a.run_status.clone(),
+            run_status: a.run_status.map(|s| s.as_str().to_owned()),
         }
     }
 }
@@ -589,7 +589,7 @@ impl From<AgentRow> for AgentOut {
             name: a.name,
             channel: a.channel,
             base_url: a.base_url,
-            status: a.status,
+            status: a.status.as_str().to_owned(),
             concurrency_limit: a.concurrency_limit,
             resource_key: a.resource_key,
             pool_id: a.pool_id,

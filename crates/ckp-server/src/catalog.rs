@@ -134,7 +134,8 @@ impl Catalog {
             procedure_id: procedure.id.clone(),
             version: procedure.version.clone(),
             name: procedure.name.clone(),
-            status: doc.status.clone().unwrap_or_else(|| "draft".into()),
+            // The compiler accepted one of the statuses (any case), or none: draft.
+            status: doc.status.as_deref().and_then(|s| s.trim().to_ascii_lowercase().parse().ok()).unwrap_or_default(),
             effective_date: doc.effective_date.clone(),
             description: doc.description.clone(),
             project_id: None,

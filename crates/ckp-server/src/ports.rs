@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ckp_connectors::ports::{AgentInfo, AgentRegistry, Lease, LeaseHolder, PortError, SealedSecrets};
 use ckp_engine::effects::BoxFuture;
-use ckp_store::{AgentRow, Store};
+use ckp_store::{AgentRow, AgentStatus, Store};
 
 /// The store as the connectors' ports.
 #[derive(Clone)]
@@ -33,7 +33,7 @@ impl StorePorts {
 /// is probed and dispatched to rather than shut out for good.
 fn agent_info(row: AgentRow) -> AgentInfo {
     AgentInfo {
-        online: row.status == "online",
+        online: row.status == AgentStatus::Online,
         circuit_open_at: row
             .circuit_open_at
             .as_deref()

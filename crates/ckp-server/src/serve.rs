@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ckp_connectors::mcp::McpConnector;
 use ckp_engine::{Engine, EngineConfig};
-use ckp_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store, Synchronous};
+use ckp_store::{PgOptions, PgStore, QueueStore, SqliteOptions, SqliteStore, Store, Synchronous};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
-use ckp_store::{EventRow, is_terminal};
+use ckp_store::{EventRow, StatusPage};
 
 use crate::api::ApprovalOut;
 use crate::app::AppState;
@@ -50,7 +50,7 @@ struct RunStream {
     /// The last read sent events and nothing was committed since: the next read waits for a change first.
     current: bool,
     /// The first page, read when the stream was opened (it told whether the run exists).
-    first: Option<(String, Vec<EventRow>)>,
+    first: Option<StatusPage>,
 }
 
 impl RunStream {
@@ -87,7 +87,7 @@ impl RunStream {
             if let Some(last) = page.last() {
                 self.last = last.event_id;
             }
-            if !full && is_terminal(&status) {
+            if !full && status.is_terminal() {
                 self.done = true;
             }
             if !page.is_empty() {

@@ -13,8 +13,8 @@ use ckp_engine::{Engine, Event, RunOutcome};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    AgentRow, AgentUpdate, ApprovalDecision, NewRun, ProcedureFilter, ProcedureRecord, RunChange, RunFilter, SecretRow,
-    SecretUpdate, Store, StoreError,
+    AgentRow, AgentStatus, AgentUpdate, ApprovalDecision, ApprovalStatus, JobState, NewRun, ProcedureFilter,
+    ProcedureRecord, ProcedureStatus, RunChange, RunFilter, SecretRow, SecretUpdate, Store, StoreError,
 };
 
 /// A named check.
@@ -50,7 +50,7 @@ fn record(id: &str, version: &str) -> ProcedureRecord {
         procedure_id: id.into(),
         version: version.into(),
         name: id.into(),
-        status: "active".into(),
+        status: ProcedureStatus::Active,
         ckp_json: json!({"procedure_id": id, "version": version}).to_string(),
         ..ProcedureRecord::default()
     }
@@ -92,10 +92,10 @@ async fn procedures_versions_and_conflicts(store: Arc<dyn Store>) {
     changed.name = "renamed".into();
     assert_eq!(store.update_procedure(changed).await.expect("update").name, "renamed");
     assert!(matches!(store.update_procedure(record("q", "1")).await, Err(StoreError::NotFound(_))));
-    let archived = store.set_procedure_status("p", "1", "archived", "{}".into()).await.expect("status");
-    assert_eq!(archived.status, "archived");
+    let archived = store.set_procedure_status("p", "1", ProcedureStatus::Archived, "{}".into()).await.expect("status");
+    assert_eq!(archived.status, ProcedureStatus::Archived);
     let active = store
-        .list_procedures(ProcedureFilter { status: Some("active".into()), ..ProcedureFilter::default() })
+        .list_procedures(ProcedureFilter { status: Some(ProcedureStatus::Active), ..ProcedureFilter::default() })
         .await
         .expect("list");
     assert_eq!(active.len(), 1);
@@ -107,7 +107,7 @@ async fn procedures_versions_and_conflicts(store: Arc<dyn Store>) {
 async fn runs_are_created_with_their_job_and_read_back(store: Arc<dyn Store>) {
     let p = approval_procedure();
     let row = create(&store, &p, "r1", json!({"k": "v"})).await;
-    assert_eq!(row.status, "created");
+    assert_eq!(row.status, RunStatus::Created);
     assert_eq!(row.input_vars, Some(json!({"k": "v"})));
     assert_eq!(store.get_run("r1").await.expect("get").expect("exists"), row);
     let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("the run is queued");
@@ -115,10 +115,10 @@ async fn runs_are_created_with_their_job_and_read_back(store: Arc<dyn Store>) {
     let out = execute(&store, &p, "r1").await;
     assert!(matches!(out, RunOutcome::WaitingApproval(_)), "{out:?}");
     let run = store.get_run("r1").await.expect("get").expect("exists");
-    assert_eq!(run.status, "waiting_approval");
+    assert_eq!(run.status, RunStatus::WaitingApproval);
     // The commit that paused the run (no expiry) released its job in the same transaction.
     let stats = store.queue_stats().await.expect("stats");
-    assert_eq!(stats.depth_by_status, vec![("done".to_owned(), 1)], "{stats:?}");
+    assert_eq!(stats.depth_by_status, vec![(JobState::Done, 1)], "{stats:?}");
     assert_eq!(run.last_node_id.as_deref(), Some("g"));
     assert!(run.started_at.is_some() && run.ended_at.is_none());
     let events = store.events_after("r1", 0, 1000).await.expect("events");
@@ -163,11 +163,11 @@ async fn run_list_filters_and_pages(store: Arc<dyn Store>) {
     let newest = store.list_runs(page(0, false)).await.expect("list");
     assert_eq!(newest[0].run_id, "run4");
     let all = RunFilter { limit: 100, ..RunFilter::default() };
-    let created = RunFilter { status: Some("created".into()), ..all.clone() };
+    let created = RunFilter { status: Some(RunStatus::Created), ..all.clone() };
     assert_eq!(store.list_runs(created).await.expect("list").len(), 5);
     let other = RunFilter { procedure_id: Some("other".into()), ..all.clone() };
     assert!(store.list_runs(other).await.expect("list").is_empty());
-    assert_eq!(store.run_counts().await.expect("counts"), vec![("created".to_owned(), 5)]);
+    assert_eq!(store.run_counts().await.expect("counts"), vec![(RunStatus::Created, 5)]);
 }
 
 async fn queue_leases_priorities_and_timers(store: Arc<dyn Store>) {
@@ -201,7 +201,7 @@ async fn queue_leases_priorities_and_timers(store: Arc<dyn Store>) {
     assert!(store.reschedule(again.job_id, "w3", at).await.expect("reschedule"));
     assert!(store.claim("w3", 1_000, Utc::now()).await.expect("claim").is_none());
     let stats = store.queue_stats().await.expect("stats");
-    assert!(stats.depth_by_status.contains(&("queued".into(), 2)));
+    assert!(stats.depth_by_status.contains(&(JobState::Queued, 2)));
 }
 
 fn names(names: &[&str]) -> Vec<String> {
@@ -285,11 +285,11 @@ async fn approvals_follow_the_run_and_one_decision_wins(store: Arc<dyn Store>) {
     let p = approval_procedure();
     create(&store, &p, "a1", json!({})).await;
     execute(&store, &p, "a1").await;
-    let pending = store.list_approvals(Some("pending".into()), None).await.expect("list");
+    let pending = store.list_approvals(Some(ApprovalStatus::Pending), None).await.expect("list");
     assert_eq!(pending.len(), 1);
     let a = &pending[0];
     assert_eq!((a.run_id.as_str(), a.node_id.as_str(), a.prompt.as_str()), ("a1", "g", "ok 1?"));
-    assert_eq!(a.run_status.as_deref(), Some("waiting_approval"));
+    assert_eq!(a.run_status, Some(RunStatus::WaitingApproval));
     assert_eq!(store.get_approval(&a.approval_id).await.expect("get").expect("exists").approval_id, a.approval_id);
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -309,7 +309,7 @@ async fn approvals_follow_the_run_and_one_decision_wins(store: Arc<dyn Store>) {
         match t.await.expect("joined") {
             Ok(row) => {
                 wins += 1;
-                assert_eq!(row.status, "approved");
+                assert_eq!(row.status, ApprovalStatus::Approved);
             }
             Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "unexpected {e}"),
         }
@@ -325,7 +325,7 @@ async fn approvals_follow_the_run_and_one_decision_wins(store: Arc<dyn Store>) {
     let out = execute(&store, &p, "a1").await;
     assert!(matches!(out, RunOutcome::Completed { .. }), "{out:?}");
     let run = store.get_run("a1").await.expect("get").expect("exists");
-    assert_eq!(run.status, "completed");
+    assert_eq!(run.status, RunStatus::Completed);
     assert!(run.ended_at.is_some());
     let events = store.events_after("a1", 0, 1000).await.expect("events");
     assert_eq!(events.iter().filter(|e| e.event_type == "approval_decision_received").count(), 1);
@@ -340,14 +340,14 @@ async fn cancel_retry_delete(store: Arc<dyn Store>) {
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "a version with a waiting run stays: {refused:?}");
     assert_eq!(store.cancel_run("c1", "test").await.expect("cancel"), RunChange::Done);
     let run = store.get_run("c1").await.expect("get").expect("exists");
-    assert_eq!(run.status, "canceled");
+    assert_eq!(run.status, RunStatus::Canceled);
     let approvals = store.list_approvals(None, Some("c1".into())).await.expect("list");
-    assert_eq!(approvals[0].status, "canceled");
+    assert_eq!(approvals[0].status, ApprovalStatus::Canceled);
     assert!(matches!(store.cancel_run("c1", "again").await, Err(StoreError::Conflict(_))));
     // Retry restarts the run from a fresh checkpoint and queues it.
     let fresh = Engine::new_checkpoint(&p, "c1", &Map::new());
     let retried = store.retry_run("c1", fresh.clone()).await.expect("retry");
-    assert_eq!(retried.status, "created");
+    assert_eq!(retried.status, RunStatus::Created);
     assert!(retried.ended_at.is_none());
     assert!(matches!(store.retry_run("c1", fresh).await, Err(StoreError::Conflict(_))), "queued runs are not retried");
     // A run whose job a worker holds gets the request instead.
@@ -364,7 +364,7 @@ async fn cancel_retry_delete(store: Arc<dyn Store>) {
     assert!(matches!(store.delete_run("c1").await, Err(StoreError::NotFound(_))));
     create(&store, &p, "old", json!({})).await;
     let cutoff = (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    assert_eq!(store.cleanup_runs(&cutoff, Some("completed".into())).await.expect("cleanup"), 0);
+    assert_eq!(store.cleanup_runs(&cutoff, Some(RunStatus::Completed)).await.expect("cleanup"), 0);
     assert_eq!(store.cleanup_runs(&cutoff, None).await.expect("cleanup"), 1);
     assert!(store.get_run("old").await.expect("get").is_none());
 }
@@ -389,7 +389,7 @@ async fn registry_tables(store: Arc<dyn Store>) {
         name: "a".into(),
         channel: "web".into(),
         base_url: "http://127.0.0.1:1".into(),
-        status: "online".into(),
+        status: AgentStatus::Online,
         concurrency_limit: 2,
         resource_key: "web_default".into(),
         pool_id: None,
@@ -401,8 +401,8 @@ async fn registry_tables(store: Arc<dyn Store>) {
     };
     store.insert_agent(agent.clone()).await.expect("agent");
     assert!(matches!(store.insert_agent(agent).await, Err(StoreError::Conflict(_))));
-    let update = AgentUpdate { status: Some("offline".into()), ..AgentUpdate::default() };
-    assert_eq!(store.update_agent("web_a", update).await.expect("update").status, "offline");
+    let update = AgentUpdate { status: Some(AgentStatus::Offline), ..AgentUpdate::default() };
+    assert_eq!(store.update_agent("web_a", update).await.expect("update").status, AgentStatus::Offline);
     assert!(matches!(store.update_agent("nope", AgentUpdate::default()).await, Err(StoreError::NotFound(_))));
     assert_eq!(store.list_agents().await.expect("list").len(), 1);
     store.delete_agent("web_a").await.expect("delete");
@@ -446,7 +446,7 @@ async fn changes_are_announced_after_commit(store: Arc<dyn Store>) {
     assert!(!other.has_changed().expect("open"), "a commit wakes only its run's followers");
     execute(&store, &p, "n1").await;
     tokio::time::timeout(wait, run.changed()).await.expect("announced").expect("open");
-    assert_eq!(store.get_run("n1").await.expect("get").expect("exists").status, "waiting_approval");
+    assert_eq!(store.get_run("n1").await.expect("get").expect("exists").status, RunStatus::WaitingApproval);
     let _ = other.borrow_and_update();
 }
 
@@ -491,7 +491,7 @@ async fn one_workflow_callback_resumes_a_paused_run(store: Arc<dyn Store>) {
     let engine = Engine::new(journal, effects);
     let out = engine.resume(p.clone(), "w1").await.expect("executes");
     assert!(matches!(out, RunOutcome::AwaitingCallback(ref c) if c.len() == 1), "{out:?}");
-    assert_eq!(store.get_run("w1").await.expect("get").expect("exists").status, "paused");
+    assert_eq!(store.get_run("w1").await.expect("get").expect("exists").status, RunStatus::Paused);
     let callback = |i: i64| Callback {
         node_id: Some("a".into()),
         step_id: Some("s".into()),

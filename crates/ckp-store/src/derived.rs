@@ -6,12 +6,14 @@ use ckp_engine::Event;
 use ckp_engine::journal::{Checkpoint, RunStatus};
 use serde_json::{Map, Value};
 
+use crate::status::ApprovalStatus;
+
 /// The approval row settled by an `approval_decision_received` event.
 pub(crate) struct DecisionRow<'a> {
     /// The approval decided.
     pub approval_id: Option<&'a str>,
-    /// Its new status (`approved`, `rejected`, `timeout`, the option chosen, `answered`).
-    pub status: String,
+    /// Its new status.
+    pub status: ApprovalStatus,
     /// Who decided.
     pub decided_by: Option<&'a str>,
     /// `{decision, comment?}` as JSON text.
@@ -21,11 +23,7 @@ pub(crate) struct DecisionRow<'a> {
 /// The approval row settled by a decision event.
 pub(crate) fn decision_row(e: &Event) -> DecisionRow<'_> {
     let decision = e.payload.get("decision").cloned().unwrap_or_default();
-    let status = match decision.as_str() {
-        Some("timed_out") => "timeout".into(),
-        Some(s) => s.to_owned(),
-        None => "answered".into(),
-    };
+    let status = ApprovalStatus::of_decision(&decision);
     let mut payload = Map::new();
     payload.insert("decision".into(), decision);
     if let Some(c) = e.payload.get("comment").filter(|c| !c.is_null()) {

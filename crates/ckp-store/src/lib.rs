@@ -1,50 +1,37 @@
-//! Durable storage: the [`Store`] trait (everything the server asks beyond the engine's [`ckp_engine::Journal`])
-//! and its embedded SQLite implementation — runs with their checkpoint, event batches and step records, the API's
-//! tables (procedures, approvals, projects, agents, leases, artifacts, sealed secrets), the job queue of DESIGN §4 (leases,
-//! heartbeats, reclaim, durable timers, pushed wake-ups), change notices for SSE, versioned migrations — and the
-//! conformance suite every backend must pass — and the PostgreSQL store ([`PgStore`]) implementing the same trait
-//! for several processes on one database.
+//! Durable storage: the store contract ([`Store`], made of one trait per concern: [`RunStore`], [`QueueStore`],
+//! [`ApprovalStore`], [`ProcedureStore`], [`RegistryStore`], [`SecretStore`], plus the engine's
+//! [`ckp_engine::Journal`]) with the rows and statuses it speaks, and its two implementations: the embedded SQLite
+//! store ([`SqliteStore`], `sqlite/`) and the PostgreSQL store for several processes on one database ([`PgStore`],
+//! `pg/`). Runs with their checkpoint, event batches and step records, the API's tables (procedures, approvals,
+//! projects, agents, leases, artifacts, sealed secrets), the job queue of DESIGN §4 (leases, heartbeats, reclaim,
+//! durable timers, pushed wake-ups), change notices for SSE, versioned migrations, and the conformance suite every
+//! backend must pass.
 //!
-//! SQLite discipline (STYLE.md): WAL, `synchronous=NORMAL` by default (`FULL` on request), foreign keys on, a busy
-//! timeout, one writer thread that owns the only write connection and groups every queued write into one
-//! transaction (`BEGIN IMMEDIATE`, a savepoint per write), and separate read connections.
+//! Shared by both backends and importing neither: `store/` (the traits, rows and their decoders over
+//! `row.rs`'s `RowSource`), `status.rs`, `codec.rs` (how values are written as text), `events.rs` (the event batch
+//! codec), `derived.rs` (what a commit implies for the API's tables), `hub.rs` (change notices). Neither backend
+//! imports the other.
 
-#[path = "sqlite/approvals.rs"]
-mod approvals;
-#[path = "sqlite/callbacks.rs"]
-mod callbacks;
+mod codec;
 pub mod conformance;
-#[path = "sqlite/decisions.rs"]
-mod decisions;
 mod derived;
 mod events;
 mod hub;
 mod pg;
-#[path = "sqlite/procedures.rs"]
-mod procedures;
-#[path = "sqlite/queue.rs"]
-mod queue;
-#[path = "sqlite/registry.rs"]
-mod registry;
-#[path = "sqlite/runs.rs"]
-mod runs;
-#[path = "sqlite/secrets.rs"]
-mod secrets;
+mod row;
 mod sqlite;
+mod status;
 mod store;
 
-pub use approvals::{ApprovalDecision, ApprovalRow};
-pub use decisions::DECISION_PRIORITY;
 pub use pg::{GroupCommitStats, PgOptions, PgStore};
-pub use procedures::{ProcedureFilter, ProcedureRecord};
-pub use queue::{ClaimedJob, Claims, Job};
-pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow};
-pub use runs::{
-    EventRow, NewRun, QueueStats, QueuedJob, RunChange, RunFilter, RunRow, StepRow, is_terminal, status_text,
-};
-pub use secrets::{SecretRow, SecretUpdate};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-pub use store::Store;
+pub use status::{AgentStatus, ApprovalStatus, JobState, ProcedureStatus, RunStatus, UnknownRunStatus, UnknownStatus};
+pub use store::{
+    AgentRow, AgentUpdate, ApprovalDecision, ApprovalRow, ApprovalStore, ArtifactRow, ClaimedJob, Claims, CostSummary,
+    DECISION_PRIORITY, EventRow, Job, LeaseRow, NewRun, ProcedureFilter, ProcedureRecord, ProcedureStore, ProjectRow,
+    QueueStats, QueueStore, QueuedJob, RegistryStore, RunChange, RunFilter, RunRow, RunStore, SecretRow, SecretStore,
+    SecretUpdate, StatusPage, StepRow, Store,
+};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]

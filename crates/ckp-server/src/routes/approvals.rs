@@ -2,7 +2,7 @@
 //! concurrent decisions on an approval wins (200), the others are 409.
 
 use axum::extract::{Path, State};
-use ckp_store::ApprovalDecision;
+use ckp_store::{ApprovalDecision, ApprovalStatus};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
@@ -25,7 +25,9 @@ pub struct ListParams {
 #[utoipa::path(get, path = "/api/approvals", tag = "approvals", params(ListParams),
     responses((status = 200, body = Vec<ApprovalOut>)))]
 pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<ApprovalOut>>> {
-    Ok(Json(state.store.list_approvals(q.status, q.run_id).await?.iter().map(ApprovalOut::from).collect()))
+    // Any text is an approval status (an option chosen is one), so every filter is answered.
+    let status = q.status.as_deref().map(|s| s.parse::<ApprovalStatus>().unwrap_or_else(|never| match never {}));
+    Ok(Json(state.store.list_approvals(status, q.run_id).await?.iter().map(ApprovalOut::from).collect()))
 }
 
 /// One approval, with its run's status.

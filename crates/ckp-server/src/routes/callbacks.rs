@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use ckp_engine::callback::{Callback, CallbackOutcome, find_pending};
-use ckp_store::{StoreError, is_terminal};
+use ckp_store::{RunStatus, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -117,14 +117,14 @@ pub async fn callback(
     if already_answered(&state, &run_id, body.node_id.as_deref(), body.step_id.as_deref()).await? {
         return Ok(duplicate(&run_id));
     }
-    if matches!(status.as_str(), "created" | "running") {
+    if matches!(status, RunStatus::Created | RunStatus::Running) {
         status = wait_for_pause(&state, &run_id).await?;
     }
-    if is_terminal(&status) {
-        return Ok(out(false, &status, &run_id, Some(format!("Run already in terminal state: {status}"))));
+    if status.is_terminal() {
+        return Ok(out(false, status.as_str(), &run_id, Some(format!("Run already in terminal state: {status}"))));
     }
     let cp = state.store.checkpoint(&run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
-    if status != "paused" || cp.callbacks.is_empty() {
+    if status != RunStatus::Paused || cp.callbacks.is_empty() {
         // A concurrent callback for this step may have won between the reads above.
         if already_answered(&state, &run_id, body.node_id.as_deref(), body.step_id.as_deref()).await? {
             return Ok(duplicate(&run_id));
@@ -187,12 +187,12 @@ async fn already_answered(
 
 /// Waits (up to [`PAUSE_WAIT`]) while the run executes, for a callback that arrived before the run committed its
 /// pause; returns the status then.
-async fn wait_for_pause(state: &AppState, run_id: &str) -> ApiResult<String> {
+async fn wait_for_pause(state: &AppState, run_id: &str) -> ApiResult<RunStatus> {
     let mut changes = state.store.watch_run(run_id);
     let deadline = tokio::time::Instant::now() + PAUSE_WAIT;
     loop {
         let status = state.store.run_status(run_id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
-        if !matches!(status.as_str(), "created" | "running") {
+        if !matches!(status, RunStatus::Created | RunStatus::Running) {
             return Ok(status);
         }
         if !matches!(tokio::time::timeout_at(deadline, changes.changed()).await, Ok(Ok(()))) {

@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ckp_core::Diagnostic;
-use ckp_store::{ProcedureFilter, ProcedureRecord};
+use ckp_store::{ProcedureFilter, ProcedureRecord, ProcedureStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -14,7 +14,9 @@ use crate::app::AppState;
 use crate::catalog::ImportError;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
 
-const STATUSES: [&str; 4] = ["active", "archived", "deprecated", "draft"];
+/// The statuses a version can be set to by hand.
+const STATUSES: [ProcedureStatus; 4] =
+    [ProcedureStatus::Active, ProcedureStatus::Archived, ProcedureStatus::Deprecated, ProcedureStatus::Draft];
 
 /// The CKP text of a `ckp_json` field: an object, or a string holding one.
 fn ckp_text(v: &Value) -> ApiResult<String> {
@@ -128,13 +130,14 @@ fn matches(r: &ProcedureRecord, q: &ListParams) -> bool {
 #[utoipa::path(get, path = "/api/procedures", tag = "procedures", params(ListParams),
     responses((status = 200, body = Vec<ProcedureOut>)))]
 pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<ProcedureOut>>> {
+    // A status no version can have matches none.
+    let status = match q.status.as_deref().map(str::parse::<ProcedureStatus>).transpose() {
+        Ok(status) => status,
+        Err(_) => return Ok(Json(Vec::new())),
+    };
     let rows = state
         .store
-        .list_procedures(ProcedureFilter {
-            project_id: q.project_id.clone(),
-            status: q.status.clone(),
-            procedure_id: None,
-        })
+        .list_procedures(ProcedureFilter { project_id: q.project_id.clone(), status, procedure_id: None })
         .await?;
     Ok(Json(rows.iter().filter(|r| matches(r, &q)).map(ProcedureOut::from).collect()))
 }
@@ -205,21 +208,20 @@ pub async fn set_status(
     Path((id, version)): Path<(String, String)>,
     Json(body): Json<StatusIn>,
 ) -> ApiResult<Json<ProcedureOut>> {
-    if !STATUSES.contains(&body.status.as_str()) {
+    let Some(status) = STATUSES.into_iter().find(|s| s.as_str() == body.status) else {
+        let names: Vec<&str> = STATUSES.iter().map(|s| s.as_str()).collect();
         return Err(ApiError::invalid(
             "invalid_status",
-            format!("Invalid status '{}'. Must be one of: {}", body.status, STATUSES.join(", ")),
+            format!("Invalid status '{}'. Must be one of: {}", body.status, names.join(", ")),
         ));
-    }
+    };
     let existing = record(&state, &id, &version).await?;
     let mut doc: Value = serde_json::from_str(&existing.ckp_json).unwrap_or_else(|_| json!({}));
     if let Some(o) = doc.as_object_mut() {
-        o.insert("status".into(), Value::from(body.status.clone()));
+        o.insert("status".into(), Value::from(status.as_str()));
     }
-    let stored = state
-        .store
-        .set_procedure_status(&existing.procedure_id, &existing.version, &body.status, doc.to_string())
-        .await?;
+    let stored =
+        state.store.set_procedure_status(&existing.procedure_id, &existing.version, status, doc.to_string()).await?;
     Ok(Json((&stored).into()))
 }
 

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use chrono::Utc;
-use ckp_store::{AgentRow, AgentUpdate};
+use ckp_store::{AgentRow, AgentStatus, AgentUpdate};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
@@ -71,7 +71,7 @@ pub async fn create_agent(
         resource_key: body.resource_key.unwrap_or_else(|| format!("{channel}_default")),
         channel,
         base_url: body.base_url.trim_end_matches('/').to_owned(),
-        status: "online".into(),
+        status: AgentStatus::Online,
         concurrency_limit: limit,
         pool_id: body.pool_id,
         capabilities,
@@ -106,8 +106,16 @@ pub async fn update_agent(
     if body.concurrency_limit.is_some_and(|l| l < 1) {
         return Err(ApiError::invalid("invalid_body", "concurrency_limit must be at least 1"));
     }
+    let status = body
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<AgentStatus>()
+                .map_err(|e| ApiError::invalid("invalid_body", format!("{e}: use online or offline")))
+        })
+        .transpose()?;
     let update = AgentUpdate {
-        status: body.status,
+        status,
         base_url: body.base_url.map(|u| u.trim_end_matches('/').to_owned()),
         concurrency_limit: body.concurrency_limit,
         capabilities: body.capabilities.map(caps),

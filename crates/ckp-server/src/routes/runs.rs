@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use ckp_engine::Engine;
 use ckp_engine::engine::{Origin, first_commit};
 use ckp_engine::journal::StepRecord;
-use ckp_store::{NewRun, RunChange, RunFilter, RunRow, StoreError, is_terminal};
+use ckp_store::{JobState, NewRun, RunChange, RunFilter, RunRow, RunStatus, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
@@ -135,17 +135,22 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) ->
     if offset < 0 {
         return Err(ApiError::invalid("invalid_query", "offset must not be negative"));
     }
+    // A status no run can have matches none (the other parameters are still checked first).
+    let status = q.status.as_deref().map(str::parse::<RunStatus>).transpose();
     let filter = RunFilter {
         procedure_id: q.procedure_id,
         project_id: q.project_id,
         case_id: q.case_id,
-        status: q.status,
+        status: status.as_ref().ok().copied().flatten(),
         created_from: q.created_from.as_deref().map(|t| query_time("created_from", t)).transpose()?,
         created_to: q.created_to.as_deref().map(|t| query_time("created_to", t)).transpose()?,
         ascending: q.order.as_deref() == Some("asc"),
         limit,
         offset,
     };
+    if status.is_err() {
+        return Ok(Json(Vec::new()));
+    }
     Ok(Json(state.store.list_runs(filter).await?.iter().map(RunOut::from).collect()))
 }
 
@@ -168,8 +173,9 @@ pub async fn metrics_summary(State(state): State<AppState>) -> ApiResult<Json<Va
 #[utoipa::path(get, path = "/api/runs/queue", tag = "runs", responses((status = 200, body = Object)))]
 pub async fn queue(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let stats = state.store.queue_stats().await?;
-    let count = |s: &str| stats.depth_by_status.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-    let depth: Map<String, Value> = stats.depth_by_status.iter().map(|(k, n)| (k.clone(), Value::from(*n))).collect();
+    let count = |s: JobState| stats.depth_by_status.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
+    let depth: Map<String, Value> =
+        stats.depth_by_status.iter().map(|(k, n)| (k.as_str().to_owned(), Value::from(*n))).collect();
     let next: Vec<Value> = stats
         .next_jobs
         .iter()
@@ -180,9 +186,9 @@ pub async fn queue(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         .collect();
     Ok(Json(json!({
         "depth_by_status": depth,
-        "total_pending": count("queued"),
-        "total_running": count("running"),
-        "total_done": count("done"),
+        "total_pending": count(JobState::Queued),
+        "total_running": count(JobState::Running),
+        "total_done": count(JobState::Done),
         "total_failed": 0,
         "next_jobs": next,
     })))
@@ -205,7 +211,11 @@ pub struct CleanupParams {
 pub async fn cleanup(State(state): State<AppState>, Query(q): Query<CleanupParams>) -> ApiResult<Json<Value>> {
     let before = q.before.as_deref().ok_or_else(|| ApiError::invalid("invalid_query", "before is required"))?;
     let before = query_time("before", before)?;
-    let n = state.store.cleanup_runs(&before, q.status.clone()).await?;
+    // A status no run can have matches none.
+    let n = match q.status.as_deref().map(str::parse::<RunStatus>).transpose() {
+        Ok(status) => state.store.cleanup_runs(&before, status).await?,
+        Err(_) => 0,
+    };
     Ok(Json(json!({"deleted_count": n, "before": before, "status": q.status})))
 }
 
@@ -360,10 +370,10 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     loop {
         if asked {
             let r = run(&state, &id).await?;
-            if r.status == "canceled" {
+            if r.status == RunStatus::Canceled {
                 return Ok(Json((&r).into()));
             }
-            if is_terminal(&r.status) {
+            if r.status.is_terminal() {
                 return Err(ApiError::conflict(format!("Run {id} is already {}", r.status)));
             }
         }
@@ -373,7 +383,11 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
             // The worker stopped the run between our read and this request.
             Err(StoreError::Conflict(m)) if asked => {
                 let r = run(&state, &id).await?;
-                return if r.status == "canceled" { Ok(Json((&r).into())) } else { Err(ApiError::conflict(m)) };
+                return if r.status == RunStatus::Canceled {
+                    Ok(Json((&r).into()))
+                } else {
+                    Err(ApiError::conflict(m))
+                };
             }
             Err(e) => return Err(e.into()),
         }
@@ -392,7 +406,7 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
     let r = run(&state, &id).await?;
-    if !matches!(r.status.as_str(), "failed" | "canceled") {
+    if !matches!(r.status, RunStatus::Failed | RunStatus::Canceled) {
         return Err(ApiError::conflict(format!(
             "Run {id} is {}; only failed or canceled runs can be retried",
             r.status

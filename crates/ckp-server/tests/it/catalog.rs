@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ckp_engine::engine::Procedures;
 use ckp_server::catalog::{Catalog, ImportError};
-use ckp_store::{SqliteOptions, SqliteStore};
+use ckp_store::{ProcedureStatus, ProcedureStore, SqliteOptions, SqliteStore};
 
 fn catalog(name: &str) -> Catalog {
     let dir = std::env::temp_dir().join(format!("ckp-catalog-{}-{name}", std::process::id()));
@@ -69,8 +69,8 @@ async fn cached_records_and_procedures_follow_changes_made_beside_the_catalog() 
     let first = c.record("p", Some("1")).await.expect("reads").expect("exists");
     assert!(Arc::ptr_eq(&first, &c.record("p", Some("1")).await.expect("reads").expect("exists")), "cached");
     // Written through the store, not the catalog (as the status route does).
-    store.set_procedure_status("p", "1", "deprecated", doc("1", "")).await.expect("sets");
-    assert_eq!(c.record("p", Some("1")).await.expect("reads").expect("exists").status, "deprecated");
+    store.set_procedure_status("p", "1", ProcedureStatus::Deprecated, doc("1", "")).await.expect("sets");
+    assert_eq!(c.record("p", Some("1")).await.expect("reads").expect("exists").status, ProcedureStatus::Deprecated);
     store.insert_procedure(record_of(&doc("2", ""))).await.expect("inserts");
     assert_eq!(c.record("p", None).await.expect("reads").expect("exists").version, "2", "the latest moved");
 }
@@ -80,7 +80,7 @@ fn record_of(text: &str) -> ckp_store::ProcedureRecord {
     ckp_store::ProcedureRecord {
         procedure_id: v["procedure_id"].as_str().unwrap_or_default().into(),
         version: v["version"].as_str().unwrap_or_default().into(),
-        status: "active".into(),
+        status: ProcedureStatus::Active,
         ckp_json: text.into(),
         ..ckp_store::ProcedureRecord::default()
     }
@@ -96,7 +96,7 @@ async fn another_process_changes_reach_the_catalog_on_postgres() {
     let a = Catalog::new(Arc::new(ckp_store::PgStore::connect(&url, options.clone()).await.expect("connects")));
     let b = Catalog::new(Arc::new(ckp_store::PgStore::connect(&url, options).await.expect("connects")));
     a.import(&doc("1", ""), None).await.expect("imports");
-    assert_eq!(a.record("p", Some("1")).await.expect("reads").expect("exists").status, "active");
+    assert_eq!(a.record("p", Some("1")).await.expect("reads").expect("exists").status, ProcedureStatus::Active);
     assert_eq!(a.get("p", Some("1")).await.expect("reads").expect("compiles").nodes.len(), 1);
 
     // Process b replaces the document of version 1 and publishes version 2.

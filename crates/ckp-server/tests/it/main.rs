@@ -20,7 +20,7 @@ use ckp_engine::engine::ProcedureSet;
 use ckp_engine::journal::{Journal, RunStatus};
 use ckp_engine::{Decision, Engine, EngineConfig};
 use ckp_server::worker::{WorkerConfig, run_reclaimer, run_workers};
-use ckp_store::{SqliteOptions, SqliteStore};
+use ckp_store::{ApprovalStore, QueueStore, SqliteOptions, SqliteStore};
 use serde_json::{Map, Value, json};
 
 fn compiled_fixture(name: &str) -> Arc<Procedure> {

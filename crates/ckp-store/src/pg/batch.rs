@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::commit::{CommitWrite, Creation, pipeline, write_commit};
 use crate::StoreError;
-use crate::runs::{NewRun, RunRow};
+use crate::store::{NewRun, RunRow};
 
 /// Most commits written in one transaction.
 const MAX_BATCH: usize = 64;

@@ -18,9 +18,9 @@ use tokio_postgres::{Row, Statement};
 
 use super::JOBS_CHANNEL;
 use crate::StoreError;
+use crate::codec::{json_col, ts};
 use crate::derived::{ArtifactFields, DecisionRow};
-use crate::runs::{NewRun, RunRow, status_text};
-use crate::sqlite::{json_col, ts};
+use crate::store::{NewRun, RunRow};
 
 /// One statement of a pipeline; a query's row, None for a write.
 pub(crate) type Op<'a> = Pin<Box<dyn Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a>>;
@@ -206,7 +206,7 @@ impl<'c> CommitWrite<'c> {
             run_id,
             cp,
             at: Utc::now(),
-            status: status_text(cp.status),
+            status: cp.status.as_str(),
             checkpoint: serde_json::to_string(cp).map_err(json_err)?,
             outputs,
             terminal,
@@ -239,7 +239,7 @@ impl<'c> CommitWrite<'c> {
             run_id: self.run_id.to_owned(),
             procedure_id: self.cp.procedure_id.clone(),
             procedure_version: self.cp.procedure_version.clone(),
-            status: self.status.to_owned(),
+            status: self.cp.status,
             input_vars: json_col(c.input_vars.clone()),
             output_vars: json_col(self.outputs.clone()),
             prompt_tokens: self.prompt_tokens,

@@ -1,4 +1,4 @@
-//! The PostgreSQL store (issue 8): the same [`crate::Store`] contract as SQLite, for several ckp processes on one
+//! The PostgreSQL store (issue 8): the same [`crate::Store`] traits as SQLite, for several ckp processes on one
 //! database. Every write is one short transaction on a pooled connection (no transaction is held across anything
 //! but its own statements); claims take the best ready job with `FOR UPDATE SKIP LOCKED`; enqueues send `NOTIFY`
 //! inside their transaction, so every process's idle workers hear about new jobs; run changes are announced after
@@ -9,10 +9,12 @@
 //! `SELECT … FOR UPDATE`), then its job row, so one run's commits are serialized in the order their event batch ids
 //! are taken, and two processes never deadlock on a run and its job.
 
+mod approvals;
 mod batch;
 pub use batch::GroupCommitStats;
 mod commit;
 mod notices;
+mod procedures;
 mod queue;
 mod registry;
 mod runs;
@@ -31,8 +33,10 @@ use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use crate::StoreError;
+use crate::codec::ts;
 use crate::hub::Hub;
-use crate::sqlite::ts;
+use crate::row::RowSource;
+use crate::status::ApprovalStatus;
 pub(crate) use commit::apply;
 
 /// The migrations, in order; the index + 1 is the schema version.
@@ -139,16 +143,6 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 
 fn journal(e: StoreError) -> EngineError {
     EngineError::Journal(e.to_string())
-}
-
-/// A timestamp column as the API shows it.
-pub(crate) fn t(r: &Row, i: usize) -> Result<String, StoreError> {
-    Ok(ts(r.try_get::<_, DateTime<Utc>>(i)?))
-}
-
-/// An optional timestamp column as the API shows it.
-pub(crate) fn ot(r: &Row, i: usize) -> Result<Option<String>, StoreError> {
-    Ok(r.try_get::<_, Option<DateTime<Utc>>>(i)?.map(ts))
 }
 
 /// Parses a time given by an API caller (RFC 3339).
@@ -261,29 +255,9 @@ impl PgStore {
         self.commits.stats()
     }
 
-    /// Whether this process holds the leader lock (runs the singleton loops).
-    pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Relaxed)
-    }
-
     /// A pooled connection.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
-    }
-
-    /// A watch that changes after each commit touching `run_id`, in any process.
-    pub fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64> {
-        self.hub.watch_run(run_id)
-    }
-
-    /// A watch that changes after every commit, in any process.
-    pub fn watch_all(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.hub.watch_all()
-    }
-
-    /// A watch that changes after every change of procedures, in any process (migration 0006's trigger).
-    pub fn watch_procedures(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.hub.watch_procedures()
     }
 
     /// Announces a committed change of procedures in this process (others hear the trigger's notice).
@@ -484,4 +458,71 @@ impl Journal for PgStore {
             Ok(())
         })
     }
+}
+
+impl RowSource for Row {
+    type Error = StoreError;
+
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn float(&self, i: usize) -> Result<f64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    /// Times are `timestamptz`, shown as the SQLite store stores them.
+    fn time(&self, i: usize) -> Result<String, StoreError> {
+        Ok(ts(self.try_get::<_, DateTime<Utc>>(i)?))
+    }
+
+    fn opt_time(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get::<_, Option<DateTime<Utc>>>(i)?.map(ts))
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, i: usize) -> Result<T, StoreError>
+    where
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        self.try_get::<_, &str>(i)?.parse().map_err(|e: T::Err| StoreError::Read(e.to_string()))
+    }
+
+    fn opt_parsed<T: std::str::FromStr>(&self, i: usize) -> Result<Option<T>, StoreError>
+    where
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        self.try_get::<_, Option<&str>>(i)?
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: T::Err| StoreError::Read(e.to_string()))
+    }
+}
+
+/// An approval status is bound as its name (a decision settling an approval in a commit's pipeline).
+impl tokio_postgres::types::ToSql for ApprovalStatus {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.as_str().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }

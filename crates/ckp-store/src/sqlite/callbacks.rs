@@ -1,50 +1,33 @@
-//! Workflow callbacks as one transaction (CKP.md A.2.6, langorch.md B §6.4): the engine's pure `apply_callback` on the
-//! stored checkpoint (only if the step still waits: exactly one of concurrent duplicate callbacks wins, the rest
-//! are conflicts), the delegated step's record, the events, and the requeue, together.
+//! Workflow callbacks as one transaction on SQLite (CKP.md A.2.6, langorch.md B §6.4): the engine's pure
+//! `apply_callback` on the stored checkpoint (only if the step still waits: exactly one of concurrent duplicate
+//! callbacks wins, the rest are conflicts), the delegated step's record, the events, and the requeue, together.
 
-use ckp_engine::EngineError;
 use ckp_engine::callback::{Callback, apply_callback};
-use ckp_engine::journal::{Checkpoint, Commit};
-use rusqlite::{OptionalExtension, params};
+use ckp_engine::journal::Commit;
 
+use super::apply;
+use super::queue::enqueue_in;
+use super::runs::checkpoint_of;
 use crate::StoreError;
-use crate::queue::enqueue_in;
-use crate::sqlite::{SqliteStore, apply, now, parse_checkpoint};
+use crate::codec::now;
+use crate::store::{CALLBACK_PRIORITY, refused, run_not_found};
 
-/// Priority of a run resumed by a callback (LangOrch requeues at 0).
-pub(crate) const CALLBACK_PRIORITY: i64 = 0;
-
-impl SqliteStore {
-    /// Applies `callback` to the paused `run_id` atomically; returns true when the run was queued (no other
-    /// callback pending). A run not waiting for this callback (answered already, never delegated, ended) is a
-    /// [`StoreError::Conflict`]; an unknown run is [`StoreError::NotFound`].
-    pub async fn workflow_callback(&self, run_id: &str, callback: Callback) -> Result<bool, StoreError> {
-        let id = run_id.to_owned();
-        let runnable = self
-            .write(move |tx| {
-                let text: Option<String> = tx
-                    .prepare_cached("SELECT checkpoint FROM runs WHERE run_id = ?1")?
-                    .query_row(params![id], |r| r.get(0))
-                    .optional()?;
-                let Some(text) = text else { return Ok(Err(StoreError::NotFound(format!("run {id} not found")))) };
-                let mut cp: Checkpoint = parse_checkpoint(&text)?;
-                let applied = match apply_callback(&mut cp, &id, callback, chrono::Utc::now()) {
-                    Ok(a) => a,
-                    Err(EngineError::InvalidState { message, .. }) => return Ok(Err(StoreError::Conflict(message))),
-                    Err(e) => return Ok(Err(StoreError::Conflict(e.to_string()))),
-                };
-                apply(tx, &id, &Commit { events: applied.events, steps: applied.steps, checkpoint: cp })?;
-                if applied.runnable {
-                    let now = now();
-                    enqueue_in(tx, &id, CALLBACK_PRIORITY, &now, &now)?;
-                }
-                Ok(Ok(applied.runnable))
-            })
-            .await??;
-        if runnable {
-            self.notify_work();
-        }
-        self.publish(run_id);
-        Ok(runnable)
+/// Applies `callback` to `run_id` inside `tx` (see [`crate::ApprovalStore::workflow_callback`]); true when the
+/// run was queued.
+pub(crate) fn callback_in(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: &str,
+    callback: Callback,
+) -> Result<Result<bool, StoreError>, rusqlite::Error> {
+    let Some(mut cp) = checkpoint_of(tx, run_id)? else { return Ok(Err(run_not_found(run_id))) };
+    let applied = match apply_callback(&mut cp, run_id, callback, chrono::Utc::now()) {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(refused(e))),
+    };
+    apply(tx, run_id, &Commit { events: applied.events, steps: applied.steps, checkpoint: cp })?;
+    if applied.runnable {
+        let now = now();
+        enqueue_in(tx, run_id, CALLBACK_PRIORITY, &now, &now)?;
     }
+    Ok(Ok(applied.runnable))
 }

@@ -1,17 +1,34 @@
 //! The SQLite store: migrations, the writer thread with group commit, read connections, and the
-//! [`Journal`] implementation. No transaction is ever held across an await.
+//! [`Journal`] implementation; its submodules implement the store's traits in SQL. No transaction is ever held
+//! across an await.
+//!
+//! SQLite discipline (STYLE.md): WAL, `synchronous=NORMAL` by default (`FULL` on request), foreign keys on, a busy
+//! timeout, one writer thread that owns the only write connection and groups every queued write into one
+//! transaction (`BEGIN IMMEDIATE`, a savepoint per write), and separate read connections.
+
+mod approvals;
+mod callbacks;
+mod decisions;
+mod events;
+mod procedures;
+mod queue;
+mod registry;
+mod runs;
+mod secrets;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use ckp_engine::effects::BoxFuture;
 use ckp_engine::journal::{Checkpoint, Commit, Journal, RunStatus, StepRecord, Stored};
 use ckp_engine::{EngineError, Event};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::StoreError;
+use crate::codec::{now, ts};
+use crate::row::RowSource;
 
 /// The migrations, in order; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
@@ -99,7 +116,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         if i + 1 == 5 {
-            crate::events::convert_legacy_rows(&tx)?;
+            events::convert_legacy_rows(&tx)?;
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
@@ -111,21 +128,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 pub(crate) fn parse_checkpoint(text: &str) -> Result<Checkpoint, rusqlite::Error> {
     serde_json::from_str(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
-
-/// A time as the store writes it: RFC 3339 UTC with microseconds and `Z` (so text order is time order).
-pub(crate) fn ts(t: chrono::DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// The current time as the store writes it.
-pub(crate) fn now() -> String {
-    ts(Utc::now())
-}
-
-/// A JSON text column (None when absent or unreadable).
-pub(crate) fn json_col(s: Option<String>) -> Option<serde_json::Value> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
@@ -159,7 +161,7 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commi
         run_id,
         cp.procedure_id,
         cp.procedure_version,
-        crate::runs::status_text(cp.status),
+        cp.status.as_str(),
         checkpoint,
         at,
         outputs,
@@ -172,7 +174,7 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commi
         cp.usage.cost_usd,
     ])?;
     if !commit.events.is_empty() {
-        crate::events::append(tx, run_id, &commit.events)?;
+        events::append(tx, run_id, &commit.events)?;
     }
     derive(tx, run_id, commit, &at)?;
     let mut upsert_step = tx.prepare_cached(
@@ -208,7 +210,7 @@ fn derive(tx: &rusqlite::Transaction<'_>, run_id: &str, commit: &Commit, at: &st
                     "UPDATE approvals SET status = ?2, decided_by = ?3, decision_payload = ?4, decided_at = ?5, updated_at = ?5
                      WHERE approval_id = ?1 AND status = 'pending'",
                 )?
-                .execute(params![d.approval_id, d.status, d.decided_by, d.payload, at])?;
+                .execute(params![d.approval_id, d.status.as_str(), d.decided_by, d.payload, at])?;
             }
             "artifact_created" => {
                 let Some(a) = crate::derived::artifact_fields(e) else { continue };
@@ -407,26 +409,6 @@ impl SqliteStore {
         &self.path
     }
 
-    /// One process owns an embedded database, so it always runs the singleton loops.
-    pub fn is_leader(&self) -> bool {
-        true
-    }
-
-    /// A watch that changes after each commit touching `run_id` (several commits may show as one change).
-    pub fn watch_run(&self, run_id: &str) -> tokio::sync::watch::Receiver<u64> {
-        self.hub.watch_run(run_id)
-    }
-
-    /// A watch that changes after every commit.
-    pub fn watch_all(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.hub.watch_all()
-    }
-
-    /// A watch that changes after every change of procedures.
-    pub fn watch_procedures(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.hub.watch_procedures()
-    }
-
     /// Announces a committed change of procedures.
     pub(crate) fn publish_procedures(&self) {
         self.hub.publish_procedures();
@@ -512,7 +494,7 @@ impl SqliteStore {
     /// The events of a run, in order.
     pub async fn events(&self, run_id: &str) -> Result<Vec<Event>, EngineError> {
         let run_id = run_id.to_owned();
-        self.read(move |c| crate::events::all(c, &run_id)).await
+        self.read(move |c| events::all(c, &run_id)).await
     }
 }
 
@@ -572,6 +554,60 @@ impl Drop for SqliteStore {
         // Closing the channel ends the writer thread once it has written what it holds.
         if let Ok(mut w) = self.writer.lock() {
             w.take();
+        }
+    }
+}
+
+impl RowSource for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+
+    fn text(&self, i: usize) -> Result<String, rusqlite::Error> {
+        self.get(i)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, rusqlite::Error> {
+        self.get(i)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, rusqlite::Error> {
+        self.get(i)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, rusqlite::Error> {
+        self.get(i)
+    }
+
+    fn float(&self, i: usize) -> Result<f64, rusqlite::Error> {
+        self.get(i)
+    }
+
+    /// Times are stored as the API shows them.
+    fn time(&self, i: usize) -> Result<String, rusqlite::Error> {
+        self.get(i)
+    }
+
+    fn opt_time(&self, i: usize) -> Result<Option<String>, rusqlite::Error> {
+        self.get(i)
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, i: usize) -> Result<T, rusqlite::Error>
+    where
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        let text = self.get_ref(i)?.as_str()?;
+        text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    }
+
+    fn opt_parsed<T: std::str::FromStr>(&self, i: usize) -> Result<Option<T>, rusqlite::Error>
+    where
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        match self.get_ref(i)?.as_str_or_null()? {
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))),
+            None => Ok(None),
         }
     }
 }

@@ -1,46 +1,15 @@
-//! The job queue on SQLite (DESIGN §4): enqueue, claim with a lease, heartbeat, finish, reschedule (durable
+//! [`QueueStore`] on SQLite (DESIGN §4): enqueue, claim with a lease, heartbeat, finish, reschedule (durable
 //! timers), reclaim of expired leases, and pushed wake-ups for workers in this process. Claims go through the
 //! writer connection in short `BEGIN IMMEDIATE` transactions, so two workers can never hold the same job.
 
 use chrono::{DateTime, Utc};
+use ckp_engine::effects::BoxFuture;
 use rusqlite::params;
 
+use super::SqliteStore;
 use crate::StoreError;
-use crate::sqlite::{SqliteStore, ts};
-
-/// A claimed job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    /// Job id.
-    pub job_id: i64,
-    /// The run to execute.
-    pub run_id: String,
-    /// How many times it has been claimed (1 on the first claim).
-    pub attempts: i64,
-    /// Until when the lease holds.
-    pub locked_until: DateTime<Utc>,
-}
-
-/// A job claimed by [`SqliteStore::claim_batch`] for one of the workers named in the call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimedJob {
-    /// The job.
-    pub job: Job,
-    /// Which of the named workers holds its lease (an index into the call's `workers`).
-    pub worker: usize,
-    /// The run as stored when claimed, when the store read it with the claim (saves the worker a load).
-    pub stored: Option<ckp_engine::journal::Stored>,
-}
-
-/// What a batch claim got: up to one job per named worker and, when fewer were ready, when the next queued job
-/// becomes available.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Claims {
-    /// The jobs claimed, each for a distinct worker.
-    pub jobs: Vec<ClaimedJob>,
-    /// When the next queued job becomes available (set only when fewer jobs than workers were claimed).
-    pub next_available: Option<DateTime<Utc>>,
-}
+use crate::codec::ts;
+use crate::store::{ClaimedJob, Claims, DEPTH_BY_STATE, Job, NEXT_JOBS, QueueStats, QueueStore, count_of, queued_job};
 
 fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
@@ -54,7 +23,7 @@ fn next_available_in(c: &rusqlite::Connection) -> Result<Option<DateTime<Utc>>, 
     Ok(at.as_deref().map(parse_ts))
 }
 
-/// Makes a run runnable inside an open transaction (see [`SqliteStore::enqueue`]).
+/// Makes a run runnable inside an open transaction (see [`QueueStore::enqueue`]).
 pub(crate) fn enqueue_in(
     tx: &rusqlite::Transaction<'_>,
     run_id: &str,
@@ -73,34 +42,31 @@ pub(crate) fn enqueue_in(
     Ok(())
 }
 
-impl SqliteStore {
-    /// Makes `run_id` runnable from `available_at` (now when None) with `priority` (higher first). An existing
-    /// job of the run is requeued (a decision, a timer); a running one keeps its lease.
-    pub async fn enqueue(
-        &self,
-        run_id: &str,
+impl QueueStore for SqliteStore {
+    fn enqueue<'a>(
+        &'a self,
+        run_id: &'a str,
         priority: i64,
         available_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         let run_id = run_id.to_owned();
         let at = ts(available_at.unwrap_or_else(Utc::now));
         let now = ts(Utc::now());
-        self.write(move |tx| enqueue_in(tx, &run_id, priority, &at, &now)).await?;
-        self.notify_work();
-        Ok(())
+        Box::pin(async move {
+            self.write(move |tx| enqueue_in(tx, &run_id, priority, &at, &now)).await?;
+            self.notify_work();
+            Ok(())
+        })
     }
 
-    /// Claims up to one ready job per worker in `workers` (best first) in one transaction, each leased for
-    /// `lease_ms` by the worker it is given to; when fewer were ready, also tells when the next queued job becomes
-    /// available.
-    pub async fn claim_batch(
+    fn claim_batch(
         &self,
         workers: Vec<String>,
         lease_ms: i64,
         now: DateTime<Utc>,
-    ) -> Result<Claims, StoreError> {
+    ) -> BoxFuture<'_, Result<Claims, StoreError>> {
         let until = now + chrono::Duration::milliseconds(lease_ms);
-        self.write(move |tx| {
+        Box::pin(self.write(move |tx| {
             let limit = i64::try_from(workers.len()).unwrap_or(i64::MAX);
             let found: Vec<(i64, String, i64)> = tx
                 .prepare_cached(
@@ -124,32 +90,27 @@ impl SqliteStore {
                 claims.next_available = next_available_in(tx)?;
             }
             Ok(claims)
-        })
-        .await
+        }))
     }
 
-    /// Extends `worker`'s lease on a job. False when the lease was lost (reclaimed by another worker).
-    pub async fn heartbeat(&self, job_id: i64, worker: &str, lease_ms: i64) -> Result<bool, StoreError> {
+    fn heartbeat<'a>(&'a self, job_id: i64, worker: &'a str, lease_ms: i64) -> BoxFuture<'a, Result<bool, StoreError>> {
         let worker = worker.to_owned();
         let now = Utc::now();
         let until = ts(now + chrono::Duration::milliseconds(lease_ms));
-        self.write(move |tx| {
+        Box::pin(self.write(move |tx| {
             let n = tx
                 .prepare_cached(
                     "UPDATE run_jobs SET locked_until = ?3, updated_at = ?4 WHERE job_id = ?1 AND locked_by = ?2 AND state = 'running'",
                 )?
                 .execute(params![job_id, worker, until, ts(now)])?;
             Ok(n == 1)
-        })
-        .await
+        }))
     }
 
-    /// Ends a job (the run finished or waits for a decision); a job requeued meanwhile goes back to the queue.
-    /// False when `worker` no longer held it.
-    pub async fn finish(&self, job_id: i64, worker: &str) -> Result<bool, StoreError> {
+    fn finish<'a>(&'a self, job_id: i64, worker: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         let worker = worker.to_owned();
         let now = ts(Utc::now());
-        self.write(move |tx| {
+        Box::pin(self.write(move |tx| {
             let n = tx
                 .prepare_cached(
                     "UPDATE run_jobs SET state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'done' END, rerun = 0,
@@ -158,57 +119,77 @@ impl SqliteStore {
                 )?
                 .execute(params![job_id, worker, now])?;
             Ok(n == 1)
-        })
-        .await
+        }))
     }
 
-    /// Puts a running job back in the queue until `available_at` (a durable timer). False when `worker` no
-    /// longer held it.
-    pub async fn reschedule(&self, job_id: i64, worker: &str, available_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    fn reschedule<'a>(
+        &'a self,
+        job_id: i64,
+        worker: &'a str,
+        available_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let worker = worker.to_owned();
         let now = ts(Utc::now());
         let at = ts(available_at);
-        let done = self
-            .write(move |tx| {
-                let n = tx
-                    .prepare_cached(
-                        "UPDATE run_jobs SET state = 'queued', rerun = 0,
-                             available_at = CASE WHEN rerun = 1 THEN min(available_at, ?3) ELSE ?3 END,
-                             locked_by = NULL, locked_until = NULL, updated_at = ?4
-                         WHERE job_id = ?1 AND locked_by = ?2 AND state = 'running'",
+        Box::pin(async move {
+            let done = self
+                .write(move |tx| {
+                    let n = tx
+                        .prepare_cached(
+                            "UPDATE run_jobs SET state = 'queued', rerun = 0,
+                                 available_at = CASE WHEN rerun = 1 THEN min(available_at, ?3) ELSE ?3 END,
+                                 locked_by = NULL, locked_until = NULL, updated_at = ?4
+                             WHERE job_id = ?1 AND locked_by = ?2 AND state = 'running'",
+                        )?
+                        .execute(params![job_id, worker, at, now])?;
+                    Ok(n == 1)
+                })
+                .await?;
+            self.wake.notify_one();
+            Ok(done)
+        })
+    }
+
+    fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .write(move |tx| {
+                    tx.prepare_cached(
+                        "UPDATE run_jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, updated_at = ?1
+                         WHERE state = 'running' AND locked_until < ?1",
                     )?
-                    .execute(params![job_id, worker, at, now])?;
-                Ok(n == 1)
-            })
-            .await?;
-        self.wake.notify_one();
-        Ok(done)
+                    .execute(params![ts(now)])
+                })
+                .await?;
+            if n > 0 {
+                self.wake.notify_waiters();
+            }
+            Ok(n)
+        })
     }
 
-    /// Returns jobs whose lease expired before `now` to the queue (their worker died). The count reclaimed.
-    pub async fn reclaim_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let n = self
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "UPDATE run_jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, updated_at = ?1
-                     WHERE state = 'running' AND locked_until < ?1",
-                )?
-                .execute(params![ts(now)])
-            })
-            .await?;
-        if n > 0 {
-            self.wake.notify_waiters();
-        }
-        Ok(n)
-    }
-
-    /// When the next queued job becomes available (for a worker's sleep), if any.
-    pub async fn next_available(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.read_store(next_available_in).await
+    fn next_available(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, StoreError>> {
+        Box::pin(self.read_store(next_available_in))
     }
 
     /// Waits until a job is enqueued or rescheduled in this process (pushed wake-up), or `timeout` passes.
-    pub async fn wait_for_work(&self, timeout: std::time::Duration) {
-        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    fn wait_for_work(&self, timeout: std::time::Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+        })
+    }
+
+    fn queue_stats(&self) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
+        Box::pin(self.read_store(|c| {
+            let depth_by_status =
+                c.prepare_cached(DEPTH_BY_STATE)?.query_map([], |r| count_of(r))?.collect::<Result<_, _>>()?;
+            let next_jobs = c.prepare_cached(NEXT_JOBS)?.query_map([], |r| queued_job(r))?.collect::<Result<_, _>>()?;
+            Ok(QueueStats { depth_by_status, next_jobs })
+        }))
+    }
+
+    /// One process owns an embedded database, so it always runs the singleton loops.
+    fn is_leader(&self) -> bool {
+        true
     }
 }

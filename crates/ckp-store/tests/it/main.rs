@@ -13,7 +13,7 @@ use ckp_core::Procedure;
 use ckp_engine::effects::{BoxFuture, Effects};
 use ckp_engine::journal::{Commit, Journal, Stored};
 use ckp_engine::{Decision, Engine, EngineError, RunOutcome};
-use ckp_store::{SqliteOptions, SqliteStore, Store, StoreError, Synchronous};
+use ckp_store::{ApprovalStore, QueueStore, RunStore, SqliteOptions, SqliteStore, StoreError, Synchronous};
 use serde_json::{Map, Value, json};
 
 /// A fixture procedure of the repository's `tests/fixtures/`, compiled.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ckp_engine::effects::Effects;
 use ckp_engine::journal::Commit;
 use ckp_engine::{Engine, Event, RunOutcome};
-use ckp_store::{NewRun, PgOptions, PgStore, StoreError};
+use ckp_store::{JobState, NewRun, PgOptions, PgStore, QueueStore, RunStore, StoreError};
 use serde_json::{Map, json};
 
 use crate::conformance::pg_test_url;
@@ -49,7 +49,7 @@ async fn concurrent_commits_share_transactions_and_a_refused_one_fails_alone() {
     let bad = format!("run-{refused:02}");
     assert!(store.get_run(&bad).await.expect("reads").is_none(), "nothing of the refused commit was written");
     let depth = store.queue_stats().await.expect("stats").depth_by_status;
-    assert_eq!(depth, vec![("queued".to_owned(), runs as i64 - 1)]);
+    assert_eq!(depth, vec![(JobState::Queued, runs as i64 - 1)]);
 
     // The workers' side: every run executed at once, each commit its own answer.
     let engine = Arc::new(Engine::new(store.clone(), Effects::default()));

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use ckp_store::{SqliteOptions, SqliteStore, Store};
+use ckp_store::{QueueStore, SqliteOptions, SqliteStore};
 
 use crate::temp_db;
 

@@ -67,6 +67,9 @@ async fn list_get_update_and_delete() {
     assert_eq!((status, &cleared["capabilities"], &cleared["status"]), (200, &json!([]), &json!("offline")));
     let (_, got) = server.call("GET", "/api/agents/a", None).await;
     assert_eq!(got, cleared, "the update is stored");
+    let busy = server.call("PUT", "/api/agents/a", Some(json!({"status": "busy"}))).await;
+    assert_error(&busy, 422, "invalid_body");
+    assert_eq!(server.call("GET", "/api/agents/a", None).await.1, cleared, "a refused status changes nothing");
 
     assert_error(
         &server.call("PUT", "/api/agents/a", Some(json!({"base_url": "file:///etc"}))).await,

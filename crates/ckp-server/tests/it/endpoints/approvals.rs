@@ -25,6 +25,8 @@ async fn list_filters_by_status_and_run_and_get_returns_one() {
     assert_eq!(column(&mine, "approval_id"), [a1.as_str()]);
     let (_, none) = server.call("GET", "/api/approvals?status=approved", None).await;
     assert_eq!(none, json!([]));
+    let (_, none) = server.call("GET", "/api/approvals?status=no_such_status", None).await;
+    assert_eq!(none, json!([]));
     let (_, none) = server.call("GET", "/api/approvals?run_id=nope", None).await;
     assert_eq!(none, json!([]));
 

@@ -100,6 +100,8 @@ async fn list_filters_by_status_project_tags_search_and_metadata() {
         seen.insert(key, json!(column(&list, "procedure_id")));
     }
     insta::assert_json_snapshot!("list_filters", seen);
+    let (status, none) = server.call("GET", "/api/procedures?status=no_such_status", None).await;
+    assert_eq!((status, none), (200, json!([])), "a status no version has matches none");
     server.stop().await;
 }
 

@@ -80,6 +80,7 @@ async fn list_filters_orders_and_paginates() {
     assert_eq!(ids(&get("?status=waiting_approval".into()).await), [g1]);
     assert_eq!(ids(&get("?status=completed&procedure_id=beta".into()).await), [b1]);
     assert!(ids(&get("?status=failed".into()).await).is_empty());
+    assert!(ids(&get("?status=no_such_status".into()).await).is_empty(), "a status no run has matches none");
     assert_eq!(ids(&get("?limit=2".into()).await), [g1, b1]);
     assert_eq!(ids(&get("?limit=2&offset=2".into()).await), [a2, a1]);
     assert_eq!(ids(&get("?limit=2&offset=1&order=asc".into()).await), [a2, b1]);
@@ -337,6 +338,9 @@ async fn history_cleanup_deletes_old_runs_by_status() {
     assert_error(&bad, 422, "invalid_query");
     let (status, none) = server.call("DELETE", "/api/runs/cleanup/history?before=2000-01-01T00:00:00Z", None).await;
     assert_eq!(status, 200);
+    let unknown = "/api/runs/cleanup/history?before=2999-01-01T00:00:00Z&status=no_such_status";
+    let (status, kept) = server.call("DELETE", unknown, None).await;
+    assert_eq!((status, &kept["deleted_count"], &kept["status"]), (200, &json!(0), &json!("no_such_status")));
     insta::assert_json_snapshot!("cleanup_nothing_before_2000", none);
 
     let (status, body) =

@@ -1,0 +1,24 @@
+//! How both backends write values the API reads back as text: times (RFC 3339 UTC with microseconds and `Z`, so
+//! text order is time order), JSON columns, tags. Written once here so a row reads the same from either backend.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// A time as the store shows it.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The current time as the store shows it.
+pub(crate) fn now() -> String {
+    ts(Utc::now())
+}
+
+/// A JSON text column (None when absent or unreadable).
+pub(crate) fn json_col(s: Option<String>) -> Option<serde_json::Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// A secret's tags as stored (a JSON array).
+pub(crate) fn tags_text(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+}

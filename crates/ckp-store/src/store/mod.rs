@@ -1,0 +1,67 @@
+//! The store contract: plain traits sized by concern — [`RunStore`] (runs and their journal as the API reads
+//! them), [`QueueStore`] (the job queue), [`ApprovalStore`] (decisions, callbacks, approvals),
+//! [`ProcedureStore`], [`RegistryStore`] (projects, agents, leases, artifacts) and [`SecretStore`] — each with the
+//! rows it speaks, and [`Store`], all of them with the engine's [`Journal`], which the server holds as
+//! `Arc<dyn Store>`. The SQLite and PostgreSQL stores implement every trait and pass the same conformance suite
+//! ([`crate::conformance`]). Async methods return boxed futures, so every trait is dyn-compatible.
+
+mod approvals;
+mod procedures;
+mod queue;
+mod registry;
+mod runs;
+mod secrets;
+
+use ckp_engine::journal::Journal;
+
+pub(crate) use approvals::{
+    APPROVAL_COLUMNS, CALLBACK_PRIORITY, approval_not_found, approval_row, decided_payload, refused,
+};
+pub use approvals::{ApprovalDecision, ApprovalRow, ApprovalStore, DECISION_PRIORITY};
+pub(crate) use procedures::{
+    PROCEDURE_COLUMNS, duplicate_procedure, procedure_in_use, procedure_not_found, procedure_row,
+};
+pub use procedures::{ProcedureFilter, ProcedureRecord, ProcedureStore};
+pub use queue::{ClaimedJob, Claims, Job, QueueStats, QueueStore, QueuedJob};
+pub(crate) use queue::{DEPTH_BY_STATE, NEXT_JOBS, count_of, queued_job};
+pub(crate) use registry::{
+    AGENT_COLUMNS, ARTIFACT_COLUMNS, LEASE_COLUMNS, PROJECT_COLUMNS, agent_not_found, agent_row, artifact_row,
+    cost_summary, lease_row, project_in_use, project_not_found, project_row,
+};
+pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow, RegistryStore};
+pub use runs::{EventRow, NewRun, RunChange, RunFilter, RunRow, RunStore, StatusPage, StepRow};
+pub(crate) use runs::{RUN_COLUMNS, cancel_refused, canceled, retried, retry_refused, run_not_found, run_row};
+pub(crate) use secrets::{SECRET_COLUMNS, duplicate_secret, secret_not_found, secret_row};
+pub use secrets::{SecretRow, SecretStore, SecretUpdate};
+
+/// Durable storage of procedures, runs, approvals, jobs and the registry tables: every concern's trait and the
+/// engine's [`Journal`]. Implemented for every type that implements them all; every write is atomic and visible
+/// to every reader once its future resolves.
+pub trait Store:
+    Journal
+    + RunStore
+    + QueueStore
+    + ApprovalStore
+    + ProcedureStore
+    + RegistryStore
+    + SecretStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+{
+}
+
+impl<T> Store for T where
+    T: Journal
+        + RunStore
+        + QueueStore
+        + ApprovalStore
+        + ProcedureStore
+        + RegistryStore
+        + SecretStore
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + ?Sized
+{
+}
