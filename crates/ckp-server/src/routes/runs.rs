@@ -40,7 +40,7 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
         .record(&body.procedure_id, body.procedure_version.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("Procedure"))?;
-    if matches!(record.status.as_str(), "deprecated" | "archived") {
+    if !record.status.is_runnable() {
         return Err(ApiError::invalid(
             "procedure_not_runnable",
             format!("Procedure is {} and cannot be executed", record.status),
