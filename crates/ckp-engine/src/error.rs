@@ -75,9 +75,10 @@ impl RunError {
 /// Why the engine itself could not go on (as opposed to a run failing).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The journal refused or failed a read or a commit; the run stays at its last committed checkpoint.
+    /// The journal refused or failed a read or a commit; the run stays at its last committed checkpoint. The
+    /// storage's error is kept whole, so the log shows its cause chain.
     #[error("journal: {0}")]
-    Journal(String),
+    Journal(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// No checkpoint exists for this run.
     #[error("run {0} not found")]
     RunNotFound(String),

@@ -33,6 +33,15 @@ pub use store::{
     SecretUpdate, StatusPage, StepRow, Store,
 };
 
+/// A lower layer's error kept whole (its cause chain reaches the log), shared: one failed group write answers
+/// every write of the group with it.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// A cause from an error, or from a message when there is no lower error to keep.
+pub fn cause(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Cause {
+    Cause::from(e.into())
+}
+
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,13 +64,13 @@ pub enum StoreError {
     NotFound(String),
     /// A read failed.
     #[error("read failed: {0}")]
-    Read(String),
+    Read(#[source] Cause),
     /// A write failed.
     #[error("write failed: {0}")]
-    Write(String),
+    Write(#[source] Cause),
     /// PostgreSQL refused an operation, or the connection failed.
     #[error("database: {0}")]
-    Database(String),
+    Database(#[source] Cause),
     /// An argument the store cannot use (a malformed time, a bad database URL).
     #[error("{0}")]
     Invalid(String),

@@ -128,7 +128,7 @@ async fn write_batch(pool: &Pool, batch: Vec<PendingCommit>, counts: &Counts) {
     let mut c = match pool.get().await {
         Ok(c) => c,
         Err(e) => {
-            let e = StoreError::from(e).to_string();
+            let e = crate::cause(e);
             for p in batch {
                 let _ = p.done.send(Err(StoreError::Database(e.clone())));
             }
@@ -168,11 +168,11 @@ enum Refused {
     /// A statement or the commit failed: the transaction was rolled back.
     Database,
     /// The connection failed (why): whether the batch committed is unknown.
-    Connection(String),
+    Connection(crate::Cause),
 }
 
 fn refused(e: tokio_postgres::Error) -> Refused {
-    if e.as_db_error().is_some() { Refused::Database } else { Refused::Connection(StoreError::from(e).to_string()) }
+    if e.as_db_error().is_some() { Refused::Database } else { Refused::Connection(crate::cause(e)) }
 }
 
 /// Encodes `p` for connection `c`.

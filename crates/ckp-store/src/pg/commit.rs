@@ -126,7 +126,7 @@ pub(crate) struct CommitWrite<'c> {
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Write(format!("cannot encode: {e}"))
+    StoreError::Write(crate::cause(format!("cannot encode: {e}")))
 }
 
 impl<'c> CommitWrite<'c> {
@@ -146,7 +146,7 @@ impl<'c> CommitWrite<'c> {
         let mut batch_data = Vec::new();
         for chunk in crate::events::chunks(&commit.events) {
             batch_sizes.push(chunk.len() as i64);
-            batch_data.push(crate::events::encode(chunk).map_err(StoreError::Write)?);
+            batch_data.push(crate::events::encode(chunk).map_err(|m| StoreError::Write(crate::cause(m)))?);
         }
         // The last record of a key wins, as if each were written in turn.
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(commit.steps.len());

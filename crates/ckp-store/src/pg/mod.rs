@@ -124,8 +124,7 @@ fn db(e: tokio_postgres::Error) -> StoreError {
         Some(d) if *d.code() == tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE => {
             StoreError::Invalid(format!("a value contains a character PostgreSQL cannot store: {}", d.message()))
         }
-        Some(d) => StoreError::Database(format!("{}: {}", d.code().code(), d.message())),
-        None => StoreError::Database(e.to_string()),
+        _ => StoreError::Database(crate::cause(e)),
     }
 }
 
@@ -137,12 +136,12 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Database(format!("no database connection: {e}"))
+        StoreError::Database(crate::cause(e))
     }
 }
 
 fn journal(e: StoreError) -> EngineError {
-    EngineError::Journal(e.to_string())
+    EngineError::Journal(Box::new(e))
 }
 
 /// Parses a time given by an API caller (RFC 3339).
@@ -279,7 +278,7 @@ impl PgStore {
     /// Every event of a run, as the engine wrote them.
     pub async fn events(&self, run_id: &str) -> Result<Vec<Event>, StoreError> {
         let batches = self.batches(run_id, 0).await?;
-        crate::events::events_of(batches.into_iter().map(Ok), StoreError::Read)
+        crate::events::events_of(batches.into_iter().map(Ok), |m| StoreError::Read(crate::cause(m)))
     }
 
     /// A run's event batches from batch `from` on.
@@ -408,12 +407,12 @@ impl StoredReader {
         match key {
             None => {
                 let checkpoint = serde_json::from_str(text)
-                    .map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
+                    .map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}").into()))?;
                 self.checkpoint = Some(checkpoint);
             }
             Some(key) => {
                 let record: StepRecord = serde_json::from_str(text)
-                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
+                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}").into()))?;
                 self.steps.insert(key, record);
             }
         }
@@ -496,7 +495,7 @@ impl RowSource for Row {
     where
         T::Err: std::error::Error + Send + Sync + 'static,
     {
-        self.try_get::<_, &str>(i)?.parse().map_err(|e: T::Err| StoreError::Read(e.to_string()))
+        self.try_get::<_, &str>(i)?.parse().map_err(|e: T::Err| StoreError::Read(crate::cause(e.to_string())))
     }
 
     fn opt_parsed<T: std::str::FromStr>(&self, i: usize) -> Result<Option<T>, StoreError>
@@ -506,7 +505,7 @@ impl RowSource for Row {
         self.try_get::<_, Option<&str>>(i)?
             .map(str::parse)
             .transpose()
-            .map_err(|e: T::Err| StoreError::Read(e.to_string()))
+            .map_err(|e: T::Err| StoreError::Read(crate::cause(e.to_string())))
     }
 }
 

@@ -27,7 +27,9 @@ pub(crate) async fn lock_checkpoint(tx: &Transaction<'_>, run_id: &str) -> Resul
     let stmt = tx.prepare_cached("SELECT checkpoint FROM runs WHERE run_id = $1 FOR UPDATE").await?;
     let Some(row) = tx.query_opt(&stmt, &[&run_id]).await? else { return Ok(None) };
     let text: String = row.try_get(0)?;
-    serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Read(format!("unreadable checkpoint: {e}")))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StoreError::Read(crate::cause(format!("unreadable checkpoint: {e}"))))
 }
 
 /// Whether the run's job is leased by a worker, with the job row locked until the transaction ends: a worker
@@ -51,7 +53,7 @@ impl RunStore for PgStore {
         Box::pin(async move {
             let run_id = run.run_id.clone();
             let row = self.commits.write(run_id.clone(), commit, Some((run, queue))).await?;
-            let row = row.ok_or_else(|| StoreError::Write("the new run was not stored".into()))?;
+            let row = row.ok_or_else(|| StoreError::Write(crate::cause("the new run was not stored")))?;
             if queue {
                 self.notify_work();
             }
@@ -108,7 +110,13 @@ impl RunStore for PgStore {
     ) -> BoxFuture<'a, Result<Vec<EventRow>, StoreError>> {
         Box::pin(async move {
             let batches = self.batches(run_id, crate::events::first_batch(after)).await?;
-            crate::events::rows_after(batches.into_iter().map(Ok), StoreError::Read, run_id, after, limit)
+            crate::events::rows_after(
+                batches.into_iter().map(Ok),
+                |m| StoreError::Read(crate::cause(m)),
+                run_id,
+                after,
+                limit,
+            )
         })
     }
 
@@ -172,7 +180,7 @@ impl RunStore for PgStore {
                 Ok(None) => None,
                 Err(e) => Some(Err(e.into())),
             });
-            let page = crate::events::rows_after(batches, StoreError::Read, run_id, after, limit)?;
+            let page = crate::events::rows_after(batches, |m| StoreError::Read(crate::cause(m)), run_id, after, limit)?;
             Ok(Some((status, page)))
         })
     }
@@ -281,7 +289,7 @@ impl RunStore for PgStore {
     fn event_counts<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<(i64, i64, i64), StoreError>> {
         Box::pin(async move {
             let batches = self.batches(run_id, 0).await?;
-            crate::events::counts_of(batches.into_iter().map(Ok), StoreError::Read)
+            crate::events::counts_of(batches.into_iter().map(Ok), |m| StoreError::Read(crate::cause(m)))
         })
     }
 
@@ -292,7 +300,7 @@ impl RunStore for PgStore {
             let Some(row) = c.query_opt(&stmt, &[&run_id]).await? else { return Ok(None) };
             serde_json::from_str(row.try_get(0)?)
                 .map(Some)
-                .map_err(|e| StoreError::Read(format!("unreadable checkpoint: {e}")))
+                .map_err(|e| StoreError::Read(crate::cause(format!("unreadable checkpoint: {e}"))))
         })
     }
 

@@ -26,9 +26,9 @@ use ckp_engine::journal::{Checkpoint, Commit, Journal, RunStatus, StepRecord, St
 use ckp_engine::{EngineError, Event};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::StoreError;
 use crate::codec::{now, ts};
 use crate::row::RowSource;
+use crate::{Cause, StoreError};
 
 /// The migrations, in order; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
@@ -60,7 +60,7 @@ pub struct SqliteOptions {
     pub synchronous: Synchronous,
 }
 
-type Reply = tokio::sync::oneshot::Sender<Result<(), String>>;
+type Reply = tokio::sync::oneshot::Sender<Result<(), Cause>>;
 type AfterCommit = Box<dyn FnOnce() + Send>;
 type TxFn = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Result<AfterCommit, rusqlite::Error> + Send>;
 
@@ -68,7 +68,7 @@ enum WriteJob {
     /// A journal commit (grouped with its neighbours into one transaction).
     Commit { run_id: String, commit: Box<Commit>, reply: Reply },
     /// Any other write, in a transaction of its own; its result is delivered after the commit.
-    Run { f: TxFn, on_error: Box<dyn FnOnce(String) + Send> },
+    Run { f: TxFn, on_error: Box<dyn FnOnce(Cause) + Send> },
 }
 
 /// An embedded SQLite store.
@@ -302,9 +302,9 @@ enum Settled {
     /// A journal commit of this run applied.
     Committed(Arc<str>, Reply),
     /// A write applied; its result is delivered by the closure (or the error, if the transaction fails).
-    Wrote(AfterCommit, Box<dyn FnOnce(String) + Send>),
+    Wrote(AfterCommit, Box<dyn FnOnce(Cause) + Send>),
     /// The job failed (already rolled back); tell its caller.
-    Failed(Box<dyn FnOnce(String) + Send>, String),
+    Failed(Box<dyn FnOnce(Cause) + Send>, Cause),
 }
 
 fn in_savepoint<T>(
@@ -327,7 +327,7 @@ fn in_savepoint<T>(
 }
 
 fn write_group(conn: &mut Connection, group: Vec<WriteJob>, hub: &crate::hub::Hub) {
-    let fail = |job: WriteJob, message: String| match job {
+    let fail = |job: WriteJob, message: Cause| match job {
         WriteJob::Commit { reply, .. } => {
             let _ = reply.send(Err(message));
         }
@@ -336,8 +336,9 @@ fn write_group(conn: &mut Connection, group: Vec<WriteJob>, hub: &crate::hub::Hu
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
+            let e = crate::cause(e);
             for job in group {
-                fail(job, e.to_string());
+                fail(job, e.clone());
             }
             return;
         }
@@ -351,16 +352,16 @@ fn write_group(conn: &mut Connection, group: Vec<WriteJob>, hub: &crate::hub::Hu
                     Box::new(move |m| {
                         let _ = reply.send(Err(m));
                     }),
-                    e.to_string(),
+                    crate::cause(e),
                 ),
             },
             WriteJob::Run { f, on_error } => match in_savepoint(&tx, || f(&tx)) {
                 Ok(after) => Settled::Wrote(after, on_error),
-                Err(e) => Settled::Failed(on_error, e.to_string()),
+                Err(e) => Settled::Failed(on_error, crate::cause(e)),
             },
         });
     }
-    let committed = tx.commit().map_err(|e| e.to_string());
+    let committed = tx.commit().map_err(crate::cause);
     for s in settled {
         match (s, &committed) {
             (Settled::Committed(id, reply), Ok(())) => {
@@ -430,7 +431,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (sender, receiver) = tokio::sync::oneshot::channel::<Result<T, String>>();
+        let (sender, receiver) = tokio::sync::oneshot::channel::<Result<T, Cause>>();
         let slot = Arc::new(Mutex::new(Some(sender)));
         let on_err = slot.clone();
         let job = WriteJob::Run {
@@ -471,8 +472,8 @@ impl SqliteStore {
         let conn = match pooled {
             Some(c) => c,
             None => {
-                let c = Connection::open(&self.path).map_err(|e| EngineError::Journal(e.to_string()))?;
-                configure(&c, &self.options).map_err(|e| EngineError::Journal(e.to_string()))?;
+                let c = Connection::open(&self.path).map_err(|e| EngineError::Journal(Box::new(e)))?;
+                configure(&c, &self.options).map_err(|e| EngineError::Journal(Box::new(e)))?;
                 c
             }
         };
@@ -480,7 +481,7 @@ impl SqliteStore {
         if let Ok(mut r) = self.readers.lock() {
             r.push(conn);
         }
-        result.map_err(|e| EngineError::Journal(e.to_string()))
+        result.map_err(|e| EngineError::Journal(Box::new(e)))
     }
 
     /// [`SqliteStore::read`] with the store's error type.
@@ -488,7 +489,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.read(f).await.map_err(|e| StoreError::Read(e.to_string()))
+        self.read(f).await.map_err(|e| StoreError::Read(crate::cause(e)))
     }
 
     /// The events of a run, in order.
@@ -518,11 +519,11 @@ impl Journal for SqliteStore {
                 .await?;
             let Some((checkpoint, steps)) = loaded else { return Ok(None) };
             let checkpoint: Checkpoint = serde_json::from_str(&checkpoint)
-                .map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}")))?;
+                .map_err(|e| EngineError::Journal(format!("unreadable checkpoint: {e}").into()))?;
             let mut map = HashMap::with_capacity(steps.len());
             for (key, record) in steps {
                 let record: StepRecord = serde_json::from_str(&record)
-                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}")))?;
+                    .map_err(|e| EngineError::Journal(format!("unreadable step record {key}: {e}").into()))?;
                 map.insert(key, record);
             }
             Ok(Some(Stored { checkpoint, steps: map }))
@@ -540,7 +541,7 @@ impl Journal for SqliteStore {
             match sent {
                 Some(true) => match done.await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(EngineError::Journal(e)),
+                    Ok(Err(e)) => Err(EngineError::Journal(Box::new(e))),
                     Err(_) => Err(EngineError::Journal("the writer thread stopped".into())),
                 },
                 _ => Err(EngineError::Journal("the store is closed".into())),

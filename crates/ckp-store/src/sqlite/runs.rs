@@ -81,7 +81,7 @@ impl RunStore for SqliteStore {
             if let Some(r) = &row {
                 self.publish(&r.run_id);
             }
-            row.ok_or_else(|| StoreError::Write("the new run was not stored".into()))
+            row.ok_or_else(|| StoreError::Write(crate::cause("the new run was not stored")))
         })
     }
 
