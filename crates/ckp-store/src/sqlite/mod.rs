@@ -297,6 +297,20 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, hub: Arc<cr
     }
 }
 
+/// Creates the database file readable and writable by its owner only, when it does not exist yet: it holds every
+/// run's variables. SQLite gives its `-wal` and `-shm` files the database file's permissions.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// What a job left to do once the group's transaction is settled.
 enum Settled {
     /// A journal commit of this run applied.
@@ -385,6 +399,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        create_private(&path)?;
         let mut conn = Connection::open(&path)?;
         configure(&conn, &options)?;
         migrate(&mut conn)?;

@@ -147,6 +147,25 @@ async fn crashes_around_every_commit_leave_one_clean_history() {
     }
 }
 
+/// Every run's variables are in the database: its file and the WAL beside it are for their owner only, whatever
+/// the process's umask.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_and_its_wal_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = temp_db("private");
+    let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).expect("opens"));
+    let p = fixture("article_review.ckp.json");
+    let engine = Engine::new(store.clone(), Effects::default());
+    engine.start(p, "r", inputs(json!({"article_id": 2}))).await.expect("runs");
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    for file in [db.clone(), std::path::PathBuf::from(wal)] {
+        let mode = std::fs::metadata(&file).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+    }
+}
+
 #[test]
 fn a_database_from_a_newer_ckp_is_refused() {
     let db = temp_db("newer");
