@@ -343,10 +343,15 @@ async fn listen(config: tokio_postgres::Config, to: Listening, poll: Duration) {
                 .map(|(_, channel)| format!("LISTEN \"{}\";", channel.replace('"', "")))
                 .collect();
             if !schema.is_empty() && client.batch_execute(&listen).await.is_ok() {
+                // Notices sent before LISTEN took effect were missed. After a gap, everything that follows changes
+                // re-reads. At the first start, a catalog may already have cached a procedure that another process
+                // changed before this LISTEN: procedure caches are dropped (run streams re-read at each keep-alive).
                 if reconnect {
                     hub.publish_everything();
-                    wake.notify_waiters();
+                } else {
+                    hub.publish_procedures();
                 }
+                wake.notify_waiters();
                 reconnect = true;
                 let mut tick = tokio::time::interval(poll);
                 loop {
