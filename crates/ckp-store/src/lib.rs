@@ -77,6 +77,18 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// Another process has the embedded database open (one process per SQLite file).
+    #[error(
+        "{} is in use by another ckp process{}: stop it first, or use another data directory",
+        .path.display(),
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    InUse {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The holder's process id, as it wrote it in the lock file.
+        pid: Option<u32>,
+    },
     /// A filesystem problem.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -10,6 +10,7 @@ mod approvals;
 mod callbacks;
 mod decisions;
 mod events;
+mod lock;
 mod procedures;
 mod queue;
 mod registry;
@@ -81,6 +82,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     options: SqliteOptions,
+    /// Held for the store's life: no other process opens this database meanwhile.
+    _lock: Arc<lock::DbLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -399,6 +402,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        let lock = lock::lock(&path)?;
         create_private(&path)?;
         let mut conn = Connection::open(&path)?;
         configure(&conn, &options)?;
@@ -414,6 +418,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             readers: Arc::default(),
             options,
+            _lock: lock,
         })
     }
 

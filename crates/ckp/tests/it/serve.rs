@@ -536,3 +536,42 @@ async fn a_run_paused_on_an_async_workflow_survives_kill_9_and_its_callback_resu
     let _ = server.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One process per SQLite database: a second `ckp serve` or `ckp run --db` on a database in use exits at once,
+/// naming the holder's PID; once the holder is gone (even by SIGKILL) the database opens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_a_database_in_use_exits_naming_the_holder() {
+    let dir = std::env::temp_dir().join(format!("ckp-serve-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut first = serve(&dir);
+    let holder = first.child.id();
+    let second = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("a second ckp serve runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second serve must not start: {stderr}");
+    assert!(stderr.contains(&format!("in use by another ckp process (pid {holder})")), "{stderr}");
+    let fixture =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ticket_lookup.ckp.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(["run", "--input", "ticket_id=7", "--db"])
+        .arg(dir.join("ckp.db"))
+        .arg(&fixture)
+        .output()
+        .expect("ckp run runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "ckp run --db must not open it: {stderr}");
+    assert!(stderr.contains(&format!("(pid {holder})")), "{stderr}");
+
+    first.child.kill().expect("SIGKILL");
+    let _ = first.child.wait();
+    let mut again = serve(&dir);
+    let http = reqwest::Client::new();
+    let (status, _) = call(&http, reqwest::Method::GET, format!("{}/api/health", again.base), None).await;
+    assert_eq!(status, 200, "the lock died with its holder");
+    let _ = again.child.kill();
+    let _ = again.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
