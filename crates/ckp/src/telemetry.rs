@@ -26,10 +26,11 @@ pub struct FilterError {
 pub fn init(format: LogFormat, filter: &str) -> Result<(), FilterError> {
     let env_filter = EnvFilter::try_new(filter).map_err(|source| FilterError { filter: filter.to_owned(), source })?;
     let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr);
-    // Already set (a second command in one test process): the first subscriber stays.
+    // Already set (a second command in one test process): the first subscriber stays. In JSON, the fields of the
+    // span a line was logged in (a worker's `run` span: `run_id`, `job_id`) are under `span`.
     let _ = match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
     };
     Ok(())
 }
