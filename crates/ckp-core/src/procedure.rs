@@ -60,6 +60,8 @@ pub struct Config {
     pub retry: RetryDefaults,
     /// Wall-clock limit of a run.
     pub timeout_ms: Option<u64>,
+    /// Most node entries of a run (`max_node_entries`, ckp's own), under the server's limit.
+    pub max_node_entries: Option<u64>,
     /// Recovery node.
     pub on_failure: Option<NodeIdx>,
     /// Emit `screenshot_requested` when a step fails.

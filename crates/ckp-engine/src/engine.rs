@@ -23,6 +23,10 @@ pub struct EngineConfig {
     pub inline_wait_ms: u64,
     /// Most node visits on one path before the run is failed as a runaway cycle.
     pub max_hops: u64,
+    /// Most node entries of one run, loop iterations and revisits included, across resumes (the server's
+    /// `max_node_entries`; a procedure may ask for fewer): a cycle that never exits fails the run at this budget
+    /// instead of filling the disk with its events.
+    pub max_node_entries: u64,
     /// Commit at the next node boundary once this many events are buffered (so long internal runs show progress).
     pub max_buffered_events: usize,
     /// Commit at the next node boundary once the oldest buffered event is this old (so slow internal runs show
@@ -45,6 +49,7 @@ impl Default for EngineConfig {
         EngineConfig {
             inline_wait_ms: 1_000,
             max_hops: 100_000,
+            max_node_entries: 1_000_000,
             max_buffered_events: 512,
             max_buffer_age_ms: 200,
             mock_external: false,
@@ -459,6 +464,7 @@ impl Engine {
         let replay = std::mem::take(&mut cp.replay);
         let core = Core {
             suppress: replay,
+            entries: cp.visits.values().map(|&v| u64::from(v)).sum(),
             visits: cp.visits.clone(),
             usage: cp.usage,
             base: cp,

@@ -68,6 +68,8 @@ pub(crate) struct Core {
     pub emitted: HashMap<String, u64>,
     pub suppress: BTreeMap<String, u64>,
     pub visits: BTreeMap<String, u32>,
+    /// Node entries of the run so far, on every thread and across resumes (the sum of `visits`).
+    pub entries: u64,
     pub usage: Usage,
     /// Per thread, the event count at the point it paused: events after it are not replayed on resume.
     pub pause_marks: HashMap<String, u64>,
@@ -141,12 +143,19 @@ impl Runner<'_> {
         });
     }
 
-    /// Counts a visit of `node` on a thread; returns the visit number (1-based).
-    pub fn visit(&self, ctx: &Ctx, node: &str) -> u32 {
+    /// Counts a visit of `node` on a thread; returns the visit number (1-based) and the run's node entries so far.
+    pub fn visit(&self, ctx: &Ctx, node: &str) -> (u32, u64) {
         let mut core = self.core();
+        core.entries += 1;
+        let entries = core.entries;
         let v = core.visits.entry(format!("{}|{node}", ctx.thread)).or_insert(0);
         *v += 1;
-        *v
+        (*v, entries)
+    }
+
+    /// The run's node-entry budget: the server's, or the procedure's when lower.
+    pub fn entry_budget(&self) -> u64 {
+        self.p.config.max_node_entries.map_or(self.config.max_node_entries, |n| n.min(self.config.max_node_entries))
     }
 
     pub fn step_record(&self, key: &str) -> Option<StepRecord> {

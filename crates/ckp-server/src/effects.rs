@@ -61,6 +61,7 @@ pub fn build(
         secrets,
         engine: EngineConfig {
             callback_timeout_minutes: config.workflow_callback_timeout_minutes,
+            max_node_entries: config.max_node_entries,
             prices: Arc::new(prices),
             ..EngineConfig::default()
         },

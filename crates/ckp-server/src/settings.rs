@@ -97,6 +97,12 @@ settings_group! {
         /// The key of workflow callback tokens (HMAC-SHA256 of the run id); generated and kept in
         /// `<data_dir>/callback_secret` when not given.
         callback_secret: Option<Secret<String>> = None, { env: &["CKP_CALLBACK_SECRET"] };
+        /// Most node entries of one run, loop iterations and revisits included: a cycle that never exits fails the
+        /// run there instead of filling the disk (a procedure's `global_config.max_node_entries` may ask for fewer).
+        max_node_entries: u64 = 1_000_000, {
+            env: &["CKP_MAX_NODE_ENTRIES"], flag: Some("max-node-entries"), value_name: "N", run: true,
+            expected: "a positive integer",
+        } check positive;
         /// A run paused on an async workflow fails when no callback came after this many minutes.
         workflow_callback_timeout_minutes: f64 = 60.0,
             { env: &["CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES"], expected: "a positive number" } check positive_number;

@@ -122,6 +122,7 @@ fn global_config(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Option<Config> {
         }
     };
     let timeout_ms = cx.uint(&format!("{p}/timeout_ms"), g.timeout_ms.as_ref());
+    let max_node_entries = cx.uint(&format!("{p}/max_node_entries"), g.max_node_entries.as_ref());
     let on_failure = cx.edge(&format!("{p}/on_failure"), g.on_failure.as_deref().filter(|s| !s.is_empty()));
     let checkpoint_strategy = cx.choice(
         &format!("{p}/checkpoint_strategy"),
@@ -175,6 +176,7 @@ fn global_config(cx: &mut Ctx<'_>, g: &GlobalConfig) -> Option<Config> {
     let config = Config {
         retry,
         timeout_ms: timeout_ms.ok()?,
+        max_node_entries: max_node_entries.ok()?,
         on_failure: on_failure.ok()?,
         screenshot_on_fail: g.screenshot_on_fail.unwrap_or(false),
         checkpoint_strategy: checkpoint_strategy.ok()?.unwrap_or_default(),

@@ -224,6 +224,9 @@ pub struct GlobalConfig {
     /// Wall-clock limit of the whole run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<Number>,
+    /// ckp: most node entries of one run (loop iterations and revisits count), under the server's own limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_node_entries: Option<Number>,
     /// Node to run when the run fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<String>,

@@ -32,7 +32,19 @@ impl Runner<'_> {
     pub(crate) fn exec_node<'a>(&'a self, ctx: &'a Ctx, vars: &'a mut Map<String, Value>, idx: NodeIdx) -> BoxFlow<'a> {
         Box::pin(async move {
             let node = self.p.node(idx);
-            let visit = self.visit(ctx, &node.id);
+            let (visit, entries) = self.visit(ctx, &node.id);
+            let budget = self.entry_budget();
+            if entries > budget {
+                return Ok(Flow::Fail(RunError {
+                    message: format!(
+                        "the run entered {budget} nodes without ending (max_node_entries); check for a cycle that \
+                         never exits, or raise global_config.max_node_entries (up to the server's max_node_entries)"
+                    ),
+                    node_id: Some(node.id.clone()),
+                    step_id: None,
+                    kind: ErrorKind::InternalError,
+                }));
+            }
             self.emit(ctx, "node_started", Some(&node.id), None, payload([("node_name", node.name.clone().into())]));
             let started = self.effects.clock.now();
             if let (Some(rate), Kind::Sequence(_) | Kind::Llm(_) | Kind::Loop(_) | Kind::Parallel(_) | Kind::Subflow(_)) =

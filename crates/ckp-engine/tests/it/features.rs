@@ -655,3 +655,34 @@ async fn grant_tokens_are_rendered_at_dispatch_and_masked_with_the_values_they_g
         error.message
     );
 }
+
+/// A cycle between two top-level nodes that never exits fails at the run's node-entry budget: the procedure's
+/// when lower than the engine's, else the engine's.
+#[tokio::test]
+async fn a_cycle_that_never_exits_fails_at_the_node_entry_budget() {
+    let cycle = |config: Value| {
+        procedure(&with_config(
+            config,
+            "a",
+            json!({
+                "a": {"type": "processing", "operations": [{"action": "set_variable", "variable": "x", "value": 1}], "next_node": "b"},
+                "b": {"type": "logic", "rules": [{"condition": "x == 2", "next_node": "end"}], "default_next_node": "a"},
+                "end": {"type": "terminate"}
+            }),
+        ))
+    };
+    let h = Harness::new(Effects::default());
+    let out = h.start(&cycle(json!({"max_node_entries": 40})), inputs(json!({}))).await;
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert!(error.message.contains("entered 40 nodes") && error.message.contains("max_node_entries"), "{error:?}");
+    let entered = h.events().iter().filter(|e| e.event_type == "node_started").count();
+    assert_eq!(entered, 40, "the 41st entry fails before it starts");
+
+    // The engine's budget caps a procedure that asks for more.
+    let config = EngineConfig { max_node_entries: 10, ..EngineConfig::default() };
+    let h = Harness::new(Effects::default());
+    let p = cycle(json!({"max_node_entries": 1000}));
+    let out = h.engine().with_config(config).start(p, "run-1", inputs(json!({}))).await.expect("runs");
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert!(error.message.contains("entered 10 nodes"), "{error:?}");
+}

@@ -254,3 +254,29 @@ async fn wait_started(server: &TestServer, run: &str) {
     }
     panic!("run {run} never started");
 }
+
+/// A cycle between two top-level nodes that never exits fails at the run's node-entry budget, with an error that
+/// says which limit and how to raise it, and leaves a bounded number of events behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_that_never_exits_fails_at_the_node_entry_budget_with_bounded_events() {
+    let server = TestServer::start("cycle-budget").await;
+    server
+        .import(json!({"procedure_id": "cycle", "version": "1", "global_config": {"max_node_entries": 2000},
+            "workflow_graph": {"start_node": "a", "nodes": {
+                "a": {"type": "processing", "operations": [{"action": "set_variable", "variable": "x", "value": 1}],
+                      "next_node": "b"},
+                "b": {"type": "logic", "rules": [{"condition": "x == 2", "next_node": "end"}], "default_next_node": "a"},
+                "end": {"type": "terminate"}}}}))
+        .await;
+    let run = server.start_run("cycle", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let message = done["error_message"].as_str().unwrap_or_default();
+    assert!(message.contains("entered 2000 nodes") && message.contains("max_node_entries"), "{done}");
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    let events = events.as_array().expect("events");
+    let started = events.iter().filter(|e| e["event_type"] == "node_started").count();
+    assert_eq!(started, 2000, "every entry up to the budget, none after");
+    assert!(events.len() < 2000 * 4, "{} events for 2000 node entries", events.len());
+    server.stop().await;
+}
