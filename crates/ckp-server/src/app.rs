@@ -99,6 +99,27 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(crate::error::fallback)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            refuse_declared_oversize(req, next, max_body_bytes)
+        }))
+}
+
+/// Answers 413 before routing when the declared `Content-Length` is over the limit, so a client announcing a huge
+/// body gets its answer at once instead of after sending it (the body limit still cuts bodies sent without one).
+async fn refuse_declared_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    max_body_bytes: usize,
+) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(max_body_bytes).unwrap_or(u64::MAX)) {
+        return axum::response::IntoResponse::into_response(crate::error::ApiError::body_too_large());
+    }
+    next.run(req).await
 }
 
 /// The OpenAPI document as JSON.

@@ -79,6 +79,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 
+    /// 413: the body is over `max_body_bytes` (declared or sent).
+    pub fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "The body is larger than the server accepts (the max_body_bytes setting)",
+        )
+    }
+
     /// 409.
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
@@ -171,11 +180,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "Expected a body with Content-Type: application/json",
         ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "The body is larger than the server accepts (http.max_body_bytes)",
-        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
         other => ApiError::new(other.status(), "bad_request", other.body_text()),
     }
 }

@@ -259,7 +259,7 @@ pub async fn explain(
 ) -> ApiResult<Json<Value>> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "The body is larger than the server accepts")
+            ApiError::body_too_large()
         } else {
             ApiError::new(e.status(), "bad_request", e.body_text())
         }

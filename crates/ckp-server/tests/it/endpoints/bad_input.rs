@@ -128,6 +128,33 @@ async fn bodies_over_the_limit_are_413() {
     server.stop().await;
 }
 
+/// A declared `Content-Length` over the limit is answered 413 at once, before a byte of the body is sent (a client
+/// announcing gigabytes does not get to send them), on any route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_oversize_body_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with("ep-bad-declared", |c| c.max_body_bytes = 1024).await;
+    let before = store_lists(&server).await;
+    for path in ["/api/procedures", "/api/runs", "/api/no-such-route"] {
+        let addr = server.base.trim_start_matches("http://");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connects");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.expect("sends the head only");
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut answer))
+            .await
+            .expect("answered without the body")
+            .expect("reads");
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
+        assert!(text.contains("body_too_large"), "{path}: {text}");
+    }
+    assert_eq!(store_lists(&server).await, before, "nothing changed");
+    server.stop().await;
+}
+
 /// The explain body is read without the JSON extractor; its size rejection is still the JSON shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_bodies_over_the_limit_are_413_json() {
