@@ -88,6 +88,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     api.info.version = env!("CARGO_PKG_VERSION").into();
     api.info.description =
         Some("ckp's REST API: LangOrch-compatible paths, fields and statuses, with its defects fixed.".into());
+    declare_common_errors(&mut api);
     // Served as serialized once: the document's tree is ~a megabyte of maps the process need not keep.
     let doc = axum::body::Bytes::from(document(&api));
     drop(api);
@@ -120,6 +121,44 @@ async fn refuse_declared_oversize(
         return axum::response::IntoResponse::into_response(crate::error::ApiError::body_too_large());
     }
     next.run(req).await
+}
+
+/// Declares, on every operation, the error statuses the shared machinery answers whatever the handler (the
+/// extractors of `error.rs`, the body limit, the store): written once here from what each operation takes, so the
+/// document cannot miss one. Statuses a handler declares itself keep their description.
+fn declare_common_errors(api: &mut OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+    };
+    for item in api.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in operations.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
+            let mut statuses = vec![("503", "The store is unavailable: the body holds an error_id, the log its cause")];
+            if has_body {
+                statuses.extend([
+                    ("400", "The body is not valid JSON (malformed_json)"),
+                    ("413", "The body is over max_body_bytes (body_too_large)"),
+                    ("415", "The body is not sent as application/json (unsupported_media_type)"),
+                    ("422", "The body or a value in it is not valid"),
+                ]);
+            }
+            if has_query {
+                statuses.push(("422", "A query parameter is not valid (invalid_query)"));
+            }
+            for (status, description) in statuses {
+                op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));
+            }
+        }
+    }
 }
 
 /// The OpenAPI document as JSON.

@@ -40,3 +40,30 @@ async fn info_describes_ckp() {
     let license = &doc["info"]["license"];
     assert!(license.is_null() || license["name"] == "Apache-2.0", "license is not ckp's: {license}");
 }
+
+/// Every operation declares what the shared machinery can answer: 503 (the store), and for a body 400, 413, 415 and
+/// 422, and for query parameters 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_declares_the_shared_error_statuses() {
+    let doc = document("ep-openapi-statuses").await;
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let Some(responses) = op["responses"].as_object() else { continue };
+            let mut expected = vec!["503"];
+            if !op["requestBody"].is_null() {
+                expected.extend(["400", "413", "415", "422"]);
+            }
+            let query = op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if query {
+                expected.push("422");
+            }
+            for status in expected {
+                if !responses.contains_key(status) {
+                    missing.push(format!("{method} {path}: {status}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undeclared statuses: {missing:#?}");
+}
