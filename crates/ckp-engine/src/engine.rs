@@ -27,6 +27,14 @@ pub struct EngineConfig {
     /// `max_node_entries`; a procedure may ask for fewer): a cycle that never exits fails the run at this budget
     /// instead of filling the disk with its events.
     pub max_node_entries: u64,
+    /// Most events one run records (the server's `max_events_per_run`): the node entered past it fails the run.
+    pub max_events_per_run: u64,
+    /// Most bytes one variable may take as JSON (`max_variable_bytes`): a step writing more fails with an error
+    /// naming the variable, and the variable keeps its previous value.
+    pub max_variable_bytes: usize,
+    /// Most bytes a run's variables may take together as JSON (`max_state_bytes`), checked after each top-level
+    /// node and at a loop's commits.
+    pub max_state_bytes: usize,
     /// Commit at the next node boundary once this many events are buffered (so long internal runs show progress).
     pub max_buffered_events: usize,
     /// Commit at the next node boundary once the oldest buffered event is this old (so slow internal runs show
@@ -50,6 +58,9 @@ impl Default for EngineConfig {
             inline_wait_ms: 1_000,
             max_hops: 100_000,
             max_node_entries: 1_000_000,
+            max_events_per_run: 5_000_000,
+            max_variable_bytes: 16 << 20,
+            max_state_bytes: 64 << 20,
             max_buffered_events: 512,
             max_buffer_age_ms: 200,
             mock_external: false,
@@ -283,6 +294,7 @@ impl Engine {
             resume_reason: None,
             call_stack: Vec::new(),
             callbacks: Vec::new(),
+            events: 0,
         }
     }
 
@@ -459,12 +471,16 @@ impl Engine {
         cp.wake_at = None;
         cp.status = RunStatus::Running;
         let cancelled_check = || self.is_cancelled(run_id);
-        let mut vars = cp.vars.clone();
+        // The live variables move out of the checkpoint: the base is refreshed from them (`begin_top_node` with a
+        // snapshot, or at the boundary) before any commit reads it, so it need not hold a copy meanwhile.
+        let mut vars = std::mem::take(&mut cp.vars);
         // The replay counts apply to this execution's first node only; the base must not carry them further.
         let replay = std::mem::take(&mut cp.replay);
         let core = Core {
             suppress: replay,
             entries: cp.visits.values().map(|&v| u64::from(v)).sum(),
+            events: cp.events,
+            base_bytes: None,
             visits: cp.visits.clone(),
             usage: cp.usage,
             base: cp,
@@ -537,6 +553,7 @@ impl Engine {
                 Some(flow) => flow,
                 None => runner.exec_node(&top, &mut vars, cursor).await?,
             };
+            let flow = runner.within_state_cap(flow, &vars, cursor);
             match flow {
                 Flow::Next(Some(next)) => {
                     runner.end_top_node();
@@ -615,7 +632,9 @@ impl Engine {
     }
 
     fn terminal_checkpoint(runner: &Runner<'_>, vars: Map<String, Value>, status: RunStatus) -> Checkpoint {
-        let core = runner.core();
+        let mut core = runner.core();
+        // The run ends here: its node-start snapshot is not needed again, so it is not copied.
+        core.base.vars = Map::new();
         let mut cp = core.base.clone();
         cp.vars = vars;
         cp.visits = core.visits.clone();
@@ -851,5 +870,6 @@ pub fn first_commit(
         }
     };
     let created = Event { event_type: "run_created".into(), node_id: None, step_id: None, payload, created_at: now };
+    checkpoint.events = 1;
     Commit { events: vec![created], steps: Vec::new(), checkpoint }
 }

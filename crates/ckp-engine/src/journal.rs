@@ -208,6 +208,13 @@ pub struct Checkpoint {
     /// Async workflow steps whose callbacks the run waits for (status `paused`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callbacks: Vec<PendingCallback>,
+    /// Events the engine has committed for the run so far (the `max_events_per_run` budget).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the journal remembers of one external call (or one non-deterministic internal value).

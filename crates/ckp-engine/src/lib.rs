@@ -15,6 +15,7 @@ pub mod ops;
 pub mod pricing;
 pub mod redact;
 mod run;
+pub mod size;
 pub mod testing;
 
 pub use engine::{Decision, Engine, EngineConfig, RunOutcome};

@@ -46,6 +46,9 @@ pub(crate) struct Ending {
     pub status: String,
 }
 
+/// What one buffered event weighs for [`Runner::loop_progress`] (a small event's stored row, roughly).
+const EVENT_BYTES: usize = 128;
+
 pub(crate) type FlowResult = Result<Flow, EngineError>;
 pub(crate) type BoxFlow<'a> = Pin<Box<dyn Future<Output = FlowResult> + Send + 'a>>;
 
@@ -70,6 +73,10 @@ pub(crate) struct Core {
     pub visits: BTreeMap<String, u32>,
     /// Node entries of the run so far, on every thread and across resumes (the sum of `visits`).
     pub entries: u64,
+    /// Events committed for the run so far, across resumes (the checkpoint's `events`).
+    pub events: u64,
+    /// The size of `base.vars` as JSON, measured once per top-level node when a loop first needs it.
+    pub base_bytes: Option<usize>,
     pub usage: Usage,
     /// Per thread, the event count at the point it paused: events after it are not replayed on resume.
     pub pause_marks: HashMap<String, u64>,
@@ -153,6 +160,78 @@ impl Runner<'_> {
         (*v, entries)
     }
 
+    /// Checks a value about to be written to variable `name` against `max_variable_bytes`.
+    pub fn var_fits(&self, name: &str, value: &Value) -> Result<(), String> {
+        crate::size::check_variable(name, value, self.config.max_variable_bytes)
+    }
+
+    /// Checks the run's variables against `max_state_bytes`; the error names the largest variables.
+    pub fn state_fits(&self, vars: &Map<String, Value>) -> Result<(), String> {
+        let bytes = crate::size::map_bytes(vars);
+        let cap = self.config.max_state_bytes;
+        if bytes <= cap {
+            return Ok(());
+        }
+        Err(format!(
+            "the run's variables take {bytes} bytes, over the server's max_state_bytes ({cap} bytes); the largest: {}",
+            crate::size::largest(vars, 3)
+        ))
+    }
+
+    /// A node's flow, or a failure when the node left the run's variables over `max_state_bytes` (checked after
+    /// every top-level node).
+    pub fn within_state_cap(&self, flow: Flow, vars: &Map<String, Value>, at: NodeIdx) -> Flow {
+        if !matches!(flow, Flow::Next(_) | Flow::End(_)) {
+            return flow;
+        }
+        match self.state_fits(vars) {
+            Ok(()) => flow,
+            Err(message) => Flow::Fail(RunError {
+                message,
+                node_id: Some(self.p.node(at).id.clone()),
+                step_id: None,
+                kind: crate::error::ErrorKind::ValidationError,
+            }),
+        }
+    }
+
+    /// After a loop iteration: once the buffered events outweigh the checkpoint a commit rewrites (at least
+    /// `max_buffered_events` of them, and about as many bytes as the variables at the node's start), checks the
+    /// variables against `max_state_bytes` and commits the events mid-node. A long loop so streams its events in
+    /// bounded commits, and the checkpoints it writes cost no more than its events. The error is the state cap's.
+    pub async fn loop_progress(&self, vars: &Map<String, Value>) -> Result<Result<(), String>, EngineError> {
+        let due = {
+            let mut core = self.core();
+            let buffered = core.buf.len();
+            if buffered < self.config.max_buffered_events {
+                return Ok(Ok(()));
+            }
+            let base = match core.base_bytes {
+                Some(b) => b,
+                None => {
+                    let b = crate::size::map_bytes(&core.base.vars);
+                    core.base_bytes = Some(b);
+                    b
+                }
+            };
+            buffered.saturating_mul(EVENT_BYTES) >= base
+        };
+        if !due {
+            return Ok(Ok(()));
+        }
+        if let Err(message) = self.state_fits(vars) {
+            return Ok(Err(message));
+        }
+        self.commit_mid_node().await?;
+        Ok(Ok(()))
+    }
+
+    /// Events of the run so far, committed and buffered.
+    pub fn events_so_far(&self) -> u64 {
+        let core = self.core();
+        core.events + core.buf.len() as u64
+    }
+
     /// The run's node-entry budget: the server's, or the procedure's when lower.
     pub fn entry_budget(&self) -> u64 {
         self.p.config.max_node_entries.map_or(self.config.max_node_entries, |n| n.min(self.config.max_node_entries))
@@ -190,7 +269,12 @@ impl Runner<'_> {
         self.write(commit).await
     }
 
-    async fn write(&self, commit: Commit) -> Result<(), EngineError> {
+    async fn write(&self, mut commit: Commit) -> Result<(), EngineError> {
+        {
+            let mut core = self.core();
+            core.events += commit.events.len() as u64;
+            commit.checkpoint.events = core.events;
+        }
         if self.p.config.checkpoint_strategy == CheckpointStrategy::Disabled
             && !commit.checkpoint.status.is_terminal()
             && commit.checkpoint.pending.is_empty()
@@ -219,6 +303,7 @@ impl Runner<'_> {
         let id = self.p.node(node).id.clone();
         let mut core = self.core();
         core.base.node = Some(id);
+        core.base_bytes = None;
         if snapshot {
             core.base.vars = vars.clone();
             core.base.visits = core.visits.clone();

@@ -62,6 +62,9 @@ pub fn build(
         engine: EngineConfig {
             callback_timeout_minutes: config.workflow_callback_timeout_minutes,
             max_node_entries: config.max_node_entries,
+            max_events_per_run: config.max_events_per_run,
+            max_variable_bytes: config.max_variable_bytes,
+            max_state_bytes: config.max_state_bytes,
             prices: Arc::new(prices),
             ..EngineConfig::default()
         },

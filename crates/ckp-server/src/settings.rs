@@ -103,6 +103,24 @@ settings_group! {
             env: &["CKP_MAX_NODE_ENTRIES"], flag: Some("max-node-entries"), value_name: "N", run: true,
             expected: "a positive integer",
         } check positive;
+        /// Most events one run records: the node entered past it fails the run (a loop or cycle that never ends
+        /// stops there instead of filling the disk).
+        max_events_per_run: u64 = 5_000_000, {
+            env: &["CKP_MAX_EVENTS_PER_RUN"], flag: Some("max-events-per-run"), value_name: "N", run: true,
+            expected: "a positive integer",
+        } check positive;
+        /// Most bytes one variable may take as JSON: a step writing more fails with an error naming the variable,
+        /// which keeps its previous value.
+        max_variable_bytes: usize = 16 * 1024 * 1024, {
+            env: &["CKP_MAX_VARIABLE_BYTES"], flag: Some("max-variable-bytes"), value_name: "BYTES", run: true,
+            expected: "a positive integer",
+        } check positive;
+        /// Most bytes a run's variables may take together as JSON, checked after each top-level node and as a
+        /// loop commits: the run fails there with an error naming the largest variables.
+        max_state_bytes: usize = 64 * 1024 * 1024, {
+            env: &["CKP_MAX_STATE_BYTES"], flag: Some("max-state-bytes"), value_name: "BYTES", run: true,
+            expected: "a positive integer",
+        } check positive;
         /// A run paused on an async workflow fails when no callback came after this many minutes.
         workflow_callback_timeout_minutes: f64 = 60.0,
             { env: &["CKP_WORKFLOW_CALLBACK_TIMEOUT_MINUTES"], expected: "a positive number" } check positive_number;

@@ -168,6 +168,18 @@ async fn run_list_filters_and_pages(store: Arc<dyn Store>) {
     let other = RunFilter { procedure_id: Some("other".into()), ..all.clone() };
     assert!(store.list_runs(other).await.expect("list").is_empty());
     assert_eq!(store.run_counts().await.expect("counts"), vec![(RunStatus::Created, 5)]);
+    // A page can leave out large inputs (byte length, not characters: "é" is two bytes).
+    create(&store, &p, "big", json!({"text": "é".repeat(50)})).await;
+    let bounded = RunFilter { field_bytes: Some(100), ..all.clone() };
+    let rows = store.list_runs(bounded).await.expect("list");
+    let big = rows.iter().find(|r| r.run_id == "big").expect("listed");
+    assert_eq!(big.input_vars, Some(json!({"_omitted": {"bytes": 111}})));
+    assert_eq!(big.output_vars, None);
+    let small = rows.iter().find(|r| r.run_id == "run0").expect("listed");
+    assert_eq!(small.input_vars, Some(json!({})), "small fields stay whole");
+    let whole = store.list_runs(all.clone()).await.expect("list");
+    let big = whole.iter().find(|r| r.run_id == "big").expect("listed");
+    assert_eq!(big.input_vars, Some(json!({"text": "é".repeat(50)})));
 }
 
 async fn queue_leases_priorities_and_timers(store: Arc<dyn Store>) {

@@ -100,7 +100,7 @@ impl Runner<'_> {
             _ => Map::new(),
         };
         self.emit(ctx, "step_started", Some(&node.id), Some(&step.id), json!({"action": step.action_name}));
-        match &step.action {
+        let result = match &step.action {
             Action::Internal(action) => {
                 let secrets = self.prefetch_op_secrets(*action, &params).await;
                 let mut env = self.op_env(at.record.to_owned(), secrets);
@@ -120,7 +120,14 @@ impl Runner<'_> {
                 }
             }
             Action::External | Action::Mcp { .. } => self.dispatch(ctx, vars, node, step, params, at).await,
+        };
+        // The result goes to `output_variable`: a result over the variable cap fails the step before it is written.
+        if let (Ok(Ok(Some(value))), Some(name)) = (&result, &step.output_variable)
+            && let Err(message) = self.var_fits(name, value)
+        {
+            return Ok(Err(StepError::new(ErrorKind::ValidationError, message)));
         }
+        result
     }
 
     async fn dispatch(

@@ -119,7 +119,11 @@ impl Runner<'_> {
         let parsed: Option<Value> =
             serde_json::from_str(response.text.trim()).ok().or_else(|| extract_json(&response.text));
         if l.outputs.is_empty() {
-            vars.insert("llm_output".into(), Value::from(response.text.as_str()));
+            let value = Value::from(response.text.as_str());
+            if let Err(message) = self.var_fits("llm_output", &value) {
+                return Ok(fail(StepError::new(ErrorKind::ValidationError, message)));
+            }
+            vars.insert("llm_output".into(), value);
         }
         for (var, mapping) in &l.outputs {
             let value = match mapping {
@@ -139,6 +143,9 @@ impl Runner<'_> {
                     .and_then(|c| c.get(1).or_else(|| c.get(0)))
                     .map_or(Value::Null, |m| Value::from(m.as_str())),
             };
+            if let Err(message) = self.var_fits(var, &value) {
+                return Ok(fail(StepError::new(ErrorKind::ValidationError, message)));
+            }
             vars.insert(var.clone(), value);
         }
         if let Some(branches) = &l.branches {

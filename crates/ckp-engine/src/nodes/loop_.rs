@@ -74,11 +74,33 @@ impl Runner<'_> {
                 }
                 other => return Ok(other),
             }
+            if let Err(message) = self.loop_progress(vars).await? {
+                return Ok(Flow::Fail(RunError {
+                    message,
+                    node_id: Some(node.id.clone()),
+                    step_id: None,
+                    kind: ErrorKind::ValidationError,
+                }));
+            }
+        }
+        let collected = Value::Array(collected);
+        let too_big = |name: &str| {
+            self.var_fits(name, &collected).err().map(|message| {
+                Flow::Fail(RunError {
+                    message,
+                    node_id: Some(node.id.clone()),
+                    step_id: None,
+                    kind: ErrorKind::ValidationError,
+                })
+            })
+        };
+        if let Some(fail) = too_big(l.collect_var.as_deref().unwrap_or("loop_results")) {
+            return Ok(fail);
         }
         if let Some(c) = &l.collect_var {
-            vars.insert(c.clone(), Value::Array(collected.clone()));
+            vars.insert(c.clone(), collected.clone());
         }
-        vars.insert("loop_results".into(), Value::Array(collected));
+        vars.insert("loop_results".into(), collected);
         Ok(Flow::Next(node.next))
     }
 }

@@ -45,6 +45,19 @@ impl Runner<'_> {
                     kind: ErrorKind::InternalError,
                 }));
             }
+            let events = self.events_so_far();
+            if events > self.config.max_events_per_run {
+                return Ok(Flow::Fail(RunError {
+                    message: format!(
+                        "the run recorded {events} events, over the server's max_events_per_run ({}); check for a \
+                         loop or cycle that never ends",
+                        self.config.max_events_per_run
+                    ),
+                    node_id: Some(node.id.clone()),
+                    step_id: None,
+                    kind: ErrorKind::InternalError,
+                }));
+            }
             self.emit(ctx, "node_started", Some(&node.id), None, payload([("node_name", node.name.clone().into())]));
             let started = self.effects.clock.now();
             if let (Some(rate), Kind::Sequence(_) | Kind::Llm(_) | Kind::Loop(_) | Kind::Parallel(_) | Kind::Subflow(_)) =
@@ -206,5 +219,9 @@ impl OpEnv for RecordingEnv<'_> {
 
     fn secret(&mut self, name: &str) -> Option<String> {
         self.secrets.get(name).cloned().flatten()
+    }
+
+    fn max_variable_bytes(&self) -> usize {
+        self.runner.config.max_variable_bytes
     }
 }

@@ -47,6 +47,16 @@ impl Runner<'_> {
             match run_internal(op.action, &fields, op.schema.as_ref(), op.pattern.as_ref(), vars, &mut env) {
                 Ok(outcome) => {
                     let output = fields.get("output_variable").and_then(Value::as_str).filter(|s| !s.is_empty());
+                    if let (Some(name), Some(value)) = (output, &outcome.value)
+                        && let Err(message) = self.var_fits(name, value)
+                    {
+                        return Ok(Some(RunError {
+                            message: format!("{} failed: {message}", op.action.as_str()),
+                            node_id: Some(node.id.clone()),
+                            step_id: None,
+                            kind: ErrorKind::ValidationError,
+                        }));
+                    }
                     self.apply_outcome(ctx, vars, &node.id, None, output, outcome).await?;
                 }
                 Err(e) => {

@@ -107,17 +107,24 @@ impl Runner<'_> {
                     None,
                     json!({"procedure_id": s.procedure_id, "version": version, "child_run_id": child_run}),
                 );
-                if s.output_mapping.is_empty() {
-                    vars.insert("subflow_output".into(), Value::Object(child_vars));
+                let outputs: Vec<(String, Value)> = if s.output_mapping.is_empty() {
+                    vec![("subflow_output".into(), Value::Object(child_vars))]
                 } else {
-                    for (parent_var, child_var) in &s.output_mapping {
-                        let value = match child_var {
-                            Value::String(name) => child_vars.get(name).cloned().unwrap_or(Value::Null),
-                            other => other.clone(),
-                        };
-                        vars.insert(parent_var.clone(), value);
-                    }
+                    s.output_mapping
+                        .iter()
+                        .map(|(parent_var, child_var)| {
+                            let value = match child_var {
+                                Value::String(name) => child_vars.get(name).cloned().unwrap_or(Value::Null),
+                                other => other.clone(),
+                            };
+                            (parent_var.clone(), value)
+                        })
+                        .collect()
+                };
+                if let Some(message) = outputs.iter().find_map(|(name, v)| self.var_fits(name, v).err()) {
+                    return Ok(fail(message, ErrorKind::ValidationError));
                 }
+                vars.extend(outputs);
                 Ok(Flow::Next(node.next))
             }
             Ok(_) => Ok(Flow::Next(node.next)),

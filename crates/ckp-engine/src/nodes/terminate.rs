@@ -4,7 +4,7 @@
 use ckp_core::procedure::{Node, Terminate, TerminateOutput};
 use serde_json::{Map, Value};
 
-use crate::error::EngineError;
+use crate::error::{EngineError, ErrorKind, RunError};
 use crate::run::{Ctx, Ending, Flow, Runner};
 
 impl Runner<'_> {
@@ -30,6 +30,14 @@ impl Runner<'_> {
                 TerminateOutput::VarOrText(s) => vars.get(s).cloned().unwrap_or_else(|| Value::from(s.as_str())),
                 TerminateOutput::Literal(v) => v.clone(),
             };
+            if let Err(message) = self.var_fits(key, &value) {
+                return Ok(Flow::Fail(RunError {
+                    message,
+                    node_id: Some(node.id.clone()),
+                    step_id: None,
+                    kind: ErrorKind::ValidationError,
+                }));
+            }
             vars.insert(key.clone(), value);
         }
         Ok(Flow::End(Ending { failed: t.failed, status: t.status.clone() }))

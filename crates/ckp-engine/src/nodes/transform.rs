@@ -10,16 +10,19 @@ use crate::run::{Flow, Runner};
 impl Runner<'_> {
     pub(crate) fn exec_transform(&self, vars: &mut Map<String, Value>, node: &Node, ts: &[Transformation]) -> Flow {
         for t in ts {
-            match apply_transform(t, vars) {
+            let result = apply_transform(t, vars)
+                .map_err(|e| (e.message, ErrorKind::InternalError))
+                .and_then(|v| self.var_fits(&t.output, &v).map(|()| v).map_err(|m| (m, ErrorKind::ValidationError)));
+            match result {
                 Ok(v) => {
                     vars.insert(t.output.clone(), v);
                 }
-                Err(e) => {
+                Err((message, kind)) => {
                     return Flow::Fail(RunError {
-                        message: format!("transform into `{}` failed: {}", t.output, e.message),
+                        message: format!("transform into `{}` failed: {message}", t.output),
                         node_id: Some(node.id.clone()),
                         step_id: None,
-                        kind: ErrorKind::InternalError,
+                        kind,
                     });
                 }
             }

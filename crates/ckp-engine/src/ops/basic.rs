@@ -19,9 +19,11 @@ pub const CHECKPOINTS_VAR: &str = "__checkpoints";
 
 /// `set_variable {variable, value}`: `vars[variable] = value`, keeping the value's JSON type (a missing `value` sets
 /// null). Returns the value. An empty or missing `variable` is an error (LangOrch silently does nothing).
-pub(super) fn set_variable(p: &Params<'_>, vars: &mut Map<String, Value>) -> Result<Value, OpError> {
+/// A value over `cap` bytes (`max_variable_bytes`) is refused and the variable keeps its previous value.
+pub(super) fn set_variable(p: &Params<'_>, vars: &mut Map<String, Value>, cap: usize) -> Result<Value, OpError> {
     let name = var_name(p, &["variable"])?;
     let value = p.get(&["value"]).cloned().unwrap_or(Value::Null);
+    crate::size::check_variable(&name, &value, cap).map_err(|e| p.too_big(e))?;
     vars.insert(name, value.clone());
     Ok(value)
 }
@@ -29,18 +31,25 @@ pub(super) fn set_variable(p: &Params<'_>, vars: &mut Map<String, Value>) -> Res
 /// `append_to_array {array | variable, value}`: appends `value` (as one element, even when it is a list) to the list
 /// in `vars[array]`, creating the list when the variable is absent or null. Returns the new list. A variable holding
 /// anything but a list is an error, and so is a missing `value` (write `"value": null` to append null).
-pub(super) fn append_to_array(p: &Params<'_>, vars: &mut Map<String, Value>) -> Result<Value, OpError> {
+/// A list that would grow over `cap` bytes (`max_variable_bytes`) is refused and left as it was.
+pub(super) fn append_to_array(p: &Params<'_>, vars: &mut Map<String, Value>, cap: usize) -> Result<Value, OpError> {
     let name = var_name(p, &["array", "variable"])?;
     let value = p.require(&["value", "item"], "the element to append")?.clone();
     match vars.get_mut(&name) {
         None | Some(Value::Null) => {
             let list = Value::Array(vec![value]);
+            crate::size::check_variable(&name, &list, cap).map_err(|e| p.too_big(e))?;
             vars.insert(name, list.clone());
             Ok(list)
         }
         Some(Value::Array(items)) => {
             items.push(value);
-            Ok(Value::Array(items.clone()))
+            let list = Value::Array(items.clone());
+            if let Err(e) = crate::size::check_variable(&name, &list, cap) {
+                items.pop();
+                return Err(p.too_big(e));
+            }
+            Ok(list)
         }
         Some(other) => Err(p.err(format!(
             "variable `{name}` holds {} ({}), not a list; append_to_array only appends to lists",

@@ -38,6 +38,10 @@ pub trait OpEnv {
     fn new_id(&mut self) -> String;
     /// The value of the secret `name` (`encrypt` / `decrypt` `key_reference`), if the run's provider has it.
     fn secret(&mut self, name: &str) -> Option<String>;
+    /// The most bytes one variable may take as JSON (`set_variable` and `append_to_array` refuse more).
+    fn max_variable_bytes(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// What an operation produced: its result, plus the effects the engine performs on its behalf.
@@ -135,7 +139,7 @@ pub fn run_internal(
     let p = Params { map: params, action: action.as_str() };
     use InternalAction as A;
     let value = match action {
-        A::SetVariable => basic::set_variable(&p, vars)?,
+        A::SetVariable => basic::set_variable(&p, vars, env.max_variable_bytes())?,
         A::Log => return basic::log(&p).map(|log| OpOutcome { log: Some(log), ..OpOutcome::default() }),
         A::Wait => {
             let ms = basic::wait_ms(&p)?;
@@ -152,7 +156,7 @@ pub fn run_internal(
         A::GetTimestamp => basic::get_timestamp(&p, env)?,
         A::SetCheckpoint => basic::set_checkpoint(&p, vars)?,
         A::RestoreCheckpoint => basic::restore_checkpoint(&p, vars)?,
-        A::AppendToArray => basic::append_to_array(&p, vars)?,
+        A::AppendToArray => basic::append_to_array(&p, vars, env.max_variable_bytes())?,
         A::ExtractRegex => match text::extract_regex(&p, pattern)? {
             Some(v) => v,
             None => return Ok(OpOutcome::default()),
@@ -216,6 +220,11 @@ impl<'a> Params<'a> {
     /// An error of this action.
     pub fn err(&self, message: impl std::fmt::Display) -> OpError {
         OpError::internal(self.action, message)
+    }
+
+    /// A value over a size cap (a validation error, like every size cap of the engine).
+    pub fn too_big(&self, message: impl std::fmt::Display) -> OpError {
+        OpError::validation(format!("{}: {message}", self.action))
     }
 }
 

@@ -190,3 +190,58 @@ async fn two_crashes_in_a_row_change_nothing_either() {
         }
     }
 }
+
+/// A long internal loop streams its events in bounded commits (not one commit at the loop's end), and a crash at
+/// any of those commits changes nothing: the loop re-executes from its start, replaying the committed events, and
+/// ends with the same variables and events as an uninterrupted run.
+#[tokio::test]
+async fn a_long_loop_commits_in_bounded_batches_and_survives_a_crash_at_each() {
+    let p = procedure(&json!({
+        "procedure_id": "long_loop", "version": "1",
+        "workflow_graph": {"start_node": "each", "nodes": {
+            "each": {"type": "loop", "iterator": "items", "iterator_variable": "it", "body_node": "body", "next_node": "end"},
+            "body": {"type": "processing", "operations": [
+                {"action": "calculate", "expression": "{{it}} * 2", "output_variable": "double"},
+                {"action": "append_to_array", "array": "seen", "value": "{{it}}:{{double}}"}
+            ], "next_node": "each"},
+            "end": {"type": "terminate"}
+        }}
+    }));
+    let items: Vec<u32> = (0..200).collect();
+    let config = ckp_engine::EngineConfig { max_buffered_events: 40, ..ckp_engine::EngineConfig::default() };
+    let run = |crash: Option<(usize, CrashPoint)>| {
+        let p = p.clone();
+        let config = config.clone();
+        let items = items.clone();
+        async move {
+            let h = Harness::new(ckp_engine::effects::Effects::default());
+            if let Some((n, point)) = crash {
+                h.journal.crash_at(n, point);
+            }
+            let mut result =
+                h.engine().with_config(config.clone()).start(p.clone(), "run-1", inputs(json!({"items": items}))).await;
+            if matches!(result, Err(EngineError::Journal(_))) {
+                result = h.engine().with_config(config.clone()).resume(p.clone(), "run-1").await;
+            }
+            if matches!(result, Err(EngineError::RunNotFound(_))) {
+                result =
+                    h.engine().with_config(config).start(p.clone(), "run-1", inputs(json!({"items": items}))).await;
+            }
+            let Ok(RunOutcome::Completed { outputs }) = result else { panic!("crash {crash:?}: {result:?}") };
+            (outputs, comparable(&h.events()), h.journal.commit_count("run-1"))
+        }
+    };
+    let (vars, events, commits) = run(None).await;
+    assert_eq!(vars["seen"].as_array().map(Vec::len), Some(200));
+    let iterations = events.iter().filter(|e| e["type"] == "loop_iteration").count();
+    assert_eq!(iterations, 200);
+    // 200 iterations of about 5 events each, committed every 40 or so, rather than once at the end.
+    assert!(commits >= 10, "the loop committed its events in batches: {commits} commits");
+    for n in 2..=commits {
+        for point in [CrashPoint::Before, CrashPoint::After] {
+            let (got_vars, got_events, _) = run(Some((n, point))).await;
+            assert_eq!(got_vars, vars, "crash at commit {n} {point:?}: final vars differ");
+            assert_eq!(got_events, events, "crash at commit {n} {point:?}: events differ");
+        }
+    }
+}

@@ -686,3 +686,112 @@ async fn a_cycle_that_never_exits_fails_at_the_node_entry_budget() {
     let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
     assert!(error.message.contains("entered 10 nodes"), "{error:?}");
 }
+
+/// The events budget: a run that keeps recording events fails at the node entered past `max_events_per_run`, with
+/// an error naming the setting, and records no more than the budget plus the failure's own events.
+#[tokio::test]
+async fn a_run_fails_at_the_events_budget() {
+    let p = procedure(&with_config(
+        json!({}),
+        "a",
+        json!({
+            "a": {"type": "processing", "operations": [{"action": "set_variable", "variable": "x", "value": 1}], "next_node": "b"},
+            "b": {"type": "logic", "rules": [{"condition": "x == 2", "next_node": "end"}], "default_next_node": "a"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let config = EngineConfig { max_events_per_run: 50, max_buffered_events: 8, ..EngineConfig::default() };
+    let h = Harness::new(Effects::default());
+    let out = h.engine().with_config(config).start(p, "run-1", inputs(json!({}))).await.expect("runs");
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert!(error.message.contains("max_events_per_run (50)"), "{error:?}");
+    let events = h.events().len();
+    assert!((50..=60).contains(&events), "{events} events");
+    assert_eq!(h.journal.checkpoint("run-1").map(|c| c.events), Some(events as u64), "the checkpoint counts them");
+}
+
+/// A step whose result would make a variable bigger than `max_variable_bytes` fails with an error naming the
+/// variable and the cap, and the variable keeps its previous value: `set_variable`, `append_to_array`, a step's
+/// `output_variable`, a transform.
+#[tokio::test]
+async fn a_variable_over_the_cap_fails_the_step_and_keeps_the_old_value() {
+    let config = || EngineConfig { max_variable_bytes: 1_000, ..EngineConfig::default() };
+    let run = |nodes: Value, vars: Value| {
+        let p = procedure(&with_config(json!({}), "a", nodes));
+        async move {
+            let h = Harness::new(Effects::default());
+            let out = h.engine().with_config(config()).start(p, "run-1", inputs(vars)).await.expect("runs");
+            let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+            let cp = h.journal.checkpoint("run-1").expect("stored");
+            (error, cp.vars)
+        }
+    };
+    // Doubling a string with set_variable: it stops at the first value over 1,000 bytes.
+    let double = json!({"step_id": "d", "action": "set_variable", "variable": "x", "value": "{{x}}{{x}}"});
+    let (error, vars) = run(
+        json!({"a": {"type": "sequence", "steps": vec![double; 12], "next_node": "end"}, "end": {"type": "terminate"}}),
+        json!({"x": "0123456789"}),
+    )
+    .await;
+    assert_eq!(error.kind, ErrorKind::ValidationError);
+    assert!(
+        error.message.contains("variable `x` would take 1282 bytes")
+            && error.message.contains("max_variable_bytes (1000 bytes)"),
+        "{error:?}"
+    );
+    assert_eq!(vars["x"].as_str().map(str::len), Some(640), "x keeps the last value under the cap");
+
+    // append_to_array leaves the list as it was.
+    let (error, vars) = run(
+        json!({
+            "a": {"type": "loop", "iterator": "items", "iterator_variable": "it", "body_node": "b", "next_node": "end"},
+            "b": {"type": "processing", "operations": [{"action": "append_to_array", "array": "acc", "value": "{{it}}"}], "next_node": "a"},
+            "end": {"type": "terminate"}
+        }),
+        json!({"items": vec!["x".repeat(90); 20]}),
+    )
+    .await;
+    assert!(error.message.contains("variable `acc` would take"), "{error:?}");
+    let acc = vars["acc"].as_array().map(Vec::len).unwrap_or_default();
+    assert!((9..=10).contains(&acc), "the list kept its elements under the cap: {acc}");
+
+    // A step's output_variable and a transform's output.
+    let (error, _) = run(
+        json!({"a": {"type": "sequence", "steps": [{"step_id": "f", "action": "format_string", "template": "{{s}}{{s}}", "output_variable": "big"}], "next_node": "end"}, "end": {"type": "terminate"}}),
+        json!({"s": "y".repeat(600)}),
+    )
+    .await;
+    assert!(error.message.contains("variable `big` would take 1202 bytes"), "{error:?}");
+    assert_eq!(error.step_id.as_deref(), Some("f"));
+    let (error, vars) = run(
+        json!({"a": {"type": "transform", "transformations": [{"type": "map", "source_variable": "l", "expression": "{{item}}", "output_variable": "m"}], "next_node": "end"}, "end": {"type": "terminate"}}),
+        json!({"l": vec!["z".repeat(100); 12]}),
+    )
+    .await;
+    assert!(error.message.contains("variable `m` would take"), "{error:?}");
+    assert!(vars.get("m").is_none());
+}
+
+/// The run's variables together are capped (`max_state_bytes`): after the node that takes them over the cap the
+/// run fails with an error naming the largest variables.
+#[tokio::test]
+async fn the_run_state_is_capped() {
+    let set = |name: &str| json!({"step_id": name, "action": "set_variable", "variable": name, "value": "{{s}}"});
+    let p = procedure(&with_config(
+        json!({}),
+        "a",
+        json!({
+            "a": {"type": "sequence", "steps": [set("one"), set("two")], "next_node": "b"},
+            "b": {"type": "sequence", "steps": [set("three"), set("four")], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let config = EngineConfig { max_state_bytes: 2_000, max_variable_bytes: 1_000, ..EngineConfig::default() };
+    let h = Harness::new(Effects::default());
+    let out =
+        h.engine().with_config(config).start(p, "run-1", inputs(json!({"s": "q".repeat(400)}))).await.expect("runs");
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert_eq!(error.node_id.as_deref(), Some("b"), "a (three copies) fits; b (five) does not");
+    assert!(error.message.contains("over the server's max_state_bytes (2000 bytes)"), "{error:?}");
+    assert!(error.message.contains("the largest: four (402 bytes), one (402 bytes), s (402 bytes)"), "{error:?}");
+}

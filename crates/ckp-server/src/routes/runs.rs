@@ -108,6 +108,18 @@ pub struct ListParams {
     pub limit: Option<i64>,
     /// Rows to skip.
     pub offset: Option<i64>,
+    /// `true`: `input_vars` and `output_vars` whole, however large. By default a page stays within
+    /// [`PAGE_BYTES`]: each of those fields over its share of it (64 KiB at most) reads
+    /// `{"_omitted": {"bytes": N}}`, and `GET /api/runs/{run_id}` returns it whole.
+    pub full: Option<bool>,
+}
+
+/// The size budget of a page of `GET /api/runs` for its two variable fields, unless `full=true`.
+pub const PAGE_BYTES: i64 = 8 << 20;
+
+/// The most bytes one `input_vars` or `output_vars` may take in a page of `limit` runs.
+fn field_budget(limit: i64) -> i64 {
+    (PAGE_BYTES / (2 * limit.max(1))).min(64 << 10)
 }
 
 /// A timestamp from a query: RFC 3339, a naive date-time (UTC) or a date.
@@ -123,7 +135,8 @@ fn query_time(name: &str, text: &str) -> ApiResult<String> {
     Ok(parsed.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
-/// Runs by creation time (newest first unless `order=asc`), filtered and paginated.
+/// Runs by creation time (newest first unless `order=asc`), filtered and paginated. A page has a size budget: large
+/// `input_vars` / `output_vars` read `{"_omitted": {"bytes": N}}` unless `full=true`.
 #[utoipa::path(get, path = "/api/runs", tag = "runs", params(ListParams),
     responses((status = 200, body = Vec<RunOut>), (status = 422, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<RunOut>>> {
@@ -147,6 +160,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) ->
         ascending: q.order.as_deref() == Some("asc"),
         limit,
         offset,
+        field_bytes: (q.full != Some(true)).then(|| field_budget(limit)),
     };
     if status.is_err() {
         return Ok(Json(Vec::new()));

@@ -280,3 +280,29 @@ async fn a_cycle_that_never_exits_fails_at_the_node_entry_budget_with_bounded_ev
     assert!(events.len() < 2000 * 4, "{} events for 2000 node entries", events.len());
     server.stop().await;
 }
+
+/// A page of runs has a size budget: a large `input_vars` reads `{"_omitted": {"bytes": N}}` in the list (small
+/// ones stay whole), the run itself has it whole, and `full=true` asks for every field whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_runs_leaves_large_variables_out() {
+    let server = TestServer::start("runs-page-budget").await;
+    server
+        .import(json!({"procedure_id": "gate", "version": "1", "workflow_graph": {"start_node": "g", "nodes": {
+            "g": {"type": "human_approval", "prompt": "ok?", "on_approve": "end", "on_reject": "end"},
+            "end": {"type": "terminate"}}}}))
+        .await;
+    let text = "x".repeat(100_000);
+    let big = server.start_run("gate", json!({"text": text})).await;
+    let small = server.start_run("gate", json!({"n": 1})).await;
+    let (status, page) = server.call("GET", "/api/runs?limit=20", None).await;
+    assert_eq!(status, 200, "{page}");
+    let find = |page: &Value, id: &str| page.as_array().and_then(|a| a.iter().find(|r| r["run_id"] == id)).cloned();
+    let listed = find(&page, &big).expect("listed");
+    assert_eq!(listed["input_vars"], json!({"_omitted": {"bytes": 100_011}}));
+    assert_eq!(find(&page, &small).expect("listed")["input_vars"], json!({"n": 1}));
+    let (_, whole) = server.call("GET", &format!("/api/runs/{big}"), None).await;
+    assert_eq!(whole["input_vars"]["text"].as_str().map(str::len), Some(100_000));
+    let (_, full) = server.call("GET", "/api/runs?limit=20&full=true", None).await;
+    assert_eq!(find(&full, &big).expect("listed")["input_vars"]["text"].as_str().map(str::len), Some(100_000));
+    server.stop().await;
+}

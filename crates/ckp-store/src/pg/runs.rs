@@ -14,7 +14,7 @@ use crate::row::RowSource;
 use crate::status::{JobState, RunStatus};
 use crate::store::{
     EventRow, NewRun, RUN_COLUMNS, RunChange, RunFilter, RunRow, RunStore, StatusPage, StepRow, cancel_refused,
-    canceled, count_of, retried, retry_refused, run_not_found, run_row,
+    canceled, count_of, list_run_columns, retried, retry_refused, run_not_found, run_row,
 };
 
 async fn get_run_in(c: &impl GenericClient, run_id: &str) -> Result<Option<RunRow>, StoreError> {
@@ -74,9 +74,10 @@ impl RunStore for PgStore {
             let to = filter.created_to.as_deref().map(parse_time).transpose()?;
             let order = if filter.ascending { "ASC" } else { "DESC" };
             let c = self.client().await?;
+            let columns = list_run_columns("octet_length({})", "$9::bigint");
             let stmt = c
                 .prepare_cached(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs
+                    "SELECT {columns} FROM runs
                      WHERE ($1::text IS NULL OR procedure_id = $1) AND ($2::text IS NULL OR project_id = $2)
                        AND ($3::text IS NULL OR case_id = $3) AND ($4::text IS NULL OR status = $4)
                        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at <= $6)
@@ -95,6 +96,7 @@ impl RunStore for PgStore {
                         &to,
                         &filter.limit.max(0),
                         &filter.offset.max(0),
+                        &filter.field_bytes,
                     ],
                 )
                 .await?;

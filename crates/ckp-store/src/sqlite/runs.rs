@@ -15,7 +15,7 @@ use crate::row::RowSource;
 use crate::status::{JobState, RunStatus};
 use crate::store::{
     EventRow, NewRun, RUN_COLUMNS, RunChange, RunFilter, RunRow, RunStore, StatusPage, StepRow, cancel_refused,
-    canceled, retried, retry_refused, run_not_found, run_row,
+    canceled, list_run_columns, retried, retry_refused, run_not_found, run_row,
 };
 
 pub(crate) fn get_run_in(c: &rusqlite::Connection, run_id: &str) -> Result<Option<RunRow>, rusqlite::Error> {
@@ -93,8 +93,10 @@ impl RunStore for SqliteStore {
     fn list_runs<'a>(&'a self, filter: RunFilter) -> BoxFuture<'a, Result<Vec<RunRow>, StoreError>> {
         Box::pin(self.read_store(move |c| {
             let order = if filter.ascending { "ASC" } else { "DESC" };
+            // SQLite's length() counts the characters of a text; of a blob, its bytes.
+            let columns = list_run_columns("length(CAST({} AS BLOB))", "?9");
             let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs
+                "SELECT {columns} FROM runs
                  WHERE (?1 IS NULL OR procedure_id = ?1) AND (?2 IS NULL OR project_id = ?2)
                    AND (?3 IS NULL OR case_id = ?3) AND (?4 IS NULL OR status = ?4)
                    AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6)
@@ -110,7 +112,8 @@ impl RunStore for SqliteStore {
                     filter.created_from,
                     filter.created_to,
                     filter.limit,
-                    filter.offset
+                    filter.offset,
+                    filter.field_bytes
                 ],
                 |r| run_row(r),
             )?;

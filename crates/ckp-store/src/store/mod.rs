@@ -30,7 +30,9 @@ pub(crate) use registry::{
 };
 pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow, RegistryStore};
 pub use runs::{EventRow, NewRun, RunChange, RunFilter, RunRow, RunStore, StatusPage, StepRow};
-pub(crate) use runs::{RUN_COLUMNS, cancel_refused, canceled, retried, retry_refused, run_not_found, run_row};
+pub(crate) use runs::{
+    RUN_COLUMNS, cancel_refused, canceled, list_run_columns, retried, retry_refused, run_not_found, run_row,
+};
 pub(crate) use secrets::{SECRET_COLUMNS, duplicate_secret, secret_not_found, secret_row};
 pub use secrets::{SecretRow, SecretStore, SecretUpdate};
 

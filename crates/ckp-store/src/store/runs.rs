@@ -144,6 +144,21 @@ pub(crate) const RUN_COLUMNS: &str = "run_id, procedure_id, procedure_version, s
     prompt_tokens, completion_tokens, cost_usd, started_at, ended_at, last_node_id, error_message, parent_run_id,
     trigger_type, triggered_by, project_id, case_id, created_at, updated_at, commits";
 
+/// [`RUN_COLUMNS`] for a list page: `input_vars` and `output_vars` longer than the bytes in query parameter `limit`
+/// (when it is not null) come back as `{"_omitted":{"bytes":N}}`, so the page never loads them. `length` is the
+/// database's byte length of the text column written `{}` (`octet_length({})` on PostgreSQL).
+pub(crate) fn list_run_columns(length: &str, limit: &str) -> String {
+    let bounded = |col: &str| {
+        let len = length.replace("{}", col);
+        format!("CASE WHEN {len} > {limit} THEN '{{\"_omitted\":{{\"bytes\":' || {len} || '}}}}' ELSE {col} END")
+    };
+    RUN_COLUMNS.replacen(
+        "input_vars, output_vars",
+        &format!("{}, {}", bounded("input_vars"), bounded("output_vars")),
+        1,
+    )
+}
+
 /// A run from the columns of [`RUN_COLUMNS`].
 pub(crate) fn run_row<R: RowSource>(r: &R) -> Result<RunRow, R::Error> {
     Ok(RunRow {
@@ -192,6 +207,9 @@ pub struct RunFilter {
     pub limit: i64,
     /// Rows skipped.
     pub offset: i64,
+    /// `input_vars` and `output_vars` over this many bytes are left out of the page: they read
+    /// `{"_omitted": {"bytes": N}}` (the whole run has them). `None`: every field whole.
+    pub field_bytes: Option<i64>,
 }
 
 /// A stored event.

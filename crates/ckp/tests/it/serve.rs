@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-struct Serve {
-    child: Child,
-    base: String,
+pub(crate) struct Serve {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 fn serve(data_dir: &std::path::Path) -> Serve {
     serve_with_env(data_dir, &[])
 }
 
-fn serve_with_env(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Serve {
+pub(crate) fn serve_with_env(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckp"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", "8", "--data-dir"])
         .arg(data_dir)
