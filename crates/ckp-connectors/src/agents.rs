@@ -18,6 +18,7 @@ use ckp_engine::effects::{AgentReply, AgentRequest, Agents, BoxFuture};
 use ckp_engine::error::{ErrorChain, StepError};
 use serde_json::{Map, Value, json};
 
+use crate::egress::Egress;
 use crate::http::{LazyClient, run_headers, transport_error};
 use crate::ports::{AgentInfo, AgentRegistry, Lease, LeaseHolder};
 
@@ -32,7 +33,7 @@ const LEASE_WAIT: Duration = Duration::from_secs(30);
 /// Time limit of a capability probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Agents from the server's registry.
+/// Agents from the server's registry. Their URLs were given through the API, so calls follow the egress policy.
 pub struct RegistryAgents<R> {
     registry: Arc<R>,
     client: LazyClient,
@@ -76,10 +77,12 @@ fn circuit_closed_after(agent: &AgentInfo, now: DateTime<Utc>, reset: chrono::Du
 }
 
 /// Asks an agent for its capabilities: `GET {base_url}/capabilities` → `{"capabilities": [{name, type, ...} |
-/// "name"]}`; a bare name becomes `{name, type: "tool", is_batch: false}`.
-pub async fn probe_capabilities(base_url: &str) -> Result<Vec<Value>, String> {
+/// "name"]}`; a bare name becomes `{name, type: "tool", is_batch: false}`. The call follows `egress`.
+pub async fn probe_capabilities(egress: &Egress, base_url: &str) -> Result<Vec<Value>, String> {
     let url = format!("{}/capabilities", base_url.trim_end_matches('/'));
-    let resp = reqwest::Client::new()
+    egress.check_url(&url).await.map_err(|r| r.to_string())?;
+    let client = egress.client().build().map_err(|e| format!("no HTTP client: {e}"))?;
+    let resp = client
         .get(&url)
         .timeout(PROBE_TIMEOUT)
         .send()
@@ -102,11 +105,11 @@ pub async fn probe_capabilities(base_url: &str) -> Result<Vec<Value>, String> {
 }
 
 impl<R: AgentRegistry> RegistryAgents<R> {
-    /// Agents registered in `registry`.
-    pub fn new(registry: Arc<R>) -> Self {
+    /// Agents registered in `registry`, called under `egress`.
+    pub fn new(registry: Arc<R>, egress: Egress) -> Self {
         RegistryAgents {
             registry,
-            client: LazyClient::default(),
+            client: LazyClient::guarded(egress),
             turns: Mutex::new(HashMap::new()),
             offline_after: 3,
             callbacks: None,
@@ -230,7 +233,10 @@ impl<R: AgentRegistry> RegistryAgents<R> {
     /// released after it, whatever its outcome).
     async fn call_leased(&self, agents: Vec<AgentInfo>, req: &AgentRequest) -> Result<Value, StepError> {
         let (agent, lease) = self.lease(agents, req).await?;
-        let call = call_agent(self.client.get(), &agent.agent_id, &agent.base_url, req);
+        let call = async {
+            self.check(&agent, req).await?;
+            call_agent(self.client.get(), &agent.agent_id, &agent.base_url, req).await
+        };
         tokio::pin!(call);
         let every = (LEASE_TTL / 3).to_std().unwrap_or(Duration::from_secs(60));
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -274,6 +280,7 @@ impl<R: AgentRegistry> RegistryAgents<R> {
     /// A workflow capability (langorch.md B §5.14): `sync` is an ordinary call with `_workflow_context` and no
     /// lease; `async` fires the workflow with a signed `callback_url` and reports the step delegated.
     async fn call_workflow(&self, agent: AgentInfo, mut req: AgentRequest) -> Result<AgentReply, StepError> {
+        self.check(&agent, &req).await?;
         if req.workflow.mode == DispatchMode::Sync {
             req.params.insert("_workflow_context".into(), req.workflow.context.clone());
             let result = call_agent(self.client.get(), &agent.agent_id, &agent.base_url, &req).await;
@@ -300,6 +307,18 @@ impl<R: AgentRegistry> RegistryAgents<R> {
         self.record_outcome(&agent, &result).await;
         result?;
         Ok(AgentReply::Delegated { agent_url: agent.base_url, callback_url: signer.url(&req.run_id) })
+    }
+}
+
+impl<R> RegistryAgents<R> {
+    /// The egress policy on the agent's URL (its redirects and resolved addresses are the client's to check).
+    async fn check(&self, agent: &AgentInfo, req: &AgentRequest) -> Result<(), StepError> {
+        self.client.check_url(&agent.base_url).await.map_err(|r| {
+            r.step_error(&format!(
+                "Agent action '{}' failed: agent {} ({})",
+                req.action, agent.agent_id, agent.base_url
+            ))
+        })
     }
 }
 
@@ -337,7 +356,7 @@ pub async fn call_agent(
         .await
         .map_err(|e| {
             let mut err = transport_error(&e, &format!("{failed}: agent {agent_id} ({url})"));
-            if e.is_connect() {
+            if e.is_connect() && !err.is_refused() {
                 err.kind = ErrorKind::AgentUnavailable;
             }
             err
@@ -430,8 +449,9 @@ impl Default for HealthConfig {
     }
 }
 
-/// One round of health checks; returns how many agents answered.
-pub async fn check_health_once(registry: &impl AgentRegistry, client: &reqwest::Client, config: HealthConfig) -> usize {
+/// One round of health checks through `client` (guarded by the egress policy: an agent whose URL it refuses fails
+/// its checks); returns how many agents answered.
+pub async fn check_health_once(registry: &impl AgentRegistry, client: &LazyClient, config: HealthConfig) -> usize {
     let agents = match registry.agents().await {
         Ok(agents) => agents,
         Err(e) => {
@@ -448,7 +468,8 @@ pub async fn check_health_once(registry: &impl AgentRegistry, client: &reqwest::
             continue;
         }
         let url = format!("{}/health", agent.base_url.trim_end_matches('/'));
-        let ok = matches!(client.get(&url).timeout(config.timeout).send().await, Ok(r) if r.status().is_success());
+        let ok = client.check_url(&url).await.is_ok()
+            && matches!(client.get().get(&url).timeout(config.timeout).send().await, Ok(r) if r.status().is_success());
         healthy += usize::from(ok);
         record_health(registry, &agent, ok, config.offline_after).await;
     }
@@ -474,19 +495,20 @@ async fn record_health(registry: &impl AgentRegistry, before: &AgentInfo, ok: bo
     }
 }
 
-/// Runs [`check_health_once`] every `config.every` until `stop` turns true.
+/// Runs [`check_health_once`] every `config.every` until `stop` turns true, under `egress`.
 pub async fn run_health_loop(
     registry: Arc<impl AgentRegistry>,
+    egress: Egress,
     config: HealthConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = LazyClient::default();
+    let client = LazyClient::guarded(egress);
     loop {
         tokio::select! {
             () = tokio::time::sleep(config.every) => {
                 // On a shared database the leader checks for every process.
                 if registry.is_leader() {
-                    check_health_once(registry.as_ref(), client.get(), config).await;
+                    check_health_once(registry.as_ref(), &client, config).await;
                 }
             }
             _ = stop.changed() => return,

@@ -1,5 +1,7 @@
 //! The built-in HTTP executor over reqwest: any method, headers, a JSON body, the step's time limit. Transport
-//! failures are step errors (`timeout`, `http_error`); every status is a response (the engine maps 4xx/5xx).
+//! failures are step errors (`timeout`, `http_error`); every status is a response (the engine maps 4xx/5xx). The
+//! destination is a procedure's choice, so it follows the egress policy (`egress.rs`): a refusal is a step error
+//! naming the destination and the setting that opens it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -9,19 +11,21 @@ use ckp_engine::effects::{BoxFuture, Http, HttpRequest, HttpResponse};
 use ckp_engine::error::StepError;
 use serde_json::Value;
 
+use crate::egress::{Egress, refusal};
+
 /// Used when a step gives no time limit.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// HTTP over a shared connection pool.
-#[derive(Debug, Clone, Default)]
+/// HTTP over a shared connection pool, to the destinations the egress policy opens (a procedure chooses them).
+#[derive(Debug, Clone)]
 pub struct ReqwestHttp {
     client: LazyClient,
 }
 
 impl ReqwestHttp {
-    /// A client with its own pool.
-    pub fn new() -> Self {
-        ReqwestHttp::default()
+    /// A client with its own pool, under `egress`.
+    pub fn new(egress: Egress) -> Self {
+        ReqwestHttp { client: LazyClient::guarded(egress) }
     }
 }
 
@@ -32,18 +36,42 @@ impl ReqwestHttp {
 pub struct LazyClient {
     client: Arc<OnceLock<reqwest::Client>>,
     timeout: Option<Duration>,
+    /// The policy of a client for destinations a procedure or an API caller chose (None: the operator's own).
+    egress: Option<Egress>,
 }
 
 impl LazyClient {
     /// A client whose requests time out after `timeout` unless they set their own.
     pub fn with_timeout(timeout: Duration) -> Self {
-        LazyClient { client: Arc::default(), timeout: Some(timeout) }
+        LazyClient { timeout: Some(timeout), ..LazyClient::default() }
+    }
+
+    /// A client whose connections and redirects follow `egress` (its resolver and redirect policy; the caller
+    /// still checks the first URL with [`Egress::check_url`]).
+    pub fn guarded(egress: Egress) -> Self {
+        LazyClient { egress: Some(egress), ..LazyClient::default() }
+    }
+
+    /// The same, with a default time limit.
+    pub fn guarded_with_timeout(egress: Egress, timeout: Duration) -> Self {
+        LazyClient { timeout: Some(timeout), ..LazyClient::guarded(egress) }
+    }
+
+    /// [`Egress::check_url`] for a guarded client (an operator's client checks nothing).
+    pub async fn check_url(&self, url: &str) -> Result<(), crate::egress::Refused> {
+        match &self.egress {
+            Some(egress) => egress.check_url(url).await,
+            None => Ok(()),
+        }
     }
 
     /// The client, built now if this is its first use.
     pub fn get(&self) -> &reqwest::Client {
         self.client.get_or_init(|| {
-            let builder = reqwest::Client::builder();
+            let builder = match &self.egress {
+                Some(egress) => egress.client(),
+                None => reqwest::Client::builder(),
+            };
             let builder = match self.timeout {
                 Some(t) => builder.timeout(t),
                 None => builder,
@@ -62,6 +90,9 @@ pub(crate) fn run_headers(builder: reqwest::RequestBuilder, run_id: &str, node_i
 /// Maps a transport failure to a step error; the message ends with the innermost cause (a refused connection, an
 /// untrusted certificate), which is what the user can act on.
 pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> StepError {
+    if let Some(refused) = refusal(e) {
+        return refused.step_error(what);
+    }
     let mut cause: &dyn std::error::Error = e;
     while let Some(inner) = cause.source() {
         cause = inner;
@@ -83,6 +114,8 @@ impl Http for ReqwestHttp {
             let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
                 StepError::new(ErrorKind::ValidationError, format!("invalid HTTP method {:?}", req.method))
             })?;
+            let what = format!("{} {}", req.method, req.url);
+            self.client.check_url(&req.url).await.map_err(|r| r.step_error(&what))?;
             let mut builder =
                 self.client.get().request(method, &req.url).timeout(req.timeout.unwrap_or(DEFAULT_TIMEOUT));
             for (name, value) in &req.headers {
@@ -91,7 +124,6 @@ impl Http for ReqwestHttp {
             if let Some(body) = &req.body {
                 builder = builder.json(body);
             }
-            let what = format!("{} {}", req.method, req.url);
             let resp = builder.send().await.map_err(|e| transport_error(&e, &what))?;
             let status = resp.status().as_u16();
             let headers = resp

@@ -6,6 +6,7 @@
 //! (`ports.rs`: the agent registry and its leases, sealed secrets), never through a store.
 
 pub mod agents;
+pub mod egress;
 pub mod http;
 pub mod llm;
 pub mod masked;

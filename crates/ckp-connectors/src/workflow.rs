@@ -88,6 +88,10 @@ pub async fn fire(
         match sent {
             Ok(resp) if resp.status().is_success() => return Ok(()),
             Ok(resp) => last = format!("HTTP {}", resp.status().as_u16()),
+            // The policy would refuse it again: no more tries.
+            Err(e) if crate::egress::refusal(&e).is_some() => {
+                return Err(crate::http::transport_error(&e, &format!("Workflow dispatch of '{}'", req.action)));
+            }
             Err(e) => last = e.to_string(),
         }
     }

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 
 pub use ckp_core::procedure::ErrorKind;
 
+/// The `code` of a step error that the server's policy raised (a destination the egress policy closes): the same
+/// call would be refused again, so the step's retries are not spent on it (error handlers still apply).
+pub const REFUSED: &str = "refused";
+
 /// An error raised by a step or an effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -27,6 +31,11 @@ impl StepError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         StepError { kind, message: message.into(), http_status: None, code: None }
+    }
+
+    /// Whether the server's policy refused the call ([`REFUSED`]): retrying cannot help.
+    pub fn is_refused(&self) -> bool {
+        self.code.as_deref() == Some(REFUSED)
     }
 
     /// Whether an error handler's `error_type` matches this error.

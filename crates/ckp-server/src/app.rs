@@ -32,8 +32,10 @@ pub struct AppState {
     pub callbacks: Arc<ckp_connectors::workflow::CallbackSigner>,
     /// Secrets providers: the key sealing `/api/secrets` values, cache invalidation, credential grants.
     pub secrets: Arc<ckp_connectors::secrets::SecretManager>,
-    /// MCP servers (their tools are listed by `GET /api/actions`).
+    /// MCP servers (their tools are listed by `GET /api/actions`; a procedure's declarations are checked at import).
     pub mcp: Arc<ckp_connectors::mcp::McpConnector>,
+    /// The egress policy (an agent's URL is checked when it is registered or changed).
+    pub egress: ckp_connectors::egress::Egress,
 }
 
 /// Builds the router, with its OpenAPI document at `/api/openapi.json`.

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use ckp_connectors::mcp::McpConnector;
 use ckp_core::{Diagnostic, Procedure};
 use ckp_engine::effects::BoxFuture;
 use ckp_engine::engine::Procedures;
@@ -24,6 +25,10 @@ pub enum ImportError {
     /// The document names another procedure or version than the one addressed.
     #[error("{0}")]
     Mismatch(String),
+    /// The document asks for what the server's settings do not allow (a stdio MCP server whose command is not on
+    /// `mcp_stdio_allow`); the message names the setting.
+    #[error("{0}")]
+    Refused(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -33,6 +38,8 @@ pub enum ImportError {
 pub struct Catalog {
     store: Arc<dyn Store>,
     cache: Mutex<Cache>,
+    /// Judges a procedure's own MCP server declarations at import (none: every declaration is accepted).
+    mcp: Option<Arc<McpConnector>>,
 }
 
 /// What the catalog keeps, valid until procedures change.
@@ -72,7 +79,13 @@ impl Catalog {
     /// A catalog over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
         let cache = Cache { changes: store.watch_procedures(), compiled: HashMap::new(), records: HashMap::new() };
-        Catalog { store, cache: Mutex::new(cache) }
+        Catalog { store, cache: Mutex::new(cache), mcp: None }
+    }
+
+    /// Refuses at import the MCP server declarations `mcp` would refuse to run ([`McpConnector::refusal`]).
+    pub fn with_mcp(mut self, mcp: Arc<McpConnector>) -> Self {
+        self.mcp = Some(mcp);
+        self
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -87,7 +100,7 @@ impl Catalog {
         text: &str,
         project_id: Option<String>,
     ) -> Result<(ProcedureRecord, Vec<Diagnostic>), ImportError> {
-        let (procedure, record, warnings) = Self::compile(text)?;
+        let (procedure, record, warnings) = self.compile(text)?;
         let record = ProcedureRecord { project_id, ..record };
         let stored = self.store.insert_procedure(record).await.map_err(|e| match e {
             StoreError::Conflict(m) => ImportError::Conflict(m),
@@ -104,7 +117,7 @@ impl Catalog {
         version: &str,
         text: &str,
     ) -> Result<(ProcedureRecord, Vec<Diagnostic>), ImportError> {
-        let (procedure, record, warnings) = Self::compile(text)?;
+        let (procedure, record, warnings) = self.compile(text)?;
         if record.procedure_id != id {
             return Err(ImportError::Mismatch("procedure_id in CKP does not match target procedure_id".into()));
         }
@@ -120,12 +133,18 @@ impl Catalog {
         self.cache().compiled.insert((stored.procedure_id.clone(), stored.version.clone()), Arc::new(procedure));
     }
 
-    /// Compiles `text` into a procedure and the record to store (fields taken from the document).
-    fn compile(text: &str) -> Result<(Procedure, ProcedureRecord, Vec<Diagnostic>), ImportError> {
+    /// Compiles `text` into a procedure and the record to store (fields taken from the document), refusing what
+    /// the server's settings do not allow.
+    fn compile(&self, text: &str) -> Result<(Procedure, ProcedureRecord, Vec<Diagnostic>), ImportError> {
         let compilation = ckp_core::compile(text);
         let Some(procedure) = compilation.procedure else {
             return Err(ImportError::Invalid(compilation.diagnostics));
         };
+        if let Some(mcp) = &self.mcp
+            && let Some(why) = procedure.config.mcp_servers.iter().find_map(|(name, s)| mcp.refusal(name, s))
+        {
+            return Err(ImportError::Refused(why));
+        }
         let raw: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
         let field = |k: &str| raw.get(k).filter(|v| !v.is_null()).map(serde_json::Value::to_string);
         let doc = &procedure.document;

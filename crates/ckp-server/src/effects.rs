@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use ckp_connectors::egress::Egress;
 use ckp_connectors::mcp::{McpConnector, McpSettings};
 use ckp_connectors::secrets::SecretManager;
 use ckp_engine::EngineConfig;
@@ -27,19 +28,24 @@ pub struct Built {
     pub engine: EngineConfig,
 }
 
-/// Builds the effects of `config` with `agents`; `back_secrets` attaches what the secrets manager needs from the
-/// process (the store of the `db` provider, the credential-grant key).
+/// Builds the effects of `config` with `agents` (made with [`egress`]'s policy when their URLs are not the
+/// operator's); `back_secrets` attaches what the secrets manager needs from the process (the store of the `db`
+/// provider, the credential-grant key).
 pub fn build(
     config: &ServeConfig,
+    egress: Egress,
     agents: Option<Arc<dyn Agents>>,
     back_secrets: impl FnOnce(SecretManager) -> SecretManager,
 ) -> Result<Built, ServeError> {
     let secrets = SecretManager::new(config.secrets.clone(), config.secrets_env_prefix.clone())
-        .map_err(|e| ServeError::Config(e.0))?;
+        .map_err(|e| ServeError::Config(e.0))?
+        .with_egress(egress.clone());
     let secrets = Arc::new(back_secrets(secrets));
     let mcp = Arc::new(McpConnector::new(McpSettings {
         servers: config.mcp_servers.clone(),
         legacy_base_url: config.mcp_base_url.clone().filter(|u| !u.trim().is_empty()),
+        stdio_allow: config.mcp_stdio_allow.clone(),
+        egress: egress.clone(),
     }));
     let llm = config.llm_base_url.as_ref().map(|url| {
         let mut llm = ckp_connectors::llm::LlmConfig::new(url.clone(), config.llm_model.clone());
@@ -51,7 +57,7 @@ pub fn build(
     Ok(Built {
         effects: Effects {
             agents,
-            http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new())),
+            http: Some(Arc::new(ckp_connectors::http::ReqwestHttp::new(egress.clone()))),
             llm,
             secrets: Some(secrets.clone()),
             mcp: Some(mcp.clone()),
@@ -69,4 +75,10 @@ pub fn build(
             ..EngineConfig::default()
         },
     })
+}
+
+/// The egress policy of `config` (`egress_allow`), shared by every connector that reaches a destination a procedure
+/// or an API caller chose.
+pub fn egress(config: &ServeConfig) -> Result<Egress, ServeError> {
+    Egress::new(&config.egress_allow).map_err(ServeError::Config)
 }

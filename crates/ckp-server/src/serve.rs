@@ -122,16 +122,17 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             store
         }
     };
-    let catalog = Arc::new(Catalog::new(store.clone()));
     let callbacks = crate::workflow::signer(config)?;
     let ports = Arc::new(crate::ports::StorePorts::new(store.clone()));
-    let agents = ckp_connectors::agents::RegistryAgents::new(ports.clone())
+    let egress = crate::effects::egress(config)?;
+    let agents = ckp_connectors::agents::RegistryAgents::new(ports.clone(), egress.clone())
         .with_offline_after(config.agent_offline_after)
         .with_callbacks(callbacks.clone());
-    let built = crate::effects::build(config, Some(Arc::new(agents)), |secrets| {
+    let built = crate::effects::build(config, egress.clone(), Some(Arc::new(agents)), |secrets| {
         secrets.with_sealed(ports.clone()).with_grants(callbacks.grant_key())
     })?;
     let (secrets, mcp) = (built.secrets, built.mcp);
+    let catalog = Arc::new(Catalog::new(store.clone()).with_mcp(mcp.clone()));
     let engine = Arc::new(Engine::new(store.clone(), built.effects).with_procedures(catalog.clone()).with_config(
         EngineConfig { artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(), ..built.engine },
     ));
@@ -145,6 +146,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         callbacks: callbacks.clone(),
         secrets,
         mcp: mcp.clone(),
+        egress: egress.clone(),
     };
     let app = router(state, config.max_body_bytes);
     let listener = match config.http {
@@ -161,6 +163,9 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         .transpose()
         .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
     callbacks.set_base_url(&crate::workflow::public_url(config, addr));
+    if let Some(addr) = addr {
+        egress.set_own_address(addr);
+    }
     let mut tasks = JoinSet::new();
     let host = uuid::Uuid::new_v4().simple().to_string();
     if config.workers > 0 {
@@ -175,7 +180,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         timeout: Duration::from_secs(5),
         circuit_reset: Duration::from_millis(config.agent_circuit_reset_ms),
     };
-    tasks.spawn(ckp_connectors::agents::run_health_loop(ports, health, signal.clone()));
+    tasks.spawn(ckp_connectors::agents::run_health_loop(ports, egress, health, signal.clone()));
     if let Some(listener) = listener {
         let mut http_signal = signal.clone();
         tasks.spawn(async move {

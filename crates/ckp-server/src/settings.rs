@@ -79,6 +79,7 @@ settings_group! {
         llm_prices: BTreeMap<String, ckp_engine::pricing::ModelPrice> = BTreeMap::new(),
             { env: &["CKP_LLM_PRICES"] } check prices;
         /// `{{secrets.NAME}}` reads the environment variable `{secrets_env_prefix}{NAME}` (LangOrch's env provider).
+        /// A procedure's own `prefix` is taken under this one, and no secret ever reads a `CKP_*` variable.
         secrets_env_prefix: String = "LANGORCH_SECRET_".into(), { env: &["CKP_SECRETS_ENV_PREFIX"] };
         /// A PostgreSQL database (`postgres://user@host:port/db`) instead of the embedded SQLite file: several ckp
         /// processes can then share it (`ckp serve --no-workers` for API processes, `ckp worker` for workers).
@@ -137,6 +138,18 @@ settings_group! {
             env: &["CKP_MCP_BASE_URL", "MCP_BASE_URL"], flag: Some("mcp-base-url"), value_name: "URL", run: true,
             expected: "an http(s) URL",
         } check http_url;
+        /// Private destinations opened to outbound calls whose address a procedure or an API caller chose
+        /// (`http_request`, registered agents, MCP servers a procedure declares, secrets endpoints it names): CIDR
+        /// blocks, addresses or host names, each with an optional `:port`. Loopback, link-local (cloud metadata),
+        /// private, CGNAT and unspecified addresses are refused unless listed here; ckp's own address always is.
+        egress_allow: Vec<String> = Vec::new(), {
+            env: &["CKP_EGRESS_ALLOW"], flag: Some("egress-allow"), value_name: "ENTRY,...", run: true,
+        } check egress;
+        /// Commands a procedure's stdio MCP server (`global_config.mcp_servers` with `command`) may start on this
+        /// host, written exactly as the declaration writes them; empty: none. Servers of `mcp_servers` need no entry.
+        mcp_stdio_allow: Vec<String> = Vec::new(), {
+            env: &["CKP_MCP_STDIO_ALLOW"], flag: Some("mcp-stdio-allow"), value_name: "COMMAND,...", run: true,
+        };
         /// Log line format: `text` (for a terminal) or `json` (one object per line, for collectors).
         log_format: LogFormat = LogFormat::Text,
             { env: &["CKP_LOG_FORMAT"], flag: Some("log-format"), value_name: "FORMAT", run: true };
@@ -279,6 +292,10 @@ fn http_url(v: &Option<String>) -> Result<(), String> {
 
 fn prices(v: &BTreeMap<String, ckp_engine::pricing::ModelPrice>) -> Result<(), String> {
     ckp_engine::pricing::PriceTable::with(v).map(drop)
+}
+
+fn egress(v: &[String]) -> Result<(), String> {
+    ckp_connectors::egress::Egress::new(v).map(drop)
 }
 
 fn mcp_names(v: &BTreeMap<String, ckp_core::mcp::McpServer>) -> Result<(), String> {

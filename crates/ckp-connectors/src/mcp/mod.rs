@@ -4,9 +4,11 @@
 //!
 //! Servers come from the runner's configuration (`ckp serve`'s `[mcp_servers.NAME]`, `ckp run --mcp`) or from the
 //! procedure's `global_config.mcp_servers`; **the runner's configuration wins** when both name the same server, so
-//! an operator decides what a name means on their machine. One session per distinct declaration, opened on first
-//! use and reused; a transport failure drops it and the next call reconnects. [`McpConnector::shutdown`] closes
-//! every session and kills stdio servers.
+//! an operator decides what a name means on their machine. A procedure's own declarations are fenced: a stdio
+//! server only when its command is on the server's `mcp_stdio_allow` list ([`McpConnector::refusal`], checked at
+//! import and again before each call), an HTTP server under the egress policy. One session per distinct
+//! declaration, opened on first use and reused; a transport failure drops it and the next call reconnects.
+//! [`McpConnector::shutdown`] closes every session and kills stdio servers.
 //!
 //! Result mapping ([`map_result`]): `structuredContent` when the tool returns it; else the content list, where a
 //! single text item becomes its text parsed as JSON when it is JSON and the text itself otherwise, no item
@@ -25,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ckp_core::mcp::McpServer;
+use ckp_core::mcp::{McpServer, McpTransport};
 use ckp_core::procedure::ErrorKind;
 use ckp_engine::effects::{AgentRequest, BoxFuture, Mcp, McpCall};
 use ckp_engine::error::StepError;
@@ -63,12 +65,22 @@ pub struct McpSettings {
     pub servers: BTreeMap<String, McpServer>,
     /// LangOrch's `MCP_BASE_URL`: the legacy `POST {base}/tools/{action}` fallback.
     pub legacy_base_url: Option<String>,
+    /// Commands a procedure-declared stdio server may run (exact names or paths; `mcp_stdio_allow`).
+    pub stdio_allow: Vec<String>,
+    /// The policy of procedure-declared HTTP servers.
+    pub egress: crate::egress::Egress,
 }
+
+/// The setting that lets a procedure start a stdio MCP server, as messages name it.
+pub const STDIO_SETTING: &str = "mcp_stdio_allow (CKP_MCP_STDIO_ALLOW)";
 
 /// The engine's `Mcp`.
 #[derive(Debug)]
 pub struct McpConnector {
     servers: BTreeMap<String, McpServer>,
+    stdio_allow: Vec<String>,
+    #[cfg_attr(not(feature = "mcp"), expect(dead_code, reason = "only the rmcp sessions connect"))]
+    egress: crate::egress::Egress,
     #[cfg(feature = "mcp")]
     slots: std::sync::Mutex<HashMap<(String, McpServer), Arc<session::Slot>>>,
     #[cfg(feature = "mcp")]
@@ -81,6 +93,8 @@ impl McpConnector {
     pub fn new(settings: McpSettings) -> Self {
         McpConnector {
             servers: settings.servers,
+            stdio_allow: settings.stdio_allow,
+            egress: settings.egress,
             #[cfg(feature = "mcp")]
             slots: std::sync::Mutex::new(HashMap::new()),
             #[cfg(feature = "mcp")]
@@ -94,6 +108,20 @@ impl McpConnector {
         &self.servers
     }
 
+    /// Why a procedure may not declare server `name` as `declared`, naming the setting that would allow it: a stdio
+    /// server whose command is not on `mcp_stdio_allow`. None when it may, or when the server's own configuration
+    /// defines `name` (that one is used instead).
+    pub fn refusal(&self, name: &str, declared: &McpServer) -> Option<String> {
+        let McpTransport::Stdio { command, .. } = &declared.transport else { return None };
+        if self.servers.contains_key(name) || self.stdio_allow.iter().any(|c| c == command) {
+            return None;
+        }
+        Some(format!(
+            "MCP server `{name}` declared by the procedure runs the command `{command}` on the server's host, which \
+             the server's setting {STDIO_SETTING} does not list"
+        ))
+    }
+
     /// Calls `tool` on server `name` (the configured one, else `declared`) with `arguments`; the mapped result.
     pub async fn call(
         &self,
@@ -102,6 +130,11 @@ impl McpConnector {
         tool: &str,
         arguments: Map<String, Value>,
     ) -> Result<Value, StepError> {
+        if let Some(why) = declared.and_then(|d| self.refusal(name, d)) {
+            let mut e = StepError::new(ErrorKind::McpError, why);
+            e.code = Some(ckp_engine::error::REFUSED.into());
+            return Err(e);
+        }
         let Some(server) = self.servers.get(name).or(declared) else {
             return Err(StepError::new(
                 ErrorKind::McpError,
@@ -146,9 +179,11 @@ impl McpConnector {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(CallError::Transport("ckp is shutting down".into()));
         }
+        // A declaration the operator did not make goes through the egress policy.
+        let egress = (self.servers.get(name) != Some(server)).then(|| self.egress.clone());
         let slot = slots
             .entry((name.to_owned(), server.clone()))
-            .or_insert_with(|| Arc::new(session::Slot::new(server.clone())));
+            .or_insert_with(|| Arc::new(session::Slot::new(server.clone(), egress)));
         Ok(slot.clone())
     }
 
@@ -293,6 +328,36 @@ mod tests {
         assert_eq!((e.kind, e.message.as_str()), (ErrorKind::McpError, "MCP tool 's/t' failed: boom"));
         let e = map_result("t", json!({"isError": true})).expect_err("error");
         assert!(e.message.ends_with("Unknown MCP error"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn a_procedures_stdio_server_runs_only_a_listed_command() {
+        let stdio = |command: &str| McpServer {
+            transport: McpTransport::Stdio {
+                command: command.into(),
+                args: Vec::new(),
+                env: BTreeMap::new(),
+                cwd: None,
+            },
+            timeout_ms: None,
+        };
+        let c = McpConnector::new(McpSettings {
+            servers: BTreeMap::from([("ops".to_owned(), stdio("/opt/ops-mcp"))]),
+            stdio_allow: vec!["/usr/bin/fs-mcp".into()],
+            ..McpSettings::default()
+        });
+        // Checked again at call time (the setting may have changed since the import): nothing is started.
+        let e = c.call("sh", Some(&stdio("/bin/sh")), "echo", Map::new()).await.expect_err("refused");
+        assert!(e.is_refused() && e.message.contains("mcp_stdio_allow (CKP_MCP_STDIO_ALLOW)"), "{}", e.message);
+        assert!(e.message.contains("`/bin/sh`"), "{}", e.message);
+        assert_eq!(c.refusal("fs", &stdio("/usr/bin/fs-mcp")), None, "listed");
+        assert!(c.refusal("fs", &stdio("fs-mcp")).is_some(), "exactly as listed");
+        assert_eq!(c.refusal("ops", &stdio("/bin/sh")), None, "the operator's server of that name is used instead");
+        let http = McpServer {
+            transport: McpTransport::Http { url: "https://mcp.example/mcp".into(), headers: BTreeMap::new() },
+            timeout_ms: None,
+        };
+        assert_eq!(c.refusal("web", &http), None, "HTTP servers go through the egress policy instead");
     }
 
     #[tokio::test]

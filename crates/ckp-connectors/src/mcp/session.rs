@@ -36,6 +36,8 @@ pub(super) enum Failure {
 /// One server's session slot.
 pub(super) struct Slot {
     server: McpServer,
+    /// The policy when a procedure declared the server (None: the operator's).
+    egress: Option<crate::egress::Egress>,
     live: tokio::sync::Mutex<Option<Live>>,
     generation: AtomicU64,
     closed: AtomicBool,
@@ -55,9 +57,10 @@ impl std::fmt::Debug for Slot {
 }
 
 impl Slot {
-    pub(super) fn new(server: McpServer) -> Slot {
+    pub(super) fn new(server: McpServer, egress: Option<crate::egress::Egress>) -> Slot {
         Slot {
             server,
+            egress,
             live: tokio::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -80,7 +83,9 @@ impl Slot {
             close(old).await;
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let fresh = match tokio::time::timeout(connect_timeout, connect(&self.server, generation)).await {
+        let fresh = match tokio::time::timeout(connect_timeout, connect(&self.server, self.egress.as_ref(), generation))
+            .await
+        {
             Ok(r) => r?,
             Err(_) => {
                 return Err(Failure::Transport(format!("no MCP handshake within {} s", connect_timeout.as_secs_f64())));
@@ -170,7 +175,7 @@ fn client_config() -> ClientConfig {
     info
 }
 
-async fn connect(server: &McpServer, generation: u64) -> Result<Live, Failure> {
+async fn connect(server: &McpServer, egress: Option<&crate::egress::Egress>, generation: u64) -> Result<Live, Failure> {
     let stderr = Arc::new(StdMutex::new(String::new()));
     let mut reader = None;
     let service = match &server.transport {
@@ -216,8 +221,15 @@ async fn connect(server: &McpServer, generation: u64) -> Result<Live, Failure> {
                     .map_err(|_| Failure::Transport(format!("the value of header {k:?} is not valid")))?;
                 custom.insert(name, value);
             }
+            let client = match egress {
+                Some(egress) => {
+                    egress.check_url(url).await.map_err(|r| Failure::Transport(r.to_string()))?;
+                    egress.client().build().map_err(|e| Failure::Transport(format!("no HTTP client: {e}")))?
+                }
+                None => reqwest::Client::new(),
+            };
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
-            let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+            let transport = StreamableHttpClientTransport::with_client(client, config);
             client_config().serve(transport).await
         }
     };

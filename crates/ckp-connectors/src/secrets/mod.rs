@@ -82,6 +82,9 @@ impl ProviderError {
 
     /// From a reqwest error (the URLs asked here hold names, never values or credentials).
     pub(crate) fn transport(what: &str, e: &reqwest::Error) -> Self {
+        if let Some(refused) = crate::egress::refusal(e) {
+            return ProviderError { kind: ErrorKind::ValidationError, message: format!("{what}: {refused}") };
+        }
         let why = if e.is_timeout() {
             "timed out".to_owned()
         } else if e.is_connect() {
@@ -141,6 +144,9 @@ pub struct SecretManager {
     grants: Option<GrantKey>,
     sealed: Option<Arc<dyn SealedSecrets>>,
     http: crate::http::LazyClient,
+    /// For endpoints a procedure's `secrets_config` chose instead of the server's: under the egress policy.
+    guarded: crate::http::LazyClient,
+    egress: crate::egress::Egress,
     providers: Mutex<HashMap<ProviderKey, Arc<dyn Provider>>>,
     cache: cache::TtlCache<(ProviderKey, String)>,
 }
@@ -181,6 +187,11 @@ impl SecretManager {
             grants: None,
             sealed: None,
             http: crate::http::LazyClient::with_timeout(Duration::from_secs(15)),
+            guarded: crate::http::LazyClient::guarded_with_timeout(
+                crate::egress::Egress::default(),
+                Duration::from_secs(15),
+            ),
+            egress: crate::egress::Egress::default(),
             providers: Mutex::new(HashMap::new()),
         })
     }
@@ -200,6 +211,14 @@ impl SecretManager {
     /// The key credential grants are signed with, when this manager issues them.
     pub fn grant_key(&self) -> Option<&GrantKey> {
         self.grants.as_ref()
+    }
+
+    /// Calls the endpoints a procedure's `secrets_config` chooses (a Vault, AWS or Azure URL other than the
+    /// server's) under `egress`; without it, only public addresses.
+    pub fn with_egress(mut self, egress: crate::egress::Egress) -> Self {
+        self.guarded = crate::http::LazyClient::guarded_with_timeout(egress.clone(), Duration::from_secs(15));
+        self.egress = egress;
+        self
     }
 
     /// Reads env secrets through `lookup` instead of the process environment (tests, embedding).
@@ -242,7 +261,16 @@ impl SecretManager {
         let fetched = match self.stored(kind, base).await? {
             Some(f) => Some(f),
             None if kind == SecretProvider::Database => None,
-            None => self.provider(&pkey)?.fetch(base).await?,
+            None => {
+                let chosen = self.procedure_endpoints(&pkey);
+                for url in &chosen {
+                    self.egress
+                        .check_url(url)
+                        .await
+                        .map_err(|r| ProviderError { kind: ErrorKind::ValidationError, message: r.to_string() })?;
+                }
+                self.provider(&pkey, !chosen.is_empty())?.fetch(base).await?
+            }
         };
         let default_field = match &pkey {
             ProviderKey::Vault(v) => v.field.as_deref(),
@@ -291,9 +319,10 @@ impl SecretManager {
         let empty = std::collections::BTreeMap::new();
         let over = spec.map_or(&empty, |s| &s.settings);
         Ok(match kind {
-            SecretProvider::Env => {
-                ProviderKey::Env(over.get("prefix").cloned().unwrap_or_else(|| self.env_prefix.clone()))
-            }
+            SecretProvider::Env => ProviderKey::Env(match over.get("prefix") {
+                Some(p) => env::procedure_prefix(&self.env_prefix, p),
+                None => self.env_prefix.clone(),
+            }),
             SecretProvider::Vault => ProviderKey::Vault(self.settings.vault.overlay(over)),
             SecretProvider::Aws => ProviderKey::Aws(self.settings.aws.overlay(over)),
             SecretProvider::Azure => ProviderKey::Azure(self.settings.azure.overlay(over)),
@@ -301,17 +330,44 @@ impl SecretManager {
         })
     }
 
-    /// The provider instance for a configuration (kept, so tokens and connections are reused).
-    fn provider(&self, key: &ProviderKey) -> Result<Arc<dyn Provider>, ProviderError> {
+    /// The endpoints of `key` that a procedure chose (other than the server's settings): the egress policy's.
+    fn procedure_endpoints<'k>(&self, key: &'k ProviderKey) -> Vec<&'k str> {
+        let moved = |theirs: Option<&'k str>, ours: Option<&str>| {
+            theirs.filter(|t| Some(t.trim_end_matches('/')) != ours.map(|o| o.trim_end_matches('/')))
+        };
+        let server = &self.settings;
+        match key {
+            ProviderKey::Vault(v) => moved(Some(&v.vault_url), Some(&server.vault.vault_url)).into_iter().collect(),
+            ProviderKey::Aws(a) => {
+                moved(a.endpoint_url.as_deref(), server.aws.endpoint_url.as_deref()).into_iter().collect()
+            }
+            ProviderKey::Azure(a) => [
+                moved(a.vault_url.as_deref(), server.azure.vault_url.as_deref()),
+                moved(Some(&a.authority_url), Some(&server.azure.authority_url)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            ProviderKey::Env(_) | ProviderKey::Db => Vec::new(),
+        }
+    }
+
+    /// The provider instance for a configuration (kept, so tokens and connections are reused); `guarded` when a
+    /// procedure chose its endpoint.
+    fn provider(&self, key: &ProviderKey, guarded: bool) -> Result<Arc<dyn Provider>, ProviderError> {
+        let http = match guarded {
+            true => self.guarded.get(),
+            false => self.http.get(),
+        };
         let mut providers = self.providers.lock().map_err(|_| ProviderError::config("secrets providers poisoned"))?;
         if let Some(p) = providers.get(key) {
             return Ok(p.clone());
         }
         let p: Arc<dyn Provider> = match key {
             ProviderKey::Env(prefix) => Arc::new(EnvSecrets::with_lookup(prefix.clone(), self.env_lookup)),
-            ProviderKey::Vault(v) => Arc::new(vault::VaultProvider::new(v.clone(), self.http.get().clone())?),
-            ProviderKey::Aws(a) => Arc::new(aws::AwsProvider::new(a.clone(), self.http.get().clone())?),
-            ProviderKey::Azure(a) => Arc::new(azure::AzureProvider::new(a.clone(), self.http.get().clone())?),
+            ProviderKey::Vault(v) => Arc::new(vault::VaultProvider::new(v.clone(), http.clone())?),
+            ProviderKey::Aws(a) => Arc::new(aws::AwsProvider::new(a.clone(), http.clone())?),
+            ProviderKey::Azure(a) => Arc::new(azure::AzureProvider::new(a.clone(), http.clone())?),
             ProviderKey::Db => return Err(ProviderError::config("the db provider is the store")),
         };
         if providers.len() > 256 {

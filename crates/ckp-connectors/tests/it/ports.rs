@@ -9,6 +9,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use ckp_connectors::agents::RegistryAgents;
+use ckp_connectors::egress::Egress;
 use ckp_connectors::ports::{AgentInfo, AgentRegistry, Lease, LeaseHolder, PortError, SealedSecrets};
 use ckp_connectors::secrets::{SealKey, SecretManager, SecretsSettings};
 use ckp_core::procedure::{ErrorKind, SecretProvider, SecretsSpec};
@@ -139,7 +140,8 @@ async fn dispatch_goes_through_the_registry_port() {
     let registry = Arc::new(MemoryRegistry::default());
     *registry.agents.lock().expect("lock") =
         vec![info("a-offline", "http://127.0.0.1:9", false), info("a-online", &base, true)];
-    let agents = RegistryAgents::new(registry.clone()).with_offline_after(2);
+    let agents = RegistryAgents::new(registry.clone(), Egress::new(&["127.0.0.1".to_owned()]).expect("valid"))
+        .with_offline_after(2);
 
     let out = agents.execute(req("lookup", "s1")).await.expect("answered");
     assert_eq!(out, json!({"echo": {"q": 1}}), "the online agent of the channel (matched case-insensitively)");
@@ -178,6 +180,29 @@ async fn dispatch_goes_through_the_registry_port() {
     let e = agents.execute(req("lookup", "s4")).await.expect_err("none online");
     assert_eq!(e.kind, ErrorKind::AgentUnavailable);
     assert!(e.message.contains("No online agent for channel='WEB'"), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_at_a_closed_address_is_refused_without_a_call_or_a_failure_counted() {
+    let (base, seen) = agent().await;
+    let registry = Arc::new(MemoryRegistry::default());
+    // Registered while the setting allowed it; the setting no longer does.
+    *registry.agents.lock().expect("lock") = vec![info("a", &base, true)];
+    let agents = RegistryAgents::new(registry.clone(), Egress::default());
+    for step in ["s1", "s2", "s3"] {
+        let e = agents.execute(req("lookup", step)).await.expect_err("refused");
+        assert!(e.is_refused(), "{e:?}");
+        assert!(
+            e.message.contains(&format!("egress to {}", base.trim_start_matches("http://").trim_end_matches('/'))),
+            "{e:?}"
+        );
+        assert!(e.message.contains("egress_allow (CKP_EGRESS_ALLOW)"), "{e:?}");
+    }
+    assert!(seen.lock().expect("lock").is_empty(), "the agent was never called");
+    assert!(
+        !registry.calls().iter().any(|c| matches!(c, Call::Health { .. })),
+        "a refusal is not the agent's failure: its circuit stays closed"
+    );
 }
 
 /// Sealed values by name.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ckp_connectors::egress::Egress;
 use ckp_connectors::secrets::{SecretManager, SecretsSettings};
 use ckp_core::procedure::{SecretProvider, SecretsSpec};
 use serde_json::{Value, json};
@@ -163,8 +164,12 @@ async fn aws_secrets_manager_through_moto() {
     let e = m.lookup(None, "plain#x").await.expect_err("not JSON");
     assert!(e.message.contains("not a JSON object") && !e.message.contains("aws-plain"), "{e:?}");
 
-    // A procedure pointing at another endpoint does not get the server's key pair.
+    // A procedure pointing at another endpoint: that address follows the egress policy (the server's own endpoint
+    // does not), and it does not get the server's key pair.
     let elsewhere = spec(SecretProvider::Aws, &[("endpoint_url", "http://127.0.0.1:9")], &[]);
+    let e = m.lookup(Some(&elsewhere), "plain").await.expect_err("refused");
+    assert!(e.message.contains("egress to 127.0.0.1:9 is refused") && e.message.contains("egress_allow"), "{e:?}");
+    let m = m.with_egress(Egress::new(&["127.0.0.1".to_owned()]).expect("valid"));
     let e = m.lookup(Some(&elsewhere), "plain").await.expect_err("no credentials");
     assert!(e.message.contains("aws needs credentials"), "{e:?}");
 }
@@ -172,16 +177,21 @@ async fn aws_secrets_manager_through_moto() {
 #[tokio::test]
 async fn env_provider_with_a_procedure_prefix() {
     let m =
-        SecretManager::new(SecretsSettings::default(), "CKP_IT_SECRET_").expect("settings").with_env_lookup(
-            |k| match k {
-                "CKP_IT_SECRET_API" => Some("env-value".into()),
-                "OTHER_TOKEN" => Some("other-value".into()),
-                _ => None,
-            },
-        );
+        SecretManager::new(SecretsSettings::default(), "IT_SECRET_").expect("settings").with_env_lookup(|k| match k {
+            "IT_SECRET_API" => Some("env-value".into()),
+            "IT_SECRET_OTHER_TOKEN" => Some("other-value".into()),
+            "OUTSIDE" | "CKP_LLM_API_KEY" => Some("outside".into()),
+            _ => None,
+        });
     assert_eq!(m.lookup(None, "api").await, Ok(Some("env-value".into())), "upper-cased under the server's prefix");
+    // A procedure's prefix is taken under the server's; an empty one cannot reach anything else.
     let s = spec(SecretProvider::Env, &[("prefix", "OTHER_")], &[("tok", "token")]);
     assert_eq!(m.lookup(Some(&s), "tok").await, Ok(Some("other-value".into())));
+    let s = spec(SecretProvider::Env, &[("prefix", "IT_SECRET_OTHER_")], &[("tok", "token")]);
+    assert_eq!(m.lookup(Some(&s), "tok").await, Ok(Some("other-value".into())), "already under it");
+    let empty = spec(SecretProvider::Env, &[("prefix", "")], &[]);
+    assert_eq!(m.lookup(Some(&empty), "ckp_llm_api_key").await, Ok(None));
+    assert_eq!(m.lookup(Some(&empty), "outside").await, Ok(None));
     assert_eq!(m.lookup(None, "nope").await, Ok(None));
     let db = spec(SecretProvider::Database, &[], &[]);
     let e = m.lookup(Some(&db), "x").await.expect_err("no store");

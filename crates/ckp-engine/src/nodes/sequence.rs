@@ -144,7 +144,7 @@ impl Runner<'_> {
                 Err(e) if e.kind == ErrorKind::Cancelled => return Ok(StepFlow::Cancelled),
                 Err(e) => e,
             };
-            if attempt < max_retries {
+            if attempt < max_retries && !error.is_refused() {
                 let delay = backoff.delay_ms(attempt);
                 attempt += 1;
                 if let Some(until) =

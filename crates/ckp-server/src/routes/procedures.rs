@@ -48,6 +48,7 @@ fn import_error(e: ImportError) -> ApiError {
         }
         ImportError::Conflict(m) => ApiError::conflict(m),
         ImportError::Mismatch(m) => ApiError::invalid("ckp_mismatch", m),
+        ImportError::Refused(m) => ApiError::invalid("refused_by_settings", m),
         ImportError::Store(e) => e.into(),
     }
 }
@@ -57,7 +58,8 @@ async fn record(state: &AppState, id: &str, version: &str) -> ApiResult<Procedur
 }
 
 /// Imports a CKP document: it is compiled and validated first (422 with every error and its JSON pointer);
-/// warnings are returned beside the created procedure. A duplicate id + version is 409.
+/// warnings are returned beside the created procedure. A duplicate id + version is 409. A stdio MCP server the
+/// document declares whose command the setting `mcp_stdio_allow` does not list is 422 `refused_by_settings`.
 #[utoipa::path(post, path = "/api/procedures", tag = "procedures", request_body = ProcedureIn,
     responses((status = 201, body = ProcedureImported), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn import(

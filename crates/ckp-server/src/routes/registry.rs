@@ -27,11 +27,13 @@ fn non_empty(field: &str, v: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_url(url: &str) -> ApiResult<()> {
+/// An agent's URL: http(s), and a destination the egress policy opens (resolved now: a name reaching a closed
+/// address is refused here rather than at every call).
+async fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(ApiError::invalid("invalid_body", "base_url must be an http:// or https:// URL"));
     }
-    Ok(())
+    state.egress.check_destination(url).await.map_err(|r| ApiError::invalid("egress_refused", format!("base_url: {r}")))
 }
 
 /// Registered agents by name.
@@ -41,7 +43,8 @@ pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<Ag
 }
 
 /// Registers an agent (channel stored lower-case: matching is case-insensitive). Without capabilities, they are
-/// probed from `GET {base_url}/capabilities`. A taken id is 409.
+/// probed from `GET {base_url}/capabilities`. A taken id is 409; a `base_url` the egress policy refuses (a
+/// loopback, link-local or private address not listed in the setting `egress_allow`) is 422 `egress_refused`.
 #[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = AgentIn,
     responses((status = 201, body = AgentOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_agent(
@@ -50,7 +53,7 @@ pub async fn create_agent(
 ) -> ApiResult<(StatusCode, Json<AgentOut>)> {
     non_empty("name", &body.name)?;
     non_empty("channel", &body.channel)?;
-    check_url(&body.base_url)?;
+    check_url(&state, &body.base_url).await?;
     let channel = body.channel.trim().to_lowercase();
     let limit = body.concurrency_limit.unwrap_or(1);
     if limit < 1 {
@@ -60,7 +63,9 @@ pub async fn create_agent(
     // without any and receives no step until its capabilities are set.
     let capabilities = match body.capabilities.filter(|c| !c.is_empty()) {
         Some(list) => caps(list),
-        None => Value::Array(ckp_connectors::agents::probe_capabilities(&body.base_url).await.unwrap_or_default()),
+        None => Value::Array(
+            ckp_connectors::agents::probe_capabilities(&state.egress, &body.base_url).await.unwrap_or_default(),
+        ),
     };
     let agent = AgentRow {
         agent_id: body
@@ -101,7 +106,7 @@ pub async fn update_agent(
     Json(body): Json<AgentUpdateIn>,
 ) -> ApiResult<Json<AgentOut>> {
     if let Some(url) = &body.base_url {
-        check_url(url)?;
+        check_url(&state, url).await?;
     }
     if body.concurrency_limit.is_some_and(|l| l < 1) {
         return Err(ApiError::invalid("invalid_body", "concurrency_limit must be at least 1"));

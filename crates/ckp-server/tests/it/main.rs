@@ -5,6 +5,7 @@
 mod api;
 mod catalog;
 mod dispatch;
+mod egress;
 mod endpoints;
 mod mcp;
 mod pricing;

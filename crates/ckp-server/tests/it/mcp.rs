@@ -143,11 +143,29 @@ async fn procedures_call_tools_of_configured_servers_over_stdio_and_http() {
 async fn procedures_declare_their_own_servers_and_unknown_servers_are_clear_errors() {
     let (_web, url) = reference::everything_http().await;
     let (node, script) = reference::everything();
-    let server = TestServer::start("mcp-declared").await;
     let declared = json!({"mcp_servers": {
         "mine": {"command": node, "args": [script.display().to_string(), "stdio"]},
         "remote": {"url": url}
     }});
+    // By default a procedure may not start a program on the server's host: import is refused, nothing stored.
+    let fenced = TestServer::start("mcp-declared-fenced").await;
+    let refused = async |method: &str, path: &str| {
+        let doc = json!({"ckp_json": calls("mcp-declared", "mine", "remote", declared.clone())});
+        let (status, body) = fenced.call(method, path, Some(doc)).await;
+        assert_eq!((status, &body["code"]), (422, &json!("refused_by_settings")), "{method} {path}: {body}");
+        let message = body["detail"].as_str().unwrap_or_default();
+        assert!(message.contains("mcp_stdio_allow (CKP_MCP_STDIO_ALLOW)") && message.contains("`mine`"), "{message}");
+    };
+    refused("POST", "/api/procedures").await;
+    assert_eq!(fenced.call("GET", "/api/procedures", None).await.1, json!([]), "nothing stored");
+    // Nor through a replacement of an imported version.
+    fenced.import(calls("mcp-declared", "everything", "everything", json!({}))).await;
+    refused("PUT", "/api/procedures/mcp-declared/1").await;
+    let (_, stored) = fenced.call("GET", "/api/procedures/mcp-declared/1", None).await;
+    assert!(stored["ckp_json"]["global_config"].get("mcp_servers").is_none(), "the old version is kept: {stored}");
+    fenced.stop().await;
+
+    let server = TestServer::start_with("mcp-declared", |c| c.mcp_stdio_allow = vec![node.clone()]).await;
     server.import(calls("mcp-declared", "mine", "remote", declared)).await;
     check_calls(&server, "mcp-declared").await;
 

@@ -39,8 +39,14 @@ impl TestServer {
     pub async fn start_with(name: &str, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let dir = std::env::temp_dir().join(format!("ckp-api-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut config =
-            ServeConfig { bind: "127.0.0.1:0".into(), data_dir: dir.clone(), workers: 4, ..ServeConfig::default() };
+        // The tests' agents, HTTP and MCP servers listen on 127.0.0.1, which the egress policy closes by default.
+        let mut config = ServeConfig {
+            bind: "127.0.0.1:0".into(),
+            data_dir: dir.clone(),
+            workers: 4,
+            egress_allow: vec!["127.0.0.1".into()],
+            ..ServeConfig::default()
+        };
         adjust(&mut config);
         if postgres() {
             let schema: String =

@@ -306,10 +306,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io:
             }
             (None, None) => (Arc::new(MemoryJournal::new()), None),
         };
-    let built = match ckp_server::effects::build(&config, agents, |secrets| match store {
-        Some(store) => secrets.with_sealed(Arc::new(ckp_server::ports::StorePorts::new(store))),
-        None => secrets,
-    }) {
+    let built = ckp_server::effects::egress(&config).and_then(|egress| {
+        ckp_server::effects::build(&config, egress, agents, |secrets| match store {
+            Some(store) => secrets.with_sealed(Arc::new(ckp_server::ports::StorePorts::new(store))),
+            None => secrets,
+        })
+    });
+    let built = match built {
         Ok(b) => b,
         Err(e) => {
             writeln!(err, "ckp: {e}")?;

@@ -24,6 +24,7 @@ impl Logged {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ckp"))
             .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
             .arg(dir)
+            .env("CKP_EGRESS_ALLOW", "127.0.0.1")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))

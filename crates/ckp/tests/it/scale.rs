@@ -42,6 +42,7 @@ fn spawn(args: &[&str], url: &str) -> Proc {
         .args(["--database-url", url])
         // Short leases: a killed worker's runs are taken back within a couple of seconds.
         .env("CKP_LEASE_MS", "2000")
+        .env("CKP_EGRESS_ALLOW", "127.0.0.1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::serve::{call, spawn_agent, wait_terminal};
+use crate::serve::{call, recording_agent, serve_with_env, spawn_agent, wait_terminal};
 
 const ENV_VALUE: &str = "env-s3cret-4e1d";
 const DB_VALUE: &str = "db-s3cret-77aa";
@@ -87,6 +87,7 @@ async fn secrets_from_env_store_and_vault_reach_the_agent_and_nothing_else() {
             ("CKP_SECRETS_ENCRYPTION_KEY", KEY),
             ("CKP_VAULT_ADDR", vault.1.as_str()),
             ("CKP_VAULT_TOKEN", VAULT_ROOT),
+            ("CKP_EGRESS_ALLOW", "127.0.0.1"),
             ("RUST_LOG", "debug"),
         ])
         .stdout(Stdio::piped())
@@ -224,5 +225,55 @@ async fn secrets_from_env_store_and_vault_reach_the_agent_and_nothing_else() {
             assert!(!logs.contains(value), "the server's output holds {value}: {logs}");
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A procedure choosing the env provider with an empty prefix reads under the server's prefix: `secrets.X` is
+/// `LANGORCH_SECRET_X`, and ckp's own settings (`CKP_*`) stay out of reach whatever it asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_env_provider_reads_only_under_the_servers_prefix() {
+    const LLM_KEY: &str = "sk-llm-k3y-91";
+    let (agent_url, got) = recording_agent(json!({})).await;
+    let dir = std::env::temp_dir().join(format!("ckp-serve-env-prefix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let env = [
+        ("LANGORCH_SECRET_X", ENV_VALUE),
+        ("CKP_SECRETS_ENCRYPTION_KEY", KEY),
+        ("CKP_LLM_API_KEY", LLM_KEY),
+        ("CKP_EGRESS_ALLOW", "127.0.0.1"),
+    ];
+    let server = serve_with_env(&dir, &env);
+    let (http, base) = (reqwest::Client::new(), server.base.clone());
+    let agent = json!({"name": "A", "channel": "api", "base_url": agent_url, "capabilities": [{"name": "echo"}]});
+    assert_eq!(call(&http, Method::POST, format!("{base}/api/agents"), Some(agent)).await.0, 201);
+    let ask = |prefix: &str| {
+        json!({"procedure_id": format!("env{}", prefix.len()), "version": "1",
+            "global_config": {"secrets_config": {"provider": "env", "prefix": prefix}},
+            "workflow_graph": {"start_node": "go", "nodes": {
+                "go": {"type": "sequence", "agent": "api", "steps": [{"step_id": "use", "action": "echo",
+                    "x": "{{secrets.X}}", "key": "{{secrets.CKP_SECRETS_ENCRYPTION_KEY}}",
+                    "llm": "{{secrets.CKP_LLM_API_KEY}}", "lower": "{{secrets.ckp_llm_api_key}}"}], "next_node": "end"},
+                "end": {"type": "terminate"}}}})
+    };
+    // An empty prefix, and one that tries to leave the server's (both taken under it).
+    for (prefix, x) in [("", ENV_VALUE), ("CKP_", "{{secrets.X}}")] {
+        let p = ask(prefix);
+        let (status, body) =
+            call(&http, Method::POST, format!("{base}/api/procedures"), Some(json!({"ckp_json": p}))).await;
+        assert_eq!(status, 201, "{body}");
+        let id = format!("env{}", prefix.len());
+        let (status, run) =
+            call(&http, Method::POST, format!("{base}/api/runs"), Some(json!({"procedure_id": id}))).await;
+        assert_eq!(status, 201, "{run}");
+        assert_eq!(wait_terminal(&http, &base, run["run_id"].as_str().expect("run_id")).await, "completed");
+        let params = got.lock().expect("lock").pop().expect("the agent was called")["params"].clone();
+        assert_eq!(params["x"], x, "prefix {prefix:?}: {params}");
+        let text = params.to_string();
+        assert!(!text.contains(KEY) && !text.contains(LLM_KEY), "prefix {prefix:?}: ckp's settings leaked: {text}");
+        assert_eq!(params["llm"], "{{secrets.CKP_LLM_API_KEY}}", "absent, so left as written: {params}");
+    }
+    let mut server = server;
+    server.child.kill().expect("stop");
+    let _ = server.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,6 +21,8 @@ pub(crate) fn serve_with_env(data_dir: &std::path::Path, env: &[(&str, &str)]) -
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckp"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", "8", "--data-dir"])
         .arg(data_dir)
+        // The tests' agents listen on 127.0.0.1, which the egress policy closes by default.
+        .env("CKP_EGRESS_ALLOW", "127.0.0.1")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -336,21 +338,8 @@ async fn a_step_interrupted_by_kill_9_is_sent_again_with_the_same_idempotency_ke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_reaches_the_agent_and_nothing_else() {
-    use std::sync::{Arc, Mutex};
     const SECRET: &str = "s3cr3t-VALUE-9f1c";
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = got.clone();
-    let app = axum::Router::new().route(
-        "/execute",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().expect("lock").push(body);
-                axum::Json(json!({"status": "success", "result": {"authorized": true}}))
-            }
-        }),
-    );
-    let agent_url = spawn_agent(app).await;
+    let (agent_url, got) = recording_agent(json!({"authorized": true})).await;
     let dir = std::env::temp_dir().join(format!("ckp-serve-secret-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut server = serve_with_env(&dir, &[("LANGORCH_SECRET_API_TOKEN", SECRET)]);
@@ -405,6 +394,24 @@ async fn a_secret_reaches_the_agent_and_nothing_else() {
         assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "{file} holds the secret");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An agent on 127.0.0.1 whose `/execute` answers success with `result` and keeps every request body it got;
+/// returns its base URL and the bodies.
+pub(crate) async fn recording_agent(result: Value) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/execute",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let (seen, result) = (seen.clone(), result.clone());
+            async move {
+                seen.lock().expect("lock").push(body);
+                axum::Json(json!({"status": "success", "result": result}))
+            }
+        }),
+    );
+    (spawn_agent(app).await, got)
 }
 
 /// Serves `app` on 127.0.0.1 (an ephemeral port) as a test agent; returns its base URL.
