@@ -2,6 +2,7 @@
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
 mod config;
+mod connections;
 mod logs;
 mod mcp;
 mod scale;
