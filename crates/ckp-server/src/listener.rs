@@ -84,6 +84,30 @@ pub fn raise_file_limit() -> Option<u64> {
     None
 }
 
+/// Connections the kernel completes and queues before they are accepted: a burst of new connections waits
+/// there instead of being dropped (the default queue holds 128, and each connection dropped waits a second for
+/// its client to retry).
+const BACKLOG: u32 = 1024;
+
+/// Listens on `addr` (`host:port`; the first of its addresses that can be bound).
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = match addr {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // A restarted server binds its port again while the old one's connections are in TIME_WAIT.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")))
+}
+
 /// A request body that did not arrive within `body_timeout_ms`.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the request body did not arrive within body_timeout_ms")]

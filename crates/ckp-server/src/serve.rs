@@ -149,7 +149,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     let app = router(state, config.max_body_bytes);
     let listener = match config.http {
         true => Some(
-            tokio::net::TcpListener::bind(&config.bind)
+            crate::listener::bind(&config.bind)
                 .await
                 .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?,
         ),
