@@ -148,6 +148,7 @@ fn declare_common_errors(api: &mut OpenApi) {
             if has_body {
                 statuses.extend([
                     ("400", "The body is not valid JSON (malformed_json)"),
+                    ("408", "The body did not arrive within body_timeout_ms (request_timeout)"),
                     ("413", "The body is over max_body_bytes (body_too_large)"),
                     ("415", "The body is not sent as application/json (unsupported_media_type)"),
                     ("422", "The body or a value in it is not valid"),

@@ -88,6 +88,15 @@ impl ApiError {
         )
     }
 
+    /// 408: the body did not arrive within `body_timeout_ms`.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The body did not arrive in the time the server allows (the body_timeout_ms setting)",
+        )
+    }
+
     /// 409.
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
@@ -181,6 +190,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             "Expected a body with Content-Type: application/json",
         ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
+        JsonRejection::BytesRejection(e) if crate::listener::is_body_timeout(&e) => ApiError::request_timeout(),
         other => ApiError::new(other.status(), "bad_request", other.body_text()),
     }
 }

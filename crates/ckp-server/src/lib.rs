@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod effects;
 pub mod error;
 pub mod explain;
+pub mod listener;
 pub mod ports;
 pub mod routes;
 pub mod serve;

@@ -1,5 +1,5 @@
 //! `ckp serve`: startup from the settings ([`crate::settings`]) (store, catalog,
-//! engine, embedded workers, reclaimer, HTTP), and graceful shutdown (stop accepting, let workers bring the runs
+//! engine, embedded workers, reclaimer, HTTP through [`crate::listener`]), and graceful shutdown (stop accepting, let workers bring the runs
 //! in hand to their next pause or end, release, exit).
 
 use std::net::SocketAddr;
@@ -151,7 +151,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     let app = router(state, config.max_body_bytes);
     let listener = match config.http {
         true => Some(
-            tokio::net::TcpListener::bind(&config.bind)
+            crate::listener::bind(&config.bind)
                 .await
                 .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?,
         ),
@@ -181,26 +181,35 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         circuit_reset: Duration::from_millis(config.agent_circuit_reset_ms),
     };
     tasks.spawn(ckp_connectors::agents::run_health_loop(ports, egress, health, signal.clone()));
+    let mut max_connections = None;
     if let Some(listener) = listener {
-        let mut http_signal = signal.clone();
-        tasks.spawn(async move {
-            let stop = async move {
-                let _ = http_signal.wait_for(|s| *s).await;
-            };
-            // No Nagle delay: small responses (a 201, an SSE event) leave at once.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-                tracing::error!(error = %ckp_engine::error::ErrorChain(&e), "the HTTP server stopped");
-            }
-        });
+        let file_limit = crate::listener::raise_file_limit();
+        let cap = crate::listener::connection_cap(config.max_connections, file_limit);
+        if cap < config.max_connections {
+            tracing::info!(
+                max_connections = config.max_connections,
+                file_limit,
+                applied = cap,
+                "max_connections lowered to fit the open-file limit"
+            );
+        }
+        max_connections = Some(cap);
+        let limits = crate::listener::Limits {
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            max_connections: cap,
+        };
+        tasks.spawn(crate::listener::serve(listener, app, limits, signal.clone()));
     }
     match &config.database_url {
         // The URL may hold a password: only the kind of store is logged.
-        Some(_) => tracing::info!(addr = ?addr, database = "postgresql", workers = config.workers, "ckp started"),
+        Some(_) => {
+            tracing::info!(addr = ?addr, database = "postgresql", workers = config.workers, max_connections,
+                "ckp started");
+        }
         None => tracing::info!(addr = ?addr, database = %config.db_path().display(), workers = config.workers,
-            "ckp started"),
+            max_connections, "ckp started"),
     }
     Ok(Running { addr, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
 }

@@ -35,6 +35,31 @@ settings_group! {
             env: &["CKP_MAX_BODY_BYTES"], flag: Some("max-body-bytes"), value_name: "BYTES",
             expected: "a positive integer",
         } check positive;
+        /// How long a new connection may take to send a complete request head, in milliseconds; then it is closed.
+        header_timeout_ms: u64 = 10_000, {
+            env: &["CKP_HEADER_TIMEOUT_MS"], flag: Some("header-timeout-ms"), value_name: "MS",
+            expected: "a positive integer",
+        } check positive;
+        /// How long a request's body may take to arrive after its head, in milliseconds; a slower one is answered
+        /// 408 `request_timeout` and its connection closed.
+        body_timeout_ms: u64 = 60_000, {
+            env: &["CKP_BODY_TIMEOUT_MS"], flag: Some("body-timeout-ms"), value_name: "MS",
+            expected: "a positive integer",
+        } check positive;
+        /// How long a keep-alive connection may wait after an answer for its next request (a complete head), in
+        /// milliseconds; then it is closed. Never applies while an answer (an SSE stream) is being sent.
+        idle_timeout_ms: u64 = 120_000, {
+            env: &["CKP_IDLE_TIMEOUT_MS"], flag: Some("idle-timeout-ms"), value_name: "MS",
+            expected: "a positive integer",
+        } check positive;
+        /// Most open HTTP connections, lowered at start to fit the open-file limit (itself raised to its hard
+        /// limit). At the cap, the connection that has waited longest for a request is closed for the new one;
+        /// when every connection has a request in progress, a reserve of 16 slots answers `GET /api/health` only
+        /// and anything else gets 503 `too_many_connections` with `Retry-After`.
+        max_connections: usize = 10_000, {
+            env: &["CKP_MAX_CONNECTIONS"], flag: Some("max-connections"), value_name: "N",
+            expected: "a positive integer",
+        } check positive;
         /// SQLite durability: `normal` (survives process crashes) or `full` (survives power loss).
         synchronous: String = "normal".into(),
             { env: &["CKP_SYNCHRONOUS"], flag: Some("synchronous"), value_name: "LEVEL", expected: "normal or full" }

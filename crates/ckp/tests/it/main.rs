@@ -3,6 +3,7 @@
 
 mod bounds;
 mod config;
+mod connections;
 mod logs;
 mod mcp;
 mod scale;

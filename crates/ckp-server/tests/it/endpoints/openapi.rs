@@ -41,8 +41,8 @@ async fn info_describes_ckp() {
     assert!(license.is_null() || license["name"] == "Apache-2.0", "license is not ckp's: {license}");
 }
 
-/// Every operation declares what the shared machinery can answer: 503 (the store), and for a body 400, 413, 415 and
-/// 422, and for query parameters 422.
+/// Every operation declares what the shared machinery can answer: 503 (the store), and for a body 400, 408, 413, 415
+/// and 422, and for query parameters 422.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_declares_the_shared_error_statuses() {
     let doc = document("ep-openapi-statuses").await;
@@ -52,7 +52,7 @@ async fn every_operation_declares_the_shared_error_statuses() {
             let Some(responses) = op["responses"].as_object() else { continue };
             let mut expected = vec!["503"];
             if !op["requestBody"].is_null() {
-                expected.extend(["400", "413", "415", "422"]);
+                expected.extend(["400", "408", "413", "415", "422"]);
             }
             let query = op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
             if query {
