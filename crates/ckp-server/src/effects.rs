@@ -62,6 +62,7 @@ pub fn build(
         engine: EngineConfig {
             callback_timeout_minutes: config.workflow_callback_timeout_minutes,
             max_node_entries: config.max_node_entries,
+            agent_wait_ms: config.agent_wait_ms,
             prices: Arc::new(prices),
             ..EngineConfig::default()
         },
