@@ -289,7 +289,8 @@ async fn a_killed_workers_runs_resume_on_another_long_before_its_leases_expire()
         assert!(tokio::time::Instant::now() < deadline, "the API process leads within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let agent = json!({"name": "Slow", "channel": "web", "base_url": agent_url, "capabilities": [{"name": "*"}]});
+    let agent = json!({"name": "Slow", "channel": "web", "base_url": agent_url, "capabilities": [{"name": "*"}],
+                       "concurrency_limit": RUNS});
     assert_eq!(call(&http, reqwest::Method::POST, format!("{base}/api/agents"), Some(agent)).await.0, 201);
     import(
         &http,
