@@ -175,6 +175,13 @@ impl Runner<'_> {
             );
             return Ok(Ok(Some(json!({"mocked": true, "action": step.action_name, "binding": binding}))));
         }
+        // A re-execution of an attempt that waited for an agent emits its wait event again (replayed, not shown
+        // twice), whether its result is recorded or not, so the events after it keep their places.
+        let wait_key = format!("{key}|agent_wait");
+        let waited = self.agent_wait_until(&wait_key);
+        if let Some(until) = waited {
+            self.emit_agent_wait(ctx, node, step, until);
+        }
         let idempotency_key = match self.step_record(key) {
             Some(StepRecord::Completed { result }) => return Ok(Ok(Some(result))),
             Some(StepRecord::Failed { error }) => return Ok(Err(error)),
@@ -205,13 +212,6 @@ impl Runner<'_> {
             Some(limit) => limit.acquire().await.ok(),
             None => None,
         };
-        // A re-execution of an attempt that waited for an agent emits its wait event again (replayed, not shown
-        // twice), so the events after it keep their places.
-        let wait_key = format!("{key}|agent_wait");
-        let waited = self.agent_wait_until(&wait_key);
-        if let Some(until) = waited {
-            self.emit_agent_wait(ctx, node, step, until);
-        }
         let call = self.call_executor(node, step, params, &idempotency_key, timeout, workflow);
         let result = match timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
