@@ -5,7 +5,10 @@
 //! `POST {base_url}/execute` with `{action, params, run_id, node_id, step_id}`, the headers `X-Run-ID`,
 //! `X-Node-ID`, `X-Step-ID` and `Idempotency-Key`, and the step's time limit (120 s by default). The answer is
 //! LangOrch's strict envelope `{status: "success" | "error", result, error}`; errors read as LangOrch's
-//! (`Agent action '<a>' failed: ...`).
+//! (`Agent action '<a>' failed: ...`). When no agent can take the step but the channel has agents that may come
+//! online (offline, circuit open, capabilities not known yet), dispatch answers [`AgentReply::NoneOnline`] and the
+//! engine waits (bounded) instead of failing the step; the health loop brings agents online and asks their
+//! capabilities again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,13 +79,30 @@ fn circuit_closed_after(agent: &AgentInfo, now: DateTime<Utc>, reset: chrono::Du
     agent.circuit_open_at.is_none_or(|at| now - at >= reset)
 }
 
+/// Whether an agent answers at all: `GET {base_url}/health`, where any HTTP answer counts (LangOrch's agents may
+/// have no `/health`); a connection failure or no answer within the probe's time limit does not. Registration
+/// stores an agent that does not answer `offline`, for the health loop to bring online.
+pub async fn probe_reachable(egress: &Egress, base_url: &str) -> bool {
+    let url = format!("{}/health", base_url.trim_end_matches('/'));
+    if egress.check_url(&url).await.is_err() {
+        return false;
+    }
+    let Ok(client) = egress.client().build() else { return false };
+    client.get(&url).timeout(PROBE_TIMEOUT).send().await.is_ok()
+}
+
 /// Asks an agent for its capabilities: `GET {base_url}/capabilities` → `{"capabilities": [{name, type, ...} |
 /// "name"]}`; a bare name becomes `{name, type: "tool", is_batch: false}`. The call follows `egress`.
 pub async fn probe_capabilities(egress: &Egress, base_url: &str) -> Result<Vec<Value>, String> {
+    capabilities_through(&LazyClient::guarded(egress.clone()), base_url).await
+}
+
+/// [`probe_capabilities`] through a client of the caller's (the health loop's, guarded by the egress policy).
+async fn capabilities_through(client: &LazyClient, base_url: &str) -> Result<Vec<Value>, String> {
     let url = format!("{}/capabilities", base_url.trim_end_matches('/'));
-    egress.check_url(&url).await.map_err(|r| r.to_string())?;
-    let client = egress.client().build().map_err(|e| format!("no HTTP client: {e}"))?;
+    client.check_url(&url).await.map_err(|r| r.to_string())?;
     let resp = client
+        .get()
         .get(&url)
         .timeout(PROBE_TIMEOUT)
         .send()
@@ -129,27 +149,33 @@ impl<R: AgentRegistry> RegistryAgents<R> {
     }
 
     /// The agents for `req` in the order to try them: online, same channel, circuit closed, capable; the
-    /// round-robin turn first (ordered by pool, then id), then the others.
-    async fn candidates(&self, req: &AgentRequest) -> Result<Vec<AgentInfo>, StepError> {
+    /// round-robin turn first (ordered by pool, then id), then the others. None of them, but agents of the channel
+    /// that may still take the step once online (offline or with an open circuit, and capable or with unknown
+    /// capabilities): [`Pick::Later`]. No agent of the channel could: an error.
+    async fn candidates(&self, req: &AgentRequest) -> Result<Pick, StepError> {
         let now = Utc::now();
-        let mut agents: Vec<AgentInfo> = self
+        let (mut agents, others): (Vec<AgentInfo>, Vec<AgentInfo>) = self
             .registry
             .agents()
             .await
             .map_err(|e| StepError::new(ErrorKind::AgentUnavailable, format!("cannot read the agent registry: {e}")))?
             .into_iter()
-            .filter(|a| {
-                a.channel.eq_ignore_ascii_case(&req.channel)
-                    && a.online
-                    && circuit_closed(a, now)
-                    && capable(a, &req.action)
-            })
-            .collect();
+            .filter(|a| a.channel.eq_ignore_ascii_case(&req.channel))
+            .partition(|a| a.online && circuit_closed(a, now) && capable(a, &req.action));
         if agents.is_empty() {
-            return Err(StepError::new(
-                ErrorKind::AgentUnavailable,
-                format!("No online agent for channel='{}' with action '{}'", req.channel, req.action),
-            ));
+            let none = format!("No online agent for channel='{}' with action '{}'", req.channel, req.action);
+            let later: Vec<String> = others
+                .iter()
+                .filter(|a| {
+                    let unknown = a.capabilities.as_array().is_none_or(Vec::is_empty);
+                    (!a.online || !circuit_closed(a, now)) && (unknown || capable(a, &req.action))
+                })
+                .map(|a| format!("{} ({})", a.agent_id, if a.online { "circuit open" } else { "offline" }))
+                .collect();
+            if later.is_empty() {
+                return Err(StepError::new(ErrorKind::AgentUnavailable, none));
+            }
+            return Ok(Pick::Later(format!("{none}: {}", later.join(", "))));
         }
         agents.sort_by(|a, b| {
             (a.pool_id.is_none(), &a.pool_id, &a.agent_id).cmp(&(b.pool_id.is_none(), &b.pool_id, &b.agent_id))
@@ -165,7 +191,7 @@ impl<R: AgentRegistry> RegistryAgents<R> {
             .unwrap_or(0);
         let n = agents.len();
         agents.rotate_left(turn % n);
-        Ok(agents)
+        Ok(Pick::Now(agents))
     }
 
     /// A lease on one of `agents`' resources (their `resource_key`, at most `concurrency_limit` holders): the
@@ -200,6 +226,14 @@ impl<R: AgentRegistry> RegistryAgents<R> {
             pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
+}
+
+/// Who can take a step.
+enum Pick {
+    /// These agents, in the order to try them.
+    Now(Vec<AgentInfo>),
+    /// None yet, but agents of the channel may come online: why none can take it now.
+    Later(String),
 }
 
 /// Reads LangOrch's envelope.
@@ -325,14 +359,19 @@ impl<R> RegistryAgents<R> {
 impl<R: AgentRegistry> Agents for RegistryAgents<R> {
     fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
         Box::pin(async move {
-            let agents = self.candidates(&req).await?;
-            self.call_leased(agents, &req).await
+            match self.candidates(&req).await? {
+                Pick::Now(agents) => self.call_leased(agents, &req).await,
+                Pick::Later(why) => Err(StepError::new(ErrorKind::AgentUnavailable, why)),
+            }
         })
     }
 
     fn dispatch(&self, req: AgentRequest) -> BoxFuture<'_, Result<AgentReply, StepError>> {
         Box::pin(async move {
-            let mut agents = self.candidates(&req).await?;
+            let mut agents = match self.candidates(&req).await? {
+                Pick::Now(agents) => agents,
+                Pick::Later(why) => return Ok(AgentReply::NoneOnline { message: why }),
+            };
             if agents.first().is_some_and(|a| is_workflow(a, &req.action)) {
                 return self.call_workflow(agents.swap_remove(0), req).await;
             }
@@ -471,26 +510,49 @@ pub async fn check_health_once(registry: &impl AgentRegistry, client: &LazyClien
         let ok = client.check_url(&url).await.is_ok()
             && matches!(client.get().get(&url).timeout(config.timeout).send().await, Ok(r) if r.status().is_success());
         healthy += usize::from(ok);
-        record_health(registry, &agent, ok, config.offline_after).await;
+        if record_health(registry, &agent, ok, config.offline_after).await {
+            reprobe_capabilities(registry, client, &agent).await;
+        }
     }
     healthy
 }
 
+/// An agent back online may have changed (or, registered while unreachable, never told) its capabilities: they are
+/// asked again and stored when it lists some; otherwise the ones it has are kept.
+async fn reprobe_capabilities(registry: &impl AgentRegistry, client: &LazyClient, agent: &AgentInfo) {
+    match capabilities_through(client, &agent.base_url).await {
+        Ok(list) if !list.is_empty() => {
+            if let Err(e) = registry.set_capabilities(&agent.agent_id, Value::Array(list)).await {
+                tracing::error!(agent = %agent.agent_id, error = %ErrorChain(&e),
+                    "storing an agent's capabilities failed");
+            }
+        }
+        Ok(_) => {}
+        Err(why) => tracing::info!(agent = %agent.agent_id, reason = %why,
+            "agent back online without a capabilities list: its capabilities are kept"),
+    }
+}
+
 /// Records a health result (a probe or a call) and logs the agent's state change, if any, once: offline with its
-/// circuit open, or back online.
-async fn record_health(registry: &impl AgentRegistry, before: &AgentInfo, ok: bool, offline_after: i64) {
+/// circuit open, or back online. True when the agent came back online.
+async fn record_health(registry: &impl AgentRegistry, before: &AgentInfo, ok: bool, offline_after: i64) -> bool {
     match registry.record_health(&before.agent_id, ok, offline_after).await {
         Ok(after) => match (before.online && before.circuit_open_at.is_none(), after.online, after.circuit_open_at) {
-            (true, _, Some(_)) | (true, false, None) => tracing::warn!(agent = %after.agent_id,
-                channel = %after.channel, failures = after.consecutive_failures,
-                "agent offline: its circuit is open until a health check passes"),
+            (true, _, Some(_)) | (true, false, None) => {
+                tracing::warn!(agent = %after.agent_id, channel = %after.channel,
+                    failures = after.consecutive_failures,
+                    "agent offline: its circuit is open until a health check passes");
+                false
+            }
             (false, true, None) => {
                 tracing::info!(agent = %after.agent_id, channel = %after.channel, "agent back online");
+                true
             }
-            _ => {}
+            _ => false,
         },
         Err(e) => {
-            tracing::error!(agent = %before.agent_id, error = %ErrorChain(&e), "recording an agent's health failed")
+            tracing::error!(agent = %before.agent_id, error = %ErrorChain(&e), "recording an agent's health failed");
+            false
         }
     }
 }

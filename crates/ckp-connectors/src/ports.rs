@@ -76,6 +76,14 @@ pub trait AgentRegistry: Send + Sync + 'static {
         offline_after: i64,
     ) -> impl Future<Output = Result<AgentInfo, PortError>> + Send;
 
+    /// Replaces `agent_id`'s capabilities (a JSON array, as [`AgentInfo::capabilities`]): the health loop probes
+    /// them again when the agent comes back online.
+    fn set_capabilities(
+        &self,
+        agent_id: &str,
+        capabilities: Value,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// A lease on `resource_key` for `holder` lasting `ttl`, if fewer than `limit` unexpired leases are held on it
     /// (None: the resource is busy).
     fn acquire_lease(

@@ -79,6 +79,13 @@ pub enum AgentReply {
         /// The callback URL given to the agent, without its token (the token is never stored).
         callback_url: String,
     },
+    /// No agent can take the step now, but the channel has agents that may come online (offline, their circuit
+    /// open, or their capabilities not known yet): the step waits for one, bounded by
+    /// [`EngineConfig::agent_wait_ms`](crate::EngineConfig::agent_wait_ms), instead of failing at once.
+    NoneOnline {
+        /// Why no agent can take it now (the step's error if none comes in time).
+        message: String,
+    },
 }
 
 /// Executes steps on agents.

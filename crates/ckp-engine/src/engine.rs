@@ -50,6 +50,10 @@ pub struct EngineConfig {
     /// The server's artifacts folder (absolute): artifact URIs naming files under it become `/api/artifacts/...`
     /// (langorch.md B §5.12).
     pub artifacts_dir: Option<std::path::PathBuf>,
+    /// How long a step attempt waits for an agent of its channel to come online when its agents are all offline
+    /// (`agent_wait_ms`; 0 fails the step at once). The wait is a durable timer that looks again every 2 s: no
+    /// worker is held meanwhile.
+    pub agent_wait_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +71,7 @@ impl Default for EngineConfig {
             callback_timeout_minutes: 60.0,
             prices: Arc::new(crate::pricing::PriceTable::default()),
             artifacts_dir: None,
+            agent_wait_ms: 60_000,
         }
     }
 }
@@ -490,6 +495,7 @@ impl Engine {
             emitted: HashMap::new(),
             pause_marks: HashMap::new(),
             delegated: HashMap::new(),
+            agent_waits: HashMap::new(),
         };
         let runner = Runner {
             p: p.clone(),

@@ -82,6 +82,8 @@ pub(crate) struct Core {
     pub pause_marks: HashMap<String, u64>,
     /// Step attempts (by step record key) just delegated to an async workflow, taken by their step.
     pub delegated: HashMap<String, PendingCallback>,
+    /// Step attempts (by step record key) that wait for an agent of their channel: when to look again.
+    pub agent_waits: HashMap<String, chrono::DateTime<chrono::Utc>>,
 }
 
 pub(crate) struct Runner<'e> {

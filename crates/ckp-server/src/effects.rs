@@ -71,6 +71,7 @@ pub fn build(
             max_events_per_run: config.max_events_per_run,
             max_variable_bytes: config.max_variable_bytes,
             max_state_bytes: config.max_state_bytes,
+            agent_wait_ms: config.agent_wait_ms,
             prices: Arc::new(prices),
             ..EngineConfig::default()
         },

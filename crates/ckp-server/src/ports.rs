@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ckp_connectors::ports::{AgentInfo, AgentRegistry, Lease, LeaseHolder, PortError, SealedSecrets};
 use ckp_engine::effects::BoxFuture;
-use ckp_store::{AgentRow, AgentStatus, Store};
+use ckp_store::{AgentRow, AgentStatus, AgentUpdate, Store};
 
 /// The store as the connectors' ports.
 #[derive(Clone)]
@@ -59,6 +59,11 @@ impl AgentRegistry for StorePorts {
     async fn record_health(&self, agent_id: &str, ok: bool, offline_after: i64) -> Result<AgentInfo, PortError> {
         let row = self.store.record_agent_health(agent_id, ok, offline_after).await.map_err(PortError::new)?;
         Ok(agent_info(row))
+    }
+
+    async fn set_capabilities(&self, agent_id: &str, capabilities: serde_json::Value) -> Result<(), PortError> {
+        let update = AgentUpdate { capabilities: Some(capabilities), ..AgentUpdate::default() };
+        self.store.update_agent(agent_id, update).await.map(drop).map_err(PortError::new)
     }
 
     async fn acquire_lease(

@@ -94,6 +94,9 @@ impl Running {
 
 /// Opens the store, starts the workers and the HTTP server.
 pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
+    // This process's worker ids are `{owner}-{n}`; on PostgreSQL the owner is also its liveness lock's name.
+    let host = uuid::Uuid::new_v4().simple().to_string();
+    let owner = &host[..8];
     let store: Arc<dyn Store> = match &config.database_url {
         Some(url) => {
             if config.workers == 0 && !config.http {
@@ -103,6 +106,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
                 pool_size: config.db_pool_size.max(2),
                 follow_runs: config.http,
                 follow_jobs: config.workers > 0,
+                owner: (config.workers > 0).then(|| owner.to_owned()),
                 ..PgOptions::default()
             };
             // Other processes share the database: only leases that expired are taken back (by the reclaimer).
@@ -167,9 +171,8 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         egress.set_own_address(addr);
     }
     let mut tasks = JoinSet::new();
-    let host = uuid::Uuid::new_v4().simple().to_string();
     if config.workers > 0 {
-        let wc = WorkerConfig { workers: config.workers, lease_ms: config.lease_ms, ..WorkerConfig::new(&host[..8]) };
+        let wc = WorkerConfig { workers: config.workers, lease_ms: config.lease_ms, ..WorkerConfig::new(owner) };
         tasks.spawn(run_workers(store.clone(), engine.clone(), catalog.clone(), wc, signal.clone()));
     }
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));

@@ -64,7 +64,9 @@ settings_group! {
         synchronous: String = "normal".into(),
             { env: &["CKP_SYNCHRONOUS"], flag: Some("synchronous"), value_name: "LEVEL", expected: "normal or full" }
             check synchronous;
-        /// Job lease length in milliseconds (heartbeats renew it every third).
+        /// Job lease length in milliseconds (heartbeats renew it every third). A process that dies holding jobs
+        /// gives them back when their leases expire; on PostgreSQL its death is seen within about 2 s (its
+        /// liveness lock is gone) and they are taken back then, so a long lease only protects slow steps.
         lease_ms: i64 = 30_000, {
             env: &["CKP_LEASE_MS"], flag: Some("lease-ms"), value_name: "MS", expected: "a positive integer",
         } check positive;
@@ -84,6 +86,11 @@ settings_group! {
         /// How long an agent's open circuit waits before a half-open probe, in milliseconds.
         agent_circuit_reset_ms: u64 = 300_000,
             { env: &["CKP_AGENT_CIRCUIT_RESET_MS"], flag: Some("agent-circuit-reset-ms"), value_name: "MS" };
+        /// How long a step waits, in milliseconds, for an agent of its channel to come online when the channel's
+        /// agents are all offline (or their circuits open), before it fails; 0 fails it at once. The run shows a
+        /// `step_waiting_for_agent` event and holds no worker meanwhile (it looks again every 2 s).
+        agent_wait_ms: u64 = 60_000,
+            { env: &["CKP_AGENT_WAIT_MS"], flag: Some("agent-wait-ms"), value_name: "MS" };
         /// An OpenAI-compatible chat-completions endpoint (`https://api.openai.com/v1`, a gateway, a local server);
         /// without it, `llm_action` steps fail with a clear message.
         llm_base_url: Option<String> = None, {

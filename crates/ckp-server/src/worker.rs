@@ -3,7 +3,8 @@
 //! finishes or reschedules the job by the outcome (a durable timer becomes `available_at`). The claimer looks at
 //! the queue only when it may hold work: after a pushed wake-up, when the next timer is due, or while its last
 //! claim filled every idle worker; it never busy-polls, and a worker that finishes does not claim on its own. A
-//! reclaim loop returns the jobs of dead workers to the queue.
+//! reclaim loop returns the jobs of dead workers to the queue: at once for a process seen dead (its liveness lock
+//! gone, on PostgreSQL), else when their leases expire.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -287,17 +288,38 @@ async fn time_out_callbacks(store: &dyn Store, run_id: &str, cp: &Checkpoint) ->
     timed_out
 }
 
-/// Returns expired leases to the queue every `every` until `shutdown`, while this process is the leader (on a
-/// shared database one process does it; another takes over when it dies).
+/// How often the leader looks for dead processes whose jobs it can take back before their leases expire.
+pub const ORPHAN_CHECK: Duration = Duration::from_secs(1);
+
+/// While this process is the leader (on a shared database one process does it; another takes over when it dies),
+/// returns to the queue the jobs of processes seen dead every [`ORPHAN_CHECK`] (their liveness lock is gone) and
+/// expired leases every `every` (a process that died without being seen, or that took no liveness lock), until
+/// `shutdown`.
 pub async fn run_reclaimer(store: Arc<dyn Store>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let start = tokio::time::Instant::now();
+    let mut expired = tokio::time::interval_at(start + every, every);
+    let mut orphans = tokio::time::interval_at(start + ORPHAN_CHECK, ORPHAN_CHECK);
+    for tick in [&mut expired, &mut orphans] {
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {
+            _ = expired.tick() => {
                 if store.is_leader() {
                     match store.reclaim_expired(Utc::now()).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(jobs = n, "reclaimed expired leases: their runs resume from their last commit"),
                         Err(e) => tracing::error!(error = %ErrorChain(&e), "reclaiming expired leases failed"),
+                    }
+                }
+            }
+            _ = orphans.tick() => {
+                if store.is_leader() {
+                    match store.reclaim_orphaned().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(jobs = n,
+                            "reclaimed the jobs of a process that died: its runs resume from their last commit"),
+                        Err(e) => tracing::error!(error = %ErrorChain(&e), "reclaiming dead processes' jobs failed"),
                     }
                 }
             }

@@ -22,6 +22,7 @@ enum Call {
     Acquire { resource: String, limit: i64, run: String, node: String, step: String },
     Release(String),
     Health { agent: String, ok: bool, offline_after: i64 },
+    Capabilities { agent: String, capabilities: Value },
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +50,17 @@ impl AgentRegistry for MemoryRegistry {
         agent.online = agent.consecutive_failures < offline_after;
         agent.circuit_open_at = (!agent.online).then(chrono::Utc::now);
         Ok(agent.clone())
+    }
+
+    async fn set_capabilities(&self, agent_id: &str, capabilities: Value) -> Result<(), PortError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(Call::Capabilities { agent: agent_id.into(), capabilities: capabilities.clone() });
+        let mut agents = self.agents.lock().expect("lock");
+        let agent = agents.iter_mut().find(|a| a.agent_id == agent_id).expect("a registered agent");
+        agent.capabilities = capabilities;
+        Ok(())
     }
 
     async fn acquire_lease(
@@ -203,6 +215,55 @@ async fn an_agent_at_a_closed_address_is_refused_without_a_call_or_a_failure_cou
         !registry.calls().iter().any(|c| matches!(c, Call::Health { .. })),
         "a refusal is not the agent's failure: its circuit stays closed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_agents_make_a_step_wait_and_one_back_online_is_asked_its_capabilities() {
+    use ckp_connectors::agents::{HealthConfig, check_health_once};
+    use ckp_engine::effects::AgentReply;
+    let app = Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .route("/capabilities", axum::routing::get(|| async { axum::Json(json!({"capabilities": ["lookup"]})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    // Registered while unreachable: offline, its capabilities unknown.
+    let registry = Arc::new(MemoryRegistry::default());
+    let mut offline = info("a", &base, false);
+    offline.capabilities = json!([]);
+    *registry.agents.lock().expect("lock") = vec![offline];
+    let loopback = || Egress::new(&["127.0.0.1".to_owned()]).expect("valid");
+    let agents = RegistryAgents::new(registry.clone(), loopback());
+
+    // No agent can take the step now, but one may once online: the engine is told to wait (dispatch); a plain
+    // execute has no wait and fails.
+    match agents.dispatch(req("lookup", "s1")).await {
+        Ok(AgentReply::NoneOnline { message }) => {
+            assert!(
+                message.contains("No online agent for channel='WEB'") && message.contains("a (offline)"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a wait, got {other:?}"),
+    }
+    let e = agents.execute(req("lookup", "s1")).await.expect_err("none online");
+    assert_eq!(e.kind, ErrorKind::AgentUnavailable);
+
+    // A health check passes: online, and its capabilities are asked again and stored.
+    let client = ckp_connectors::http::LazyClient::guarded(loopback());
+    assert_eq!(check_health_once(registry.as_ref(), &client, HealthConfig::default()).await, 1);
+    let probed = json!([{"name": "lookup", "type": "tool", "is_batch": false}]);
+    assert!(
+        registry.calls().contains(&Call::Capabilities { agent: "a".into(), capabilities: probed.clone() }),
+        "{:?}",
+        registry.calls()
+    );
+    assert_eq!(registry.agents.lock().expect("lock")[0].capabilities, probed);
+    // Online now, but not capable of this action: waiting would not help, the step fails at once.
+    let e = agents.dispatch(req("other", "s2")).await.expect_err("not capable");
+    assert_eq!(e.kind, ErrorKind::AgentUnavailable);
 }
 
 /// Sealed values by name.

@@ -51,7 +51,13 @@ pub(crate) struct Attempt<'a> {
     pub execution: &'a str,
     /// 0 for the first attempt, then 1, 2... for retries.
     pub attempt: u32,
+    /// Whether the attempt may wait (a durable timer) for an agent of its channel to come online; a recovery step
+    /// fails at once instead.
+    pub may_wait: bool,
 }
+
+/// How often a step waiting for an agent looks again (a durable timer each time).
+pub(crate) const AGENT_POLL_MS: i64 = 2_000;
 
 impl Runner<'_> {
     /// Waits `ms`: in-process when short, else a durable timer (returns when to come back).
@@ -176,6 +182,13 @@ impl Runner<'_> {
             );
             return Ok(Ok(Some(json!({"mocked": true, "action": step.action_name, "binding": binding}))));
         }
+        // A re-execution of an attempt that waited for an agent emits its wait event again (replayed, not shown
+        // twice), whether its result is recorded or not, so the events after it keep their places.
+        let wait_key = format!("{key}|agent_wait");
+        let waited = self.agent_wait_until(&wait_key);
+        if let Some(until) = waited {
+            self.emit_agent_wait(ctx, node, step, until);
+        }
         let idempotency_key = match self.step_record(key) {
             Some(StepRecord::Completed { result }) => return Ok(Ok(Some(result))),
             Some(StepRecord::Failed { error }) => return Ok(Err(error)),
@@ -232,6 +245,32 @@ impl Runner<'_> {
             Ok(AgentReply::Delegated { agent_url, callback_url }) => {
                 self.delegate(ctx, node, step, key, agent_url, callback_url);
                 return Ok(Ok(None));
+            }
+            Ok(AgentReply::NoneOnline { message }) => {
+                let now = self.effects.clock.now();
+                let bound = i64::try_from(self.config.agent_wait_ms).unwrap_or(i64::MAX / 2);
+                let until = match waited {
+                    Some(until) => until,
+                    None if at.may_wait && bound > 0 => {
+                        let until = now + chrono::Duration::milliseconds(bound);
+                        self.record_step(wait_key, StepRecord::Completed { result: Value::from(until.to_rfc3339()) });
+                        self.emit_agent_wait(ctx, node, step, until);
+                        until
+                    }
+                    None => now,
+                };
+                if now < until {
+                    let next = (now + chrono::Duration::milliseconds(AGENT_POLL_MS)).min(until);
+                    self.core().agent_waits.insert(key.to_owned(), next);
+                    return Ok(Ok(None));
+                }
+                match waited {
+                    Some(_) => Err(StepError::new(
+                        ErrorKind::AgentUnavailable,
+                        format!("{message}; none came online within {} ms", self.config.agent_wait_ms),
+                    )),
+                    None => Err(StepError::new(ErrorKind::AgentUnavailable, message)),
+                }
             }
         };
         let mut result = result;
@@ -367,6 +406,35 @@ impl Runner<'_> {
         self.core().delegated.insert(key.to_owned(), pending);
     }
 
+    /// When the wait for an agent recorded under `wait_key` ends, if the attempt waited.
+    fn agent_wait_until(&self, wait_key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.step_record(wait_key) {
+            Some(StepRecord::Completed { result }) => result
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&chrono::Utc)),
+            _ => None,
+        }
+    }
+
+    /// `step_waiting_for_agent`: the step waits (until `until` at most) for an agent of its channel.
+    fn emit_agent_wait(&self, ctx: &Ctx, node: &Node, step: &Step, until: chrono::DateTime<chrono::Utc>) {
+        let channel = node.channel.as_deref().unwrap_or_default();
+        self.emit(
+            ctx,
+            "step_waiting_for_agent",
+            Some(&node.id),
+            Some(&step.id),
+            json!({"action": step.action_name, "channel": channel, "until": until.to_rfc3339(),
+                   "message": format!("waiting for an agent on channel '{channel}' to come online")}),
+        );
+    }
+
+    /// When the step attempt `key` looks again for an agent, if its dispatch just found none online.
+    pub(crate) fn take_agent_wait(&self, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.core().agent_waits.remove(key)
+    }
+
     /// Takes the delegation of the step attempt `key`, if its dispatch was just delegated.
     pub(crate) fn take_delegated(&self, key: &str) -> Option<PendingCallback> {
         self.core().delegated.remove(key)
@@ -402,6 +470,7 @@ impl Runner<'_> {
             };
         }
         let mut agent_error = None;
+        let mut none_online = None;
         if let Some(channel) = &node.channel {
             let req = AgentRequest {
                 channel: channel.clone(),
@@ -417,6 +486,8 @@ impl Runner<'_> {
             if let Some(agents) = &self.effects.agents {
                 match agents.dispatch(req.clone()).await {
                     Err(e) if e.kind == ErrorKind::AgentUnavailable => agent_error = Some(e),
+                    // The fallbacks below come first; the step waits only when none takes it.
+                    Ok(AgentReply::NoneOnline { message }) => none_online = Some(message),
                     other => return other,
                 }
             }
@@ -429,6 +500,9 @@ impl Runner<'_> {
             && let Some(http) = &self.effects.http
         {
             return http_request(http.as_ref(), &params, idempotency_key, timeout).await.map(AgentReply::Done);
+        }
+        if let Some(message) = none_online {
+            return Ok(AgentReply::NoneOnline { message });
         }
         Err(agent_error.unwrap_or_else(|| {
             StepError::new(

@@ -132,12 +132,15 @@ impl Runner<'_> {
         let mut handler_retries = 0u32;
         let outcome = loop {
             let attempt_key = format!("{key}#{attempt}");
-            let at = Attempt { record: &attempt_key, execution: key, attempt };
+            let at = Attempt { record: &attempt_key, execution: key, attempt, may_wait: true };
             let result = self.attempt_step(ctx, vars, node, step, at).await?;
-            if matches!(result, Ok(None))
-                && let Some(pending) = self.take_delegated(&attempt_key)
-            {
-                return Ok(StepFlow::Delegated(pending));
+            if matches!(result, Ok(None)) {
+                if let Some(pending) = self.take_delegated(&attempt_key) {
+                    return Ok(StepFlow::Delegated(pending));
+                }
+                if let Some(until) = self.take_agent_wait(&attempt_key) {
+                    return Ok(StepFlow::Sleep(until));
+                }
             }
             let error = match result {
                 Ok(v) => break Ok(v),
@@ -168,7 +171,7 @@ impl Runner<'_> {
             };
             for (r, recovery) in handler.recovery_steps.iter().enumerate() {
                 let rkey = format!("{attempt_key}|recovery{r}");
-                let at = Attempt { record: &rkey, execution: &rkey, attempt: 0 };
+                let at = Attempt { record: &rkey, execution: &rkey, attempt: 0, may_wait: false };
                 let _ = self.attempt_step(ctx, vars, node, recovery, at).await?;
             }
             let action = match handler.action {

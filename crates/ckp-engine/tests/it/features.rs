@@ -96,6 +96,101 @@ async fn long_waits_are_durable_timers() {
     assert_eq!(started, 1, "the wait re-executes the node without repeating its events");
 }
 
+/// Agents that are all offline (the step may wait) until an action is brought online.
+struct ComingOnline(std::sync::Mutex<Vec<String>>);
+
+impl Agents for ComingOnline {
+    fn execute(&self, req: AgentRequest) -> BoxFuture<'_, Result<Value, StepError>> {
+        Box::pin(async move { Ok(json!({"done": req.action})) })
+    }
+
+    fn dispatch(&self, req: AgentRequest) -> BoxFuture<'_, Result<ckp_engine::effects::AgentReply, StepError>> {
+        use ckp_engine::effects::AgentReply;
+        let online = self.0.lock().expect("lock").contains(&req.action);
+        Box::pin(async move {
+            if online {
+                Ok(AgentReply::Done(json!({"done": req.action})))
+            } else {
+                Ok(AgentReply::NoneOnline { message: format!("No online agent for channel='{}'", req.channel) })
+            }
+        })
+    }
+}
+
+/// The system clock moved forward by hand (durable timers come due without sleeping).
+#[derive(Default)]
+struct Ahead(std::sync::Mutex<chrono::Duration>);
+
+impl Ahead {
+    fn skip(&self, seconds: i64) {
+        *self.0.lock().expect("lock") += chrono::Duration::seconds(seconds);
+    }
+}
+
+impl ckp_engine::effects::Clock for Ahead {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *self.0.lock().expect("lock")
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+#[tokio::test]
+async fn a_step_waits_for_an_agent_on_durable_timers_and_its_events_replay_in_place() {
+    let p = procedure(&with_config(
+        json!({}),
+        "go",
+        json!({
+            "go": {"type": "sequence", "agent": "web", "steps": [
+                {"step_id": "first", "action": "click"}, {"step_id": "second", "action": "type"}], "next_node": "end"},
+            "end": {"type": "terminate"}
+        }),
+    ));
+    let agents = Arc::new(ComingOnline(std::sync::Mutex::default()));
+    let clock = Arc::new(Ahead::default());
+    let h = Harness::new(Effects { agents: Some(agents.clone()), clock: clock.clone(), ..Effects::default() });
+    let engine = || h.engine().with_config(EngineConfig { agent_wait_ms: 60_000, ..EngineConfig::default() });
+    let p2 = p.clone();
+    let resume = move |e: ckp_engine::Engine| {
+        let p = p2.clone();
+        async move { e.resume(p, "run-1").await.expect("resumes") }
+    };
+    // No agent online: the first step waits on a durable timer (no worker held), and again when looked at early.
+    let out = engine().start(p.clone(), "run-1", inputs(json!({}))).await.expect("runs");
+    assert!(matches!(out, RunOutcome::Sleeping { .. }), "{out:?}");
+    clock.skip(3);
+    assert!(matches!(resume(engine()).await, RunOutcome::Sleeping { .. }));
+    // Its agent comes online; the second step's has not: it waits in turn, the first one's result kept.
+    agents.0.lock().expect("lock").push("click".into());
+    clock.skip(3);
+    assert!(matches!(resume(engine()).await, RunOutcome::Sleeping { .. }));
+    agents.0.lock().expect("lock").push("type".into());
+    clock.skip(3);
+    let out = resume(engine()).await;
+    assert!(matches!(out, RunOutcome::Completed { .. }), "{out:?}\n{}", h.trace());
+    let count = |t: &str| h.events().iter().filter(|e| e.event_type == t).count();
+    assert_eq!(count("step_waiting_for_agent"), 2, "{}", h.trace());
+    assert_eq!(count("step_completed"), 2, "{}", h.trace());
+    assert_eq!(count("step_started"), 2, "{}", h.trace());
+    let waits: Vec<Value> =
+        h.events().iter().filter(|e| e.event_type == "step_waiting_for_agent").map(|e| e.payload.clone()).collect();
+    assert_eq!(waits[0]["channel"], "web");
+    assert_eq!(waits[1]["action"], "type");
+
+    // With no wait allowed, the step fails at once with the agents' message.
+    let h = Harness::new(Effects {
+        agents: Some(Arc::new(ComingOnline(std::sync::Mutex::default()))),
+        ..Effects::default()
+    });
+    let engine = h.engine().with_config(EngineConfig { agent_wait_ms: 0, ..EngineConfig::default() });
+    let out = engine.start(p.clone(), "run-1", inputs(json!({}))).await.expect("runs");
+    let RunOutcome::Failed { error } = out else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::AgentUnavailable);
+    assert_eq!(error.message, "No online agent for channel='web'");
+}
+
 #[tokio::test]
 async fn sla_fail_and_escalate() {
     let nodes = |on_breach: &str| {

@@ -42,7 +42,9 @@ pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<Ag
     Ok(Json(state.store.list_agents().await?.into_iter().map(AgentOut::from).collect()))
 }
 
-/// Registers an agent (channel stored lower-case: matching is case-insensitive). Without capabilities, they are
+/// Registers an agent (channel stored lower-case: matching is case-insensitive). The agent is probed first (`GET
+/// {base_url}/health`, any HTTP answer counts): one that does not answer is stored `offline`, and the health checks
+/// bring it online (and ask its capabilities) once it answers them. Without capabilities, a reachable agent's are
 /// probed from `GET {base_url}/capabilities`. A taken id is 409; a `base_url` the egress policy refuses (a
 /// loopback, link-local or private address not listed in the setting `egress_allow`) is 422 `egress_refused`.
 #[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = AgentIn,
@@ -59,13 +61,15 @@ pub async fn create_agent(
     if limit < 1 {
         return Err(ApiError::invalid("invalid_body", "concurrency_limit must be at least 1"));
     }
+    let reachable = ckp_connectors::agents::probe_reachable(&state.egress, &body.base_url).await;
     // No capabilities given: ask the agent (`GET {base_url}/capabilities`); an agent that cannot say is registered
-    // without any and receives no step until its capabilities are set.
+    // without any and receives no step until its capabilities are set (or probed when it comes back online).
     let capabilities = match body.capabilities.filter(|c| !c.is_empty()) {
         Some(list) => caps(list),
-        None => Value::Array(
+        None if reachable => Value::Array(
             ckp_connectors::agents::probe_capabilities(&state.egress, &body.base_url).await.unwrap_or_default(),
         ),
+        None => Value::Array(Vec::new()),
     };
     let agent = AgentRow {
         agent_id: body
@@ -76,7 +80,7 @@ pub async fn create_agent(
         resource_key: body.resource_key.unwrap_or_else(|| format!("{channel}_default")),
         channel,
         base_url: body.base_url.trim_end_matches('/').to_owned(),
-        status: AgentStatus::Online,
+        status: if reachable { AgentStatus::Online } else { AgentStatus::Offline },
         concurrency_limit: limit,
         pool_id: body.pool_id,
         capabilities,

@@ -148,7 +148,8 @@ async fn http_request_steps_reach_real_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_capable_online_agents_with_closed_circuits_get_steps() {
     let (url, seen) = agent("ok").await;
-    let server = TestServer::start("dispatch-select").await;
+    // No wait for an agent to come online: an offline one fails the step at once.
+    let server = TestServer::start_with("dispatch-select", |c| c.agent_wait_ms = 0).await;
     // Registered with other capabilities: not capable of `click`.
     let other = json!({"name": "B", "channel": "web", "base_url": url, "capabilities": [{"name": "scroll"}]});
     assert_eq!(server.call("POST", "/api/agents", Some(other)).await.0, 201);
@@ -559,6 +560,8 @@ async fn repeated_call_failures_open_the_circuit_and_a_health_probe_closes_it() 
         );
     let url = serve_agent(app).await;
     let server = TestServer::start_with("dispatch-circuit", |c| {
+        // The retries that find the circuit open fail at once instead of waiting for the agent.
+        c.agent_wait_ms = 0;
         c.agent_offline_after = 3;
         c.agent_health_ms = 50;
         c.agent_circuit_reset_ms = 300;
@@ -625,5 +628,110 @@ async fn an_llm_budget_stops_the_run_once_the_cost_passes_it() {
     assert!(done["estimated_cost_usd"].as_f64().is_some_and(|c| c > 0.01), "{done}");
     let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
     assert!(events.as_array().expect("events").iter().any(|e| e["event_type"] == "budget_exceeded"), "{events}");
+    server.stop().await;
+}
+
+/// A free port on 127.0.0.1 that nothing listens on (yet).
+fn free_port() -> std::net::SocketAddr {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr")
+}
+
+/// The run's events of `event_type`.
+async fn events_of(server: &TestServer, run: &str, event_type: &str) -> Vec<Value> {
+    let (_, events) = server.call("GET", &format!("/api/runs/{run}/events"), None).await;
+    events.as_array().expect("events").iter().filter(|e| e["event_type"] == event_type).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_agent_is_registered_offline_and_a_step_waits_until_it_comes_online() {
+    let addr = free_port();
+    let server = TestServer::start_with("dispatch-wait", |c| {
+        c.agent_health_ms = 50;
+        c.agent_circuit_reset_ms = 100;
+    })
+    .await;
+    // Nobody listens there: registered, but offline and with no capabilities (it could not be asked).
+    let (status, body) = server
+        .call("POST", "/api/agents", Some(json!({"name": "A", "channel": "web", "base_url": format!("http://{addr}")})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "offline", "{body}");
+    assert_eq!(body["capabilities"], json!([]), "{body}");
+    server.import(clicker("clicker")).await;
+    let run = server.start_run("clicker", json!({})).await;
+    // The step waits, and says so in the run's events.
+    let mut waiting = Vec::new();
+    for _ in 0..500 {
+        waiting = events_of(&server, &run, "step_waiting_for_agent").await;
+        if !waiting.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting.len(), 1, "one wait event");
+    assert_eq!(waiting[0]["step_id"], "press", "{waiting:?}");
+    assert_eq!(waiting[0]["payload"]["channel"], "web", "{waiting:?}");
+    let message = waiting[0]["payload"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("waiting for an agent on channel 'web'"), "{message}");
+    let (_, r) = server.call("GET", &format!("/api/runs/{run}"), None).await;
+    assert!(!["completed", "failed"].contains(&r["status"].as_str().unwrap_or_default()), "{r}");
+
+    // The agent starts on that address: a health check brings it online with its capabilities, and the run goes on.
+    let seen = Seen::default();
+    let app = Router::new()
+        .route(
+            "/execute",
+            post(|State(seen): State<Seen>, headers: HeaderMap, axum::Json(body): axum::Json<Value>| async move {
+                seen.0.lock().expect("lock").push((headers, body));
+                axum::Json(json!({"status": "success", "result": {"clicked": true}}))
+            }),
+        )
+        .route("/health", get(|| async { "ok" }))
+        .route("/capabilities", get(|| async { axum::Json(json!({"capabilities": ["click"]})) }))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the agent's address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mut agent = Value::Null;
+    for _ in 0..500 {
+        agent = server.call("GET", "/api/agents/web_a", None).await.1;
+        if agent["status"] == "online" && agent["capabilities"][0]["name"] == "click" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(agent["status"], "online", "{agent}");
+    assert_eq!(agent["capabilities"][0]["name"], "click", "probed again once online: {agent}");
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(seen.0.lock().expect("lock").len(), 1, "dispatched once");
+    assert_eq!(events_of(&server, &run, "step_waiting_for_agent").await.len(), 1, "the wait shown once");
+    assert_eq!(events_of(&server, &run, "step_completed").await.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_waiting_for_an_agent_fails_with_a_clear_error_at_the_bound() {
+    let addr = free_port();
+    let server = TestServer::start_with("dispatch-wait-bound", |c| c.agent_wait_ms = 1_500).await;
+    let agent = json!({"name": "A", "channel": "web", "base_url": format!("http://{addr}"),
+                       "capabilities": [{"name": "click"}]});
+    let (status, body) = server.call("POST", "/api/agents", Some(agent)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "offline", "{body}");
+    server.import(clicker("clicker")).await;
+    let run = server.start_run("clicker", json!({})).await;
+    let done = server.wait_status(&run, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let message = done["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("No online agent for channel='web' with action 'click'")
+            && message.contains("web_a (offline)")
+            && message.contains("none came online within 1500 ms"),
+        "{message}"
+    );
+    assert_eq!(events_of(&server, &run, "step_waiting_for_agent").await.len(), 1);
     server.stop().await;
 }

@@ -3,7 +3,8 @@
 //! but its own statements); claims take the best ready job with `FOR UPDATE SKIP LOCKED`; enqueues send `NOTIFY`
 //! inside their transaction, so every process's idle workers hear about new jobs; run changes are announced after
 //! their commits, batched ([`notices`]); one session per process listens, and holds the advisory lock that elects
-//! the leader for singleton loops.
+//! the leader for singleton loops; a process that claims jobs holds its own liveness lock on another ([`owners`]),
+//! so its death is seen at once and its jobs resume elsewhere without waiting for their leases.
 //!
 //! Concurrency rules: a transaction that changes a run locks its `runs` row first (the journal upsert, or
 //! `SELECT … FOR UPDATE`), then its job row, so one run's commits are serialized in the order their event batch ids
@@ -14,6 +15,7 @@ mod batch;
 pub use batch::GroupCommitStats;
 mod commit;
 mod notices;
+mod owners;
 mod procedures;
 mod queue;
 mod registry;
@@ -48,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0005_claim_batch.sql"),
     include_str!("../../migrations/postgres/0006_procedure_notices.sql"),
     include_str!("../../migrations/postgres/0007_generic_plans.sql"),
+    include_str!("../../migrations/postgres/0008_owners.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
@@ -78,6 +81,10 @@ pub struct PgOptions {
     pub follow_runs: bool,
     /// Whether this process's workers are woken by other processes' enqueues (off for an API-only process).
     pub follow_jobs: bool,
+    /// The prefix of this process's worker ids (`{owner}-{n}`; letters, digits and `_`), when it claims jobs: the
+    /// process then holds a liveness lock under it for its life, and claims only while it holds it, so that when it
+    /// dies its jobs are requeued at once ([`QueueStore::reclaim_orphaned`](crate::QueueStore::reclaim_orphaned)).
+    pub owner: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -88,6 +95,7 @@ impl Default for PgOptions {
             leader_poll: Duration::from_secs(1),
             follow_runs: true,
             follow_jobs: true,
+            owner: None,
         }
     }
 }
@@ -102,6 +110,12 @@ pub struct PgStore {
     commits: batch::Commits,
     listener: tokio::task::JoinHandle<()>,
     sender: tokio::task::JoinHandle<()>,
+    /// Whether this process holds its liveness lock (None: it has no owner id and claims without one).
+    owned: Option<Arc<AtomicBool>>,
+    /// The liveness lock's session.
+    holder: Option<tokio::task::JoinHandle<()>>,
+    /// Owners whose lock was missing at the last check of [`owners`] (dead when it is still missing at the next).
+    suspects: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -114,6 +128,9 @@ impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
         self.sender.abort();
+        if let Some(holder) = &self.holder {
+            holder.abort();
+        }
     }
 }
 
@@ -187,6 +204,9 @@ impl PgStore {
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Invalid(format!("bad database URL: {e}")))?;
+        if let Some(owner) = &options.owner {
+            owners::check_owner(owner)?;
+        }
         let manager = deadpool_postgres::Manager::from_config(
             config.clone(),
             NoTls,
@@ -215,9 +235,43 @@ impl PgStore {
             runs: options.follow_runs,
             jobs: options.follow_jobs,
         };
-        let listener = tokio::spawn(listen(config, listening, options.leader_poll));
+        let listener = tokio::spawn(listen(config.clone(), listening, options.leader_poll));
         let commits = batch::Commits::start(pool.clone());
-        Ok(PgStore { pool, hub, wake, leader, notices, commits, listener, sender })
+        let (owned, holder) = match options.owner {
+            Some(owner) => {
+                let live = Arc::new(AtomicBool::new(false));
+                let taken = Arc::new(tokio::sync::Notify::new());
+                let holder =
+                    tokio::spawn(owners::hold(config.clone(), owner, live.clone(), wake.clone(), taken.clone()));
+                // The first claims wait for the lock (up to the acquire timeout; after it, claims start once the
+                // lock session gets it).
+                let deadline = tokio::time::Instant::now() + options.acquire_timeout;
+                loop {
+                    let notified = taken.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if live.load(Ordering::Acquire) || tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    let _ = tokio::time::timeout_at(deadline, notified).await;
+                }
+                (Some(live), Some(holder))
+            }
+            None => (None, None),
+        };
+        Ok(PgStore {
+            pool,
+            hub,
+            wake,
+            leader,
+            notices,
+            commits,
+            listener,
+            sender,
+            owned,
+            holder,
+            suspects: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// Applies the migrations and returns the schema version (for `ckp migrate`).

@@ -51,6 +51,11 @@ impl QueueStore for PgStore {
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<Claims, StoreError>> {
         Box::pin(async move {
+            // Without its liveness lock this process could be taken for dead while it works: it claims nothing
+            // (its lock session wakes the workers when it holds the lock again).
+            if !self.may_claim() {
+                return Ok(Claims::default());
+            }
             let until = now + chrono::Duration::milliseconds(lease_ms);
             let c = self.client().await?;
             let stmt = c.prepare_cached("SELECT * FROM ckp_claim($1, $2, $3)").await?;
@@ -154,6 +159,10 @@ impl QueueStore for PgStore {
             }
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
+    }
+
+    fn reclaim_orphaned(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(self.reclaim_dead_owners())
     }
 
     fn next_available(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, StoreError>> {

@@ -168,6 +168,11 @@ impl QueueStore for SqliteStore {
         })
     }
 
+    /// One process per database file (its lock): no other process's jobs to take back while it runs.
+    fn reclaim_orphaned(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(std::future::ready(Ok(0)))
+    }
+
     fn next_available(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, StoreError>> {
         Box::pin(self.read_store(next_available_in))
     }

@@ -52,6 +52,11 @@ pub trait QueueStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// Returns jobs whose lease expired before `now` to the queue (their worker died); the count reclaimed.
     fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<usize, StoreError>>;
+    /// Returns to the queue the running jobs of processes seen dead without waiting for their leases (on a shared
+    /// database: a process that held a liveness lock whose session ended, seen on two calls in a row, so the
+    /// caller calls it about every second); the count reclaimed. An embedded database has one process, whose
+    /// jobs left running are all reclaimed when it opens: nothing to do there.
+    fn reclaim_orphaned(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
     /// When the next queued job becomes available (for a worker's sleep), if any.
     fn next_available(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, StoreError>>;
     /// Waits for a pushed wake-up (a job became ready, in this process or, on a shared database, any) or `timeout`.

@@ -1,4 +1,4 @@
-//! PostgreSQL-only behaviour: group commit.
+//! PostgreSQL-only behaviour: group commit; a dead process's jobs reclaimed through its liveness lock.
 
 use std::sync::Arc;
 
@@ -72,4 +72,55 @@ async fn concurrent_commits_share_transactions_and_a_refused_one_fails_alone() {
     let stats = store.group_commit_stats();
     assert!(stats.commits >= 2 * (runs as u64 - 1), "{stats:?}");
     assert!(stats.transactions < stats.commits, "some commits were written together: {stats:?}");
+}
+
+/// A process that holds its liveness lock keeps its jobs however long their leases; once its sessions end (the
+/// store dropped, as a killed process's are), its jobs are back in the queue after two checks, long before their
+/// leases expire. A worker of a process that took no lock is left to its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_owners_jobs_are_reclaimed_before_their_leases_expire() {
+    let url = PgStore::create_schema(&pg_test_url(), "owners")
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (or set CKP_TEST_DATABASE_URL)");
+    let owned = |owner: &str| PgOptions { owner: Some(owner.into()), ..PgOptions::default() };
+    assert!(matches!(PgStore::connect(&url, owned("a-1")).await, Err(StoreError::Invalid(_))), "no `-` in an owner");
+    let leader = PgStore::connect(&url, PgOptions::default()).await.expect("connects");
+    let alive = PgStore::connect(&url, owned("alive")).await.expect("connects");
+    let dying = PgStore::connect(&url, owned("dying")).await.expect("connects");
+    let lease = 600_000;
+    for run in ["r1", "r2", "r3", "r4"] {
+        leader.enqueue(run, 0, None).await.expect("enqueue");
+    }
+    let now = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let kept = alive.claim("alive-0", lease, now).await.expect("claim").expect("a job");
+    let lost = dying.claim_batch(vec!["dying-0".into(), "dying-1".into()], lease, now).await.expect("claim");
+    assert_eq!(lost.jobs.len(), 2);
+    let unowned = leader.claim("w-0", lease, now).await.expect("claim").expect("a job");
+    // Everyone alive: nothing to reclaim, however often it is checked.
+    for _ in 0..3 {
+        assert_eq!(leader.reclaim_orphaned().await.expect("check"), 0);
+    }
+    drop(dying);
+    // Its sessions end shortly after; the first check that misses its lock suspects it, the next reclaims.
+    let mut reclaimed = 0;
+    for _ in 0..50 {
+        reclaimed += leader.reclaim_orphaned().await.expect("check");
+        if reclaimed > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(reclaimed, 2, "exactly the dead owner's jobs");
+    assert_eq!(leader.reclaim_orphaned().await.expect("check"), 0, "once");
+    let again = leader.claim_batch(vec!["w-1".into(), "w-2".into()], lease, now).await.expect("claim");
+    let mut ids: Vec<i64> = again.jobs.iter().map(|c| c.job.job_id).collect();
+    let mut expected: Vec<i64> = lost.jobs.iter().map(|c| c.job.job_id).collect();
+    ids.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "the dead owner's jobs are claimable again");
+    assert!(alive.heartbeat(kept.job_id, "alive-0", lease).await.expect("heartbeat"), "the live owner kept its job");
+    assert!(
+        leader.heartbeat(unowned.job_id, "w-0", lease).await.expect("heartbeat"),
+        "a lockless worker is left alone"
+    );
 }

@@ -93,11 +93,18 @@ async fn json_logs_carry_the_run_the_step_and_the_cause_and_5xx_bodies_only_an_e
     let started = server.wait_line(|l| l["message"] == "ckp started").await;
     assert_eq!(started["level"], "INFO", "{started}");
 
-    // An agent nobody listens for: port 9 (discard) on loopback refuses connections.
-    let agent =
-        json!({"name": "Gone", "channel": "web", "base_url": "http://127.0.0.1:9", "capabilities": [{"name": "*"}]});
+    // An agent that answers when it is registered (so it is stored online), then goes away: its port refuses
+    // connections when the step is sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gone_addr = listener.local_addr().expect("addr").to_string();
+    let gone = tokio::spawn(async move { axum::serve(listener, axum::Router::new()).await });
+    let agent = json!({"name": "Gone", "channel": "web", "base_url": format!("http://{gone_addr}"),
+                       "capabilities": [{"name": "*"}]});
     let (status, body) = call(&http, reqwest::Method::POST, format!("{}/api/agents", server.base), Some(agent)).await;
     assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "online", "{body}");
+    gone.abort();
+    let _ = gone.await;
     let procedure = json!({"procedure_id": "unreachable", "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
         "go": {"type": "sequence", "agent": "web", "steps": [
             {"step_id": "press", "action": "click", "token": "{{secrets.TOKEN}}"}
@@ -128,7 +135,7 @@ async fn json_logs_carry_the_run_the_step_and_the_cause_and_5xx_bodies_only_an_e
     assert_eq!(step["node_id"], "go", "{step}");
     assert_eq!(step["procedure_id"], "unreachable", "{step}");
     let cause = step["error"].as_str().expect("error");
-    assert!(cause.contains("127.0.0.1:9") && cause.contains("connect"), "the cause is named: {cause}");
+    assert!(cause.contains(&gone_addr) && cause.contains("connect"), "the cause is named: {cause}");
     let failed = server.wait_line(|l| l["message"] == "run failed" && field(l, "run_id") == run.as_str()).await;
     assert_eq!(failed["step_id"], "press", "{failed}");
     let offline = server.wait_line(|l| l["agent"] == "web_gone").await;

@@ -37,11 +37,17 @@ impl Drop for Proc {
 
 /// Starts `ckp <args> --database-url <url>` and waits for its first line (it is ready then).
 fn spawn(args: &[&str], url: &str) -> Proc {
+    // Short leases: a killed worker's runs are taken back within a couple of seconds even when its death is not
+    // seen at once.
+    spawn_leased(args, url, 2000)
+}
+
+/// [`spawn`] with leases of `lease_ms`.
+fn spawn_leased(args: &[&str], url: &str, lease_ms: u64) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckp"))
         .args(args)
         .args(["--database-url", url])
-        // Short leases: a killed worker's runs are taken back within a couple of seconds.
-        .env("CKP_LEASE_MS", "2000")
+        .env("CKP_LEASE_MS", lease_ms.to_string())
         .env("CKP_EGRESS_ALLOW", "127.0.0.1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -248,6 +254,95 @@ async fn one_api_and_two_workers_lose_nothing_when_workers_are_killed() {
         .map(|e| (e["event_id"].as_i64().expect("id"), e["event_type"].as_str().expect("type").to_owned()))
         .collect();
     assert_eq!(streamed, stored, "the stream shows every stored event once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_runs_resume_on_another_long_before_its_leases_expire() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    const RUNS: usize = 8;
+    /// Leases far longer than the test's wait: only the dead process's lock going away can explain a resume.
+    const LEASE_MS: u64 = 60_000;
+    let url = schema("scale_failover").await;
+    // A slow agent: every call takes 1.5 s. It records each call's run, Idempotency-Key and arrival.
+    let calls: Arc<Mutex<Vec<(String, String, Instant)>>> = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/execute",
+        axum::routing::post(move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let run = body["run_id"].as_str().unwrap_or("").to_owned();
+                seen.lock().expect("lock").push((run, key, Instant::now()));
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                axum::Json(json!({"status": "success", "result": {"done": true}}))
+            }
+        }),
+    );
+    let agent_url = crate::serve::spawn_agent(app).await;
+    let http = reqwest::Client::new();
+    // The API process starts first and leads (it runs the reclaim); the workers come after.
+    let api = spawn_leased(&["serve", "--no-workers", "--bind", "127.0.0.1:0"], &url, LEASE_MS);
+    let base = api.base().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while call(&http, reqwest::Method::GET, format!("{base}/api/health"), None).await.1["leader"] != true {
+        assert!(tokio::time::Instant::now() < deadline, "the API process leads within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let agent = json!({"name": "Slow", "channel": "web", "base_url": agent_url, "capabilities": [{"name": "*"}],
+                       "concurrency_limit": RUNS});
+    assert_eq!(call(&http, reqwest::Method::POST, format!("{base}/api/agents"), Some(agent)).await.0, 201);
+    import(
+        &http,
+        &base,
+        json!({"procedure_id": "slow_step", "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
+            "go": {"type": "sequence", "agent": "web",
+                   "steps": [{"step_id": "work", "action": "work", "output_variable": "r"}], "next_node": "end"},
+            "end": {"type": "terminate"}}}}),
+    )
+    .await;
+    let mut victim = spawn_leased(&["worker", "--workers", "8"], &url, LEASE_MS);
+    let mut runs = Vec::new();
+    for i in 0..RUNS {
+        runs.push(start_run(&http, &base, "slow_step", i).await);
+    }
+    // Every run's step is in flight on the victim (the only worker process yet).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while calls.lock().expect("lock").len() < RUNS {
+        assert!(tokio::time::Instant::now() < deadline, "the victim calls the agent for every run within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let survivor = spawn_leased(&["worker", "--workers", "8"], &url, LEASE_MS);
+    victim.kill();
+    let killed = Instant::now();
+    // Every run completes on the survivor, far sooner than the 60 s leases (a bounded wait, not a timing claim).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for run in &runs {
+        loop {
+            let (_, r) = call(&http, reqwest::Method::GET, format!("{base}/api/runs/{run}"), None).await;
+            if r["status"] == "completed" {
+                break;
+            }
+            assert_ne!(r["status"], "failed", "{r}");
+            assert!(tokio::time::Instant::now() < deadline, "run {run} not completed 20 s after the kill: {r}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_clean_history(&http, &base, run).await;
+    }
+    let calls = calls.lock().expect("lock").clone();
+    let mut resumed = Duration::ZERO;
+    for run in &runs {
+        let mine: Vec<&(String, String, Instant)> = calls.iter().filter(|(r, _, _)| r == run).collect();
+        // Called by the victim, then once again by the survivor, under the same Idempotency-Key.
+        assert_eq!(mine.len(), 2, "run {run}: {mine:?}");
+        assert!(!mine[0].1.is_empty() && mine[0].1 == mine[1].1, "one Idempotency-Key for run {run}: {mine:?}");
+        assert!(mine[0].2 < killed && mine[1].2 > killed, "run {run}: {mine:?}");
+        resumed = resumed.max(mine[1].2 - killed);
+    }
+    // The figure BENCHMARKS.md records (printed with --no-capture).
+    println!("failover: {RUNS} runs of a SIGKILLed worker resumed on another within {} ms", resumed.as_millis());
+    drop(survivor);
 }
 
 /// A pseudo-random bit from the clock (no test dependency on a random number generator).

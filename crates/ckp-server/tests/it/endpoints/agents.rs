@@ -11,7 +11,9 @@ async fn register_fills_defaults_and_refuses_duplicates_and_bad_input() {
     let body = json!({"name": "Bot One", "channel": "WEB", "base_url": "http://127.0.0.1:9/"});
     let (status, agent) = server.call("POST", "/api/agents", Some(body.clone())).await;
     assert_eq!(status, 201, "{agent}");
-    // agent_id `{channel}_{name}`, resource_key `{channel}_default`, channel lower-cased, trailing `/` dropped.
+    // agent_id `{channel}_{name}`, resource_key `{channel}_default`, channel lower-cased, trailing `/` dropped;
+    // nobody answers at 127.0.0.1:9, so it is registered offline (the health checks bring it online).
+    assert_eq!(agent["status"], "offline", "{agent}");
     insta::assert_json_snapshot!("register_defaults_201", agent, {".updated_at" => ts()});
     assert_eq!(
         (agent["agent_id"].as_str(), agent["resource_key"].as_str()),
