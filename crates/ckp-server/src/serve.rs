@@ -122,7 +122,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
             store
         }
     };
-    let catalog = Arc::new(Catalog::new(store.clone()));
+    let catalog = Arc::new(Catalog::new(store.clone()).with_limits(config.procedure_limits()));
     let callbacks = crate::workflow::signer(config)?;
     let ports = Arc::new(crate::ports::StorePorts::new(store.clone()));
     let agents = ckp_connectors::agents::RegistryAgents::new(ports.clone())
