@@ -32,9 +32,9 @@ pub(crate) struct Ctx<'a> {
     hint_budget: usize,
 }
 
-/// Edit-distance cells spent on hints for missing edge targets in one document: about a hundred hints in a graph
-/// of 20,000 short node ids; the errors after that come without a hint.
-const HINT_BUDGET: usize = 50_000_000;
+/// Edit-distance cells spent on hints for missing edge targets in one document (tens of milliseconds): about twenty
+/// hints in a graph of 20,000 short node ids, more in smaller ones; the errors after that come without a hint.
+const HINT_BUDGET: usize = 10_000_000;
 
 impl<'a> Ctx<'a> {
     pub fn new(index: &'a HashMap<String, NodeIdx>) -> Self {
