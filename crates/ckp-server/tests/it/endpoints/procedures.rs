@@ -306,7 +306,9 @@ async fn a_20000_node_procedure_imports_and_a_generated_one_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn procedures_over_the_limits_are_413_and_nothing_is_stored() {
     let fits = ckp_core::testing::large_procedure("fits", 100);
-    let max_bytes = fits.to_string().len() + 64;
+    let too_many = ckp_core::testing::large_procedure("too_many", 101);
+    // Room for 101 nodes: that document is refused for its nodes, not its bytes.
+    let max_bytes = too_many.to_string().len() + 64;
     let server = TestServer::start_with("ep-proc-limits", |c| {
         c.max_procedure_nodes = 100;
         c.max_procedure_bytes = max_bytes;
@@ -315,8 +317,7 @@ async fn procedures_over_the_limits_are_413_and_nothing_is_stored() {
     server.import(fits).await;
     let before = super::store_lists(&server).await;
 
-    let too_many = ckp_core::testing::large_procedure("too_many", 101);
-    let got = server.call("POST", "/api/procedures", Some(json!({"ckp_json": too_many.clone()}))).await;
+    let got = server.call("POST", "/api/procedures", Some(json!({"ckp_json": too_many}))).await;
     assert_error(&got, 413, "procedure_too_large");
     let detail = got.1["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("101 nodes") && detail.contains("max_procedure_nodes"), "{detail}");
