@@ -78,6 +78,8 @@ pub struct Spec {
     pub run: bool,
     /// `ckp migrate` takes the flag too (the database's settings).
     pub migrate: bool,
+    /// `ckp validate` takes the flag too (the limits on CKP documents).
+    pub validate: bool,
     /// A flag whose occurrences add entries (`--mcp NAME=URL`): turns one into the JSON the value reads.
     pub flag_entry: Option<FlagEntry>,
     /// What a valid value looks like, for messages and the docs.
@@ -98,6 +100,7 @@ impl Spec {
         value_name: "VALUE",
         run: false,
         migrate: false,
+        validate: false,
         flag_entry: None,
         expected: "",
         secret: false,

@@ -16,7 +16,9 @@ pub mod path;
 pub mod procedure;
 pub mod source;
 pub mod template;
+pub mod testing;
 
-pub use compile::{Compilation, compile, compile_value};
+pub use compile::{Compilation, compile, compile_value, compile_with};
 pub use diag::{Code, Diagnostic, Severity};
+pub use model::Limits;
 pub use procedure::Procedure;

@@ -27,7 +27,7 @@ pub struct SourceMap {
 impl SourceMap {
     /// Scans `text` (valid JSON) and records the position of every value.
     pub fn build(text: &str) -> SourceMap {
-        let mut scanner = Scanner { text: text.as_bytes(), at: 0, line: 1, line_start: 0, src: text };
+        let mut scanner = Scanner { text: text.as_bytes(), at: 0, line: 1, column: 0, src: text };
         let mut map = SourceMap::default();
         scanner.skip_ws();
         scanner.value(String::new(), &mut map, 0);
@@ -84,13 +84,14 @@ struct Scanner<'a> {
     src: &'a str,
     at: usize,
     line: u32,
-    line_start: usize,
+    /// Characters from the start of the line to `at`, kept as the scan advances: counting them again at every
+    /// value made a one-line document (the import API's compact JSON) quadratic.
+    column: u32,
 }
 
 impl Scanner<'_> {
     fn pos(&self) -> Pos {
-        let col = self.src.get(self.line_start..self.at).map_or(0, |s| s.chars().count());
-        Pos { line: self.line, column: u32::try_from(col).unwrap_or(u32::MAX).saturating_add(1) }
+        Pos { line: self.line, column: self.column.saturating_add(1) }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -98,9 +99,14 @@ impl Scanner<'_> {
     }
 
     fn bump(&mut self) {
-        if self.peek() == Some(b'\n') {
-            self.line += 1;
-            self.line_start = self.at + 1;
+        match self.peek() {
+            Some(b'\n') => {
+                self.line += 1;
+                self.column = 0;
+            }
+            // A character starts at every byte that is not a UTF-8 continuation byte.
+            Some(b) if b & 0xC0 != 0x80 => self.column = self.column.saturating_add(1),
+            _ => {}
         }
         self.at += 1;
     }

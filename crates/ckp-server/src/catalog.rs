@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ckp_connectors::mcp::McpConnector;
-use ckp_core::{Diagnostic, Procedure};
+use ckp_core::{Code, Compilation, Diagnostic, Limits, Procedure};
 use ckp_engine::effects::BoxFuture;
 use ckp_engine::engine::Procedures;
 use ckp_store::{ProcedureRecord, Store, StoreError};
@@ -19,6 +19,9 @@ pub enum ImportError {
     /// The document has errors (every diagnostic, warnings included, in source order).
     #[error("the procedure has {} error(s)", .0.iter().filter(|d| d.is_error()).count())]
     Invalid(Vec<Diagnostic>),
+    /// The document is over the server's `max_procedure_bytes` or `max_procedure_nodes` (the compiler's message).
+    #[error("{0}")]
+    TooLarge(String),
     /// That id and version exist already.
     #[error("{0}")]
     Conflict(String),
@@ -34,12 +37,34 @@ pub enum ImportError {
     Store(StoreError),
 }
 
+impl ImportError {
+    /// The refusal of a document that did not compile: too large when the compiler stopped at the limits.
+    pub fn from_diagnostics(diagnostics: Vec<Diagnostic>) -> Self {
+        match diagnostics.iter().find(|d| d.code == Code::TooLarge) {
+            Some(d) => ImportError::TooLarge(d.message.clone()),
+            None => ImportError::Invalid(diagnostics),
+        }
+    }
+}
+
+/// Compiles on a blocking thread: a large document is milliseconds of CPU, which would stall every other request
+/// of an async thread.
+pub async fn compile(text: String, limits: Limits) -> Compilation {
+    match tokio::task::spawn_blocking(move || ckp_core::compile_with(&text, limits)).await {
+        Ok(compilation) => compilation,
+        // A panic in the compiler is raised here as it would have been inline.
+        Err(e) => std::panic::resume_unwind(e.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string()))),
+    }
+}
+
 /// Compiled procedures over the store.
 pub struct Catalog {
     store: Arc<dyn Store>,
     cache: Mutex<Cache>,
     /// Judges a procedure's own MCP server declarations at import (none: every declaration is accepted).
     mcp: Option<Arc<McpConnector>>,
+    /// The limits of documents imported or updated (stored ones were checked when they came in).
+    limits: Limits,
 }
 
 /// What the catalog keeps, valid until procedures change.
@@ -79,13 +104,25 @@ impl Catalog {
     /// A catalog over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
         let cache = Cache { changes: store.watch_procedures(), compiled: HashMap::new(), records: HashMap::new() };
-        Catalog { store, cache: Mutex::new(cache), mcp: None }
+        Catalog { store, cache: Mutex::new(cache), mcp: None, limits: Limits::DEFAULT }
     }
 
     /// Refuses at import the MCP server declarations `mcp` would refuse to run ([`McpConnector::refusal`]).
     pub fn with_mcp(mut self, mcp: Arc<McpConnector>) -> Self {
         self.mcp = Some(mcp);
         self
+    }
+
+    /// The same catalog, accepting documents within `limits` (the server's `max_procedure_bytes` and
+    /// `max_procedure_nodes`) instead of the defaults.
+    #[must_use]
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Catalog { limits, ..self }
+    }
+
+    /// The limits of documents imported or updated.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -100,7 +137,7 @@ impl Catalog {
         text: &str,
         project_id: Option<String>,
     ) -> Result<(ProcedureRecord, Vec<Diagnostic>), ImportError> {
-        let (procedure, record, warnings) = self.compile(text)?;
+        let (procedure, record, warnings) = self.compile(text).await?;
         let record = ProcedureRecord { project_id, ..record };
         let stored = self.store.insert_procedure(record).await.map_err(|e| match e {
             StoreError::Conflict(m) => ImportError::Conflict(m),
@@ -117,7 +154,7 @@ impl Catalog {
         version: &str,
         text: &str,
     ) -> Result<(ProcedureRecord, Vec<Diagnostic>), ImportError> {
-        let (procedure, record, warnings) = self.compile(text)?;
+        let (procedure, record, warnings) = self.compile(text).await?;
         if record.procedure_id != id {
             return Err(ImportError::Mismatch("procedure_id in CKP does not match target procedure_id".into()));
         }
@@ -135,10 +172,10 @@ impl Catalog {
 
     /// Compiles `text` into a procedure and the record to store (fields taken from the document), refusing what
     /// the server's settings do not allow.
-    fn compile(&self, text: &str) -> Result<(Procedure, ProcedureRecord, Vec<Diagnostic>), ImportError> {
-        let compilation = ckp_core::compile(text);
+    async fn compile(&self, text: &str) -> Result<(Procedure, ProcedureRecord, Vec<Diagnostic>), ImportError> {
+        let compilation = compile(text.to_owned(), self.limits).await;
         let Some(procedure) = compilation.procedure else {
-            return Err(ImportError::Invalid(compilation.diagnostics));
+            return Err(ImportError::from_diagnostics(compilation.diagnostics));
         };
         if let Some(mcp) = &self.mcp
             && let Some(why) = procedure.config.mcp_servers.iter().find_map(|(name, s)| mcp.refusal(name, s))
@@ -205,7 +242,9 @@ impl Catalog {
             return Ok(Some(p));
         }
         // Stored documents compiled when imported; a newer compiler could reject one, which then cannot run.
-        let Some(p) = ckp_core::compile(&record.ckp_json).procedure.map(Arc::new) else { return Ok(None) };
+        let Some(p) = compile(record.ckp_json.clone(), Limits::NONE).await.procedure.map(Arc::new) else {
+            return Ok(None);
+        };
         let mut cache = self.cache();
         if cache.generation() == generation {
             cache.compiled.insert(key, p.clone());

@@ -136,7 +136,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         secrets.with_sealed(ports.clone()).with_grants(callbacks.grant_key())
     })?;
     let (secrets, mcp) = (built.secrets, built.mcp);
-    let catalog = Arc::new(Catalog::new(store.clone()).with_mcp(mcp.clone()));
+    let catalog = Arc::new(Catalog::new(store.clone()).with_mcp(mcp.clone()).with_limits(config.procedure_limits()));
     let engine = Arc::new(Engine::new(store.clone(), built.effects).with_procedures(catalog.clone()).with_config(
         EngineConfig { artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(), ..built.engine },
     ));

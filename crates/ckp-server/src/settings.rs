@@ -60,6 +60,17 @@ settings_group! {
             env: &["CKP_MAX_CONNECTIONS"], flag: Some("max-connections"), value_name: "N",
             expected: "a positive integer",
         } check positive;
+        /// Largest CKP document accepted, in bytes: import and update answer 413 `procedure_too_large` above it
+        /// (`max_body_bytes` bounds the whole request first), `ckp validate` reports a `too-large` error.
+        max_procedure_bytes: usize = ckp_core::Limits::DEFAULT.max_bytes, {
+            env: &["CKP_MAX_PROCEDURE_BYTES"], flag: Some("max-procedure-bytes"), value_name: "BYTES",
+            validate: true, expected: "a positive integer",
+        } check positive;
+        /// Most nodes in a CKP document, checked as max_procedure_bytes is.
+        max_procedure_nodes: usize = ckp_core::Limits::DEFAULT.max_nodes, {
+            env: &["CKP_MAX_PROCEDURE_NODES"], flag: Some("max-procedure-nodes"), value_name: "N",
+            validate: true, expected: "a positive integer",
+        } check positive;
         /// SQLite durability: `normal` (survives process crashes) or `full` (survives power loss).
         synchronous: String = "normal".into(),
             { env: &["CKP_SYNCHRONOUS"], flag: Some("synchronous"), value_name: "LEVEL", expected: "normal or full" }
@@ -201,6 +212,11 @@ settings_group! {
 }
 
 impl ServeConfig {
+    /// The limits on CKP documents (`max_procedure_bytes`, `max_procedure_nodes`).
+    pub fn procedure_limits(&self) -> ckp_core::Limits {
+        ckp_core::Limits { max_bytes: self.max_procedure_bytes, max_nodes: self.max_procedure_nodes }
+    }
+
     /// The log filter, in `RUST_LOG` syntax.
     pub fn log_filter(&self) -> &str {
         &self.log
@@ -620,7 +636,7 @@ pub fn markdown() -> String {
          the test `docs_settings_md_is_up_to_date`; run it with CKP_UPDATE_DOCS=1 to rewrite this file. -->\n\n\
          `ckp serve`, `ckp worker` and `ckp config` read every setting below; `ckp run` reads them too (for its \
          LLM, MCP servers, secrets providers and logs) and takes the flags marked *run*; `ckp migrate` takes \
-         those marked *migrate*. Each value comes from, in increasing priority: the default, the TOML file given \
+         those marked *migrate*, `ckp validate` those marked *validate* (with `--config`). Each value comes from, in increasing priority: the default, the TOML file given \
          with `--config` (a dotted key is a nested table: \
          `secrets.vault.vault_url` is `vault_url` in `[secrets.vault]`), the environment (the first variable \
          listed that is set), then the flag. `ckp config` prints the effective value of each and where it came \
@@ -630,7 +646,7 @@ pub fn markdown() -> String {
     );
     for (key, spec) in specs() {
         let env = spec.env.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ");
-        let also: Vec<&str> = [(spec.run, "*run*"), (spec.migrate, "*migrate*")]
+        let also: Vec<&str> = [(spec.run, "*run*"), (spec.migrate, "*migrate*"), (spec.validate, "*validate*")]
             .into_iter()
             .filter_map(|(taken, name)| taken.then_some(name))
             .collect();

@@ -34,6 +34,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
+        /// A TOML configuration file (its `max_procedure_bytes` and `max_procedure_nodes`, the server's limits).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// The limits' flags.
+        #[command(flatten)]
+        settings: cmd::settings::SettingFlags<{ cmd::settings::VALIDATE }>,
     },
     /// Static analysis of a procedure: start, terminals, nodes, edges, external actions, LLM calls, approvals,
     /// variables read and written, unreachable nodes.
@@ -110,7 +116,12 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Runs a parsed command line; returns the exit status.
 pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let result = match cli.command {
-        Command::Validate { files, format } => cmd::validate::run(&files, format, out, err),
+        Command::Validate { files, format, config, settings } => {
+            match ckp_server::settings::load(config.as_deref(), &|k| std::env::var(k).ok(), &settings.0) {
+                Ok(l) => cmd::validate::run(&files, format, l.config.procedure_limits(), out, err),
+                Err(e) => writeln!(err, "ckp validate: {e}").map(|()| cmd::EXIT_UNREADABLE),
+            }
+        }
         Command::Explain { file, format } => cmd::explain::run(&file, format, out, err),
         Command::Graph { file, format } => cmd::explain::graph(&file, format, out, err),
         Command::Run(args) => cmd::run::run(&args, out, err),

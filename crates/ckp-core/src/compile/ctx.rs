@@ -8,7 +8,7 @@ use serde_json::{Number, Value};
 
 use crate::condition::Condition;
 use crate::diag::{Code, Diagnostic};
-use crate::model::parse::closest;
+use crate::model::parse::{closest, closest_within};
 use crate::procedure::{CompiledRegex, CompiledSchema, NodeIdx};
 use crate::template::{Template, ValueTemplate};
 
@@ -28,12 +28,25 @@ pub(crate) struct Ctx<'a> {
     pub uses: VariableUses,
     /// Names in scope only inside the part being compiled (`item` in transforms).
     pub local_names: Vec<&'static str>,
+    /// What is left of the work allowed for "did you mean" hints on missing edge targets (see [`closest_within`]).
+    hint_budget: usize,
 }
+
+/// Edit-distance cells spent on hints for missing edge targets in one document (tens of milliseconds): about twenty
+/// hints in a graph of 20,000 short node ids, more in smaller ones; the errors after that come without a hint.
+const HINT_BUDGET: usize = 10_000_000;
 
 impl<'a> Ctx<'a> {
     pub fn new(index: &'a HashMap<String, NodeIdx>) -> Self {
         let ids = index.keys().map(String::as_str).collect();
-        Ctx { diags: Vec::new(), index, ids, uses: VariableUses::default(), local_names: Vec::new() }
+        Ctx {
+            diags: Vec::new(),
+            index,
+            ids,
+            uses: VariableUses::default(),
+            local_names: Vec::new(),
+            hint_budget: HINT_BUDGET,
+        }
     }
 
     pub fn report(&mut self, code: Code, pointer: impl Into<String>, message: impl Into<String>) {
@@ -47,7 +60,9 @@ impl<'a> Ctx<'a> {
             return Ok(Some(*idx));
         }
         let field = pointer.rsplit('/').next().unwrap_or_default();
-        let hint = closest(target, &self.ids).map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default();
+        let hint = closest_within(target, &self.ids, &mut self.hint_budget)
+            .map(|s| format!(" Did you mean `{s}`?"))
+            .unwrap_or_default();
         self.report(
             Code::EdgeTargetMissing,
             pointer,

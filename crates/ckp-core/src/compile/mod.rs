@@ -18,7 +18,7 @@ use ctx::Ctx;
 pub use ctx::VariableUses;
 
 use crate::diag::{Code, Diagnostic};
-use crate::model::{Document, parse_document};
+use crate::model::{Document, Limits, parse_document_with};
 use crate::procedure::{Kind, NodeIdx, Procedure};
 
 /// Variables the engine defines for every run (beside the schema, step outputs and the like).
@@ -57,9 +57,14 @@ impl Compilation {
     }
 }
 
-/// Compiles CKP text.
+/// Compiles CKP text under the default [`Limits`].
 pub fn compile(text: &str) -> Compilation {
-    let parsed = parse_document(text);
+    compile_with(text, Limits::DEFAULT)
+}
+
+/// Compiles CKP text; a document over `limits` gets one `too-large` error and is not read further.
+pub fn compile_with(text: &str, limits: Limits) -> Compilation {
+    let parsed = parse_document_with(text, limits);
     let mut diagnostics = parsed.diagnostics;
     let Some(document) = parsed.document else {
         sort(&mut diagnostics);

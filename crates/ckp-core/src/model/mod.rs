@@ -10,7 +10,7 @@ mod node;
 pub(crate) mod parse;
 
 pub use node::*;
-pub use parse::{ParsedDocument, parse_document};
+pub use parse::{Limits, ParsedDocument, parse_document, parse_document_with};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};

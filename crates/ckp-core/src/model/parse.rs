@@ -12,8 +12,29 @@ use crate::diag::{Code, Diagnostic, child};
 use crate::model::node::{NODE_TYPES, NodeCommon, split_common_fields};
 use crate::source::SourceMap;
 
-/// Largest CKP document accepted, in bytes.
-pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
+/// How large a document may be. A document costs memory and CPU in proportion to its size before anything
+/// could refuse it, so both are checked first: the bytes before the JSON is parsed, the nodes before any node is
+/// read. The server takes them from its `max_procedure_bytes` and `max_procedure_nodes` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of text.
+    pub max_bytes: usize,
+    /// Most nodes in `workflow_graph.nodes`.
+    pub max_nodes: usize,
+}
+
+impl Limits {
+    /// The defaults of the server's settings: 8 MiB and 50,000 nodes.
+    pub const DEFAULT: Limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 50_000 };
+    /// No limit, for documents accepted under limits that were higher then (stored procedures).
+    pub const NONE: Limits = Limits { max_bytes: usize::MAX, max_nodes: usize::MAX };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
 
 /// The result of reading a CKP text.
 #[derive(Debug)]
@@ -28,17 +49,24 @@ pub struct ParsedDocument {
     pub source_map: SourceMap,
 }
 
-/// Reads CKP text into a [`Document`], reporting JSON syntax, dialect and field type problems.
+/// Reads CKP text into a [`Document`] under the default [`Limits`], reporting JSON syntax, dialect and field type
+/// problems.
 pub fn parse_document(text: &str) -> ParsedDocument {
+    parse_document_with(text, Limits::DEFAULT)
+}
+
+/// Reads CKP text into a [`Document`], refusing it at once (one `too-large` error) when it is over `limits`.
+pub fn parse_document_with(text: &str, limits: Limits) -> ParsedDocument {
     let mut out =
         ParsedDocument { document: None, value: None, diagnostics: Vec::new(), source_map: SourceMap::default() };
-    if text.len() > MAX_DOCUMENT_BYTES {
+    if text.len() > limits.max_bytes {
         let mut d = Diagnostic::new(
             Code::TooLarge,
             "",
             format!(
-                "the document is {} bytes; the limit is {MAX_DOCUMENT_BYTES} bytes. Split it into subflows",
-                text.len()
+                "the document is {} bytes; the limit is {} bytes (max_procedure_bytes). Split it into subflows",
+                text.len(),
+                limits.max_bytes
             ),
         );
         (d.line, d.column) = (1, 1);
@@ -53,6 +81,21 @@ pub fn parse_document(text: &str) -> ParsedDocument {
         }
     };
     out.source_map = SourceMap::build(text);
+    let nodes = value.pointer("/workflow_graph/nodes").and_then(Value::as_object).map_or(0, Map::len);
+    if nodes > limits.max_nodes {
+        let mut d = Diagnostic::new(
+            Code::TooLarge,
+            "/workflow_graph/nodes",
+            format!(
+                "the document has {nodes} nodes; the limit is {} nodes (max_procedure_nodes). Split it into subflows",
+                limits.max_nodes
+            ),
+        );
+        let pos = out.source_map.locate(&d.pointer);
+        (d.line, d.column) = (pos.line, pos.column);
+        out.diagnostics.push(d);
+        return out;
+    }
     out.diagnostics.extend(out.source_map.duplicate_key_warnings());
     let mut diags = Vec::new();
     out.document = document_from_value(value.clone(), &mut diags);
@@ -281,13 +324,36 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
 
 /// The candidate closest to `word` by edit distance, when it is close enough to be a likely typo.
 pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let mut unlimited = usize::MAX;
+    closest_within(word, candidates, &mut unlimited)
+}
+
+/// [`closest`], spending at most `budget` edit-distance cells (characters of `word` × characters of a candidate)
+/// and returning `None` once it is spent: a document whose many edges all miss compares each with every node id,
+/// and without a budget that is quadratic in the number of nodes.
+pub(crate) fn closest_within<'a>(word: &str, candidates: &[&'a str], budget: &mut usize) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), c), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let word = word.to_lowercase();
+    let len = word.chars().count();
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let c_len = c.chars().count();
+        // The distance is at least the difference in length: such a candidate cannot be within the limit.
+        if c_len.abs_diff(len) > limit {
+            continue;
+        }
+        let cost = len.max(1).saturating_mul(c_len.max(1));
+        if cost > *budget {
+            *budget = 0;
+            return None;
+        }
+        *budget -= cost;
+        let d = edit_distance(&word, c);
+        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

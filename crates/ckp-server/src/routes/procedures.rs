@@ -14,6 +14,10 @@ use crate::app::AppState;
 use crate::catalog::ImportError;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
 
+/// The 413 of the operations that take a CKP document.
+const TOO_LARGE: &str = "The body is over max_body_bytes (body_too_large), or the CKP document over max_procedure_bytes \
+                         or max_procedure_nodes (procedure_too_large)";
+
 /// The statuses a version can be set to by hand.
 const STATUSES: [ProcedureStatus; 4] =
     [ProcedureStatus::Active, ProcedureStatus::Archived, ProcedureStatus::Deprecated, ProcedureStatus::Draft];
@@ -46,6 +50,7 @@ fn import_error(e: ImportError) -> ApiError {
                 }),
             )
         }
+        ImportError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "procedure_too_large", m),
         ImportError::Conflict(m) => ApiError::conflict(m),
         ImportError::Mismatch(m) => ApiError::invalid("ckp_mismatch", m),
         ImportError::Refused(m) => ApiError::invalid("refused_by_settings", m),
@@ -58,10 +63,13 @@ async fn record(state: &AppState, id: &str, version: &str) -> ApiResult<Procedur
 }
 
 /// Imports a CKP document: it is compiled and validated first (422 with every error and its JSON pointer);
-/// warnings are returned beside the created procedure. A duplicate id + version is 409. A stdio MCP server the
-/// document declares whose command the setting `mcp_stdio_allow` does not list is 422 `refused_by_settings`.
+/// warnings are returned beside the created procedure. A duplicate id + version is 409; a document over the
+/// server's `max_procedure_bytes` or `max_procedure_nodes` is 413 `procedure_too_large`, and nothing is stored. A
+/// stdio MCP server the document declares whose command the setting `mcp_stdio_allow` does not list is 422
+/// `refused_by_settings`.
 #[utoipa::path(post, path = "/api/procedures", tag = "procedures", request_body = ProcedureIn,
-    responses((status = 201, body = ProcedureImported), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ProcedureImported), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody, description = TOO_LARGE),
+              (status = 422, body = ErrorBody)))]
 pub async fn import(
     State(state): State<AppState>,
     Json(body): Json<ProcedureIn>,
@@ -168,10 +176,12 @@ pub async fn get(
     Ok(Json((&record(&state, &id, &version).await?).into()))
 }
 
-/// Replaces a version's document (compiled and validated; its id and version must match the path).
+/// Replaces a version's document (compiled and validated, within the same limits as an import; its id and
+/// version must match the path).
 #[utoipa::path(put, path = "/api/procedures/{procedure_id}/{version}", tag = "procedures",
     params(("procedure_id" = String, Path), ("version" = String, Path)), request_body = ProcedureIn,
-    responses((status = 200, body = ProcedureImported), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ProcedureImported), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = TOO_LARGE),
+              (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
@@ -253,7 +263,8 @@ pub async fn graph(
 /// `ckp_json` in the body is explained instead of the stored document.
 #[utoipa::path(post, path = "/api/procedures/{procedure_id}/{version}/explain", tag = "procedures",
     params(("procedure_id" = String, Path), ("version" = String, Path)), request_body(content = ExplainIn),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = TOO_LARGE),
+              (status = 422, body = ErrorBody)))]
 pub async fn explain(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
@@ -278,13 +289,14 @@ pub async fn explain(
         })?
     };
     let r = record(&state, &id, &version).await?;
-    let text = match &body.ckp_json {
-        Some(v) => ckp_text(v)?,
-        None => r.ckp_json.clone(),
+    // A document in the body is held to the import's limits; the stored one was when it was imported.
+    let (text, limits) = match &body.ckp_json {
+        Some(v) => (ckp_text(v)?, state.catalog.limits()),
+        None => (r.ckp_json.clone(), ckp_core::Limits::NONE),
     };
-    let compilation = ckp_core::compile(&text);
+    let compilation = crate::catalog::compile(text.clone(), limits).await;
     let Some(p) = compilation.procedure else {
-        return Err(import_error(ImportError::Invalid(compilation.diagnostics)));
+        return Err(import_error(ImportError::from_diagnostics(compilation.diagnostics)));
     };
     if p.id != r.procedure_id || p.version != r.version {
         return Err(ApiError::invalid("ckp_mismatch", "The CKP in the body names another procedure or version"));

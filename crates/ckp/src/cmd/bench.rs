@@ -19,6 +19,9 @@ pub enum Workload {
     Chain,
     /// A step, a human approval (approved by the bench as soon as it is asked), a terminate.
     Approval,
+    /// A procedure of K nodes that exercises every pass of the compiler (`ckp_core::testing::large_procedure`):
+    /// for measuring import, which the report times.
+    Large,
 }
 
 /// Options of `ckp bench`.
@@ -54,6 +57,10 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the generated procedure (`--workload`, `-k`) as JSON and exit, without a server: the input of
+    /// `ckp validate` measurements in BENCHMARKS.md.
+    #[arg(long, hide = true)]
+    pub print_procedure: bool,
 }
 
 /// The K-node chain of the performance budget (DESIGN §6).
@@ -110,6 +117,8 @@ pub struct Report {
     pub not_completed: usize,
     /// Wall time, seconds.
     pub seconds: f64,
+    /// `POST /api/procedures` of the procedure, milliseconds.
+    pub import_ms: f64,
     /// Runs per second.
     pub runs_per_second: f64,
     /// Nodes per second (chain: K + 2 per run).
@@ -270,6 +279,12 @@ async fn drive(bench: Arc<Bench>, n: usize, concurrency: usize) -> Result<(Vec<S
 
 /// Runs the benchmark and prints the report.
 pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+    if args.print_procedure {
+        return match procedure(args, "bench") {
+            Ok((doc, _, _)) => writeln!(out, "{doc}").map(|()| 0),
+            Err(e) => writeln!(err, "ckp bench: {e}").map(|()| super::EXIT_UNREADABLE),
+        };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match runtime.block_on(bench(args)) {
         Ok(report) => {
@@ -287,28 +302,37 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> std::i
     }
 }
 
+/// The procedure the runs execute, imported as `id`: its document, a description and its nodes per run.
+fn procedure(args: &BenchArgs, id: &str) -> Result<(Value, String, Option<usize>), String> {
+    Ok(match &args.file {
+        Some(path) => {
+            let text = super::read_text(path)?;
+            let mut doc: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(o) = doc.as_object_mut() {
+                o.insert("procedure_id".into(), Value::from(id));
+            }
+            (doc, format!("file {}", path.display()), None)
+        }
+        None => match args.workload {
+            Workload::Chain => {
+                (chain(id, args.k.max(1)), format!("chain K={}", args.k.max(1)), Some(args.k.max(1) + 2))
+            }
+            Workload::Approval => (approval(id), "approval".into(), Some(3)),
+            Workload::Large => {
+                let k = args.k.max(2);
+                (ckp_core::testing::large_procedure(id, k), format!("large K={k}"), None)
+            }
+        },
+    })
+}
+
 async fn bench(args: &BenchArgs) -> Result<Report, String> {
     if args.runs == 0 || args.concurrency == 0 {
         return Err("--runs and --concurrency must be at least 1".into());
     }
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let id = format!("bench_{}", &suffix[..12]);
-    let (doc, description, nodes_per_run) = match &args.file {
-        Some(path) => {
-            let text = super::read_text(path)?;
-            let mut doc: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            if let Some(o) = doc.as_object_mut() {
-                o.insert("procedure_id".into(), Value::from(id.clone()));
-            }
-            (doc, format!("file {}", path.display()), None)
-        }
-        None => match args.workload {
-            Workload::Chain => {
-                (chain(&id, args.k.max(1)), format!("chain K={}", args.k.max(1)), Some(args.k.max(1) + 2))
-            }
-            Workload::Approval => (approval(&id), "approval".into(), Some(3)),
-        },
-    };
+    let (doc, description, nodes_per_run) = procedure(args, &id)?;
     let inputs = match &args.inputs {
         Some(text) => serde_json::from_str(text).map_err(|e| format!("--inputs is not JSON: {e}"))?,
         None => json!({}),
@@ -316,7 +340,9 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let http =
         reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build().map_err(|e| e.to_string())?;
     let bench = Arc::new(Bench { http, url: args.url.trim_end_matches('/').to_owned(), procedure_id: id, inputs });
+    let imported = Instant::now();
     bench.post("/api/procedures", json!({"ckp_json": doc})).await?;
+    let import_ms = imported.elapsed().as_secs_f64() * 1000.0;
     if args.warmup > 0 {
         drive(bench.clone(), args.warmup, args.concurrency).await?;
     }
@@ -332,6 +358,7 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         concurrency: args.concurrency,
         not_completed: samples.iter().filter(|s| !s.completed).count(),
         seconds: wall.as_secs_f64(),
+        import_ms,
         runs_per_second,
         nodes_per_second: nodes_per_run.map(|k| runs_per_second * k as f64),
         latency_ms: percentiles(samples.iter().map(|s| s.total).collect()),
@@ -353,6 +380,7 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
 
 fn print_report(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     writeln!(out, "ckp bench: {}, {} runs at concurrency {} in {:.2} s", r.workload, r.runs, r.concurrency, r.seconds)?;
+    writeln!(out, "  import (ms)             {:>10.1}", r.import_ms)?;
     writeln!(out, "  runs/s                  {:>10.1}", r.runs_per_second)?;
     if let Some(n) = r.nodes_per_second {
         writeln!(out, "  nodes/s                 {n:>10.0}")?;

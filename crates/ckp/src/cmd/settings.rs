@@ -1,7 +1,7 @@
 //! The flags of the settings table (`ckp_server::settings`), made into clap arguments from the table itself: one
 //! flag per setting that declares one, its help text, value name, environment variables and default taken from the
 //! declaration. `ckp serve`, `ckp worker` and `ckp config` take them all; `ckp run` those marked `run`, `ckp migrate`
-//! those marked `migrate`.
+//! those marked `migrate`, `ckp validate` those marked `validate`.
 //! clap only collects the text; the loader parses and validates it with the other sources.
 
 use std::collections::BTreeMap;
@@ -15,9 +15,11 @@ pub const ALL: u8 = 0;
 pub const RUN: u8 = 1;
 /// The flags of `ckp migrate`.
 pub const MIGRATE: u8 = 2;
+/// The flags of `ckp validate`.
+pub const VALIDATE: u8 = 3;
 
 /// The settings flags given on the command line, in the order clap saw them per flag; `SET` picks the flags a
-/// command takes ([`ALL`], [`RUN`], [`MIGRATE`]).
+/// command takes ([`ALL`], [`RUN`], [`MIGRATE`], [`VALIDATE`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettingFlags<const SET: u8>(pub Vec<FlagValue>);
 
@@ -26,6 +28,7 @@ impl<const SET: u8> SettingFlags<SET> {
         let taken = |s: &Spec| match SET {
             RUN => s.run,
             MIGRATE => s.migrate,
+            VALIDATE => s.validate,
             _ => true,
         };
         ServeConfig::SPECS.iter().filter(move |s| taken(s)).filter_map(|s| s.flag.map(|f| (s, f)))

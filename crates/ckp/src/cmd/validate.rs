@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{EXIT_ERRORS, EXIT_UNREADABLE, print_human, read_text};
 use crate::OutputFormat;
-use ckp_core::Diagnostic;
+use ckp_core::{Diagnostic, Limits};
 
 #[derive(Serialize)]
 struct FileReport<'a> {
@@ -20,8 +20,15 @@ struct FileReport<'a> {
     diagnostics: &'a [Diagnostic],
 }
 
-/// Validates every file; exit status 2 if one is unreadable, else 1 if one has errors, else 0.
-pub fn run(files: &[PathBuf], format: OutputFormat, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+/// Validates every file within `limits` (the server's, so a file that passes here is not refused as too large at
+/// import); exit status 2 if one is unreadable, else 1 if one has errors, else 0.
+pub fn run(
+    files: &[PathBuf],
+    format: OutputFormat,
+    limits: Limits,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
     let mut status = 0u8;
     let mut reports = Vec::new();
     let mut all_diags = Vec::new();
@@ -33,7 +40,7 @@ pub fn run(files: &[PathBuf], format: OutputFormat, out: &mut dyn Write, err: &m
                 all_diags.push((name, Vec::new(), Some(e)));
             }
             Ok(text) => {
-                let compilation = ckp_core::compile(&text);
+                let compilation = ckp_core::compile_with(&text, limits);
                 if compilation.has_errors() && status == 0 {
                     status = EXIT_ERRORS;
                 }

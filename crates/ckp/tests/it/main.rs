@@ -78,6 +78,56 @@ fn validate_unreadable_input_exits_2() {
     assert!(text(&out.stdout).contains("ticket_lookup.ckp.json: ok"));
 }
 
+/// A temporary directory of this test process, created empty.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ckp-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn validate_passes_a_generated_20000_node_procedure_and_applies_the_limits() {
+    let dir = temp_dir("validate-large");
+    // `ckp bench --print-procedure` writes the generated procedure BENCHMARKS.md measures.
+    let out = ckp(&["bench", "--workload", "large", "-k", "20000", "--print-procedure"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let big = dir.join("big.ckp.json");
+    std::fs::write(&big, &out.stdout).expect("written");
+    let big = big.to_string_lossy().into_owned();
+    let out = ckp(&["validate", &big]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), format!("{big}: ok\n"));
+
+    // The limits come from the server's settings: flag, environment or the configuration file.
+    let out = ckp(&["validate", "--max-procedure-nodes", "19999", &big]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .contains("error[too-large]: the document has 20000 nodes; the limit is 19999 nodes (max_procedure_nodes)"),
+        "{stdout}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ckp"))
+        .args(["validate", &big])
+        .env("CKP_MAX_PROCEDURE_BYTES", "1000")
+        .output()
+        .expect("ckp runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("{big}:1:1: error[too-large]: the document is ")), "{stdout}");
+    assert!(stdout.contains("the limit is 1000 bytes (max_procedure_bytes)"), "{stdout}");
+    let config = dir.join("ckp.toml");
+    std::fs::write(&config, "max_procedure_nodes = 100\n").expect("written");
+    let out = ckp(&["validate", "--config", &config.to_string_lossy(), &big]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("(max_procedure_nodes)"), "{}", text(&out.stdout));
+    let out = ckp(&["validate", "--max-procedure-nodes", "0", &big]);
+    assert_eq!(out.status.code(), Some(2), "an invalid limit is refused like any setting");
+    assert!(text(&out.stderr).contains("max_procedure_nodes"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn explain_human() {
     let out = ckp(&["explain", REVIEW]);

@@ -283,3 +283,71 @@ async fn delete_removes_one_version() {
     assert_eq!((status, run["status"].as_str()), (200, Some("canceled")), "runs keep their history: {run}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20000_node_procedure_imports_and_a_generated_one_runs() {
+    let server = TestServer::start("ep-proc-large").await;
+    let big = ckp_core::testing::large_procedure("large", 20_000);
+    let (status, body) = server.call("POST", "/api/procedures", Some(json!({"ckp_json": big}))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["warnings"], json!([]), "the generated procedure is clean");
+    let (status, stored) = server.call("GET", "/api/procedures/large/1", None).await;
+    assert_eq!(status, 200, "{stored}");
+    let nodes = stored["ckp_json"]["workflow_graph"]["nodes"].as_object().map(serde_json::Map::len);
+    assert_eq!(nodes, Some(20_000));
+    // The same generator's procedures run to their end: every node kind it uses executes.
+    server.import(ckp_core::testing::large_procedure("small", 200)).await;
+    let run_id = server.start_run("small", json!({})).await;
+    let run = server.wait_status(&run_id, &["completed", "failed"]).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn procedures_over_the_limits_are_413_and_nothing_is_stored() {
+    let fits = ckp_core::testing::large_procedure("fits", 100);
+    let too_many = ckp_core::testing::large_procedure("too_many", 101);
+    // Room for 101 nodes: that document is refused for its nodes, not its bytes.
+    let max_bytes = too_many.to_string().len() + 64;
+    let server = TestServer::start_with("ep-proc-limits", |c| {
+        c.max_procedure_nodes = 100;
+        c.max_procedure_bytes = max_bytes;
+    })
+    .await;
+    server.import(fits).await;
+    let before = super::store_lists(&server).await;
+
+    let got = server.call("POST", "/api/procedures", Some(json!({"ckp_json": too_many}))).await;
+    assert_error(&got, 413, "procedure_too_large");
+    let detail = got.1["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("101 nodes") && detail.contains("max_procedure_nodes"), "{detail}");
+
+    let mut too_long = ckp_core::testing::large_procedure("too_long", 90);
+    too_long["description"] = json!("x".repeat(max_bytes));
+    // As an object and as text, the document is measured the same way.
+    for ckp_json in [too_long.clone(), json!(too_long.to_string())] {
+        let got = server.call("POST", "/api/procedures", Some(json!({"ckp_json": ckp_json}))).await;
+        assert_error(&got, 413, "procedure_too_large");
+        let detail = got.1["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("max_procedure_bytes"), "{detail}");
+    }
+
+    // An update and an explained document are held to the same limits.
+    let bigger = ckp_core::testing::large_procedure("fits", 101);
+    assert_error(
+        &server.call("PUT", "/api/procedures/fits/1", Some(json!({"ckp_json": bigger.clone()}))).await,
+        413,
+        "procedure_too_large",
+    );
+    assert_error(
+        &server.call("POST", "/api/procedures/fits/1/explain", Some(json!({"ckp_json": bigger}))).await,
+        413,
+        "procedure_too_large",
+    );
+    assert_eq!(super::store_lists(&server).await, before, "nothing stored");
+    let (status, _) = server.call("GET", "/api/procedures/too_many/1", None).await;
+    assert_eq!(status, 404);
+    // The stored procedure still explains and runs.
+    assert_eq!(server.call("POST", "/api/procedures/fits/1/explain", None).await.0, 200);
+    server.stop().await;
+}
