@@ -69,7 +69,7 @@ fn sequence(i: usize, next: &str) -> Value {
         "steps": [{"step_id": "set", "action": "set_variable", "variable": "last", "value": format!("n{i}-{{{{threshold}}}}")}],
         "next_node": next
     });
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         node["error_handlers"] = json!([{"error_type": "*", "action": "escalate", "fallback_node": "done"}]);
         node["sla"] = json!({"max_duration_ms": 60000, "on_breach": "escalate", "escalation_handler": "done"});
     }
