@@ -66,9 +66,10 @@ async fn record(state: &AppState, id: &str, version: &str) -> ApiResult<Procedur
 /// warnings are returned beside the created procedure. A duplicate id + version is 409; a document over the
 /// server's `max_procedure_bytes` or `max_procedure_nodes` is 413 `procedure_too_large`, and nothing is stored. A
 /// stdio MCP server the document declares whose command the setting `mcp_stdio_allow` does not list is 422
-/// `refused_by_settings`.
+/// `refused_by_settings`. An unknown `project_id` is 404.
 #[utoipa::path(post, path = "/api/procedures", tag = "procedures", request_body = ProcedureIn,
-    responses((status = 201, body = ProcedureImported), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody, description = TOO_LARGE),
+    responses((status = 201, body = ProcedureImported), (status = 404, body = ErrorBody, description = "No such project_id"),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody, description = TOO_LARGE),
               (status = 422, body = ErrorBody)))]
 pub async fn import(
     State(state): State<AppState>,

@@ -53,7 +53,6 @@ impl From<SecretRow> for SecretOut {
 
 /// `POST /api/secrets`.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SecretIn {
     /// Name: letters, digits, `_`, `-`, `.` and `/`.
     pub name: String,
@@ -72,7 +71,6 @@ pub struct SecretIn {
 
 /// `PUT /api/secrets/{name}`: absent fields are left as they are.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SecretUpdateIn {
     /// A new value (write-only).
     #[serde(default)]

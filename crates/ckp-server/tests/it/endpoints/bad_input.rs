@@ -290,3 +290,28 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     }
     server.stop().await;
 }
+
+/// LangOrch's clients send fields ckp does not know: every route ignores them, so these requests succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_request_fields_are_ignored() {
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    let server = TestServer::start_with("ep-extra-fields", |c| c.secrets.encryption_key = Some(KEY.into())).await;
+    let (status, body) = server
+        .call("POST", "/api/procedures", Some(json!({"ckp_json": chain_procedure("extra", 1), "ui_origin": "editor"})))
+        .await;
+    assert_eq!((status, body["procedure_id"].as_str()), (201, Some("extra")), "{body}");
+
+    let run = json!({"procedure_id": "extra", "input_vars": {}, "client_request_id": "r-1", "priority": 5});
+    let (status, body) = server.call("POST", "/api/runs", Some(run)).await;
+    assert_eq!(status, 201, "{body}");
+    let run_id = body["run_id"].as_str().expect("run_id").to_owned();
+    server.wait_status(&run_id, &["completed"]).await;
+
+    let secret = json!({"name": "extra_key", "value": "v-1", "rotation_days": 30});
+    let (status, body) = server.call("POST", "/api/secrets", Some(secret)).await;
+    assert_eq!((status, body["name"].as_str()), (201, Some("extra_key")), "{body}");
+    let update = json!({"description": "rotated", "rotation_days": 60});
+    let (status, body) = server.call("PUT", "/api/secrets/extra_key", Some(update)).await;
+    assert_eq!((status, body["description"].as_str()), (200, Some("rotated")), "{body}");
+    server.stop().await;
+}
