@@ -152,14 +152,16 @@ impl Runner<'_> {
         });
     }
 
-    /// Counts a visit of `node` on a thread; returns the visit number (1-based) and the run's node entries so far.
-    pub fn visit(&self, ctx: &Ctx, node: &str) -> (u32, u64) {
+    /// Counts a visit of `node` on a thread; returns the visit number (1-based), the run's node entries so far and
+    /// its events so far (committed and buffered), under one lock.
+    pub fn visit(&self, ctx: &Ctx, node: &str) -> (u32, u64, u64) {
         let mut core = self.core();
         core.entries += 1;
         let entries = core.entries;
+        let events = core.events + core.buf.len() as u64;
         let v = core.visits.entry(format!("{}|{node}", ctx.thread)).or_insert(0);
         *v += 1;
-        (*v, entries)
+        (*v, entries, events)
     }
 
     /// Checks a value about to be written to variable `name` against `max_variable_bytes`.
@@ -226,12 +228,6 @@ impl Runner<'_> {
         }
         self.commit_mid_node().await?;
         Ok(Ok(()))
-    }
-
-    /// Events of the run so far, committed and buffered.
-    pub fn events_so_far(&self) -> u64 {
-        let core = self.core();
-        core.events + core.buf.len() as u64
     }
 
     /// The run's node-entry budget: the server's, or the procedure's when lower.

@@ -32,7 +32,7 @@ impl Runner<'_> {
     pub(crate) fn exec_node<'a>(&'a self, ctx: &'a Ctx, vars: &'a mut Map<String, Value>, idx: NodeIdx) -> BoxFlow<'a> {
         Box::pin(async move {
             let node = self.p.node(idx);
-            let (visit, entries) = self.visit(ctx, &node.id);
+            let (visit, entries, events) = self.visit(ctx, &node.id);
             let budget = self.entry_budget();
             if entries > budget {
                 return Ok(Flow::Fail(RunError {
@@ -45,7 +45,6 @@ impl Runner<'_> {
                     kind: ErrorKind::InternalError,
                 }));
             }
-            let events = self.events_so_far();
             if events > self.config.max_events_per_run {
                 return Ok(Flow::Fail(RunError {
                     message: format!(
