@@ -3,9 +3,24 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::StoreError;
+
 /// A time as the store shows it.
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parses a time given by a caller (RFC 3339, any offset).
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| StoreError::Invalid(format!("`{s}` is not an RFC 3339 time: {e}")))
+}
+
+/// A time given by a caller as the store shows it (and the SQLite store stores it, so that text order is time
+/// order whatever offset or precision the caller wrote); a malformed time is [`StoreError::Invalid`].
+pub(crate) fn shown_time(s: &str) -> Result<String, StoreError> {
+    parse_time(s).map(ts)
 }
 
 /// The current time as the store shows it.

@@ -1,11 +1,11 @@
 //! Durable storage: the store contract ([`Store`], made of one trait per concern: [`RunStore`], [`QueueStore`],
-//! [`ApprovalStore`], [`ProcedureStore`], [`RegistryStore`], [`SecretStore`], plus the engine's
+//! [`ApprovalStore`], [`ProcedureStore`], [`RegistryStore`], [`SecretStore`], [`AuthStore`], plus the engine's
 //! [`ckp_engine::Journal`]) with the rows and statuses it speaks, and its two implementations: the embedded SQLite
 //! store ([`SqliteStore`], `sqlite/`) and the PostgreSQL store for several processes on one database ([`PgStore`],
 //! `pg/`). Runs with their checkpoint, event batches and step records, the API's tables (procedures, approvals,
-//! projects, agents, leases, artifacts, sealed secrets), the job queue of DESIGN §4 (leases, heartbeats, reclaim,
-//! durable timers, pushed wake-ups), change notices for SSE, versioned migrations, and the conformance suite every
-//! backend must pass.
+//! projects, agents, leases, artifacts, sealed secrets), authentication (users, project grants, API keys, sessions,
+//! signing keys, the audit log), the job queue of DESIGN §4 (leases, heartbeats, reclaim, durable timers, pushed
+//! wake-ups), change notices for SSE, versioned migrations, and the conformance suite every backend must pass.
 //!
 //! Shared by both backends and importing neither: `store/` (the traits, rows and their decoders over
 //! `row.rs`'s `RowSource`), `status.rs`, `codec.rs` (how values are written as text), `events.rs` (the event batch
@@ -27,10 +27,11 @@ pub use pg::{GroupCommitStats, PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use status::{AgentStatus, ApprovalStatus, JobState, ProcedureStatus, RunStatus, UnknownRunStatus, UnknownStatus};
 pub use store::{
-    AgentRow, AgentUpdate, ApprovalDecision, ApprovalRow, ApprovalStore, ArtifactRow, ClaimedJob, Claims, CostSummary,
-    DECISION_PRIORITY, EventRow, Job, LeaseRow, NewRun, ProcedureFilter, ProcedureRecord, ProcedureStore, ProjectRow,
-    QueueStats, QueueStore, QueuedJob, RegistryStore, RunChange, RunFilter, RunRow, RunStore, SecretRow, SecretStore,
-    SecretUpdate, StatusPage, StepRow, Store,
+    AgentRow, AgentUpdate, ApiKeyRow, ApprovalDecision, ApprovalRow, ApprovalStore, ArtifactRow, AuditFilter, AuditRow,
+    AuthStore, ClaimedJob, Claims, CostSummary, DECISION_PRIORITY, EventRow, GrantRow, Job, KeyAndOwner, LeaseRow,
+    NewRun, ProcedureFilter, ProcedureRecord, ProcedureStore, ProjectRow, QueueStats, QueueStore, QueuedJob,
+    RegistryStore, RunChange, RunFilter, RunRow, RunStore, SecretRow, SecretStore, SecretUpdate, SessionRow,
+    StatusPage, StepRow, Store, UserRow, UserUpdate,
 };
 
 /// A lower layer's error kept whole (its cause chain reaches the log), shared: one failed group write answers

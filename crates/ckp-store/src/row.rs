@@ -17,6 +17,8 @@ pub(crate) trait RowSource {
     fn int(&self, i: usize) -> Result<i64, Self::Error>;
     /// A nullable integer column.
     fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    /// A boolean column (SQLite stores 0 or 1, PostgreSQL a `boolean`).
+    fn flag(&self, i: usize) -> Result<bool, Self::Error>;
     /// A floating-point column.
     fn float(&self, i: usize) -> Result<f64, Self::Error>;
     /// A time column, as the API shows it ([`crate::codec::ts`]).

@@ -11,6 +11,7 @@
 //! are taken, and two processes never deadlock on a run and its job.
 
 mod approvals;
+mod auth;
 mod batch;
 pub use batch::GroupCommitStats;
 mod commit;
@@ -35,6 +36,7 @@ use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use crate::StoreError;
+pub(crate) use crate::codec::parse_time;
 use crate::codec::ts;
 use crate::hub::Hub;
 use crate::row::RowSource;
@@ -51,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_procedure_notices.sql"),
     include_str!("../../migrations/postgres/0007_generic_plans.sql"),
     include_str!("../../migrations/postgres/0008_owners.sql"),
+    include_str!("../../migrations/postgres/0009_auth.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.
@@ -159,13 +162,6 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 
 fn journal(e: StoreError) -> EngineError {
     EngineError::Journal(Box::new(e))
-}
-
-/// Parses a time given by an API caller (RFC 3339).
-pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| StoreError::Invalid(format!("`{s}` is not an RFC 3339 time: {e}")))
 }
 
 /// Wakes idle workers of every process when the transaction commits.
@@ -534,6 +530,10 @@ impl RowSource for Row {
     }
 
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
         Ok(self.try_get(i)?)
     }
 

@@ -99,6 +99,7 @@ impl RegistryStore for PgStore {
             if used > 0 {
                 return Err(project_in_use(id, used));
             }
+            tx.execute("DELETE FROM project_grants WHERE project_id = $1", &[&id]).await?;
             tx.execute("DELETE FROM projects WHERE project_id = $1", &[&id]).await?;
             tx.commit().await?;
             Ok(())

@@ -7,6 +7,7 @@
 //! transaction (`BEGIN IMMEDIATE`, a savepoint per write), and separate read connections.
 
 mod approvals;
+mod auth;
 mod callbacks;
 mod decisions;
 mod events;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_server.sql"),
     include_str!("../../migrations/sqlite/0005_event_batches.sql"),
     include_str!("../../migrations/sqlite/0006_secrets.sql"),
+    include_str!("../../migrations/sqlite/0007_auth.sql"),
 ];
 
 /// Most commits grouped into one transaction.
@@ -595,6 +597,10 @@ impl RowSource for rusqlite::Row<'_> {
     }
 
     fn opt_int(&self, i: usize) -> Result<Option<i64>, rusqlite::Error> {
+        self.get(i)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool, rusqlite::Error> {
         self.get(i)
     }
 

@@ -105,6 +105,7 @@ impl RegistryStore for SqliteStore {
                 if used > 0 {
                     return Ok(Err(project_in_use(&id, used)));
                 }
+                tx.prepare_cached("DELETE FROM project_grants WHERE project_id = ?1")?.execute(params![id])?;
                 tx.prepare_cached("DELETE FROM projects WHERE project_id = ?1")?.execute(params![id])?;
                 Ok(Ok(()))
             })

@@ -1,11 +1,13 @@
 //! The store contract: plain traits sized by concern — [`RunStore`] (runs and their journal as the API reads
 //! them), [`QueueStore`] (the job queue), [`ApprovalStore`] (decisions, callbacks, approvals),
-//! [`ProcedureStore`], [`RegistryStore`] (projects, agents, leases, artifacts) and [`SecretStore`] — each with the
-//! rows it speaks, and [`Store`], all of them with the engine's [`Journal`], which the server holds as
+//! [`ProcedureStore`], [`RegistryStore`] (projects, agents, leases, artifacts), [`SecretStore`] and [`AuthStore`]
+//! (users, grants, API keys, sessions, signing keys, audit log) — each with the rows it speaks, and [`Store`], all
+//! of them with the engine's [`Journal`], which the server holds as
 //! `Arc<dyn Store>`. The SQLite and PostgreSQL stores implement every trait and pass the same conformance suite
 //! ([`crate::conformance`]). Async methods return boxed futures, so every trait is dyn-compatible.
 
 mod approvals;
+mod auth;
 mod procedures;
 mod queue;
 mod registry;
@@ -18,6 +20,14 @@ pub(crate) use approvals::{
     APPROVAL_COLUMNS, CALLBACK_PRIORITY, approval_not_found, approval_row, decided_payload, refused,
 };
 pub use approvals::{ApprovalDecision, ApprovalRow, ApprovalStore, DECISION_PRIORITY};
+pub(crate) use auth::{
+    ADMIN_ROLE, API_KEY_COLUMNS, API_KEY_WIDTH, AUDIT_COLUMNS, GRANT_COLUMNS, SESSION_COLUMNS, SESSION_WIDTH,
+    USER_COLUMNS, api_key_row, audit_row, contains_pattern, duplicate_email, duplicate_identity, duplicate_key_hash,
+    duplicate_key_id, duplicate_session, duplicate_username, grant_row, last_admin_deleted, leaves_no_admin,
+    opt_user_row, qualified, session_row, stored_email, stored_key, stored_session, time_or_now, user_not_found,
+    user_row,
+};
+pub use auth::{ApiKeyRow, AuditFilter, AuditRow, AuthStore, GrantRow, KeyAndOwner, SessionRow, UserRow, UserUpdate};
 pub(crate) use procedures::{
     PROCEDURE_COLUMNS, duplicate_procedure, procedure_in_use, procedure_not_found, procedure_row,
 };
@@ -36,7 +46,8 @@ pub(crate) use runs::{
 pub(crate) use secrets::{SECRET_COLUMNS, duplicate_secret, secret_not_found, secret_row};
 pub use secrets::{SecretRow, SecretStore, SecretUpdate};
 
-/// Durable storage of procedures, runs, approvals, jobs and the registry tables: every concern's trait and the
+/// Durable storage of procedures, runs, approvals, jobs, the registry tables, secrets and authentication: every
+/// concern's trait and the
 /// engine's [`Journal`]. Implemented for every type that implements them all; every write is atomic and visible
 /// to every reader once its future resolves.
 pub trait Store:
@@ -47,6 +58,7 @@ pub trait Store:
     + ProcedureStore
     + RegistryStore
     + SecretStore
+    + AuthStore
     + Send
     + Sync
     + std::fmt::Debug
@@ -61,6 +73,7 @@ impl<T> Store for T where
         + ProcedureStore
         + RegistryStore
         + SecretStore
+        + AuthStore
         + Send
         + Sync
         + std::fmt::Debug

@@ -30,7 +30,7 @@ pub trait RegistryStore: Send + Sync {
         name: Option<String>,
         description: Option<String>,
     ) -> BoxFuture<'a, Result<ProjectRow, StoreError>>;
-    /// Deletes a project; one still referenced by procedures or runs is a conflict.
+    /// Deletes a project and the users' grants in it; one still referenced by procedures or runs is a conflict.
     fn delete_project<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// LLM usage of the runs of a project created since `since`.
     fn project_costs<'a>(&'a self, id: &'a str, since: DateTime<Utc>)
