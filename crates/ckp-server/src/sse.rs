@@ -196,7 +196,7 @@ impl ApprovalStream {
                 return None;
             }
             self.changes.borrow_and_update();
-            let rows = self.state.store.list_approvals(None, None).await.ok()?;
+            let rows = self.state.store.list_approvals(None, None, None).await.ok()?;
             let all: Vec<ApprovalOut> = rows.iter().map(ApprovalOut::from).collect();
             match &mut self.seen {
                 None => {

@@ -35,5 +35,11 @@ pub(crate) fn json_col(s: Option<String>) -> Option<serde_json::Value> {
 
 /// A secret's tags as stored (a JSON array).
 pub(crate) fn tags_text(tags: &[String]) -> String {
-    serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+    string_list(tags)
+}
+
+/// Strings as a JSON array: how the SQLite store binds a list as one parameter (read back with `json_each`, so a
+/// statement keeps one text whatever the list's length).
+pub(crate) fn string_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }

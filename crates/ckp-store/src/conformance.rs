@@ -297,7 +297,7 @@ async fn approvals_follow_the_run_and_one_decision_wins(store: Arc<dyn Store>) {
     let p = approval_procedure();
     create(&store, &p, "a1", json!({})).await;
     execute(&store, &p, "a1").await;
-    let pending = store.list_approvals(Some(ApprovalStatus::Pending), None).await.expect("list");
+    let pending = store.list_approvals(Some(ApprovalStatus::Pending), None, None).await.expect("list");
     assert_eq!(pending.len(), 1);
     let a = &pending[0];
     assert_eq!((a.run_id.as_str(), a.node_id.as_str(), a.prompt.as_str()), ("a1", "g", "ok 1?"));
@@ -353,7 +353,7 @@ async fn cancel_retry_delete(store: Arc<dyn Store>) {
     assert_eq!(store.cancel_run("c1", "test").await.expect("cancel"), RunChange::Done);
     let run = store.get_run("c1").await.expect("get").expect("exists");
     assert_eq!(run.status, RunStatus::Canceled);
-    let approvals = store.list_approvals(None, Some("c1".into())).await.expect("list");
+    let approvals = store.list_approvals(None, Some("c1".into()), None).await.expect("list");
     assert_eq!(approvals[0].status, ApprovalStatus::Canceled);
     assert!(matches!(store.cancel_run("c1", "again").await, Err(StoreError::Conflict(_))));
     // Retry restarts the run from a fresh checkpoint and queues it.
@@ -372,7 +372,7 @@ async fn cancel_retry_delete(store: Arc<dyn Store>) {
     store.delete_run("c1").await.expect("delete");
     assert!(store.get_run("c1").await.expect("get").is_none());
     assert!(store.events_after("c1", 0, 10).await.expect("events").is_empty());
-    assert!(store.list_approvals(None, Some("c1".into())).await.expect("list").is_empty());
+    assert!(store.list_approvals(None, Some("c1".into()), None).await.expect("list").is_empty());
     assert!(matches!(store.delete_run("c1").await, Err(StoreError::NotFound(_))));
     create(&store, &p, "old", json!({})).await;
     let cutoff = (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);

@@ -27,7 +27,7 @@ pub struct ListParams {
 pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<ApprovalOut>>> {
     // Any text is an approval status (an option chosen is one), so every filter is answered.
     let status = q.status.as_deref().map(|s| s.parse::<ApprovalStatus>().unwrap_or_else(|never| match never {}));
-    Ok(Json(state.store.list_approvals(status, q.run_id).await?.iter().map(ApprovalOut::from).collect()))
+    Ok(Json(state.store.list_approvals(status, q.run_id, None).await?.iter().map(ApprovalOut::from).collect()))
 }
 
 /// One approval, with its run's status.

@@ -148,7 +148,12 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) ->
     };
     let rows = state
         .store
-        .list_procedures(ProcedureFilter { project_id: q.project_id.clone(), status, procedure_id: None })
+        .list_procedures(ProcedureFilter {
+            project_id: q.project_id.clone(),
+            status,
+            procedure_id: None,
+            projects: None,
+        })
         .await?;
     Ok(Json(rows.iter().filter(|r| matches(r, &q)).map(ProcedureOut::from).collect()))
 }

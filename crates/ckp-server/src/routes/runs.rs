@@ -161,6 +161,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) ->
         limit,
         offset,
         field_bytes: (q.full != Some(true)).then(|| field_budget(limit)),
+        projects: None,
     };
     if status.is_err() {
         return Ok(Json(Vec::new()));

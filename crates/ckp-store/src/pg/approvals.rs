@@ -104,6 +104,7 @@ impl ApprovalStore for PgStore {
         &self,
         status: Option<ApprovalStatus>,
         run_id: Option<String>,
+        projects: Option<Vec<String>>,
     ) -> BoxFuture<'_, Result<Vec<ApprovalRow>, StoreError>> {
         Box::pin(async move {
             let c = self.client().await?;
@@ -111,11 +112,12 @@ impl ApprovalStore for PgStore {
                 .prepare_cached(&format!(
                     "SELECT {APPROVAL_COLUMNS} FROM approvals a JOIN runs r ON r.run_id = a.run_id
                      WHERE ($1::text IS NULL OR a.status = $1) AND ($2::text IS NULL OR a.run_id = $2)
+                       AND ($3::text[] IS NULL OR r.project_id = ANY($3))
                      ORDER BY a.created_at DESC, a.approval_id"
                 ))
                 .await?;
             let status = status.as_ref().map(ApprovalStatus::as_str);
-            c.query(&stmt, &[&status, &run_id]).await?.iter().map(approval_row).collect()
+            c.query(&stmt, &[&status, &run_id, &projects]).await?.iter().map(approval_row).collect()
         })
     }
 

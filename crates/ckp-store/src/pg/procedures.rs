@@ -95,11 +95,12 @@ impl ProcedureStore for PgStore {
                 .prepare_cached(&format!(
                     "SELECT id, {PROCEDURE_COLUMNS} FROM procedures
                      WHERE ($1::text IS NULL OR project_id = $1) AND ($2::text IS NULL OR status = $2)
-                       AND ($3::text IS NULL OR procedure_id = $3)
+                       AND ($3::text IS NULL OR procedure_id = $3) AND ($4::text[] IS NULL OR project_id = ANY($4))
                      ORDER BY created_at DESC, id DESC"
                 ))
                 .await?;
-            c.query(&stmt, &[&filter.project_id, &filter.status.map(ProcedureStatus::as_str), &filter.procedure_id])
+            let status = filter.status.map(ProcedureStatus::as_str);
+            c.query(&stmt, &[&filter.project_id, &status, &filter.procedure_id, &filter.projects])
                 .await?
                 .iter()
                 .map(procedure_row)

@@ -81,6 +81,7 @@ impl RunStore for PgStore {
                      WHERE ($1::text IS NULL OR procedure_id = $1) AND ($2::text IS NULL OR project_id = $2)
                        AND ($3::text IS NULL OR case_id = $3) AND ($4::text IS NULL OR status = $4)
                        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at <= $6)
+                       AND ($10::text[] IS NULL OR project_id = ANY($10))
                      ORDER BY created_at {order}, run_id {order} LIMIT $7 OFFSET $8"
                 ))
                 .await?;
@@ -97,6 +98,7 @@ impl RunStore for PgStore {
                         &filter.limit.max(0),
                         &filter.offset.max(0),
                         &filter.field_bytes,
+                        &filter.projects,
                     ],
                 )
                 .await?;

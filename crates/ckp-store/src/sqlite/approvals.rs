@@ -12,6 +12,7 @@ use super::SqliteStore;
 use super::callbacks::callback_in;
 use super::decisions::decide_in;
 use crate::StoreError;
+use crate::codec::string_list;
 use crate::status::ApprovalStatus;
 use crate::store::{
     APPROVAL_COLUMNS, ApprovalDecision, ApprovalRow, ApprovalStore, approval_not_found, approval_row, decided_payload,
@@ -58,15 +59,18 @@ impl ApprovalStore for SqliteStore {
         &self,
         status: Option<ApprovalStatus>,
         run_id: Option<String>,
+        projects: Option<Vec<String>>,
     ) -> BoxFuture<'_, Result<Vec<ApprovalRow>, StoreError>> {
         Box::pin(self.read_store(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {APPROVAL_COLUMNS} FROM approvals a JOIN runs r ON r.run_id = a.run_id
                  WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.run_id = ?2)
+                   AND (?3 IS NULL OR r.project_id IN (SELECT value FROM json_each(?3)))
                  ORDER BY a.created_at DESC, a.approval_id"
             ))?;
-            let rows =
-                stmt.query_map(params![status.as_ref().map(ApprovalStatus::as_str), run_id], |r| approval_row(r))?;
+            let (status, projects) =
+                (status.as_ref().map(ApprovalStatus::as_str), projects.as_deref().map(string_list));
+            let rows = stmt.query_map(params![status, run_id, projects], |r| approval_row(r))?;
             rows.collect()
         }))
     }

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::StoreError;
-use crate::codec::now;
+use crate::codec::{now, string_list};
 use crate::status::ProcedureStatus;
 use crate::store::{
     PROCEDURE_COLUMNS, ProcedureFilter, ProcedureRecord, ProcedureStore, duplicate_procedure, procedure_in_use,
@@ -97,10 +97,13 @@ impl ProcedureStore for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT rowid, {PROCEDURE_COLUMNS} FROM procedures
                  WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR procedure_id = ?3)
+                   AND (?4 IS NULL OR project_id IN (SELECT value FROM json_each(?4)))
                  ORDER BY created_at DESC, rowid DESC"
             ))?;
             let status = filter.status.map(ProcedureStatus::as_str);
-            let rows = stmt.query_map(params![filter.project_id, status, filter.procedure_id], |r| procedure_row(r))?;
+            let projects = filter.projects.as_deref().map(string_list);
+            let rows = stmt
+                .query_map(params![filter.project_id, status, filter.procedure_id, projects], |r| procedure_row(r))?;
             rows.collect()
         }))
     }

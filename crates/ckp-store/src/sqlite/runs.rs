@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::queue::enqueue_in;
 use super::{SqliteStore, apply, events, parse_checkpoint};
 use crate::StoreError;
-use crate::codec::now;
+use crate::codec::{now, string_list};
 use crate::row::RowSource;
 use crate::status::{JobState, RunStatus};
 use crate::store::{
@@ -100,6 +100,7 @@ impl RunStore for SqliteStore {
                  WHERE (?1 IS NULL OR procedure_id = ?1) AND (?2 IS NULL OR project_id = ?2)
                    AND (?3 IS NULL OR case_id = ?3) AND (?4 IS NULL OR status = ?4)
                    AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6)
+                   AND (?10 IS NULL OR project_id IN (SELECT value FROM json_each(?10)))
                  ORDER BY created_at {order}, run_id {order} LIMIT ?7 OFFSET ?8"
             );
             let mut stmt = c.prepare_cached(&sql)?;
@@ -113,7 +114,8 @@ impl RunStore for SqliteStore {
                     filter.created_to,
                     filter.limit,
                     filter.offset,
-                    filter.field_bytes
+                    filter.field_bytes,
+                    filter.projects.as_deref().map(string_list)
                 ],
                 |r| run_row(r),
             )?;

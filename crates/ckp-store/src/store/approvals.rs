@@ -34,13 +34,15 @@ pub trait ApprovalStore: Send + Sync {
     /// Applies a workflow callback to a paused run atomically (only a step still waiting can be answered: the rest
     /// are conflicts); true when the run was queued (no other callback pending).
     fn workflow_callback<'a>(&'a self, run_id: &'a str, callback: Callback) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// Approvals, newest first, optionally by status and run, each with its run's status.
+    /// Approvals, newest first, optionally by status, run and projects (`Some`: only approvals whose run belongs
+    /// to one of them; a run with no project is left out), each with its run's status, project and trigger source.
     fn list_approvals(
         &self,
         status: Option<ApprovalStatus>,
         run_id: Option<String>,
+        projects: Option<Vec<String>>,
     ) -> BoxFuture<'_, Result<Vec<ApprovalRow>, StoreError>>;
-    /// One approval, with its run's status.
+    /// One approval, with its run's status, project and trigger source.
     fn get_approval<'a>(&'a self, approval_id: &'a str) -> BoxFuture<'a, Result<Option<ApprovalRow>, StoreError>>;
     /// Decides an approval by id in one transaction with [`ApprovalStore::decide`]'s guard, and adds the caller's
     /// payload to the row: conflict unless pending, not found for an unknown id.
@@ -86,12 +88,16 @@ pub struct ApprovalRow {
     pub expires_at: Option<String>,
     /// The run's status.
     pub run_status: Option<RunStatus>,
+    /// The run's project.
+    pub run_project_id: Option<String>,
+    /// Who or what triggered the run.
+    pub run_triggered_by: Option<String>,
 }
 
 /// The columns [`approval_row`] reads (approvals `a` joined with their run `r`), in its order.
 pub(crate) const APPROVAL_COLUMNS: &str = "a.approval_id, a.run_id, a.approval_key, a.node_id, a.node_name, a.prompt,
     a.decision_type, a.options, a.context_data, a.status, a.decided_by, a.decision_payload, a.created_at,
-    a.decided_at, a.expires_at, r.status";
+    a.decided_at, a.expires_at, r.status, r.project_id, r.triggered_by";
 
 /// An approval from the columns of [`APPROVAL_COLUMNS`].
 pub(crate) fn approval_row<R: RowSource>(r: &R) -> Result<ApprovalRow, R::Error> {
@@ -112,6 +118,8 @@ pub(crate) fn approval_row<R: RowSource>(r: &R) -> Result<ApprovalRow, R::Error>
         decided_at: r.opt_time(13)?,
         expires_at: r.opt_time(14)?,
         run_status: r.opt_parsed(15)?,
+        run_project_id: r.opt_text(16)?,
+        run_triggered_by: r.opt_text(17)?,
     })
 }
 

@@ -82,6 +82,9 @@ pub struct ProcedureFilter {
     pub status: Option<ProcedureStatus>,
     /// Only this procedure id (its versions).
     pub procedure_id: Option<String>,
+    /// Only versions of these projects (one with no project is left out): what a user may see. `None`: every
+    /// version.
+    pub projects: Option<Vec<String>>,
 }
 
 /// The columns [`procedure_row`] reads after the row id (SQLite's `rowid`, PostgreSQL's `id`), in its order.

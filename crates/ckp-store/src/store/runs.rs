@@ -210,6 +210,8 @@ pub struct RunFilter {
     /// `input_vars` and `output_vars` over this many bytes are left out of the page: they read
     /// `{"_omitted": {"bytes": N}}` (the whole run has them). `None`: every field whole.
     pub field_bytes: Option<i64>,
+    /// Only runs of these projects (a run with no project is left out): what a user may see. `None`: every run.
+    pub projects: Option<Vec<String>>,
 }
 
 /// A stored event.
