@@ -1,6 +1,9 @@
 //! The store conformance suite: behaviour every [`Store`] must have, written against the trait only. Each
 //! check takes a fresh, empty store; a backend's tests call every check in [`CHECKS`] (the SQLite store's in
-//! `tests/it/conformance.rs`; the PostgreSQL store will run the same list).
+//! `tests/it/conformance.rs`; the PostgreSQL store runs the same list). The checks of authentication are in
+//! `conformance/auth.rs`.
+
+mod auth;
 
 use std::sync::Arc;
 
@@ -33,6 +36,18 @@ pub const CHECKS: &[Check] = &[
     ("changes_are_announced_after_commit", |s| Box::pin(changes_are_announced_after_commit(s))),
     ("one_workflow_callback_resumes_a_paused_run", |s| Box::pin(one_workflow_callback_resumes_a_paused_run(s))),
     ("secrets_rows", |s| Box::pin(secrets_rows(s))),
+    ("users_conflicts_and_the_last_admin", |s| Box::pin(auth::users_conflicts_and_the_last_admin(s))),
+    ("grants_and_token_versions", |s| Box::pin(auth::grants_and_token_versions(s))),
+    ("api_keys_rows", |s| Box::pin(auth::api_keys_rows(s))),
+    ("sessions_rows", |s| Box::pin(auth::sessions_rows(s))),
+    ("server_keys_are_created_once", |s| Box::pin(auth::server_keys_are_created_once(s))),
+    ("audit_log_filters_pages_and_purges", |s| Box::pin(auth::audit_log_filters_pages_and_purges(s))),
+    ("concurrent_changes_keep_one_admin_and_unique_names", |s| {
+        Box::pin(auth::concurrent_changes_keep_one_admin_and_unique_names(s))
+    }),
+    ("project_filters_on_runs_procedures_and_approvals", |s| {
+        Box::pin(auth::project_filters_on_runs_procedures_and_approvals(s))
+    }),
 ];
 
 fn approval_procedure() -> Arc<Procedure> {
