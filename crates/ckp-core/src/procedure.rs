@@ -968,6 +968,8 @@ pub struct Approval {
     pub context_data: Option<ValueTemplate>,
     /// standard | manager | executive.
     pub approval_level: Option<String>,
+    /// Who may decide: `role:<role>` or `user:<username>` (empty: anyone with the role `approval_level` asks).
+    pub approvers: Vec<String>,
     /// On approval.
     pub on_approve: Option<NodeIdx>,
     /// On rejection.

@@ -122,6 +122,9 @@ pub struct PendingApproval {
     pub timeout_action: Option<String>,
     /// standard | manager | executive.
     pub approval_level: Option<String>,
+    /// Who may decide (`role:<role>`, `user:<username>`); empty: the role `approval_level` asks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
     /// Escalation contact.
     pub escalation_contact: Option<String>,
 }

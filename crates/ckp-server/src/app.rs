@@ -36,12 +36,29 @@ pub struct AppState {
     pub mcp: Arc<ckp_connectors::mcp::McpConnector>,
     /// The egress policy (an agent's URL is checked when it is registered or changed).
     pub egress: ckp_connectors::egress::Egress,
+    /// Resolves callers (API keys, session tokens) and holds the authentication settings.
+    pub auth: crate::auth::Authenticator,
+    /// The audit log's writer.
+    pub audit: crate::auth::audit::AuditSink,
 }
 
 /// Builds the router, with its OpenAPI document at `/api/openapi.json`.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let guard = Arc::new(crate::auth::policy::Guard { auth: state.auth.clone(), audit: state.audit.clone() });
+    let cors_origins = Arc::new(state.auth.config.cors_origins.clone());
     let (router, mut api) = OpenApiRouter::new()
         .routes(routes!(routes::misc::health))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::refresh))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::me))
+        .routes(routes!(routes::auth::token))
+        .routes(routes!(routes::users::list, routes::users::create))
+        .routes(routes!(routes::users::get, routes::users::update, routes::users::delete))
+        .routes(routes!(routes::users::grant, routes::users::revoke_grant))
+        .routes(routes!(routes::api_keys::list, routes::api_keys::create))
+        .routes(routes!(routes::api_keys::revoke))
+        .routes(routes!(routes::audit::list))
         .routes(routes!(routes::misc::actions))
         .routes(routes!(routes::procedures::import, routes::procedures::list))
         .routes(routes!(routes::procedures::versions))
@@ -99,12 +116,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/api/openapi.json",
             axum::routing::get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }),
         )
+        .route_layer(axum::middleware::from_fn_with_state(guard, crate::auth::policy::guard))
         .fallback(crate::error::fallback)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             refuse_declared_oversize(req, next, max_body_bytes)
         }))
+        .layer(axum::middleware::from_fn_with_state(cors_origins, crate::auth::policy::cors))
+        .layer(axum::middleware::from_fn(crate::auth::policy::security_headers))
 }
 
 /// Answers 413 before routing when the declared `Content-Length` is over the limit, so a client announcing a huge
@@ -135,9 +155,18 @@ fn declare_common_errors(api: &mut OpenApi) {
         let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
         RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
     };
-    for item in api.paths.paths.values_mut() {
-        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-        for op in operations.into_iter().flatten() {
+    use crate::auth::policy::{Access, lookup};
+    for (path, item) in api.paths.paths.iter_mut() {
+        let operations = [
+            (axum::http::Method::GET, &mut item.get),
+            (axum::http::Method::PUT, &mut item.put),
+            (axum::http::Method::POST, &mut item.post),
+            (axum::http::Method::DELETE, &mut item.delete),
+            (axum::http::Method::PATCH, &mut item.patch),
+        ];
+        for (method, op) in operations {
+            let Some(op) = op else { continue };
+            let access = lookup(&method, path).map_or(Access::Server(crate::auth::Role::Admin), |r| r.access);
             let has_body = op.request_body.is_some();
             let has_query = op
                 .parameters
@@ -156,6 +185,13 @@ fn declare_common_errors(api: &mut OpenApi) {
             }
             if has_query {
                 statuses.push(("422", "A query parameter is not valid (invalid_query)"));
+            }
+            if !matches!(access, Access::Public | Access::Signed) {
+                statuses.extend([
+                    ("401", "No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session"),
+                    ("403", "The caller's role is not enough for this operation"),
+                    ("429", "Too many failed credentials from this address: retry after Retry-After seconds"),
+                ]);
             }
             for (status, description) in statuses {
                 op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));

@@ -36,6 +36,8 @@ pub struct ApiError {
     pub detail: Value,
     /// For a 5xx, the id its cause was logged under.
     pub error_id: Option<Box<str>>,
+    /// For a 429: seconds until a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 /// The error body, for the OpenAPI document.
@@ -53,12 +55,12 @@ pub struct ErrorBody {
 impl ApiError {
     /// An error with a text detail.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: Value::String(detail.into()), error_id: None }
+        ApiError { status, code, detail: Value::String(detail.into()), error_id: None, retry_after: None }
     }
 
     /// A 4xx with a structured detail (`{message, errors}`: every problem of the input at once).
     pub fn with_detail(status: StatusCode, code: &'static str, detail: Value) -> Self {
-        ApiError { status, code, detail, error_id: None }
+        ApiError { status, code, detail, error_id: None, retry_after: None }
     }
 
     /// A 5xx caused by `cause`: logs the cause with its whole chain under a fresh error id, once, and answers
@@ -71,6 +73,7 @@ impl ApiError {
             code,
             detail: Value::String(format!("Internal error (error id {id}); the server log has the cause")),
             error_id: Some(id.into()),
+            retry_after: None,
         }
     }
 
@@ -97,6 +100,25 @@ impl ApiError {
         )
     }
 
+    /// 401 (LangOrch's texts: "Authentication required", "Invalid API key", "Invalid or expired token"); the
+    /// answer carries `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(detail: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// 429 after too many failed sign-ins or keys, with `Retry-After`.
+    pub fn too_many_attempts(retry_after: u64) -> Self {
+        let retry_after = u32::try_from(retry_after).unwrap_or(u32::MAX);
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("Too many failed attempts; retry in {retry_after} s"),
+            )
+        }
+    }
+
     /// 409.
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
@@ -114,7 +136,16 @@ impl IntoResponse for ApiError {
             Some(id) => json!({"detail": self.detail, "code": self.code, "error_id": id}),
             None => json!({"detail": self.detail, "code": self.code}),
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

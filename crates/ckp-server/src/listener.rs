@@ -355,8 +355,9 @@ async fn serve_connection(shared: Arc<Shared>, conn: Arc<Conn>, tcp: TcpStream) 
     let limits = shared.limits;
     let pool = conn.pool.clone();
     let reserve = Arc::ptr_eq(&pool, &shared.reserve);
+    let peer = tcp.peer_addr().ok();
     let service =
-        ConnService { app: shared.app.clone(), conn: conn.clone(), reserve, body_timeout: limits.body_timeout };
+        ConnService { app: shared.app.clone(), conn: conn.clone(), reserve, body_timeout: limits.body_timeout, peer };
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The timeouts are this module's (hyper's header timer would also run between requests and cut idle ones
     // at the header timeout).
@@ -409,6 +410,8 @@ struct ConnService {
     conn: Arc<Conn>,
     reserve: bool,
     body_timeout: Duration,
+    /// The client's address (the audit log's source, the rate limiter's key), as `ConnectInfo`.
+    peer: Option<std::net::SocketAddr>,
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
@@ -424,6 +427,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             return Box::pin(std::future::ready(Ok(busy_answer().map(|body| Tracked { body, _busy: busy }))));
         }
         let deadline = Instant::now() + self.body_timeout;
+        let mut req = req;
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        }
         let req = req.map(|body| match body.is_end_stream() {
             true => Body::new(body),
             false => Body::new(TimedBody { body, deadline, timer: None }),

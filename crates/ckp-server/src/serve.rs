@@ -43,6 +43,52 @@ impl ServeConfig {
     }
 }
 
+/// The authentication settings, checked: `auth = "off"` off a loopback address needs `allow_insecure_no_auth`
+/// (and is logged as a warning at every start).
+fn auth_config(config: &ServeConfig) -> Result<crate::auth::AuthConfig, ServeError> {
+    let loopback = crate::auth::is_loopback(&config.bind);
+    let mode = crate::settings::auth_enabled_mode(&config.auth)
+        .ok_or_else(|| ServeError::Config(format!("auth must be auto, on or off, not {:?}", config.auth)))?;
+    let enabled = mode.unwrap_or(!loopback);
+    if !enabled && !loopback {
+        if !config.allow_insecure_no_auth {
+            return Err(ServeError::Config(format!(
+                "authentication is off but ckp would listen on {}, beyond this machine: anyone reaching the port \
+                 would be an administrator. Remove auth = \"off\" (or bind 127.0.0.1), or set \
+                 allow_insecure_no_auth (--allow-insecure-no-auth true) to accept that",
+                config.bind
+            )));
+        }
+        tracing::warn!(bind = %config.bind, "authentication is OFF on a non-loopback address: anyone who reaches the port is an administrator");
+    }
+    Ok(crate::auth::AuthConfig {
+        enabled,
+        token_ttl: Duration::from_secs(config.auth_token_ttl_s),
+        session_ttl: Duration::from_secs(config.auth_session_ttl_s),
+        token_endpoint: config.auth_token_endpoint,
+        failures_per_minute: u32::try_from(config.auth_failures_per_minute).unwrap_or(u32::MAX),
+        secure_cookies: config.auth_secure_cookies,
+        cors_origins: config.cors_origins.clone(),
+        four_eyes: config.approval_four_eyes,
+    })
+}
+
+/// Deletes audit events older than the retention, at start and then hourly.
+async fn purge_audit(store: Arc<dyn Store>, days: u64, mut stop: watch::Receiver<bool>) {
+    loop {
+        let before = chrono::Utc::now() - chrono::Duration::days(i64::try_from(days).unwrap_or(36_500));
+        match store.purge_audit(&crate::auth::principal::stamp(before)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, retention_days = days, "old audit events deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old audit events"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -141,6 +187,20 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         EngineConfig { artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(), ..built.engine },
     ));
     let (shutdown, signal) = watch::channel(false);
+    let auth =
+        crate::auth::Authenticator::new(store.clone(), auth_config(config)?, crate::auth::token_key(&store).await?);
+    if auth.config.enabled
+        && let Some(key) = crate::auth::bootstrap(&store).await?
+    {
+        // Printed once, to the terminal only (never a log line): only its hash is stored.
+        eprintln!(
+            "\nckp: authentication is on and no administrator exists yet. The first admin API key is\n\n    {key}\n\n\
+             It is shown this once (only its hash is stored). Send it as `X-API-Key: <key>` or \
+             `Authorization: Bearer <key>`;\ncreate users with POST /api/users or `ckp admin create-user`.\n"
+        );
+        tracing::warn!("created the first admin API key (printed once on the terminal)");
+    }
+    let audit = crate::auth::audit::AuditSink::start(store.clone());
     let state = AppState {
         store: store.clone(),
         catalog: catalog.clone(),
@@ -151,6 +211,8 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         secrets,
         mcp: mcp.clone(),
         egress: egress.clone(),
+        auth,
+        audit,
     };
     let app = router(state, config.max_body_bytes);
     let listener = match config.http {
@@ -177,6 +239,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     }
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
+    tasks.spawn(purge_audit(store.clone(), config.audit_retention_days, signal.clone()));
     let health = ckp_connectors::agents::HealthConfig {
         every: Duration::from_millis(config.agent_health_ms.max(10)),
         offline_after: config.agent_offline_after.max(1),

@@ -193,6 +193,49 @@ settings_group! {
         mcp_stdio_allow: Vec<String> = Vec::new(), {
             env: &["CKP_MCP_STDIO_ALLOW"], flag: Some("mcp-stdio-allow"), value_name: "COMMAND,...", run: true,
         };
+        /// Authentication: `auto` (required unless `bind` is a loopback address), `on` (always required) or `off`
+        /// (a request without a credential acts as `admin`; off a loopback address it also needs
+        /// `allow_insecure_no_auth`). LangOrch's `AUTH_ENABLED=true|false` reads as `on|off`.
+        auth: String = "auto".into(), {
+            env: &["CKP_AUTH", "AUTH_ENABLED"], flag: Some("auth"), value_name: "MODE", expected: "auto, on or off",
+        } check auth_mode;
+        /// Lets `auth = "off"` serve a non-loopback address: anyone who reaches the port is an administrator. Logged
+        /// as a warning at every start.
+        allow_insecure_no_auth: bool = false, {
+            env: &["CKP_ALLOW_INSECURE_NO_AUTH"], flag: Some("allow-insecure-no-auth"), value_name: "BOOL",
+        };
+        /// Lifetime of a session's access token in seconds (a refresh token gets a new one).
+        auth_token_ttl_s: u64 = 900, {
+            env: &["CKP_AUTH_TOKEN_TTL_S"], flag: Some("auth-token-ttl-s"), value_name: "SECONDS",
+            expected: "a positive integer",
+        } check positive;
+        /// Lifetime of a session in seconds: its refresh token is refused after it (each refresh starts it again).
+        auth_session_ttl_s: u64 = 7 * 24 * 3600, {
+            env: &["CKP_AUTH_SESSION_TTL_S"], value_name: "SECONDS", expected: "a positive integer",
+        } check positive;
+        /// Enables LangOrch's `POST /api/auth/token` for administrators (a session for an existing user, with that
+        /// user's roles; the body's `secret` and `roles` are ignored).
+        auth_token_endpoint: bool = false, { env: &["CKP_AUTH_TOKEN_ENDPOINT"], value_name: "BOOL" };
+        /// Failed sign-ins or credentials allowed per minute from one address or for one username; more are
+        /// answered 429 with `Retry-After` (0: no limit).
+        auth_failures_per_minute: u64 = 10, {
+            env: &["CKP_AUTH_FAILURES_PER_MINUTE"], value_name: "N", expected: "a non-negative integer",
+        };
+        /// Marks the session cookie `Secure` (when ckp is reached over HTTPS, through a proxy that terminates TLS).
+        auth_secure_cookies: bool = false, { env: &["CKP_AUTH_SECURE_COOKIES"], value_name: "BOOL" };
+        /// Origins allowed to call the API from a browser page of another origin (CORS), exactly as the browser
+        /// sends them (`https://console.example.com`); empty: none.
+        cors_origins: Vec<String> = Vec::new(), {
+            env: &["CKP_CORS_ORIGINS"], flag: Some("cors-origins"), value_name: "ORIGIN,...",
+        };
+        /// The four-eyes rule: with authentication on, whoever started a run cannot decide its approvals.
+        approval_four_eyes: bool = false, {
+            env: &["CKP_APPROVAL_FOUR_EYES"], flag: Some("approval-four-eyes"), value_name: "BOOL",
+        };
+        /// Days audit events are kept; older ones are deleted hourly.
+        audit_retention_days: u64 = 365, {
+            env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
+        } check positive;
         /// Log line format: `text` (for a terminal) or `json` (one object per line, for collectors).
         log_format: LogFormat = LogFormat::Text,
             { env: &["CKP_LOG_FORMAT"], flag: Some("log-format"), value_name: "FORMAT", run: true };
@@ -305,6 +348,23 @@ fn positive<T: Default + PartialOrd>(v: &T) -> Result<(), String> {
     match *v > T::default() {
         true => Ok(()),
         false => Err("expected a positive integer".into()),
+    }
+}
+
+fn auth_mode(v: &str) -> Result<(), String> {
+    match auth_enabled_mode(v) {
+        Some(_) => Ok(()),
+        None => Err("expected auto, on or off".into()),
+    }
+}
+
+/// `auth` read: `Some(None)` for auto, `Some(Some(on))` for on/off (also LangOrch's true/false), None if invalid.
+pub fn auth_enabled_mode(v: &str) -> Option<Option<bool>> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "auto" => Some(None),
+        "on" | "true" | "1" | "yes" => Some(Some(true)),
+        "off" | "false" | "0" | "no" => Some(Some(false)),
+        _ => None,
     }
 }
 

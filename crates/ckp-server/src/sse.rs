@@ -24,6 +24,7 @@ use ckp_store::{EventRow, StatusPage};
 
 use crate::api::ApprovalOut;
 use crate::app::AppState;
+use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult, ErrorBody, Query};
 
 /// Events read per store query.
@@ -143,6 +144,7 @@ fn frame(out: &mut String, e: &EventRow) {
               (status = 404, body = ErrorBody)))]
 pub async fn run_stream(
     State(state): State<AppState>,
+    who: Principal,
     Path(run_id): Path<String>,
     Query(q): Query<StreamParams>,
     headers: HeaderMap,
@@ -154,6 +156,7 @@ pub async fn run_stream(
         }
         None => q.last_event_id.unwrap_or(0),
     };
+    crate::routes::runs::visible_run(&state, &who, Role::Viewer, &run_id).await?;
     let mut changes = state.store.watch_run(&run_id);
     // Seen now: a commit after the first read wakes the stream.
     changes.borrow_and_update();
@@ -184,6 +187,8 @@ struct ApprovalStream {
     seen: Option<HashMap<String, String>>,
     changes: tokio::sync::watch::Receiver<u64>,
     queued: std::collections::VecDeque<Event>,
+    /// The projects the caller may see (None: all).
+    projects: Option<Vec<String>>,
 }
 
 impl ApprovalStream {
@@ -196,7 +201,7 @@ impl ApprovalStream {
                 return None;
             }
             self.changes.borrow_and_update();
-            let rows = self.state.store.list_approvals(None, None, None).await.ok()?;
+            let rows = self.state.store.list_approvals(None, None, self.projects.clone()).await.ok()?;
             let all: Vec<ApprovalOut> = rows.iter().map(ApprovalOut::from).collect();
             match &mut self.seen {
                 None => {
@@ -236,10 +241,14 @@ impl ApprovalStream {
 /// created or changed.
 #[utoipa::path(get, path = "/api/approvals/stream", tag = "approvals",
     responses((status = 200, content_type = "text/event-stream", description = "`approval_snapshot`, then `approval_update` events")))]
-pub async fn approval_stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn approval_stream(
+    State(state): State<AppState>,
+    who: Principal,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let changes = state.store.watch_all();
     let stop = state.shutdown.clone();
-    let stream = ApprovalStream { state, stop, seen: None, changes, queued: Default::default() };
+    let projects = who.visible_projects(Role::Viewer);
+    let stream = ApprovalStream { state, stop, seen: None, changes, queued: Default::default(), projects };
     let events = futures_util::stream::unfold(stream, |mut s| async move {
         let e = s.next().await?;
         Some((Ok(e), s))

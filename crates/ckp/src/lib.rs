@@ -67,6 +67,18 @@ pub enum Command {
     /// Load-test a running server over HTTP: N runs at concurrency C; throughput, latency percentiles, server CPU
     /// and memory.
     Bench(cmd::bench::BenchArgs),
+    /// Users and API keys from the command line (the first administrator; when no one can sign in).
+    Admin {
+        /// A TOML configuration file (its `data_dir`, `db` and `database_url`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<std::path::PathBuf>,
+        /// The database settings' flags.
+        #[command(flatten)]
+        settings: cmd::settings::SettingFlags<{ cmd::settings::MIGRATE }>,
+        /// What to do.
+        #[command(subcommand)]
+        command: cmd::admin::AdminCommand,
+    },
     /// Create the database or bring its schema up to date (append-only migrations).
     Migrate {
         /// A TOML configuration file (its `data_dir`, `db` and `database_url`).
@@ -134,6 +146,15 @@ pub fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             }
         }
         Command::Serve(args) => cmd::serve::run(&args, cmd::serve::Role::Serve, out, err),
+        Command::Admin { config, settings, command } => {
+            match ckp_server::settings::load(config.as_deref(), &|k| std::env::var(k).ok(), &settings.0) {
+                Ok(l) => match cmd::admin::open_store(&l.config) {
+                    Ok(store) => cmd::admin::run(store, command, &mut std::io::stdin().lock(), out, err),
+                    Err(e) => writeln!(err, "ckp admin: {e}").map(|()| cmd::EXIT_UNREADABLE),
+                },
+                Err(e) => writeln!(err, "ckp admin: {e}").map(|()| cmd::EXIT_UNREADABLE),
+            }
+        }
         Command::Config(args) => cmd::config::run(&args, |k| std::env::var(k).ok(), out, err),
         Command::Worker(args) => cmd::serve::run(&args, cmd::serve::Role::Worker, out, err),
         Command::Bench(args) => cmd::bench::run(&args, out, err),

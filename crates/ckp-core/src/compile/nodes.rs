@@ -520,6 +520,25 @@ fn approval(cx: &mut Ctx<'_>, p: &str, id: &str, a: &model::HumanApprovalNode) -
             );
         }
     }
+    const ROLES: [&str; 5] = ["viewer", "approver", "operator", "manager", "admin"];
+    let approvers = a.approvers.clone().unwrap_or_default();
+    for (i, entry) in approvers.iter().enumerate() {
+        let ok = match entry.split_once(':') {
+            Some(("role", r)) => ROLES.contains(&r),
+            Some(("user", u)) => !u.trim().is_empty(),
+            _ => false,
+        };
+        if !ok {
+            cx.report(
+                Code::InvalidEnum,
+                format!("{p}/approvers/{i}"),
+                format!(
+                    "approver {entry:?} is neither `role:<role>` (one of {}) nor `user:<username>`",
+                    ROLES.join(", ")
+                ),
+            );
+        }
+    }
     cx.write(&format!("{id}_decision"), p);
     cx.write("__approval_decisions", p);
     let _ = level.ok()?;
@@ -537,6 +556,7 @@ fn approval(cx: &mut Ctx<'_>, p: &str, id: &str, a: &model::HumanApprovalNode) -
         escalation_contact: a.escalation_contact.clone(),
         context_data,
         approval_level: a.approval_level.clone(),
+        approvers,
         on_approve: on_approve.ok()?,
         on_reject: on_reject.ok()?,
         on_timeout: on_timeout.ok()?,

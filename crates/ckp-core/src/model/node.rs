@@ -495,6 +495,8 @@ payload!(
         context_data: Value,
         /// standard | manager | executive.
         approval_level: String,
+        /// Who may decide (ckp's extension): `role:<role>` or `user:<username>` entries; any one suffices.
+        approvers: Vec<String>,
         /// Successor on approval.
         on_approve: String,
         /// Successor on rejection.

@@ -63,6 +63,7 @@ impl Runner<'_> {
                 .to_owned()
             }),
             approval_level: a.approval_level.clone(),
+            approvers: a.approvers.clone(),
             escalation_contact: a.escalation_contact.clone(),
         };
         self.mark_pause(ctx);

@@ -1,6 +1,9 @@
 //! One module per API resource.
 
+pub mod api_keys;
 pub mod approvals;
+pub mod audit;
+pub mod auth;
 pub mod callbacks;
 pub mod credentials;
 pub mod misc;
@@ -8,3 +11,4 @@ pub mod procedures;
 pub mod registry;
 pub mod runs;
 pub mod secrets;
+pub mod users;

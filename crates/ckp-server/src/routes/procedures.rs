@@ -11,6 +11,7 @@ use utoipa::IntoParams;
 
 use crate::api::{Deleted, ExplainIn, ProcedureDetail, ProcedureImported, ProcedureIn, ProcedureOut, StatusIn};
 use crate::app::AppState;
+use crate::auth::{Principal, Role};
 use crate::catalog::ImportError;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
 
@@ -58,8 +59,11 @@ fn import_error(e: ImportError) -> ApiError {
     }
 }
 
-async fn record(state: &AppState, id: &str, version: &str) -> ApiResult<ProcedureRecord> {
-    state.store.get_procedure(id, Some(version)).await?.ok_or_else(|| ApiError::not_found("Procedure"))
+/// A version the caller may act on with `role` (404 when it may not even see it, as if absent).
+async fn record(state: &AppState, who: &Principal, role: Role, id: &str, version: &str) -> ApiResult<ProcedureRecord> {
+    let r = state.store.get_procedure(id, Some(version)).await?.ok_or_else(|| ApiError::not_found("Procedure"))?;
+    who.require(role, r.project_id.as_deref(), "Procedure")?;
+    Ok(r)
 }
 
 /// Imports a CKP document: it is compiled and validated first (422 with every error and its JSON pointer);
@@ -73,8 +77,10 @@ async fn record(state: &AppState, id: &str, version: &str) -> ApiResult<Procedur
               (status = 422, body = ErrorBody)))]
 pub async fn import(
     State(state): State<AppState>,
+    who: Principal,
     Json(body): Json<ProcedureIn>,
 ) -> ApiResult<(StatusCode, Json<ProcedureImported>)> {
+    who.require(Role::Operator, body.project_id.as_deref(), "Project")?;
     let text = ckp_text(&body.ckp_json)?;
     if let Some(project) = &body.project_id
         && state.store.get_project(project).await?.is_none()
@@ -140,7 +146,11 @@ fn matches(r: &ProcedureRecord, q: &ListParams) -> bool {
 /// Procedure versions, newest first, filtered.
 #[utoipa::path(get, path = "/api/procedures", tag = "procedures", params(ListParams),
     responses((status = 200, body = Vec<ProcedureOut>)))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<ProcedureOut>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Vec<ProcedureOut>>> {
     // A status no version can have matches none.
     let status = match q.status.as_deref().map(str::parse::<ProcedureStatus>).transpose() {
         Ok(status) => status,
@@ -152,7 +162,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) ->
             project_id: q.project_id.clone(),
             status,
             procedure_id: None,
-            projects: None,
+            projects: who.visible_projects(Role::Viewer),
         })
         .await?;
     Ok(Json(rows.iter().filter(|r| matches(r, &q)).map(ProcedureOut::from).collect()))
@@ -162,9 +172,17 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) ->
 #[utoipa::path(get, path = "/api/procedures/{procedure_id}/versions", tag = "procedures",
     params(("procedure_id" = String, Path)),
     responses((status = 200, body = Vec<ProcedureOut>), (status = 404, body = ErrorBody)))]
-pub async fn versions(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<ProcedureOut>>> {
-    let rows =
-        state.store.list_procedures(ProcedureFilter { procedure_id: Some(id), ..ProcedureFilter::default() }).await?;
+pub async fn versions(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ProcedureOut>>> {
+    let filter = ProcedureFilter {
+        procedure_id: Some(id),
+        projects: who.visible_projects(Role::Viewer),
+        ..ProcedureFilter::default()
+    };
+    let rows = state.store.list_procedures(filter).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found("Procedure"));
     }
@@ -177,9 +195,10 @@ pub async fn versions(State(state): State<AppState>, Path(id): Path<String>) -> 
     responses((status = 200, body = ProcedureDetail), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    who: Principal,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<ProcedureDetail>> {
-    Ok(Json((&record(&state, &id, &version).await?).into()))
+    Ok(Json((&record(&state, &who, Role::Viewer, &id, &version).await?).into()))
 }
 
 /// Replaces a version's document (compiled and validated, within the same limits as an import; its id and
@@ -190,10 +209,11 @@ pub async fn get(
               (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
+    who: Principal,
     Path((id, version)): Path<(String, String)>,
     Json(body): Json<ProcedureIn>,
 ) -> ApiResult<Json<ProcedureImported>> {
-    let existing = record(&state, &id, &version).await?;
+    let existing = record(&state, &who, Role::Operator, &id, &version).await?;
     let text = ckp_text(&body.ckp_json)?;
     let (stored, warnings) =
         state.catalog.update(&existing.procedure_id, &existing.version, &text).await.map_err(import_error)?;
@@ -208,11 +228,13 @@ pub async fn update(
               (status = 422, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
+    who: Principal,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Deleted>> {
     if version == "latest" {
         return Err(ApiError::invalid("version_required", "Name the version to delete; `latest` is not accepted here"));
     }
+    record(&state, &who, Role::Operator, &id, &version).await?;
     state.store.delete_procedure(&id, &version).await?;
     Ok(Json(Deleted { deleted: true, procedure_id: Some(id), version: Some(version), run_id: None }))
 }
@@ -223,6 +245,7 @@ pub async fn delete(
     responses((status = 200, body = ProcedureOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_status(
     State(state): State<AppState>,
+    who: Principal,
     Path((id, version)): Path<(String, String)>,
     Json(body): Json<StatusIn>,
 ) -> ApiResult<Json<ProcedureOut>> {
@@ -233,7 +256,7 @@ pub async fn set_status(
             format!("Invalid status '{}'. Must be one of: {}", body.status, names.join(", ")),
         ));
     };
-    let existing = record(&state, &id, &version).await?;
+    let existing = record(&state, &who, Role::Operator, &id, &version).await?;
     let mut doc: Value = serde_json::from_str(&existing.ckp_json).unwrap_or_else(|_| json!({}));
     if let Some(o) = doc.as_object_mut() {
         o.insert("status".into(), Value::from(status.as_str()));
@@ -243,8 +266,13 @@ pub async fn set_status(
     Ok(Json((&stored).into()))
 }
 
-async fn compiled(state: &AppState, id: &str, version: &str) -> ApiResult<std::sync::Arc<ckp_core::Procedure>> {
-    let r = record(state, id, version).await?;
+async fn compiled(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    version: &str,
+) -> ApiResult<std::sync::Arc<ckp_core::Procedure>> {
+    let r = record(state, who, Role::Viewer, id, version).await?;
     state
         .catalog
         .get(&r.procedure_id, Some(&r.version))
@@ -258,9 +286,10 @@ async fn compiled(state: &AppState, id: &str, version: &str) -> ApiResult<std::s
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn graph(
     State(state): State<AppState>,
+    who: Principal,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let p = compiled(&state, &id, &version).await?;
+    let p = compiled(&state, &who, &id, &version).await?;
     Ok(Json(ckp_core::graph::ui_json(&p)))
 }
 
@@ -273,6 +302,7 @@ pub async fn graph(
               (status = 422, body = ErrorBody)))]
 pub async fn explain(
     State(state): State<AppState>,
+    who: Principal,
     Path((id, version)): Path<(String, String)>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -294,7 +324,7 @@ pub async fn explain(
             _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("The body is not valid JSON: {e}")),
         })?
     };
-    let r = record(&state, &id, &version).await?;
+    let r = record(&state, &who, Role::Viewer, &id, &version).await?;
     // A document in the body is held to the import's limits; the stored one was when it was imported.
     let (text, limits) = match &body.ckp_json {
         Some(v) => (ckp_text(v)?, state.catalog.limits()),

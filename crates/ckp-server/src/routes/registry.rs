@@ -14,6 +14,7 @@ use utoipa::IntoParams;
 
 use crate::api::{AgentCapability, AgentIn, AgentOut, AgentUpdateIn, CostSummaryOut, LeaseOut, ProjectIn, ProjectOut};
 use crate::app::AppState;
+use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
 
 fn caps(list: Vec<AgentCapability>) -> Value {
@@ -170,8 +171,11 @@ pub async fn revoke_lease(State(state): State<AppState>, Path(id): Path<String>)
 
 /// Projects by name.
 #[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, body = Vec<ProjectOut>)))]
-pub async fn list_projects(State(state): State<AppState>) -> ApiResult<Json<Vec<ProjectOut>>> {
-    Ok(Json(state.store.list_projects().await?.into_iter().map(ProjectOut::from).collect()))
+pub async fn list_projects(State(state): State<AppState>, who: Principal) -> ApiResult<Json<Vec<ProjectOut>>> {
+    let visible = who.visible_projects(Role::Viewer);
+    let rows = state.store.list_projects().await?.into_iter();
+    let rows = rows.filter(|p| visible.as_ref().is_none_or(|v| v.contains(&p.project_id)));
+    Ok(Json(rows.map(ProjectOut::from).collect()))
 }
 
 /// Creates a project.
@@ -191,7 +195,12 @@ pub async fn create_project(
 /// One project.
 #[utoipa::path(get, path = "/api/projects/{project_id}", tag = "projects", params(("project_id" = String, Path)),
     responses((status = 200, body = ProjectOut), (status = 404, body = ErrorBody)))]
-pub async fn get_project(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ProjectOut>> {
+pub async fn get_project(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProjectOut>> {
+    who.require(Role::Viewer, Some(&id), "Project")?;
     Ok(Json(state.store.get_project(&id).await?.ok_or_else(|| ApiError::not_found("Project"))?.into()))
 }
 
@@ -200,9 +209,11 @@ pub async fn get_project(State(state): State<AppState>, Path(id): Path<String>) 
     request_body = ProjectIn, responses((status = 200, body = ProjectOut), (status = 404, body = ErrorBody)))]
 pub async fn update_project(
     State(state): State<AppState>,
+    who: Principal,
     Path(id): Path<String>,
     Json(body): Json<ProjectIn>,
 ) -> ApiResult<Json<ProjectOut>> {
+    who.require(Role::Manager, Some(&id), "Project")?;
     if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::invalid("invalid_body", "name must not be empty"));
     }
@@ -231,9 +242,11 @@ pub struct CostParams {
     responses((status = 200, body = CostSummaryOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn cost_summary(
     State(state): State<AppState>,
+    who: Principal,
     Path(id): Path<String>,
     Query(q): Query<CostParams>,
 ) -> ApiResult<Json<CostSummaryOut>> {
+    who.require(Role::Viewer, Some(&id), "Project")?;
     let days = q.period_days.unwrap_or(30);
     if !(1..=365).contains(&days) {
         return Err(ApiError::invalid("invalid_query", "period_days must be between 1 and 365"));
@@ -251,10 +264,23 @@ pub async fn cost_summary(
 }
 
 /// A run-scoped artifact file (`<data_dir>/artifacts/<run_id>/...`). Paths that leave the directory are 404.
-pub async fn artifact_file(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+/// The caller must be able to see the run the file belongs to (its first path segment). The answer is sandboxed
+/// (`Content-Security-Policy: sandbox`): a page a procedure saved cannot run script as the console's origin.
+pub async fn artifact_file(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(path): Path<String>,
+) -> ApiResult<Response> {
     let rel = PathBuf::from(&path);
     if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(ApiError::not_found("Artifact"));
+    }
+    let run_id = path.split('/').next().unwrap_or_default();
+    match state.store.get_run(run_id).await? {
+        Some(run) if who.may(Role::Viewer, run.project_id.as_deref()) => {}
+        // Files of a deleted run remain readable to those who could read every run.
+        None if who.visible_projects(Role::Viewer).is_none() => {}
+        _ => return Err(ApiError::not_found("Artifact")),
     }
     let full = state.artifacts_dir.join(rel);
     // A symbolic link inside the folder must not lead out of it either.
@@ -276,6 +302,7 @@ pub async fn artifact_file(State(state): State<AppState>, Path(path): Path<Strin
     };
     Response::builder()
         .header(header::CONTENT_TYPE, mime)
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
         .body(Body::from(bytes))
         .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e))
 }

@@ -16,6 +16,7 @@ use utoipa::IntoParams;
 
 use crate::api::{ArtifactOut, Deleted, RunEventOut, RunIn, RunOut};
 use crate::app::AppState;
+use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
 
 /// How long a cancel waits for the worker executing the run to stop it.
@@ -23,6 +24,13 @@ const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 async fn run(state: &AppState, id: &str) -> ApiResult<RunRow> {
     state.store.get_run(id).await?.ok_or_else(|| ApiError::not_found("Run"))
+}
+
+/// A run the caller may act on with `role` (404 when it may not even see it, as if absent).
+pub(crate) async fn visible_run(state: &AppState, who: &Principal, role: Role, id: &str) -> ApiResult<RunRow> {
+    let r = run(state, id).await?;
+    who.require(role, r.project_id.as_deref(), "Run")?;
+    Ok(r)
 }
 
 fn today() -> String {
@@ -34,12 +42,20 @@ fn today() -> String {
 /// `run_created` event and its job are committed before the 201.
 #[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = RunIn,
     responses((status = 201, body = RunOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> ApiResult<(StatusCode, Json<RunOut>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    Json(body): Json<RunIn>,
+) -> ApiResult<(StatusCode, Json<RunOut>)> {
     let record = state
         .catalog
         .record(&body.procedure_id, body.procedure_version.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("Procedure"))?;
+    who.require(Role::Operator, record.project_id.as_deref(), "Procedure")?;
+    if let Some(project) = body.project_id.as_deref().filter(|p| Some(*p) != record.project_id.as_deref()) {
+        who.require(Role::Operator, Some(project), "Project")?;
+    }
     if !record.status.is_runnable() {
         return Err(ApiError::invalid(
             "procedure_not_runnable",
@@ -80,7 +96,8 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<RunIn>) -> A
         project_id,
         case_id: body.case_id,
         trigger_type: None,
-        triggered_by: None,
+        // Who started it (the four-eyes rule of approvals reads it); nobody is named for anonymous local use.
+        triggered_by: who.credential.is_some().then(|| who.identity.clone()),
     };
     let row = state.store.create_run(meta, commit, true).await?;
     Ok((StatusCode::CREATED, Json((&row).into())))
@@ -139,7 +156,11 @@ fn query_time(name: &str, text: &str) -> ApiResult<String> {
 /// `input_vars` / `output_vars` read `{"_omitted": {"bytes": N}}` unless `full=true`.
 #[utoipa::path(get, path = "/api/runs", tag = "runs", params(ListParams),
     responses((status = 200, body = Vec<RunOut>), (status = 422, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<Json<Vec<RunOut>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Vec<RunOut>>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 1000"));
@@ -161,7 +182,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListParams>) ->
         limit,
         offset,
         field_bytes: (q.full != Some(true)).then(|| field_budget(limit)),
-        projects: None,
+        projects: who.visible_projects(Role::Viewer),
     };
     if status.is_err() {
         return Ok(Json(Vec::new()));
@@ -237,15 +258,16 @@ pub async fn cleanup(State(state): State<AppState>, Query(q): Query<CleanupParam
 /// One run.
 #[utoipa::path(get, path = "/api/runs/{run_id}", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
-    Ok(Json((&run(&state, &id).await?).into()))
+pub async fn get(State(state): State<AppState>, who: Principal, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+    Ok(Json((&visible_run(&state, &who, Role::Viewer, &id).await?).into()))
 }
 
 /// Deletes a run with its events, approvals, step records, artifacts metadata, leases and subflow children (409
 /// while a worker executes it).
 #[utoipa::path(delete, path = "/api/runs/{run_id}", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
+pub async fn delete(State(state): State<AppState>, who: Principal, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
+    visible_run(&state, &who, Role::Operator, &id).await?;
     state.store.delete_run(&id).await?;
     Ok(Json(Deleted { deleted: true, procedure_id: None, version: None, run_id: Some(id) }))
 }
@@ -265,10 +287,11 @@ pub struct EventParams {
     responses((status = 200, body = Vec<RunEventOut>), (status = 404, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
+    who: Principal,
     Path(id): Path<String>,
     Query(q): Query<EventParams>,
 ) -> ApiResult<Json<Vec<RunEventOut>>> {
-    run(&state, &id).await?;
+    visible_run(&state, &who, Role::Viewer, &id).await?;
     let rows = state.store.events_after(&id, q.after.unwrap_or(0), q.limit.unwrap_or(10_000).clamp(1, 100_000)).await?;
     Ok(Json(rows.into_iter().map(RunEventOut::from).collect()))
 }
@@ -276,8 +299,12 @@ pub async fn events(
 /// Artifacts recorded for a run, oldest first.
 #[utoipa::path(get, path = "/api/runs/{run_id}/artifacts", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = Vec<ArtifactOut>), (status = 404, body = ErrorBody)))]
-pub async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<ArtifactOut>>> {
-    run(&state, &id).await?;
+pub async fn artifacts(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ArtifactOut>>> {
+    visible_run(&state, &who, Role::Viewer, &id).await?;
     Ok(Json(state.store.run_artifacts(&id).await?.into_iter().map(ArtifactOut::from).collect()))
 }
 
@@ -293,8 +320,12 @@ fn key_parts(key: &str) -> (Option<String>, Option<String>) {
 /// Execution diagnostics: status, idempotency entries (the step records), active leases, event counts.
 #[utoipa::path(get, path = "/api/runs/{run_id}/diagnostics", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-pub async fn diagnostics(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let r = run(&state, &id).await?;
+pub async fn diagnostics(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = visible_run(&state, &who, Role::Viewer, &id).await?;
     let entries: Vec<Value> = state
         .store
         .step_rows(&id)
@@ -342,8 +373,12 @@ fn checkpoint_meta(r: &RunRow, cp: &ckp_engine::journal::Checkpoint) -> Value {
 /// the number of commits so far.
 #[utoipa::path(get, path = "/api/runs/{run_id}/checkpoints", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = Vec<Object>), (status = 404, body = ErrorBody)))]
-pub async fn checkpoints(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<Value>>> {
-    let r = run(&state, &id).await?;
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let r = visible_run(&state, &who, Role::Viewer, &id).await?;
     let cp = state.store.checkpoint(&id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     Ok(Json(vec![checkpoint_meta(&r, &cp)]))
 }
@@ -354,9 +389,10 @@ pub async fn checkpoints(State(state): State<AppState>, Path(id): Path<String>) 
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn checkpoint(
     State(state): State<AppState>,
+    who: Principal,
     Path((id, cpid)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let r = run(&state, &id).await?;
+    let r = visible_run(&state, &who, Role::Viewer, &id).await?;
     let cp = state.store.checkpoint(&id).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     if cpid != r.commits.to_string() {
         return Err(ApiError::not_found("Checkpoint"));
@@ -377,7 +413,8 @@ pub async fn checkpoint(
 /// `canceled`); one being executed stops at its next step. A finished run is 409.
 #[utoipa::path(post, path = "/api/runs/{run_id}/cancel", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+pub async fn cancel(State(state): State<AppState>, who: Principal, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+    visible_run(&state, &who, Role::Operator, &id).await?;
     let mut changes = state.store.watch_run(&id);
     let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
     // A worker holding the run stops it at its next step; if it pauses or sleeps first, the cancel lands then.
@@ -419,8 +456,8 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 /// completed are not repeated (their results are kept). Other statuses are 409.
 #[utoipa::path(post, path = "/api/runs/{run_id}/retry", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
-    let r = run(&state, &id).await?;
+pub async fn retry(State(state): State<AppState>, who: Principal, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+    let r = visible_run(&state, &who, Role::Operator, &id).await?;
     if !matches!(r.status, RunStatus::Failed | RunStatus::Canceled) {
         return Err(ApiError::conflict(format!(
             "Run {id} is {}; only failed or canceled runs can be retried",

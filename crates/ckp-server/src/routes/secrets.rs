@@ -145,6 +145,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<SecretOut
         (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    who: crate::auth::Principal,
     Json(body): Json<SecretIn>,
 ) -> ApiResult<(StatusCode, Json<SecretOut>)> {
     check_name(&body.name)?;
@@ -156,7 +157,7 @@ pub async fn create(
         description: body.description,
         provider_hint: body.provider_hint.filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "db".into()),
         tags: body.tags,
-        created_by: Some("anonymous".into()),
+        created_by: Some(who.identity),
         created_at: String::new(),
         updated_at: String::new(),
         name: body.name,

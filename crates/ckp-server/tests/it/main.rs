@@ -3,6 +3,7 @@
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
 mod api;
+mod auth;
 mod catalog;
 mod dispatch;
 mod egress;

@@ -63,10 +63,17 @@ impl TestServer {
     }
 
     /// Shuts the server down gracefully and starts it again on the same data directory.
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Shuts the server down gracefully, changes its configuration with `adjust`, and starts it again on the same
+    /// data directory.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+        adjust(&mut self.config);
         let running = start(&self.config).await.expect("server restarts");
         self.base = format!("http://{}", running.addr.expect("serves HTTP"));
         self.running = Some(running);

@@ -30,6 +30,9 @@ pub struct BenchArgs {
     /// The server.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub url: String,
+    /// API key sent as `X-API-Key` with every request (a server with authentication on).
+    #[arg(long, env = "CKP_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// The generated procedure to run (ignored with --file).
     #[arg(long, value_enum, default_value_t = Workload::Chain)]
     pub workload: Workload,
@@ -337,8 +340,11 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         Some(text) => serde_json::from_str(text).map_err(|e| format!("--inputs is not JSON: {e}"))?,
         None => json!({}),
     };
-    let http =
-        reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .default_headers(auth_headers(args.api_key.as_deref())?)
+        .build()
+        .map_err(|e| e.to_string())?;
     let bench = Arc::new(Bench { http, url: args.url.trim_end_matches('/').to_owned(), procedure_id: id, inputs });
     let imported = Instant::now();
     bench.post("/api/procedures", json!({"ckp_json": doc})).await?;
@@ -401,4 +407,16 @@ fn print_report(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     }
     writeln!(out, "  not completed           {:>10}", r.not_completed)?;
     Ok(())
+}
+
+/// `X-API-Key` for every request when a key is given.
+fn auth_headers(key: Option<&str>) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        let mut value = reqwest::header::HeaderValue::from_str(key.trim())
+            .map_err(|_| "--api-key: not a valid header value".to_owned())?;
+        value.set_sensitive(true);
+        headers.insert("x-api-key", value);
+    }
+    Ok(headers)
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the pieces they share (reading a CKP file, printing diagnostics).
 
+pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod explain;

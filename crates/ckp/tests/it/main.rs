@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ckp` binary: exit statuses and golden output of validate, explain and graph.
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
+mod auth;
 mod bounds;
 mod config;
 mod connections;
