@@ -21,7 +21,7 @@ measure() {
   until curl -s -o /dev/null http://127.0.0.1:$PORT/api/health; do sleep 0.01; done
   local key=()
   if [ "$mode" = on ]; then
-    key=(--api-key "$(grep -o 'ckp_[A-Za-z0-9_-]*' "$DIR/serve.log" | head -1)")
+    key=(--api-key "$(grep -o 'ckp_[0-9a-f]\{12\}_[A-Za-z0-9_-]\{43\}' "$DIR/serve.log" | head -1)")
   fi
   "$CKP" bench --url http://127.0.0.1:$PORT -k 10 -n "$RUNS" -c 32 --warmup 200 --json "${key[@]}" |
     python3 -c 'import json,sys; print(round(json.load(sys.stdin)["runs_per_second"]))'

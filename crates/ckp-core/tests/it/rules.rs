@@ -167,6 +167,11 @@ fn enum_values() {
         ),
         (json!({"type": "processing", "operations": [{"action": "click"}]}), "operations/0/action"),
         (
+            json!({"type": "human_approval", "prompt": "ok?", "on_approve": "end", "on_reject": "end",
+                   "approvers": ["role:manager", "group:finance"]}),
+            "approvers/1",
+        ),
+        (
             json!({"type": "llm_action", "prompt": "p", "attachments": [{"type": "video", "source": "x"}]}),
             "attachments/0/type",
         ),

@@ -62,6 +62,13 @@ fn dummy() -> &'static str {
     DUMMY.get_or_init(|| hash_now(&super::keys::random_token()).unwrap_or_default())
 }
 
+/// Whether `hash` is a stored form ckp can verify: bcrypt (`$2a$`, `$2b$`, `$2y$`, LangOrch's) or argon2id.
+pub fn importable(hash: &str) -> bool {
+    let bcrypt = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) && hash.len() == 60;
+    let argon2 = hash.starts_with("$argon2id$") && argon2::password_hash::phc::PasswordHash::new(hash).is_ok();
+    bcrypt || argon2
+}
+
 /// The reason a new password is refused, if it is.
 pub fn weak(password: &str) -> Option<String> {
     (password.chars().count() < MIN_LENGTH).then(|| format!("The password must have at least {MIN_LENGTH} characters"))
@@ -83,5 +90,8 @@ mod tests {
         assert_eq!(verify("other".into(), Some(legacy)).await, Verified::No);
         assert_eq!(verify("anything".into(), None).await, Verified::No);
         assert_eq!(verify("anything".into(), Some("plain".into())).await, Verified::No);
+        assert!(importable(&bcrypt::hash("x", 4).unwrap_or_default()));
+        assert!(importable(&hash("long enough".into()).await.unwrap_or_default()));
+        assert!(!importable("$2b$short") && !importable("plaintext") && !importable("$argon2id$garbage"));
     }
 }

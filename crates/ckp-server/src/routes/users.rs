@@ -73,8 +73,11 @@ pub struct UserIn {
     pub username: String,
     /// Email.
     pub email: Option<String>,
-    /// Password (at least 8 characters).
-    pub password: String,
+    /// Password (at least 8 characters); or give `password_hash`.
+    pub password: Option<String>,
+    /// A hash imported from LangOrch (bcrypt `$2b$...`) or another ckp (argon2id PHC string), instead of `password`:
+    /// the user signs in with the same password, and a bcrypt hash is replaced with argon2id at the first sign-in.
+    pub password_hash: Option<String>,
     /// Display name.
     pub full_name: Option<String>,
     /// Global role (LangOrch's default `viewer`); `none` for a user with project grants only.
@@ -147,13 +150,27 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<UserOut>>
     responses((status = 201, body = UserOut), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(State(state): State<AppState>, Json(body): Json<UserIn>) -> ApiResult<(StatusCode, Json<UserOut>)> {
     check_username(&body.username)?;
-    if let Some(why) = password::weak(&body.password) {
-        return Err(ApiError::invalid("weak_password", why));
-    }
     let role = global_role(body.role.as_deref().unwrap_or("viewer"))?;
-    let hash = password::hash(body.password).await.map_err(|e| {
-        ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "password_hash_failed", &std::io::Error::other(e))
-    })?;
+    let hash = match (body.password, body.password_hash) {
+        (Some(p), None) => {
+            if let Some(why) = password::weak(&p) {
+                return Err(ApiError::invalid("weak_password", why));
+            }
+            password::hash(p).await.map_err(|e| {
+                ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, "password_hash_failed", &std::io::Error::other(e))
+            })?
+        }
+        (None, Some(h)) if password::importable(&h) => h,
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "invalid_password_hash",
+                "password_hash must be a bcrypt hash ($2a$, $2b$, $2y$) or an argon2id PHC string",
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid("password_required", "Give either password or password_hash"));
+        }
+    };
     let row = UserRow {
         username: body.username,
         email: body.email.filter(|e| !e.trim().is_empty()),

@@ -293,6 +293,32 @@ async fn sessions_log_in_as_langorch_does_refresh_once_and_end_at_once() {
         send(s, Method::POST, "/api/auth/login", None, Some(json!({"username": "ann", "password": "correct horse"})))
             .await;
     assert_eq!(status, 401, "a disabled user cannot sign in");
+    // A user imported from LangOrch with its bcrypt hash signs in with the same password (and again once rehashed).
+    let legacy = bcrypt::hash("langorch pw", 4).expect("hash");
+    let (status, body) = send(
+        s,
+        Method::POST,
+        "/api/users",
+        Some(&w.keys["admin"]),
+        Some(json!({"username": "old", "password_hash": legacy, "role": "operator"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    for _ in 0..2 {
+        let (status, _) =
+            send(s, Method::POST, "/api/auth/login", None, Some(json!({"username": "old", "password": "langorch pw"})))
+                .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = send(
+        s,
+        Method::POST,
+        "/api/users",
+        Some(&w.keys["admin"]),
+        Some(json!({"username": "bad", "password_hash": "plaintext"})),
+    )
+    .await;
+    assert_eq!(status, 422);
     // A forged token (signed with another key) is refused.
     let forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJl";
     assert_eq!(get(format!("Bearer {forged}"), "/api/runs").await, 401);
@@ -377,6 +403,13 @@ async fn the_four_eyes_rule_and_approval_levels_limit_who_decides() {
     doc["workflow_graph"]["nodes"]["gate"]["approval_level"] = json!("manager");
     server.import(doc).await;
     server.import(approval_procedure("gate_s")).await;
+    let mut named = approval_procedure("gate_u");
+    named["workflow_graph"]["nodes"]["gate"]["approvers"] = json!(["user:ann"]);
+    server.import(named).await;
+    let (status, _) = server
+        .call("POST", "/api/users", Some(json!({"username": "ann", "password": "correct horse", "role": "approver"})))
+        .await;
+    assert_eq!(status, 201);
     let operator = key(&server, None, "operator", None).await;
     let approver = key(&server, None, "approver", None).await;
     let manager = key(&server, None, "manager", None).await;
@@ -414,6 +447,32 @@ async fn the_four_eyes_rule_and_approval_levels_limit_who_decides() {
     assert_eq!(status, 403);
     let (status, _) = send(&server, Method::POST, &path, Some(&manager), Some(json!({"decision": "approve"}))).await;
     assert_eq!(status, 200);
+    // An approval naming its approvers: only they decide, whatever the role of others.
+    let run = start("gate_u", operator.clone()).await;
+    wait_with(&server, &run, &operator, "waiting_approval").await;
+    let approval = pending_approval_with(&server, &run, &operator).await;
+    let path = format!("/api/approvals/{approval}/decision");
+    let (status, body) = send(&server, Method::POST, &path, Some(&manager), Some(json!({"decision": "approve"}))).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_an_approver")), "{body}");
+    let (_, token) = send(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(json!({"username": "ann", "password": "correct horse"})),
+    )
+    .await;
+    let resp = server
+        .http
+        .post(server.url(&path))
+        .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 200);
+    let decided: Value = resp.json().await.expect("json");
+    assert_eq!(decided["decided_by"], "ann");
 }
 
 async fn wait_with(server: &TestServer, run: &str, key: &str, status: &str) -> Value {
