@@ -40,6 +40,8 @@ pub struct AppState {
     pub auth: crate::auth::Authenticator,
     /// The audit log's writer.
     pub audit: crate::auth::audit::AuditSink,
+    /// Single sign-on with OpenID Connect, when configured.
+    pub sso: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 /// Builds the router, with its OpenAPI document at `/api/openapi.json`.
@@ -53,6 +55,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(routes::auth::logout))
         .routes(routes!(routes::auth::me))
         .routes(routes!(routes::auth::token))
+        .routes(routes!(routes::sso::status))
+        .routes(routes!(routes::sso::login))
+        .routes(routes!(routes::sso::callback))
         .routes(routes!(routes::users::list, routes::users::create))
         .routes(routes!(routes::users::get, routes::users::update, routes::users::delete))
         .routes(routes!(routes::users::grant, routes::users::revoke_grant))

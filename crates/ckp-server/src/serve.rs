@@ -73,6 +73,44 @@ fn auth_config(config: &ServeConfig) -> Result<crate::auth::AuthConfig, ServeErr
     })
 }
 
+/// Single sign-on, when `oidc_issuer` and `oidc_client_id` are set: the client, its state-cookie key (made at the
+/// first start, shared through the store) and the redirect URI (`oidc_redirect_uri`, else
+/// `{public_url}/api/auth/sso/callback`, known once the address is bound).
+async fn sso(
+    config: &ServeConfig,
+    store: &Arc<dyn Store>,
+    addr: Option<SocketAddr>,
+) -> Result<Option<Arc<crate::auth::oidc::Oidc>>, ServeError> {
+    use crate::auth::oidc::{HttpTransport, Oidc, OidcConfig, StateKey, state};
+    let nonblank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (Some(issuer), Some(client_id)) = (nonblank(&config.oidc_issuer), nonblank(&config.oidc_client_id)) else {
+        return Ok(None);
+    };
+    let default_role =
+        match config.oidc_default_role.trim() {
+            r if r.eq_ignore_ascii_case("none") => None,
+            r => Some(crate::auth::Role::parse(r).ok_or_else(|| {
+                ServeError::Config(format!("oidc_default_role must be a role name or none, not {r:?}"))
+            })?),
+        };
+    let redirect_uri = nonblank(&config.oidc_redirect_uri)
+        .unwrap_or_else(|| format!("{}/api/auth/sso/callback", crate::workflow::public_url(config, addr)));
+    let key = store.server_key(state::KEY_NAME, &crate::auth::keys::random_token()).await?;
+    let transport = HttpTransport::new().map_err(|e| ServeError::Config(format!("single sign-on: {e}")))?;
+    let oidc = OidcConfig {
+        issuer,
+        client_id,
+        client_secret: config.oidc_client_secret.clone().filter(|s| !s.expose().is_empty()),
+        redirect_uri,
+        scopes: config.oidc_scopes.split_whitespace().collect::<Vec<_>>().join(" "),
+        role_claim: config.oidc_role_claim.trim().to_owned(),
+        role_mapping: config.oidc_role_mapping.0.clone(),
+        default_role,
+    };
+    tracing::info!(issuer = %oidc.issuer, redirect_uri = %oidc.redirect_uri, "single sign-on (OpenID Connect) is on");
+    Ok(Some(Arc::new(Oidc::new(oidc, StateKey::new(key.into_bytes()), Arc::new(transport)))))
+}
+
 /// Deletes audit events older than the retention, at start and then hourly.
 async fn purge_audit(store: Arc<dyn Store>, days: u64, mut stop: watch::Receiver<bool>) {
     loop {
@@ -200,21 +238,6 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         );
         tracing::warn!("created the first admin API key (printed once on the terminal)");
     }
-    let audit = crate::auth::audit::AuditSink::start(store.clone());
-    let state = AppState {
-        store: store.clone(),
-        catalog: catalog.clone(),
-        engine: engine.clone(),
-        artifacts_dir: config.data_dir.join("artifacts"),
-        shutdown: signal.clone(),
-        callbacks: callbacks.clone(),
-        secrets,
-        mcp: mcp.clone(),
-        egress: egress.clone(),
-        auth,
-        audit,
-    };
-    let app = router(state, config.max_body_bytes);
     let listener = match config.http {
         true => Some(
             crate::listener::bind(&config.bind)
@@ -228,6 +251,23 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         .map(tokio::net::TcpListener::local_addr)
         .transpose()
         .map_err(|source| ServeError::Bind { addr: config.bind.clone(), source })?;
+    let sso = sso(config, &store, addr).await?;
+    let audit = crate::auth::audit::AuditSink::start(store.clone());
+    let state = AppState {
+        store: store.clone(),
+        catalog: catalog.clone(),
+        engine: engine.clone(),
+        artifacts_dir: config.data_dir.join("artifacts"),
+        shutdown: signal.clone(),
+        callbacks: callbacks.clone(),
+        secrets,
+        mcp: mcp.clone(),
+        egress: egress.clone(),
+        auth,
+        audit,
+        sso,
+    };
+    let app = router(state, config.max_body_bytes);
     callbacks.set_base_url(&crate::workflow::public_url(config, addr));
     if let Some(addr) = addr {
         egress.set_own_address(addr);

@@ -236,6 +236,44 @@ settings_group! {
         audit_retention_days: u64 = 365, {
             env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
         } check positive;
+        /// Single sign-on with OpenID Connect: the provider's issuer URL (its discovery document is
+        /// `{issuer}/.well-known/openid-configuration`). SSO is on when this and `oidc_client_id` are set.
+        /// LangOrch's `SSO_AUTHORITY` is read as the issuer.
+        oidc_issuer: Option<String> = None, {
+            env: &["CKP_OIDC_ISSUER", "SSO_AUTHORITY"], flag: Some("oidc-issuer"), value_name: "URL",
+            expected: "an http(s) URL",
+        } check http_url;
+        /// The client id ckp is registered with at the OpenID provider.
+        oidc_client_id: Option<String> = None, {
+            env: &["CKP_OIDC_CLIENT_ID", "SSO_CLIENT_ID"], flag: Some("oidc-client-id"), value_name: "ID",
+        };
+        /// The client secret of `oidc_client_id` (none for a public client); sent as the provider's discovery
+        /// document asks (`client_secret_basic`, else `client_secret_post`).
+        oidc_client_secret: Option<Secret<String>> = None, { env: &["CKP_OIDC_CLIENT_SECRET", "SSO_CLIENT_SECRET"] };
+        /// Where the provider sends the browser back (registered at the provider); default
+        /// `{public_url}/api/auth/sso/callback`.
+        oidc_redirect_uri: Option<String> = None, {
+            env: &["CKP_OIDC_REDIRECT_URI", "SSO_REDIRECT_URI"], flag: Some("oidc-redirect-uri"), value_name: "URL",
+            expected: "an http(s) URL",
+        } check http_url;
+        /// The scopes asked for, separated by spaces (`openid` is required).
+        oidc_scopes: String = "openid profile email".into(), {
+            env: &["CKP_OIDC_SCOPES"], value_name: "SCOPES", expected: "scopes separated by spaces, openid among them",
+        } check openid_scope;
+        /// The claim (of the ID token or the userinfo answer) whose values `oidc_role_mapping` maps to roles: a
+        /// string or a list of strings. When the token has no such claim, `roles` is read (as LangOrch does).
+        oidc_role_claim: String = "groups".into(), { env: &["CKP_OIDC_ROLE_CLAIM"], value_name: "CLAIM" }
+            check not_blank;
+        /// Roles from claim values, a JSON object `{"claim value": "role"}` (LangOrch's `SSO_ROLE_MAPPING`): the
+        /// highest role among the user's values wins, at every sign-in.
+        oidc_role_mapping: RoleMapping = RoleMapping::default(), {
+            env: &["CKP_OIDC_ROLE_MAPPING", "SSO_ROLE_MAPPING"], value_name: "JSON",
+        };
+        /// The global role of a user none of whose claim values is mapped: a role name, or `none` (no global role;
+        /// project grants given in ckp still apply).
+        oidc_default_role: String = "viewer".into(), {
+            env: &["CKP_OIDC_DEFAULT_ROLE"], value_name: "ROLE", expected: "a role name or none",
+        } check default_role;
         /// Log line format: `text` (for a terminal) or `json` (one object per line, for collectors).
         log_format: LogFormat = LogFormat::Text,
             { env: &["CKP_LOG_FORMAT"], flag: Some("log-format"), value_name: "FORMAT", run: true };
@@ -341,6 +379,51 @@ impl SettingValue for DbUrl {
     }
     fn show(&self) -> Json {
         Json::from(self.redacted())
+    }
+}
+
+/// `oidc_role_mapping`: claim values to roles, each value checked to be one of the five roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleMapping(pub BTreeMap<String, crate::auth::Role>);
+
+impl SettingValue for RoleMapping {
+    const EXPECTED: &'static str = "a JSON object of claim values to roles";
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "" => Ok(RoleMapping::default()),
+            t => Self::from_json(serde_json::from_str(t).map_err(|e| format!("expected a JSON object: {e}"))?),
+        }
+    }
+    fn from_json(value: Json) -> Result<Self, String> {
+        let Json::Object(entries) = value else { return Err("expected an object of claim values to roles".into()) };
+        entries
+            .into_iter()
+            .map(|(claim, role)| {
+                let name = role.as_str().unwrap_or_default();
+                let role = crate::auth::Role::parse(name).ok_or_else(|| {
+                    format!("{claim:?} maps to {role}, not one of viewer, approver, operator, manager, admin")
+                })?;
+                Ok((claim, role))
+            })
+            .collect::<Result<_, String>>()
+            .map(RoleMapping)
+    }
+    fn show(&self) -> Json {
+        self.0.iter().map(|(claim, role)| (claim.clone(), Json::from(role.as_str()))).collect()
+    }
+}
+
+fn openid_scope(v: &str) -> Result<(), String> {
+    match v.split_whitespace().any(|s| s == "openid") {
+        true => Ok(()),
+        false => Err("the scopes must include openid".into()),
+    }
+}
+
+fn default_role(v: &str) -> Result<(), String> {
+    match v.trim().eq_ignore_ascii_case("none") || crate::auth::Role::parse(v).is_some() {
+        true => Ok(()),
+        false => Err("expected viewer, approver, operator, manager, admin or none".into()),
     }
 }
 

@@ -7,7 +7,7 @@
 //!   own project ([`super::Principal::require`]) or filters a list to the projects the caller may see;
 //! * [`Access::Authenticated`]: any caller; the handler decides (`/api/auth/me`, a user reading themself, own keys);
 //! * [`Access::Signed`]: the route checks its own signature (workflow callbacks, credential grants);
-//! * [`Access::Public`]: health, the OpenAPI document, sign-in.
+//! * [`Access::Public`]: health, the OpenAPI document, sign-in (password and single sign-on).
 //!
 //! A route missing from the table needs a global `admin` (fail closed) and the authorization matrix test fails;
 //! `docs/auth-routes.md` is generated from the table by a test, so the documentation cannot drift.
@@ -71,6 +71,9 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/auth/logout", "auth.logout", Authenticated),
     rule("GET", "/api/auth/me", "auth.me", Authenticated),
     rule("POST", "/api/auth/token", "auth.token", Server(Admin)),
+    rule("GET", "/api/auth/sso/status", "auth.sso", Public),
+    rule("GET", "/api/auth/sso/login", "auth.sso", Public),
+    rule("GET", "/api/auth/sso/callback", "auth.sso", Public),
     rule("GET", "/api/users", "users.read", Server(Manager)),
     rule("POST", "/api/users", "users.create", Server(Admin)),
     rule("GET", "/api/users/{user_id}", "users.read", Authenticated),

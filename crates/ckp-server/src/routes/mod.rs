@@ -11,4 +11,5 @@ pub mod procedures;
 pub mod registry;
 pub mod runs;
 pub mod secrets;
+pub mod sso;
 pub mod users;

@@ -10,6 +10,7 @@ mod egress;
 mod endpoints;
 mod mcp;
 mod pricing;
+mod sso;
 mod support;
 mod workflow;
 
