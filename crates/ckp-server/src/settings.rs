@@ -852,6 +852,7 @@ mod tests {
                 "VAULT_TOKEN" => Some("vault-d3bug"),
                 "AWS_SECRET_ACCESS_KEY" => Some("aws-d3bug"),
                 "AZURE_CLIENT_SECRET" => Some("azure-d3bug"),
+                "SSO_CLIENT_SECRET" => Some("sso-d3bug"),
                 _ => None,
             }
             .map(str::to_owned)
@@ -860,5 +861,38 @@ mod tests {
         let text = format!("{loaded:?} {:?}", loaded.shown());
         assert!(!text.contains("d3bug"), "{text}");
         assert_eq!(loaded.config.database_url.as_ref().map(super::DbUrl::expose), Some("postgres://u:pw-d3bug@h/db"));
+        assert_eq!(ckp_connectors::settings::exposed(&loaded.config.oidc_client_secret), Some("sso-d3bug"));
+    }
+
+    #[test]
+    fn langorchs_sso_variables_configure_single_sign_on_and_bad_roles_are_refused() {
+        use crate::auth::Role;
+        let env = |k: &str| {
+            match k {
+                "SSO_AUTHORITY" => Some("https://login.example.com/tenant/v2.0"),
+                "SSO_CLIENT_ID" => Some("ckp"),
+                "SSO_ROLE_MAPPING" => Some(r#"{"g-ops": "operator", "g-admins": "Admin"}"#),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let config = load(None, &env, &[]).expect("valid").config;
+        assert_eq!(config.oidc_issuer.as_deref(), Some("https://login.example.com/tenant/v2.0"));
+        assert_eq!(config.oidc_client_id.as_deref(), Some("ckp"));
+        assert_eq!(config.oidc_role_mapping.0.get("g-admins"), Some(&Role::Admin));
+        assert_eq!(config.oidc_role_mapping.0.get("g-ops"), Some(&Role::Operator));
+        for (name, value) in [
+            ("CKP_OIDC_ROLE_MAPPING", r#"{"g": "root"}"#),
+            ("CKP_OIDC_ROLE_MAPPING", "[1]"),
+            ("CKP_OIDC_DEFAULT_ROLE", "superuser"),
+            ("CKP_OIDC_SCOPES", "profile email"),
+            ("CKP_OIDC_ISSUER", "login.example.com"),
+        ] {
+            let bad = |k: &str| (k == name).then(|| value.to_owned());
+            let err = load(None, &bad, &[]).expect_err(value).to_string();
+            assert!(err.starts_with(name), "{err}");
+        }
+        let none = |k: &str| (k == "CKP_OIDC_DEFAULT_ROLE").then(|| "none".to_owned());
+        assert_eq!(load(None, &none, &[]).expect("valid").config.oidc_default_role, "none");
     }
 }
