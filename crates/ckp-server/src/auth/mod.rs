@@ -1,8 +1,8 @@
 //! Authentication and authorization: who is calling ([`Principal`], resolved from an API key, a session token or
 //! the session cookie by [`Authenticator`]), what each route needs ([`policy`]: the one route → permission table,
 //! enforced by its middleware and published in `docs/auth-routes.md`), and the pieces they use: passwords
-//! ([`password`]), API keys ([`keys`]), signed session tokens ([`token`]), the audit log ([`audit`]) and the
-//! failure rate limiter ([`limit`]).
+//! ([`password`]), API keys ([`keys`]), signed session tokens ([`token`]), the audit log ([`audit`]), the
+//! failure rate limiter ([`limit`]) and sign-in through an LDAP directory ([`ldap`]).
 //!
 //! Roles are LangOrch's five, ordered `viewer < approver < operator < manager < admin`, held globally (a user's
 //! `role`) or per project (grants). A route's permission names the role it needs and whether it applies to one
@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod ldap;
 pub mod limit;
 pub mod password;
 pub mod policy;
