@@ -872,6 +872,7 @@ mod tests {
                 "CKP_CALLBACK_SECRET" => Some("cb-d3bug"),
                 "CKP_DATABASE_URL" => Some("postgres://u:pw-d3bug@h/db"),
                 "CKP_SECRETS_ENCRYPTION_KEY" => Some("key-d3bug"),
+                "CKP_LDAP_BIND_PASSWORD" => Some("ldap-d3bug"),
                 "VAULT_TOKEN" => Some("vault-d3bug"),
                 "AWS_SECRET_ACCESS_KEY" => Some("aws-d3bug"),
                 "AZURE_CLIENT_SECRET" => Some("azure-d3bug"),
@@ -883,5 +884,38 @@ mod tests {
         let text = format!("{loaded:?} {:?}", loaded.shown());
         assert!(!text.contains("d3bug"), "{text}");
         assert_eq!(loaded.config.database_url.as_ref().map(super::DbUrl::expose), Some("postgres://u:pw-d3bug@h/db"));
+    }
+
+    #[test]
+    fn ldap_settings_are_checked_as_they_are_read() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())
+        };
+        let ok = load(
+            None,
+            &env(&[
+                ("CKP_LDAP_URL", "ldaps://ldap.example.org"),
+                ("CKP_LDAP_ROLE_MAPPING", r#"{"ckp-operators": "Operator", "cn=admins,dc=example,dc=org": "admin"}"#),
+                ("CKP_LDAP_DEFAULT_ROLE", "none"),
+            ]),
+            &[],
+        )
+        .expect("valid");
+        let mapping = &ok.config.ldap_role_mapping.0;
+        assert_eq!(mapping.get("ckp-operators"), Some(&crate::auth::Role::Operator));
+        assert_eq!(mapping.get("cn=admins,dc=example,dc=org"), Some(&crate::auth::Role::Admin));
+        for (name, value) in [
+            ("CKP_LDAP_URL", "http://ldap.example.org"),
+            ("CKP_LDAP_ROLE_MAPPING", r#"{"ckp-operators": "root"}"#),
+            ("CKP_LDAP_ROLE_MAPPING", r#"["operator"]"#),
+            ("CKP_LDAP_DEFAULT_ROLE", "superuser"),
+            ("CKP_LDAP_USER_FILTER", "(uid=alice)"),
+            ("CKP_LDAP_USER_FILTER", "(uid={username}"),
+            ("CKP_LDAP_GROUP_FILTER", "member={dn})"),
+        ] {
+            let lookup = move |k: &str| (k == name).then(|| value.to_owned());
+            let err = load(None, &lookup, &[]).map(drop).expect_err(value);
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

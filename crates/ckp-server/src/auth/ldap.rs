@@ -364,12 +364,52 @@ mod tests {
     }
 
     #[test]
+    fn settings_need_a_user_base_and_a_whole_service_account() {
+        let mut c = ServeConfig::default();
+        assert!(matches!(LdapConfig::from_settings(&c), Ok(None)), "no ldap_url: no LDAP");
+        c.ldap_url = Some("ldap://ldap.example.org".into());
+        let err = LdapConfig::from_settings(&c).map(drop).err().unwrap_or_default();
+        assert!(err.contains("ldap_user_base"), "{err}");
+        c.ldap_user_base = Some("ou=people,dc=example,dc=org".into());
+        c.ldap_bind_dn = Some("cn=reader,dc=example,dc=org".into());
+        let err = LdapConfig::from_settings(&c).map(drop).err().unwrap_or_default();
+        assert!(err.contains("ldap_bind_password"), "{err}");
+        c.ldap_bind_password = Some(Secret::new("pw".into()));
+        c.ldap_default_role = "none".into();
+        let ldap = LdapConfig::from_settings(&c).ok().flatten().map(|l| (l.service.is_some(), l.default_role));
+        assert_eq!(ldap, Some((true, None)));
+    }
+
+    #[test]
     fn filters_are_checked_and_usernames_escaped() {
         assert!(check_filter("(uid={username})").is_ok());
         assert!(check_filter("(&(objectClass=groupOfNames)(member={dn}))").is_ok());
         assert!(check_filter("(uid={username}").is_err());
         let filter = "(uid={username})".replace("{username}", &ldap3::ldap_escape("*)(uid=admin"));
         assert_eq!(filter, "(uid=\\2a\\29\\28uid=admin)", "a username cannot widen the filter");
+    }
+
+    #[test]
+    fn entries_are_decoded_and_malformed_ones_skipped_without_a_panic() {
+        use ldap3::asn1::TagClass;
+        let tag = |id, payload| StructureTag { class: TagClass::Application, id, payload };
+        let octets =
+            |s: &str| StructureTag { class: TagClass::Universal, id: 4, payload: PL::P(s.as_bytes().to_vec()) };
+        let seq = |inner| StructureTag { class: TagClass::Universal, id: 16, payload: PL::C(inner) };
+        let attribute = seq(vec![octets("mail"), seq(vec![octets("a@example.org")])]);
+        let good = tag(4, PL::C(vec![octets("uid=a,dc=example,dc=org"), seq(vec![attribute])]));
+        let entry = decode(ResultEntry::new(good)).expect("an entry");
+        assert_eq!(entry.dn, "uid=a,dc=example,dc=org");
+        assert_eq!(entry.attrs.get("mail"), Some(&vec!["a@example.org".to_owned()]));
+        for bad in [
+            tag(4, PL::P(vec![1, 2])),
+            tag(4, PL::C(vec![])),
+            tag(4, PL::C(vec![octets("uid=a"), octets("not attributes")])),
+            tag(4, PL::C(vec![StructureTag { payload: PL::P(vec![0xff]), ..octets("") }, seq(vec![])])),
+            tag(19, PL::C(vec![octets("ldap://elsewhere/")])),
+        ] {
+            assert!(decode(ResultEntry::new(bad)).is_none());
+        }
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! `/api/auth`: sign-in with a password, a ckp user's or an LDAP directory's (LangOrch's `POST /api/auth/login` and
-//! its `TokenResponse`), refresh,
-//! logout, `GET /api/auth/me`, and `POST /api/auth/token` (administrators only, off unless `auth_token_endpoint`).
+//! its `TokenResponse`), refresh, logout, `GET /api/auth/me`, and `POST /api/auth/token` (administrators only, off
+//! unless `auth_token_endpoint`).
 //! A session is a store row; its access token is short-lived and checked against the row on every request, and
 //! its refresh token is single-use (a replayed one ends the session). The console gets the access token as an
 //! HttpOnly, SameSite=Strict cookie as well; API clients use the body.
