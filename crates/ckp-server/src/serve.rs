@@ -70,6 +70,9 @@ fn auth_config(config: &ServeConfig) -> Result<crate::auth::AuthConfig, ServeErr
         secure_cookies: config.auth_secure_cookies,
         cors_origins: config.cors_origins.clone(),
         four_eyes: config.approval_four_eyes,
+        ldap: crate::auth::ldap::LdapConfig::from_settings(config)
+            .map_err(ServeError::Config)?
+            .map(crate::auth::ldap::Directory::new),
     })
 }
 

@@ -232,6 +232,46 @@ settings_group! {
         approval_four_eyes: bool = false, {
             env: &["CKP_APPROVAL_FOUR_EYES"], flag: Some("approval-four-eyes"), value_name: "BOOL",
         };
+        /// The LDAP directory users may sign in with (`ldap://host:389` or `ldaps://host:636`); unset: no LDAP
+        /// sign-in. A username that is not a local password user is looked up there (docs/auth.md, "LDAP").
+        ldap_url: Option<String> = None, {
+            env: &["CKP_LDAP_URL"], value_name: "URL", expected: "an ldap:// or ldaps:// URL",
+        } check ldap_url;
+        /// The service account that searches the directory for users and their groups (a DN); unset: anonymous
+        /// searches.
+        ldap_bind_dn: Option<String> = None, { env: &["CKP_LDAP_BIND_DN"], value_name: "DN" };
+        /// The password of `ldap_bind_dn` (better in the environment than in a file).
+        ldap_bind_password: Option<Secret<String>> = None, { env: &["CKP_LDAP_BIND_PASSWORD"] };
+        /// Where users are searched (the whole subtree), such as `ou=people,dc=example,dc=org`; required with
+        /// `ldap_url`.
+        ldap_user_base: Option<String> = None, { env: &["CKP_LDAP_USER_BASE"], value_name: "DN" };
+        /// The filter that finds a user's entry: `{username}` is replaced by the username typed, escaped as RFC 4515
+        /// requires. Exactly one entry must match.
+        ldap_user_filter: String = "(uid={username})".into(), {
+            env: &["CKP_LDAP_USER_FILTER"], value_name: "FILTER", expected: "an LDAP filter with {username}",
+        } check ldap_user_filter;
+        /// Where groups are searched (the whole subtree); unset: a user's groups are the `memberOf` values of
+        /// their entry.
+        ldap_group_base: Option<String> = None, { env: &["CKP_LDAP_GROUP_BASE"], value_name: "DN" };
+        /// The filter that finds a user's groups under `ldap_group_base`: `{dn}` is replaced by the user's DN and
+        /// `{username}` by the username, both escaped.
+        ldap_group_filter: String = "(member={dn})".into(), {
+            env: &["CKP_LDAP_GROUP_FILTER"], value_name: "FILTER", expected: "an LDAP filter",
+        } check ldap_group_filter;
+        /// A user's global role by group: `{"ckp-operators": "operator", "cn=admins,ou=groups,dc=example,dc=org":
+        /// "admin"}`, a group named by its `cn` or its DN (case-insensitive); the highest role of the user's groups
+        /// wins, set again at every sign-in.
+        ldap_role_mapping: RoleMapping = RoleMapping::default(), { env: &["CKP_LDAP_ROLE_MAPPING"] };
+        /// The global role of a user none of whose groups is mapped: a role, or `none` (no global role: only the
+        /// project roles granted in ckp).
+        ldap_default_role: String = "viewer".into(), {
+            env: &["CKP_LDAP_DEFAULT_ROLE"], value_name: "ROLE", expected: "a role or none",
+        } check role_or_none;
+        /// How long a sign-in's whole exchange with the directory may take, in milliseconds; past it the sign-in
+        /// is answered 503 `ldap_unavailable`.
+        ldap_timeout_ms: u64 = 5_000, {
+            env: &["CKP_LDAP_TIMEOUT_MS"], value_name: "MS", expected: "a positive integer",
+        } check positive;
         /// Days audit events are kept; older ones are deleted hourly.
         audit_retention_days: u64 = 365, {
             env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
@@ -273,7 +313,7 @@ settings_group! {
         /// project grants given in ckp still apply).
         oidc_default_role: String = "viewer".into(), {
             env: &["CKP_OIDC_DEFAULT_ROLE"], value_name: "ROLE", expected: "a role name or none",
-        } check default_role;
+        } check role_or_none;
         /// Log line format: `text` (for a terminal) or `json` (one object per line, for collectors).
         log_format: LogFormat = LogFormat::Text,
             { env: &["CKP_LOG_FORMAT"], flag: Some("log-format"), value_name: "FORMAT", run: true };
@@ -382,48 +422,10 @@ impl SettingValue for DbUrl {
     }
 }
 
-/// `oidc_role_mapping`: claim values to roles, each value checked to be one of the five roles.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoleMapping(pub BTreeMap<String, crate::auth::Role>);
-
-impl SettingValue for RoleMapping {
-    const EXPECTED: &'static str = "a JSON object of claim values to roles";
-    fn from_text(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            "" => Ok(RoleMapping::default()),
-            t => Self::from_json(serde_json::from_str(t).map_err(|e| format!("expected a JSON object: {e}"))?),
-        }
-    }
-    fn from_json(value: Json) -> Result<Self, String> {
-        let Json::Object(entries) = value else { return Err("expected an object of claim values to roles".into()) };
-        entries
-            .into_iter()
-            .map(|(claim, role)| {
-                let name = role.as_str().unwrap_or_default();
-                let role = crate::auth::Role::parse(name).ok_or_else(|| {
-                    format!("{claim:?} maps to {role}, not one of viewer, approver, operator, manager, admin")
-                })?;
-                Ok((claim, role))
-            })
-            .collect::<Result<_, String>>()
-            .map(RoleMapping)
-    }
-    fn show(&self) -> Json {
-        self.0.iter().map(|(claim, role)| (claim.clone(), Json::from(role.as_str()))).collect()
-    }
-}
-
 fn openid_scope(v: &str) -> Result<(), String> {
     match v.split_whitespace().any(|s| s == "openid") {
         true => Ok(()),
         false => Err("the scopes must include openid".into()),
-    }
-}
-
-fn default_role(v: &str) -> Result<(), String> {
-    match v.trim().eq_ignore_ascii_case("none") || crate::auth::Role::parse(v).is_some() {
-        true => Ok(()),
-        false => Err("expected viewer, approver, operator, manager, admin or none".into()),
     }
 }
 
@@ -448,6 +450,72 @@ pub fn auth_enabled_mode(v: &str) -> Option<Option<bool>> {
         "on" | "true" | "1" | "yes" => Some(Some(true)),
         "off" | "false" | "0" | "no" => Some(Some(false)),
         _ => None,
+    }
+}
+
+fn ldap_url(v: &Option<String>) -> Result<(), String> {
+    match v.as_deref().map(str::trim) {
+        Some(url) if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) => {
+            Err("the URL must start with ldap:// or ldaps://".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn ldap_user_filter(v: &str) -> Result<(), String> {
+    match v.contains("{username}") {
+        true => crate::auth::ldap::check_filter(v),
+        false => Err("the filter must contain {username}".into()),
+    }
+}
+
+fn ldap_group_filter(v: &str) -> Result<(), String> {
+    crate::auth::ldap::check_filter(v)
+}
+
+fn role_or_none(v: &str) -> Result<(), String> {
+    match v.trim().eq_ignore_ascii_case("none") || crate::auth::Role::parse(v).is_some() {
+        true => Ok(()),
+        false => Err("expected viewer, approver, operator, manager, admin or none".into()),
+    }
+}
+
+/// `ldap_role_mapping` and `oidc_role_mapping`: global roles by directory group (its `cn` or DN) or by claim value,
+/// roles checked as they are read. A later source adds entries and replaces those of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleMapping(pub BTreeMap<String, crate::auth::Role>);
+
+impl SettingValue for RoleMapping {
+    const EXPECTED: &'static str = "roles by group or claim value (a JSON object in the environment)";
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "" => Ok(RoleMapping::default()),
+            t => Self::from_json(serde_json::from_str(t).map_err(|e| format!("expected a JSON object: {e}"))?),
+        }
+    }
+    fn from_json(value: Json) -> Result<Self, String> {
+        let Json::Object(entries) = value else { return Err("expected a table of roles by group".into()) };
+        let mut mapping = BTreeMap::new();
+        for (group, role) in entries {
+            let role = role.as_str().and_then(crate::auth::Role::parse).ok_or_else(|| {
+                format!("the role of {group:?} must be viewer, approver, operator, manager or admin, not {role}")
+            })?;
+            if group.trim().is_empty() {
+                return Err("a group or claim value is empty".into());
+            }
+            mapping.insert(group, role);
+        }
+        Ok(RoleMapping(mapping))
+    }
+    fn layer(&mut self, over: Self) {
+        self.0.extend(over.0);
+    }
+    fn show(&self) -> Json {
+        self.0
+            .iter()
+            .map(|(group, role)| (group.clone(), Json::from(role.as_str())))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 }
 
@@ -849,6 +917,7 @@ mod tests {
                 "CKP_CALLBACK_SECRET" => Some("cb-d3bug"),
                 "CKP_DATABASE_URL" => Some("postgres://u:pw-d3bug@h/db"),
                 "CKP_SECRETS_ENCRYPTION_KEY" => Some("key-d3bug"),
+                "CKP_LDAP_BIND_PASSWORD" => Some("ldap-d3bug"),
                 "VAULT_TOKEN" => Some("vault-d3bug"),
                 "AWS_SECRET_ACCESS_KEY" => Some("aws-d3bug"),
                 "AZURE_CLIENT_SECRET" => Some("azure-d3bug"),
@@ -894,5 +963,38 @@ mod tests {
         }
         let none = |k: &str| (k == "CKP_OIDC_DEFAULT_ROLE").then(|| "none".to_owned());
         assert_eq!(load(None, &none, &[]).expect("valid").config.oidc_default_role, "none");
+    }
+
+    #[test]
+    fn ldap_settings_are_checked_as_they_are_read() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())
+        };
+        let ok = load(
+            None,
+            &env(&[
+                ("CKP_LDAP_URL", "ldaps://ldap.example.org"),
+                ("CKP_LDAP_ROLE_MAPPING", r#"{"ckp-operators": "Operator", "cn=admins,dc=example,dc=org": "admin"}"#),
+                ("CKP_LDAP_DEFAULT_ROLE", "none"),
+            ]),
+            &[],
+        )
+        .expect("valid");
+        let mapping = &ok.config.ldap_role_mapping.0;
+        assert_eq!(mapping.get("ckp-operators"), Some(&crate::auth::Role::Operator));
+        assert_eq!(mapping.get("cn=admins,dc=example,dc=org"), Some(&crate::auth::Role::Admin));
+        for (name, value) in [
+            ("CKP_LDAP_URL", "http://ldap.example.org"),
+            ("CKP_LDAP_ROLE_MAPPING", r#"{"ckp-operators": "root"}"#),
+            ("CKP_LDAP_ROLE_MAPPING", r#"["operator"]"#),
+            ("CKP_LDAP_DEFAULT_ROLE", "superuser"),
+            ("CKP_LDAP_USER_FILTER", "(uid=alice)"),
+            ("CKP_LDAP_USER_FILTER", "(uid={username}"),
+            ("CKP_LDAP_GROUP_FILTER", "member={dn})"),
+        ] {
+            let lookup = move |k: &str| (k == name).then(|| value.to_owned());
+            let err = load(None, &lookup, &[]).map(drop).expect_err(value);
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! the session cookie by [`Authenticator`]), what each route needs ([`policy`]: the one route → permission table,
 //! enforced by its middleware and published in `docs/auth-routes.md`), and the pieces they use: passwords
 //! ([`password`]), API keys ([`keys`]), signed session tokens ([`token`]), single sign-on with OpenID Connect
-//! ([`oidc`]), the audit log ([`audit`]) and the failure rate limiter ([`limit`]).
+//! ([`oidc`]) and through an LDAP directory ([`ldap`]), the audit log ([`audit`]) and the failure rate limiter
+//! ([`limit`]).
 //!
 //! Roles are LangOrch's five, ordered `viewer < approver < operator < manager < admin`, held globally (a user's
 //! `role`) or per project (grants). A route's permission names the role it needs and whether it applies to one
@@ -14,6 +15,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod ldap;
 pub mod limit;
 pub mod oidc;
 pub mod password;

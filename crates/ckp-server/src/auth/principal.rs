@@ -183,6 +183,8 @@ pub struct AuthConfig {
     pub cors_origins: Vec<String>,
     /// The four-eyes rule: whoever started a run cannot decide its approvals.
     pub four_eyes: bool,
+    /// Sign-in through an LDAP directory, when `ldap_url` is set.
+    pub ldap: Option<super::ldap::Directory>,
 }
 
 impl Default for AuthConfig {
@@ -196,6 +198,7 @@ impl Default for AuthConfig {
             secure_cookies: false,
             cors_origins: Vec::new(),
             four_eyes: false,
+            ldap: None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `/api/auth`: sign-in with a password (LangOrch's `POST /api/auth/login` and its `TokenResponse`), refresh,
-//! logout, `GET /api/auth/me`, and `POST /api/auth/token` (administrators only, off unless `auth_token_endpoint`).
+//! `/api/auth`: sign-in with a password, a ckp user's or an LDAP directory's (LangOrch's `POST /api/auth/login` and
+//! its `TokenResponse`), refresh, logout, `GET /api/auth/me`, and `POST /api/auth/token` (administrators only, off
+//! unless `auth_token_endpoint`).
 //! A session is a store row; its access token is short-lived and checked against the row on every request, and
 //! its refresh token is single-use (a replayed one ends the session). The console gets the access token as an
 //! HttpOnly, SameSite=Strict cookie as well; API clients use the body.
@@ -11,7 +12,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use ckp_store::{SessionRow, UserRow, UserUpdate};
+use ckp_store::{SessionRow, StoreError, UserRow, UserUpdate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -19,7 +20,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::password::{self, Verified};
 use crate::auth::principal::{SESSION_COOKIE, stamp, user_principal};
-use crate::auth::{Principal, Role, keys};
+use crate::auth::{Principal, Role, keys, ldap};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json};
 
 /// LangOrch's login body.
@@ -90,10 +91,14 @@ pub struct MeOut {
 
 const INVALID_LOGIN: &str = "Invalid username or password";
 
-/// Signs in with a username and password: LangOrch's `TokenResponse`, and the console's session cookie.
-/// Failures are rate-limited per address and per username (429 with `Retry-After`).
+/// Signs in with a username and password: LangOrch's `TokenResponse`, and the console's session cookie. Local
+/// users sign in with their ckp password; with LDAP configured, any other username (or a user made by an earlier
+/// LDAP sign-in) signs in against the directory, which also sets the user's global role from their groups.
+/// Failures are rate-limited per address and per username (429 with `Retry-After`); a directory that cannot be
+/// reached answers 503 `ldap_unavailable`.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginIn,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -105,32 +110,33 @@ pub async fn login(
     if let Some(wait) = state.auth.limiter.blocked(&limit_keys) {
         return Err(ApiError::too_many_attempts(wait));
     }
-    let user = state.store.user_by_name(&body.username).await?.filter(|u| u.is_active);
-    let verified = password::verify(body.password.clone(), user.as_ref().and_then(|u| u.password_hash.clone())).await;
-    let user = match (user, verified) {
-        (Some(user), Verified::Ok | Verified::OkRehash) => {
-            if verified == Verified::OkRehash {
-                rehash(&state, &user, body.password).await;
-            }
-            user
-        }
-        _ => {
-            state.auth.limiter.fail(&limit_keys);
-            state.audit.event(
-                "auth",
-                "login_failed",
-                &body.username,
-                None,
-                source,
-                StatusCode::UNAUTHORIZED,
-                format!("Failed sign-in for {:?}", body.username),
-                json!({"method": "password"}),
-            );
-            return Err(ApiError::unauthorized(INVALID_LOGIN));
-        }
+    let known = state.store.user_by_name(&body.username).await?;
+    let directory = state
+        .auth
+        .config
+        .ldap
+        .as_ref()
+        .filter(|_| known.as_ref().is_none_or(|u| u.sso_provider.as_deref() == Some(ldap::PROVIDER)));
+    let (user, method) = match directory {
+        Some(directory) => (ldap_user(&state, directory, &body, known).await?, ldap::PROVIDER),
+        None => (password_user(&state, known, body.password.clone()).await, "password"),
+    };
+    let Some(user) = user else {
+        state.auth.limiter.fail(&limit_keys);
+        state.audit.event(
+            "auth",
+            "login_failed",
+            &body.username,
+            None,
+            source,
+            StatusCode::UNAUTHORIZED,
+            format!("Failed sign-in for {:?}", body.username),
+            json!({"method": method}),
+        );
+        return Err(ApiError::unauthorized(INVALID_LOGIN));
     };
     state.auth.limiter.clear(&format!("id:{}", body.username));
-    let response = open_session(&state, &user, "password").await?;
+    let response = open_session(&state, &user, method).await?;
     state.audit.event(
         "auth",
         "login",
@@ -139,9 +145,125 @@ pub async fn login(
         source,
         StatusCode::OK,
         format!("{} signed in", user.username),
-        json!({"method": "password"}),
+        json!({"method": method}),
     );
     Ok(response)
+}
+
+/// The active local user whose password this is, else None (an unknown user takes as long as a wrong password).
+async fn password_user(state: &AppState, known: Option<UserRow>, password: String) -> Option<UserRow> {
+    let user = known.filter(|u| u.is_active);
+    match password::verify(password.clone(), user.as_ref().and_then(|u| u.password_hash.clone())).await {
+        Verified::Ok => user,
+        Verified::OkRehash => {
+            if let Some(user) = &user {
+                rehash(state, user, password).await;
+            }
+            user
+        }
+        Verified::No => None,
+    }
+}
+
+/// The user the directory signs in (created at their first sign-in, their email, name and global role kept in
+/// step with the directory), or None when the directory refuses the credentials, the user is disabled in ckp, or
+/// the ckp user of that name was made for another directory entry. 503 when the directory cannot answer.
+async fn ldap_user(
+    state: &AppState,
+    directory: &ldap::Directory,
+    body: &LoginIn,
+    known: Option<UserRow>,
+) -> ApiResult<Option<UserRow>> {
+    let found = match directory.authenticate(&body.username, &body.password).await {
+        Ok(found) => found,
+        Err(ldap::LdapError::Rejected(reason)) => {
+            tracing::debug!(user = %body.username, reason, "LDAP sign-in refused");
+            return Ok(None);
+        }
+        Err(e) => return Err(ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, "ldap_unavailable", &e)),
+    };
+    // The entry's DN identifies the user: a username typed in another case finds the same ckp user.
+    let known = match state.store.user_by_subject(ldap::PROVIDER, &found.dn).await? {
+        Some(user) => Some(user),
+        None => known,
+    };
+    let role = found.role.map(|r| r.as_str().to_owned());
+    let Some(user) = known else {
+        return provision(state, &body.username, found, role).await;
+    };
+    if user.sso_subject.as_deref() != Some(found.dn.as_str()) {
+        tracing::warn!(
+            user = %user.username, dn = %found.dn,
+            "LDAP sign-in refused: this ckp user was made for another directory entry (delete it to sign in as the new one)"
+        );
+        return Ok(None);
+    }
+    if !user.is_active {
+        return Ok(None);
+    }
+    let update = UserUpdate {
+        email: found.email.filter(|e| user.email.as_ref() != Some(e)),
+        full_name: found.full_name.filter(|n| user.full_name.as_ref() != Some(n)),
+        role: (user.role != role).then_some(role),
+        ..UserUpdate::default()
+    };
+    if update == UserUpdate::default() {
+        return Ok(Some(user));
+    }
+    // A new role ends the user's other sessions, as any role change does.
+    let revoke = update.role.is_some();
+    match state.store.update_user(&user.user_id, update, revoke).await {
+        Ok(updated) => Ok(Some(updated)),
+        Err(StoreError::Conflict(why)) => {
+            tracing::warn!(user = %user.username, reason = %why, "the directory's values for this user were not stored");
+            Ok(Some(user))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates the ckp user of a first LDAP sign-in (no password hash: the directory checks passwords). When the
+/// directory's email is another user's already, the user is made without one; None when the user cannot be made
+/// (the sign-in then fails as any other, and the reason is logged).
+async fn provision(
+    state: &AppState,
+    username: &str,
+    found: ldap::DirectoryUser,
+    role: Option<String>,
+) -> ApiResult<Option<UserRow>> {
+    let mut row = UserRow {
+        username: username.to_owned(),
+        email: found.email,
+        full_name: found.full_name,
+        password_hash: None,
+        role,
+        is_active: true,
+        sso_provider: Some(ldap::PROVIDER.to_owned()),
+        sso_subject: Some(found.dn.clone()),
+        ..UserRow::default()
+    };
+    for _ in 0..2 {
+        match state.store.insert_user(row.clone()).await {
+            Ok(user) => {
+                tracing::info!(user = %user.username, dn = %found.dn, "user created at their first LDAP sign-in");
+                return Ok(Some(user));
+            }
+            Err(StoreError::Conflict(why)) => {
+                // The same user signing in twice at once: the other sign-in made them.
+                if let Some(user) = state.store.user_by_subject(ldap::PROVIDER, &found.dn).await? {
+                    return Ok(user.is_active.then_some(user));
+                }
+                if row.email.is_none() {
+                    tracing::warn!(user = %username, reason = %why, "LDAP sign-in refused: the user cannot be created");
+                    return Ok(None);
+                }
+                tracing::warn!(user = %username, reason = %why, "LDAP user created without the directory's email");
+                row.email = None;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
 }
 
 /// Replaces an imported bcrypt hash with argon2id after a successful sign-in.

@@ -8,6 +8,7 @@ mod catalog;
 mod dispatch;
 mod egress;
 mod endpoints;
+mod ldap;
 mod mcp;
 mod pricing;
 mod sso;
