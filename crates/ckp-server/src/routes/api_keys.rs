@@ -101,7 +101,8 @@ fn no_owner() -> ApiError {
 
 /// Creates a key acting for the caller, with at most the caller's role.
 #[utoipa::path(post, path = "/api/api-keys", tag = "auth", request_body = ApiKeyIn,
-    responses((status = 201, body = NewKeyOut), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = NewKeyOut), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such project_id"), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
