@@ -350,14 +350,19 @@ fn presented(headers: &HeaderMap) -> Option<Presented<'_>> {
             return Some(Presented::Token(v[7..].trim()));
         }
     }
+    cookie(headers, SESSION_COOKIE).map(Presented::Cookie)
+}
+
+/// The value of the cookie `name` the request carries.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| Presented::Cookie(value))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value)
 }
 
 /// A user's principal from their global role and grants.

@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::auth::oidc::{Identity, Oidc, OidcError, Pending, Refusal, state as sso_state};
+use crate::auth::principal::cookie;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
 
 /// `GET /api/auth/sso/status` (LangOrch's shape, plus where to sign in).
@@ -305,18 +306,6 @@ fn username_base(claim: &str) -> String {
         true => "user".into(),
         false => cleaned,
     }
-}
-
-/// A cookie the request carries.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value)
 }
 
 /// The `ckp_sso` cookie: HttpOnly, SameSite=Lax (it must come back on the provider's top-level redirect), sent to
