@@ -1,0 +1,6 @@
+// Placeholder until the screen lands (issue 20).
+import { PageHead } from '../components/Bits';
+
+export default function ApprovalDetail() {
+  return <PageHead title="ApprovalDetail" />;
+}
