@@ -113,6 +113,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     api.info.description =
         Some("ckp's REST API: LangOrch-compatible paths, fields and statuses, with its defects fixed.".into());
     declare_common_errors(&mut api);
+    unique_operation_ids(&mut api);
     // Served as serialized once: the document's tree is ~a megabyte of maps the process need not keep.
     let doc = axum::body::Bytes::from(document(&api));
     drop(api);
@@ -148,6 +149,42 @@ async fn refuse_declared_oversize(
         return axum::response::IntoResponse::into_response(crate::error::ApiError::body_too_large());
     }
     next.run(req).await
+}
+
+/// Makes every operation id unique: utoipa names an operation after its handler, and several modules have a `list`
+/// or a `get`. Generated clients key their types by operation id, so a shared one gives an operation another's
+/// types. A unique handler name stays as it is; a shared one is prefixed with the operation's tag (`secrets_list`),
+/// and with its method too when that still collides.
+fn unique_operation_ids(api: &mut OpenApi) {
+    use std::collections::HashMap;
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for item in api.paths.paths.values() {
+        for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch].into_iter().flatten() {
+            if let Some(id) = &op.operation_id {
+                *uses.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    let mut taken: std::collections::HashSet<String> =
+        uses.iter().filter(|(_, n)| **n == 1).map(|(id, _)| id.clone()).collect();
+    for item in api.paths.paths.values_mut() {
+        let operations =
+            [("get", &mut item.get), ("put", &mut item.put), ("post", &mut item.post), ("delete", &mut item.delete), ("patch", &mut item.patch)];
+        for (method, op) in operations {
+            let Some(op) = op else { continue };
+            let Some(id) = op.operation_id.clone() else { continue };
+            if uses.get(&id).copied().unwrap_or(0) < 2 {
+                continue;
+            }
+            let tag = op.tags.as_ref().and_then(|t| t.first()).cloned().unwrap_or_default();
+            let mut fresh = format!("{tag}_{id}").replace('-', "_");
+            if !taken.insert(fresh.clone()) {
+                fresh = format!("{tag}_{method}_{id}").replace('-', "_");
+                taken.insert(fresh.clone());
+            }
+            op.operation_id = Some(fresh);
+        }
+    }
 }
 
 /// Declares, on every operation, the error statuses the shared machinery answers whatever the handler (the

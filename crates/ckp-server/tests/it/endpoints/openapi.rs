@@ -67,3 +67,20 @@ async fn every_operation_declares_the_shared_error_statuses() {
     }
     assert!(missing.is_empty(), "undeclared statuses: {missing:#?}");
 }
+
+/// Operation ids are unique: generated clients (the console's among them) key their types by them, so a shared id
+/// gives one operation another's request and response types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_ids_are_unique() {
+    let doc = document("ep-openapi-ids").await;
+    let mut seen = std::collections::HashMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let Some(id) = op["operationId"].as_str() else { continue };
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("operationId {id} is used by {other} and by {method} {path}");
+            }
+        }
+    }
+    assert!(seen.len() > 60, "only {} operations have an id", seen.len());
+}
