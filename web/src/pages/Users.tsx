@@ -15,7 +15,7 @@ import { Field, FormBanner, formErrors, NO_ERRORS, ROLES, type FormErrors } from
 type User = Schemas['UserOut'];
 const USERS = ['/api/users'];
 const FIELDS = ['username', 'password', 'email', 'full_name', 'role'];
-const CODES = { weak_password: 'password', password_required: 'password', invalid_role: 'role', conflict: 'username' };
+const CODES = { weak_password: 'password', password_required: 'password', invalid_role: 'role', invalid_username: 'username', conflict: 'username' };
 
 const userPath = (u: User) => `/api/users/${encodeURIComponent(u.user_id)}`;
 

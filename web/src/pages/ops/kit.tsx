@@ -79,7 +79,7 @@ export function Field({
 /** The general error of a form, when no field explains it. */
 export function FormBanner({ errors }: { errors: FormErrors }) {
   return errors.general ? (
-    <div className="banner error" role="alert">
+    <div className="banner error ops-form-banner" role="alert">
       {errors.general}
     </div>
   ) : null;
