@@ -6,7 +6,8 @@ const target = process.env.CKP_URL ?? 'http://127.0.0.1:8000';
 
 export default defineConfig({
   esbuild: { jsx: 'automatic' },
-  server: { proxy: { '/api': { target, changeOrigin: false } } },
+  // `^/api/`, not `/api`: a prefix would also send the console's own /api-keys page to ckp.
+  server: { proxy: { '^/api/': { target, changeOrigin: false } } },
   build: {
     target: 'es2022',
     sourcemap: false,

@@ -3,6 +3,7 @@
 // With CKP_E2E_VITE=1 the pages come from Vite's dev server (proxying /api to that ckp) instead of the binary:
 // for working on the console without rebuilding the binary.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,12 @@ export default async function setup(): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), 'ckp-e2e-'));
   const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CKP_LOG: process.env.CKP_LOG ?? 'warn' },
+    // A fresh key sealing `/api/secrets` values (without one, secret writes answer 503).
+    env: {
+      ...process.env,
+      CKP_LOG: process.env.CKP_LOG ?? 'warn',
+      CKP_SECRETS_ENCRYPTION_KEY: process.env.CKP_SECRETS_ENCRYPTION_KEY ?? randomBytes(32).toString('hex'),
+    },
   });
   let log = '';
   child.stderr.on('data', (d) => (log += d));
