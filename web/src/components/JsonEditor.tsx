@@ -85,12 +85,14 @@ export default function JsonEditor({ value, onChange, readOnly, marks, label, he
       syntax,
       markField,
       EditorView.lineWrapping,
-      EditorView.contentAttributes.of({ 'aria-label': label }),
+      // An explicit tabindex: axe does not count a contenteditable as the keyboard access of its scrolling box.
+      EditorView.contentAttributes.of({ 'aria-label': label, tabindex: '0' }),
       EditorView.updateListener.of((u) => {
         if (u.docChanged) change.current?.(u.state.doc.toString());
       }),
     ];
-    if (readOnly) extensions.push(EditorState.readOnly.of(true), EditorView.editable.of(false));
+    // Read-only keeps the content focusable (keyboard scrolling, selection, folding) and says so to assistive tech.
+    if (readOnly) extensions.push(EditorState.readOnly.of(true), EditorView.contentAttributes.of({ 'aria-readonly': 'true' }));
     const v = new EditorView({ state: EditorState.create({ doc: value, extensions }), parent: host.current! });
     view.current = v;
     return () => {
