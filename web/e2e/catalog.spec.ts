@@ -46,7 +46,7 @@ test('an import with an error lists its diagnostics at their pointer, marks the 
   await expect(page.getByRole('status').filter({ hasText: `Imported ${id} 1.0.0` })).toBeVisible();
 });
 
-test('a JSON syntax error is shown at its line, and the skeleton imports as it is', async ({ page }) => {
+test('a JSON syntax error is shown at its line, a picked file fills the text, and the skeleton imports as it is', async ({ page }) => {
   await page.goto('/procedures');
   await page.getByRole('button', { name: 'Import', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Import a procedure' });
@@ -54,6 +54,17 @@ test('a JSON syntax error is shown at its line, and the skeleton imports as it i
   await dialog.getByRole('button', { name: 'Import', exact: true }).click();
   await expect(dialog.getByRole('list', { name: 'Diagnostics' })).toContainText('json-syntax');
   await expect(dialog.getByRole('list', { name: 'Diagnostics' })).toContainText('line 2');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+
+  // A file picked fills the text.
+  const picked = unique('picked');
+  await page.getByRole('button', { name: 'Import', exact: true }).click();
+  await dialog.getByLabel('CKP file').setInputFiles({
+    name: 'picked.ckp.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify(procedure('parse_order.ckp.json', picked))),
+  });
+  await expect(dialog.getByRole('textbox', { name: 'CKP document (JSON)' })).toHaveValue(new RegExp(picked));
   await dialog.getByRole('button', { name: 'Cancel' }).click();
 
   // The skeleton is a valid document: with a unique id it imports.
@@ -133,6 +144,13 @@ test('the version page shows its graph, explain sections and JSON source in tabs
 
   await page.getByRole('tab', { name: 'Versions' }).click();
   await expect(page.getByRole('table', { name: 'Versions' })).toContainText('1.0.0 (this version)');
+
+  // Delete the version, after a confirm.
+  await page.getByRole('button', { name: 'Delete version' }).click();
+  await page.getByRole('dialog', { name: 'Delete this version?' }).getByRole('button', { name: 'Delete version' }).click();
+  await expect(page).toHaveURL(/\/procedures$/);
+  await expect(page.getByRole('status').filter({ hasText: `Deleted ${id} 1.0.0` })).toBeVisible();
+  expect((await api.get(`/api/procedures/${id}/1.0.0`)).status()).toBe(404);
 });
 
 test('a run starts from the generated form: a missing input is shown at its field first, then the run page opens', async ({ page, api }) => {
@@ -184,7 +202,7 @@ test('the server checks the form too: its 422 is shown at the field', async ({ p
   await expect(page).toHaveURL(/\/runs\/[^/]+$/);
 });
 
-test('projects are created, edited and deleted after a confirm, with a cost summary per period', async ({ page }) => {
+test('projects are created, edited, scope the catalog, and are deleted after a confirm; a cost summary per period', async ({ page, api }) => {
   const name = unique('Project');
   await page.goto('/projects');
   await page.getByRole('button', { name: 'New project' }).click();
@@ -210,13 +228,35 @@ test('projects are created, edited and deleted after a confirm, with a cost summ
   await edit.getByRole('button', { name: 'Save' }).click();
   await expect(row).toContainText('Edited');
 
+  // A procedure in the project: the project's link opens the catalog filtered on it.
+  const projects = (await (await api.get('/api/projects')).json()) as { project_id: string; name: string }[];
+  const projectId = projects.find((p) => p.name === name)!.project_id;
+  const scoped = unique('scoped');
+  const imported = await api.post('/api/procedures', { data: { ckp_json: procedure('parse_order.ckp.json', scoped), project_id: projectId } });
+  expect(imported.status()).toBe(201);
+  await row.getByRole('link', { name: `Procedures of ${name}` }).click();
+  await expect(page).toHaveURL(new RegExp(`/procedures\\?project_id=${projectId}$`));
+  await expect(page.getByRole('combobox', { name: 'Project' })).toHaveValue(projectId);
+  const catalog = page.getByRole('table', { name: 'Procedures' });
+  await expect(catalog.getByRole('link')).toHaveCount(1);
+  await expect(catalog).toContainText(scoped);
+  await page.goBack();
+
+  // Cancel keeps it; the server refuses while the procedure belongs to it, and says why.
   await row.getByRole('button', { name: `Delete ${name}` }).click();
   const confirm = page.getByRole('dialog', { name: `Delete project ${name}?` });
   await confirm.getByRole('button', { name: 'Cancel' }).click();
   await expect(row).toBeVisible();
   await row.getByRole('button', { name: `Delete ${name}` }).click();
   await confirm.getByRole('button', { name: 'Delete project' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: 'is still used by 1 procedure(s) or run(s)' })).toBeVisible();
+  await expect(row).toBeVisible();
+
+  expect((await api.delete(`/api/procedures/${scoped}/1.0.0`)).status()).toBe(200);
+  await row.getByRole('button', { name: `Delete ${name}` }).click();
+  await confirm.getByRole('button', { name: 'Delete project' }).click();
   await expect(row).toHaveCount(0);
+  await expect(page.getByRole('status').filter({ hasText: `Deleted project ${name}` })).toBeVisible();
 });
 
 test('the dashboard shows key figures, recent runs and its range in the URL', async ({ page, api }) => {
@@ -232,6 +272,20 @@ test('the dashboard shows key figures, recent runs and its range in the URL', as
   await expect(kpis.getByRole('link', { name: /Pending approvals/ })).toBeVisible();
   await expect(kpis.getByRole('link', { name: /Agents online/ })).toBeVisible();
   await expect(page.getByRole('table', { name: 'Recent runs' }).getByRole('link', { name: `Run ${run.run_id}` })).toBeVisible();
+  // The run statistics endpoint is being added to the server: with it, the chart's text alternative counts this run;
+  // without it, the dashboard says so and shows the rest.
+  const stats = await api.get('/api/runs/stats?hours=24');
+  if (stats.ok()) {
+    const created = (await stats.json()).totals.created as number;
+    expect(created).toBeGreaterThan(0);
+    await expect(kpis.getByRole('link', { name: /Runs created \(24 h\)/ })).toContainText(created.toLocaleString('en-US'));
+    await expect(page.getByRole('img', { name: /^Run activity: / })).toBeVisible();
+    await page.getByText('Show as a table').click();
+    await expect(page.getByRole('table', { name: 'Run activity' }).getByRole('row')).not.toHaveCount(1);
+  } else {
+    expect(stats.status()).toBe(404);
+    await expect(page.getByText('This server does not report run statistics yet')).toBeVisible();
+  }
   await page.getByRole('button', { name: '7 d' }).click();
   await expect(page).toHaveURL(/range=7d/);
   await expect(page.getByRole('button', { name: '7 d' })).toHaveAttribute('aria-pressed', 'true');

@@ -106,7 +106,7 @@ export default function Dashboard() {
             </Link>
           </h2>
           <QueryState loading={stats.isLoading} error={null}>
-            <Failing list={stats.data?.by_procedure ?? []} />
+            {stats.data ? <Failing list={stats.data.by_procedure} /> : <Empty>No statistics from this server.</Empty>}
           </QueryState>
         </section>
         <section className="card" aria-labelledby="recent-title">

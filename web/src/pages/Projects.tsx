@@ -24,9 +24,9 @@ export default function Projects() {
   const qc = useQueryClient();
 
   const remove = useMutation({
-    mutationFn: (id: string) => data(api.DELETE('/api/projects/{project_id}', { params: { path: { project_id: id } } })),
-    onSuccess: (_, id) => {
-      toast.show(`Deleted project ${id}`, 'success');
+    mutationFn: (p: Project) => data(api.DELETE('/api/projects/{project_id}', { params: { path: { project_id: p.project_id } } })),
+    onSuccess: (_, p) => {
+      toast.show(`Deleted project ${p.name}`, 'success');
       void qc.invalidateQueries({ queryKey: ['projects'] });
     },
     onError: (e) => toast.error(e),
@@ -93,7 +93,7 @@ export default function Projects() {
                             confirm: 'Delete project',
                             danger: true,
                           });
-                          if (ok) remove.mutate(pr.project_id);
+                          if (ok) remove.mutate(pr);
                         }}
                       >
                         Delete
