@@ -33,6 +33,9 @@ test('an import with an error lists its diagnostics at their pointer, marks the 
   await expect(editor).toContainText('"nowhere"');
   await expect(dialog.getByTitle(/`nowhere`/)).toHaveText('"next_node": "nowhere"');
   await bothThemes(page, 'import diagnostics');
+  await dialog.getByRole('button', { name: 'Show /workflow_graph/nodes/parse/next_node in the text' }).click();
+  await expect(editor).toBeFocused();
+  expect(await page.evaluate(() => window.getSelection()?.toString())).toBe('"next_node": "nowhere"');
 
   // Fix it in the editor and import again.
   await editor.click();

@@ -22,6 +22,8 @@ export interface JsonEditorProps {
   marks?: Mark[];
   label: string;
   height?: number;
+  /** A range to select, scroll to and focus (a diagnostic picked from a list); `n` tells repeated picks apart. */
+  reveal?: { from: number; to: number; n: number } | null;
 }
 
 const setMarks = StateEffect.define<Mark[]>();
@@ -71,7 +73,7 @@ const syntax = syntaxHighlighting(
   ]),
 );
 
-export default function JsonEditor({ value, onChange, readOnly, marks, label, height = 360 }: JsonEditorProps) {
+export default function JsonEditor({ value, onChange, readOnly, marks, label, height = 360, reveal }: JsonEditorProps) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const change = useRef(onChange);
@@ -119,6 +121,15 @@ export default function JsonEditor({ value, onChange, readOnly, marks, label, he
       ],
     });
   }, [marks]);
+
+  useEffect(() => {
+    const v = view.current;
+    if (!v || !reveal) return;
+    const len = v.state.doc.length;
+    const anchor = Math.min(reveal.from, len);
+    v.dispatch({ selection: { anchor, head: Math.min(reveal.to, len) }, effects: EditorView.scrollIntoView(anchor, { y: 'center' }) });
+    v.focus();
+  }, [reveal]);
 
   return <div ref={host} className="json-editor" style={{ height }} />;
 }

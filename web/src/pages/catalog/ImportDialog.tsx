@@ -53,6 +53,7 @@ export function ImportDialog({ open, initial, onClose }: { open: boolean; initia
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [diagnostics, setDiagnostics] = useState<Diagnostic[] | null>(null);
+  const [reveal, setReveal] = useState<{ from: number; to: number; n: number } | null>(null);
   // The text the diagnostics were computed for: once edited, marks are recomputed against the new text.
   const marks = useMemo(
     () =>
@@ -139,6 +140,22 @@ export function ImportDialog({ open, initial, onClose }: { open: boolean; initia
                   <div className="where">
                     at <code>{d.pointer ? d.pointer : '(document)'}</code>
                     {d.line ? ` · line ${d.line}, column ${d.column ?? 1}` : ''}
+                    {locate(text, d) && (
+                      <>
+                        {' '}
+                        <button
+                          type="button"
+                          className="ghost small"
+                          aria-label={`Show ${d.pointer || 'the location'} in the text`}
+                          onClick={() => {
+                            const r = locate(text, d);
+                            if (r) setReveal({ ...r, n: Date.now() });
+                          }}
+                        >
+                          Show in the text
+                        </button>
+                      </>
+                    )}
                   </div>
                 </li>
               ))}
@@ -147,7 +164,7 @@ export function ImportDialog({ open, initial, onClose }: { open: boolean; initia
         )}
         {diagnostics ? (
           <Suspense fallback={<div role="status">Loading the editor…</div>}>
-            <JsonEditor value={text} onChange={setText} marks={marks} label="CKP document" height={340} />
+            <JsonEditor value={text} onChange={setText} marks={marks} reveal={reveal} label="CKP document" height={340} />
           </Suspense>
         ) : (
           <label>
