@@ -89,10 +89,15 @@ export function RunHeader({ run, onRetriedInPlace }: { run: Run; onRetriedInPlac
     onSuccess: (r) => {
       setRetryOpen(false);
       setServerErrors(undefined);
-      toast.show(`New run ${shortId(r.run_id)} started`, 'success');
       void qc.invalidateQueries({ queryKey: ['run', run.run_id, 'retried-as'] });
-      if (r.run_id === run.run_id) onRetriedInPlace();
-      else navigate(`/runs/${encodeURIComponent(r.run_id)}`);
+      if (r.run_id === run.run_id) {
+        // A server without retry-with-inputs retries in place with the original inputs: say so.
+        toast.show('The server retried this run in place with its original inputs', 'info');
+        onRetriedInPlace();
+      } else {
+        toast.show(`New run ${shortId(r.run_id)} started`, 'success');
+        navigate(`/runs/${encodeURIComponent(r.run_id)}`);
+      }
     },
     onError: (e) => {
       const errors = e instanceof ApiError && e.status === 422 ? (e.detail as { errors?: unknown } | null)?.errors : undefined;
