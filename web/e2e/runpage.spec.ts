@@ -175,3 +175,27 @@ test('every tab of the run page is accessible in light and dark mode', async ({ 
     }
   }
 });
+
+test('a run with 10,000 events stays responsive', async ({ page, api }) => {
+  const id = unique('big-loop');
+  await importProcedure(api, procedure('big_loop.ckp.json', id));
+  const run = await startRun(api, id, { items: Array.from({ length: 1700 }, (_, i) => i) });
+  await waitForStatus(api, run.run_id, 'completed');
+  const total = ((await (await api.get(`/api/runs/${run.run_id}/diagnostics`)).json()) as { total_events: number }).total_events;
+  expect(total).toBeGreaterThan(10_000);
+
+  const started = Date.now();
+  await page.goto(`/runs/${run.run_id}`);
+  await expect(page.getByRole('status').filter({ hasText: `${total} events` })).toBeVisible();
+  expect(Date.now() - started).toBeLessThan(10_000);
+  // Only the rows in view are in the document.
+  expect(await events(page).getByRole('listitem').count()).toBeLessThan(100);
+  const filtered = Date.now();
+  await page.getByRole('button', { name: 'Steps', exact: true }).click();
+  await expect(page.getByRole('status').filter({ hasText: new RegExp(`of ${total} events`) })).toBeVisible();
+  expect(Date.now() - filtered).toBeLessThan(2_000);
+  await events(page).evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await expect(events(page).getByText('item 1699')).toBeVisible();
+  await page.getByRole('tab', { name: 'Gantt' }).click();
+  await expect(page.getByRole('button', { name: /^Node each, completed/ })).toBeVisible();
+});
