@@ -118,11 +118,16 @@ test('the graph shows node states and the Gantt view draws bars', async ({ page,
   await expect(page.getByRole('region', { name: /Wait at editor_gate/ }).getByText('approval_requested')).toBeVisible();
 });
 
-test('a failing run shows the failure banner; retry with modified inputs starts a new linked run', async ({ page, api }) => {
+async function failedOrder(api: APIRequestContext): Promise<Run> {
   const id = unique('parse-order');
   await importProcedure(api, procedure('parse_order.ckp.json', id));
   const run = await startRun(api, id, { order_json: 'not json' });
   await waitForStatus(api, run.run_id, 'failed');
+  return run;
+}
+
+test('a failing run shows the failure banner and its error expanded', async ({ page, api }) => {
+  const run = await failedOrder(api);
   await page.goto(`/runs/${run.run_id}`);
   const banner = page.getByRole('alert').filter({ hasText: 'Run failed' });
   await expect(banner).toContainText('not valid JSON');
@@ -130,7 +135,17 @@ test('a failing run shows the failure banner; retry with modified inputs starts 
   await expect(page.getByRole('button', { name: /Hide payload of event \d+ \(run_failed\)/ })).toBeVisible();
   await page.getByRole('button', { name: 'Errors' }).click();
   await expect(events(page).getByRole('listitem')).toHaveCount(2);
+  // Retry in place: the same run runs again with the same inputs, and fails again.
+  await page.getByRole('button', { name: 'Retry', exact: true }).click();
+  await page.getByRole('dialog', { name: 'Retry this run?' }).getByRole('button', { name: 'Retry' }).click();
+  await expect(events(page).getByText('run_failed')).toHaveCount(2);
+  await expect(page.getByRole('heading', { name: /Run/ }).getByText('failed')).toBeVisible();
+});
 
+// Needs `POST /api/runs/{id}/retry` with `{"input_vars"}` answering a new run with `rerun_of` (branch console-api).
+test('retry with modified inputs starts a new run that completes and links back', async ({ page, api }) => {
+  const run = await failedOrder(api);
+  await page.goto(`/runs/${run.run_id}`);
   await page.getByRole('button', { name: 'Retry with modified inputs' }).click();
   const dialog = page.getByRole('dialog', { name: 'Retry with modified inputs' });
   const field = dialog.getByLabel('order_json *');

@@ -231,6 +231,7 @@ function NodeReportSection({ reports }: { reports: NodeReport[] }) {
 
 export function StepTable({ node }: { node: NodeReport }) {
   return (
+    <div className="table-scroll">
     <table className="data steps">
       <caption className="sr-only">Steps of {node.node_id}</caption>
       <thead>
@@ -258,5 +259,6 @@ export function StepTable({ node }: { node: NodeReport }) {
         ))}
       </tbody>
     </table>
+    </div>
   );
 }

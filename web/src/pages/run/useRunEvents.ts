@@ -60,7 +60,8 @@ export function useRunEvents(runId: string): RunEvents {
     if (!fresh.length) return;
     qc.setQueryData<RunEvent[]>(eventsKey(runId), (old) => {
       const list = old ?? [];
-      if (!seen.current) seen.current = new Set(list.map((e) => e.event_id));
+      // Rebuilt only when the list changed other than by these appends (the first flush, a refetch).
+      if (!seen.current || seen.current.size !== list.length) seen.current = new Set(list.map((e) => e.event_id));
       const add = fresh.filter((e) => !seen.current!.has(e.event_id));
       for (const e of add) seen.current.add(e.event_id);
       if (!add.length) return old;
@@ -81,9 +82,6 @@ export function useRunEvents(runId: string): RunEvents {
     },
     [],
   );
-  useEffect(() => {
-    seen.current = null;
-  }, [query.dataUpdatedAt]);
 
   const url =
     start && !start.ended
