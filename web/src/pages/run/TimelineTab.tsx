@@ -55,6 +55,9 @@ export function TimelineTab({ events, live }: { events: RunEvent[]; live: boolea
     [events, types, quick],
   );
   const reports = useMemo(() => nodeReports(events), [events]);
+  // A run that was live when the page opened keeps following its newest events (the last ones included, which
+  // arrive as the stream ends) while the reader stays at the bottom; an ended run opens at its first event.
+  const [follow] = useState(live);
 
   const toggleType = (t: string) => {
     const next = new Set(types);
@@ -97,7 +100,7 @@ export function TimelineTab({ events, live }: { events: RunEvent[]; live: boolea
           {shown.length === events.length ? `${events.length} events` : `${shown.length} of ${events.length} events`}
         </span>
       </div>
-      <EventList events={shown} follow={live} />
+      <EventList events={shown} follow={follow} />
       <NodeReportSection reports={reports} />
     </div>
   );
@@ -107,7 +110,7 @@ export function TimelineTab({ events, live }: { events: RunEvent[]; live: boolea
 export function EventList({ events, follow, height = 480 }: { events: RunEvent[]; follow?: boolean; height?: number }) {
   const parent = useRef<HTMLDivElement>(null);
   const [open, setOpen] = useState<Map<number, boolean>>(() => new Map());
-  const atEnd = useRef(true);
+  const atEnd = useRef(!!follow);
   const virtual = useVirtualizer({
     count: events.length,
     getScrollElement: () => parent.current,
