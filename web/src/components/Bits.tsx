@@ -50,7 +50,8 @@ export function Empty({ children }: { children: ReactNode }) {
 
 export function Json({ value, label }: { value: unknown; label?: string }) {
   return (
-    <pre className="json" aria-label={label}>
+    // Focusable: the block scrolls, and a keyboard user must be able to scroll it.
+    <pre className="json" aria-label={label} tabIndex={0}>
       {JSON.stringify(value, null, 2)}
     </pre>
   );
