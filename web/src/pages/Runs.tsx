@@ -78,7 +78,7 @@ export default function Runs() {
       <form className="toolbar runs-filters" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
         <label>
           Status
-          <select value={filters.status} onChange={(e) => update({ status: e.target.value })}>
+          <select aria-label="Status" value={filters.status} onChange={(e) => update({ status: e.target.value })}>
             <option value="">Any status</option>
             {RUN_STATUSES.map((s) => (
               <option key={s} value={s}>
@@ -89,7 +89,7 @@ export default function Runs() {
         </label>
         <label>
           Procedure
-          <select value={filters.procedure_id} onChange={(e) => update({ procedure_id: e.target.value })}>
+          <select aria-label="Procedure" value={filters.procedure_id} onChange={(e) => update({ procedure_id: e.target.value })}>
             <option value="">Any procedure</option>
             {withCurrent(procedures.data ?? [], filters.procedure_id).map((id) => (
               <option key={id} value={id}>
@@ -100,7 +100,7 @@ export default function Runs() {
         </label>
         <label>
           Project
-          <select value={filters.project_id} onChange={(e) => update({ project_id: e.target.value })}>
+          <select aria-label="Project" value={filters.project_id} onChange={(e) => update({ project_id: e.target.value })}>
             <option value="">Any project</option>
             {withCurrent((projects.data ?? []).map((p) => p.project_id), filters.project_id).map((id) => (
               <option key={id} value={id}>
@@ -111,7 +111,7 @@ export default function Runs() {
         </label>
         <label>
           Created
-          <select value={filters.range} onChange={(e) => update({ range: e.target.value, created_from: '', created_to: '' })}>
+          <select aria-label="Created" value={filters.range} onChange={(e) => update({ range: e.target.value, created_from: '', created_to: '' })}>
             {RANGES.map((r) => (
               <option key={r.id} value={r.id}>
                 {r.label}

@@ -41,9 +41,14 @@ export function useApprovalStream(): StreamState {
     if (m.event === 'approval_snapshot' && Array.isArray(m.data)) {
       qc.setQueryData(PENDING, m.data as Approval[]);
     } else if (m.event === 'approval_update' && m.data && typeof m.data === 'object') {
-      const a = m.data as Approval;
-      qc.setQueryData<Approval[]>(PENDING, (old) => mergePending(old ?? [], a));
-      qc.setQueryData(['approvals', 'one', a.approval_id], a);
+      // An update carries the approval without its context data, comment and run status: merge, never replace.
+      const update = m.data as Approval;
+      qc.setQueryData<Approval[]>(PENDING, (old = []) =>
+        mergePending(old, { ...old.find((x) => x.approval_id === update.approval_id), ...update }),
+      );
+      const one = ['approvals', 'one', update.approval_id];
+      qc.setQueryData<Approval>(one, (old) => old && { ...old, ...update });
+      void qc.invalidateQueries({ queryKey: one });
       void qc.invalidateQueries({ queryKey: ['approvals', 'all'] });
       void qc.invalidateQueries({ queryKey: ['badges'] });
     }
