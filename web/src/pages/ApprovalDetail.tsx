@@ -44,7 +44,7 @@ export default function ApprovalDetail() {
       <QueryState loading={approval.isLoading} error={approval.error}>
         {a && (
           <div className="grid two">
-            <section className="card" aria-labelledby="approval-about">
+            <section className="card approval-about" aria-labelledby="approval-about">
               <h2 id="approval-about">About</h2>
               <dl className="props">
                 <dt>Run</dt>
