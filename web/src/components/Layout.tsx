@@ -71,8 +71,8 @@ export function Layout() {
           <Item to="/projects" label="Projects" icon="▤" />
           <div className="nav-section">Operate</div>
           <Item to="/agents" label="Agents" icon="⚙" />
-          <Item to="/leases" label="Leases" icon="⛓" />
-          <Item to="/secrets" label="Secrets" icon="⚿" />
+          <Item to="/leases" label="Leases" icon="⇄" />
+          <Item to="/secrets" label="Secrets" icon="✱" />
           <Item to="/metrics" label="Health & metrics" icon="∿" />
           {admin && (
             <>
