@@ -41,8 +41,8 @@ fn run() -> Result<(), String> {
     println!("cargo:rerun-if-env-changed=CKP_CONSOLE_SKIP");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?);
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or("cargo did not set CARGO_MANIFEST_DIR")?);
-    let workspace = manifest.join("../..");
-    let files = match source(&workspace, &out)? {
+    let workspace = manifest.ancestors().nth(2).ok_or("ckp-console is not at crates/ckp-console")?;
+    let files = match source(workspace, &out)? {
         Some(dist) => collect(&dist)?,
         None => Vec::new(),
     };
@@ -73,7 +73,10 @@ fn source(workspace: &Path, out: &Path) -> Result<Option<PathBuf>, String> {
         return Ok(None);
     }
     if !web.join("package.json").is_file() {
-        println!("cargo:warning=ckp is built without the web console ({} is missing)", web.join("package.json").display());
+        println!(
+            "cargo:warning=ckp is built without the web console ({} is missing)",
+            web.join("package.json").display()
+        );
         return Ok(None);
     }
     let Some(npm) = find_npm() else {
@@ -86,6 +89,9 @@ fn source(workspace: &Path, out: &Path) -> Result<Option<PathBuf>, String> {
     let installed = web.join("node_modules").join(".ckp-installed-lock");
     if std::fs::read(&lock).ok().is_none_or(|l| std::fs::read(&installed).ok().as_ref() != Some(&l)) {
         npm_run(&npm, &web, &["ci", "--no-audit", "--no-fund", "--loglevel=error"])?;
+        // npm makes no node_modules for a package without dependencies.
+        let modules = web.join("node_modules");
+        std::fs::create_dir_all(&modules).map_err(|e| format!("cannot create {}: {e}", modules.display()))?;
         std::fs::copy(&lock, &installed)
             .map_err(|e| format!("cannot copy {} to {}: {e}", lock.display(), installed.display()))?;
     }

@@ -24,10 +24,7 @@ pub fn content_type(path: &str) -> &'static str {
 /// Whether a gzip copy of a file of this type is worth trying (text; PNG and WOFF2 are compressed already).
 pub fn compressible(content_type: &str) -> bool {
     content_type.starts_with("text/")
-        || matches!(
-            content_type,
-            "application/json" | "application/manifest+json" | "image/svg+xml" | "image/x-icon"
-        )
+        || matches!(content_type, "application/json" | "application/manifest+json" | "image/svg+xml" | "image/x-icon")
 }
 
 /// Whether a file's name carries its content hash (Vite writes those under `assets/`): it never changes, so

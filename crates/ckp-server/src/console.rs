@@ -41,6 +41,7 @@ struct File {
 }
 
 impl Console {
+    #[cfg_attr(not(feature = "console"), expect(unused_variables, reason = "only a table has files"))]
     fn file(self, path: &str) -> Option<File> {
         match self {
             Console::Missing => None,
@@ -85,8 +86,29 @@ pub async fn serve(console: Console, method: Method, uri: Uri, headers: HeaderMa
 /// extension. Client routes hold ids (`/procedures/invoice.v2`), so a dot alone does not make a file.
 fn looks_like_a_file(path: &str) -> bool {
     const EXTENSIONS: &[&str] = &[
-        "html", "htm", "js", "mjs", "css", "map", "json", "txt", "xml", "svg", "png", "jpg", "jpeg", "gif", "webp",
-        "avif", "ico", "woff", "woff2", "ttf", "otf", "webmanifest", "wasm",
+        "html",
+        "htm",
+        "js",
+        "mjs",
+        "css",
+        "map",
+        "json",
+        "txt",
+        "xml",
+        "svg",
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "webp",
+        "avif",
+        "ico",
+        "woff",
+        "woff2",
+        "ttf",
+        "otf",
+        "webmanifest",
+        "wasm",
     ];
     let name = path.rsplit('/').next().unwrap_or(path);
     let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());

@@ -59,7 +59,7 @@ async fn get(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> reqwe
     req.send().await.expect("sent")
 }
 
-fn header_of<'a>(resp: &'a reqwest::Response, name: header::HeaderName) -> &'a str {
+fn header_of(resp: &reqwest::Response, name: header::HeaderName) -> &str {
     resp.headers().get(&name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
