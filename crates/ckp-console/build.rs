@@ -15,18 +15,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The files of `web/` whose change makes a new build of the console (directories are watched recursively).
-const WATCHED: &[&str] = &[
-    "src",
-    "public",
-    "index.html",
-    "package.json",
-    "package-lock.json",
-    "vite.config.ts",
-    "tsconfig.json",
-    "tsconfig.app.json",
-    "tsconfig.node.json",
-];
+/// The files of `web/` whose change makes a new build of the console (directories are watched recursively), beside
+/// its `tsconfig*.json`.
+const WATCHED: &[&str] = &["src", "public", "index.html", "package.json", "package-lock.json", "vite.config.ts"];
 
 fn main() {
     if let Err(message) = run() {
@@ -61,8 +52,14 @@ fn source(workspace: &Path, out: &Path) -> Result<Option<PathBuf>, String> {
         return Ok(Some(dist));
     }
     let web = workspace.join("web");
-    for name in WATCHED {
-        let path = web.join(name);
+    // And every `tsconfig*.json` (Vite's template splits it in three).
+    let tsconfigs = std::fs::read_dir(&web)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_str().is_some_and(|n| n.starts_with("tsconfig") && n.ends_with(".json")));
+    for path in WATCHED.iter().map(|n| web.join(n)).chain(tsconfigs.map(|n| web.join(n))) {
         if path.exists() {
             println!("cargo:rerun-if-changed={}", path.display());
         }
