@@ -291,7 +291,9 @@ pub fn markdown() -> String {
          * **signed in**: any caller with a valid credential (the handler limits what it shows);\n\
          * **signature**: the request carries its own signature (a callback URL's token, a credential grant);\n\
          * **public**: no credential.\n\n\
-         With authentication off (the loopback default), a request without a credential acts as `admin`.\n\n\
+         With authentication off (the loopback default), a request without a credential acts as `admin`. \
+         Paths outside `/api/` are the web console's files (GET and HEAD, public: they hold no data; the console \
+         reads the API with the caller's credential).\n\n\
          | method | path | permission | who |\n|---|---|---|---|\n",
     );
     for r in RULES {
