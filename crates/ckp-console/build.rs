@@ -37,6 +37,9 @@ fn run() -> Result<(), String> {
         Some(dist) => collect(&dist)?,
         None => Vec::new(),
     };
+    if !files.is_empty() && !files.iter().any(|(path, _)| path == "index.html") {
+        println!("cargo:warning=the web console has no index.html: ckp serves the page saying it is not built");
+    }
     write_table(&out, &files)
 }
 
