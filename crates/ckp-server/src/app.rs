@@ -1,5 +1,6 @@
 //! The application: shared state, the router with every route (the OpenAPI document is generated from the
-//! handlers as they are registered), the body limit, and JSON fallbacks.
+//! handlers as they are registered), the body limit, JSON 404/405 for the API, and the web console for every
+//! other path (`console.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,12 +43,15 @@ pub struct AppState {
     pub audit: crate::auth::audit::AuditSink,
     /// Single sign-on with OpenID Connect, when configured.
     pub sso: Option<Arc<crate::auth::oidc::Oidc>>,
+    /// The web console's files, served for every path no API route claims.
+    pub console: crate::console::Console,
 }
 
 /// Builds the router, with its OpenAPI document at `/api/openapi.json`.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let guard = Arc::new(crate::auth::policy::Guard { auth: state.auth.clone(), audit: state.audit.clone() });
     let cors_origins = Arc::new(state.auth.config.cors_origins.clone());
+    let console = state.console;
     let (router, mut api) = OpenApiRouter::new()
         .routes(routes!(routes::misc::health))
         .routes(routes!(routes::auth::login))
@@ -123,7 +127,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             axum::routing::get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }),
         )
         .route_layer(axum::middleware::from_fn_with_state(guard, crate::auth::policy::guard))
-        .fallback(crate::error::fallback)
+        .fallback(move |method, uri, headers| crate::console::serve(console, method, uri, headers))
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {

@@ -1,11 +1,12 @@
 //! The ckp server: the LangOrch-compatible REST API and SSE over the store, the procedure catalog (compile once
 //! per version), embedded workers executing queued runs (DESIGN §4), and `ckp serve`'s startup and shutdown.
-//! Authentication and authorization (`auth`). Later: triggers, metrics, the web UI.
+//! Authentication and authorization (`auth`). The web console's files (`console`). Later: triggers, metrics.
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod catalog;
+pub mod console;
 pub mod effects;
 pub mod error;
 pub mod explain;

@@ -179,8 +179,13 @@ impl Running {
     }
 }
 
-/// Opens the store, starts the workers and the HTTP server.
+/// Opens the store, starts the workers and the HTTP server (with the web console this binary carries).
 pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
+    start_with_console(config, crate::console::Console::built()).await
+}
+
+/// [`start`], serving `console` for every path no API route claims (tests hand it a table of their own).
+pub async fn start_with_console(config: &ServeConfig, console: crate::console::Console) -> Result<Running, ServeError> {
     // This process's worker ids are `{owner}-{n}`; on PostgreSQL the owner is also its liveness lock's name.
     let host = uuid::Uuid::new_v4().simple().to_string();
     let owner = &host[..8];
@@ -269,6 +274,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
         auth,
         audit,
         sso,
+        console,
     };
     let app = router(state, config.max_body_bytes);
     callbacks.set_base_url(&crate::workflow::public_url(config, addr));

@@ -32,6 +32,7 @@ pub const CHECKS: &[Check] = &[
     ("batch_claims_give_each_worker_its_own_job", |s| Box::pin(batch_claims_give_each_worker_its_own_job(s))),
     ("approvals_follow_the_run_and_one_decision_wins", |s| Box::pin(approvals_follow_the_run_and_one_decision_wins(s))),
     ("cancel_retry_delete", |s| Box::pin(cancel_retry_delete(s))),
+    ("cleanup_dry_run_counts_what_cleanup_deletes", |s| Box::pin(cleanup_dry_run_counts_what_cleanup_deletes(s))),
     ("registry_tables", |s| Box::pin(registry_tables(s))),
     ("changes_are_announced_after_commit", |s| Box::pin(changes_are_announced_after_commit(s))),
     ("one_workflow_callback_resumes_a_paused_run", |s| Box::pin(one_workflow_callback_resumes_a_paused_run(s))),
@@ -391,9 +392,37 @@ async fn cancel_retry_delete(store: Arc<dyn Store>) {
     assert!(matches!(store.delete_run("c1").await, Err(StoreError::NotFound(_))));
     create(&store, &p, "old", json!({})).await;
     let cutoff = (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    assert_eq!(store.cleanup_runs(&cutoff, Some(RunStatus::Completed)).await.expect("cleanup"), 0);
-    assert_eq!(store.cleanup_runs(&cutoff, None).await.expect("cleanup"), 1);
+    assert_eq!(store.cleanup_runs(&cutoff, Some(RunStatus::Completed), false).await.expect("cleanup"), 0);
+    assert_eq!(store.cleanup_runs(&cutoff, None, false).await.expect("cleanup"), 1);
     assert!(store.get_run("old").await.expect("get").is_none());
+}
+
+async fn cleanup_dry_run_counts_what_cleanup_deletes(store: Arc<dyn Store>) {
+    let p = approval_procedure();
+    let ids = ["d1", "d2", "d3"];
+    for id in ids {
+        create(&store, &p, id, json!({})).await;
+    }
+    // A worker holds one of them: neither the deletion nor its dry run takes a run being executed.
+    let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("queued");
+    let cutoff = (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let past = "2000-01-01T00:00:00.000000Z";
+    let dry = async |before: &str, status| store.cleanup_runs(before, status, true).await.expect("dry run");
+    assert_eq!(dry(&cutoff, None).await, 2);
+    assert_eq!(dry(&cutoff, Some(RunStatus::Created)).await, 2);
+    assert_eq!(dry(&cutoff, Some(RunStatus::Completed)).await, 0);
+    assert_eq!(dry(past, None).await, 0);
+    for id in ids {
+        assert!(store.get_run(id).await.expect("get").is_some(), "a dry run deletes nothing: {id}");
+    }
+    assert_eq!(store.cleanup_runs(&cutoff, None, false).await.expect("cleanup"), 2, "what the dry run counted");
+    for id in ids {
+        assert_eq!(store.get_run(id).await.expect("get").is_some(), id == job.run_id, "{id}");
+    }
+    assert_eq!(dry(&cutoff, None).await, 0);
+    assert!(store.finish(job.job_id, "w").await.expect("finish"));
+    assert_eq!(dry(&cutoff, None).await, 1, "released, it is taken");
+    assert!(store.get_run(&job.run_id).await.expect("get").is_some());
 }
 
 async fn registry_tables(store: Arc<dyn Store>) {

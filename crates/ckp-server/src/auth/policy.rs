@@ -242,7 +242,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; \
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; \
              base-uri 'self'; form-action 'self'",
     ));
     if api && !h.contains_key(header::CACHE_CONTROL) {
@@ -265,7 +265,7 @@ pub async fn cors(State(origins): State<Arc<Vec<String>>>, req: Request, next: N
     };
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
     if preflight {
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
@@ -291,7 +291,9 @@ pub fn markdown() -> String {
          * **signed in**: any caller with a valid credential (the handler limits what it shows);\n\
          * **signature**: the request carries its own signature (a callback URL's token, a credential grant);\n\
          * **public**: no credential.\n\n\
-         With authentication off (the loopback default), a request without a credential acts as `admin`.\n\n\
+         With authentication off (the loopback default), a request without a credential acts as `admin`. \
+         Paths outside `/api/` are the web console's files (GET and HEAD, public: they hold no data; the console \
+         reads the API with the caller's credential).\n\n\
          | method | path | permission | who |\n|---|---|---|---|\n",
     );
     for r in RULES {

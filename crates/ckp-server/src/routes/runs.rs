@@ -238,21 +238,25 @@ pub struct CleanupParams {
     pub before: Option<String>,
     /// Only runs with this status.
     pub status: Option<String>,
+    /// `true`: count the runs that would be deleted, and delete nothing.
+    pub dry_run: Option<bool>,
 }
 
 /// Deletes the runs created before `before` (and with `status`), with everything they own; runs being executed
-/// are kept.
+/// are kept. With `dry_run=true`, `deleted_count` is how many the same call without it would delete now, and
+/// nothing is deleted.
 #[utoipa::path(delete, path = "/api/runs/cleanup/history", tag = "runs", params(CleanupParams),
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 pub async fn cleanup(State(state): State<AppState>, Query(q): Query<CleanupParams>) -> ApiResult<Json<Value>> {
     let before = q.before.as_deref().ok_or_else(|| ApiError::invalid("invalid_query", "before is required"))?;
     let before = query_time("before", before)?;
+    let dry_run = q.dry_run.unwrap_or(false);
     // A status no run can have matches none.
     let n = match q.status.as_deref().map(str::parse::<RunStatus>).transpose() {
-        Ok(status) => state.store.cleanup_runs(&before, status).await?,
+        Ok(status) => state.store.cleanup_runs(&before, status, dry_run).await?,
         Err(_) => 0,
     };
-    Ok(Json(json!({"deleted_count": n, "before": before, "status": q.status})))
+    Ok(Json(json!({"deleted_count": n, "before": before, "status": q.status, "dry_run": dry_run})))
 }
 
 /// One run.

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod catalog;
+mod console;
 mod dispatch;
 mod egress;
 mod endpoints;

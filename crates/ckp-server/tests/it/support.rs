@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use ckp_server::serve::{Running, ServeConfig, start};
+use ckp_server::console::Console;
+use ckp_server::serve::{Running, ServeConfig, start_with_console};
 use serde_json::{Value, json};
 
 /// Whether this test run uses PostgreSQL (`CKP_TEST_BACKEND=postgres`) instead of SQLite files: the whole API
@@ -26,6 +27,7 @@ pub struct TestServer {
     /// The data directory (removed on drop).
     pub dir: PathBuf,
     config: ServeConfig,
+    console: Console,
     running: Option<Running>,
 }
 
@@ -37,6 +39,15 @@ impl TestServer {
 
     /// Starts a server after `adjust` changed its configuration.
     pub async fn start_with(name: &str, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        Self::start_full(name, Console::built(), adjust).await
+    }
+
+    /// Starts a server with default settings serving `console` for the paths no API route claims.
+    pub async fn start_console(name: &str, console: Console) -> TestServer {
+        Self::start_full(name, console, |_| {}).await
+    }
+
+    async fn start_full(name: &str, console: Console, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let dir = std::env::temp_dir().join(format!("ckp-api-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         // The tests' agents, HTTP and MCP servers listen on 127.0.0.1, which the egress policy closes by default.
@@ -57,9 +68,9 @@ impl TestServer {
             config.database_url = Some(url.into());
             config.db_pool_size = 8;
         }
-        let running = start(&config).await.expect("server starts");
+        let running = start_with_console(&config, console).await.expect("server starts");
         let base = format!("http://{}", running.addr.expect("serves HTTP"));
-        TestServer { base, http: reqwest::Client::new(), dir, config, running: Some(running) }
+        TestServer { base, http: reqwest::Client::new(), dir, config, console, running: Some(running) }
     }
 
     /// Shuts the server down gracefully and starts it again on the same data directory.
@@ -74,7 +85,7 @@ impl TestServer {
             r.shutdown().await;
         }
         adjust(&mut self.config);
-        let running = start(&self.config).await.expect("server restarts");
+        let running = start_with_console(&self.config, self.console).await.expect("server restarts");
         self.base = format!("http://{}", running.addr.expect("serves HTTP"));
         self.running = Some(running);
         self

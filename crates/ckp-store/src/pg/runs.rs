@@ -249,6 +249,7 @@ impl RunStore for PgStore {
         &'a self,
         before: &'a str,
         status: Option<RunStatus>,
+        dry_run: bool,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
             let before = parse_time(before)?;
@@ -266,6 +267,11 @@ impl RunStore for PgStore {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
+            if dry_run {
+                // The same selection, locks and all, so the count is what the deletion would take; released here.
+                tx.rollback().await?;
+                return Ok(ids.len());
+            }
             for id in &ids {
                 delete_in(&tx, id).await?;
             }

@@ -252,6 +252,7 @@ impl RunStore for SqliteStore {
         &'a self,
         before: &'a str,
         status: Option<RunStatus>,
+        dry_run: bool,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         let before = before.to_owned();
         Box::pin(self.write(move |tx| {
@@ -263,6 +264,9 @@ impl RunStore for SqliteStore {
                 )?
                 .query_map(params![before, status.map(RunStatus::as_str)], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
+            if dry_run {
+                return Ok(ids.len());
+            }
             for id in &ids {
                 delete_in(tx, id)?;
             }

@@ -51,11 +51,12 @@ pub trait RunStore: Send + Sync {
     /// being executed is a conflict.
     fn delete_run<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Deletes top-level runs created before `before` (with `status`, when given) that no worker is executing;
-    /// the count deleted.
+    /// the count deleted. With `dry_run`, the same selection is made and counted, and nothing is deleted.
     fn cleanup_runs<'a>(
         &'a self,
         before: &'a str,
         status: Option<RunStatus>,
+        dry_run: bool,
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
     /// The step records of a run (idempotency entries), by key.
     fn step_rows<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>>;

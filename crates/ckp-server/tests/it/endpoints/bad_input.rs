@@ -272,7 +272,8 @@ async fn bad_query_parameters_are_422() {
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let server = populated("ep-bad-routes").await;
     let before = store_lists(&server).await;
-    for path in ["/api/nope", "/api/runs/a/b/c/d", "/nope", "/", "/openapi.json"] {
+    // Other paths belong to the web console (tests/it/console.rs): a missing file there is a 404 too.
+    for path in ["/api/nope", "/api/runs/a/b/c/d", "/api", "/openapi.json", "/assets/nope.js"] {
         let got = server.call("GET", path, None).await;
         refused(&server, &before, got, 404, "not_found", path).await;
     }
@@ -284,6 +285,8 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         ("PATCH", "/api/agents/a"),
         ("POST", "/api/leases"),
         ("GET", "/api/runs/cleanup/history"),
+        ("POST", "/nope"),
+        ("PUT", "/"),
     ] {
         let got = server.call(method, path, Some(json!({}))).await;
         refused(&server, &before, got, 405, "method_not_allowed", &format!("{method} {path}")).await;

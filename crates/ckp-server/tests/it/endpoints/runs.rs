@@ -343,9 +343,21 @@ async fn history_cleanup_deletes_old_runs_by_status() {
     assert_eq!((status, &kept["deleted_count"], &kept["status"]), (200, &json!(0), &json!("no_such_status")));
     insta::assert_json_snapshot!("cleanup_nothing_before_2000", none);
 
-    let (status, body) =
-        server.call("DELETE", "/api/runs/cleanup/history?before=2999-01-01T00:00:00Z&status=completed", None).await;
+    // A dry run counts what the same call would delete, and deletes nothing.
+    let completed = "/api/runs/cleanup/history?before=2999-01-01T00:00:00Z&status=completed";
+    let (status, dry) = server.call("DELETE", &format!("{completed}&dry_run=true"), None).await;
+    assert_eq!((status, &dry["deleted_count"], &dry["dry_run"]), (200, &json!(2), &json!(true)), "{dry}");
+    let (_, runs) = server.call("GET", "/api/runs", None).await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(3), "a dry run deletes nothing: {runs}");
+    let all = "/api/runs/cleanup/history?before=2999-01-01T00:00:00Z&dry_run=true";
+    let (_, dry_all) = server.call("DELETE", all, None).await;
+    assert_eq!(dry_all["deleted_count"], 3, "{dry_all}");
+    let bad_flag = server.call("DELETE", &format!("{completed}&dry_run=maybe"), None).await;
+    assert_error(&bad_flag, 422, "invalid_query");
+
+    let (status, body) = server.call("DELETE", &format!("{completed}&dry_run=false"), None).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted_count"], dry["deleted_count"], "what the dry run counted");
     insta::assert_json_snapshot!("cleanup_completed", body);
     let (_, runs) = server.call("GET", "/api/runs", None).await;
     assert_eq!(column(&runs, "run_id"), [waiting.as_str()], "only the waiting run is left");
