@@ -22,7 +22,7 @@ pub trait InsightStore: Send + Sync {
 pub struct StatsQuery {
     /// Start of the first bucket (inclusive).
     pub from: DateTime<Utc>,
-    /// End of the window (exclusive).
+    /// End of the window (exclusive): `from` plus a whole number of buckets.
     pub to: DateTime<Utc>,
     /// Width of a bucket; bucket `i` starts at `from + i * bucket_seconds`.
     pub bucket_seconds: i64,
