@@ -154,8 +154,14 @@ pub async fn stats(
         top: TOP_PROCEDURES,
     };
     let stats = state.store.run_stats(query).await?;
-    let mut totals =
-        TotalsOut { created: 0, completed: 0, failed: 0, canceled: 0, running: stats.running, waiting_approval: stats.waiting_approval };
+    let mut totals = TotalsOut {
+        created: 0,
+        completed: 0,
+        failed: 0,
+        canceled: 0,
+        running: stats.running,
+        waiting_approval: stats.waiting_approval,
+    };
     let mut buckets = Vec::with_capacity(stats.buckets.len());
     for (start, b) in (0..).map(|i| from + Duration::seconds(i * width)).zip(&stats.buckets) {
         totals.created += b.created;
@@ -184,7 +190,14 @@ pub async fn stats(
             cost_usd: p.cost_usd,
         })
         .collect();
-    Ok(Json(RunStatsOut { from: rfc3339(from), to: rfc3339(now), bucket_seconds: width, buckets, totals, by_procedure }))
+    Ok(Json(RunStatsOut {
+        from: rfc3339(from),
+        to: rfc3339(now),
+        bucket_seconds: width,
+        buckets,
+        totals,
+        by_procedure,
+    }))
 }
 
 /// Parameters of `GET /api/search`.

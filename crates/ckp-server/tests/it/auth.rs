@@ -92,8 +92,12 @@ async fn world(name: &str) -> World {
     World { server, keys, a, b, run, approval, user: user["user_id"].as_str().expect("user").to_owned() }
 }
 
-/// A path of the OpenAPI document with every parameter naming an object of project A.
+/// A path of the OpenAPI document with every parameter naming an object of project A (and the search's required
+/// text, which matches project A's procedure and run).
 fn concrete(path: &str, w: &World) -> String {
+    if path == "/api/search" {
+        return "/api/search?q=gate".into();
+    }
     path.replace("{run_id}", &w.run)
         .replace("{approval_id}", &w.approval)
         .replace("{procedure_id}", "gate_a")
@@ -117,6 +121,8 @@ fn body(method: &Method, path: &str, w: &World) -> Option<Value> {
         ("PATCH", "/api/procedures/{procedure_id}/{version}/status") => Some(json!({"status": "active"})),
         ("POST", "/api/runs") => Some(json!({"procedure_id": "gate_a"})),
         ("POST", "/api/approvals/{approval_id}/decision") => Some(json!({"decision": "approve"})),
+        // LangOrch's retry, without a body.
+        ("POST", "/api/runs/{run_id}/retry") => None,
         ("PUT", "/api/projects/{project_id}") => Some(json!({"description": "probed"})),
         ("POST", _) | ("PUT", _) | ("PATCH", _) => Some(json!({})),
         _ => None,
