@@ -27,7 +27,6 @@ impl InsightStore for PgStore {
         Box::pin(async move {
             let c = self.client().await?;
             let (start, width) = (q.from.timestamp(), q.bucket_seconds.max(1));
-            let mut rows = StatsRows::default();
             let stmt = c
                 .prepare_cached(&format!(
                     "SELECT {} AS i, count(*) FROM runs WHERE created_at >= $4 AND created_at < $5 AND {FILTER}
@@ -37,7 +36,7 @@ impl InsightStore for PgStore {
                 .await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
                 [&q.project_id, &q.procedure_id, &q.projects, &q.from, &q.to, &start, &width];
-            rows.created = c
+            let created: Vec<_> = c
                 .query(&stmt, &params)
                 .await?
                 .iter()
@@ -50,7 +49,7 @@ impl InsightStore for PgStore {
                     bucket("ended_at")
                 ))
                 .await?;
-            rows.ended = c
+            let ended: Vec<_> = c
                 .query(&stmt, &params)
                 .await?
                 .iter()
@@ -62,7 +61,7 @@ impl InsightStore for PgStore {
                      GROUP BY status"
                 ))
                 .await?;
-            rows.gauges =
+            let gauges: Vec<_> =
                 c.query(&stmt, &params[..3]).await?.iter().map(count_of).collect::<Result<_, StoreError>>()?;
             let stmt = c
                 .prepare_cached(&format!(
@@ -71,13 +70,13 @@ impl InsightStore for PgStore {
                      GROUP BY procedure_id ORDER BY total DESC, procedure_id LIMIT $6"
                 ))
                 .await?;
-            rows.top = c
+            let top: Vec<_> = c
                 .query(&stmt, &[&q.project_id, &q.procedure_id, &q.projects, &q.from, &q.to, &q.top])
                 .await?
                 .iter()
                 .map(|r| Ok((r.text(0)?, r.int(1)?, r.float(2)?)))
                 .collect::<Result<_, StoreError>>()?;
-            let top: Vec<String> = rows.top.iter().map(|t| t.0.clone()).collect();
+            let top_ids: Vec<String> = top.iter().map(|t| t.0.clone()).collect();
             let stmt = c
                 .prepare_cached(&format!(
                     "WITH d AS (
@@ -89,13 +88,13 @@ impl InsightStore for PgStore {
                      {PER_PROCEDURE}"
                 ))
                 .await?;
-            rows.ended_by_procedure = c
-                .query(&stmt, &[&q.project_id, &q.procedure_id, &q.projects, &q.from, &q.to, &top])
+            let ended_by_procedure: Vec<_> = c
+                .query(&stmt, &[&q.project_id, &q.procedure_id, &q.projects, &q.from, &q.to, &top_ids])
                 .await?
                 .iter()
                 .map(|r| Ok((r.text(0)?, r.int(1)?, r.int(2)?, r.try_get(3)?, r.try_get(4)?)))
                 .collect::<Result<_, StoreError>>()?;
-            Ok(rows.into_stats(q.bucket_count()))
+            Ok(StatsRows { created, ended, gauges, top, ended_by_procedure }.into_stats(q.bucket_count()))
         })
     }
 

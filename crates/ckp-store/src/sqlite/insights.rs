@@ -30,8 +30,7 @@ impl InsightStore for SqliteStore {
             let projects = q.projects.as_deref().map(string_list);
             let (from, to) = (ts(q.from), ts(q.to));
             let (start, width) = (q.from.timestamp(), q.bucket_seconds.max(1));
-            let mut rows = StatsRows::default();
-            rows.created = c
+            let created: Vec<_> = c
                 .prepare_cached(&format!(
                     "SELECT {} AS i, count(*) FROM runs WHERE created_at >= ?4 AND created_at < ?5 AND {FILTER}
                      GROUP BY i",
@@ -41,7 +40,7 @@ impl InsightStore for SqliteStore {
                     Ok((r.int(0)?, r.int(1)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            rows.ended = c
+            let ended: Vec<_> = c
                 .prepare_cached(&format!(
                     "SELECT {} AS i, status, count(*) FROM runs
                      WHERE ended_at >= ?4 AND ended_at < ?5 AND status IN {ENDED} AND {FILTER} GROUP BY i, status",
@@ -51,14 +50,14 @@ impl InsightStore for SqliteStore {
                     Ok((r.int(0)?, r.parsed(1)?, r.int(2)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            rows.gauges = c
+            let gauges: Vec<_> = c
                 .prepare_cached(&format!(
                     "SELECT status, count(*) FROM runs WHERE status IN ('running', 'waiting_approval') AND {FILTER}
                      GROUP BY status"
                 ))?
                 .query_map(params![q.project_id, q.procedure_id, projects], |r| count_of(r))?
                 .collect::<Result<_, _>>()?;
-            rows.top = c
+            let top: Vec<_> = c
                 .prepare_cached(&format!(
                     "SELECT procedure_id, count(*) AS total, coalesce(sum(cost_usd), 0.0) FROM runs
                      WHERE created_at >= ?4 AND created_at < ?5 AND {FILTER}
@@ -68,8 +67,8 @@ impl InsightStore for SqliteStore {
                     Ok((r.text(0)?, r.int(1)?, r.float(2)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            let top: Vec<String> = rows.top.iter().map(|t| t.0.clone()).collect();
-            rows.ended_by_procedure = c
+            let top_ids: Vec<String> = top.iter().map(|t| t.0.clone()).collect();
+            let ended_by_procedure: Vec<_> = c
                 .prepare_cached(&format!(
                     "WITH d AS (
                          SELECT procedure_id, status, (julianday(ended_at) - julianday(started_at)) * 86400.0 AS secs
@@ -79,11 +78,11 @@ impl InsightStore for SqliteStore {
                      ), r AS ({RANKED})
                      {PER_PROCEDURE}"
                 ))?
-                .query_map(params![q.project_id, q.procedure_id, projects, from, to, string_list(&top)], |r| {
+                .query_map(params![q.project_id, q.procedure_id, projects, from, to, string_list(&top_ids)], |r| {
                     Ok((r.text(0)?, r.int(1)?, r.int(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            Ok(rows.into_stats(q.bucket_count()))
+            Ok(StatsRows { created, ended, gauges, top, ended_by_procedure }.into_stats(q.bucket_count()))
         }))
     }
 

@@ -183,7 +183,7 @@ pub(crate) const PER_PROCEDURE: &str = "SELECT procedure_id,
     FROM r GROUP BY procedure_id";
 
 /// The rows the statistics statements return, before they are assembled into [`RunStats`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StatsRows {
     /// (bucket index, runs created).
     pub created: Vec<(i64, i64)>,
@@ -193,9 +193,12 @@ pub(crate) struct StatsRows {
     pub gauges: Vec<(RunStatus, i64)>,
     /// (procedure, runs created, their cost), busiest first.
     pub top: Vec<(String, i64, f64)>,
-    /// (procedure, completed, failed, p50, p95) of the top procedures' runs that ended in the window.
-    pub ended_by_procedure: Vec<(String, i64, i64, Option<f64>, Option<f64>)>,
+    /// The top procedures' runs that ended in the window.
+    pub ended_by_procedure: Vec<EndedRow>,
 }
+
+/// (procedure, completed, failed, p50, p95 seconds) of one procedure's runs that ended in a window.
+pub(crate) type EndedRow = (String, i64, i64, Option<f64>, Option<f64>);
 
 impl StatsRows {
     /// The answer: every bucket (rows outside the window, which the statements do not return, are ignored).

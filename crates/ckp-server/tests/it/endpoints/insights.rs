@@ -128,7 +128,7 @@ async fn search_finds_procedures_runs_and_agents_and_refuses_bad_queries() {
     let (_, under) = server.call("GET", "/api/search?q=e_f", None).await;
     assert_eq!(column(&under["procedures"], "procedure_id"), ["Invoice_Flow"]);
     let (_, one) = server.call("GET", "/api/search?q=invoice&limit=1", None).await;
-    assert_eq!(column(&one["runs"], "run_id"), [second.clone()]);
+    assert_eq!(column(&one["runs"], "run_id"), [second]);
 
     let before = store_lists(&server).await;
     let long = "x".repeat(201);
