@@ -195,8 +195,9 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// A JSON body that may be absent: an empty body (whatever its Content-Type) is `None`; any other body is read as
-/// [`Json`] reads it, with the same rejections.
+/// A JSON body that may be absent: an empty body (whatever its Content-Type) or the JSON `null` (what the OpenAPI
+/// document's optional body allows) is `None`; any other body is read as [`Json`] reads it, with the same
+/// rejections.
 #[derive(Debug, Clone, Default)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -208,7 +209,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         let bytes = axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(|e| json_rejection(JsonRejection::from(e)))?;
-        if bytes.is_empty() {
+        if bytes.is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(None));
         }
         let Json(value) = Json::from_request(Request::from_parts(parts, axum::body::Body::from(bytes)), state).await?;

@@ -41,6 +41,7 @@ fn text_param(name: &str, value: Option<String>) -> ApiResult<Option<String>> {
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// The window in hours, 1 to 2160 (default 24): hour buckets up to 72 hours, day buckets beyond.
+    #[param(minimum = 1, maximum = 2160)]
     pub hours: Option<i64>,
     /// Only runs of this project.
     pub project_id: Option<String>,
@@ -206,8 +207,10 @@ pub async fn stats(
 pub struct SearchParams {
     /// The text (required, 1 to 200 characters): matched case-insensitively as a substring of procedure ids and
     /// names, run procedure ids, agent ids and names, and as a prefix of run ids; `%` and `_` match themselves.
+    #[param(required = true, min_length = 1, max_length = 200)]
     pub q: Option<String>,
     /// At most this many results of each kind, 1 to 50 (default 5).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<i64>,
 }
 

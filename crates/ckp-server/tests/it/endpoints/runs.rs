@@ -452,9 +452,10 @@ async fn retry_with_inputs_starts_a_new_run_linked_to_the_original() {
     assert_error(&raw(&server, "POST", &retry, Some("text/plain"), text).await, 415, "unsupported_media_type");
     let nope = server.call("POST", "/api/runs/nope/retry", Some(json!({"input_vars": {"n": 7}}))).await;
     assert_error(&nope, 404, "not_found");
-    // Without a body (an empty one, whatever its type), a completed run is not retried in place.
+    // Without a body (an empty one, whatever its type, or `null`), a completed run is not retried in place.
     assert_error(&server.call("POST", &retry, None).await, 409, "conflict");
     assert_error(&raw(&server, "POST", &retry, Some("application/json"), Vec::new()).await, 409, "conflict");
+    assert_error(&raw(&server, "POST", &retry, Some("application/json"), b" null ".to_vec()).await, 409, "conflict");
     // A run that has not ended is not run again.
     server.import(sleeper("sleepy")).await;
     let sleeping = server.start_run("sleepy", json!({})).await;
