@@ -27,7 +27,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// Refuses a text parameter holding U+0000 (PostgreSQL cannot compare with it; refused on every backend alike).
-fn text_param(name: &str, value: Option<String>) -> ApiResult<Option<String>> {
+pub(crate) fn text_param(name: &str, value: Option<String>) -> ApiResult<Option<String>> {
     match value {
         Some(v) if v.contains('\0') => {
             Err(ApiError::invalid("invalid_query", format!("{name} must not contain the NUL character (U+0000)")))

@@ -215,7 +215,7 @@ pub async fn list(
         offset,
         field_bytes: (q.full != Some(true)).then(|| field_budget(limit)),
         projects: who.visible_projects(Role::Viewer),
-        rerun_of: q.rerun_of,
+        rerun_of: crate::routes::insights::text_param("rerun_of", q.rerun_of)?,
     };
     if status.is_err() {
         return Ok(Json(Vec::new()));

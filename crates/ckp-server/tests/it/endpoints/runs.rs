@@ -439,6 +439,7 @@ async fn retry_with_inputs_starts_a_new_run_linked_to_the_original() {
     assert_eq!(column(&list, "run_id"), [rerun_id.clone(), second["run_id"].as_str().expect("id").to_owned()]);
     let (_, none) = server.call("GET", &format!("/api/runs?rerun_of={rerun_id}"), None).await;
     assert_eq!(none, json!([]));
+    assert_error(&server.call("GET", "/api/runs?rerun_of=%00", None).await, 422, "invalid_query");
 
     // Refusals change nothing.
     let before = store_lists(&server).await;
