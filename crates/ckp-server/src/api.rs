@@ -227,6 +227,16 @@ pub struct RunOut {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+    /// The run this one started again with other inputs (`POST /api/runs/{run_id}/retry` with a body); null for
+    /// other runs. The id stays when that run is deleted.
+    pub rerun_of: Option<String>,
+}
+
+/// `POST /api/runs/{run_id}/retry` with a body: a new run of the same procedure version with these inputs.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RetryIn {
+    /// The new run's inputs, checked against the procedure's `variables_schema` as for `POST /api/runs`.
+    pub input_vars: serde_json::Map<String, Value>,
 }
 
 fn seconds_between(a: &str, b: &str) -> Option<f64> {
@@ -265,6 +275,7 @@ impl From<&RunRow> for RunOut {
             case_id: r.case_id.clone(),
             created_at: r.created_at.clone(),
             updated_at: r.updated_at.clone(),
+            rerun_of: r.rerun_of.clone(),
         }
     }
 }

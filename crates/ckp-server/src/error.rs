@@ -195,6 +195,28 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON body that may be absent: an empty body (whatever its Content-Type) or the JSON `null` (what the OpenAPI
+/// document's optional body allows) is `None`; any other body is read as [`Json`] reads it, with the same
+/// rejections.
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| json_rejection(JsonRejection::from(e)))?;
+        if bytes.is_empty() || bytes.trim_ascii() == b"null" {
+            return Ok(OptionalJson(None));
+        }
+        let Json(value) = Json::from_request(Request::from_parts(parts, axum::body::Body::from(bytes)), state).await?;
+        Ok(OptionalJson(Some(value)))
+    }
+}
+
 /// Whether a key or a string anywhere in `v` contains U+0000.
 fn has_nul(v: &Value) -> bool {
     match v {

@@ -1,9 +1,10 @@
 //! The store conformance suite: behaviour every [`Store`] must have, written against the trait only. Each
 //! check takes a fresh, empty store; a backend's tests call every check in [`CHECKS`] (the SQLite store's in
 //! `tests/it/conformance.rs`; the PostgreSQL store runs the same list). The checks of authentication are in
-//! `conformance/auth.rs`.
+//! `conformance/auth.rs`, those of statistics, search and reruns in `conformance/insights.rs`.
 
 mod auth;
+mod insights;
 
 use std::sync::Arc;
 
@@ -49,6 +50,9 @@ pub const CHECKS: &[Check] = &[
     ("project_filters_on_runs_procedures_and_approvals", |s| {
         Box::pin(auth::project_filters_on_runs_procedures_and_approvals(s))
     }),
+    ("stats_count_buckets_gauges_and_procedures", |s| Box::pin(insights::stats_count_buckets_gauges_and_procedures(s))),
+    ("search_matches_escapes_limits_and_filters", |s| Box::pin(insights::search_matches_escapes_limits_and_filters(s))),
+    ("reruns_are_linked_and_listed", |s| Box::pin(insights::reruns_are_linked_and_listed(s))),
 ];
 
 fn approval_procedure() -> Arc<Procedure> {
@@ -155,6 +159,7 @@ async fn runs_are_created_with_their_job_and_read_back(store: Arc<dyn Store>) {
         case_id: Some("case".into()),
         trigger_type: Some("webhook".into()),
         triggered_by: Some("hook-1".into()),
+        rerun_of: Some("r1".into()),
     };
     let map = inputs.as_object().cloned().unwrap_or_default();
     let cp = Engine::new_checkpoint(&p, "r2", &map);

@@ -1,5 +1,5 @@
 //! Durable storage: the store contract ([`Store`], made of one trait per concern: [`RunStore`], [`QueueStore`],
-//! [`ApprovalStore`], [`ProcedureStore`], [`RegistryStore`], [`SecretStore`], [`AuthStore`], plus the engine's
+//! [`ApprovalStore`], [`ProcedureStore`], [`RegistryStore`], [`SecretStore`], [`AuthStore`], [`InsightStore`], plus the engine's
 //! [`ckp_engine::Journal`]) with the rows and statuses it speaks, and its two implementations: the embedded SQLite
 //! store ([`SqliteStore`], `sqlite/`) and the PostgreSQL store for several processes on one database ([`PgStore`],
 //! `pg/`). Runs with their checkpoint, event batches and step records, the API's tables (procedures, approvals,
@@ -27,10 +27,11 @@ pub use pg::{GroupCommitStats, PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use status::{AgentStatus, ApprovalStatus, JobState, ProcedureStatus, RunStatus, UnknownRunStatus, UnknownStatus};
 pub use store::{
-    AgentRow, AgentUpdate, ApiKeyRow, ApprovalDecision, ApprovalRow, ApprovalStore, ArtifactRow, AuditFilter, AuditRow,
-    AuthStore, ClaimedJob, Claims, CostSummary, DECISION_PRIORITY, EventRow, GrantRow, Job, KeyAndOwner, LeaseRow,
-    NewRun, ProcedureFilter, ProcedureRecord, ProcedureStore, ProjectRow, QueueStats, QueueStore, QueuedJob,
-    RegistryStore, RunChange, RunFilter, RunRow, RunStore, SecretRow, SecretStore, SecretUpdate, SessionRow,
+    AgentHit, AgentRow, AgentUpdate, ApiKeyRow, ApprovalDecision, ApprovalRow, ApprovalStore, ArtifactRow, AuditFilter,
+    AuditRow, AuthStore, BucketCounts, ClaimedJob, Claims, CostSummary, DECISION_PRIORITY, EventRow, GrantRow,
+    InsightStore, Job, KeyAndOwner, LeaseRow, NewRun, ProcedureFilter, ProcedureHit, ProcedureRecord, ProcedureStats,
+    ProcedureStore, ProjectRow, QueueStats, QueueStore, QueuedJob, RegistryStore, RunChange, RunFilter, RunHit, RunRow,
+    RunStats, RunStore, SearchHits, SearchQuery, SecretRow, SecretStore, SecretUpdate, SessionRow, StatsQuery,
     StatusPage, StepRow, Store, UserRow, UserUpdate,
 };
 

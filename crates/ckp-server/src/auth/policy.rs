@@ -100,6 +100,8 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/runs", "runs.read", Project(Viewer)),
     rule("GET", "/api/runs/metrics/summary", "runs.read", Server(Viewer)),
     rule("GET", "/api/runs/queue", "runs.read", Server(Viewer)),
+    rule("GET", "/api/runs/stats", "runs.read", Project(Viewer)),
+    rule("GET", "/api/search", "search.read", Project(Viewer)),
     rule("DELETE", "/api/runs/cleanup/history", "runs.cleanup", Server(Admin)),
     rule("GET", "/api/runs/{run_id}", "runs.read", Project(Viewer)),
     rule("DELETE", "/api/runs/{run_id}", "runs.delete", Project(Operator)),

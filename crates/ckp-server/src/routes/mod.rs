@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod callbacks;
 pub mod credentials;
+pub mod insights;
 pub mod misc;
 pub mod procedures;
 pub mod registry;

@@ -1,5 +1,6 @@
-//! `/api/runs`: create (inputs validated first), list with filters and pagination, get, events, artifacts,
-//! diagnostics, checkpoints, cancel, retry, delete, history cleanup, metrics summary, queue.
+//! `/api/runs`: create (inputs validated first; one function, `start`, also serves reruns), list with filters and
+//! pagination, get, events, artifacts, diagnostics, checkpoints, cancel, retry (in place, or a rerun with other
+//! inputs), delete, history cleanup, metrics summary, queue.
 
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
-use crate::api::{ArtifactOut, Deleted, RunEventOut, RunIn, RunOut};
+use crate::api::{ArtifactOut, Deleted, RetryIn, RunEventOut, RunIn, RunOut};
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson, Query};
 
 /// How long a cancel waits for the worker executing the run to stop it.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
@@ -37,23 +38,30 @@ fn today() -> String {
     Utc::now().format("%Y-%m-%d").to_string()
 }
 
-/// Starts a run: the procedure must exist and be runnable (not deprecated or archived, effective), the inputs
-/// must satisfy `variables_schema` (422 `{message, errors}` otherwise, nothing stored). The run, its
-/// `run_created` event and its job are committed before the 201.
-#[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = RunIn,
-    responses((status = 201, body = RunOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create(
-    State(state): State<AppState>,
-    who: Principal,
-    Json(body): Json<RunIn>,
-) -> ApiResult<(StatusCode, Json<RunOut>)> {
+/// What starts a run through the API: a `POST /api/runs` body, or a finished run started again with other inputs.
+struct Start {
+    procedure_id: String,
+    /// The latest version when absent.
+    version: Option<String>,
+    inputs: Map<String, Value>,
+    /// The procedure's when absent.
+    project_id: Option<String>,
+    case_id: Option<String>,
+    rerun_of: Option<String>,
+}
+
+/// Starts a run, the one path of run creation through the API: the procedure must exist and be runnable (not
+/// deprecated or archived, effective), the caller an operator of its project (and of the run's, when another), the
+/// inputs must satisfy `variables_schema` (422 `{message, errors}` otherwise, nothing stored). The run, its
+/// `run_created` event and its job are committed in one transaction before it returns.
+async fn start(state: &AppState, who: &Principal, s: Start) -> ApiResult<RunRow> {
     let record = state
         .catalog
-        .record(&body.procedure_id, body.procedure_version.as_deref())
+        .record(&s.procedure_id, s.version.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("Procedure"))?;
     who.require(Role::Operator, record.project_id.as_deref(), "Procedure")?;
-    if let Some(project) = body.project_id.as_deref().filter(|p| Some(*p) != record.project_id.as_deref()) {
+    if let Some(project) = s.project_id.as_deref().filter(|p| Some(*p) != record.project_id.as_deref()) {
         who.require(Role::Operator, Some(project), "Project")?;
     }
     if !record.status.is_runnable() {
@@ -73,7 +81,7 @@ pub async fn create(
         .get(&record.procedure_id, Some(&record.version))
         .await?
         .ok_or_else(|| ApiError::invalid("invalid_ckp", "The stored procedure no longer compiles"))?;
-    let inputs = body.input_vars.unwrap_or_default();
+    let inputs = s.inputs;
     if let Err(errors) = ckp_core::inputs::check_inputs(&p, &inputs) {
         return Err(ApiError::with_detail(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -81,7 +89,7 @@ pub async fn create(
             json!({"message": "Invalid input_vars", "errors": errors}),
         ));
     }
-    let project_id = body.project_id.or_else(|| record.project_id.clone());
+    let project_id = s.project_id.or_else(|| record.project_id.clone());
     if let Some(project) = &project_id
         && state.store.get_project(project).await?.is_none()
     {
@@ -94,12 +102,34 @@ pub async fn create(
         run_id,
         input_vars: (!inputs.is_empty()).then(|| Value::Object(inputs)),
         project_id,
-        case_id: body.case_id,
+        case_id: s.case_id,
         trigger_type: None,
         // Who started it (the four-eyes rule of approvals reads it); nobody is named for anonymous local use.
         triggered_by: who.credential.is_some().then(|| who.identity.clone()),
+        rerun_of: s.rerun_of,
     };
-    let row = state.store.create_run(meta, commit, true).await?;
+    Ok(state.store.create_run(meta, commit, true).await?)
+}
+
+/// Starts a run: the procedure must exist and be runnable (not deprecated or archived, effective), the inputs
+/// must satisfy `variables_schema` (422 `{message, errors}` otherwise, nothing stored). The run, its
+/// `run_created` event and its job are committed before the 201.
+#[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = RunIn,
+    responses((status = 201, body = RunOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    Json(body): Json<RunIn>,
+) -> ApiResult<(StatusCode, Json<RunOut>)> {
+    let s = Start {
+        procedure_id: body.procedure_id,
+        version: body.procedure_version,
+        inputs: body.input_vars.unwrap_or_default(),
+        project_id: body.project_id,
+        case_id: body.case_id,
+        rerun_of: None,
+    };
+    let row = start(&state, &who, s).await?;
     Ok((StatusCode::CREATED, Json((&row).into())))
 }
 
@@ -125,6 +155,8 @@ pub struct ListParams {
     pub limit: Option<i64>,
     /// Rows to skip.
     pub offset: Option<i64>,
+    /// Only the runs started again from this run with other inputs (their `rerun_of`).
+    pub rerun_of: Option<String>,
     /// `true`: `input_vars` and `output_vars` whole, however large. By default a page stays within
     /// [`PAGE_BYTES`]: each of those fields over its share of it (64 KiB at most) reads
     /// `{"_omitted": {"bytes": N}}`, and `GET /api/runs/{run_id}` returns it whole.
@@ -183,6 +215,7 @@ pub async fn list(
         offset,
         field_bytes: (q.full != Some(true)).then(|| field_budget(limit)),
         projects: who.visible_projects(Role::Viewer),
+        rerun_of: crate::routes::insights::text_param("rerun_of", q.rerun_of)?,
     };
     if status.is_err() {
         return Ok(Json(Vec::new()));
@@ -456,12 +489,40 @@ pub async fn cancel(State(state): State<AppState>, who: Principal, Path(id): Pat
     }
 }
 
-/// Runs a failed or canceled run again from its start node with its original inputs; external calls that had
-/// completed are not repeated (their results are kept). Other statuses are 409.
+/// Without a body (LangOrch's retry): runs a failed or canceled run again, in place, from its start node with its
+/// original inputs; external calls that had completed are not repeated (their results are kept); other statuses are
+/// 409. With a JSON body `{"input_vars": {...}}`: starts a new run of the same procedure version with those inputs
+/// (checked as `POST /api/runs` checks them: 422 with the errors), in the original's project and case, its
+/// `rerun_of` naming the original; the original must have ended (completed, failed or canceled; 409 otherwise) and
+/// is left as it is. Either way the answer is the run that will execute.
 #[utoipa::path(post, path = "/api/runs/{run_id}/retry", tag = "runs", params(("run_id" = String, Path)),
-    responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn retry(State(state): State<AppState>, who: Principal, Path(id): Path<String>) -> ApiResult<Json<RunOut>> {
+    request_body(content = Option<RetryIn>, description = "Absent: retry in place. Present: a new run with these inputs."),
+    responses((status = 200, body = RunOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<RetryIn>,
+) -> ApiResult<Json<RunOut>> {
     let r = visible_run(&state, &who, Role::Operator, &id).await?;
+    if let Some(body) = body {
+        if !r.status.is_terminal() {
+            return Err(ApiError::conflict(format!(
+                "Run {id} is {}; only a completed, failed or canceled run can be run again with other inputs",
+                r.status
+            )));
+        }
+        let s = Start {
+            procedure_id: r.procedure_id,
+            version: Some(r.procedure_version),
+            inputs: body.input_vars,
+            project_id: r.project_id,
+            case_id: r.case_id,
+            rerun_of: Some(r.run_id),
+        };
+        return Ok(Json((&start(&state, &who, s).await?).into()));
+    }
     if !matches!(r.status, RunStatus::Failed | RunStatus::Canceled) {
         return Err(ApiError::conflict(format!(
             "Run {id} is {}; only failed or canceled runs can be retried",

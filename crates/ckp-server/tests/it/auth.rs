@@ -92,8 +92,12 @@ async fn world(name: &str) -> World {
     World { server, keys, a, b, run, approval, user: user["user_id"].as_str().expect("user").to_owned() }
 }
 
-/// A path of the OpenAPI document with every parameter naming an object of project A.
+/// A path of the OpenAPI document with every parameter naming an object of project A (and the search's required
+/// text, which matches project A's procedure and run).
 fn concrete(path: &str, w: &World) -> String {
+    if path == "/api/search" {
+        return "/api/search?q=gate".into();
+    }
     path.replace("{run_id}", &w.run)
         .replace("{approval_id}", &w.approval)
         .replace("{procedure_id}", "gate_a")
@@ -117,6 +121,8 @@ fn body(method: &Method, path: &str, w: &World) -> Option<Value> {
         ("PATCH", "/api/procedures/{procedure_id}/{version}/status") => Some(json!({"status": "active"})),
         ("POST", "/api/runs") => Some(json!({"procedure_id": "gate_a"})),
         ("POST", "/api/approvals/{approval_id}/decision") => Some(json!({"decision": "approve"})),
+        // LangOrch's retry, without a body.
+        ("POST", "/api/runs/{run_id}/retry") => None,
         ("PUT", "/api/projects/{project_id}") => Some(json!({"description": "probed"})),
         ("POST", _) | ("PUT", _) | ("PATCH", _) => Some(json!({})),
         _ => None,
@@ -368,6 +374,43 @@ async fn keys_are_shown_once_capped_by_their_creator_and_refused_once_revoked() 
     // Secrets and hashes never come back.
     let (_, users) = send(s, Method::GET, "/api/users", Some(admin), None).await;
     assert!(!users.to_string().contains("argon2"), "{users}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_search_and_reruns_keep_to_the_callers_projects() {
+    let w = world("auth-console").await;
+    let s = &w.server;
+    let (viewer, other) = (&w.keys["viewer"], &w.keys["other"]);
+    // Project A's paused run counts for a global viewer, not for project B's operator.
+    let (status, stats) = send(s, Method::GET, "/api/runs/stats", Some(viewer), None).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!((stats["totals"]["created"].as_i64(), stats["totals"]["waiting_approval"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(stats["by_procedure"][0]["procedure_id"], "gate_a");
+    for path in ["/api/runs/stats", &format!("/api/runs/stats?project_id={}", w.a)] {
+        let (status, stats) = send(s, Method::GET, path, Some(other), None).await;
+        assert_eq!(status, 200, "{stats}");
+        assert_eq!(
+            stats["totals"],
+            json!({"created": 0, "completed": 0, "failed": 0, "canceled": 0, "running": 0,
+            "waiting_approval": 0}),
+            "{path}"
+        );
+        assert_eq!(stats["by_procedure"], json!([]), "{path}");
+    }
+    let (_, hits) = send(s, Method::GET, "/api/search?q=gate", Some(viewer), None).await;
+    assert_eq!(
+        (hits["procedures"].as_array().map(Vec::len), hits["runs"][0]["run_id"].as_str()),
+        (Some(1), Some(w.run.as_str()))
+    );
+    let (_, hits) = send(s, Method::GET, &format!("/api/search?q={}", &w.run[..8]), Some(other), None).await;
+    assert_eq!(hits, json!({"procedures": [], "runs": [], "agents": []}));
+    // A rerun needs an operator of the run's project: a viewer is refused, project B's operator does not see it.
+    let body = json!({"input_vars": {}});
+    let retry = format!("/api/runs/{}/retry", w.run);
+    assert_eq!(send(s, Method::POST, &retry, Some(viewer), Some(body.clone())).await.0, 403);
+    assert_eq!(send(s, Method::POST, &retry, Some(other), Some(body)).await.0, 404);
+    let (_, reruns) = send(s, Method::GET, &format!("/api/runs?rerun_of={}", w.run), Some(viewer), None).await;
+    assert_eq!(reruns, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,7 @@ impl<'c> Creation<'c> {
 struct Statements {
     commit: Statement,
     parent: Option<Statement>,
+    rerun: Option<Statement>,
     decide: Option<Statement>,
     artifact: Option<Statement>,
     ask: Option<Statement>,
@@ -198,6 +199,7 @@ impl<'c> CommitWrite<'c> {
         let statements = Statements {
             commit: c.prepare_cached(COMMIT).await?,
             parent: when(parent.is_some(), SET_PARENT).await?,
+            rerun: when(creation.as_ref().is_some_and(|c| c.run.rerun_of.is_some()), SET_RERUN_OF).await?,
             decide: when(!decisions.is_empty(), DECIDE).await?,
             artifact: when(!artifacts.is_empty(), INSERT_ARTIFACT).await?,
             ask: when(!asks.is_empty(), ASK).await?,
@@ -257,12 +259,17 @@ impl<'c> CommitWrite<'c> {
             created_at: at.clone(),
             updated_at: at,
             commits: 1,
+            rerun_of: c.run.rerun_of.clone(),
         })
     }
 
     /// Whether the commit has statements beyond `ckp_commit` (it then needs a transaction).
     pub(crate) fn has_more(&self) -> bool {
-        self.parent.is_some() || !self.decisions.is_empty() || !self.artifacts.is_empty() || !self.asks.is_empty()
+        self.parent.is_some()
+            || self.statements.rerun.is_some()
+            || !self.decisions.is_empty()
+            || !self.artifacts.is_empty()
+            || !self.asks.is_empty()
     }
 
     /// The commit's statements, in the order they must run: `ckp_commit` first (it locks the run).
@@ -315,6 +322,9 @@ impl<'c> CommitWrite<'c> {
         )];
         if let (Some(stmt), Some(parent)) = (&s.parent, &self.parent) {
             ops.push(write(c, stmt, vec![run_id, parent]));
+        }
+        if let (Some(stmt), Some(creation)) = (&s.rerun, &self.creation) {
+            ops.push(write(c, stmt, vec![run_id, &creation.run.rerun_of]));
         }
         if let Some(stmt) = &s.decide {
             for d in &self.decisions {
@@ -394,6 +404,10 @@ const COMMIT: &str = "SELECT ckp_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
     $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)";
 
 const SET_PARENT: &str = "UPDATE runs SET parent_run_id = $2 WHERE run_id = $1";
+
+/// A rerun's link to the run it starts again, written with the run's first commit (`ckp_commit` keeps its
+/// signature: reruns are rare).
+const SET_RERUN_OF: &str = "UPDATE runs SET rerun_of = $2 WHERE run_id = $1";
 
 const DECIDE: &str = "UPDATE approvals SET status = $2, decided_by = $3, decision_payload = $4, decided_at = $5,
         updated_at = $5

@@ -15,6 +15,7 @@ mod auth;
 mod batch;
 pub use batch::GroupCommitStats;
 mod commit;
+mod insights;
 mod notices;
 mod owners;
 mod procedures;
@@ -54,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0007_generic_plans.sql"),
     include_str!("../../migrations/postgres/0008_owners.sql"),
     include_str!("../../migrations/postgres/0009_auth.sql"),
+    include_str!("../../migrations/postgres/0010_rerun_of.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.

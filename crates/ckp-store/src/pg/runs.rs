@@ -82,6 +82,7 @@ impl RunStore for PgStore {
                        AND ($3::text IS NULL OR case_id = $3) AND ($4::text IS NULL OR status = $4)
                        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at <= $6)
                        AND ($10::text[] IS NULL OR project_id = ANY($10))
+                       AND ($11::text IS NULL OR rerun_of = $11)
                      ORDER BY created_at {order}, run_id {order} LIMIT $7 OFFSET $8"
                 ))
                 .await?;
@@ -99,6 +100,7 @@ impl RunStore for PgStore {
                         &filter.offset.max(0),
                         &filter.field_bytes,
                         &filter.projects,
+                        &filter.rerun_of,
                     ],
                 )
                 .await?;

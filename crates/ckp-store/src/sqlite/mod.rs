@@ -11,6 +11,7 @@ mod auth;
 mod callbacks;
 mod decisions;
 mod events;
+mod insights;
 mod lock;
 mod procedures;
 mod queue;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_event_batches.sql"),
     include_str!("../../migrations/sqlite/0006_secrets.sql"),
     include_str!("../../migrations/sqlite/0007_auth.sql"),
+    include_str!("../../migrations/sqlite/0008_rerun_of.sql"),
 ];
 
 /// Most commits grouped into one transaction.

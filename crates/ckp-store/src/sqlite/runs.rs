@@ -64,10 +64,19 @@ impl RunStore for SqliteStore {
                     apply(tx, &run.run_id, &commit)?;
                     let input = run.input_vars.as_ref().map(Value::to_string);
                     tx.prepare_cached(
-                        "UPDATE runs SET input_vars = ?2, project_id = ?3, case_id = ?4, trigger_type = ?5, triggered_by = ?6
+                        "UPDATE runs SET input_vars = ?2, project_id = ?3, case_id = ?4, trigger_type = ?5, triggered_by = ?6,
+                             rerun_of = ?7
                          WHERE run_id = ?1",
                     )?
-                    .execute(params![run.run_id, input, run.project_id, run.case_id, run.trigger_type, run.triggered_by])?;
+                    .execute(params![
+                        run.run_id,
+                        input,
+                        run.project_id,
+                        run.case_id,
+                        run.trigger_type,
+                        run.triggered_by,
+                        run.rerun_of
+                    ])?;
                     if queue {
                         let now = now();
                         enqueue_in(tx, &run.run_id, 0, &now, &now)?;
@@ -101,6 +110,7 @@ impl RunStore for SqliteStore {
                    AND (?3 IS NULL OR case_id = ?3) AND (?4 IS NULL OR status = ?4)
                    AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6)
                    AND (?10 IS NULL OR project_id IN (SELECT value FROM json_each(?10)))
+                   AND (?11 IS NULL OR rerun_of = ?11)
                  ORDER BY created_at {order}, run_id {order} LIMIT ?7 OFFSET ?8"
             );
             let mut stmt = c.prepare_cached(&sql)?;
@@ -115,7 +125,8 @@ impl RunStore for SqliteStore {
                     filter.limit,
                     filter.offset,
                     filter.field_bytes,
-                    filter.projects.as_deref().map(string_list)
+                    filter.projects.as_deref().map(string_list),
+                    filter.rerun_of
                 ],
                 |r| run_row(r),
             )?;

@@ -1,13 +1,15 @@
 //! The store contract: plain traits sized by concern — [`RunStore`] (runs and their journal as the API reads
 //! them), [`QueueStore`] (the job queue), [`ApprovalStore`] (decisions, callbacks, approvals),
-//! [`ProcedureStore`], [`RegistryStore`] (projects, agents, leases, artifacts), [`SecretStore`] and [`AuthStore`]
-//! (users, grants, API keys, sessions, signing keys, audit log) — each with the rows it speaks, and [`Store`], all
+//! [`ProcedureStore`], [`RegistryStore`] (projects, agents, leases, artifacts), [`SecretStore`], [`AuthStore`]
+//! (users, grants, API keys, sessions, signing keys, audit log) and [`InsightStore`] (statistics and search for the
+//! console) — each with the rows it speaks, and [`Store`], all
 //! of them with the engine's [`Journal`], which the server holds as
 //! `Arc<dyn Store>`. The SQLite and PostgreSQL stores implement every trait and pass the same conformance suite
 //! ([`crate::conformance`]). Async methods return boxed futures, so every trait is dyn-compatible.
 
 mod approvals;
 mod auth;
+mod insights;
 mod procedures;
 mod queue;
 mod registry;
@@ -28,6 +30,11 @@ pub(crate) use auth::{
     user_row,
 };
 pub use auth::{ApiKeyRow, AuditFilter, AuditRow, AuthStore, GrantRow, KeyAndOwner, SessionRow, UserRow, UserUpdate};
+pub use insights::{
+    AgentHit, BucketCounts, InsightStore, ProcedureHit, ProcedureStats, RunHit, RunStats, SearchHits, SearchQuery,
+    StatsQuery,
+};
+pub(crate) use insights::{ENDED, PER_PROCEDURE, RANKED, StatsRows, prefix_pattern};
 pub(crate) use procedures::{
     PROCEDURE_COLUMNS, duplicate_procedure, procedure_in_use, procedure_not_found, procedure_row,
 };
@@ -59,6 +66,7 @@ pub trait Store:
     + RegistryStore
     + SecretStore
     + AuthStore
+    + InsightStore
     + Send
     + Sync
     + std::fmt::Debug
@@ -74,6 +82,7 @@ impl<T> Store for T where
         + RegistryStore
         + SecretStore
         + AuthStore
+        + InsightStore
         + Send
         + Sync
         + std::fmt::Debug

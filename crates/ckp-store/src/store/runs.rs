@@ -91,6 +91,8 @@ pub struct NewRun {
     pub trigger_type: Option<String>,
     /// Who or what triggered it.
     pub triggered_by: Option<String>,
+    /// The run this one starts again with other inputs (a rerun).
+    pub rerun_of: Option<String>,
 }
 
 /// A run row.
@@ -138,12 +140,14 @@ pub struct RunRow {
     pub updated_at: String,
     /// Journal commits so far (the id of the current checkpoint).
     pub commits: i64,
+    /// The run this one starts again with other inputs (None unless it is a rerun).
+    pub rerun_of: Option<String>,
 }
 
 /// The columns [`run_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, procedure_id, procedure_version, status, input_vars, output_vars,
     prompt_tokens, completion_tokens, cost_usd, started_at, ended_at, last_node_id, error_message, parent_run_id,
-    trigger_type, triggered_by, project_id, case_id, created_at, updated_at, commits";
+    trigger_type, triggered_by, project_id, case_id, created_at, updated_at, commits, rerun_of";
 
 /// [`RUN_COLUMNS`] for a list page: `input_vars` and `output_vars` longer than the bytes in query parameter `limit`
 /// (when it is not null) come back as `{"_omitted":{"bytes":N}}`, so the page never loads them. `length` is the
@@ -184,6 +188,7 @@ pub(crate) fn run_row<R: RowSource>(r: &R) -> Result<RunRow, R::Error> {
         created_at: r.time(18)?,
         updated_at: r.time(19)?,
         commits: r.int(20)?,
+        rerun_of: r.opt_text(21)?,
     })
 }
 
@@ -213,6 +218,8 @@ pub struct RunFilter {
     pub field_bytes: Option<i64>,
     /// Only runs of these projects (a run with no project is left out): what a user may see. `None`: every run.
     pub projects: Option<Vec<String>>,
+    /// Only the reruns of this run.
+    pub rerun_of: Option<String>,
 }
 
 /// A stored event.

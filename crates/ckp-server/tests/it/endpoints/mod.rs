@@ -11,6 +11,7 @@ mod bad_input;
 mod credentials;
 mod examples;
 mod health;
+mod insights;
 mod leases;
 mod openapi;
 mod procedures;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{SseReader, assert_error, column, id, pending_approval, secs, ts};
+use super::{SseReader, assert_error, column, id, pending_approval, raw, secs, store_lists, ts};
 use crate::support::{TestServer, approval_procedure, chain_procedure};
 
 /// A procedure whose only step sleeps for ten minutes (a durable timer: the run is not executing meanwhile).
@@ -400,5 +400,86 @@ async fn artifacts_list_and_event_stream_of_a_run() {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.expect("json error");
     assert_error(&(status, body), 422, "invalid_header");
+    server.stop().await;
+}
+
+/// A procedure with a required number input `n` in 1..=100 that completes at once.
+fn numbered(procedure_id: &str) -> Value {
+    json!({"procedure_id": procedure_id, "version": "1.0.0", "status": "active",
+        "variables_schema": {"required": {"n": {"type": "number", "validation": {"min": 1, "max": 100}}}},
+        "workflow_graph": {"start_node": "done", "nodes": {"done": {"type": "terminate", "status": "success"}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_with_inputs_starts_a_new_run_linked_to_the_original() {
+    let server = TestServer::start("ep-runs-rerun").await;
+    let (status, project) = server.call("POST", "/api/projects", Some(json!({"name": "P"}))).await;
+    assert_eq!(status, 201, "{project}");
+    let project = project["project_id"].as_str().expect("project_id").to_owned();
+    let (status, body) = server
+        .call("POST", "/api/procedures", Some(json!({"ckp_json": numbered("numbered"), "project_id": project})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let start = json!({"procedure_id": "numbered", "input_vars": {"n": 5}, "case_id": "case-1"});
+    let (status, original) = server.call("POST", "/api/runs", Some(start)).await;
+    assert_eq!(status, 201, "{original}");
+    assert_eq!(original["rerun_of"], Value::Null);
+    let original_id = original["run_id"].as_str().expect("run_id").to_owned();
+    let original = server.wait_status(&original_id, &["completed"]).await;
+
+    let retry = format!("/api/runs/{original_id}/retry");
+    let (status, rerun) = server.call("POST", &retry, Some(json!({"input_vars": {"n": 7}}))).await;
+    assert_eq!(status, 200, "{rerun}");
+    insta::assert_json_snapshot!("rerun_200", rerun, {
+        ".run_id" => id(), ".thread_id" => id(), ".project_id" => id(), ".rerun_of" => id(),
+        ".created_at" => ts(), ".updated_at" => ts()
+    });
+    let rerun_id = rerun["run_id"].as_str().expect("run_id").to_owned();
+    assert_ne!(rerun_id, original_id);
+    assert_eq!(rerun["rerun_of"], original_id.as_str());
+    assert_eq!((&rerun["project_id"], &rerun["case_id"]), (&json!(project), &json!("case-1")), "copied");
+    assert_eq!(rerun["input_vars"], json!({"n": 7}));
+    let done = server.wait_status(&rerun_id, &["completed"]).await;
+    assert_eq!(done["rerun_of"], original_id.as_str(), "read back");
+    let (_, after) = server.call("GET", &format!("/api/runs/{original_id}"), None).await;
+    assert_eq!(after, original, "the original is left as it was");
+    // A second rerun; the list filter finds both, and only them.
+    let (status, second) = server.call("POST", &retry, Some(json!({"input_vars": {"n": 9}}))).await;
+    assert_eq!(status, 200, "{second}");
+    let (status, list) = server.call("GET", &format!("/api/runs?rerun_of={original_id}&order=asc"), None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(column(&list, "run_id"), [rerun_id.clone(), second["run_id"].as_str().expect("id").to_owned()]);
+    let (_, none) = server.call("GET", &format!("/api/runs?rerun_of={rerun_id}"), None).await;
+    assert_eq!(none, json!([]));
+    assert_error(&server.call("GET", "/api/runs?rerun_of=%00", None).await, 422, "invalid_query");
+
+    // Refusals change nothing.
+    let before = store_lists(&server).await;
+    let bad = server.call("POST", &retry, Some(json!({"input_vars": {"n": 1000}}))).await;
+    assert_eq!(bad.1["detail"], json!({"message": "Invalid input_vars", "errors": {"n": "Must be at most 100"}}));
+    assert_error(&bad, 422, "invalid_input_vars");
+    assert_error(&server.call("POST", &retry, Some(json!({}))).await, 422, "invalid_body");
+    assert_error(&server.call("POST", &retry, Some(json!({"input_vars": [1]}))).await, 422, "invalid_body");
+    assert_error(&raw(&server, "POST", &retry, Some("application/json"), b"{".to_vec()).await, 400, "malformed_json");
+    let text = br#"{"input_vars": {"n": 7}}"#.to_vec();
+    assert_error(&raw(&server, "POST", &retry, Some("text/plain"), text).await, 415, "unsupported_media_type");
+    let nope = server.call("POST", "/api/runs/nope/retry", Some(json!({"input_vars": {"n": 7}}))).await;
+    assert_error(&nope, 404, "not_found");
+    // Without a body (an empty one, whatever its type, or `null`), a completed run is not retried in place.
+    assert_error(&server.call("POST", &retry, None).await, 409, "conflict");
+    assert_error(&raw(&server, "POST", &retry, Some("application/json"), Vec::new()).await, 409, "conflict");
+    assert_error(&raw(&server, "POST", &retry, Some("application/json"), b" null ".to_vec()).await, 409, "conflict");
+    // A run that has not ended is not run again.
+    server.import(sleeper("sleepy")).await;
+    let sleeping = server.start_run("sleepy", json!({})).await;
+    server.wait_status(&sleeping, &["paused"]).await;
+    let busy = server.call("POST", &format!("/api/runs/{sleeping}/retry"), Some(json!({"input_vars": {}}))).await;
+    assert_error(&busy, 409, "conflict");
+    let (_, list) = server.call("GET", "/api/runs?limit=1000", None).await;
+    let mut expected = before["/api/runs?limit=1000"].as_array().expect("runs").clone();
+    expected.retain(|r| r["run_id"] != sleeping.as_str());
+    let mut now = list.as_array().expect("runs").clone();
+    now.retain(|r| r["run_id"] != sleeping.as_str());
+    assert_eq!(now.len(), expected.len(), "refused reruns stored nothing");
     server.stop().await;
 }
