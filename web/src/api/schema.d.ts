@@ -100,10 +100,10 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's keys (an administrator's list has every key; a key without an owner sees itself). */
-        get: operations["list"];
+        get: operations["auth_list"];
         put?: never;
         /** Creates a key acting for the caller, with at most the caller's role. */
-        post: operations["create"];
+        post: operations["auth_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -135,7 +135,7 @@ export interface paths {
             cookie?: never;
         };
         /** Approvals, newest first, each with its run's status. */
-        get: operations["list"];
+        get: operations["approvals_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -172,7 +172,7 @@ export interface paths {
             cookie?: never;
         };
         /** One approval, with its run's status. */
-        get: operations["get"];
+        get: operations["approvals_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -210,7 +210,7 @@ export interface paths {
             cookie?: never;
         };
         /** The audit log, newest first. */
-        get: operations["list"];
+        get: operations["audit_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -235,7 +235,7 @@ export interface paths {
          *     Failures are rate-limited per address and per username (429 with `Retry-After`); a directory that cannot be
          *     reached answers 503 `ldap_unavailable`.
          */
-        post: operations["login"];
+        post: operations["auth_login"];
         delete?: never;
         options?: never;
         head?: never;
@@ -308,7 +308,7 @@ export interface paths {
          *     the user (role from `oidc_role_mapping`), sets the `ckp_session` cookie and redirects to the page the sign-in
          *     started from (no token in the URL). The `ckp_sso` cookie is cleared whatever the outcome.
          */
-        get: operations["callback"];
+        get: operations["auth_callback"];
         put?: never;
         post?: never;
         delete?: never;
@@ -328,7 +328,7 @@ export interface paths {
          * Starts a sign-in: redirects to the provider's authorization endpoint (authorization code, PKCE S256, fresh
          *     `state` and `nonce`) and sets the `ckp_sso` cookie that binds them to this browser for ten minutes.
          */
-        get: operations["login"];
+        get: operations["auth_get_login"];
         put?: never;
         post?: never;
         delete?: never;
@@ -434,7 +434,7 @@ export interface paths {
             cookie?: never;
         };
         /** Procedure versions, newest first, filtered. */
-        get: operations["list"];
+        get: operations["procedures_list"];
         put?: never;
         /**
          * Imports a CKP document: it is compiled and validated first (422 with every error and its JSON pointer);
@@ -475,18 +475,18 @@ export interface paths {
             cookie?: never;
         };
         /** One version (`latest`: the newest imported) with its document. */
-        get: operations["get"];
+        get: operations["procedures_get"];
         /**
          * Replaces a version's document (compiled and validated, within the same limits as an import; its id and
          *     version must match the path).
          */
-        put: operations["update"];
+        put: operations["procedures_update"];
         post?: never;
         /**
          * Deletes one version (`latest` is refused: name the version). Runs keep their history; a version with runs
          *     in progress is 409.
          */
-        delete: operations["delete"];
+        delete: operations["procedures_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -612,14 +612,14 @@ export interface paths {
          * Runs by creation time (newest first unless `order=asc`), filtered and paginated. A page has a size budget: large
          *     `input_vars` / `output_vars` read `{"_omitted": {"bytes": N}}` unless `full=true`.
          */
-        get: operations["list"];
+        get: operations["runs_list"];
         put?: never;
         /**
          * Starts a run: the procedure must exist and be runnable (not deprecated or archived, effective), the inputs
          *     must satisfy `variables_schema` (422 `{message, errors}` otherwise, nothing stored). The run, its
          *     `run_created` event and its job are committed before the 201.
          */
-        post: operations["create"];
+        post: operations["runs_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -638,7 +638,8 @@ export interface paths {
         post?: never;
         /**
          * Deletes the runs created before `before` (and with `status`), with everything they own; runs being executed
-         *     are kept.
+         *     are kept. With `dry_run=true`, `deleted_count` is how many the same call without it would delete now, and
+         *     nothing is deleted.
          */
         delete: operations["cleanup"];
         options?: never;
@@ -680,6 +681,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Run statistics for the dashboard and the metrics page, over the caller's projects: runs created, completed,
+         *     failed and canceled per hour (windows up to 72 hours) or per day (beyond), the runs running or waiting for a
+         *     decision now, and the 20 procedures with the most runs created in the window with their completions, failures,
+         *     cost and duration percentiles. Computed in SQL: counts with `GROUP BY` per bucket, the percentiles with window
+         *     functions (`row_number()` over each procedure's durations, the row at the nearest rank): the answer's size and
+         *     the memory it takes depend on the number of buckets and procedures, never on the number of runs.
+         */
+        get: operations["stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}": {
         parameters: {
             query?: never;
@@ -688,14 +713,14 @@ export interface paths {
             cookie?: never;
         };
         /** One run. */
-        get: operations["get"];
+        get: operations["runs_get"];
         put?: never;
         post?: never;
         /**
          * Deletes a run with its events, approvals, step records, artifacts metadata, leases and subflow children (409
          *     while a worker executes it).
          */
-        delete: operations["delete"];
+        delete: operations["runs_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -733,7 +758,7 @@ export interface paths {
          *     after the delegated step, which is never dispatched again; a failure becomes that step's error (its retries
          *     and error handlers apply). A second callback for the same step is answered `duplicate` and changes nothing.
          */
-        post: operations["callback"];
+        post: operations["runs_callback"];
         delete?: never;
         options?: never;
         head?: never;
@@ -841,8 +866,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Runs a failed or canceled run again from its start node with its original inputs; external calls that had
-         *     completed are not repeated (their results are kept). Other statuses are 409.
+         * Without a body (LangOrch's retry): runs a failed or canceled run again, in place, from its start node with its
+         *     original inputs; external calls that had completed are not repeated (their results are kept); other statuses are
+         *     409. With a JSON body `{"input_vars": {...}}`: starts a new run of the same procedure version with those inputs
+         *     (checked as `POST /api/runs` checks them: 422 with the errors), in the original's project and case, its
+         *     `rerun_of` naming the original; the original must have ended (completed, failed or canceled; 409 otherwise) and
+         *     is left as it is. Either way the answer is the run that will execute.
          */
         post: operations["retry"];
         delete?: never;
@@ -868,6 +897,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The console's global search: procedures (latest version; by id or name), runs (by id prefix or procedure id,
+         *     newest first) and agents (by id or name), case-insensitive, at most `limit` of each, procedures and runs only
+         *     of the caller's projects (agents belong to none: every caller may list them).
+         */
+        get: operations["search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/secrets": {
         parameters: {
             query?: never;
@@ -876,10 +926,10 @@ export interface paths {
             cookie?: never;
         };
         /** Stored secrets by name; never their values. */
-        get: operations["list"];
+        get: operations["secrets_list"];
         put?: never;
         /** Stores a secret, sealed with the server's key. A taken name is 409; no key configured is 503. */
-        post: operations["create"];
+        post: operations["secrets_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -894,12 +944,12 @@ export interface paths {
             cookie?: never;
         };
         /** One stored secret, without its value. */
-        get: operations["get"];
+        get: operations["secrets_get"];
         /** Changes a stored secret (its value is sealed again). Unknown name 404; a value with no key configured 503. */
-        put: operations["update"];
+        put: operations["secrets_update"];
         post?: never;
         /** Deletes a stored secret. */
-        delete: operations["delete"];
+        delete: operations["secrets_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -913,10 +963,10 @@ export interface paths {
             cookie?: never;
         };
         /** Every user, oldest first. */
-        get: operations["list"];
+        get: operations["users_list"];
         put?: never;
         /** Creates a local user with a password (argon2id). */
-        post: operations["create"];
+        post: operations["users_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -931,12 +981,12 @@ export interface paths {
             cookie?: never;
         };
         /** One user: managers see anyone, others only themselves. */
-        get: operations["get"];
+        get: operations["users_get"];
         /** Changes a user. A new password, role or activity ends the user's sessions. */
-        put: operations["update"];
+        put: operations["users_update"];
         post?: never;
         /** Deletes a user: their sessions end and their API keys are revoked. The last administrator stays. */
-        delete: operations["delete"];
+        delete: operations["users_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -979,6 +1029,17 @@ export interface components {
             estimated_duration_s?: number | null;
             /** @description Batch action. */
             is_batch?: boolean;
+        };
+        /** @description An agent found. */
+        AgentHitOut: {
+            /** @description The agent. */
+            agent_id: string;
+            /** @description Its name. */
+            name: string;
+            /** @description online, offline, ... */
+            status: string;
+            /** @description Its channel. */
+            channel: string;
         };
         /** @description `POST /api/agents`. */
         AgentIn: {
@@ -1197,6 +1258,31 @@ export interface components {
              */
             offset: number;
         };
+        /** @description Runs created and ended in one bucket. */
+        BucketOut: {
+            /** @description The bucket's start (it lasts `bucket_seconds`). */
+            start: string;
+            /**
+             * Format: int64
+             * @description Runs created in the bucket.
+             */
+            created: number;
+            /**
+             * Format: int64
+             * @description Runs that completed in the bucket (by their end time).
+             */
+            completed: number;
+            /**
+             * Format: int64
+             * @description Runs that failed in the bucket.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Runs canceled in the bucket.
+             */
+            canceled: number;
+        };
         /** @description A workflow's outcome. */
         CallbackIn: {
             /** @description `success` (default) or `failure`. */
@@ -1401,6 +1487,19 @@ export interface components {
             /** @description `trigger`. */
             trigger?: unknown;
         };
+        /** @description A procedure found (its latest version). */
+        ProcedureHitOut: {
+            /** @description The procedure. */
+            procedure_id: string;
+            /** @description Its latest version. */
+            version: string;
+            /** @description That version's name. */
+            name: string;
+            /** @description That version's status. */
+            status: string;
+            /** @description Its project. */
+            project_id?: string | null;
+        };
         /** @description An imported procedure and the compiler's warnings. */
         ProcedureImported: components["schemas"]["ProcedureOut"] & {
             /** @description Compiler warnings (`{severity, code, message, pointer, line, column}`). */
@@ -1445,6 +1544,47 @@ export interface components {
             /** @description Imported. */
             created_at: string;
         };
+        /** @description One of the busiest procedures of the window. */
+        ProcedureStatsOut: {
+            /** @description The procedure. */
+            procedure_id: string;
+            /**
+             * Format: int64
+             * @description Its runs created in the window (the ranking).
+             */
+            total: number;
+            /**
+             * Format: int64
+             * @description Its runs that completed in the window.
+             */
+            completed: number;
+            /**
+             * Format: int64
+             * @description Its runs that failed in the window.
+             */
+            failed: number;
+            /**
+             * Format: double
+             * @description failed / (completed + failed); null when none of its runs completed or failed in the window.
+             */
+            failure_rate?: number | null;
+            /**
+             * Format: double
+             * @description Median duration (`ended_at - started_at`) of its runs that ended in the window; null when none did after
+             *     starting.
+             */
+            p50_seconds?: number | null;
+            /**
+             * Format: double
+             * @description 95th percentile (nearest rank) of the same durations.
+             */
+            p95_seconds?: number | null;
+            /**
+             * Format: double
+             * @description LLM cost of its runs created in the window.
+             */
+            cost_usd: number;
+        };
         /** @description `POST /api/projects`, `PUT /api/projects/{id}`. */
         ProjectIn: {
             /** @description Name (required to create). */
@@ -1467,6 +1607,13 @@ export interface components {
         RefreshIn: {
             /** @description The refresh token of the last sign-in or refresh. */
             refresh_token: string;
+        };
+        /** @description `POST /api/runs/{run_id}/retry` with a body: a new run of the same procedure version with these inputs. */
+        RetryIn: {
+            /** @description The new run's inputs, checked against the procedure's `variables_schema` as for `POST /api/runs`. */
+            input_vars: {
+                [key: string]: unknown;
+            };
         };
         /**
          * @description LangOrch's five roles, in order of power.
@@ -1497,6 +1644,19 @@ export interface components {
             attempt?: number | null;
             /** @description Type-specific data. */
             payload?: unknown;
+        };
+        /** @description A run found. */
+        RunHitOut: {
+            /** @description The run. */
+            run_id: string;
+            /** @description Its procedure. */
+            procedure_id: string;
+            /** @description The version it runs. */
+            procedure_version: string;
+            /** @description created, running, waiting_approval, paused, completed, failed, canceled. */
+            status: string;
+            /** @description When it was created. */
+            created_at: string;
         };
         /** @description `POST /api/runs`. */
         RunIn: {
@@ -1573,6 +1733,38 @@ export interface components {
             created_at: string;
             /** @description Last change. */
             updated_at: string;
+            /**
+             * @description The run this one started again with other inputs (`POST /api/runs/{run_id}/retry` with a body); null for
+             *     other runs. The id stays when that run is deleted.
+             */
+            rerun_of?: string | null;
+        };
+        /** @description `GET /api/runs/stats`. */
+        RunStatsOut: {
+            /** @description Start of the first bucket: the window is `hours` in whole buckets, the last one holding `to`. */
+            from: string;
+            /** @description When the statistics were read. */
+            to: string;
+            /**
+             * Format: int64
+             * @description 3600 (hour buckets, windows up to 72 hours) or 86400 (day buckets).
+             */
+            bucket_seconds: number;
+            /** @description Every bucket of the window in time order, zeros included. */
+            buckets: components["schemas"]["BucketOut"][];
+            /** @description Sums over the buckets, and the current gauges. */
+            totals: components["schemas"]["TotalsOut"];
+            /** @description The (at most 20) procedures with the most runs created in the window, most first. */
+            by_procedure: components["schemas"]["ProcedureStatsOut"][];
+        };
+        /** @description `GET /api/search`. */
+        SearchOut: {
+            /** @description Procedures by id. */
+            procedures: components["schemas"]["ProcedureHitOut"][];
+            /** @description Runs, newest first. */
+            runs: components["schemas"]["RunHitOut"][];
+            /** @description Agents by name. */
+            agents: components["schemas"]["AgentHitOut"][];
         };
         /** @description `POST /api/secrets`. */
         SecretIn: {
@@ -1653,6 +1845,39 @@ export interface components {
             roles: string[];
             /** @description Single-use token for `POST /api/auth/refresh` (a new one comes with each refresh). */
             refresh_token: string;
+        };
+        /** @description The window's sums, and what is running or waiting now. */
+        TotalsOut: {
+            /**
+             * Format: int64
+             * @description Runs created in the window.
+             */
+            created: number;
+            /**
+             * Format: int64
+             * @description Runs that completed in the window.
+             */
+            completed: number;
+            /**
+             * Format: int64
+             * @description Runs that failed in the window.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Runs canceled in the window.
+             */
+            canceled: number;
+            /**
+             * Format: int64
+             * @description Runs running now, whenever they were created.
+             */
+            running: number;
+            /**
+             * Format: int64
+             * @description Runs waiting for a decision now, whenever they were created.
+             */
+            waiting_approval: number;
         };
         /** @description `PUT /api/users/{user_id}` (LangOrch's `UserUpdate`). */
         UserChange: {
@@ -2245,7 +2470,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    auth_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -2300,7 +2525,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    auth_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -2474,7 +2699,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    approvals_list: {
         parameters: {
             query?: {
                 /** @description pending, approved, rejected, timeout, canceled, ... */
@@ -2599,7 +2824,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    approvals_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2785,7 +3010,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    audit_list: {
         parameters: {
             query?: {
                 /** @description `auth`, `runs`, `procedures`, `approvals`, `users`, ... */
@@ -2866,7 +3091,7 @@ export interface operations {
             };
         };
     };
-    login: {
+    auth_login: {
         parameters: {
             query?: never;
             header?: never;
@@ -3159,7 +3384,7 @@ export interface operations {
             };
         };
     };
-    callback: {
+    auth_callback: {
         parameters: {
             query?: {
                 /** @description The authorization code. */
@@ -3249,7 +3474,7 @@ export interface operations {
             };
         };
     };
-    login: {
+    auth_get_login: {
         parameters: {
             query?: {
                 /** @description A path of this server to return to after signing in (anything else is replaced by `/`). */
@@ -3595,7 +3820,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    procedures_list: {
         parameters: {
             query?: {
                 /** @description Project. */
@@ -3855,7 +4080,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    procedures_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -3922,7 +4147,7 @@ export interface operations {
             };
         };
     };
-    update: {
+    procedures_update: {
         parameters: {
             query?: never;
             header?: never;
@@ -4036,7 +4261,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    procedures_delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -4896,7 +5121,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    runs_list: {
         parameters: {
             query?: {
                 /** @description Procedure id. */
@@ -4917,6 +5142,8 @@ export interface operations {
                 limit?: number;
                 /** @description Rows to skip. */
                 offset?: number;
+                /** @description Only the runs started again from this run with other inputs (their `rerun_of`). */
+                rerun_of?: string;
                 /**
                  * @description `true`: `input_vars` and `output_vars` whole, however large. By default a page stays within
                  *     [`PAGE_BYTES`]: each of those fields over its share of it (64 KiB at most) reads
@@ -4984,7 +5211,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    runs_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -5102,6 +5329,8 @@ export interface operations {
                 before?: string;
                 /** @description Only runs with this status. */
                 status?: string;
+                /** @description `true`: count the runs that would be deleted, and delete nothing. */
+                dry_run?: boolean;
             };
             header?: never;
             path?: never;
@@ -5273,7 +5502,77 @@ export interface operations {
             };
         };
     };
-    get: {
+    stats: {
+        parameters: {
+            query?: {
+                /** @description The window in hours, 1 to 2160 (default 24): hour buckets up to 72 hours, day buckets beyond. */
+                hours?: number;
+                /** @description Only runs of this project. */
+                project_id?: string;
+                /** @description Only runs of this procedure. */
+                procedure_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunStatsOut"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    runs_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -5338,7 +5637,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    runs_delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -5476,7 +5775,7 @@ export interface operations {
             };
         };
     };
-    callback: {
+    runs_callback: {
         parameters: {
             query?: {
                 /**
@@ -5940,7 +6239,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description Absent: retry in place. Present: a new run with these inputs. */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RetryIn"] | null;
+            };
+        };
         responses: {
             200: {
                 headers: {
@@ -5948,6 +6252,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
@@ -5976,7 +6289,42 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over max_body_bytes (body_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6084,7 +6432,78 @@ export interface operations {
             };
         };
     };
-    list: {
+    search: {
+        parameters: {
+            query: {
+                /**
+                 * @description The text (required, 1 to 200 characters): matched case-insensitively as a substring of procedure ids and
+                 *     names, run procedure ids, agent ids and names, and as a prefix of run ids; `%` and `_` match themselves.
+                 */
+                q: string;
+                /** @description At most this many results of each kind, 1 to 50 (default 5). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchOut"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    secrets_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -6139,7 +6558,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    secrets_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -6249,7 +6668,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    secrets_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -6314,7 +6733,7 @@ export interface operations {
             };
         };
     };
-    update: {
+    secrets_update: {
         parameters: {
             query?: never;
             header?: never;
@@ -6426,7 +6845,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    secrets_delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -6489,7 +6908,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    users_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -6544,7 +6963,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    users_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -6646,7 +7065,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    users_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -6710,7 +7129,7 @@ export interface operations {
             };
         };
     };
-    update: {
+    users_update: {
         parameters: {
             query?: never;
             header?: never;
@@ -6823,7 +7242,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    users_delete: {
         parameters: {
             query?: never;
             header?: never;
