@@ -51,7 +51,7 @@ test('import → start from the form → live timeline → approve in the inbox 
   await expect(events(page).getByText('run_completed')).toBeVisible();
   await page.getByRole('navigation').getByRole('link', { name: /^Runs/ }).click();
   await page.getByRole('combobox', { name: 'Status' }).selectOption('completed');
-  const listed = page.getByRole('row').filter({ has: page.getByRole('link', { name: new RegExp(runId.slice(0, 8)) }) });
+  const listed = page.getByRole('row').filter({ has: page.getByRole('link', { name: `Run ${runId}` }) });
   await expect(listed).toContainText('completed');
   await expectAccessible(page, 'runs list');
   expect(((await (await api.get(`/api/runs/${runId}`)).json()) as { status: string }).status).toBe('completed');

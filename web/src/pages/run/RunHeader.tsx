@@ -26,13 +26,13 @@ export function useProcedureSchema(run: Run | undefined) {
     queryKey: ['procedure', run?.procedure_id, run?.procedure_version],
     enabled: !!run,
     staleTime: 5 * 60_000,
-    queryFn: async () => {
-      const p = await raw<Schemas['ProcedureDetail']>(
+    // The cache holds the procedure as the API answers it, under the key the procedure page uses too (one entry,
+    // one shape); this view of it is derived per observer.
+    queryFn: () =>
+      raw<Schemas['ProcedureDetail']>(
         `/api/procedures/${encodeURIComponent(run!.procedure_id)}/${encodeURIComponent(run!.procedure_version)}`,
-      );
-      const doc = (p.ckp_json ?? {}) as { variables_schema?: unknown };
-      return { detail: p, schema: doc.variables_schema ?? {} };
-    },
+      ),
+    select: (p) => ({ detail: p, schema: ((p.ckp_json ?? {}) as { variables_schema?: unknown }).variables_schema ?? {} }),
   });
 }
 
