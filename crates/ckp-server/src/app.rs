@@ -174,8 +174,13 @@ fn unique_operation_ids(api: &mut OpenApi) {
     let mut taken: std::collections::HashSet<String> =
         uses.iter().filter(|(_, n)| **n == 1).map(|(id, _)| id.clone()).collect();
     for item in api.paths.paths.values_mut() {
-        let operations =
-            [("get", &mut item.get), ("put", &mut item.put), ("post", &mut item.post), ("delete", &mut item.delete), ("patch", &mut item.patch)];
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
         for (method, op) in operations {
             let Some(op) = op else { continue };
             let Some(id) = op.operation_id.clone() else { continue };
