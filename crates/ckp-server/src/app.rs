@@ -109,6 +109,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(routes::secrets::list, routes::secrets::create))
         .routes(routes!(routes::secrets::get, routes::secrets::update, routes::secrets::delete))
         .routes(routes!(routes::credentials::exchange))
+        .routes(routes!(routes::triggers::list))
+        .routes(routes!(routes::triggers::sync))
+        .routes(routes!(routes::triggers::webhook))
+        .routes(routes!(routes::triggers::get, routes::triggers::put, routes::triggers::delete))
+        .routes(routes!(routes::triggers::fire_now))
         .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
         .with_state(state)
         .split_for_parts();
