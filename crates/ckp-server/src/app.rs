@@ -109,10 +109,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(routes::secrets::list, routes::secrets::create))
         .routes(routes!(routes::secrets::get, routes::secrets::update, routes::secrets::delete))
         .routes(routes!(routes::credentials::exchange))
-        .routes(routes!(routes::triggers::list))
-        .routes(routes!(routes::triggers::sync))
-        .routes(routes!(routes::triggers::webhook))
-        .routes(routes!(routes::triggers::get, routes::triggers::put, routes::triggers::delete))
+        .routes(routes!(routes::triggers::list_triggers))
+        .routes(routes!(routes::triggers::sync_triggers))
+        .routes(routes!(routes::triggers::receive_webhook))
+        .routes(routes!(
+            routes::triggers::get_trigger,
+            routes::triggers::put_trigger,
+            routes::triggers::disable_trigger
+        ))
         .routes(routes!(routes::triggers::fire_now))
         .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
         .with_state(state)
@@ -179,8 +183,13 @@ fn unique_operation_ids(api: &mut OpenApi) {
     let mut taken: std::collections::HashSet<String> =
         uses.iter().filter(|(_, n)| **n == 1).map(|(id, _)| id.clone()).collect();
     for item in api.paths.paths.values_mut() {
-        let operations =
-            [("get", &mut item.get), ("put", &mut item.put), ("post", &mut item.post), ("delete", &mut item.delete), ("patch", &mut item.patch)];
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
         for (method, op) in operations {
             let Some(op) = op else { continue };
             let Some(id) = op.operation_id.clone() else { continue };

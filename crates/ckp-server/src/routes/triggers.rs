@@ -225,7 +225,10 @@ fn answer(reg: &TriggerRow, outcome: FireOutcome, limit: Option<i64>) -> ApiResu
             Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "max_concurrent_runs",
-                format!("max_concurrent_runs ({n}) reached for {} v{} — trigger dropped", reg.procedure_id, reg.version),
+                format!(
+                    "max_concurrent_runs ({n}) reached for {} v{} — trigger dropped",
+                    reg.procedure_id, reg.version
+                ),
             ))
         }
         FireOutcome::Disabled | FireOutcome::Skipped => Err(ApiError::not_found("Trigger registration")),
@@ -234,7 +237,7 @@ fn answer(reg: &TriggerRow, outcome: FireOutcome, limit: Option<i64>) -> ApiResu
 
 /// Every registration, disabled ones included, by procedure id and version.
 #[utoipa::path(get, path = "/api/triggers", tag = "triggers", responses((status = 200, body = Vec<TriggerOut>)))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<TriggerOut>>> {
+pub async fn list_triggers(State(state): State<AppState>) -> ApiResult<Json<Vec<TriggerOut>>> {
     Ok(Json(state.store.list_triggers().await?.iter().map(TriggerOut::from).collect()))
 }
 
@@ -243,7 +246,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<TriggerOu
 #[utoipa::path(get, path = "/api/triggers/{procedure_id}/{version}", tag = "triggers",
     params(("procedure_id" = String, Path), ("version" = String, Path)),
     responses((status = 200, body = Option<TriggerOut>)))]
-pub async fn get(
+pub async fn get_trigger(
     State(state): State<AppState>,
     Path((pid, ver)): Path<(String, String)>,
 ) -> ApiResult<Json<Option<TriggerOut>>> {
@@ -255,7 +258,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/api/triggers/{procedure_id}/{version}", tag = "triggers", request_body = TriggerIn,
     params(("procedure_id" = String, Path), ("version" = String, Path)),
     responses((status = 201, body = TriggerOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn put(
+pub async fn put_trigger(
     State(state): State<AppState>,
     Path((pid, ver)): Path<(String, String)>,
     Json(body): Json<TriggerIn>,
@@ -298,7 +301,10 @@ pub async fn put(
 #[utoipa::path(delete, path = "/api/triggers/{procedure_id}/{version}", tag = "triggers",
     params(("procedure_id" = String, Path), ("version" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, Path((pid, ver)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn disable_trigger(
+    State(state): State<AppState>,
+    Path((pid, ver)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     state.store.disable_trigger(&pid, &ver).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -340,7 +346,7 @@ pub async fn fire_now(
 /// Registers, updates or disables the trigger of every procedure version from its CKP `trigger` block and
 /// status (an operator's settings and disables are kept).
 #[utoipa::path(post, path = "/api/triggers/sync", tag = "triggers", responses((status = 200, body = Synced)))]
-pub async fn sync(State(state): State<AppState>) -> ApiResult<Json<Synced>> {
+pub async fn sync_triggers(State(state): State<AppState>) -> ApiResult<Json<Synced>> {
     Ok(Json(Synced { synced: crate::triggers::sync_all(&state).await? }))
 }
 
@@ -349,7 +355,9 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     match v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200) {
         Some(k) => Ok(Some(k.to_owned())),
-        None => Err(ApiError::invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible characters")),
+        None => {
+            Err(ApiError::invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible characters"))
+        }
     }
 }
 
@@ -367,7 +375,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     responses((status = 202, body = FiredOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
-pub async fn webhook(
+pub async fn receive_webhook(
     State(state): State<AppState>,
     Path(pid): Path<String>,
     req: Request,

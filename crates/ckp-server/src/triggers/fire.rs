@@ -37,7 +37,9 @@ pub struct Cause {
 pub async fn fire(state: &AppState, reg: &TriggerRow, cause: Cause) -> ApiResult<FireOutcome> {
     let config = TriggerConfig::of(reg);
     let record = match config.follow_active {
-        false => state.store.get_procedure(&reg.procedure_id, Some(&reg.version)).await?.filter(|r| r.version == reg.version),
+        false => {
+            state.store.get_procedure(&reg.procedure_id, Some(&reg.version)).await?.filter(|r| r.version == reg.version)
+        }
         true => {
             let filter = ProcedureFilter {
                 procedure_id: Some(reg.procedure_id.clone()),

@@ -176,7 +176,8 @@ pub struct Schedule {
 impl Schedule {
     /// Parses `expr` (5 or 6 fields, or a macro) and the IANA zone `tz` (UTC when None).
     pub fn new(expr: &str, tz: Option<&str>) -> Result<Schedule, String> {
-        ckp_core::compile::check_cron(expr).map_err(|e| format!("schedule `{expr}` is not a valid cron expression: {e}"))?;
+        ckp_core::compile::check_cron(expr)
+            .map_err(|e| format!("schedule `{expr}` is not a valid cron expression: {e}"))?;
         let cron = croner::Cron::from_str(expr.trim()).map_err(|e| format!("schedule `{expr}`: {e}"))?;
         let tz = match tz {
             None => chrono_tz::UTC,
@@ -206,7 +207,11 @@ impl Schedule {
 }
 
 /// Brings the registration of one version in line with its stored document and status (deleted: disabled).
-pub async fn sync_version(state: &AppState, procedure_id: &str, version: &str) -> Result<Option<TriggerRow>, StoreError> {
+pub async fn sync_version(
+    state: &AppState,
+    procedure_id: &str,
+    version: &str,
+) -> Result<Option<TriggerRow>, StoreError> {
     let record = state.store.get_procedure(procedure_id, Some(version)).await?.filter(|r| r.version == version);
     let (declared, blocked) = match &record {
         None => (None, Some("deleted")),

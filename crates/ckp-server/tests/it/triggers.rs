@@ -35,11 +35,16 @@ async fn registrations_follow_the_document_and_keep_an_operators_disable() {
     assert_eq!(status, 200);
     assert_eq!((reg["trigger_type"].as_str(), reg["enabled"].as_bool()), (Some("scheduled"), Some(true)));
     assert_eq!(reg["source"], "ckp");
-    let next: Vec<&str> = reg["next_fire_times"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let next: Vec<&str> = reg["next_fire_times"]
+        .as_array()
+        .expect("as the test set it up")
+        .iter()
+        .map(|t| t.as_str().expect("as the test set it up"))
+        .collect();
     assert_eq!(next.len(), 5);
     for t in &next {
         // 09:00 in Paris is 07:00 or 08:00 UTC, Monday to Friday (POSIX weekdays: 1-5 is not Tuesday-Saturday).
-        let at = chrono::DateTime::parse_from_rfc3339(t).unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(t).expect("as the test set it up");
         let local = at.with_timezone(&chrono_tz::Europe::Paris);
         assert_eq!(local.format("%H:%M").to_string(), "09:00", "{t}");
         assert!(chrono::Datelike::weekday(&local).number_from_monday() <= 5, "{t}");
@@ -75,7 +80,7 @@ async fn registrations_follow_the_document_and_keep_an_operators_disable() {
     ] {
         let (status, answer) = server.call("POST", "/api/triggers/other/1.0.0", Some(body)).await;
         assert_eq!(status, 422, "{answer}");
-        assert!(answer["detail"].as_str().unwrap().contains(words), "{answer}");
+        assert!(answer["detail"].as_str().expect("as the test set it up").contains(words), "{answer}");
     }
     let body = json!({"trigger_type": "webhook", "webhook_secret": "s"});
     assert_eq!(server.call("POST", "/api/triggers/ghost/1.0.0", Some(body)).await.0, 404);
@@ -89,7 +94,9 @@ async fn registrations_follow_the_document_and_keep_an_operators_disable() {
 #[tokio::test]
 async fn an_every_second_schedule_fires_each_tick_once_and_skips_on_overlap() {
     let server = TestServer::start("trg-schedule").await;
-    server.import(with_trigger(chain_procedure("tick", 1), json!({"type": "scheduled", "schedule": "* * * * * *"}))).await;
+    server
+        .import(with_trigger(chain_procedure("tick", 1), json!({"type": "scheduled", "schedule": "* * * * * *"})))
+        .await;
     // A run waiting at an approval counts as running: with overlap `skip`, later ticks are skipped, not fired.
     let gate = with_trigger(
         approval_procedure("gate"),
@@ -106,15 +113,14 @@ async fn an_every_second_schedule_fires_each_tick_once_and_skips_on_overlap() {
     }
     let gated = runs_of(&server, "gate").await;
     assert_eq!(gated.len(), 1, "one run at its approval; the other ticks skipped");
-    server.wait_status(gated[0]["run_id"].as_str().unwrap(), &["waiting_approval"]).await;
+    server.wait_status(gated[0]["run_id"].as_str().expect("as the test set it up"), &["waiting_approval"]).await;
     server.stop().await;
 }
 
 async fn webhook_server(name: &str) -> TestServer {
     let server = TestServer::start_with(name, |c| c.secrets.encryption_key = Some(KEY.into())).await;
     for (secret, value) in [("hook_key", "k-new"), ("hook_old", "k-old")] {
-        let (status, _) =
-            server.call("POST", "/api/secrets", Some(json!({"name": secret, "value": value}))).await;
+        let (status, _) = server.call("POST", "/api/secrets", Some(json!({"name": secret, "value": value}))).await;
         assert_eq!(status, 201);
     }
     let trigger = json!({"type": "webhook", "webhook_secret": "hook_key", "webhook_secret_previous": "hook_old",
@@ -128,7 +134,7 @@ async fn deliver(server: &TestServer, headers: &[(&str, String)], body: &[u8]) -
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let resp = req.send().await.unwrap();
+    let resp = req.send().await.expect("as the test set it up");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -143,10 +149,10 @@ async fn webhooks_answer_every_status() {
         deliver(&server, &[("X-LangOrch-Signature", format!("sha256={}", sign("k-new", body)))], body).await;
     assert_eq!(status, 202, "{fired}");
     assert_eq!((fired["trigger_type"].as_str(), fired["status"].as_str()), (Some("webhook"), Some("created")));
-    let run_id = fired["run_id"].as_str().unwrap().to_owned();
+    let run_id = fired["run_id"].as_str().expect("as the test set it up").to_owned();
     let (_, run) = server.call("GET", &format!("/api/runs/{run_id}"), None).await;
     assert_eq!(run["input_vars"], json!({"order": 7}));
-    assert!(run["triggered_by"].as_str().unwrap().starts_with("webhook:127.0.0.1"), "{run}");
+    assert!(run["triggered_by"].as_str().expect("as the test set it up").starts_with("webhook:127.0.0.1"), "{run}");
     // Bad signature, no signature, stale timestamp: 401.
     for headers in [
         vec![("X-LangOrch-Signature", format!("sha256={}", sign("wrong", body)))],
@@ -164,10 +170,12 @@ async fn webhooks_answer_every_status() {
     assert_eq!(status, 409, "{replay}");
     assert_eq!(replay["detail"]["existing_run_id"], first["run_id"]);
     // Two runs wait at their approval: the limit of 2 is reached, 429.
-    let (status, busy) =
-        deliver(&server, &[("X-Ckp-Signature", ckp_signature("k-new", now + 1, body))], body).await;
+    let (status, busy) = deliver(&server, &[("X-Ckp-Signature", ckp_signature("k-new", now + 1, body))], body).await;
     assert_eq!(status, 429, "{busy}");
-    assert!(busy["detail"].as_str().unwrap().contains("max_concurrent_runs (2) reached"), "{busy}");
+    assert!(
+        busy["detail"].as_str().expect("as the test set it up").contains("max_concurrent_runs (2) reached"),
+        "{busy}"
+    );
     // Over the body limit: 413, nothing started.
     let big = vec![b'x'; 4096];
     let (status, _) = deliver(&server, &[("X-LangOrch-Signature", sign("k-new", &big))], &big).await;
@@ -184,27 +192,26 @@ async fn webhooks_answer_every_status() {
 async fn an_idempotency_key_starts_one_run() {
     let server = webhook_server("trg-idem").await;
     let body = b"[1, 2]";
-    let headers = [
-        ("X-LangOrch-Signature", sign("k-new", body)),
-        ("Idempotency-Key", "delivery-1".to_owned()),
-    ];
+    let headers = [("X-LangOrch-Signature", sign("k-new", body)), ("Idempotency-Key", "delivery-1".to_owned())];
     let (status, first) = deliver(&server, &headers, body).await;
     assert_eq!(status, 202, "{first}");
     let (status, again) = deliver(&server, &headers, body).await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["detail"]["existing_run_id"], first["run_id"]);
-    let (_, run) = server.call("GET", &format!("/api/runs/{}", first["run_id"].as_str().unwrap()), None).await;
+    let (_, run) = server
+        .call("GET", &format!("/api/runs/{}", first["run_id"].as_str().expect("as the test set it up")), None)
+        .await;
     assert_eq!(run["input_vars"], json!({"payload": [1, 2]}));
     // Fire now through the API, with the same kind of key.
     let fire = |key: &'static str| {
         server.http.post(server.url("/api/triggers/hook/1.0.0/fire")).header("Idempotency-Key", key).send()
     };
-    let r = fire("f-1").await.unwrap();
+    let r = fire("f-1").await.expect("as the test set it up");
     assert_eq!(r.status().as_u16(), 202);
-    let fired: Value = r.json().await.unwrap();
+    let fired: Value = r.json().await.expect("as the test set it up");
     assert_eq!((fired["trigger_type"].as_str(), fired["triggered_by"].as_str()), (Some("manual"), Some("api:manual")));
-    assert_eq!(fire("f-1").await.unwrap().status().as_u16(), 409);
-    let r = fire("f-2").await.unwrap();
+    assert_eq!(fire("f-1").await.expect("as the test set it up").status().as_u16(), 409);
+    let r = fire("f-2").await.expect("as the test set it up");
     assert_eq!(r.status().as_u16(), 429, "the two runs at their approval fill the limit");
     assert_eq!(runs_of(&server, "hook").await.len(), 2, "the 409 and the 429 started nothing");
     server.stop().await;

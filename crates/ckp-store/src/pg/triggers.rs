@@ -89,8 +89,9 @@ impl TriggerStore for PgStore {
     fn list_triggers(&self) -> BoxFuture<'_, Result<Vec<TriggerRow>, StoreError>> {
         Box::pin(async move {
             let c = self.client().await?;
-            let stmt =
-                c.prepare_cached(&format!("SELECT {TRIGGER_COLUMNS} FROM triggers ORDER BY procedure_id, version")).await?;
+            let stmt = c
+                .prepare_cached(&format!("SELECT {TRIGGER_COLUMNS} FROM triggers ORDER BY procedure_id, version"))
+                .await?;
             c.query(&stmt, &[]).await?.iter().map(trigger_row).collect()
         })
     }
@@ -103,7 +104,9 @@ impl TriggerStore for PgStore {
         Box::pin(async move {
             let (pid, ver) = (put.procedure_id.clone(), put.version.clone());
             let now = ts(Utc::now());
-            self.change_trigger(&pid, &ver, |found| Some(put_row(found, put, &now))).await?.ok_or_else(trigger_not_found)
+            self.change_trigger(&pid, &ver, |found| Some(put_row(found, put, &now)))
+                .await?
+                .ok_or_else(trigger_not_found)
         })
     }
 

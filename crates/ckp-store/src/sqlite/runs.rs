@@ -70,7 +70,15 @@ pub(crate) fn create_in(
              rerun_of = ?7
          WHERE run_id = ?1",
     )?
-    .execute(params![run.run_id, input, run.project_id, run.case_id, run.trigger_type, run.triggered_by, run.rerun_of])?;
+    .execute(params![
+        run.run_id,
+        input,
+        run.project_id,
+        run.case_id,
+        run.trigger_type,
+        run.triggered_by,
+        run.rerun_of
+    ])?;
     if queue {
         let now = now();
         enqueue_in(tx, &run.run_id, 0, &now, &now)?;
@@ -81,9 +89,7 @@ pub(crate) fn create_in(
 impl RunStore for SqliteStore {
     fn create_run<'a>(&'a self, run: NewRun, commit: Commit, queue: bool) -> BoxFuture<'a, Result<RunRow, StoreError>> {
         Box::pin(async move {
-            let row = self
-                .write(move |tx| create_in(tx, &run, &commit, queue))
-                .await?;
+            let row = self.write(move |tx| create_in(tx, &run, &commit, queue)).await?;
             if queue {
                 self.notify_work();
             }

@@ -141,8 +141,7 @@ impl TriggerStore for SqliteStore {
                     let now = ts(Utc::now());
                     let (run_id, outcome) = match &fire.start {
                         Some((run, commit)) => {
-                            let row = create_in(tx, run, commit, true)?
-                                .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                            let row = create_in(tx, run, commit, true)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
                             (Some(run.run_id.clone()), FireOutcome::Started(Box::new(row)))
                         }
                         None => (None, FireOutcome::Skipped),

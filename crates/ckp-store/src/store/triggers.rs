@@ -256,7 +256,8 @@ pub struct FireRow {
 }
 
 /// The columns [`trigger_row`] reads, in its order.
-pub(crate) const TRIGGER_COLUMNS: &str = "id, procedure_id, version, trigger_type, config, source, enabled, disabled_by,
+pub(crate) const TRIGGER_COLUMNS: &str =
+    "id, procedure_id, version, trigger_type, config, source, enabled, disabled_by,
     paused, pause_note, cursor_at, created_at, updated_at";
 
 /// A registration from the columns of [`TRIGGER_COLUMNS`].
