@@ -109,6 +109,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(routes::secrets::list, routes::secrets::create))
         .routes(routes!(routes::secrets::get, routes::secrets::update, routes::secrets::delete))
         .routes(routes!(routes::credentials::exchange))
+        .routes(routes!(routes::triggers::list_triggers))
+        .routes(routes!(routes::triggers::sync_triggers))
+        .routes(routes!(routes::triggers::receive_webhook))
+        .routes(routes!(
+            routes::triggers::get_trigger,
+            routes::triggers::put_trigger,
+            routes::triggers::disable_trigger
+        ))
+        .routes(routes!(routes::triggers::fire_now))
         .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
         .with_state(state)
         .split_for_parts();

@@ -16,5 +16,6 @@ pub mod routes;
 pub mod serve;
 pub mod settings;
 pub mod sse;
+pub mod triggers;
 pub mod worker;
 mod workflow;

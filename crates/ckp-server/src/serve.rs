@@ -276,6 +276,12 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         sso,
         console,
     };
+    // Registrations follow the documents: a change a crash left unsynced is caught up here.
+    let synced = crate::triggers::sync_all(&state).await?;
+    if synced > 0 {
+        tracing::info!(triggers = synced, "trigger registrations synced from the procedures");
+    }
+    let scheduler = state.clone();
     let app = router(state, config.max_body_bytes);
     callbacks.set_base_url(&crate::workflow::public_url(config, addr));
     if let Some(addr) = addr {
@@ -289,6 +295,7 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
     tasks.spawn(purge_audit(store.clone(), config.audit_retention_days, signal.clone()));
+    tasks.spawn(crate::triggers::scheduler::run_scheduler(scheduler, signal.clone()));
     let health = ckp_connectors::agents::HealthConfig {
         every: Duration::from_millis(config.agent_health_ms.max(10)),
         offline_after: config.agent_offline_after.max(1),

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use ctx::Ctx;
 pub use ctx::VariableUses;
+pub use root::check_cron;
 
 use crate::diag::{Code, Diagnostic};
 use crate::model::{Document, Limits, parse_document_with};

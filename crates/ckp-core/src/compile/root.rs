@@ -367,6 +367,16 @@ fn trigger(cx: &mut Ctx<'_>, t: &Trigger) -> Option<TriggerSpec> {
                 cx.report(Code::InvalidCron, format!("{p}/schedule"), format!("schedule `{schedule}` is not a valid cron expression: {e}. Use 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first"));
                 return None;
             }
+            if let Some(tz) = t.timezone.as_deref()
+                && tz.parse::<chrono_tz::Tz>().is_err()
+            {
+                cx.report(
+                    Code::InvalidEnum,
+                    format!("{p}/timezone"),
+                    format!("timezone `{tz}` is not an IANA time zone name (such as \"Europe/Paris\" or \"UTC\")"),
+                );
+                return None;
+            }
             Some(TriggerSpec::Scheduled { schedule: schedule.trim().to_owned(), timezone: t.timezone.clone() })
         }
         T::Webhook => {

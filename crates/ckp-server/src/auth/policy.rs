@@ -142,6 +142,14 @@ pub const RULES: &[Rule] = &[
     rule("PUT", "/api/secrets/{name}", "secrets.write", Server(Admin)),
     rule("DELETE", "/api/secrets/{name}", "secrets.delete", Server(Admin)),
     rule("GET", "/api/agent-credentials/{secret_name}", "secrets.grant", Signed),
+    // Triggers: registrations span projects, so their roles are global (LangOrch's operator and manager).
+    rule("GET", "/api/triggers", "triggers.read", Server(Operator)),
+    rule("POST", "/api/triggers/sync", "triggers.write", Server(Manager)),
+    rule("POST", "/api/triggers/webhook/{procedure_id}", "triggers.webhook", Signed),
+    rule("GET", "/api/triggers/{procedure_id}/{version}", "triggers.read", Server(Operator)),
+    rule("POST", "/api/triggers/{procedure_id}/{version}", "triggers.write", Server(Manager)),
+    rule("DELETE", "/api/triggers/{procedure_id}/{version}", "triggers.write", Server(Manager)),
+    rule("POST", "/api/triggers/{procedure_id}/{version}/fire", "triggers.fire", Server(Operator)),
 ];
 
 /// The rule of a route, or None when the table does not have it.

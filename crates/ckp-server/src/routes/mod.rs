@@ -13,4 +13,5 @@ pub mod registry;
 pub mod runs;
 pub mod secrets;
 pub mod sso;
+pub mod triggers;
 pub mod users;

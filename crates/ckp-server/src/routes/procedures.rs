@@ -88,6 +88,7 @@ pub async fn import(
         return Err(ApiError::not_found("Project"));
     }
     let (stored, warnings) = state.catalog.import(&text, body.project_id).await.map_err(import_error)?;
+    crate::triggers::sync_version(&state, &stored.procedure_id, &stored.version).await?;
     Ok((
         StatusCode::CREATED,
         Json(ProcedureImported { summary: (&stored).into(), warnings: diagnostics_json(&warnings) }),
@@ -217,6 +218,7 @@ pub async fn update(
     let text = ckp_text(&body.ckp_json)?;
     let (stored, warnings) =
         state.catalog.update(&existing.procedure_id, &existing.version, &text).await.map_err(import_error)?;
+    crate::triggers::sync_version(&state, &stored.procedure_id, &stored.version).await?;
     Ok(Json(ProcedureImported { summary: (&stored).into(), warnings: diagnostics_json(&warnings) }))
 }
 
@@ -236,6 +238,7 @@ pub async fn delete(
     }
     record(&state, &who, Role::Operator, &id, &version).await?;
     state.store.delete_procedure(&id, &version).await?;
+    crate::triggers::sync_version(&state, &id, &version).await?;
     Ok(Json(Deleted { deleted: true, procedure_id: Some(id), version: Some(version), run_id: None }))
 }
 
@@ -263,6 +266,7 @@ pub async fn set_status(
     }
     let stored =
         state.store.set_procedure_status(&existing.procedure_id, &existing.version, status, doc.to_string()).await?;
+    crate::triggers::sync_version(&state, &stored.procedure_id, &stored.version).await?;
     Ok(Json((&stored).into()))
 }
 

@@ -2,15 +2,18 @@
 //! pagination, get, events, artifacts, diagnostics, checkpoints, cancel, retry (in place, or a rerun with other
 //! inputs), delete, history cleanup, metrics summary, queue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use ckp_core::procedure::Procedure;
 use ckp_engine::Engine;
-use ckp_engine::engine::{Origin, first_commit};
+use ckp_engine::engine::{Origin as EngineOrigin, first_commit};
+use ckp_engine::journal::Commit;
 use ckp_engine::journal::StepRecord;
-use ckp_store::{JobState, NewRun, RunChange, RunFilter, RunRow, RunStatus, StoreError};
+use ckp_store::{JobState, NewRun, ProcedureRecord, RunChange, RunFilter, RunRow, RunStatus, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
@@ -36,6 +39,73 @@ pub(crate) async fn visible_run(state: &AppState, who: &Principal, role: Role, i
 
 fn today() -> String {
     Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// The compiled procedure of a stored version that may start runs now: not deprecated or archived (422
+/// `procedure_not_runnable`), effective (422 `procedure_not_effective`), still compiling.
+pub(crate) async fn runnable(state: &AppState, record: &ProcedureRecord) -> ApiResult<Arc<Procedure>> {
+    if !record.status.is_runnable() {
+        return Err(ApiError::invalid(
+            "procedure_not_runnable",
+            format!("Procedure is {} and cannot be executed", record.status),
+        ));
+    }
+    if let Some(date) = record.effective_date.as_deref().filter(|d| d.get(..10).is_some_and(|d| d > today().as_str())) {
+        return Err(ApiError::invalid(
+            "procedure_not_effective",
+            format!("Procedure is not yet effective until {date}"),
+        ));
+    }
+    state
+        .catalog
+        .get(&record.procedure_id, Some(&record.version))
+        .await?
+        .ok_or_else(|| ApiError::invalid("invalid_ckp", "The stored procedure no longer compiles"))
+}
+
+/// Inputs against the procedure's `variables_schema`: 422 `{message, errors}` otherwise.
+pub(crate) fn check_inputs(p: &Procedure, inputs: &Map<String, Value>) -> ApiResult<()> {
+    ckp_core::inputs::check_inputs(p, inputs).map_err(|errors| {
+        ApiError::with_detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input_vars",
+            json!({"message": "Invalid input_vars", "errors": errors}),
+        )
+    })
+}
+
+/// What started a run, recorded on it.
+pub(crate) struct Origin {
+    /// `schedule`, `webhook`, `manual`; None for `POST /api/runs`.
+    pub trigger_type: Option<String>,
+    /// Who or what.
+    pub triggered_by: Option<String>,
+}
+
+/// A new run of `p` with checked `inputs`: its columns and its first commit (`run_created`), for the store to
+/// create in one transaction — the one builder of runs the API and triggers start.
+pub(crate) fn new_run(
+    p: &Procedure,
+    inputs: Map<String, Value>,
+    project_id: Option<String>,
+    case_id: Option<String>,
+    origin: Origin,
+    rerun_of: Option<String>,
+) -> (NewRun, Commit) {
+    // Time-ordered (UUIDv7): new runs land at the end of every index keyed by run id instead of at random pages.
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let commit = first_commit(p, &run_id, &inputs, EngineOrigin::Top, Utc::now());
+    let meta = NewRun {
+        run_id,
+        input_vars: (!inputs.is_empty()).then(|| Value::Object(inputs)),
+        project_id,
+        case_id,
+        trigger_type: origin.trigger_type,
+        // Who started it (the four-eyes rule of approvals reads it); nobody is named for anonymous local use.
+        triggered_by: origin.triggered_by,
+        rerun_of,
+    };
+    (meta, commit)
 }
 
 /// What starts a run through the API: a `POST /api/runs` body, or a finished run started again with other inputs.
@@ -64,50 +134,17 @@ async fn start(state: &AppState, who: &Principal, s: Start) -> ApiResult<RunRow>
     if let Some(project) = s.project_id.as_deref().filter(|p| Some(*p) != record.project_id.as_deref()) {
         who.require(Role::Operator, Some(project), "Project")?;
     }
-    if !record.status.is_runnable() {
-        return Err(ApiError::invalid(
-            "procedure_not_runnable",
-            format!("Procedure is {} and cannot be executed", record.status),
-        ));
-    }
-    if let Some(date) = record.effective_date.as_deref().filter(|d| d.get(..10).is_some_and(|d| d > today().as_str())) {
-        return Err(ApiError::invalid(
-            "procedure_not_effective",
-            format!("Procedure is not yet effective until {date}"),
-        ));
-    }
-    let p = state
-        .catalog
-        .get(&record.procedure_id, Some(&record.version))
-        .await?
-        .ok_or_else(|| ApiError::invalid("invalid_ckp", "The stored procedure no longer compiles"))?;
+    let p = runnable(state, &record).await?;
     let inputs = s.inputs;
-    if let Err(errors) = ckp_core::inputs::check_inputs(&p, &inputs) {
-        return Err(ApiError::with_detail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input_vars",
-            json!({"message": "Invalid input_vars", "errors": errors}),
-        ));
-    }
+    check_inputs(&p, &inputs)?;
     let project_id = s.project_id.or_else(|| record.project_id.clone());
     if let Some(project) = &project_id
         && state.store.get_project(project).await?.is_none()
     {
         return Err(ApiError::not_found("Project"));
     }
-    // Time-ordered (UUIDv7): new runs land at the end of every index keyed by run id instead of at random pages.
-    let run_id = uuid::Uuid::now_v7().to_string();
-    let commit = first_commit(&p, &run_id, &inputs, Origin::Top, Utc::now());
-    let meta = NewRun {
-        run_id,
-        input_vars: (!inputs.is_empty()).then(|| Value::Object(inputs)),
-        project_id,
-        case_id: s.case_id,
-        trigger_type: None,
-        // Who started it (the four-eyes rule of approvals reads it); nobody is named for anonymous local use.
-        triggered_by: who.credential.is_some().then(|| who.identity.clone()),
-        rerun_of: s.rerun_of,
-    };
+    let origin = Origin { trigger_type: None, triggered_by: who.credential.is_some().then(|| who.identity.clone()) };
+    let (meta, commit) = new_run(&p, inputs, project_id, s.case_id, origin, s.rerun_of);
     Ok(state.store.create_run(meta, commit, true).await?)
 }
 

@@ -14,6 +14,7 @@ mod mcp;
 mod pricing;
 mod sso;
 mod support;
+mod triggers;
 mod workflow;
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ mod queue;
 mod registry;
 mod runs;
 mod secrets;
+mod triggers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0008_owners.sql"),
     include_str!("../../migrations/postgres/0009_auth.sql"),
     include_str!("../../migrations/postgres/0010_rerun_of.sql"),
+    include_str!("../../migrations/postgres/0011_triggers.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.

@@ -18,6 +18,7 @@ mod queue;
 mod registry;
 mod runs;
 mod secrets;
+mod triggers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_secrets.sql"),
     include_str!("../../migrations/sqlite/0007_auth.sql"),
     include_str!("../../migrations/sqlite/0008_rerun_of.sql"),
+    include_str!("../../migrations/sqlite/0009_triggers.sql"),
 ];
 
 /// Most commits grouped into one transaction.

@@ -56,34 +56,40 @@ fn delete_in(tx: &rusqlite::Transaction<'_>, run_id: &str) -> Result<usize, rusq
         .execute(params![run_id, prefix])
 }
 
+/// Creates a run inside `tx`: its first commit, its API columns and, when `queue`, its job; the run as stored.
+pub(crate) fn create_in(
+    tx: &rusqlite::Transaction<'_>,
+    run: &NewRun,
+    commit: &Commit,
+    queue: bool,
+) -> Result<Option<RunRow>, rusqlite::Error> {
+    apply(tx, &run.run_id, commit)?;
+    let input = run.input_vars.as_ref().map(Value::to_string);
+    tx.prepare_cached(
+        "UPDATE runs SET input_vars = ?2, project_id = ?3, case_id = ?4, trigger_type = ?5, triggered_by = ?6,
+             rerun_of = ?7
+         WHERE run_id = ?1",
+    )?
+    .execute(params![
+        run.run_id,
+        input,
+        run.project_id,
+        run.case_id,
+        run.trigger_type,
+        run.triggered_by,
+        run.rerun_of
+    ])?;
+    if queue {
+        let now = now();
+        enqueue_in(tx, &run.run_id, 0, &now, &now)?;
+    }
+    get_run_in(tx, &run.run_id)
+}
+
 impl RunStore for SqliteStore {
     fn create_run<'a>(&'a self, run: NewRun, commit: Commit, queue: bool) -> BoxFuture<'a, Result<RunRow, StoreError>> {
         Box::pin(async move {
-            let row = self
-                .write(move |tx| {
-                    apply(tx, &run.run_id, &commit)?;
-                    let input = run.input_vars.as_ref().map(Value::to_string);
-                    tx.prepare_cached(
-                        "UPDATE runs SET input_vars = ?2, project_id = ?3, case_id = ?4, trigger_type = ?5, triggered_by = ?6,
-                             rerun_of = ?7
-                         WHERE run_id = ?1",
-                    )?
-                    .execute(params![
-                        run.run_id,
-                        input,
-                        run.project_id,
-                        run.case_id,
-                        run.trigger_type,
-                        run.triggered_by,
-                        run.rerun_of
-                    ])?;
-                    if queue {
-                        let now = now();
-                        enqueue_in(tx, &run.run_id, 0, &now, &now)?;
-                    }
-                    get_run_in(tx, &run.run_id)
-                })
-                .await?;
+            let row = self.write(move |tx| create_in(tx, &run, &commit, queue)).await?;
             if queue {
                 self.notify_work();
             }

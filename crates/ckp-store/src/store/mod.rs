@@ -1,8 +1,8 @@
 //! The store contract: plain traits sized by concern — [`RunStore`] (runs and their journal as the API reads
 //! them), [`QueueStore`] (the job queue), [`ApprovalStore`] (decisions, callbacks, approvals),
 //! [`ProcedureStore`], [`RegistryStore`] (projects, agents, leases, artifacts), [`SecretStore`], [`AuthStore`]
-//! (users, grants, API keys, sessions, signing keys, audit log) and [`InsightStore`] (statistics and search for the
-//! console) — each with the rows it speaks, and [`Store`], all
+//! (users, grants, API keys, sessions, signing keys, audit log), [`InsightStore`] (statistics and search for the
+//! console) and [`TriggerStore`] (trigger registrations and their fires) — each with the rows it speaks, and [`Store`], all
 //! of them with the engine's [`Journal`], which the server holds as
 //! `Arc<dyn Store>`. The SQLite and PostgreSQL stores implement every trait and pass the same conformance suite
 //! ([`crate::conformance`]). Async methods return boxed futures, so every trait is dyn-compatible.
@@ -15,6 +15,7 @@ mod queue;
 mod registry;
 mod runs;
 mod secrets;
+mod triggers;
 
 use ckp_engine::journal::Journal;
 
@@ -52,6 +53,10 @@ pub(crate) use runs::{
 };
 pub(crate) use secrets::{SECRET_COLUMNS, duplicate_secret, secret_not_found, secret_row};
 pub use secrets::{SecretRow, SecretStore, SecretUpdate};
+pub(crate) use triggers::{
+    ACTIVE_RUNS, FIRE_COLUMNS, TRIGGER_COLUMNS, fire_row, put_row, trigger_not_found, trigger_row,
+};
+pub use triggers::{FireOutcome, FireRow, TriggerFire, TriggerPut, TriggerRow, TriggerStore, TriggerSync, synced};
 
 /// Durable storage of procedures, runs, approvals, jobs, the registry tables, secrets and authentication: every
 /// concern's trait and the
@@ -67,6 +72,7 @@ pub trait Store:
     + SecretStore
     + AuthStore
     + InsightStore
+    + TriggerStore
     + Send
     + Sync
     + std::fmt::Debug
@@ -83,6 +89,7 @@ impl<T> Store for T where
         + SecretStore
         + AuthStore
         + InsightStore
+        + TriggerStore
         + Send
         + Sync
         + std::fmt::Debug

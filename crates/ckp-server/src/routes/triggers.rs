@@ -1,0 +1,436 @@
+//! `/api/triggers`: LangOrch's trigger API (list, get — `null` when absent —, upsert, disable, fire now, sync, the
+//! webhook receiver) with its paths, bodies, statuses and messages; ckp's fields (time zone, overlap, catch-up,
+//! pause, following the active version, secret rotation) beside LangOrch's. Every fire goes through
+//! [`crate::triggers::fire::fire`].
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use ckp_store::{FireOutcome, TriggerPut, TriggerRow};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
+use crate::triggers::fire::{Cause, fire};
+use crate::triggers::webhook::{CKP_HEADER, LANGORCH_HEADER, Refused, Verified, verify};
+use crate::triggers::{Overlap, Schedule, TriggerConfig};
+
+/// How many upcoming ticks a schedule's registration shows.
+const NEXT_FIRES: usize = 5;
+
+/// A registration (LangOrch's `TriggerRegistrationOut`, with ckp's fields).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TriggerOut {
+    /// Row id.
+    pub id: i64,
+    /// Procedure.
+    pub procedure_id: String,
+    /// The version it belongs to.
+    pub version: String,
+    /// `scheduled`, `webhook`, `event`, `file_watch`.
+    pub trigger_type: String,
+    /// Cron expression.
+    pub schedule: Option<String>,
+    /// IANA time zone of the schedule.
+    pub timezone: Option<String>,
+    /// Name of the secret holding the webhook key (never its value).
+    pub webhook_secret: Option<String>,
+    /// Name of the previous secret, accepted during a rotation.
+    pub webhook_secret_previous: Option<String>,
+    /// Event source.
+    pub event_source: Option<String>,
+    /// File watch directory.
+    pub file_watch_path: Option<String>,
+    /// File watch glob.
+    pub file_watch_pattern: Option<String>,
+    /// LangOrch's dedupe window.
+    pub dedupe_window_seconds: i64,
+    /// The most runs of the trigger not yet ended.
+    pub max_concurrent_runs: Option<i64>,
+    /// A schedule's overlap policy.
+    pub overlap: Overlap,
+    /// Ticks missed longer ago than this are recorded as skipped.
+    pub catchup_window_seconds: i64,
+    /// Fires start the procedure's newest active version.
+    pub follow_active: bool,
+    /// A webhook's largest body.
+    pub max_body_bytes: i64,
+    /// Whether it fires.
+    pub enabled: bool,
+    /// Why it is disabled: `operator`, `status`, `deleted`, `undeclared`.
+    pub disabled_by: Option<String>,
+    /// A paused schedule does not tick.
+    pub paused: bool,
+    /// Why it was paused.
+    pub pause_note: Option<String>,
+    /// `ckp` (the document's block) or `api` (an operator's).
+    pub source: String,
+    /// A schedule's next ticks (RFC 3339, UTC), when it is enabled and not paused.
+    pub next_fire_times: Vec<String>,
+    /// Created.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl From<&TriggerRow> for TriggerOut {
+    fn from(r: &TriggerRow) -> Self {
+        let c = TriggerConfig::of(r);
+        let next_fire_times = match (r.trigger_type.as_str(), r.enabled && !r.paused, &c.schedule) {
+            ("scheduled", true, Some(s)) => Schedule::new(s, c.timezone.as_deref())
+                .map(|s| s.upcoming(Utc::now(), NEXT_FIRES).iter().map(|t| t.to_rfc3339()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        TriggerOut {
+            id: r.id,
+            procedure_id: r.procedure_id.clone(),
+            version: r.version.clone(),
+            trigger_type: r.trigger_type.clone(),
+            schedule: c.schedule,
+            timezone: c.timezone,
+            webhook_secret: c.webhook_secret,
+            webhook_secret_previous: c.webhook_secret_previous,
+            event_source: c.event_source,
+            file_watch_path: c.file_watch_path,
+            file_watch_pattern: c.file_watch_pattern,
+            dedupe_window_seconds: c.dedupe_window_seconds,
+            max_concurrent_runs: c.max_concurrent_runs,
+            overlap: c.overlap,
+            catchup_window_seconds: c.catchup_window_seconds,
+            follow_active: c.follow_active,
+            max_body_bytes: c.max_body_bytes,
+            enabled: r.enabled,
+            disabled_by: r.disabled_by.clone(),
+            paused: r.paused,
+            pause_note: r.pause_note.clone(),
+            source: r.source.clone(),
+            next_fire_times,
+            created_at: r.created_at.clone(),
+            updated_at: r.updated_at.clone(),
+        }
+    }
+}
+
+/// LangOrch's `TriggerRegistrationCreate`, with ckp's fields.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerIn {
+    /// `scheduled`, `webhook`, `event`, `file_watch`.
+    pub trigger_type: String,
+    /// Cron: 5 fields, 6 with seconds first, or a macro (`@daily`).
+    pub schedule: Option<String>,
+    /// IANA time zone (default UTC).
+    pub timezone: Option<String>,
+    /// Name of the secret holding the webhook key.
+    pub webhook_secret: Option<String>,
+    /// Name of the previous secret, accepted during a rotation.
+    pub webhook_secret_previous: Option<String>,
+    /// Event source.
+    pub event_source: Option<String>,
+    /// File watch directory.
+    pub file_watch_path: Option<String>,
+    /// File watch glob.
+    pub file_watch_pattern: Option<String>,
+    /// LangOrch's dedupe window (0 or more).
+    #[serde(default)]
+    pub dedupe_window_seconds: i64,
+    /// The most runs not yet ended (1 or more).
+    pub max_concurrent_runs: Option<i64>,
+    /// A schedule's overlap policy (default `allow`).
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// Catch-up window in seconds (default 60).
+    pub catchup_window_seconds: Option<i64>,
+    /// Fire the newest active version.
+    #[serde(default)]
+    pub follow_active: bool,
+    /// A webhook's largest body (default 1 MiB).
+    pub max_body_bytes: Option<i64>,
+    /// Whether it fires (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Pause a schedule.
+    #[serde(default)]
+    pub paused: bool,
+    /// Why.
+    pub pause_note: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A fire's answer (LangOrch's shape).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FiredOut {
+    /// The run started.
+    pub run_id: String,
+    /// Procedure.
+    pub procedure_id: String,
+    /// The version the run runs.
+    pub procedure_version: String,
+    /// `webhook`, `manual`.
+    pub trigger_type: String,
+    /// Who or what.
+    pub triggered_by: Option<String>,
+    /// `created`.
+    pub status: String,
+}
+
+/// A fire's optional body.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FireIn {
+    /// The run's inputs (checked against `variables_schema`).
+    pub input_vars: Option<Map<String, Value>>,
+}
+
+/// `POST /api/triggers/sync`'s answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Synced {
+    /// Registrations after the sync.
+    pub synced: usize,
+}
+
+async fn registration(state: &AppState, pid: &str, ver: &str) -> ApiResult<TriggerRow> {
+    state.store.get_trigger(pid, ver).await?.ok_or_else(|| ApiError::not_found("Trigger registration"))
+}
+
+/// The answer to a fire's outcome; `what` names the trigger in the 429.
+fn answer(reg: &TriggerRow, outcome: FireOutcome, limit: Option<i64>) -> ApiResult<(StatusCode, Json<FiredOut>)> {
+    match outcome {
+        FireOutcome::Started(run) => Ok((
+            StatusCode::ACCEPTED,
+            Json(FiredOut {
+                run_id: run.run_id.clone(),
+                procedure_id: run.procedure_id.clone(),
+                procedure_version: run.procedure_version.clone(),
+                trigger_type: run.trigger_type.clone().unwrap_or_default(),
+                triggered_by: run.triggered_by.clone(),
+                status: "created".into(),
+            }),
+        )),
+        FireOutcome::Duplicate { run_id } => Err(ApiError::with_detail(
+            StatusCode::CONFLICT,
+            "duplicate_trigger",
+            json!({"message": "Duplicate webhook payload within dedupe window", "existing_run_id": run_id}),
+        )),
+        FireOutcome::Busy { .. } => {
+            let n = limit.unwrap_or(1);
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "max_concurrent_runs",
+                format!(
+                    "max_concurrent_runs ({n}) reached for {} v{} — trigger dropped",
+                    reg.procedure_id, reg.version
+                ),
+            ))
+        }
+        FireOutcome::Disabled | FireOutcome::Skipped => Err(ApiError::not_found("Trigger registration")),
+    }
+}
+
+/// Every registration, disabled ones included, by procedure id and version.
+#[utoipa::path(get, path = "/api/triggers", tag = "triggers", responses((status = 200, body = Vec<TriggerOut>)))]
+pub async fn list_triggers(State(state): State<AppState>) -> ApiResult<Json<Vec<TriggerOut>>> {
+    Ok(Json(state.store.list_triggers().await?.iter().map(TriggerOut::from).collect()))
+}
+
+/// The registration of a procedure version, with a schedule's next fire times; `null` when there is none
+/// (LangOrch's answer, which its console relies on).
+#[utoipa::path(get, path = "/api/triggers/{procedure_id}/{version}", tag = "triggers",
+    params(("procedure_id" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = Option<TriggerOut>)))]
+pub async fn get_trigger(
+    State(state): State<AppState>,
+    Path((pid, ver)): Path<(String, String)>,
+) -> ApiResult<Json<Option<TriggerOut>>> {
+    Ok(Json(state.store.get_trigger(&pid, &ver).await?.as_ref().map(TriggerOut::from)))
+}
+
+/// Creates or replaces the registration of a procedure version (an operator's: later syncs from the CKP keep
+/// it); enabling it clears an operator's disable. The version must exist.
+#[utoipa::path(post, path = "/api/triggers/{procedure_id}/{version}", tag = "triggers", request_body = TriggerIn,
+    params(("procedure_id" = String, Path), ("version" = String, Path)),
+    responses((status = 201, body = TriggerOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_trigger(
+    State(state): State<AppState>,
+    Path((pid, ver)): Path<(String, String)>,
+    Json(body): Json<TriggerIn>,
+) -> ApiResult<(StatusCode, Json<TriggerOut>)> {
+    let config = TriggerConfig {
+        schedule: body.schedule,
+        timezone: body.timezone,
+        webhook_secret: body.webhook_secret,
+        webhook_secret_previous: body.webhook_secret_previous,
+        event_source: body.event_source,
+        file_watch_path: body.file_watch_path,
+        file_watch_pattern: body.file_watch_pattern,
+        dedupe_window_seconds: body.dedupe_window_seconds,
+        max_concurrent_runs: body.max_concurrent_runs,
+        overlap: body.overlap,
+        catchup_window_seconds: body.catchup_window_seconds.unwrap_or(60),
+        follow_active: body.follow_active,
+        max_body_bytes: body.max_body_bytes.unwrap_or(1 << 20),
+    };
+    if let Some(problem) = config.problem(&body.trigger_type) {
+        return Err(ApiError::invalid("invalid_trigger", problem));
+    }
+    if state.store.get_procedure(&pid, Some(&ver)).await?.filter(|r| r.version == ver).is_none() {
+        return Err(ApiError::not_found("Procedure"));
+    }
+    let put = TriggerPut {
+        procedure_id: pid,
+        version: ver,
+        trigger_type: body.trigger_type,
+        config: config.to_text(),
+        enabled: body.enabled,
+        paused: body.paused,
+        pause_note: body.pause_note,
+    };
+    let row = state.store.put_trigger(put).await?;
+    Ok((StatusCode::CREATED, Json((&row).into())))
+}
+
+/// Disables the registration of a procedure version (an operator's disable: syncs from the CKP keep it).
+#[utoipa::path(delete, path = "/api/triggers/{procedure_id}/{version}", tag = "triggers",
+    params(("procedure_id" = String, Path), ("version" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn disable_trigger(
+    State(state): State<AppState>,
+    Path((pid, ver)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state.store.disable_trigger(&pid, &ver).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a run of the registration now (`trigger_type` `manual`, `triggered_by` `api:manual`), with the
+/// optional `input_vars`; an `Idempotency-Key` header makes a retry return 409 with the first run's id. Over
+/// `max_concurrent_runs`: 429.
+#[utoipa::path(post, path = "/api/triggers/{procedure_id}/{version}/fire", tag = "triggers",
+    request_body(content = Option<FireIn>),
+    params(("procedure_id" = String, Path), ("version" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key starts nothing")),
+    responses((status = 202, body = FiredOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn fire_now(
+    State(state): State<AppState>,
+    Path((pid, ver)): Path<(String, String)>,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<FireIn>,
+) -> ApiResult<(StatusCode, Json<FiredOut>)> {
+    let reg = registration(&state, &pid, &ver).await?;
+    let config = TriggerConfig::of(&reg);
+    let key = match idempotency_key(&headers)? {
+        Some(k) => format!("idempotency:{k}"),
+        None => format!("manual:{}", uuid::Uuid::now_v7()),
+    };
+    let cause = Cause {
+        key,
+        aliases: Vec::new(),
+        kind: "manual",
+        by: "api:manual".into(),
+        scheduled_at: None,
+        inputs: body.and_then(|b| b.input_vars).unwrap_or_default(),
+        max_active: config.max_concurrent_runs,
+    };
+    let outcome = fire(&state, &reg, cause).await?;
+    answer(&reg, outcome, config.max_concurrent_runs)
+}
+
+/// Registers, updates or disables the trigger of every procedure version from its CKP `trigger` block and
+/// status (an operator's settings and disables are kept).
+#[utoipa::path(post, path = "/api/triggers/sync", tag = "triggers", responses((status = 200, body = Synced)))]
+pub async fn sync_triggers(State(state): State<AppState>) -> ApiResult<Json<Synced>> {
+    Ok(Json(Synced { synced: crate::triggers::sync_all(&state).await? }))
+}
+
+/// The `Idempotency-Key` header (at most 200 characters).
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    match v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200) {
+        Some(k) => Ok(Some(k.to_owned())),
+        None => {
+            Err(ApiError::invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible characters"))
+        }
+    }
+}
+
+/// Receives a webhook for the procedure's latest enabled webhook registration. The raw body must be signed
+/// (`X-LangOrch-Signature: sha256=<hex>` over the body, or `X-Ckp-Signature: t=<unix>,v1=<hex>` over
+/// `"{t}.{body}"` within 5 minutes) with the secret the registration names, or its previous one. A JSON object
+/// body is the run's inputs, other JSON `{"payload": ...}`, an empty or non-JSON body `{}`. A delivery with a
+/// known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id.
+#[utoipa::path(post, path = "/api/triggers/webhook/{procedure_id}", tag = "triggers",
+    request_body(content = Value, description = "Any body, signed"),
+    params(("procedure_id" = String, Path),
+        ("X-LangOrch-Signature" = Option<String>, Header, description = "sha256=<hex HMAC-SHA256 of the body>"),
+        ("X-Ckp-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of t.body>"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A redelivery with the same key starts nothing")),
+    responses((status = 202, body = FiredOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn receive_webhook(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<FiredOut>)> {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let (parts, body) = req.into_parts();
+    let reg = state
+        .store
+        .list_triggers()
+        .await?
+        .into_iter()
+        .filter(|t| t.procedure_id == pid && t.trigger_type == "webhook" && t.enabled)
+        .max_by_key(|t| t.id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("No active webhook trigger registration found for procedure '{pid}'"),
+            )
+        })?;
+    let config = TriggerConfig::of(&reg);
+    let limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::body_too_large())?;
+    let mut secrets = Vec::new();
+    for name in [&config.webhook_secret, &config.webhook_secret_previous].into_iter().flatten() {
+        match state.secrets.lookup(None, name).await {
+            Ok(Some(v)) if !v.is_empty() => secrets.push(v),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(procedure_id = %pid, secret = %name, error = %e.message,
+                "a webhook secret could not be read; deliveries signed with it are refused"),
+        }
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let verified = verify(&secrets, header(CKP_HEADER), header(LANGORCH_HEADER), &body, Utc::now().timestamp())
+        .map_err(|r: Refused| ApiError::unauthorized(r.message()))?;
+    let idempotency = idempotency_key(&parts.headers)?.map(|k| format!("idempotency:{k}"));
+    let (key, aliases) = match (verified, idempotency) {
+        (Verified::Timestamped { key }, idem) => (key, idem.into_iter().collect()),
+        (Verified::Plain, Some(idem)) => (idem, Vec::new()),
+        (Verified::Plain, None) => (format!("delivery:{}", uuid::Uuid::now_v7()), Vec::new()),
+    };
+    let inputs = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        Ok(other) => Map::from_iter([("payload".to_owned(), other)]),
+        Err(_) => Map::new(),
+    };
+    let cause = Cause {
+        key,
+        aliases,
+        kind: "webhook",
+        by: format!("webhook:{}", peer.as_deref().unwrap_or("unknown")),
+        scheduled_at: None,
+        inputs,
+        max_active: config.max_concurrent_runs,
+    };
+    let outcome = fire(&state, &reg, cause).await?;
+    answer(&reg, outcome, config.max_concurrent_runs)
+}

@@ -1,0 +1,89 @@
+//! The one path from a trigger's cause to a run: the version to run (the registration's, or the newest `active`
+//! one when it follows), the checks of `POST /api/runs` (runnable, effective, inputs against
+//! `variables_schema`), and the store's fire, which records the cause and creates the run in one transaction.
+//! Schedules, webhooks and fires through the API call it; file drops and brokers are to call it the same way
+//! with their own cause keys (a file's identity, a message id).
+
+use chrono::{DateTime, Utc};
+use ckp_store::{FireOutcome, ProcedureFilter, ProcedureStatus, TriggerFire, TriggerRow};
+use serde_json::{Map, Value};
+
+use super::TriggerConfig;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::runs::{Origin, check_inputs, new_run, runnable};
+
+/// A cause of a trigger.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    /// Unique per registration: a cause with a known key starts nothing.
+    pub key: String,
+    /// Other keys of the same cause ([`ckp_store::TriggerFire::aliases`]).
+    pub aliases: Vec<String>,
+    /// What the run records as `trigger_type`: `schedule`, `webhook`, `manual`.
+    pub kind: &'static str,
+    /// What the run records as `triggered_by`.
+    pub by: String,
+    /// A schedule's tick.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The run's inputs.
+    pub inputs: Map<String, Value>,
+    /// Refuse when this many of the trigger's runs have not ended (None: no limit).
+    pub max_active: Option<i64>,
+}
+
+/// Fires `reg` for `cause`. A version that cannot run (deleted, deprecated, not effective, no active version to
+/// follow) or inputs that do not satisfy its schema are the error (4xx) and nothing is recorded.
+pub async fn fire(state: &AppState, reg: &TriggerRow, cause: Cause) -> ApiResult<FireOutcome> {
+    let config = TriggerConfig::of(reg);
+    let record = match config.follow_active {
+        false => {
+            state.store.get_procedure(&reg.procedure_id, Some(&reg.version)).await?.filter(|r| r.version == reg.version)
+        }
+        true => {
+            let filter = ProcedureFilter {
+                procedure_id: Some(reg.procedure_id.clone()),
+                status: Some(ProcedureStatus::Active),
+                ..ProcedureFilter::default()
+            };
+            state.store.list_procedures(filter).await?.into_iter().next()
+        }
+    };
+    let record = record.ok_or_else(|| ApiError::not_found("Procedure"))?;
+    let p = runnable(state, &record).await?;
+    check_inputs(&p, &cause.inputs)?;
+    let origin = Origin { trigger_type: Some(cause.kind.to_owned()), triggered_by: Some(cause.by) };
+    let (run, commit) = new_run(&p, cause.inputs, record.project_id.clone(), None, origin, None);
+    let fire = TriggerFire {
+        procedure_id: reg.procedure_id.clone(),
+        version: reg.version.clone(),
+        cause_key: cause.key,
+        aliases: cause.aliases,
+        scheduled_at: cause.scheduled_at.map(|t| t.to_rfc3339()),
+        max_active: cause.max_active,
+        start: Some((run, commit)),
+        skip_reason: None,
+    };
+    Ok(state.store.fire_trigger(fire).await?)
+}
+
+/// Records a cause that starts no run, with why (never silent).
+pub async fn skip(
+    state: &AppState,
+    reg: &TriggerRow,
+    key: String,
+    scheduled_at: Option<DateTime<Utc>>,
+    reason: String,
+) -> ApiResult<FireOutcome> {
+    let fire = TriggerFire {
+        procedure_id: reg.procedure_id.clone(),
+        version: reg.version.clone(),
+        cause_key: key,
+        aliases: Vec::new(),
+        scheduled_at: scheduled_at.map(|t| t.to_rfc3339()),
+        max_active: None,
+        start: None,
+        skip_reason: Some(reason),
+    };
+    Ok(state.store.fire_trigger(fire).await?)
+}

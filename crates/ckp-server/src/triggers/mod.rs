@@ -1,0 +1,247 @@
+//! Triggers: what starts runs without a caller of `POST /api/runs`. A registration (one per procedure version,
+//! `ckp_store::TriggerStore`) is synced from the version's CKP `trigger` block ([`sync_version`], after every
+//! import, update, status change and delete, and for all versions at startup and by `POST /api/triggers/sync`)
+//! or written by an operator. Its settings are a [`TriggerConfig`], kept by the store as JSON.
+//!
+//! Every cause — a schedule's tick ([`scheduler`]), a webhook delivery ([`webhook`]), a fire through the API,
+//! later a file or a broker message — goes through [`fire::fire`], which records the cause under a key unique per
+//! registration in the transaction that creates its run: a cause replayed by a retry, a crash or another process
+//! starts nothing.
+
+pub mod fire;
+pub mod scheduler;
+pub mod webhook;
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use ckp_store::{ProcedureFilter, StoreError, TriggerRow, TriggerSync};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+
+/// What a schedule does with a tick while earlier runs of the trigger have not ended (queued, running, waiting
+/// at an approval or a timer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Start a run anyway (within `max_concurrent_runs`).
+    #[default]
+    Allow,
+    /// Record the tick as skipped (`overlap`).
+    Skip,
+}
+
+/// A registration's settings (the CKP block's fields, LangOrch's and ckp's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TriggerConfig {
+    /// Cron: 5 fields, 6 with seconds first, or a macro (`@daily`, `@hourly`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// IANA time zone of the schedule (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Name of the secret holding the webhook's HMAC key (looked up like `{{secrets.NAME}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// Name of the previous secret, also accepted while a key is rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_previous: Option<String>,
+    /// `provider://target` of an event trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_source: Option<String>,
+    /// A file watch trigger's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_watch_path: Option<String>,
+    /// A file watch trigger's glob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_watch_pattern: Option<String>,
+    /// LangOrch's dedupe window (kept; ckp dedupes webhooks by `Idempotency-Key` and signature).
+    #[serde(default)]
+    pub dedupe_window_seconds: i64,
+    /// The most runs of the trigger not yet ended; a fire over it is refused (webhooks: 429).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_runs: Option<i64>,
+    /// A schedule's overlap policy.
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// Ticks missed longer ago than this (downtime) are recorded as skipped instead of fired.
+    #[serde(default = "default_catchup")]
+    pub catchup_window_seconds: i64,
+    /// Fires start the procedure's newest `active` version instead of the registration's own.
+    #[serde(default)]
+    pub follow_active: bool,
+    /// A webhook's largest body.
+    #[serde(default = "default_body")]
+    pub max_body_bytes: i64,
+}
+
+fn default_catchup() -> i64 {
+    60
+}
+
+fn default_body() -> i64 {
+    1 << 20
+}
+
+/// The types a registration may have.
+pub const TYPES: &[&str] = &["scheduled", "webhook", "event", "file_watch"];
+
+impl TriggerConfig {
+    /// The settings of a CKP `trigger` block (JSON, as the procedure record keeps it) and its type; None for a
+    /// `manual` trigger or a block that does not read (the compiler refused it at import).
+    pub fn from_block(block: &Value) -> Option<(String, TriggerConfig)> {
+        let t: ckp_core::model::Trigger = serde_json::from_value(block.clone()).ok()?;
+        let kind = t.trigger_type.clone().unwrap_or_else(|| "manual".into());
+        if !TYPES.contains(&kind.as_str()) {
+            return None;
+        }
+        let int = |k: &str| t.extra.get(k).and_then(Value::as_i64);
+        let text = |k: &str| t.extra.get(k).and_then(Value::as_str).map(str::to_owned);
+        let event = t.event_config.as_ref().and_then(|c| c.event_source.clone()).or_else(|| t.event_source.clone());
+        let watch = t.file_watch_config.as_ref();
+        let config = TriggerConfig {
+            schedule: t.schedule.clone(),
+            timezone: t.timezone.clone(),
+            webhook_secret: t.webhook_secret.clone(),
+            webhook_secret_previous: text("webhook_secret_previous"),
+            event_source: event,
+            file_watch_path: watch.and_then(|w| w.path.clone()),
+            file_watch_pattern: watch.and_then(|w| w.pattern.clone()),
+            dedupe_window_seconds: int("dedupe_window_seconds").unwrap_or(0),
+            max_concurrent_runs: int("max_concurrent_runs"),
+            overlap: t.extra.get("overlap").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default(),
+            catchup_window_seconds: int("catchup_window_seconds").unwrap_or_else(default_catchup),
+            follow_active: t.extra.get("follow_active").and_then(Value::as_bool).unwrap_or(false),
+            max_body_bytes: int("max_body_bytes").unwrap_or_else(default_body),
+        };
+        Some((kind, config))
+    }
+
+    /// The settings of a stored registration (defaults for what does not read).
+    pub fn of(row: &TriggerRow) -> TriggerConfig {
+        serde_json::from_str(&row.config).unwrap_or_default()
+    }
+
+    /// JSON text for the store.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// What is wrong with these settings for `kind`, in words for a 422.
+    pub fn problem(&self, kind: &str) -> Option<String> {
+        if !TYPES.contains(&kind) {
+            return Some(format!("trigger_type must be one of {}", TYPES.join(", ")));
+        }
+        if self.dedupe_window_seconds < 0 {
+            return Some("dedupe_window_seconds must be 0 or more".into());
+        }
+        if self.max_concurrent_runs.is_some_and(|n| n < 1) {
+            return Some("max_concurrent_runs must be 1 or more".into());
+        }
+        if self.catchup_window_seconds < 0 {
+            return Some("catchup_window_seconds must be 0 or more".into());
+        }
+        if !(1..=64 << 20).contains(&self.max_body_bytes) {
+            return Some("max_body_bytes must be between 1 and 67108864".into());
+        }
+        match kind {
+            "scheduled" => match &self.schedule {
+                None => Some("a scheduled trigger needs a schedule".into()),
+                Some(s) => Schedule::new(s, self.timezone.as_deref()).err(),
+            },
+            "webhook" if self.webhook_secret.as_deref().is_none_or(str::is_empty) => {
+                Some("a webhook trigger needs webhook_secret (the name of the secret holding its key)".into())
+            }
+            "event" if self.event_source.as_deref().is_none_or(str::is_empty) => {
+                Some("an event trigger needs event_source".into())
+            }
+            "file_watch" if self.file_watch_path.as_deref().is_none_or(str::is_empty) => {
+                Some("a file_watch trigger needs file_watch_path".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A cron expression in a time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: croner::Cron,
+    tz: chrono_tz::Tz,
+}
+
+impl Schedule {
+    /// Parses `expr` (5 or 6 fields, or a macro) and the IANA zone `tz` (UTC when None).
+    pub fn new(expr: &str, tz: Option<&str>) -> Result<Schedule, String> {
+        ckp_core::compile::check_cron(expr)
+            .map_err(|e| format!("schedule `{expr}` is not a valid cron expression: {e}"))?;
+        let cron = croner::Cron::from_str(expr.trim()).map_err(|e| format!("schedule `{expr}`: {e}"))?;
+        let tz = match tz {
+            None => chrono_tz::UTC,
+            Some(name) => chrono_tz::Tz::from_str(name)
+                .map_err(|_| format!("timezone `{name}` is not an IANA time zone (such as Europe/Paris)"))?,
+        };
+        Ok(Schedule { cron, tz })
+    }
+
+    /// The first tick strictly after `t`; None when there is none.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_next_occurrence(&t.with_timezone(&self.tz), false).ok().map(|d| d.with_timezone(&Utc))
+    }
+
+    /// The next `n` ticks after `t`.
+    pub fn upcoming(&self, t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(n);
+        let mut at = t;
+        while out.len() < n
+            && let Some(next) = self.next_after(at)
+        {
+            out.push(next);
+            at = next;
+        }
+        out
+    }
+}
+
+/// Brings the registration of one version in line with its stored document and status (deleted: disabled).
+pub async fn sync_version(
+    state: &AppState,
+    procedure_id: &str,
+    version: &str,
+) -> Result<Option<TriggerRow>, StoreError> {
+    let record = state.store.get_procedure(procedure_id, Some(version)).await?.filter(|r| r.version == version);
+    let (declared, blocked) = match &record {
+        None => (None, Some("deleted")),
+        Some(r) => {
+            let block = r.trigger_config.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+            let declared = block.as_ref().and_then(TriggerConfig::from_block).map(|(k, c)| (k, c.to_text()));
+            (declared, (!r.status.is_runnable()).then_some("status"))
+        }
+    };
+    let sync = TriggerSync { procedure_id: procedure_id.to_owned(), version: version.to_owned(), declared, blocked };
+    state.store.sync_trigger(sync).await
+}
+
+/// Syncs every stored version and every registration whose version is gone; the number of registrations after.
+pub async fn sync_all(state: &AppState) -> Result<usize, StoreError> {
+    let mut keys: Vec<(String, String)> = state
+        .store
+        .list_procedures(ProcedureFilter::default())
+        .await?
+        .into_iter()
+        .map(|r| (r.procedure_id, r.version))
+        .collect();
+    keys.extend(state.store.list_triggers().await?.into_iter().map(|t| (t.procedure_id, t.version)));
+    keys.sort();
+    keys.dedup();
+    let mut n = 0;
+    for (pid, ver) in keys {
+        if sync_version(state, &pid, &ver).await?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

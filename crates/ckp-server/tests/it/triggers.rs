@@ -1,0 +1,218 @@
+//! Triggers through a real server: registrations synced from the CKP block (and an operator's disable kept),
+//! the API's shapes, a every-second schedule firing each tick once, overlap counting a run at an approval, and
+//! webhooks with every answer (202, 401, 404, 409, 413, 429).
+
+use std::time::Duration;
+
+use ckp_server::triggers::webhook::{ckp_signature, sign};
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, approval_procedure, chain_procedure};
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+fn with_trigger(mut doc: Value, trigger: Value) -> Value {
+    doc["trigger"] = trigger;
+    doc
+}
+
+async fn runs_of(server: &TestServer, pid: &str) -> Vec<Value> {
+    let (_, runs) = server.call("GET", &format!("/api/runs?procedure_id={pid}&limit=1000"), None).await;
+    runs.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn registrations_follow_the_document_and_keep_an_operators_disable() {
+    let server = TestServer::start("trg-sync").await;
+    let (_, none) = server.call("GET", "/api/triggers/nightly/1.0.0", None).await;
+    assert_eq!(none, Value::Null, "no registration is null, not 404");
+    let doc = with_trigger(
+        chain_procedure("nightly", 1),
+        json!({"type": "scheduled", "schedule": "0 9 * * 1-5", "timezone": "Europe/Paris"}),
+    );
+    server.import(doc.clone()).await;
+    let (status, reg) = server.call("GET", "/api/triggers/nightly/1.0.0", None).await;
+    assert_eq!(status, 200);
+    assert_eq!((reg["trigger_type"].as_str(), reg["enabled"].as_bool()), (Some("scheduled"), Some(true)));
+    assert_eq!(reg["source"], "ckp");
+    let next: Vec<&str> = reg["next_fire_times"]
+        .as_array()
+        .expect("as the test set it up")
+        .iter()
+        .map(|t| t.as_str().expect("as the test set it up"))
+        .collect();
+    assert_eq!(next.len(), 5);
+    for t in &next {
+        // 09:00 in Paris is 07:00 or 08:00 UTC, Monday to Friday (POSIX weekdays: 1-5 is not Tuesday-Saturday).
+        let at = chrono::DateTime::parse_from_rfc3339(t).expect("as the test set it up");
+        let local = at.with_timezone(&chrono_tz::Europe::Paris);
+        assert_eq!(local.format("%H:%M").to_string(), "09:00", "{t}");
+        assert!(chrono::Datelike::weekday(&local).number_from_monday() <= 5, "{t}");
+    }
+    // An operator's disable survives an update of the document and a sync.
+    assert_eq!(server.call("DELETE", "/api/triggers/nightly/1.0.0", None).await.0, 204);
+    let (status, _) = server.call("PUT", "/api/procedures/nightly/1.0.0", Some(json!({"ckp_json": doc}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(server.call("POST", "/api/triggers/sync", None).await, (200, json!({"synced": 1})));
+    let (_, reg) = server.call("GET", "/api/triggers/nightly/1.0.0", None).await;
+    assert_eq!((reg["enabled"].as_bool(), reg["disabled_by"].as_str()), (Some(false), Some("operator")));
+    // Re-enabled by an operator; a deprecated version's trigger is disabled; deleting the version keeps it off.
+    let body = json!({"trigger_type": "scheduled", "schedule": "@daily"});
+    let (status, reg) = server.call("POST", "/api/triggers/nightly/1.0.0", Some(body)).await;
+    assert_eq!((status, reg["enabled"].as_bool(), reg["source"].as_str()), (201, Some(true), Some("api")));
+    let (status, _) =
+        server.call("PATCH", "/api/procedures/nightly/1.0.0/status", Some(json!({"status": "deprecated"}))).await;
+    assert_eq!(status, 200);
+    let (_, reg) = server.call("GET", "/api/triggers/nightly/1.0.0", None).await;
+    assert_eq!((reg["enabled"].as_bool(), reg["disabled_by"].as_str()), (Some(false), Some("status")));
+    assert_eq!(reg["schedule"], "@daily", "a sync keeps an operator's settings");
+    assert_eq!(server.call("DELETE", "/api/procedures/nightly/1.0.0", None).await.0, 200);
+    let (_, reg) = server.call("GET", "/api/triggers/nightly/1.0.0", None).await;
+    assert_eq!(reg["disabled_by"], "deleted");
+    // Bad registrations: 422 with the reason, 404 for an unknown version or registration.
+    server.import(chain_procedure("other", 1)).await;
+    for (body, words) in [
+        (json!({"trigger_type": "scheduled", "schedule": "61 * * * *"}), "not a valid cron"),
+        (json!({"trigger_type": "scheduled", "schedule": "* * * * *", "timezone": "Mars/Base"}), "IANA"),
+        (json!({"trigger_type": "webhook"}), "webhook_secret"),
+        (json!({"trigger_type": "teleport"}), "trigger_type"),
+        (json!({"trigger_type": "webhook", "webhook_secret": "s", "max_concurrent_runs": 0}), "max_concurrent_runs"),
+    ] {
+        let (status, answer) = server.call("POST", "/api/triggers/other/1.0.0", Some(body)).await;
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer["detail"].as_str().expect("as the test set it up").contains(words), "{answer}");
+    }
+    let body = json!({"trigger_type": "webhook", "webhook_secret": "s"});
+    assert_eq!(server.call("POST", "/api/triggers/ghost/1.0.0", Some(body)).await.0, 404);
+    assert_eq!(server.call("DELETE", "/api/triggers/other/1.0.0", None).await.0, 404);
+    assert_eq!(server.call("POST", "/api/triggers/other/1.0.0/fire", None).await.0, 404);
+    let (_, all) = server.call("GET", "/api/triggers", None).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_every_second_schedule_fires_each_tick_once_and_skips_on_overlap() {
+    let server = TestServer::start("trg-schedule").await;
+    server
+        .import(with_trigger(chain_procedure("tick", 1), json!({"type": "scheduled", "schedule": "* * * * * *"})))
+        .await;
+    // A run waiting at an approval counts as running: with overlap `skip`, later ticks are skipped, not fired.
+    let gate = with_trigger(
+        approval_procedure("gate"),
+        json!({"type": "scheduled", "schedule": "* * * * * *", "overlap": "skip"}),
+    );
+    server.import(gate).await;
+    tokio::time::sleep(Duration::from_millis(3600)).await;
+    assert_eq!(server.call("DELETE", "/api/triggers/tick/1.0.0", None).await.0, 204);
+    assert_eq!(server.call("DELETE", "/api/triggers/gate/1.0.0", None).await.0, 204);
+    let runs = runs_of(&server, "tick").await;
+    assert!((2..=5).contains(&runs.len()), "{} runs in 3.6 s of a 1 s schedule", runs.len());
+    for r in &runs {
+        assert_eq!((r["trigger_type"].as_str(), r["triggered_by"].as_str()), (Some("schedule"), Some("scheduler")));
+    }
+    let gated = runs_of(&server, "gate").await;
+    assert_eq!(gated.len(), 1, "one run at its approval; the other ticks skipped");
+    server.wait_status(gated[0]["run_id"].as_str().expect("as the test set it up"), &["waiting_approval"]).await;
+    server.stop().await;
+}
+
+async fn webhook_server(name: &str) -> TestServer {
+    let server = TestServer::start_with(name, |c| c.secrets.encryption_key = Some(KEY.into())).await;
+    for (secret, value) in [("hook_key", "k-new"), ("hook_old", "k-old")] {
+        let (status, _) = server.call("POST", "/api/secrets", Some(json!({"name": secret, "value": value}))).await;
+        assert_eq!(status, 201);
+    }
+    let trigger = json!({"type": "webhook", "webhook_secret": "hook_key", "webhook_secret_previous": "hook_old",
+        "max_concurrent_runs": 2, "max_body_bytes": 2048});
+    server.import(with_trigger(approval_procedure("hook"), trigger)).await;
+    server
+}
+
+async fn deliver(server: &TestServer, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
+    let mut req = server.http.post(server.url("/api/triggers/webhook/hook")).body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = req.send().await.expect("as the test set it up");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn webhooks_answer_every_status() {
+    let server = webhook_server("trg-webhook").await;
+    let body = br#"{"order": 7}"#;
+    let now = chrono::Utc::now().timestamp();
+    // LangOrch's header, byte for byte: 202 with the run, its inputs the body.
+    let (status, fired) =
+        deliver(&server, &[("X-LangOrch-Signature", format!("sha256={}", sign("k-new", body)))], body).await;
+    assert_eq!(status, 202, "{fired}");
+    assert_eq!((fired["trigger_type"].as_str(), fired["status"].as_str()), (Some("webhook"), Some("created")));
+    let run_id = fired["run_id"].as_str().expect("as the test set it up").to_owned();
+    let (_, run) = server.call("GET", &format!("/api/runs/{run_id}"), None).await;
+    assert_eq!(run["input_vars"], json!({"order": 7}));
+    assert!(run["triggered_by"].as_str().expect("as the test set it up").starts_with("webhook:127.0.0.1"), "{run}");
+    // Bad signature, no signature, stale timestamp: 401.
+    for headers in [
+        vec![("X-LangOrch-Signature", format!("sha256={}", sign("wrong", body)))],
+        vec![],
+        vec![("X-Ckp-Signature", ckp_signature("k-new", now - 301, body))],
+    ] {
+        let (status, answer) = deliver(&server, &headers, body).await;
+        assert_eq!(status, 401, "{answer}");
+    }
+    // The previous secret during a rotation, timestamped: 202; the same delivery again is a replay: 409.
+    let signed = vec![("X-Ckp-Signature", ckp_signature("k-old", now, body))];
+    let (status, first) = deliver(&server, &signed, body).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, replay) = deliver(&server, &signed, body).await;
+    assert_eq!(status, 409, "{replay}");
+    assert_eq!(replay["detail"]["existing_run_id"], first["run_id"]);
+    // Two runs wait at their approval: the limit of 2 is reached, 429.
+    let (status, busy) = deliver(&server, &[("X-Ckp-Signature", ckp_signature("k-new", now + 1, body))], body).await;
+    assert_eq!(status, 429, "{busy}");
+    assert!(
+        busy["detail"].as_str().expect("as the test set it up").contains("max_concurrent_runs (2) reached"),
+        "{busy}"
+    );
+    // Over the body limit: 413, nothing started.
+    let big = vec![b'x'; 4096];
+    let (status, _) = deliver(&server, &[("X-LangOrch-Signature", sign("k-new", &big))], &big).await;
+    assert_eq!(status, 413);
+    assert_eq!(runs_of(&server, "hook").await.len(), 2);
+    // An unknown procedure: 404 with LangOrch's text.
+    let (status, answer) = server.call("POST", "/api/triggers/webhook/nobody", Some(json!({}))).await;
+    assert_eq!(status, 404);
+    assert_eq!(answer["detail"], "No active webhook trigger registration found for procedure 'nobody'");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_starts_one_run() {
+    let server = webhook_server("trg-idem").await;
+    let body = b"[1, 2]";
+    let headers = [("X-LangOrch-Signature", sign("k-new", body)), ("Idempotency-Key", "delivery-1".to_owned())];
+    let (status, first) = deliver(&server, &headers, body).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = deliver(&server, &headers, body).await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["detail"]["existing_run_id"], first["run_id"]);
+    let (_, run) = server
+        .call("GET", &format!("/api/runs/{}", first["run_id"].as_str().expect("as the test set it up")), None)
+        .await;
+    assert_eq!(run["input_vars"], json!({"payload": [1, 2]}));
+    // Fire now through the API, with the same kind of key.
+    let fire = |key: &'static str| {
+        server.http.post(server.url("/api/triggers/hook/1.0.0/fire")).header("Idempotency-Key", key).send()
+    };
+    let r = fire("f-1").await.expect("as the test set it up");
+    assert_eq!(r.status().as_u16(), 202);
+    let fired: Value = r.json().await.expect("as the test set it up");
+    assert_eq!((fired["trigger_type"].as_str(), fired["triggered_by"].as_str()), (Some("manual"), Some("api:manual")));
+    assert_eq!(fire("f-1").await.expect("as the test set it up").status().as_u16(), 409);
+    let r = fire("f-2").await.expect("as the test set it up");
+    assert_eq!(r.status().as_u16(), 429, "the two runs at their approval fill the limit");
+    assert_eq!(runs_of(&server, "hook").await.len(), 2, "the 409 and the 429 started nothing");
+    server.stop().await;
+}
