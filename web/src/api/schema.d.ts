@@ -955,6 +955,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every registration, disabled ones included, by procedure id and version. */
+        get: operations["list_triggers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/triggers/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Registers, updates or disables the trigger of every procedure version from its CKP `trigger` block and
+         *     status (an operator's settings and disables are kept).
+         */
+        post: operations["sync_triggers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/triggers/webhook/{procedure_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receives a webhook for the procedure's latest enabled webhook registration. The raw body must be signed
+         *     (`X-LangOrch-Signature: sha256=<hex>` over the body, or `X-Ckp-Signature: t=<unix>,v1=<hex>` over
+         *     `"{t}.{body}"` within 5 minutes) with the secret the registration names, or its previous one. A JSON object
+         *     body is the run's inputs, other JSON `{"payload": ...}`, an empty or non-JSON body `{}`. A delivery with a
+         *     known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id.
+         */
+        post: operations["receive_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/triggers/{procedure_id}/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The registration of a procedure version, with a schedule's next fire times; `null` when there is none
+         *     (LangOrch's answer, which its console relies on).
+         */
+        get: operations["get_trigger"];
+        put?: never;
+        /**
+         * Creates or replaces the registration of a procedure version (an operator's: later syncs from the CKP keep
+         *     it); enabling it clears an operator's disable. The version must exist.
+         */
+        post: operations["put_trigger"];
+        /** Disables the registration of a procedure version (an operator's disable: syncs from the CKP keep it). */
+        delete: operations["disable_trigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/triggers/{procedure_id}/{version}/fire": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts a run of the registration now (`trigger_type` `manual`, `triggered_by` `api:manual`), with the
+         *     optional `input_vars`; an `Idempotency-Key` header makes a retry return 409 with the first run's id. Over
+         *     `max_concurrent_runs`: 429.
+         */
+        post: operations["fire_now"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users": {
         parameters: {
             query?: never;
@@ -1394,6 +1500,28 @@ export interface components {
             /** @description A document to explain instead of the stored one. */
             ckp_json?: unknown;
         };
+        /** @description A fire's optional body. */
+        FireIn: {
+            /** @description The run's inputs (checked against `variables_schema`). */
+            input_vars?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** @description A fire's answer (LangOrch's shape). */
+        FiredOut: {
+            /** @description The run started. */
+            run_id: string;
+            /** @description Procedure. */
+            procedure_id: string;
+            /** @description The version the run runs. */
+            procedure_version: string;
+            /** @description `webhook`, `manual`. */
+            trigger_type: string;
+            /** @description Who or what. */
+            triggered_by?: string | null;
+            /** @description `created`. */
+            status: string;
+        };
         /** @description `PUT /api/users/{user_id}/projects/{project_id}`. */
         GrantIn: {
             /** @description The role in the project. */
@@ -1472,6 +1600,12 @@ export interface components {
             /** @description The key: store it now, it is never shown again. */
             key: string;
         };
+        /**
+         * @description What a schedule does with a tick while earlier runs of the trigger have not ended (queued, running, waiting
+         *     at an approval or a timer).
+         * @enum {string}
+         */
+        Overlap: "allow" | "skip";
         /** @description A procedure version with its document (ProcedureDetail). */
         ProcedureDetail: components["schemas"]["ProcedureOut"] & {
             /** @description The CKP document. */
@@ -1821,6 +1955,11 @@ export interface components {
             /** @description draft, active, deprecated, archived. */
             status: string;
         };
+        /** @description `POST /api/triggers/sync`'s answer. */
+        Synced: {
+            /** @description Registrations after the sync. */
+            synced: number;
+        };
         /** @description `POST /api/auth/token` (LangOrch's body; `secret` is ignored: the caller's admin credential is what counts). */
         TokenIn: {
             /** @description The username to sign in as. */
@@ -1878,6 +2017,123 @@ export interface components {
              * @description Runs waiting for a decision now, whenever they were created.
              */
             waiting_approval: number;
+        };
+        /** @description LangOrch's `TriggerRegistrationCreate`, with ckp's fields. */
+        TriggerIn: {
+            /** @description `scheduled`, `webhook`, `event`, `file_watch`. */
+            trigger_type: string;
+            /** @description Cron: 5 fields, 6 with seconds first, or a macro (`@daily`). */
+            schedule?: string | null;
+            /** @description IANA time zone (default UTC). */
+            timezone?: string | null;
+            /** @description Name of the secret holding the webhook key. */
+            webhook_secret?: string | null;
+            /** @description Name of the previous secret, accepted during a rotation. */
+            webhook_secret_previous?: string | null;
+            /** @description Event source. */
+            event_source?: string | null;
+            /** @description File watch directory. */
+            file_watch_path?: string | null;
+            /** @description File watch glob. */
+            file_watch_pattern?: string | null;
+            /**
+             * Format: int64
+             * @description LangOrch's dedupe window (0 or more).
+             */
+            dedupe_window_seconds?: number;
+            /**
+             * Format: int64
+             * @description The most runs not yet ended (1 or more).
+             */
+            max_concurrent_runs?: number | null;
+            /** @description A schedule's overlap policy (default `allow`). */
+            overlap?: components["schemas"]["Overlap"];
+            /**
+             * Format: int64
+             * @description Catch-up window in seconds (default 60).
+             */
+            catchup_window_seconds?: number | null;
+            /** @description Fire the newest active version. */
+            follow_active?: boolean;
+            /**
+             * Format: int64
+             * @description A webhook's largest body (default 1 MiB).
+             */
+            max_body_bytes?: number | null;
+            /** @description Whether it fires (default true). */
+            enabled?: boolean;
+            /** @description Pause a schedule. */
+            paused?: boolean;
+            /** @description Why. */
+            pause_note?: string | null;
+        };
+        /** @description A registration (LangOrch's `TriggerRegistrationOut`, with ckp's fields). */
+        TriggerOut: {
+            /**
+             * Format: int64
+             * @description Row id.
+             */
+            id: number;
+            /** @description Procedure. */
+            procedure_id: string;
+            /** @description The version it belongs to. */
+            version: string;
+            /** @description `scheduled`, `webhook`, `event`, `file_watch`. */
+            trigger_type: string;
+            /** @description Cron expression. */
+            schedule?: string | null;
+            /** @description IANA time zone of the schedule. */
+            timezone?: string | null;
+            /** @description Name of the secret holding the webhook key (never its value). */
+            webhook_secret?: string | null;
+            /** @description Name of the previous secret, accepted during a rotation. */
+            webhook_secret_previous?: string | null;
+            /** @description Event source. */
+            event_source?: string | null;
+            /** @description File watch directory. */
+            file_watch_path?: string | null;
+            /** @description File watch glob. */
+            file_watch_pattern?: string | null;
+            /**
+             * Format: int64
+             * @description LangOrch's dedupe window.
+             */
+            dedupe_window_seconds: number;
+            /**
+             * Format: int64
+             * @description The most runs of the trigger not yet ended.
+             */
+            max_concurrent_runs?: number | null;
+            /** @description A schedule's overlap policy. */
+            overlap: components["schemas"]["Overlap"];
+            /**
+             * Format: int64
+             * @description Ticks missed longer ago than this are recorded as skipped.
+             */
+            catchup_window_seconds: number;
+            /** @description Fires start the procedure's newest active version. */
+            follow_active: boolean;
+            /**
+             * Format: int64
+             * @description A webhook's largest body.
+             */
+            max_body_bytes: number;
+            /** @description Whether it fires. */
+            enabled: boolean;
+            /** @description Why it is disabled: `operator`, `status`, `deleted`, `undeclared`. */
+            disabled_by?: string | null;
+            /** @description A paused schedule does not tick. */
+            paused: boolean;
+            /** @description Why it was paused. */
+            pause_note?: string | null;
+            /** @description `ckp` (the document's block) or `api` (an operator's). */
+            source: string;
+            /** @description A schedule's next ticks (RFC 3339, UTC), when it is enabled and not paused. */
+            next_fire_times: string[];
+            /** @description Created. */
+            created_at: string;
+            /** @description Last change. */
+            updated_at: string;
         };
         /** @description `PUT /api/users/{user_id}` (LangOrch's `UserUpdate`). */
         UserChange: {
@@ -6889,6 +7145,593 @@ export interface operations {
                 };
             };
             /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_triggers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerOut"][];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sync_triggers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Synced"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    receive_webhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description sha256=<hex HMAC-SHA256 of the body> */
+                "X-LangOrch-Signature"?: string | null;
+                /** @description t=<unix seconds>,v1=<hex HMAC-SHA256 of t.body> */
+                "X-Ckp-Signature"?: string | null;
+                /** @description A redelivery with the same key starts nothing */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                procedure_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Any body, signed */
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FiredOut"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerOut"] | null;
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggerIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerOut"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over max_body_bytes (body_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    disable_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    fire_now: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A retry with the same key starts nothing */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["FireIn"] | null;
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FiredOut"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over max_body_bytes (body_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;

@@ -47,7 +47,10 @@ export function useRunEvents(runId: string): RunEvents {
     if (start || !query.data) return;
     const last = query.data[query.data.length - 1];
     setStart({ after: last ? last.event_id : null, ended: query.data.some((e) => TERMINAL_EVENTS.has(e.event_type)) });
-  }, [query.data, start]);
+    // The run's row may have been read before these events were (a fast run ends in between, and a run that has
+    // ended opens no stream to say so): read it again once, after them.
+    if (query.data.some((e) => STATUS_EVENTS.has(e.event_type))) void qc.invalidateQueries({ queryKey: runKey(runId), exact: true });
+  }, [query.data, start, qc, runId]);
   const [ended, setEnded] = useState(false);
 
   const seen = useRef<Set<number> | null>(null);
