@@ -8,6 +8,7 @@ import { CopyButton, Empty, PageHead, QueryState } from '../components/Bits';
 import { Dialog } from '../components/Dialog';
 import { dateTime, relative } from '../lib/format';
 import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, useConfirmedAction, useParamSetter, type FormErrors } from './ops/kit';
+import { Options } from '../components/Options';
 
 type Key = Schemas['ApiKeyOut'];
 type NewKey = Schemas['NewKeyOut'];
@@ -79,12 +80,7 @@ function CreateKey({ onCreated, onClose }: { onCreated: (k: NewKey) => void; onC
       <Field id="key-project_id" label="Project" help="Limit the key to one project" error={err.project_id}>
         {(ids, invalid) => (
           <select id="key-project_id" value={f.project_id} onChange={set('project_id')} aria-describedby={ids} aria-invalid={invalid}>
-            <option value="">Any project</option>
-            {projects.data?.map((p) => (
-              <option key={p.project_id} value={p.project_id}>
-                {p.name} ({p.project_id})
-              </option>
-            ))}
+            <Options none="Any project" items={projects.data?.map((p) => ({ value: p.project_id, label: `${p.name} (${p.project_id})` })) ?? []} />
           </select>
         )}
       </Field>

@@ -11,6 +11,7 @@ import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime } from '../lib/format';
 import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, useConfirmedAction, type FormErrors } from './ops/kit';
+import { Options } from '../components/Options';
 
 type User = Schemas['UserOut'];
 const USERS = ['/api/users'];
@@ -180,12 +181,7 @@ function Grants({ user, onDone }: { user: User; onDone: () => void }) {
         <label>
           Project
           <select value={project} onChange={(e) => setProject(e.target.value)}>
-            <option value="">Choose a project…</option>
-            {projects.data?.map((p) => (
-              <option key={p.project_id} value={p.project_id}>
-                {p.name} ({p.project_id})
-              </option>
-            ))}
+            <Options none="Choose a project…" items={projects.data?.map((p) => ({ value: p.project_id, label: `${p.name} (${p.project_id})` })) ?? []} />
           </select>
         </label>
         <label>
