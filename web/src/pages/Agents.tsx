@@ -9,7 +9,7 @@ import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime, relative } from '../lib/format';
 import { useNow } from '../lib/clock';
-import { Field, FormDialog, formErrors, NO_ERRORS, useConfirmedAction, useParamSetter, type FormErrors } from './ops/kit';
+import { Field, FormDialog, formErrors, NO_ERRORS, RowAction, useConfirmedAction, useFields, useParamSetter } from './ops/kit';
 
 type Agent = Schemas['AgentOut'];
 type Capability = Schemas['AgentCapability'];
@@ -90,7 +90,7 @@ function AgentForm({ agent, onDone }: { agent: Agent | null; onDone: (a: Agent |
   const qc = useQueryClient();
   const toast = useToast();
   const editing = agent !== null;
-  const [f, setF] = useState({
+  const { f, set, errors, setErrors, input } = useFields('agent', {
     agent_id: agent?.agent_id ?? '',
     name: agent?.name ?? '',
     channel: agent?.channel ?? '',
@@ -101,8 +101,6 @@ function AgentForm({ agent, onDone }: { agent: Agent | null; onDone: (a: Agent |
     status: agent?.status ?? 'online',
     capabilities: capsToText(agent?.capabilities ?? []),
   });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
   const save = useMutation({
     mutationFn: async (): Promise<Agent> => {
       const limit = Number(f.concurrency_limit);
@@ -150,9 +148,6 @@ function AgentForm({ agent, onDone }: { agent: Agent | null; onDone: (a: Agent |
     save.mutate();
   };
   const err = errors.fields;
-  const input = (k: keyof typeof f, props: Record<string, unknown> = {}) => (ids: string | undefined, invalid: boolean) => (
-    <input id={`agent-${k}`} value={f[k]} onChange={set(k)} aria-describedby={ids} aria-invalid={invalid} {...props} />
-  );
   return (
     <FormDialog
       id="agent-form"
@@ -378,12 +373,8 @@ function AgentList({ onOpen, onEdit, onDelete, canEdit }: { onOpen: (id: string)
                   {canEdit && (
                     <td>
                       <div className="ops-row-actions">
-                        <button className="small" aria-label={`Edit ${a.agent_id}`} onClick={() => onEdit(a)}>
-                          Edit
-                        </button>
-                        <button className="small danger" aria-label={`Delete ${a.agent_id}`} onClick={() => onDelete(a)}>
-                          Delete
-                        </button>
+                        <RowAction label="Edit" of={a.agent_id} onClick={() => onEdit(a)} />
+                        <RowAction label="Delete" of={a.agent_id} danger onClick={() => onDelete(a)} />
                       </div>
                     </td>
                   )}

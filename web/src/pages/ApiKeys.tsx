@@ -7,7 +7,7 @@ import { api, data, raw, type Schemas } from '../api/client';
 import { CopyButton, Empty, PageHead, QueryState } from '../components/Bits';
 import { Dialog } from '../components/Dialog';
 import { dateTime, relative } from '../lib/format';
-import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, useConfirmedAction, useParamSetter, type FormErrors } from './ops/kit';
+import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, RowAction, useConfirmedAction, useFields, useParamSetter } from './ops/kit';
 import { Options } from '../components/Options';
 
 type Key = Schemas['ApiKeyOut'];
@@ -25,9 +25,7 @@ function keyState(k: Key): { label: string; tone: string } {
 function CreateKey({ onCreated, onClose }: { onCreated: (k: NewKey) => void; onClose: () => void }) {
   const qc = useQueryClient();
   const projects = useQuery({ queryKey: ['/api/projects'], queryFn: () => data(api.GET('/api/projects')) });
-  const [f, setF] = useState({ name: '', role: 'viewer', project_id: '', expires_in_days: '90' });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
+  const { f, set, errors, setErrors, input } = useFields('key', { name: '', role: 'viewer', project_id: '', expires_in_days: '90' });
   const create = useMutation({
     mutationFn: () => {
       const body: Schemas['ApiKeyIn'] = {
@@ -66,7 +64,7 @@ function CreateKey({ onCreated, onClose }: { onCreated: (k: NewKey) => void; onC
       onSubmit={submit}
     >
       <Field id="key-name" label="Name" help="What it is for (ci, a script, …)" error={err.name}>
-        {(ids, invalid) => <input id="key-name" value={f.name} onChange={set('name')} aria-describedby={ids} aria-invalid={invalid} autoFocus />}
+        {input('name', { autoFocus: true })}
       </Field>
       <Field id="key-role" label="Role" help="At most your own" error={err.role}>
         {(ids, invalid) => (
@@ -191,9 +189,7 @@ export default function ApiKeys() {
                       <td title={dateTime(k.last_used_at)}>{k.last_used_at ? relative(k.last_used_at) : 'never'}</td>
                       <td>
                         {!k.revoked_at && (
-                          <button className="small danger" aria-label={`Revoke ${k.name}`} onClick={() => void askRevoke(k)}>
-                            Revoke
-                          </button>
+                          <RowAction label="Revoke" of={k.name} danger onClick={() => void askRevoke(k)} />
                         )}
                       </td>
                     </tr>

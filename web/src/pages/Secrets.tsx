@@ -8,7 +8,7 @@ import { Empty, PageHead, QueryState } from '../components/Bits';
 import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime, relative } from '../lib/format';
-import { Field, FormDialog, formErrors, NO_ERRORS, parseTags, useConfirmedAction, type FormErrors } from './ops/kit';
+import { Field, FormDialog, formErrors, NO_ERRORS, parseTags, RowAction, useConfirmedAction, useFields } from './ops/kit';
 
 type Secret = Schemas['SecretOut'];
 const SECRETS = ['/api/secrets'];
@@ -19,15 +19,13 @@ function SecretForm({ secret, onDone }: { secret: Secret | null; onDone: () => v
   const editing = secret !== null;
   const qc = useQueryClient();
   const toast = useToast();
-  const [f, setF] = useState({
+  const { f, setF, errors, setErrors, input } = useFields('secret', {
     name: secret?.name ?? '',
     value: '',
     description: secret?.description ?? '',
     provider_hint: secret?.provider_hint ?? 'db',
     tags: secret?.tags.join(', ') ?? '',
   });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
   const save = useMutation({
     mutationFn: (): Promise<Secret> => {
       const description = f.description.trim() || null;
@@ -74,9 +72,7 @@ function SecretForm({ secret, onDone }: { secret: Secret | null; onDone: () => v
     >
       {!editing && (
         <Field id="secret-name" label="Name" help="Letters, digits, _ - . and /" error={err.name}>
-          {(ids, invalid) => (
-            <input id="secret-name" value={f.name} onChange={set('name')} aria-describedby={ids} aria-invalid={invalid} autoFocus />
-          )}
+          {input('name', { autoFocus: true })}
         </Field>
       )}
       <Field
@@ -85,32 +81,17 @@ function SecretForm({ secret, onDone }: { secret: Secret | null; onDone: () => v
         help={editing ? 'Write-only: leave empty to keep the stored value' : 'Write-only: it is never shown again'}
         error={err.value}
       >
-        {(ids, invalid) => (
-          <input
-            id="secret-value"
-            type="password"
-            autoComplete="new-password"
-            value={f.value}
-            onChange={set('value')}
-            aria-describedby={ids}
-            aria-invalid={invalid}
-            autoFocus={editing}
-          />
-        )}
+        {input('value', { type: 'password', autoComplete: 'new-password', autoFocus: editing })}
       </Field>
       <Field id="secret-provider_hint" label="Provider" help="Where the value lives (db: ckp's own store)" error={err.provider_hint}>
-        {(ids, invalid) => (
-          <input id="secret-provider_hint" value={f.provider_hint} onChange={set('provider_hint')} aria-describedby={ids} aria-invalid={invalid} />
-        )}
+        {input('provider_hint')}
       </Field>
       <Field id="secret-tags" label="Tags" help="Comma-separated" error={err.tags}>
-        {(ids, invalid) => <input id="secret-tags" value={f.tags} onChange={set('tags')} aria-describedby={ids} aria-invalid={invalid} />}
+        {input('tags')}
       </Field>
       <div className="wide">
         <Field id="secret-description" label="Description" error={err.description}>
-          {(ids, invalid) => (
-            <input id="secret-description" value={f.description} onChange={set('description')} aria-describedby={ids} aria-invalid={invalid} />
-          )}
+          {input('description')}
         </Field>
       </div>
     </FormDialog>
@@ -176,12 +157,8 @@ export default function Secrets() {
                     {canEdit && (
                       <td>
                         <div className="ops-row-actions">
-                          <button className="small" aria-label={`Update ${s.name}`} onClick={() => setEditing(s)}>
-                            Update
-                          </button>
-                          <button className="small danger" aria-label={`Delete ${s.name}`} onClick={() => void askDelete(s)}>
-                            Delete
-                          </button>
+                          <RowAction label="Update" of={s.name} onClick={() => setEditing(s)} />
+                          <RowAction label="Delete" of={s.name} danger onClick={() => void askDelete(s)} />
                         </div>
                       </td>
                     )}

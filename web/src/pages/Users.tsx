@@ -10,7 +10,7 @@ import { Dialog } from '../components/Dialog';
 import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime } from '../lib/format';
-import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, useConfirmedAction, type FormErrors } from './ops/kit';
+import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, RowAction, useConfirmedAction, useFields } from './ops/kit';
 import { Options } from '../components/Options';
 
 type User = Schemas['UserOut'];
@@ -28,15 +28,13 @@ function UserForm({ user, onDone }: { user: User | null; onDone: () => void }) {
   const editing = user !== null;
   const qc = useQueryClient();
   const toast = useToast();
-  const [f, setF] = useState({
+  const { f, setF, set, errors, setErrors, input } = useFields('user', {
     username: user?.username ?? '',
     password: '',
     email: user?.email ?? '',
     full_name: user?.full_name ?? '',
     role: user ? (user.role ?? 'none') : 'viewer',
   });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
   const save = useMutation({
     mutationFn: (): Promise<User> => {
       const common = { email: f.email.trim() || null, full_name: f.full_name.trim() || null, role: f.role };
@@ -63,9 +61,6 @@ function UserForm({ user, onDone }: { user: User | null; onDone: () => void }) {
     save.mutate();
   };
   const err = errors.fields;
-  const text = (k: keyof typeof f, props: Record<string, unknown> = {}) => (ids: string | undefined, invalid: boolean) => (
-    <input id={`user-${k}`} value={f[k]} onChange={set(k)} aria-describedby={ids} aria-invalid={invalid} {...props} />
-  );
   return (
     <FormDialog
       id="user-form"
@@ -79,7 +74,7 @@ function UserForm({ user, onDone }: { user: User | null; onDone: () => void }) {
     >
       {!editing && (
         <Field id="user-username" label="Username" help="Letters, digits, . _ - @" error={err.username}>
-          {text('username', { autoFocus: true })}
+          {input('username', { autoFocus: true })}
         </Field>
       )}
       <Field
@@ -88,13 +83,13 @@ function UserForm({ user, onDone }: { user: User | null; onDone: () => void }) {
         help={editing ? 'Leave empty to keep it; a change ends their sessions' : 'At least 8 characters'}
         error={err.password}
       >
-        {text('password', { type: 'password', autoComplete: 'new-password' })}
+        {input('password', { type: 'password', autoComplete: 'new-password' })}
       </Field>
       <Field id="user-full_name" label="Full name" error={err.full_name}>
-        {text('full_name')}
+        {input('full_name')}
       </Field>
       <Field id="user-email" label="Email" error={err.email}>
-        {text('email', { type: 'email' })}
+        {input('email', { type: 'email' })}
       </Field>
       <Field id="user-role" label="Global role" help="none: only the project roles granted" error={err.role}>
         {(ids, invalid) => (
@@ -278,9 +273,7 @@ export default function Users() {
                     {admin && (
                       <td>
                         <div className="ops-row-actions">
-                          <button className="small" aria-label={`Edit ${u.username}`} onClick={() => setEditing(u)}>
-                            Edit
-                          </button>
+                          <RowAction label="Edit" of={u.username} onClick={() => setEditing(u)} />
                           <button className="small" aria-label={`Project roles of ${u.username}`} onClick={() => setGranting(u)}>
                             Projects
                           </button>
@@ -291,9 +284,7 @@ export default function Users() {
                           >
                             {u.is_active ? 'Disable' : 'Enable'}
                           </button>
-                          <button className="small danger" aria-label={`Delete ${u.username}`} onClick={() => void askDelete(u)}>
-                            Delete
-                          </button>
+                          <RowAction label="Delete" of={u.username} danger onClick={() => void askDelete(u)} />
                         </div>
                       </td>
                     )}

@@ -2,7 +2,7 @@
 // placed at the form field it is about, the form dialog, the confirmed row action (delete, revoke, release, ...),
 // a filter kept in the URL, countdowns, and the roles list.
 import { useMutation, useQueryClient, type QueryKey } from '@tanstack/react-query';
-import type { FormEvent, ReactNode } from 'react';
+import { useState, type FormEvent, type InputHTMLAttributes, type ReactNode } from 'react';
 import { useSearchParams } from 'react-router';
 import { ApiError } from '../../api/client';
 import { Dialog, useConfirm } from '../../components/Dialog';
@@ -78,6 +78,31 @@ export function Field({
         </span>
       )}
     </div>
+  );
+}
+
+/**
+ * A form's text fields and its errors: `set(k)` is a field's change handler and `input(k, props)` the `<input>` a
+ * `Field` wraps (id `{prefix}-{k}`, described by the field's help and error).
+ */
+export function useFields<F extends Record<string, string>>(prefix: string, initial: F) {
+  const [f, setF] = useState(initial);
+  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const set = (k: keyof F) => (e: { target: { value: string } }) => setF((x) => ({ ...x, [k]: e.target.value }));
+  const input =
+    (k: keyof F & string, props: InputHTMLAttributes<HTMLInputElement> = {}) =>
+    (ids: string | undefined, invalid: boolean) => (
+      <input id={`${prefix}-${k}`} value={f[k]} onChange={set(k)} aria-describedby={ids} aria-invalid={invalid} {...props} />
+    );
+  return { f, setF, set, errors, setErrors, input };
+}
+
+/** A small button of a table row, named after its row ("Delete agent-1") so screen readers tell the rows apart. */
+export function RowAction({ label, of, danger, onClick }: { label: string; of: string; danger?: boolean; onClick: () => void }) {
+  return (
+    <button className={danger ? 'small danger' : 'small'} aria-label={`${label} ${of}`} onClick={onClick}>
+      {label}
+    </button>
   );
 }
 
