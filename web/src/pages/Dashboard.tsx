@@ -5,6 +5,7 @@ import { useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
 import { api, data, raw, type Schemas } from '../api/client';
 import { Empty, ErrorBanner, PageHead, QueryState, StatusBadge } from '../components/Bits';
+import { BucketTable } from '../components/BucketTable';
 import { cost, count, duration } from '../lib/format';
 import { statsMissing, useRunStats, type RunStats, type RunStatsByProcedure } from '../lib/runStats';
 import { qs, RunTable, type Run } from './catalog/shared';
@@ -189,28 +190,7 @@ function ActivityChart({ stats }: { stats: RunStats }) {
       </div>
       <details>
         <summary>Show as a table</summary>
-        <table className="data" aria-label="Run activity">
-          <thead>
-            <tr>
-              <th scope="col">From</th>
-              <th scope="col" className="num">Created</th>
-              <th scope="col" className="num">Completed</th>
-              <th scope="col" className="num">Failed</th>
-              <th scope="col" className="num">Canceled</th>
-            </tr>
-          </thead>
-          <tbody>
-            {buckets.map((b) => (
-              <tr key={b.start}>
-                <td>{bucketLabel(b.start, stats.bucket_seconds)}</td>
-                <td className="num">{b.created}</td>
-                <td className="num">{b.completed}</td>
-                <td className="num">{b.failed}</td>
-                <td className="num">{b.canceled}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <BucketTable stats={stats} label="Run activity" when={(start) => bucketLabel(start, stats.bucket_seconds)} numClass="num" />
       </details>
     </>
   );

@@ -5,6 +5,7 @@ import { useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
 import { raw } from '../api/client';
 import { Empty, PageHead, QueryState, StatusBadge } from '../components/Bits';
+import { BucketTable } from '../components/BucketTable';
 import { cost, count, dateTime, duration, shortId } from '../lib/format';
 import { statsMissing, useRunStats, type RunStats } from '../lib/runStats';
 import './ops/ops.css';
@@ -102,29 +103,7 @@ function ThroughputChart({ stats }: { stats: RunStats }) {
       <figcaption>
         <details>
           <summary>Throughput as a table</summary>
-          <table className="data">
-            <caption className="sr-only">Runs per bucket</caption>
-            <thead>
-              <tr>
-                <th scope="col">From</th>
-                <th scope="col" className="ops-num">Created</th>
-                <th scope="col" className="ops-num">Completed</th>
-                <th scope="col" className="ops-num">Failed</th>
-                <th scope="col" className="ops-num">Canceled</th>
-              </tr>
-            </thead>
-            <tbody>
-              {b.map((x) => (
-                <tr key={x.start}>
-                  <td>{dateTime(x.start)}</td>
-                  <td className="ops-num">{x.created}</td>
-                  <td className="ops-num">{x.completed}</td>
-                  <td className="ops-num">{x.failed}</td>
-                  <td className="ops-num">{x.canceled}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <BucketTable stats={stats} label="Runs per bucket" when={dateTime} numClass="ops-num" />
         </details>
       </figcaption>
     </figure>
