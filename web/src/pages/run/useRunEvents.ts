@@ -46,8 +46,11 @@ export function useRunEvents(runId: string): RunEvents {
   useEffect(() => {
     if (start || !query.data) return;
     const last = query.data[query.data.length - 1];
-    setStart({ after: last ? last.event_id : null, ended: query.data.some((e) => TERMINAL_EVENTS.has(e.event_type)) });
-  }, [query.data, start]);
+    const ended = query.data.some((e) => TERMINAL_EVENTS.has(e.event_type));
+    setStart({ after: last ? last.event_id : null, ended });
+    // The run may have ended between its own load and this one: no stream will report it, so reload the run.
+    if (ended) void qc.invalidateQueries({ queryKey: runKey(runId), exact: true });
+  }, [query.data, start, qc, runId]);
   const [ended, setEnded] = useState(false);
 
   const seen = useRef<Set<number> | null>(null);
