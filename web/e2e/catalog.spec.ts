@@ -1,15 +1,6 @@
 // The catalog screens: procedures (import with diagnostics, filters in the URL), a procedure version's tabs, starting
 // a run from the generated form, projects, the dashboard; axe-core on each, light and dark.
-import type { Page } from '@playwright/test';
-import { expect, expectAccessible, importProcedure, procedure, test, unique } from './fixtures';
-
-async function bothThemes(page: Page, what: string) {
-  await page.emulateMedia({ colorScheme: 'light' });
-  await expectAccessible(page, `${what} light`);
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await expectAccessible(page, `${what} dark`);
-  await page.emulateMedia({ colorScheme: 'light' });
-}
+import { bothThemes, expect, expectAccessible, importProcedure, procedure, startRun, test, unique } from './fixtures';
 
 test('an import with an error lists its diagnostics at their pointer, marks the text, and imports once fixed', async ({ page }) => {
   const id = unique('import');
@@ -265,9 +256,7 @@ test('projects are created, edited, scope the catalog, and are deleted after a c
 test('the dashboard shows key figures, recent runs and its range in the URL', async ({ page, api }) => {
   const id = unique('dash');
   await importProcedure(api, procedure('parse_order.ckp.json', id));
-  const r = await api.post('/api/runs', { data: { procedure_id: id, input_vars: { order_json: '{}' } } });
-  expect(r.status()).toBe(201);
-  const run = await r.json();
+  const run = await startRun(api, id, { order_json: '{}' });
 
   await page.goto('/');
   await expect(page.getByRole('heading', { level: 1, name: 'Dashboard' })).toBeVisible();

@@ -37,3 +37,39 @@ export async function expectAccessible(page: Page, what: string): Promise<void> 
   const text = bad.map((v) => `${v.id} (${v.impact}): ${v.help}\n  ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('\n  ')}`).join('\n');
   expect(bad, `${what}: accessibility violations\n${text}`).toEqual([]);
 }
+
+/** axe-core in the light theme, then the dark one (the system preference), leaving the page light. */
+export async function bothThemes(page: Page, what: string): Promise<void> {
+  await page.emulateMedia({ colorScheme: 'light' });
+  await expectAccessible(page, `${what} light`);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await expectAccessible(page, `${what} dark`);
+  await page.emulateMedia({ colorScheme: 'light' });
+}
+
+/** The fields of `RunOut` the tests read (`rerun_of` links a retry with modified inputs to its original). */
+export interface Run {
+  run_id: string;
+  status: string;
+  rerun_of?: string | null;
+}
+
+/** Starts a run through the API (201 expected). */
+export async function startRun(api: APIRequestContext, procedureId: string, inputs: Record<string, unknown>): Promise<Run> {
+  const r = await api.post('/api/runs', { data: { procedure_id: procedureId, input_vars: inputs } });
+  expect(r.status(), await r.text()).toBe(201);
+  return r.json();
+}
+
+/** A run's status as the API tells it, or `http <code>` when it answers an error (404 once deleted). */
+export async function runStatus(api: APIRequestContext, runId: string): Promise<string> {
+  const r = await api.get(`/api/runs/${runId}`);
+  return r.ok() ? ((await r.json()) as Run).status : `http ${r.status()}`;
+}
+
+export async function waitForStatus(api: APIRequestContext, runId: string, status: string): Promise<void> {
+  await expect.poll(() => runStatus(api, runId), { timeout: 15_000 }).toBe(status);
+}
+
+/** The run page's event list. */
+export const runEvents = (page: Page) => page.getByRole('list', { name: 'Run events' });

@@ -1,16 +1,11 @@
 // An operator's day through the browser only (the API is read only to check what the screens claim): import a
 // procedure, start it from the generated form, watch it live, approve it in the inbox, see it completed on the run
 // page and in the runs list; a failing run retried with modified inputs; all in dark mode, axe on every stop.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { expect, expectAccessible, test, unique } from './fixtures';
-
-const events = (page: import('@playwright/test').Page) => page.getByRole('list', { name: 'Run events' });
+import { expect, expectAccessible, importProcedure, procedure, runEvents, test, unique } from './fixtures';
 
 test('import → start from the form → live timeline → approve in the inbox → completed everywhere', async ({ page, api }) => {
   const id = unique('journey');
-  const doc = JSON.parse(readFileSync(join(import.meta.dirname, 'procedures', 'article_review.ckp.json'), 'utf8'));
-  doc.procedure_id = id;
+  const doc = procedure('article_review.ckp.json', id);
 
   // Import by paste.
   await page.goto('/procedures');
@@ -33,7 +28,7 @@ test('import → start from the form → live timeline → approve in the inbox 
   const runId = new URL(page.url()).pathname.split('/').pop()!;
 
   // The live timeline reaches the approval without a reload.
-  await expect(events(page).getByText('node_paused')).toBeVisible();
+  await expect(runEvents(page).getByText('node_paused')).toBeVisible();
   await expect(page.getByRole('heading', { name: /Run/ }).getByText('waiting approval')).toBeVisible();
   await expectAccessible(page, 'run page waiting');
 
@@ -48,7 +43,7 @@ test('import → start from the form → live timeline → approve in the inbox 
   // Completed on the run page (its timeline ends with run_completed) and in the runs list.
   await page.goto(`/runs/${runId}`);
   await expect(page.getByRole('heading', { name: /Run/ }).getByText('completed')).toBeVisible();
-  await expect(events(page).getByText('run_completed')).toBeVisible();
+  await expect(runEvents(page).getByText('run_completed')).toBeVisible();
   await page.getByRole('navigation').getByRole('link', { name: /^Runs/ }).click();
   await page.getByRole('combobox', { name: 'Status' }).selectOption('completed');
   const listed = page.getByRole('row').filter({ has: page.getByRole('link', { name: `Run ${runId}` }) });
@@ -60,9 +55,7 @@ test('import → start from the form → live timeline → approve in the inbox 
 test('a failing run retried with modified inputs completes as a new run linked to the first', async ({ page, api }) => {
   await page.emulateMedia({ colorScheme: 'dark' });
   const id = unique('journey-fail');
-  const doc = JSON.parse(readFileSync(join(import.meta.dirname, 'procedures', 'parse_order.ckp.json'), 'utf8'));
-  doc.procedure_id = id;
-  expect((await api.post('/api/procedures', { data: { ckp_json: doc } })).status()).toBe(201);
+  await importProcedure(api, procedure('parse_order.ckp.json', id));
 
   await page.goto(`/procedures/${id}/1.0.0`);
   await page.getByRole('button', { name: 'Start run' }).click();

@@ -1,14 +1,5 @@
 // Operations screens: agents, secrets, API keys, users, health & metrics, leases, audit; axe in both themes.
-import type { Page } from '@playwright/test';
-import { expect, expectAccessible, test, unique } from './fixtures';
-
-async function bothThemes(page: Page, what: string): Promise<void> {
-  await page.emulateMedia({ colorScheme: 'light' });
-  await expectAccessible(page, `${what} light`);
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await expectAccessible(page, `${what} dark`);
-  await page.emulateMedia({ colorScheme: 'light' });
-}
+import { bothThemes, expect, test, unique } from './fixtures';
 
 test('agents: a refused URL is shown at its field; register, open, edit, delete; the action catalog searches', async ({ page, api }) => {
   const name = unique('agent');

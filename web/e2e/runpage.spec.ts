@@ -1,23 +1,7 @@
 // The run page: a live timeline over SSE, its filters, the Gantt and graph views, the failure banner, cancel, retry
 // with modified inputs (a new run linked back to the original), and axe on every tab in both themes.
-import type { APIRequestContext, Page } from '@playwright/test';
-import { expect, expectAccessible, importProcedure, procedure, test, unique } from './fixtures';
-
-interface Run {
-  run_id: string;
-  status: string;
-  rerun_of?: string | null;
-}
-
-async function startRun(api: APIRequestContext, procedureId: string, inputs: Record<string, unknown>): Promise<Run> {
-  const r = await api.post('/api/runs', { data: { procedure_id: procedureId, input_vars: inputs } });
-  expect(r.status(), await r.text()).toBe(201);
-  return r.json();
-}
-
-async function waitForStatus(api: APIRequestContext, runId: string, status: string): Promise<void> {
-  await expect.poll(async () => ((await (await api.get(`/api/runs/${runId}`)).json()) as Run).status, { timeout: 15_000 }).toBe(status);
-}
+import type { APIRequestContext } from '@playwright/test';
+import { expect, expectAccessible, importProcedure, procedure, runEvents, startRun, test, unique, waitForStatus, type Run } from './fixtures';
 
 async function pendingApproval(api: APIRequestContext, runId: string): Promise<string> {
   let id = '';
@@ -39,22 +23,20 @@ async function waitingReview(api: APIRequestContext): Promise<{ id: string; run:
   return { id, run };
 }
 
-const events = (page: Page) => page.getByRole('list', { name: 'Run events' });
-
 test('the timeline shows the run live: an approval given through the API completes it without a reload', async ({ page, api }) => {
   const { run } = await waitingReview(api);
   await page.goto(`/runs/${run.run_id}`);
   await expect(page.getByRole('heading', { name: /Run/ }).getByText('waiting approval')).toBeVisible();
-  await expect(events(page).getByText('node_paused')).toBeVisible();
+  await expect(runEvents(page).getByText('node_paused')).toBeVisible();
   await expect(page.getByRole('status').filter({ hasText: 'Live: new events appear' })).toBeVisible();
   await expect(page.getByRole('region', { name: 'Waiting for approval' })).toContainText('Publish article 7?');
-  await expect(events(page).getByText('run_completed')).toHaveCount(0);
+  await expect(runEvents(page).getByText('run_completed')).toHaveCount(0);
 
   const approval = await pendingApproval(api, run.run_id);
   const decided = await api.post(`/api/approvals/${approval}/decision`, { data: { decision: 'approve', decided_by: 'e2e' } });
   expect(decided.status(), await decided.text()).toBe(200);
 
-  await expect(events(page).getByText('run_completed')).toBeVisible();
+  await expect(runEvents(page).getByText('run_completed')).toBeVisible();
   await expect(page.getByRole('heading', { name: /Run/ }).getByText('completed')).toBeVisible();
   await expect(page.getByText('Run ended: all events shown')).toBeVisible();
   await expect(page.getByRole('region', { name: 'Waiting for approval' })).toHaveCount(0);
@@ -68,20 +50,20 @@ test('the timeline shows the run live: an approval given through the API complet
 test('the event type filter, the quick filters and the payloads', async ({ page, api }) => {
   const { run } = await waitingReview(api);
   await page.goto(`/runs/${run.run_id}`);
-  await expect(events(page).getByText('node_paused')).toBeVisible();
+  await expect(runEvents(page).getByText('node_paused')).toBeVisible();
   await page.getByText('Event types', { exact: false }).first().click();
   await page.getByRole('checkbox', { name: /step_log/ }).click();
   await expect(page).toHaveURL(/types=step_log/);
   await expect(page.getByRole('checkbox', { name: /step_log/ })).toBeChecked();
-  await expect(events(page).getByRole('listitem')).toHaveCount(1);
-  await expect(events(page)).toContainText('Loaded article 7 for a deep review');
+  await expect(runEvents(page).getByRole('listitem')).toHaveCount(1);
+  await expect(runEvents(page)).toContainText('Loaded article 7 for a deep review');
   await page.getByRole('checkbox', { name: /approval_requested/ }).click();
-  await expect(events(page).getByRole('listitem')).toHaveCount(2);
+  await expect(runEvents(page).getByRole('listitem')).toHaveCount(2);
   await page.getByRole('button', { name: 'Clear types' }).click();
   await page.getByRole('button', { name: 'Nodes', exact: true }).click();
   await expect(page).toHaveURL(/filter=nodes/);
-  await expect(events(page).getByText('step_started')).toHaveCount(0);
-  await expect(events(page).getByText('node_started').first()).toBeVisible();
+  await expect(runEvents(page).getByText('step_started')).toHaveCount(0);
+  await expect(runEvents(page).getByText('node_started').first()).toBeVisible();
   // The filters survive a reload (they are in the URL).
   await page.reload();
   await expect(page.getByRole('button', { name: 'Nodes', exact: true })).toHaveAttribute('aria-pressed', 'true');
@@ -134,11 +116,11 @@ test('a failing run shows the failure banner and its error expanded', async ({ p
   // Errors are expanded by default.
   await expect(page.getByRole('button', { name: /Hide payload of event \d+ \(run_failed\)/ })).toBeVisible();
   await page.getByRole('button', { name: 'Errors' }).click();
-  await expect(events(page).getByRole('listitem')).toHaveCount(2);
+  await expect(runEvents(page).getByRole('listitem')).toHaveCount(2);
   // Retry in place: the same run runs again with the same inputs, and fails again.
   await page.getByRole('button', { name: 'Retry', exact: true }).click();
   await page.getByRole('dialog', { name: 'Retry this run?' }).getByRole('button', { name: 'Retry' }).click();
-  await expect(events(page).getByText('run_failed')).toHaveCount(2);
+  await expect(runEvents(page).getByText('run_failed')).toHaveCount(2);
   await expect(page.getByRole('heading', { name: /Run/ }).getByText('failed')).toBeVisible();
 });
 
@@ -170,7 +152,7 @@ test('cancel a waiting run from the header', async ({ page, api }) => {
   const confirm = page.getByRole('dialog', { name: 'Cancel this run?' });
   await confirm.getByRole('button', { name: 'Cancel run' }).click();
   await expect(page.getByRole('heading', { name: /Run/ }).getByText('canceled')).toBeVisible();
-  await expect(events(page).getByText('run_canceled')).toBeVisible();
+  await expect(runEvents(page).getByText('run_canceled')).toBeVisible();
   await expect(page.getByRole('button', { name: 'Cancel run' })).toHaveCount(0);
   await expect(page.getByRole('button', { name: 'Retry', exact: true })).toBeVisible();
   await waitForStatus(api, run.run_id, 'canceled');
@@ -204,12 +186,12 @@ test('a run with 10,000 events stays responsive', async ({ page, api }) => {
   await page.goto(`/runs/${run.run_id}`);
   await expect(page.getByRole('status').filter({ hasText: `${total} events` })).toBeVisible();
   // Only the rows in view are in the document.
-  expect(await events(page).getByRole('listitem').count()).toBeLessThan(100);
+  expect(await runEvents(page).getByRole('listitem').count()).toBeLessThan(100);
   await page.getByRole('button', { name: 'Steps', exact: true }).click();
   await expect(page.getByRole('status').filter({ hasText: new RegExp(`of ${total} events`) })).toBeVisible();
-  expect(await events(page).getByRole('listitem').count()).toBeLessThan(100);
-  await events(page).evaluate((el) => (el.scrollTop = el.scrollHeight));
-  await expect(events(page).getByText('item 1699')).toBeVisible();
+  expect(await runEvents(page).getByRole('listitem').count()).toBeLessThan(100);
+  await runEvents(page).evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await expect(runEvents(page).getByText('item 1699')).toBeVisible();
   await page.getByRole('tab', { name: 'Gantt' }).click();
   await expect(page.getByRole('button', { name: /^Node each, completed/ })).toBeVisible();
 });

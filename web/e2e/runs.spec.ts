@@ -1,12 +1,7 @@
 // The runs list (filters in the URL, pages, bulk cancel and delete, history cleanup) and the approvals inbox (live
 // over the stream, decided from the detail page), against a real `ckp serve`.
 import type { APIRequestContext, Page } from '@playwright/test';
-import { expect, expectAccessible, importProcedure, procedure, test, unique } from './fixtures';
-
-interface RunOut {
-  run_id: string;
-  status: string;
-}
+import { bothThemes, expect, importProcedure, procedure, runStatus, startRun, test, unique, type Run } from './fixtures';
 
 async function articleReview(api: APIRequestContext): Promise<string> {
   const id = unique('runs-ui');
@@ -14,20 +9,9 @@ async function articleReview(api: APIRequestContext): Promise<string> {
   return id;
 }
 
-async function startRun(api: APIRequestContext, procedureId: string, articleId: number): Promise<string> {
-  const r = await api.post('/api/runs', { data: { procedure_id: procedureId, input_vars: { article_id: articleId } } });
-  expect(r.status(), await r.text()).toBe(201);
-  return ((await r.json()) as RunOut).run_id;
-}
-
-async function runStatus(api: APIRequestContext, runId: string): Promise<string> {
-  const r = await api.get(`/api/runs/${runId}`);
-  return r.ok() ? ((await r.json()) as RunOut).status : `http ${r.status()}`;
-}
-
 async function waitingRuns(api: APIRequestContext, procedureId: string, n: number): Promise<string[]> {
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push(await startRun(api, procedureId, 10 + i));
+  for (let i = 0; i < n; i++) ids.push((await startRun(api, procedureId, { article_id: 10 + i })).run_id);
   for (const id of ids) await expect.poll(() => runStatus(api, id)).toBe('waiting_approval');
   return ids;
 }
@@ -37,14 +21,6 @@ const filter = (page: Page, name: string) => page.getByRole('form', { name: 'Fil
 
 /** The run rows shown, counted by their selection boxes. */
 const runRows = (page: Page) => page.getByRole('checkbox', { name: /^Select run / });
-
-async function bothThemes(page: Page, what: string): Promise<void> {
-  await page.emulateMedia({ colorScheme: 'light' });
-  await expectAccessible(page, `${what} light`);
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await expectAccessible(page, `${what} dark`);
-  await page.emulateMedia({ colorScheme: 'light' });
-}
 
 test('the runs list filters by status on the server, keeps the filters in the URL, and pages', async ({ page, api }) => {
   const proc = await articleReview(api);
@@ -129,7 +105,7 @@ test('history cleanup previews the count, then deletes', async ({ page, api }) =
     return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
   };
   const listed = await api.get(`/api/runs?status=canceled&created_to=${before.toISOString()}&limit=1000`);
-  const expected = ((await listed.json()) as RunOut[]).length;
+  const expected = ((await listed.json()) as Run[]).length;
   expect(expected).toBeGreaterThanOrEqual(2);
 
   await page.goto('/runs');
@@ -156,7 +132,7 @@ test('a new approval appears in the inbox live and is approved with a comment fr
   await expect(page.getByRole('tab', { name: /Pending/ })).toHaveAttribute('aria-selected', 'true');
   await expect(page.getByText('Live', { exact: true })).toBeVisible();
 
-  const runId = await startRun(api, proc, 77);
+  const runId = (await startRun(api, proc, { article_id: 77 })).run_id;
   const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: `Run ${runId}` }) });
   await expect(row).toBeVisible();
   await expect(row).toContainText('Publish article 77?');

@@ -4,12 +4,9 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { NavLink, Outlet, useLocation, useNavigate } from 'react-router';
 import { raw } from '../api/client';
 import { hasRole, useMe } from '../lib/auth';
+import { fetchRunStats } from '../lib/runStats';
 import { useTheme, type Theme } from '../lib/theme';
 import { useToast } from './Toasts';
-
-interface Stats {
-  totals: { failed: number; waiting_approval: number };
-}
 
 /** One shared poll (every 10 s) feeds both badges. */
 function useBadges() {
@@ -17,7 +14,7 @@ function useBadges() {
     queryKey: ['badges'],
     queryFn: async () => {
       const [stats, pending] = await Promise.all([
-        raw<Stats>('/api/runs/stats?hours=24'),
+        fetchRunStats(24),
         raw<unknown[]>('/api/approvals?status=pending'),
       ]);
       return { failed: stats.totals.failed, approvals: pending.length };

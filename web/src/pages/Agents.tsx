@@ -5,11 +5,11 @@ import { useState, type FormEvent } from 'react';
 import { useSearchParams } from 'react-router';
 import { api, data, raw, type Schemas } from '../api/client';
 import { Empty, PageHead, QueryState, StatusBadge, TabPanel, Tabs } from '../components/Bits';
-import { Dialog, useConfirm } from '../components/Dialog';
 import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime, relative } from '../lib/format';
-import { Field, FormBanner, formErrors, NO_ERRORS, useNow, type FormErrors } from './ops/kit';
+import { useNow } from '../lib/clock';
+import { Field, FormDialog, formErrors, NO_ERRORS, RowAction, useConfirmedAction, useFields, useParamSetter } from './ops/kit';
 
 type Agent = Schemas['AgentOut'];
 type Capability = Schemas['AgentCapability'];
@@ -90,7 +90,7 @@ function AgentForm({ agent, onDone }: { agent: Agent | null; onDone: (a: Agent |
   const qc = useQueryClient();
   const toast = useToast();
   const editing = agent !== null;
-  const [f, setF] = useState({
+  const { f, set, errors, setErrors, input } = useFields('agent', {
     agent_id: agent?.agent_id ?? '',
     name: agent?.name ?? '',
     channel: agent?.channel ?? '',
@@ -101,8 +101,6 @@ function AgentForm({ agent, onDone }: { agent: Agent | null; onDone: (a: Agent |
     status: agent?.status ?? 'online',
     capabilities: capsToText(agent?.capabilities ?? []),
   });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
   const save = useMutation({
     mutationFn: async (): Promise<Agent> => {
       const limit = Number(f.concurrency_limit);
@@ -150,92 +148,80 @@ function AgentForm({ agent, onDone }: { agent: Agent | null; onDone: (a: Agent |
     save.mutate();
   };
   const err = errors.fields;
-  const input = (k: keyof typeof f, props: Record<string, unknown> = {}) => (ids: string | undefined, invalid: boolean) => (
-    <input id={`agent-${k}`} value={f[k]} onChange={set(k)} aria-describedby={ids} aria-invalid={invalid} {...props} />
-  );
   return (
-    <Dialog
-      open
+    <FormDialog
+      id="agent-form"
       title={editing ? `Edit agent ${agent.agent_id}` : 'Register an agent'}
+      submit={editing ? 'Save agent' : 'Register agent'}
+      pending={save.isPending}
+      errors={errors}
       onClose={() => onDone(null)}
-      actions={
-        <>
-          <button type="button" onClick={() => onDone(null)}>
-            Cancel
-          </button>
-          <button type="submit" form="agent-form" className="primary" disabled={save.isPending}>
-            {editing ? 'Save agent' : 'Register agent'}
-          </button>
-        </>
-      }
+      onSubmit={submit}
     >
-      <form id="agent-form" className="ops-form" onSubmit={submit} noValidate>
-        <FormBanner errors={errors} />
-        {!editing && (
-          <>
-            <Field id="agent-name" label="Name" error={err.name}>
-              {input('name', { required: true, autoFocus: true })}
-            </Field>
-            <Field id="agent-channel" label="Channel" help="web, desktop, email, … (matched case-insensitively)" error={err.channel}>
-              {input('channel', { required: true })}
-            </Field>
-            <Field id="agent-agent_id" label="Agent id" help="Optional: {channel}_{name} when empty" error={err.agent_id}>
-              {input('agent_id')}
-            </Field>
-            <Field id="agent-resource_key" label="Lease key" help="Optional: {channel}_default when empty" error={err.resource_key}>
-              {input('resource_key')}
-            </Field>
-          </>
-        )}
+      {!editing && (
+        <>
+          <Field id="agent-name" label="Name" error={err.name}>
+            {input('name', { required: true, autoFocus: true })}
+          </Field>
+          <Field id="agent-channel" label="Channel" help="web, desktop, email, … (matched case-insensitively)" error={err.channel}>
+            {input('channel', { required: true })}
+          </Field>
+          <Field id="agent-agent_id" label="Agent id" help="Optional: {channel}_{name} when empty" error={err.agent_id}>
+            {input('agent_id')}
+          </Field>
+          <Field id="agent-resource_key" label="Lease key" help="Optional: {channel}_default when empty" error={err.resource_key}>
+            {input('resource_key')}
+          </Field>
+        </>
+      )}
+      <Field
+        id="agent-base_url"
+        label="Base URL"
+        help="ckp probes GET {base_url}/health; an agent that does not answer is registered offline"
+        error={err.base_url}
+      >
+        {input('base_url', { type: 'url', required: true, placeholder: 'http://agent.example:9000' })}
+      </Field>
+      <Field id="agent-concurrency_limit" label="Concurrency limit" help="Steps at once (at least 1)" error={err.concurrency_limit}>
+        {input('concurrency_limit', { type: 'number', min: 1, step: 1 })}
+      </Field>
+      <Field id="agent-pool_id" label="Pool" help="Optional" error={err.pool_id}>
+        {input('pool_id')}
+      </Field>
+      {editing && (
+        <Field id="agent-status" label="Status" help="Setting online resets the circuit" error={err.status}>
+          {(ids, invalid) => (
+            <select id="agent-status" value={f.status} onChange={set('status')} aria-describedby={ids} aria-invalid={invalid}>
+              <option value="online">online</option>
+              <option value="offline">offline</option>
+            </select>
+          )}
+        </Field>
+      )}
+      <div className="wide">
         <Field
-          id="agent-base_url"
-          label="Base URL"
-          help="ckp probes GET {base_url}/health; an agent that does not answer is registered offline"
-          error={err.base_url}
+          id="agent-capabilities"
+          label="Capabilities"
+          help={
+            editing
+              ? 'One action per line; add ", workflow" for a workflow action. Empty clears them.'
+              : 'One action per line; add ", workflow" for a workflow action. Empty: asked from the agent.'
+          }
+          error={err.capabilities}
         >
-          {input('base_url', { type: 'url', required: true, placeholder: 'http://agent.example:9000' })}
+          {(ids, invalid) => (
+            <textarea
+              id="agent-capabilities"
+              rows={4}
+              value={f.capabilities}
+              onChange={set('capabilities')}
+              aria-describedby={ids}
+              aria-invalid={invalid}
+            />
+          )}
         </Field>
-        <Field id="agent-concurrency_limit" label="Concurrency limit" help="Steps at once (at least 1)" error={err.concurrency_limit}>
-          {input('concurrency_limit', { type: 'number', min: 1, step: 1 })}
-        </Field>
-        <Field id="agent-pool_id" label="Pool" help="Optional" error={err.pool_id}>
-          {input('pool_id')}
-        </Field>
-        {editing && (
-          <Field id="agent-status" label="Status" help="Setting online resets the circuit" error={err.status}>
-            {(ids, invalid) => (
-              <select id="agent-status" value={f.status} onChange={set('status')} aria-describedby={ids} aria-invalid={invalid}>
-                <option value="online">online</option>
-                <option value="offline">offline</option>
-              </select>
-            )}
-          </Field>
-        )}
-        <div className="wide">
-          <Field
-            id="agent-capabilities"
-            label="Capabilities"
-            help={
-              editing
-                ? 'One action per line; add ", workflow" for a workflow action. Empty clears them.'
-                : 'One action per line; add ", workflow" for a workflow action. Empty: asked from the agent.'
-            }
-            error={err.capabilities}
-          >
-            {(ids, invalid) => (
-              <textarea
-                id="agent-capabilities"
-                rows={4}
-                value={f.capabilities}
-                onChange={set('capabilities')}
-                aria-describedby={ids}
-                aria-invalid={invalid}
-              />
-            )}
-          </Field>
-        </div>
-      </form>
-    </Dialog>
+      </div>
+    </FormDialog>
   );
 }
 
@@ -387,12 +373,8 @@ function AgentList({ onOpen, onEdit, onDelete, canEdit }: { onOpen: (id: string)
                   {canEdit && (
                     <td>
                       <div className="ops-row-actions">
-                        <button className="small" aria-label={`Edit ${a.agent_id}`} onClick={() => onEdit(a)}>
-                          Edit
-                        </button>
-                        <button className="small danger" aria-label={`Delete ${a.agent_id}`} onClick={() => onDelete(a)}>
-                          Delete
-                        </button>
+                        <RowAction label="Edit" of={a.agent_id} onClick={() => onEdit(a)} />
+                        <RowAction label="Delete" of={a.agent_id} danger onClick={() => onDelete(a)} />
                       </div>
                     </td>
                   )}
@@ -407,7 +389,8 @@ function AgentList({ onOpen, onEdit, onDelete, canEdit }: { onOpen: (id: string)
 }
 
 function ActionCatalog() {
-  const [params, setParams] = useSearchParams();
+  const [params] = useSearchParams();
+  const setParam = useParamSetter();
   const search = params.get('q') ?? '';
   const q = useQuery({ queryKey: ['/api/actions'], queryFn: () => raw<Record<string, string[]>>('/api/actions') });
   const needle = search.trim().toLowerCase();
@@ -422,12 +405,7 @@ function ActionCatalog() {
           <input
             type="search"
             value={search}
-            onChange={(e) => {
-              const next = new URLSearchParams(params);
-              if (e.target.value) next.set('q', e.target.value);
-              else next.delete('q');
-              setParams(next, { replace: true });
-            }}
+            onChange={(e) => setParam('q', e.target.value || null)}
             placeholder="parse_json, web, …"
           />
         </label>
@@ -463,34 +441,16 @@ function ActionCatalog() {
 }
 
 export default function Agents() {
-  const [params, setParams] = useSearchParams();
+  const [params] = useSearchParams();
   const tab = params.get('tab') === 'actions' ? 'actions' : 'agents';
   const open = params.get('agent');
   const [editing, setEditing] = useState<Agent | null | 'new'>(null);
   const qc = useQueryClient();
-  const toast = useToast();
-  const confirm = useConfirm();
   const me = useMe();
   const canEdit = hasRole(me.data, 'manager');
-  const setParam = (k: string, v: string | null) => {
-    const next = new URLSearchParams(params);
-    if (v) next.set(k, v);
-    else next.delete(k);
-    setParams(next);
-  };
-  const remove = useMutation({
-    mutationFn: (a: Agent) => data(api.DELETE('/api/agents/{agent_id}', { params: { path: { agent_id: a.agent_id } } })),
-    onSuccess: (_, a) => {
-      toast.show(`Agent ${a.agent_id} deleted`, 'success');
-      if (open === a.agent_id) setParam('agent', null);
-      qc.removeQueries({ queryKey: ['/api/agents', a.agent_id] });
-      void qc.invalidateQueries({ queryKey: AGENTS });
-      void qc.invalidateQueries({ queryKey: ['/api/actions'] });
-    },
-    onError: (e) => toast.error(e),
-  });
-  const askDelete = async (a: Agent) => {
-    const ok = await confirm({
+  const setParam = useParamSetter(false);
+  const askDelete = useConfirmedAction({
+    ask: (a: Agent) => ({
       title: 'Delete agent',
       message: (
         <>
@@ -499,9 +459,15 @@ export default function Agents() {
       ),
       confirm: 'Delete agent',
       danger: true,
-    });
-    if (ok) remove.mutate(a);
-  };
+    }),
+    run: (a) => data(api.DELETE('/api/agents/{agent_id}', { params: { path: { agent_id: a.agent_id } } })),
+    done: (a) => `Agent ${a.agent_id} deleted`,
+    onSuccess: (a) => {
+      if (open === a.agent_id) setParam('agent', null);
+      qc.removeQueries({ queryKey: ['/api/agents', a.agent_id] });
+    },
+    invalidate: [AGENTS, ['/api/actions']],
+  });
   return (
     <>
       <PageHead title="Agents" sub="Where steps run: health, capacity and capabilities">

@@ -5,10 +5,10 @@ import { useState, type FormEvent } from 'react';
 import { useSearchParams } from 'react-router';
 import { api, data, raw, type Schemas } from '../api/client';
 import { CopyButton, Empty, PageHead, QueryState } from '../components/Bits';
-import { Dialog, useConfirm } from '../components/Dialog';
-import { useToast } from '../components/Toasts';
+import { Dialog } from '../components/Dialog';
 import { dateTime, relative } from '../lib/format';
-import { Field, FormBanner, formErrors, NO_ERRORS, ROLES, type FormErrors } from './ops/kit';
+import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, RowAction, useConfirmedAction, useFields, useParamSetter } from './ops/kit';
+import { Options } from '../components/Options';
 
 type Key = Schemas['ApiKeyOut'];
 type NewKey = Schemas['NewKeyOut'];
@@ -25,9 +25,7 @@ function keyState(k: Key): { label: string; tone: string } {
 function CreateKey({ onCreated, onClose }: { onCreated: (k: NewKey) => void; onClose: () => void }) {
   const qc = useQueryClient();
   const projects = useQuery({ queryKey: ['/api/projects'], queryFn: () => data(api.GET('/api/projects')) });
-  const [f, setF] = useState({ name: '', role: 'viewer', project_id: '', expires_in_days: '90' });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
+  const { f, set, errors, setErrors, input } = useFields('key', { name: '', role: 'viewer', project_id: '', expires_in_days: '90' });
   const create = useMutation({
     mutationFn: () => {
       const body: Schemas['ApiKeyIn'] = {
@@ -56,61 +54,47 @@ function CreateKey({ onCreated, onClose }: { onCreated: (k: NewKey) => void; onC
   };
   const err = errors.fields;
   return (
-    <Dialog
-      open
+    <FormDialog
+      id="key-form"
       title="Create an API key"
+      submit="Create key"
+      pending={create.isPending}
+      errors={errors}
       onClose={onClose}
-      actions={
-        <>
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" form="key-form" className="primary" disabled={create.isPending}>
-            Create key
-          </button>
-        </>
-      }
+      onSubmit={submit}
     >
-      <form id="key-form" className="ops-form" onSubmit={submit} noValidate>
-        <FormBanner errors={errors} />
-        <Field id="key-name" label="Name" help="What it is for (ci, a script, …)" error={err.name}>
-          {(ids, invalid) => <input id="key-name" value={f.name} onChange={set('name')} aria-describedby={ids} aria-invalid={invalid} autoFocus />}
-        </Field>
-        <Field id="key-role" label="Role" help="At most your own" error={err.role}>
-          {(ids, invalid) => (
-            <select id="key-role" value={f.role} onChange={set('role')} aria-describedby={ids} aria-invalid={invalid}>
-              {ROLES.map((r) => (
-                <option key={r}>{r}</option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field id="key-project_id" label="Project" help="Limit the key to one project" error={err.project_id}>
-          {(ids, invalid) => (
-            <select id="key-project_id" value={f.project_id} onChange={set('project_id')} aria-describedby={ids} aria-invalid={invalid}>
-              <option value="">Any project</option>
-              {projects.data?.map((p) => (
-                <option key={p.project_id} value={p.project_id}>
-                  {p.name} ({p.project_id})
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field id="key-expires_in_days" label="Expires in (days)" help="Empty: never" error={err.expires_in_days}>
-          {(ids, invalid) => (
-            <input
-              id="key-expires_in_days"
-              inputMode="numeric"
-              value={f.expires_in_days}
-              onChange={set('expires_in_days')}
-              aria-describedby={ids}
-              aria-invalid={invalid}
-            />
-          )}
-        </Field>
-      </form>
-    </Dialog>
+      <Field id="key-name" label="Name" help="What it is for (ci, a script, …)" error={err.name}>
+        {input('name', { autoFocus: true })}
+      </Field>
+      <Field id="key-role" label="Role" help="At most your own" error={err.role}>
+        {(ids, invalid) => (
+          <select id="key-role" value={f.role} onChange={set('role')} aria-describedby={ids} aria-invalid={invalid}>
+            {ROLES.map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Field id="key-project_id" label="Project" help="Limit the key to one project" error={err.project_id}>
+        {(ids, invalid) => (
+          <select id="key-project_id" value={f.project_id} onChange={set('project_id')} aria-describedby={ids} aria-invalid={invalid}>
+            <Options none="Any project" items={projects.data?.map((p) => ({ value: p.project_id, label: `${p.name} (${p.project_id})` })) ?? []} />
+          </select>
+        )}
+      </Field>
+      <Field id="key-expires_in_days" label="Expires in (days)" help="Empty: never" error={err.expires_in_days}>
+        {(ids, invalid) => (
+          <input
+            id="key-expires_in_days"
+            inputMode="numeric"
+            value={f.expires_in_days}
+            onChange={set('expires_in_days')}
+            aria-describedby={ids}
+            aria-invalid={invalid}
+          />
+        )}
+      </Field>
+    </FormDialog>
   );
 }
 
@@ -133,33 +117,23 @@ function ShowKey({ created, onClose }: { created: NewKey; onClose: () => void })
 }
 
 export default function ApiKeys() {
-  const [params, setParams] = useSearchParams();
+  const [params] = useSearchParams();
+  const setParam = useParamSetter();
   const showRevoked = params.get('revoked') === '1';
-  const qc = useQueryClient();
-  const toast = useToast();
-  const confirm = useConfirm();
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<NewKey | null>(null);
   const q = useQuery({ queryKey: KEYS, queryFn: () => raw<Key[]>('/api/api-keys') });
-  const revoke = useMutation({
-    mutationFn: (k: Key) => raw(`/api/api-keys/${encodeURIComponent(k.key_id)}`, { method: 'DELETE' }),
-    onSuccess: (_, k) => {
-      toast.show(`Key ${k.name} revoked`, 'success');
-      void qc.invalidateQueries({ queryKey: KEYS });
-    },
-    onError: (e) => toast.error(e),
+  const askRevoke = useConfirmedAction({
+    ask: (k: Key) => ({
+      title: 'Revoke API key',
+      message: `Revoke ${k.name} (${k.prefix}…)? Every request with it is refused from now on.`,
+      confirm: 'Revoke key',
+      danger: true,
+    }),
+    run: (k) => raw(`/api/api-keys/${encodeURIComponent(k.key_id)}`, { method: 'DELETE' }),
+    done: (k) => `Key ${k.name} revoked`,
+    invalidate: [KEYS],
   });
-  const askRevoke = async (k: Key) => {
-    if (
-      await confirm({
-        title: 'Revoke API key',
-        message: `Revoke ${k.name} (${k.prefix}…)? Every request with it is refused from now on.`,
-        confirm: 'Revoke key',
-        danger: true,
-      })
-    )
-      revoke.mutate(k);
-  };
   const rows = (q.data ?? []).filter((k) => showRevoked || !k.revoked_at);
   return (
     <>
@@ -173,12 +147,7 @@ export default function ApiKeys() {
           <input
             type="checkbox"
             checked={showRevoked}
-            onChange={(e) => {
-              const next = new URLSearchParams(params);
-              if (e.target.checked) next.set('revoked', '1');
-              else next.delete('revoked');
-              setParams(next, { replace: true });
-            }}
+            onChange={(e) => setParam('revoked', e.target.checked ? '1' : null)}
           />
           Show revoked keys
         </label>
@@ -220,9 +189,7 @@ export default function ApiKeys() {
                       <td title={dateTime(k.last_used_at)}>{k.last_used_at ? relative(k.last_used_at) : 'never'}</td>
                       <td>
                         {!k.revoked_at && (
-                          <button className="small danger" aria-label={`Revoke ${k.name}`} onClick={() => void askRevoke(k)}>
-                            Revoke
-                          </button>
+                          <RowAction label="Revoke" of={k.name} danger onClick={() => void askRevoke(k)} />
                         )}
                       </td>
                     </tr>

@@ -15,10 +15,10 @@ import {
   ProcedureLink,
   useApproval,
   useApprovalStream,
-  useNow,
   useRecordDecision,
   type Approval,
 } from '../features/approvals';
+import { useNow } from '../lib/clock';
 import { dateTime, relative } from '../lib/format';
 import './runs.css';
 

@@ -10,10 +10,10 @@ import {
   ProcedureLink,
   useAllApprovals,
   useApprovalStream,
-  useNow,
   usePendingApprovals,
   type Approval,
 } from '../features/approvals';
+import { useNow } from '../lib/clock';
 import { dateTime, relative, shortId } from '../lib/format';
 import './runs.css';
 

@@ -3,9 +3,11 @@
 // latest runs. Refreshed every 10 seconds.
 import { useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
-import { ApiError, api, data, raw, type Schemas } from '../api/client';
+import { api, data, raw, type Schemas } from '../api/client';
 import { Empty, ErrorBanner, PageHead, QueryState, StatusBadge } from '../components/Bits';
+import { BucketTable } from '../components/BucketTable';
 import { cost, count, duration } from '../lib/format';
+import { statsMissing, useRunStats, type RunStats, type RunStatsByProcedure } from '../lib/runStats';
 import { qs, RunTable, type Run } from './catalog/shared';
 import './catalog/catalog.css';
 
@@ -13,31 +15,6 @@ const REFRESH = 10_000;
 const RANGES = { '24h': { hours: 24, label: '24 h' }, '7d': { hours: 168, label: '7 d' }, '30d': { hours: 720, label: '30 d' } } as const;
 type RangeKey = keyof typeof RANGES;
 
-interface Bucket {
-  start: string;
-  created: number;
-  completed: number;
-  failed: number;
-  canceled: number;
-}
-interface ByProcedure {
-  procedure_id: string;
-  total: number;
-  completed: number;
-  failed: number;
-  failure_rate: number;
-  p50_seconds: number | null;
-  p95_seconds: number | null;
-  cost_usd: number | null;
-}
-interface Stats {
-  from: string;
-  to: string;
-  bucket_seconds: number;
-  buckets: Bucket[];
-  totals: { created: number; completed: number; failed: number; canceled: number; running: number; waiting_approval: number };
-  by_procedure: ByProcedure[];
-}
 interface Queue {
   total_pending?: number;
   total_running?: number;
@@ -48,11 +25,7 @@ export default function Dashboard() {
   const key: RangeKey = (params.get('range') as RangeKey) in RANGES ? (params.get('range') as RangeKey) : '24h';
   const range = RANGES[key];
 
-  const stats = useQuery({
-    queryKey: ['run-stats', range.hours],
-    queryFn: () => raw<Stats>(`/api/runs/stats${qs({ hours: range.hours })}`),
-    refetchInterval: REFRESH,
-  });
+  const stats = useRunStats(range.hours, REFRESH);
   const approvals = useQuery({
     queryKey: ['approvals', 'pending'],
     queryFn: () => raw<Schemas['ApprovalOut'][]>('/api/approvals?status=pending'),
@@ -68,7 +41,7 @@ export default function Dashboard() {
 
   const t = stats.data?.totals;
   const online = agents.data?.filter((a) => a.status === 'online') ?? [];
-  const statsMissing = stats.error instanceof ApiError && stats.error.status === 404;
+  const missing = statsMissing(stats.error);
 
   return (
     <>
@@ -81,7 +54,7 @@ export default function Dashboard() {
           ))}
         </span>
       </PageHead>
-      {stats.error && (statsMissing ? <div className="banner warn">This server does not report run statistics yet (GET /api/runs/stats).</div> : <ErrorBanner error={stats.error} />)}
+      {stats.error && (missing ? <div className="banner warn">This server does not report run statistics yet (GET /api/runs/stats).</div> : <ErrorBanner error={stats.error} />)}
       <section className="grid kpis" aria-label="Key figures">
         <Kpi label={`Runs created (${range.label})`} value={t?.created} to="/runs" />
         <Kpi label={`Completed (${range.label})`} value={t?.completed} to="/runs?status=completed" />
@@ -94,8 +67,8 @@ export default function Dashboard() {
       <div className="grid two dash-grid">
         <section className="card chart" aria-labelledby="activity-title">
           <h2 id="activity-title">Run activity</h2>
-          <QueryState loading={stats.isLoading} error={statsMissing ? null : stats.error}>
-            {stats.data ? <ActivityChart stats={stats.data} /> : statsMissing && <Empty>No statistics from this server.</Empty>}
+          <QueryState loading={stats.isLoading} error={missing ? null : stats.error}>
+            {stats.data ? <ActivityChart stats={stats.data} /> : missing && <Empty>No statistics from this server.</Empty>}
           </QueryState>
         </section>
         <section className="card" aria-labelledby="failing-title">
@@ -153,7 +126,7 @@ function bucketLabel(start: string, seconds: number): string {
 }
 
 /** Stacked bars (completed, failed, canceled) per bucket, with the same numbers as a table for screen readers. */
-function ActivityChart({ stats }: { stats: Stats }) {
+function ActivityChart({ stats }: { stats: RunStats }) {
   const buckets = stats.buckets;
   const W = 640;
   const H = 180;
@@ -217,34 +190,13 @@ function ActivityChart({ stats }: { stats: Stats }) {
       </div>
       <details>
         <summary>Show as a table</summary>
-        <table className="data" aria-label="Run activity">
-          <thead>
-            <tr>
-              <th scope="col">From</th>
-              <th scope="col" className="num">Created</th>
-              <th scope="col" className="num">Completed</th>
-              <th scope="col" className="num">Failed</th>
-              <th scope="col" className="num">Canceled</th>
-            </tr>
-          </thead>
-          <tbody>
-            {buckets.map((b) => (
-              <tr key={b.start}>
-                <td>{bucketLabel(b.start, stats.bucket_seconds)}</td>
-                <td className="num">{b.created}</td>
-                <td className="num">{b.completed}</td>
-                <td className="num">{b.failed}</td>
-                <td className="num">{b.canceled}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <BucketTable stats={stats} label="Run activity" when={(start) => bucketLabel(start, stats.bucket_seconds)} numClass="num" />
       </details>
     </>
   );
 }
 
-function Failing({ list }: { list: ByProcedure[] }) {
+function Failing({ list }: { list: RunStatsByProcedure[] }) {
   const failing = list
     .filter((p) => p.failed > 0)
     .sort((a, b) => b.failure_rate - a.failure_rate || b.failed - a.failed)

@@ -1,23 +1,19 @@
 // Leases: who holds which resource (the run and node), until when (a live countdown), and a force release.
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
 import { api, data, type Schemas } from '../api/client';
 import { Empty, PageHead, QueryState } from '../components/Bits';
-import { useConfirm } from '../components/Dialog';
-import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime, shortId } from '../lib/format';
-import { countdown, useNow } from './ops/kit';
+import { useNow } from '../lib/clock';
+import { countdown, useConfirmedAction, useParamSetter } from './ops/kit';
 
 type Lease = Schemas['LeaseOut'];
 
 export default function Leases() {
-  const [params, setParams] = useSearchParams();
+  const [params] = useSearchParams();
   const resource = params.get('resource_key') ?? '';
   const all = params.get('all') === '1';
-  const qc = useQueryClient();
-  const toast = useToast();
-  const confirm = useConfirm();
   const me = useMe();
   const canRelease = hasRole(me.data, 'operator');
   const now = useNow(1000);
@@ -27,23 +23,10 @@ export default function Leases() {
     queryFn: () => data(api.GET('/api/leases', { params: { query: resource ? { resource_key: resource } : {} } })),
     refetchInterval: 5_000,
   });
-  const release = useMutation({
-    mutationFn: (l: Lease) => data(api.DELETE('/api/leases/{lease_id}', { params: { path: { lease_id: l.lease_id } } })),
-    onSuccess: (_, l) => {
-      toast.show(`Lease on ${l.resource_key} released`, 'success');
-      void qc.invalidateQueries({ queryKey: ['/api/leases'] });
-    },
-    onError: (e) => toast.error(e),
-  });
-  const setParam = (k: string, v: string | null) => {
-    const next = new URLSearchParams(params);
-    if (v) next.set(k, v);
-    else next.delete(k);
-    setParams(next, { replace: true });
-  };
+  const setParam = useParamSetter();
   const rows = (q.data ?? []).filter((l) => all || l.is_active);
-  const askRelease = async (l: Lease) => {
-    const ok = await confirm({
+  const askRelease = useConfirmedAction({
+    ask: (l: Lease) => ({
       title: 'Force release lease',
       message: (
         <>
@@ -53,9 +36,11 @@ export default function Leases() {
       ),
       confirm: 'Release lease',
       danger: true,
-    });
-    if (ok) release.mutate(l);
-  };
+    }),
+    run: (l) => data(api.DELETE('/api/leases/{lease_id}', { params: { path: { lease_id: l.lease_id } } })),
+    done: (l) => `Lease on ${l.resource_key} released`,
+    invalidate: [['/api/leases']],
+  });
   return (
     <>
       <PageHead title="Leases" sub="Resources held by runs; refreshed every 5 seconds" />

@@ -3,36 +3,13 @@
 // The period (1 h / 24 h / 7 d) lives in the URL.
 import { useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
-import { ApiError, raw } from '../api/client';
+import { raw } from '../api/client';
 import { Empty, PageHead, QueryState, StatusBadge } from '../components/Bits';
+import { BucketTable } from '../components/BucketTable';
 import { cost, count, dateTime, duration, shortId } from '../lib/format';
+import { statsMissing, useRunStats, type RunStats } from '../lib/runStats';
 import './ops/ops.css';
 
-interface Bucket {
-  start: string;
-  created: number;
-  completed: number;
-  failed: number;
-  canceled: number;
-}
-interface ByProcedure {
-  procedure_id: string;
-  total: number;
-  completed: number;
-  failed: number;
-  failure_rate: number;
-  p50_seconds: number | null;
-  p95_seconds: number | null;
-  cost_usd: number | null;
-}
-interface Stats {
-  from: string;
-  to: string;
-  bucket_seconds: number;
-  buckets: Bucket[];
-  totals: { created: number; completed: number; failed: number; canceled: number; running: number; waiting_approval: number };
-  by_procedure: ByProcedure[];
-}
 interface Job {
   job_id: string;
   run_id: string;
@@ -71,7 +48,7 @@ function bucketLabel(ts: string, seconds: number): string {
     : d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
 }
 
-function ThroughputChart({ stats }: { stats: Stats }) {
+function ThroughputChart({ stats }: { stats: RunStats }) {
   const b = stats.buckets;
   const max = Math.max(1, ...b.map((x) => Math.max(x.created, x.completed + x.failed)));
   const W = 720;
@@ -126,29 +103,7 @@ function ThroughputChart({ stats }: { stats: Stats }) {
       <figcaption>
         <details>
           <summary>Throughput as a table</summary>
-          <table className="data">
-            <caption className="sr-only">Runs per bucket</caption>
-            <thead>
-              <tr>
-                <th scope="col">From</th>
-                <th scope="col" className="ops-num">Created</th>
-                <th scope="col" className="ops-num">Completed</th>
-                <th scope="col" className="ops-num">Failed</th>
-                <th scope="col" className="ops-num">Canceled</th>
-              </tr>
-            </thead>
-            <tbody>
-              {b.map((x) => (
-                <tr key={x.start}>
-                  <td>{dateTime(x.start)}</td>
-                  <td className="ops-num">{x.created}</td>
-                  <td className="ops-num">{x.completed}</td>
-                  <td className="ops-num">{x.failed}</td>
-                  <td className="ops-num">{x.canceled}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <BucketTable stats={stats} label="Runs per bucket" when={dateTime} numClass="ops-num" />
         </details>
       </figcaption>
     </figure>
@@ -309,13 +264,8 @@ function SummarySection() {
 }
 
 function StatsSection({ hours }: { hours: number }) {
-  const q = useQuery({
-    queryKey: ['/api/runs/stats', hours],
-    queryFn: () => raw<Stats>(`/api/runs/stats?hours=${hours}`),
-    refetchInterval: 30_000,
-    retry: false,
-  });
-  if (q.error instanceof ApiError && q.error.status === 404) {
+  const q = useRunStats(hours, 30_000);
+  if (statsMissing(q.error)) {
     return (
       <div className="banner info" role="status">
         This server does not report run statistics yet (GET /api/runs/stats): throughput and durations appear once it does.

@@ -8,6 +8,7 @@ import { Empty, PageHead, QueryState, StatusBadge } from '../components/Bits';
 import { dateTime } from '../lib/format';
 import { ImportDialog } from './catalog/ImportDialog';
 import { projectName, qs, skeleton, StatusSelect, STATUSES, useProjects, versionPath, type Procedure } from './catalog/shared';
+import { Options } from '../components/Options';
 import './catalog/catalog.css';
 
 export default function Procedures() {
@@ -61,23 +62,13 @@ export default function Procedures() {
         <label>
           Status
           <select value={status} onChange={(e) => set('status', e.target.value)}>
-            <option value="">Any status</option>
-            {STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
+            <Options none="Any status" items={STATUSES} />
           </select>
         </label>
         <label>
           Project
           <select value={project} onChange={(e) => set('project_id', e.target.value)}>
-            <option value="">Any project</option>
-            {projects.data?.map((p) => (
-              <option key={p.project_id} value={p.project_id}>
-                {p.name}
-              </option>
-            ))}
+            <Options none="Any project" items={projects.data?.map((p) => ({ value: p.project_id, label: p.name })) ?? []} />
           </select>
         </label>
         {filtered && (

@@ -16,6 +16,7 @@ import {
   type RunFilters,
 } from '../features/runs';
 import { cost, dateTime, duration, relative, shortId } from '../lib/format';
+import { Options, statusLabel } from '../components/Options';
 import './runs.css';
 
 const PAGE_SIZES = [25, 50, 100, 200];
@@ -79,34 +80,23 @@ export default function Runs() {
         <label>
           Status
           <select aria-label="Status" value={filters.status} onChange={(e) => update({ status: e.target.value })}>
-            <option value="">Any status</option>
-            {RUN_STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s.replace(/_/g, ' ')}
-              </option>
-            ))}
+            <Options none="Any status" items={RUN_STATUSES} label={statusLabel} />
           </select>
         </label>
         <label>
           Procedure
           <select aria-label="Procedure" value={filters.procedure_id} onChange={(e) => update({ procedure_id: e.target.value })}>
-            <option value="">Any procedure</option>
-            {withCurrent(procedures.data ?? [], filters.procedure_id).map((id) => (
-              <option key={id} value={id}>
-                {id}
-              </option>
-            ))}
+            <Options none="Any procedure" items={withCurrent(procedures.data ?? [], filters.procedure_id)} />
           </select>
         </label>
         <label>
           Project
           <select aria-label="Project" value={filters.project_id} onChange={(e) => update({ project_id: e.target.value })}>
-            <option value="">Any project</option>
-            {withCurrent((projects.data ?? []).map((p) => p.project_id), filters.project_id).map((id) => (
-              <option key={id} value={id}>
-                {projects.data?.find((p) => p.project_id === id)?.name ?? id}
-              </option>
-            ))}
+            <Options
+              none="Any project"
+              items={withCurrent((projects.data ?? []).map((p) => p.project_id), filters.project_id)}
+              label={(id) => projects.data?.find((p) => p.project_id === id)?.name ?? id}
+            />
           </select>
         </label>
         <label>

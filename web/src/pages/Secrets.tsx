@@ -5,11 +5,10 @@ import { useState, type FormEvent } from 'react';
 // path types are wrong for them: requests go through `raw` with the schema's component types.
 import { raw, type Schemas } from '../api/client';
 import { Empty, PageHead, QueryState } from '../components/Bits';
-import { Dialog, useConfirm } from '../components/Dialog';
 import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime, relative } from '../lib/format';
-import { Field, FormBanner, formErrors, NO_ERRORS, parseTags, type FormErrors } from './ops/kit';
+import { Field, FormDialog, formErrors, NO_ERRORS, parseTags, RowAction, useConfirmedAction, useFields } from './ops/kit';
 
 type Secret = Schemas['SecretOut'];
 const SECRETS = ['/api/secrets'];
@@ -20,15 +19,13 @@ function SecretForm({ secret, onDone }: { secret: Secret | null; onDone: () => v
   const editing = secret !== null;
   const qc = useQueryClient();
   const toast = useToast();
-  const [f, setF] = useState({
+  const { f, setF, errors, setErrors, input } = useFields('secret', {
     name: secret?.name ?? '',
     value: '',
     description: secret?.description ?? '',
     provider_hint: secret?.provider_hint ?? 'db',
     tags: secret?.tags.join(', ') ?? '',
   });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
   const save = useMutation({
     mutationFn: (): Promise<Secret> => {
       const description = f.description.trim() || null;
@@ -63,87 +60,51 @@ function SecretForm({ secret, onDone }: { secret: Secret | null; onDone: () => v
   };
   const err = errors.fields;
   return (
-    <Dialog
-      open
+    <FormDialog
+      id="secret-form"
       title={editing ? `Update secret ${secret.name}` : 'Create a secret'}
+      submit={editing ? 'Save secret' : 'Create secret'}
+      pending={save.isPending}
+      errors={errors}
       onClose={onDone}
-      actions={
-        <>
-          <button type="button" onClick={onDone}>
-            Cancel
-          </button>
-          <button type="submit" form="secret-form" className="primary" disabled={save.isPending}>
-            {editing ? 'Save secret' : 'Create secret'}
-          </button>
-        </>
-      }
+      onSubmit={submit}
+      autoComplete="off"
     >
-      <form id="secret-form" className="ops-form" onSubmit={submit} noValidate autoComplete="off">
-        <FormBanner errors={errors} />
-        {!editing && (
-          <Field id="secret-name" label="Name" help="Letters, digits, _ - . and /" error={err.name}>
-            {(ids, invalid) => (
-              <input id="secret-name" value={f.name} onChange={set('name')} aria-describedby={ids} aria-invalid={invalid} autoFocus />
-            )}
-          </Field>
-        )}
-        <Field
-          id="secret-value"
-          label={editing ? 'New value' : 'Value'}
-          help={editing ? 'Write-only: leave empty to keep the stored value' : 'Write-only: it is never shown again'}
-          error={err.value}
-        >
-          {(ids, invalid) => (
-            <input
-              id="secret-value"
-              type="password"
-              autoComplete="new-password"
-              value={f.value}
-              onChange={set('value')}
-              aria-describedby={ids}
-              aria-invalid={invalid}
-              autoFocus={editing}
-            />
-          )}
+      {!editing && (
+        <Field id="secret-name" label="Name" help="Letters, digits, _ - . and /" error={err.name}>
+          {input('name', { autoFocus: true })}
         </Field>
-        <Field id="secret-provider_hint" label="Provider" help="Where the value lives (db: ckp's own store)" error={err.provider_hint}>
-          {(ids, invalid) => (
-            <input id="secret-provider_hint" value={f.provider_hint} onChange={set('provider_hint')} aria-describedby={ids} aria-invalid={invalid} />
-          )}
+      )}
+      <Field
+        id="secret-value"
+        label={editing ? 'New value' : 'Value'}
+        help={editing ? 'Write-only: leave empty to keep the stored value' : 'Write-only: it is never shown again'}
+        error={err.value}
+      >
+        {input('value', { type: 'password', autoComplete: 'new-password', autoFocus: editing })}
+      </Field>
+      <Field id="secret-provider_hint" label="Provider" help="Where the value lives (db: ckp's own store)" error={err.provider_hint}>
+        {input('provider_hint')}
+      </Field>
+      <Field id="secret-tags" label="Tags" help="Comma-separated" error={err.tags}>
+        {input('tags')}
+      </Field>
+      <div className="wide">
+        <Field id="secret-description" label="Description" error={err.description}>
+          {input('description')}
         </Field>
-        <Field id="secret-tags" label="Tags" help="Comma-separated" error={err.tags}>
-          {(ids, invalid) => <input id="secret-tags" value={f.tags} onChange={set('tags')} aria-describedby={ids} aria-invalid={invalid} />}
-        </Field>
-        <div className="wide">
-          <Field id="secret-description" label="Description" error={err.description}>
-            {(ids, invalid) => (
-              <input id="secret-description" value={f.description} onChange={set('description')} aria-describedby={ids} aria-invalid={invalid} />
-            )}
-          </Field>
-        </div>
-      </form>
-    </Dialog>
+      </div>
+    </FormDialog>
   );
 }
 
 export default function Secrets() {
-  const qc = useQueryClient();
-  const toast = useToast();
-  const confirm = useConfirm();
   const me = useMe();
   const canEdit = hasRole(me.data, 'manager');
   const [editing, setEditing] = useState<Secret | null | 'new'>(null);
   const q = useQuery({ queryKey: SECRETS, queryFn: () => raw<Secret[]>('/api/secrets') });
-  const remove = useMutation({
-    mutationFn: (s: Secret) => raw(`/api/secrets/${encodeURIComponent(s.name)}`, { method: 'DELETE' }),
-    onSuccess: (_, s) => {
-      toast.show(`Secret ${s.name} deleted`, 'success');
-      void qc.invalidateQueries({ queryKey: SECRETS });
-    },
-    onError: (e) => toast.error(e),
-  });
-  const askDelete = async (s: Secret) => {
-    const ok = await confirm({
+  const askDelete = useConfirmedAction({
+    ask: (s: Secret) => ({
       title: 'Delete secret',
       message: (
         <>
@@ -152,9 +113,11 @@ export default function Secrets() {
       ),
       confirm: 'Delete secret',
       danger: true,
-    });
-    if (ok) remove.mutate(s);
-  };
+    }),
+    run: (s) => raw(`/api/secrets/${encodeURIComponent(s.name)}`, { method: 'DELETE' }),
+    done: (s) => `Secret ${s.name} deleted`,
+    invalidate: [SECRETS],
+  });
   return (
     <>
       <PageHead title="Secrets" sub="Values are write-only: they never leave the server">
@@ -194,12 +157,8 @@ export default function Secrets() {
                     {canEdit && (
                       <td>
                         <div className="ops-row-actions">
-                          <button className="small" aria-label={`Update ${s.name}`} onClick={() => setEditing(s)}>
-                            Update
-                          </button>
-                          <button className="small danger" aria-label={`Delete ${s.name}`} onClick={() => void askDelete(s)}>
-                            Delete
-                          </button>
+                          <RowAction label="Update" of={s.name} onClick={() => setEditing(s)} />
+                          <RowAction label="Delete" of={s.name} danger onClick={() => void askDelete(s)} />
                         </div>
                       </td>
                     )}

@@ -6,11 +6,12 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { api, data, raw, type Schemas } from '../api/client';
 import { Empty, PageHead, QueryState } from '../components/Bits';
-import { Dialog, useConfirm } from '../components/Dialog';
+import { Dialog } from '../components/Dialog';
 import { useToast } from '../components/Toasts';
 import { hasRole, useMe } from '../lib/auth';
 import { dateTime } from '../lib/format';
-import { Field, FormBanner, formErrors, NO_ERRORS, ROLES, type FormErrors } from './ops/kit';
+import { Field, FormDialog, formErrors, NO_ERRORS, ROLES, RowAction, useConfirmedAction, useFields } from './ops/kit';
+import { Options } from '../components/Options';
 
 type User = Schemas['UserOut'];
 const USERS = ['/api/users'];
@@ -27,15 +28,13 @@ function UserForm({ user, onDone }: { user: User | null; onDone: () => void }) {
   const editing = user !== null;
   const qc = useQueryClient();
   const toast = useToast();
-  const [f, setF] = useState({
+  const { f, setF, set, errors, setErrors, input } = useFields('user', {
     username: user?.username ?? '',
     password: '',
     email: user?.email ?? '',
     full_name: user?.full_name ?? '',
     role: user ? (user.role ?? 'none') : 'viewer',
   });
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
   const save = useMutation({
     mutationFn: (): Promise<User> => {
       const common = { email: f.email.trim() || null, full_name: f.full_name.trim() || null, role: f.role };
@@ -62,60 +61,49 @@ function UserForm({ user, onDone }: { user: User | null; onDone: () => void }) {
     save.mutate();
   };
   const err = errors.fields;
-  const text = (k: keyof typeof f, props: Record<string, unknown> = {}) => (ids: string | undefined, invalid: boolean) => (
-    <input id={`user-${k}`} value={f[k]} onChange={set(k)} aria-describedby={ids} aria-invalid={invalid} {...props} />
-  );
   return (
-    <Dialog
-      open
+    <FormDialog
+      id="user-form"
       title={editing ? `Edit user ${user.username}` : 'Create a user'}
+      submit={editing ? 'Save user' : 'Create user'}
+      pending={save.isPending}
+      errors={errors}
       onClose={onDone}
-      actions={
-        <>
-          <button type="button" onClick={onDone}>
-            Cancel
-          </button>
-          <button type="submit" form="user-form" className="primary" disabled={save.isPending}>
-            {editing ? 'Save user' : 'Create user'}
-          </button>
-        </>
-      }
+      onSubmit={submit}
+      autoComplete="off"
     >
-      <form id="user-form" className="ops-form" onSubmit={submit} noValidate autoComplete="off">
-        <FormBanner errors={errors} />
-        {!editing && (
-          <Field id="user-username" label="Username" help="Letters, digits, . _ - @" error={err.username}>
-            {text('username', { autoFocus: true })}
-          </Field>
+      {!editing && (
+        <Field id="user-username" label="Username" help="Letters, digits, . _ - @" error={err.username}>
+          {input('username', { autoFocus: true })}
+        </Field>
+      )}
+      <Field
+        id="user-password"
+        label={editing ? 'New password' : 'Password'}
+        help={editing ? 'Leave empty to keep it; a change ends their sessions' : 'At least 8 characters'}
+        error={err.password}
+      >
+        {input('password', { type: 'password', autoComplete: 'new-password' })}
+      </Field>
+      <Field id="user-full_name" label="Full name" error={err.full_name}>
+        {input('full_name')}
+      </Field>
+      <Field id="user-email" label="Email" error={err.email}>
+        {input('email', { type: 'email' })}
+      </Field>
+      <Field id="user-role" label="Global role" help="none: only the project roles granted" error={err.role}>
+        {(ids, invalid) => (
+          <select id="user-role" value={f.role} onChange={set('role')} aria-describedby={ids} aria-invalid={invalid}>
+            <option value="none">none</option>
+            {ROLES.map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
         )}
-        <Field
-          id="user-password"
-          label={editing ? 'New password' : 'Password'}
-          help={editing ? 'Leave empty to keep it; a change ends their sessions' : 'At least 8 characters'}
-          error={err.password}
-        >
-          {text('password', { type: 'password', autoComplete: 'new-password' })}
-        </Field>
-        <Field id="user-full_name" label="Full name" error={err.full_name}>
-          {text('full_name')}
-        </Field>
-        <Field id="user-email" label="Email" error={err.email}>
-          {text('email', { type: 'email' })}
-        </Field>
-        <Field id="user-role" label="Global role" help="none: only the project roles granted" error={err.role}>
-          {(ids, invalid) => (
-            <select id="user-role" value={f.role} onChange={set('role')} aria-describedby={ids} aria-invalid={invalid}>
-              <option value="none">none</option>
-              {ROLES.map((r) => (
-                <option key={r} value={r}>
-                  {r}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-      </form>
-    </Dialog>
+      </Field>
+    </FormDialog>
   );
 }
 
@@ -188,12 +176,7 @@ function Grants({ user, onDone }: { user: User; onDone: () => void }) {
         <label>
           Project
           <select value={project} onChange={(e) => setProject(e.target.value)}>
-            <option value="">Choose a project…</option>
-            {projects.data?.map((p) => (
-              <option key={p.project_id} value={p.project_id}>
-                {p.name} ({p.project_id})
-              </option>
-            ))}
+            <Options none="Choose a project…" items={projects.data?.map((p) => ({ value: p.project_id, label: `${p.name} (${p.project_id})` })) ?? []} />
           </select>
         </label>
         <label>
@@ -213,54 +196,37 @@ function Grants({ user, onDone }: { user: User; onDone: () => void }) {
 }
 
 export default function Users() {
-  const qc = useQueryClient();
-  const toast = useToast();
-  const confirm = useConfirm();
   const me = useMe();
   const admin = hasRole(me.data, 'admin');
   const [editing, setEditing] = useState<User | null | 'new'>(null);
   const [granting, setGranting] = useState<User | null>(null);
   const q = useQuery({ queryKey: USERS, queryFn: () => raw<User[]>('/api/users') });
-  const setActive = useMutation({
-    mutationFn: (u: User) =>
-      raw<User>(userPath(u), { method: 'PUT', body: JSON.stringify({ is_active: !u.is_active } satisfies Schemas['UserChange']) }),
-    onSuccess: (u) => {
-      toast.show(`User ${u.username} ${u.is_active ? 'enabled' : 'disabled'}`, 'success');
-      void qc.invalidateQueries({ queryKey: USERS });
-    },
-    onError: (e) => toast.error(e),
+  // Enabling acts at once; disabling asks first.
+  const askDisable = useConfirmedAction({
+    ask: (u: User) =>
+      u.is_active
+        ? {
+            title: 'Disable user',
+            message: `Disable ${u.username}? Their sessions and API keys stop working at once.`,
+            confirm: 'Disable user',
+            danger: true,
+          }
+        : null,
+    run: (u) => raw<User>(userPath(u), { method: 'PUT', body: JSON.stringify({ is_active: !u.is_active } satisfies Schemas['UserChange']) }),
+    done: (_, u) => `User ${u.username} ${u.is_active ? 'enabled' : 'disabled'}`,
+    invalidate: [USERS],
   });
-  const remove = useMutation({
-    mutationFn: (u: User) => raw(userPath(u), { method: 'DELETE' }),
-    onSuccess: (_, u) => {
-      toast.show(`User ${u.username} deleted`, 'success');
-      void qc.invalidateQueries({ queryKey: USERS });
-    },
-    onError: (e) => toast.error(e),
+  const askDelete = useConfirmedAction({
+    ask: (u: User) => ({
+      title: 'Delete user',
+      message: `Delete ${u.username}? Their sessions and API keys end; the audit log keeps their name.`,
+      confirm: 'Delete user',
+      danger: true,
+    }),
+    run: (u) => raw(userPath(u), { method: 'DELETE' }),
+    done: (u) => `User ${u.username} deleted`,
+    invalidate: [USERS],
   });
-  const askDisable = async (u: User) => {
-    if (
-      !u.is_active ||
-      (await confirm({
-        title: 'Disable user',
-        message: `Disable ${u.username}? Their sessions and API keys stop working at once.`,
-        confirm: 'Disable user',
-        danger: true,
-      }))
-    )
-      setActive.mutate(u);
-  };
-  const askDelete = async (u: User) => {
-    if (
-      await confirm({
-        title: 'Delete user',
-        message: `Delete ${u.username}? Their sessions and API keys end; the audit log keeps their name.`,
-        confirm: 'Delete user',
-        danger: true,
-      })
-    )
-      remove.mutate(u);
-  };
   return (
     <>
       <PageHead title="Users" sub="Who may sign in, with which role">
@@ -307,9 +273,7 @@ export default function Users() {
                     {admin && (
                       <td>
                         <div className="ops-row-actions">
-                          <button className="small" aria-label={`Edit ${u.username}`} onClick={() => setEditing(u)}>
-                            Edit
-                          </button>
+                          <RowAction label="Edit" of={u.username} onClick={() => setEditing(u)} />
                           <button className="small" aria-label={`Project roles of ${u.username}`} onClick={() => setGranting(u)}>
                             Projects
                           </button>
@@ -320,9 +284,7 @@ export default function Users() {
                           >
                             {u.is_active ? 'Disable' : 'Enable'}
                           </button>
-                          <button className="small danger" aria-label={`Delete ${u.username}`} onClick={() => void askDelete(u)}>
-                            Delete
-                          </button>
+                          <RowAction label="Delete" of={u.username} danger onClick={() => void askDelete(u)} />
                         </div>
                       </td>
                     )}

@@ -3,7 +3,7 @@
 // every pending approval, then one update per change). Resolved and all approvals are plain queries, refetched
 // when the stream reports a change.
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback } from 'react';
 import { raw, type Schemas } from '../../api/client';
 import { useEventStream, type StreamState } from '../../api/sse';
 
@@ -80,16 +80,6 @@ export function useRecordDecision() {
     },
     [qc],
   );
-}
-
-/** The clock, ticking every `ms` while mounted (for countdowns). */
-export function useNow(ms = 1000): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const t = window.setInterval(() => setNow(Date.now()), ms);
-    return () => window.clearInterval(t);
-  }, [ms]);
-  return now;
 }
 
 /** The procedure of each run (a run's procedure never changes, so one request per run is ever made). */

@@ -7,7 +7,6 @@ export {
   useAllApprovals,
   useApproval,
   useApprovalStream,
-  useNow,
   usePendingApprovals,
   useRecordDecision,
   type Approval,

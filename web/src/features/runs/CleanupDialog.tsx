@@ -7,6 +7,7 @@ import { Dialog, useConfirm } from '../../components/Dialog';
 import { useToast } from '../../components/Toasts';
 import { count } from '../../lib/format';
 import { cleanupHistory, localToIso, RUN_STATUSES, type CleanupResult } from './api';
+import { Options, statusLabel } from '../../components/Options';
 
 type Stage =
   | { kind: 'idle' }
@@ -124,12 +125,7 @@ export function CleanupDialog({ open, onClose }: { open: boolean; onClose: () =>
               reset();
             }}
           >
-            <option value="">Any status</option>
-            {RUN_STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s.replace(/_/g, ' ')}
-              </option>
-            ))}
+            <Options none="Any status" items={RUN_STATUSES} label={statusLabel} />
           </select>
         </label>
       </form>

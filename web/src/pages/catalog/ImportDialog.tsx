@@ -9,6 +9,7 @@ import { Dialog } from '../../components/Dialog';
 import { useToast } from '../../components/Toasts';
 import { lineColumnOffset, pointerRange } from '../../lib/jsonPointer';
 import { useProjects } from './shared';
+import { Options } from '../../components/Options';
 
 const JsonEditor = lazy(() => import('../../components/JsonEditor'));
 
@@ -110,12 +111,7 @@ export function ImportDialog({ open, initial, onClose }: { open: boolean; initia
           <label>
             Project
             <select value={project} onChange={(e) => setProject(e.target.value)}>
-              <option value="">No project</option>
-              {projects.data?.map((p) => (
-                <option key={p.project_id} value={p.project_id}>
-                  {p.name}
-                </option>
-              ))}
+              <Options none="No project" items={projects.data?.map((p) => ({ value: p.project_id, label: p.name })) ?? []} />
             </select>
           </label>
           <label>

@@ -1,7 +1,12 @@
 // Pieces the operations screens (agents, leases, secrets, metrics, users, API keys, audit) share: a server error
-// placed at the form field it is about, a ticking clock for countdowns, and the roles list.
-import { useEffect, useState, type ReactNode } from 'react';
+// placed at the form field it is about, the form dialog, the confirmed row action (delete, revoke, release, ...),
+// a filter kept in the URL, countdowns, and the roles list.
+import { useMutation, useQueryClient, type QueryKey } from '@tanstack/react-query';
+import { useState, type FormEvent, type InputHTMLAttributes, type ReactNode } from 'react';
+import { useSearchParams } from 'react-router';
 import { ApiError } from '../../api/client';
+import { Dialog, useConfirm } from '../../components/Dialog';
+import { useToast } from '../../components/Toasts';
 import './ops.css';
 
 export const ROLES = ['viewer', 'approver', 'operator', 'manager', 'admin'] as const;
@@ -76,6 +81,31 @@ export function Field({
   );
 }
 
+/**
+ * A form's text fields and its errors: `set(k)` is a field's change handler and `input(k, props)` the `<input>` a
+ * `Field` wraps (id `{prefix}-{k}`, described by the field's help and error).
+ */
+export function useFields<F extends Record<string, string>>(prefix: string, initial: F) {
+  const [f, setF] = useState(initial);
+  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const set = (k: keyof F) => (e: { target: { value: string } }) => setF((x) => ({ ...x, [k]: e.target.value }));
+  const input =
+    (k: keyof F & string, props: InputHTMLAttributes<HTMLInputElement> = {}) =>
+    (ids: string | undefined, invalid: boolean) => (
+      <input id={`${prefix}-${k}`} value={f[k]} onChange={set(k)} aria-describedby={ids} aria-invalid={invalid} {...props} />
+    );
+  return { f, setF, set, errors, setErrors, input };
+}
+
+/** A small button of a table row, named after its row ("Delete agent-1") so screen readers tell the rows apart. */
+export function RowAction({ label, of, danger, onClick }: { label: string; of: string; danger?: boolean; onClick: () => void }) {
+  return (
+    <button className={danger ? 'small danger' : 'small'} aria-label={`${label} ${of}`} onClick={onClick}>
+      {label}
+    </button>
+  );
+}
+
 /** The general error of a form, when no field explains it. */
 export function FormBanner({ errors }: { errors: FormErrors }) {
   return errors.general ? (
@@ -85,14 +115,101 @@ export function FormBanner({ errors }: { errors: FormErrors }) {
   ) : null;
 }
 
-/** The current time, updated every `ms` (for countdowns and "seen 5 s ago"). */
-export function useNow(ms = 1000): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const t = window.setInterval(() => setNow(Date.now()), ms);
-    return () => window.clearInterval(t);
-  }, [ms]);
-  return now;
+/** A dialog holding one form: its general error above the fields, Cancel and the submit button below. */
+export function FormDialog({
+  id,
+  title,
+  submit,
+  pending,
+  errors,
+  onClose,
+  onSubmit,
+  autoComplete,
+  children,
+}: {
+  id: string;
+  title: string;
+  submit: string;
+  pending: boolean;
+  errors: FormErrors;
+  onClose: () => void;
+  onSubmit: (e: FormEvent) => void;
+  autoComplete?: 'off';
+  children: ReactNode;
+}) {
+  return (
+    <Dialog
+      open
+      title={title}
+      onClose={onClose}
+      actions={
+        <>
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" form={id} className="primary" disabled={pending}>
+            {submit}
+          </button>
+        </>
+      }
+    >
+      <form id={id} className="ops-form" onSubmit={onSubmit} noValidate autoComplete={autoComplete}>
+        <FormBanner errors={errors} />
+        {children}
+      </form>
+    </Dialog>
+  );
+}
+
+type ConfirmOptions = Parameters<ReturnType<typeof useConfirm>>[0];
+
+/**
+ * A row action that asks first (a null question acts at once), then toasts the server's answer and refreshes
+ * `invalidate`. Returns the function a button calls with its row.
+ */
+export function useConfirmedAction<T, R = unknown>({
+  ask,
+  run,
+  done,
+  invalidate,
+  onSuccess,
+}: {
+  ask: (item: T) => ConfirmOptions | null;
+  run: (item: T) => Promise<R>;
+  done: (item: T, result: R) => string;
+  invalidate: QueryKey[];
+  onSuccess?: (item: T) => void;
+}): (item: T) => Promise<void> {
+  const qc = useQueryClient();
+  const toast = useToast();
+  const confirm = useConfirm();
+  const action = useMutation({
+    mutationFn: run,
+    onSuccess: (result, item) => {
+      toast.show(done(item, result), 'success');
+      onSuccess?.(item);
+      for (const queryKey of invalidate) void qc.invalidateQueries({ queryKey });
+    },
+    onError: (e) => toast.error(e),
+  });
+  return async (item: T) => {
+    const question = ask(item);
+    if (question === null || (await confirm(question))) action.mutate(item);
+  };
+}
+
+/**
+ * A filter or selection kept in the URL: sets or (empty) removes one search parameter. A filter replaces the history
+ * entry; `replace = false` adds one, for what Back should undo (an opened agent).
+ */
+export function useParamSetter(replace = true): (key: string, value: string | null) => void {
+  const [params, setParams] = useSearchParams();
+  return (key, value) => {
+    const next = new URLSearchParams(params);
+    if (value) next.set(key, value);
+    else next.delete(key);
+    setParams(next, { replace });
+  };
 }
 
 /** "in 1 min 05 s", or "expired 3 s ago". */

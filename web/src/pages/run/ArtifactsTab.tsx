@@ -6,6 +6,7 @@ import { useState } from 'react';
 import { raw, type Schemas } from '../../api/client';
 import { Empty, Json, QueryState } from '../../components/Bits';
 import { dateTime } from '../../lib/format';
+import { GridTable } from './GridTable';
 
 type Artifact = Schemas['ArtifactOut'];
 const PREVIEW_LIMIT = 512 * 1024;
@@ -133,27 +134,7 @@ function TextPreview({ text, type, name }: { text: string; type: string; name: s
       const [head, ...body] = rows;
       return (
         <div className="csv-preview">
-          <table className="data">
-            <caption className="sr-only">Contents of {name}</caption>
-            <thead>
-              <tr>
-                {head.map((h, i) => (
-                  <th key={i} scope="col">
-                    {h}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {body.map((r, i) => (
-                <tr key={i}>
-                  {r.map((c, j) => (
-                    <td key={j}>{c}</td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <GridTable head={head} rows={body} caption={`Contents of ${name}`} />
         </div>
       );
     }

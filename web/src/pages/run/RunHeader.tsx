@@ -2,7 +2,7 @@
 // operator actions (cancel, retry in place, retry with modified inputs), the failure and waiting-approval banners,
 // and the input (redacted) and output variables.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { Link, useNavigate } from 'react-router';
 import { ApiError, raw, type Schemas } from '../../api/client';
 import { CopyButton, Json, PageHead, StatusBadge } from '../../components/Bits';
@@ -11,6 +11,7 @@ import { RunInputForm } from '../../components/RunInputForm';
 import { useToast } from '../../components/Toasts';
 import { hasRole, useMe } from '../../lib/auth';
 import { cost, count, dateTime, duration, shortId } from '../../lib/format';
+import { useNow } from '../../lib/clock';
 import { redact } from '../../lib/variables';
 import { runKey } from './useRunEvents';
 
@@ -34,16 +35,6 @@ export function useProcedureSchema(run: Run | undefined) {
       ),
     select: (p) => ({ detail: p, schema: ((p.ckp_json ?? {}) as { variables_schema?: unknown }).variables_schema ?? {} }),
   });
-}
-
-function useNow(active: boolean): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    if (!active) return;
-    const t = window.setInterval(() => setNow(Date.now()), 1000);
-    return () => window.clearInterval(t);
-  }, [active]);
-  return now;
 }
 
 export function RunHeader({ run, onRetriedInPlace }: { run: Run; onRetriedInPlace: () => void }) {
@@ -125,7 +116,7 @@ export function RunHeader({ run, onRetriedInPlace }: { run: Run; onRetriedInPlac
   };
 
   const live = ACTIVE.has(run.status);
-  const now = useNow(live && !!run.started_at);
+  const now = useNow(1000, live && !!run.started_at);
   const elapsed =
     run.duration_seconds ?? (run.started_at ? ((run.ended_at ? new Date(run.ended_at).getTime() : now) - new Date(run.started_at).getTime()) / 1000 : null);
   const tokens = (run.total_prompt_tokens ?? 0) + (run.total_completion_tokens ?? 0);

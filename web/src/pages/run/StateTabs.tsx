@@ -5,6 +5,7 @@ import { useState } from 'react';
 import { raw } from '../../api/client';
 import { Empty, Json, QueryState, StatusBadge } from '../../components/Bits';
 import { dateTime } from '../../lib/format';
+import { GridTable } from './GridTable';
 
 interface CheckpointSummary {
   checkpoint_id: string;
@@ -167,28 +168,11 @@ function RecordTable({ title, rows, empty }: { title: string; rows: Record<strin
         <p className="muted">{empty}</p>
       ) : (
         <div className="table-scroll">
-          <table className="data">
-            <thead>
-              <tr>
-                {cols.map((c) => (
-                  <th key={c} scope="col">
-                    {c}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((r, i) => (
-                <tr key={i}>
-                  {cols.map((c) => (
-                    <td key={c} className="mono">
-                      {r[c] == null ? '—' : typeof r[c] === 'object' ? JSON.stringify(r[c]) : String(r[c])}
-                    </td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <GridTable
+            head={cols}
+            rows={rows.map((r) => cols.map((c) => (r[c] == null ? '—' : typeof r[c] === 'object' ? JSON.stringify(r[c]) : String(r[c]))))}
+            cellClass="mono"
+          />
         </div>
       )}
     </section>
