@@ -43,6 +43,7 @@ export const routes: RouteObject[] = [
       { path: 'procedures/:procedureId/:version', ...page(() => import('./pages/ProcedureVersion')) },
       { path: 'runs', ...page(() => import('./pages/Runs')) },
       { path: 'runs/:runId', ...page(() => import('./pages/RunPage')) },
+      { path: 'triggers', ...page(() => import('./pages/Triggers')) },
       { path: 'approvals', ...page(() => import('./pages/Approvals')) },
       { path: 'approvals/:approvalId', ...page(() => import('./pages/ApprovalDetail')) },
       { path: 'agents', ...page(() => import('./pages/Agents')) },

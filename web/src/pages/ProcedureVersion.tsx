@@ -14,12 +14,13 @@ import { fields } from '../lib/variables';
 import { ExplainView, type Explain } from './catalog/ExplainView';
 import { projectName, qs, RunTable, StatusSelect, useProjects, versionPath, type Procedure, type Run } from './catalog/shared';
 import './catalog/catalog.css';
+import { VersionTrigger } from './triggers/shared';
 
 const ProcedureGraph = lazy(() => import('../components/ProcedureGraph'));
 const JsonEditor = lazy(() => import('../components/JsonEditor'));
 
 type Detail = Schemas['ProcedureDetail'];
-const TABS = ['overview', 'graph', 'explain', 'source', 'versions', 'runs'] as const;
+const TABS = ['overview', 'graph', 'explain', 'source', 'versions', 'runs', 'triggers'] as const;
 type Tab = (typeof TABS)[number];
 const TAB_LABELS: Record<Tab, string> = {
   overview: 'Overview',
@@ -28,6 +29,7 @@ const TAB_LABELS: Record<Tab, string> = {
   source: 'Source',
   versions: 'Versions',
   runs: 'Runs',
+  triggers: 'Triggers',
 };
 
 function obj(v: unknown): Record<string, unknown> {
@@ -113,6 +115,7 @@ export default function ProcedureVersion() {
             {tab === 'source' && <SourceTab d={d} />}
             {tab === 'versions' && <VersionsTab procedureId={procedureId} current={version} />}
             {tab === 'runs' && <RunsTab procedureId={procedureId} version={version} />}
+            {tab === 'triggers' && <VersionTrigger procedureId={procedureId} version={version} />}
           </TabPanel>
           {starting && <StartRun d={d} onClose={() => setStarting(false)} />}
         </>
