@@ -4,7 +4,7 @@ import { expect, expectAccessible, test } from './fixtures';
 test('the sidebar reaches every section and the theme switch turns the page dark', async ({ page }) => {
   await page.goto('/');
   const nav = page.getByRole('navigation');
-  for (const name of ['Procedures', 'Runs', 'Approvals', 'Projects', 'Agents', 'Leases', 'Secrets', 'Health & metrics']) {
+  for (const name of ['Procedures', 'Runs', 'Triggers', 'Approvals', 'Projects', 'Agents', 'Leases', 'Secrets', 'Health & metrics']) {
     await nav.getByRole('link', { name, exact: false }).first().click();
     await expect(page).toHaveURL(new RegExp(`/${name === 'Health & metrics' ? 'metrics' : name.toLowerCase()}`));
   }
