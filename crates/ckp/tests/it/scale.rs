@@ -489,7 +489,13 @@ async fn a_one_second_trigger_fires_every_tick_once_across_a_leader_kill() {
     assert!(ticks.len() >= 8, "about 12 s of ticks recorded: {ticks:?}");
     for pair in ticks.windows(2) {
         assert_ne!(pair[0], pair[1], "tick {} fired twice", pair[0]);
-        assert_eq!(pair[1] - pair[0], chrono::TimeDelta::seconds(1), "ticks missing between {} and {}", pair[0], pair[1]);
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::TimeDelta::seconds(1),
+            "ticks missing between {} and {}",
+            pair[0],
+            pair[1]
+        );
     }
     let (first, last) = (ticks[0], ticks[ticks.len() - 1]);
     assert!(first < killed && last > took_over, "ticks from {first} to {last} span the kill at {killed}");
