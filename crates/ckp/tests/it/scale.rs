@@ -1,6 +1,7 @@
 //! Scale-out on PostgreSQL with real processes: API-only and worker-only `ckp` processes on one database (each test
 //! in a schema of its own), workers SIGKILLed at random moments, decisions spread over two API processes, the
-//! leader killed, and an SSE client on the API process following runs that other processes execute.
+//! leader killed (a one-second schedule keeps firing each tick once across it), and an SSE client on the API
+//! process following runs that other processes execute.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
