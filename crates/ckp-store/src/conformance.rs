@@ -1,10 +1,12 @@
 //! The store conformance suite: behaviour every [`Store`] must have, written against the trait only. Each
 //! check takes a fresh, empty store; a backend's tests call every check in [`CHECKS`] (the SQLite store's in
 //! `tests/it/conformance.rs`; the PostgreSQL store runs the same list). The checks of authentication are in
-//! `conformance/auth.rs`, those of statistics, search and reruns in `conformance/insights.rs`.
+//! `conformance/auth.rs`, those of statistics, search and reruns in `conformance/insights.rs`, those of triggers in
+//! `conformance/triggers.rs`.
 
 mod auth;
 mod insights;
+mod triggers;
 
 use std::sync::Arc;
 
@@ -53,6 +55,8 @@ pub const CHECKS: &[Check] = &[
     ("stats_count_buckets_gauges_and_procedures", |s| Box::pin(insights::stats_count_buckets_gauges_and_procedures(s))),
     ("search_matches_escapes_limits_and_filters", |s| Box::pin(insights::search_matches_escapes_limits_and_filters(s))),
     ("reruns_are_linked_and_listed", |s| Box::pin(insights::reruns_are_linked_and_listed(s))),
+    ("a_trigger_cause_key_fires_once", |s| Box::pin(triggers::a_cause_key_fires_once(s))),
+    ("an_operators_trigger_disable_survives_a_sync", |s| Box::pin(triggers::an_operators_disable_survives_a_sync(s))),
 ];
 
 fn approval_procedure() -> Arc<Procedure> {

@@ -294,8 +294,9 @@ pub(crate) fn fire_row<R: RowSource>(r: &R) -> Result<FireRow, R::Error> {
     })
 }
 
-/// The trigger's runs that have not ended: those its fires started, in a status before the end.
-pub(crate) const ACTIVE_RUNS: &str = "SELECT count(*) FROM trigger_fires f JOIN runs r ON r.run_id = f.run_id
+/// The trigger's runs that have not ended: those its fires started, in a status before the end. Distinct runs: a
+/// cause recorded under several keys (a signature and an `Idempotency-Key`) has one fire row per key.
+pub(crate) const ACTIVE_RUNS: &str = "SELECT count(DISTINCT f.run_id) FROM trigger_fires f JOIN runs r ON r.run_id = f.run_id
     WHERE f.procedure_id = {1} AND f.version = {2} AND r.status IN ('created', 'running', 'waiting_approval', 'paused')";
 
 /// The answer when a procedure version has no registration.

@@ -1,6 +1,7 @@
 //! Scale-out on PostgreSQL with real processes: API-only and worker-only `ckp` processes on one database (each test
 //! in a schema of its own), workers SIGKILLed at random moments, decisions spread over two API processes, the
-//! leader killed, and an SSE client on the API process following runs that other processes execute.
+//! leader killed (a one-second schedule keeps firing each tick once across it), and an SSE client on the API
+//! process following runs that other processes execute.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -432,6 +433,86 @@ async fn another_process_takes_over_the_leader_role_within_seconds() {
     }
     first = follower;
     assert!(leader_of(&first).await);
+}
+
+/// Whether the process at `base` holds the leader lock (its `/api/health` says so).
+async fn leads(http: &reqwest::Client, base: &str) -> bool {
+    call(http, reqwest::Method::GET, format!("{base}/api/health"), None).await.1["leader"] == true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_second_trigger_fires_every_tick_once_across_a_leader_kill() {
+    use chrono::{DateTime, Utc};
+    let url = schema("scale_trigger_ticks").await;
+    let http = reqwest::Client::new();
+    let mut procs = vec![api(&url), api(&url)];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let leader = loop {
+        let (a, b) = (leads(&http, procs[0].base()).await, leads(&http, procs[1].base()).await);
+        assert!(!(a && b), "never two leaders");
+        if a || b {
+            break usize::from(b);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a leader is elected within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let doc = json!({"procedure_id": "every_second", "version": "1",
+        "trigger": {"type": "scheduled", "schedule": "* * * * * *"},
+        "workflow_graph": {"start_node": "end", "nodes": {"end": {"type": "terminate"}}}});
+    import(&http, procs[1 - leader].base(), doc).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The leader dies mid-schedule (SIGKILL: it may be inside a tick's transaction); the other process takes over.
+    let mut victim = procs.remove(leader);
+    let survivor = procs.pop().expect("the other process");
+    victim.kill();
+    let killed: DateTime<Utc> = Utc::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !leads(&http, survivor.base()).await {
+        assert!(tokio::time::Instant::now() < deadline, "the survivor leads within 15 s of the leader's death");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took_over = Utc::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    drop(survivor);
+    // Every process is gone: a store opened now reads what they recorded (and leads nothing that matters).
+    let store = ckp_store::PgStore::connect(&url, ckp_store::PgOptions::default()).await.expect("connects");
+    let fires = ckp_store::TriggerStore::trigger_fires(&store, "every_second", "1", 10_000).await.expect("fires");
+    let mut ticks: Vec<DateTime<Utc>> = Vec::new();
+    let mut fired_runs = HashSet::new();
+    for f in &fires {
+        // Default catch-up window (60 s) is far longer than the takeover: no tick may be skipped.
+        assert_eq!((f.outcome.as_str(), &f.reason), ("started", &None), "every tick starts a run: {f:?}");
+        let at = f.scheduled_at.as_deref().expect("a tick has its time");
+        ticks.push(DateTime::parse_from_rfc3339(at).expect("RFC 3339").with_timezone(&Utc));
+        assert!(fired_runs.insert(f.run_id.clone().expect("a started fire has its run")), "one run per fire: {f:?}");
+    }
+    ticks.sort();
+    assert!(ticks.len() >= 8, "about 12 s of ticks recorded: {ticks:?}");
+    for pair in ticks.windows(2) {
+        assert_ne!(pair[0], pair[1], "tick {} fired twice", pair[0]);
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::TimeDelta::seconds(1),
+            "ticks missing between {} and {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let (first, last) = (ticks[0], ticks[ticks.len() - 1]);
+    assert!(first < killed && last > took_over, "ticks from {first} to {last} span the kill at {killed}");
+    // No run of the schedule exists without its fire: the runs are exactly the fires' runs.
+    let filter = ckp_store::RunFilter {
+        procedure_id: Some("every_second".into()),
+        limit: 10_000,
+        ..ckp_store::RunFilter::default()
+    };
+    let runs = ckp_store::RunStore::list_runs(&store, filter).await.expect("runs");
+    let run_ids: HashSet<Option<String>> = runs.iter().map(|r| Some(r.run_id.clone())).collect();
+    assert_eq!(run_ids, fired_runs.into_iter().map(Some).collect::<HashSet<_>>(), "the runs are the fires' runs");
+    for r in &runs {
+        assert_eq!((r.trigger_type.as_deref(), r.triggered_by.as_deref()), (Some("schedule"), Some("scheduler")));
+    }
+    println!("trigger failover: {} ticks from {first} to {last}, leader killed at {killed}", ticks.len());
 }
 
 /// A PostgreSQL server of this test's own (initdb in a temporary directory, run as the `postgres` user on a free
