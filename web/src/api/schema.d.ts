@@ -1006,7 +1006,8 @@ export interface paths {
          *     (`X-LangOrch-Signature: sha256=<hex>` over the body, or `X-Ckp-Signature: t=<unix>,v1=<hex>` over
          *     `"{t}.{body}"` within 5 minutes) with the secret the registration names, or its previous one. A JSON object
          *     body is the run's inputs, other JSON `{"payload": ...}`, an empty or non-JSON body `{}`. A delivery with a
-         *     known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id.
+         *     known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id. A
+         *     sender outside the registration's `allowed_sources` is refused with 403 before its body is read.
          */
         post: operations["receive_webhook"];
         delete?: never;
@@ -2060,6 +2061,8 @@ export interface components {
              * @description A webhook's largest body (default 1 MiB).
              */
             max_body_bytes?: number | null;
+            /** @description The addresses a webhook accepts deliveries from (IP addresses or CIDR ranges; empty: any). */
+            allowed_sources?: string[];
             /** @description Whether it fires (default true). */
             enabled?: boolean;
             /** @description Pause a schedule. */
@@ -7315,6 +7318,15 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The sender's address is not in the trigger's allowed_sources */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -151,6 +151,9 @@ pub struct TriggerIn {
     pub follow_active: bool,
     /// A webhook's largest body (default 1 MiB).
     pub max_body_bytes: Option<i64>,
+    /// The addresses a webhook accepts deliveries from (IP addresses or CIDR ranges; empty: any).
+    #[serde(default)]
+    pub allowed_sources: Vec<String>,
     /// Whether it fires (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -277,6 +280,7 @@ pub async fn put_trigger(
         catchup_window_seconds: body.catchup_window_seconds.unwrap_or(60),
         follow_active: body.follow_active,
         max_body_bytes: body.max_body_bytes.unwrap_or(1 << 20),
+        allowed_sources: body.allowed_sources,
     };
     if let Some(problem) = config.problem(&body.trigger_type) {
         return Err(ApiError::invalid("invalid_trigger", problem));
@@ -365,22 +369,25 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// (`X-LangOrch-Signature: sha256=<hex>` over the body, or `X-Ckp-Signature: t=<unix>,v1=<hex>` over
 /// `"{t}.{body}"` within 5 minutes) with the secret the registration names, or its previous one. A JSON object
 /// body is the run's inputs, other JSON `{"payload": ...}`, an empty or non-JSON body `{}`. A delivery with a
-/// known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id.
+/// known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id. A
+/// sender outside the registration's `allowed_sources` is refused with 403 before its body is read.
 #[utoipa::path(post, path = "/api/triggers/webhook/{procedure_id}", tag = "triggers",
     request_body(content = Value, description = "Any body, signed"),
     params(("procedure_id" = String, Path),
         ("X-LangOrch-Signature" = Option<String>, Header, description = "sha256=<hex HMAC-SHA256 of the body>"),
         ("X-Ckp-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of t.body>"),
         ("Idempotency-Key" = Option<String>, Header, description = "A redelivery with the same key starts nothing")),
-    responses((status = 202, body = FiredOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+    responses((status = 202, body = FiredOut), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "The sender's address is not in the trigger's allowed_sources"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn receive_webhook(
     State(state): State<AppState>,
     Path(pid): Path<String>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<FiredOut>)> {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let peer_ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = peer_ip.map(|ip| ip.to_canonical().to_string());
     let (parts, body) = req.into_parts();
     let reg = state
         .store
@@ -397,6 +404,16 @@ pub async fn receive_webhook(
             )
         })?;
     let config = TriggerConfig::of(&reg);
+    if !config.allows(peer_ip) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "source_not_allowed",
+            format!(
+                "This webhook accepts deliveries only from its allowed_sources, not from {}",
+                peer.as_deref().unwrap_or("an unknown address")
+            ),
+        ));
+    }
     let limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::body_too_large())?;
     let mut secrets = Vec::new();

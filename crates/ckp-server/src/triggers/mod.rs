@@ -76,6 +76,16 @@ pub struct TriggerConfig {
     /// A webhook's largest body.
     #[serde(default = "default_body")]
     pub max_body_bytes: i64,
+    /// The addresses a webhook accepts deliveries from: IP addresses or CIDR ranges (`webhook_config.allowed_sources`
+    /// in CKP); empty accepts any. An entry that reads as neither matches nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_sources: Vec<String>,
+}
+
+/// An `allowed_sources` entry as a range: a CIDR range, or one address as its own range.
+fn source_range(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| entry.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 fn default_catchup() -> i64 {
@@ -116,6 +126,12 @@ impl TriggerConfig {
             catchup_window_seconds: int("catchup_window_seconds").unwrap_or_else(default_catchup),
             follow_active: t.extra.get("follow_active").and_then(Value::as_bool).unwrap_or(false),
             max_body_bytes: int("max_body_bytes").unwrap_or_else(default_body),
+            allowed_sources: t
+                .webhook_config
+                .as_ref()
+                .and_then(|w| w.allowed_sources.clone())
+                .or_else(|| serde_json::from_value(t.extra.get("allowed_sources")?.clone()).ok())
+                .unwrap_or_default(),
         };
         Some((kind, config))
     }
@@ -128,6 +144,16 @@ impl TriggerConfig {
     /// JSON text for the store.
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Whether a webhook delivery from `peer` is accepted (`None`: the address is unknown, accepted only when no
+    /// source is listed). IPv4 addresses seen as IPv6 (`::ffff:a.b.c.d`) match their IPv4 ranges.
+    pub fn allows(&self, peer: Option<std::net::IpAddr>) -> bool {
+        if self.allowed_sources.is_empty() {
+            return true;
+        }
+        let Some(peer) = peer.map(|p| p.to_canonical()) else { return false };
+        self.allowed_sources.iter().filter_map(|s| source_range(s)).any(|range| range.contains(&peer))
     }
 
     /// What is wrong with these settings for `kind`, in words for a 422.
@@ -146,6 +172,9 @@ impl TriggerConfig {
         }
         if !(1..=64 << 20).contains(&self.max_body_bytes) {
             return Some("max_body_bytes must be between 1 and 67108864".into());
+        }
+        if let Some(bad) = self.allowed_sources.iter().find(|s| source_range(s).is_none()) {
+            return Some(format!("allowed_sources: '{bad}' is not an IP address or a CIDR range"));
         }
         match kind {
             "scheduled" => match &self.schedule {

@@ -216,3 +216,42 @@ async fn an_idempotency_key_starts_one_run() {
     assert_eq!(runs_of(&server, "hook").await.len(), 2, "the 409 and the 429 started nothing");
     server.stop().await;
 }
+
+/// `webhook_config.allowed_sources`: a delivery from outside the listed ranges is refused with 403 before anything is
+/// read or started; an address in them (IPv4 seen over IPv6 included) is served.
+#[tokio::test]
+async fn webhooks_accept_only_their_allowed_sources() {
+    let server = TestServer::start_with("trg-sources", |c| c.secrets.encryption_key = Some(KEY.into())).await;
+    let (status, _) = server.call("POST", "/api/secrets", Some(json!({"name": "hook_key", "value": "k-new"}))).await;
+    assert_eq!(status, 201);
+    let fenced = json!({"type": "webhook", "webhook_secret": "hook_key",
+        "webhook_config": {"allowed_sources": ["10.0.0.0/8", "192.0.2.7"]}});
+    server.import(with_trigger(approval_procedure("hook"), fenced)).await;
+    let body = br#"{"order": 1}"#;
+    let signed = [("X-LangOrch-Signature", sign("k-new", body))];
+    let (status, answer) = deliver(&server, &signed, body).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["code"], "source_not_allowed");
+    assert!(answer["detail"].as_str().expect("a text").contains("127.0.0.1"), "{answer}");
+    assert!(runs_of(&server, "hook").await.is_empty());
+    // The same procedure with loopback allowed (a new version; the newest webhook registration serves).
+    let open = json!({"type": "webhook", "webhook_secret": "hook_key",
+        "webhook_config": {"allowed_sources": ["10.0.0.0/8", "127.0.0.0/8"]}});
+    let mut v2 = with_trigger(approval_procedure("hook"), open);
+    v2["version"] = json!("2.0.0");
+    server.import(v2).await;
+    let (status, answer) = deliver(&server, &signed, body).await;
+    assert_eq!(status, 202, "{answer}");
+    // A bad entry is refused when an operator writes the registration.
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/api/triggers/hook/2.0.0",
+            Some(json!({"trigger_type": "webhook", "webhook_secret": "hook_key",
+            "allowed_sources": ["not-an-address"]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["detail"].to_string().contains("not-an-address"), "{answer}");
+    server.stop().await;
+}
