@@ -15,7 +15,7 @@ pub mod webhook;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use ckp_store::{ProcedureFilter, StoreError, TriggerRow, TriggerSync};
+use ckp_store::{ProcedureFilter, ProcedureRecord, StoreError, TriggerRow, TriggerSync};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -242,33 +242,53 @@ pub async fn sync_version(
     version: &str,
 ) -> Result<Option<TriggerRow>, StoreError> {
     let record = state.store.get_procedure(procedure_id, Some(version)).await?.filter(|r| r.version == version);
-    let (declared, blocked) = match &record {
+    sync_record(state, procedure_id, version, record.as_ref()).await
+}
+
+/// What a version's record declares: its trigger's type and settings (None without a firing trigger), and why its
+/// registration must not fire (deleted, or a status that does not run).
+fn declared(record: Option<&ProcedureRecord>) -> (Option<(String, String)>, Option<&'static str>) {
+    match record {
         None => (None, Some("deleted")),
         Some(r) => {
             let block = r.trigger_config.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
             let declared = block.as_ref().and_then(TriggerConfig::from_block).map(|(k, c)| (k, c.to_text()));
             (declared, (!r.status.is_runnable()).then_some("status"))
         }
-    };
+    }
+}
+
+async fn sync_record(
+    state: &AppState,
+    procedure_id: &str,
+    version: &str,
+    record: Option<&ProcedureRecord>,
+) -> Result<Option<TriggerRow>, StoreError> {
+    let (declared, blocked) = declared(record);
     let sync = TriggerSync { procedure_id: procedure_id.to_owned(), version: version.to_owned(), declared, blocked };
     state.store.sync_trigger(sync).await
 }
 
-/// Syncs every stored version and every registration whose version is gone; the number of registrations after.
+/// Syncs every stored version that declares a trigger or has a registration, and every registration whose version
+/// is gone; the number of registrations after. Runs at every start: the listed records are used as they are (no
+/// second read of each document), and a version with neither a trigger nor a registration costs nothing.
 pub async fn sync_all(state: &AppState) -> Result<usize, StoreError> {
-    let mut keys: Vec<(String, String)> = state
-        .store
-        .list_procedures(ProcedureFilter::default())
-        .await?
-        .into_iter()
-        .map(|r| (r.procedure_id, r.version))
-        .collect();
-    keys.extend(state.store.list_triggers().await?.into_iter().map(|t| (t.procedure_id, t.version)));
-    keys.sort();
-    keys.dedup();
+    let mut registered: std::collections::HashSet<(String, String)> =
+        state.store.list_triggers().await?.into_iter().map(|t| (t.procedure_id, t.version)).collect();
     let mut n = 0;
-    for (pid, ver) in keys {
-        if sync_version(state, &pid, &ver).await?.is_some() {
+    for r in state.store.list_procedures(ProcedureFilter::default()).await? {
+        let key = (r.procedure_id.clone(), r.version.clone());
+        let has_registration = registered.remove(&key);
+        if !has_registration && declared(Some(&r)).0.is_none() {
+            continue;
+        }
+        if sync_record(state, &r.procedure_id, &r.version, Some(&r)).await?.is_some() {
+            n += 1;
+        }
+    }
+    // Registrations left have no stored version any more.
+    for (pid, ver) in registered {
+        if sync_record(state, &pid, &ver, None).await?.is_some() {
             n += 1;
         }
     }
