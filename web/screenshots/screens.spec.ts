@@ -14,6 +14,9 @@ test('screens', async ({ page, api }) => {
   for (const [file, id] of [['article_review.ckp.json', 'article-review'], ['parse_order.ckp.json', 'parse-order']]) {
     expect((await api.post('/api/procedures', { data: { ckp_json: doc(file, id) } })).status()).toBe(201);
   }
+  const nightly = doc('parse_order.ckp.json', 'nightly-orders');
+  nightly.trigger = { type: 'scheduled', schedule: '0 2 * * *', timezone: 'Europe/Paris', overlap: 'skip' };
+  expect((await api.post('/api/procedures', { data: { ckp_json: nightly } })).status()).toBe(201);
   const invoice = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'invoice_processing.ckp.json'), 'utf8'));
   await api.post('/api/procedures', { data: { ckp_json: invoice } });
   const start = async (procedure_id: string, input_vars: Record<string, unknown>) =>
@@ -36,6 +39,7 @@ test('screens', async ({ page, api }) => {
     ['run-graph', `/runs/${review[1]}?tab=graph`],
     ['run-gantt', `/runs/${review[0]}?tab=gantt`],
     ['approvals', '/approvals'],
+    ['triggers', '/triggers'],
     ['metrics', '/metrics'],
   ];
   for (const scheme of ['light', 'dark'] as const) {

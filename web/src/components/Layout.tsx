@@ -64,7 +64,7 @@ export function Layout() {
           <div className="nav-section">Work</div>
           <Item to="/procedures" label="Procedures" icon="❏" />
           <Item to="/runs" label="Runs" icon="▶" badge={badges.data?.failed} />
-          <Item to="/triggers" label="Triggers" icon="⏲" />
+          <Item to="/triggers" label="Triggers" icon="↻" />
           <Item to="/approvals" label="Approvals" icon="✓" badge={badges.data?.approvals} tone="info" />
           <Item to="/projects" label="Projects" icon="▤" />
           <div className="nav-section">Operate</div>
