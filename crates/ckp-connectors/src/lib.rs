@@ -14,4 +14,5 @@ pub mod mcp;
 pub mod ports;
 pub mod secrets;
 pub mod settings;
+pub mod sigv4;
 pub mod workflow;

@@ -118,6 +118,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             routes::triggers::disable_trigger
         ))
         .routes(routes!(routes::triggers::fire_now))
+        .routes(routes!(routes::triggers::backfill))
         .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
         .with_state(state)
         .split_for_parts();

@@ -295,6 +295,11 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
     tasks.spawn(purge_audit(store.clone(), config.audit_retention_days, signal.clone()));
+    tasks.spawn(crate::triggers::events::run_consumers(
+        scheduler.clone(),
+        consumer_settings(config),
+        signal.clone(),
+    ));
     tasks.spawn(crate::triggers::scheduler::run_scheduler(scheduler, signal.clone()));
     let health = ckp_connectors::agents::HealthConfig {
         every: Duration::from_millis(config.agent_health_ms.max(10)),
@@ -334,4 +339,24 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
             max_connections, "ckp started"),
     }
     Ok(Running { addr, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+}
+
+/// The event consumers' settings of `config`.
+fn consumer_settings(config: &ServeConfig) -> crate::triggers::events::ConsumerSettings {
+    use crate::triggers::events::{ConsumerSettings, Placement};
+    let aws = &config.secrets.aws;
+    let credentials = match (&aws.aws_access_key_id, ckp_connectors::settings::exposed(&aws.aws_secret_access_key)) {
+        (Some(id), Some(secret)) => Some((
+            id.clone(),
+            secret.to_owned(),
+            ckp_connectors::settings::exposed(&aws.aws_session_token).map(str::to_owned),
+        )),
+        _ => None,
+    };
+    ConsumerSettings {
+        placement: if config.trigger_consumers == "every" { Placement::Every } else { Placement::Leader },
+        aws_region: aws.region_name.clone(),
+        aws_credentials: credentials,
+        aws_endpoint: config.sqs_endpoint_url.clone(),
+    }
 }

@@ -188,6 +188,16 @@ settings_group! {
         egress_allow: Vec<String> = Vec::new(), {
             env: &["CKP_EGRESS_ALLOW"], flag: Some("egress-allow"), value_name: "ENTRY,...", run: true,
         } check egress;
+        /// Where event triggers' broker consumers run: `leader` (the process holding the leader lock; on SQLite the
+        /// one process) or `every` (each process, as one shared consumer per registration; MQTT stays on the leader).
+        trigger_consumers: String = "leader".into(), {
+            env: &["CKP_TRIGGER_CONSUMERS"], value_name: "leader|every", expected: "leader or every",
+        } check trigger_consumers;
+        /// The SQS endpoint of `sqs://QUEUE` event sources that name none (a local AWS-compatible server); unset:
+        /// `https://sqs.REGION.amazonaws.com`. Region and credentials are the `[secrets.aws]` settings'.
+        sqs_endpoint_url: Option<String> = None, {
+            env: &["CKP_SQS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS"], value_name: "URL", expected: "an http(s) URL",
+        } check http_url;
         /// Commands a procedure's stdio MCP server (`global_config.mcp_servers` with `command`) may start on this
         /// host, written exactly as the declaration writes them; empty: none. Servers of `mcp_servers` need no entry.
         mcp_stdio_allow: Vec<String> = Vec::new(), {
@@ -433,6 +443,13 @@ fn positive<T: Default + PartialOrd>(v: &T) -> Result<(), String> {
     match *v > T::default() {
         true => Ok(()),
         false => Err("expected a positive integer".into()),
+    }
+}
+
+fn trigger_consumers(v: &str) -> Result<(), String> {
+    match v {
+        "leader" | "every" => Ok(()),
+        _ => Err("must be leader or every".into()),
     }
 }
 

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use ckp_engine::effects::BoxFuture;
 use serde_json::{Value, json};
 
-use super::crypto::{hex, hmac_sha256, sha256_hex};
 use super::{AwsSettings, Fetched, Provider, ProviderError};
 
 const SERVICE: &str = "secretsmanager";
@@ -49,40 +48,13 @@ pub(crate) fn sign(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Vec<(&'static str, String)> {
-    let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let date = now.format("%Y%m%d").to_string();
-    let host = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_owned(),
+    let credentials = crate::sigv4::Credentials {
+        access_key_id: s.aws_access_key_id.as_deref().unwrap_or_default(),
+        secret_access_key: crate::settings::exposed(&s.aws_secret_access_key).unwrap_or_default(),
+        session_token: crate::settings::exposed(&s.aws_session_token),
     };
-    let token = crate::settings::exposed(&s.aws_session_token);
-    let mut headers: Vec<(&'static str, String)> =
-        vec![("content-type", CONTENT_TYPE.to_owned()), ("host", host), ("x-amz-date", amz_date.clone())];
-    if let Some(t) = token {
-        headers.push(("x-amz-security-token", t.to_owned()));
-    }
-    headers.push(("x-amz-target", TARGET.to_owned()));
-    let signed: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
-    let signed = signed.join(";");
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
-    let path = if url.path().is_empty() { "/" } else { url.path() };
-    let canonical =
-        format!("POST\n{path}\n{}\n{canonical_headers}\n{signed}\n{}", url.query().unwrap_or(""), sha256_hex(body));
-    let scope = format!("{date}/{}/{SERVICE}/aws4_request", s.region_name);
-    let to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
-    let secret = crate::settings::exposed(&s.aws_secret_access_key).unwrap_or_default();
-    let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k_region = hmac_sha256(&k_date, s.region_name.as_bytes());
-    let k_service = hmac_sha256(&k_region, SERVICE.as_bytes());
-    let k_signing = hmac_sha256(&k_service, b"aws4_request");
-    let signature = hex(&hmac_sha256(&k_signing, to_sign.as_bytes()));
-    let key_id = s.aws_access_key_id.as_deref().unwrap_or_default();
-    headers.retain(|(k, _)| *k != "host");
-    headers.push((
-        "authorization",
-        format!("AWS4-HMAC-SHA256 Credential={key_id}/{scope}, SignedHeaders={signed}, Signature={signature}"),
-    ));
-    headers
+    let request = crate::sigv4::Request { service: SERVICE, region: &s.region_name, target: TARGET, content_type: CONTENT_TYPE };
+    crate::sigv4::sign(&credentials, &request, url, body, now)
 }
 
 impl Provider for AwsProvider {

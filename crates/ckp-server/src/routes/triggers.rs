@@ -41,8 +41,12 @@ pub struct TriggerOut {
     pub webhook_secret: Option<String>,
     /// Name of the previous secret, accepted during a rotation.
     pub webhook_secret_previous: Option<String>,
-    /// Event source.
+    /// Event source (without credentials).
     pub event_source: Option<String>,
+    /// An event trigger's filter.
+    pub event_filter: Option<Value>,
+    /// The event types an event trigger accepts (empty: any).
+    pub event_type: Vec<String>,
     /// File watch directory.
     pub file_watch_path: Option<String>,
     /// File watch glob.
@@ -55,6 +59,8 @@ pub struct TriggerOut {
     pub overlap: Overlap,
     /// Ticks missed longer ago than this are recorded as skipped.
     pub catchup_window_seconds: i64,
+    /// Each tick fires up to this many seconds late (the same offset in every process).
+    pub jitter_seconds: i64,
     /// Fires start the procedure's newest active version.
     pub follow_active: bool,
     /// A webhook's largest body.
@@ -95,13 +101,16 @@ impl From<&TriggerRow> for TriggerOut {
             timezone: c.timezone,
             webhook_secret: c.webhook_secret,
             webhook_secret_previous: c.webhook_secret_previous,
-            event_source: c.event_source,
+            event_source: c.event_source.as_deref().map(redacted_source),
+            event_filter: c.event_filter,
+            event_type: c.event_type,
             file_watch_path: c.file_watch_path,
             file_watch_pattern: c.file_watch_pattern,
             dedupe_window_seconds: c.dedupe_window_seconds,
             max_concurrent_runs: c.max_concurrent_runs,
             overlap: c.overlap,
             catchup_window_seconds: c.catchup_window_seconds,
+            jitter_seconds: c.jitter_seconds,
             follow_active: c.follow_active,
             max_body_bytes: c.max_body_bytes,
             enabled: r.enabled,
@@ -130,8 +139,13 @@ pub struct TriggerIn {
     pub webhook_secret: Option<String>,
     /// Name of the previous secret, accepted during a rotation.
     pub webhook_secret_previous: Option<String>,
-    /// Event source.
+    /// Event source (`nats://`, `amqp://`, `sqs://`, `mqtt://`; docs/triggers.md).
     pub event_source: Option<String>,
+    /// An event trigger's filter: `subject` (glob), `headers`, `payload` (JSON pointer → value), or flat fields.
+    pub event_filter: Option<Value>,
+    /// The event types an event trigger accepts (empty: any).
+    #[serde(default)]
+    pub event_type: Vec<String>,
     /// File watch directory.
     pub file_watch_path: Option<String>,
     /// File watch glob.
@@ -146,6 +160,9 @@ pub struct TriggerIn {
     pub overlap: Overlap,
     /// Catch-up window in seconds (default 60).
     pub catchup_window_seconds: Option<i64>,
+    /// Each tick fires up to this many seconds late (0 to 86400; default 0).
+    #[serde(default)]
+    pub jitter_seconds: i64,
     /// Fire the newest active version.
     #[serde(default)]
     pub follow_active: bool,
@@ -198,6 +215,19 @@ pub struct FireIn {
 pub struct Synced {
     /// Registrations after the sync.
     pub synced: usize,
+}
+
+/// An event source as answers show it: without credentials (as written when it does not parse).
+fn redacted_source(url: &str) -> String {
+    #[cfg(feature = "brokers")]
+    if let Ok(source) = ckp_brokers::Source::parse(url) {
+        return source.redacted();
+    }
+    // A `user:password@` part is cut from what does not parse.
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, rest))) => format!("{scheme}://{rest}"),
+        _ => url.to_owned(),
+    }
 }
 
 async fn registration(state: &AppState, pid: &str, ver: &str) -> ApiResult<TriggerRow> {
@@ -272,12 +302,15 @@ pub async fn put_trigger(
         webhook_secret: body.webhook_secret,
         webhook_secret_previous: body.webhook_secret_previous,
         event_source: body.event_source,
+        event_filter: body.event_filter,
+        event_type: body.event_type,
         file_watch_path: body.file_watch_path,
         file_watch_pattern: body.file_watch_pattern,
         dedupe_window_seconds: body.dedupe_window_seconds,
         max_concurrent_runs: body.max_concurrent_runs,
         overlap: body.overlap,
         catchup_window_seconds: body.catchup_window_seconds.unwrap_or(60),
+        jitter_seconds: body.jitter_seconds,
         follow_active: body.follow_active,
         max_body_bytes: body.max_body_bytes.unwrap_or(1 << 20),
         allowed_sources: body.allowed_sources,
@@ -345,6 +378,109 @@ pub async fn fire_now(
     };
     let outcome = fire(&state, &reg, cause).await?;
     answer(&reg, outcome, config.max_concurrent_runs)
+}
+
+/// The most ticks one backfill fires.
+pub const MAX_BACKFILL: usize = 1000;
+
+/// `POST .../backfill`'s body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillIn {
+    /// The range's start (RFC 3339): its first tick is the first at or after it.
+    pub start: String,
+    /// The range's end (RFC 3339, not in the future): its last tick is the last at or before it.
+    pub end: String,
+    /// `allow` (default): every tick starts a run; `skip`: a tick while a run of the trigger has not ended is
+    /// recorded as skipped (`overlap`); `cancel_other` reads as `allow` here (a backfill cancels nothing).
+    #[serde(default)]
+    pub overlap: Overlap,
+}
+
+/// `POST .../backfill`'s answer: what each tick of the range did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackfillOut {
+    /// Ticks in the range.
+    pub ticks: usize,
+    /// Runs started.
+    pub started: Vec<String>,
+    /// Ticks already recorded (fired or skipped by the schedule or an earlier backfill): nothing done.
+    pub already_recorded: usize,
+    /// Ticks recorded as skipped now.
+    pub skipped: usize,
+}
+
+/// Fires a schedule's ticks over a past time range, oldest first, each under the key the schedule itself uses: a
+/// tick the schedule (or an earlier backfill) already recorded starts nothing, so a backfill can be repeated and
+/// overlap the schedule safely. At most 1,000 ticks per call; a paused registration can be backfilled.
+#[utoipa::path(post, path = "/api/triggers/{procedure_id}/{version}/backfill", tag = "triggers",
+    request_body = BackfillIn,
+    params(("procedure_id" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = BackfillOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn backfill(
+    State(state): State<AppState>,
+    Path((pid, ver)): Path<(String, String)>,
+    Json(body): Json<BackfillIn>,
+) -> ApiResult<Json<BackfillOut>> {
+    let reg = registration(&state, &pid, &ver).await?;
+    let config = TriggerConfig::of(&reg);
+    let schedule = match (&reg.trigger_type[..], &config.schedule) {
+        ("scheduled", Some(s)) => Schedule::new(s, config.timezone.as_deref())
+            .map_err(|e| ApiError::invalid("invalid_trigger", e))?,
+        _ => return Err(ApiError::invalid("not_scheduled", "only a scheduled trigger can be backfilled")),
+    };
+    let parse = |name: &str, v: &str| {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| ApiError::invalid("invalid_range", format!("{name} `{v}` is not an RFC 3339 time")))
+    };
+    let (start, end) = (parse("start", &body.start)?, parse("end", &body.end)?);
+    if end < start {
+        return Err(ApiError::invalid("invalid_range", "end is before start"));
+    }
+    if end > Utc::now() {
+        return Err(ApiError::invalid("invalid_range", "end is in the future: the schedule fires those ticks itself"));
+    }
+    let mut ticks = Vec::new();
+    let mut at = start - chrono::Duration::nanoseconds(1);
+    while let Some(t) = schedule.next_after(at).filter(|t| *t <= end) {
+        if ticks.len() == MAX_BACKFILL {
+            return Err(ApiError::invalid(
+                "invalid_range",
+                format!("the range holds more than {MAX_BACKFILL} ticks: backfill it in parts"),
+            ));
+        }
+        ticks.push(t);
+        at = t;
+    }
+    let mut out = BackfillOut { ticks: ticks.len(), started: Vec::new(), already_recorded: 0, skipped: 0 };
+    for tick in ticks {
+        let key = crate::triggers::scheduler::tick_key(tick);
+        let max_active = match body.overlap {
+            Overlap::Skip => Some(1),
+            Overlap::Allow | Overlap::CancelOther => config.max_concurrent_runs,
+        };
+        let cause = Cause {
+            key: key.clone(),
+            aliases: Vec::new(),
+            kind: "schedule",
+            by: "backfill".into(),
+            scheduled_at: Some(tick),
+            inputs: Map::new(),
+            max_active,
+        };
+        match fire(&state, &reg, cause).await? {
+            FireOutcome::Started(run) => out.started.push(run.run_id.clone()),
+            FireOutcome::Duplicate { .. } => out.already_recorded += 1,
+            FireOutcome::Busy { .. } => {
+                crate::triggers::fire::skip(&state, &reg, key, Some(tick), "overlap".into()).await?;
+                out.skipped += 1;
+            }
+            FireOutcome::Skipped => out.skipped += 1,
+            FireOutcome::Disabled => return Err(ApiError::not_found("Trigger registration")),
+        }
+    }
+    Ok(Json(out))
 }
 
 /// Registers, updates or disables the trigger of every procedure version from its CKP `trigger` block and

@@ -4,10 +4,11 @@
 //! or written by an operator. Its settings are a [`TriggerConfig`], kept by the store as JSON.
 //!
 //! Every cause — a schedule's tick ([`scheduler`]), a webhook delivery ([`webhook`]), a fire through the API,
-//! later a file or a broker message — goes through [`fire::fire`], which records the cause under a key unique per
+//! a broker message ([`events`]) — goes through [`fire::fire`], which records the cause under a key unique per
 //! registration in the transaction that creates its run: a cause replayed by a retry, a crash or another process
 //! starts nothing.
 
+pub mod events;
 pub mod fire;
 pub mod scheduler;
 pub mod webhook;
@@ -32,6 +33,8 @@ pub enum Overlap {
     Allow,
     /// Record the tick as skipped (`overlap`).
     Skip,
+    /// Cancel the trigger's runs that have not ended, then start the tick's run.
+    CancelOther,
 }
 
 /// A registration's settings (the CKP block's fields, LangOrch's and ckp's).
@@ -52,6 +55,12 @@ pub struct TriggerConfig {
     /// `provider://target` of an event trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_source: Option<String>,
+    /// An event trigger's filter (`event_config.event_filter`: `subject`, `headers`, `payload`, or flat fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_filter: Option<Value>,
+    /// The event types an event trigger accepts (`event_config.event_type`); empty accepts any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_type: Vec<String>,
     /// A file watch trigger's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_watch_path: Option<String>,
@@ -70,6 +79,10 @@ pub struct TriggerConfig {
     /// Ticks missed longer ago than this (downtime) are recorded as skipped instead of fired.
     #[serde(default = "default_catchup")]
     pub catchup_window_seconds: i64,
+    /// Each tick of a schedule fires up to this many seconds late, by an offset that is the same for a tick in
+    /// every process (spreads schedules that share a time).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub jitter_seconds: i64,
     /// Fires start the procedure's newest `active` version instead of the registration's own.
     #[serde(default)]
     pub follow_active: bool,
@@ -86,6 +99,10 @@ pub struct TriggerConfig {
 fn source_range(entry: &str) -> Option<ipnet::IpNet> {
     let entry = entry.trim();
     entry.parse::<ipnet::IpNet>().ok().or_else(|| entry.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn default_catchup() -> i64 {
@@ -112,18 +129,22 @@ impl TriggerConfig {
         let text = |k: &str| t.extra.get(k).and_then(Value::as_str).map(str::to_owned);
         let event = t.event_config.as_ref().and_then(|c| c.event_source.clone()).or_else(|| t.event_source.clone());
         let watch = t.file_watch_config.as_ref();
+        let event_config = t.event_config.as_ref();
         let config = TriggerConfig {
             schedule: t.schedule.clone(),
             timezone: t.timezone.clone(),
             webhook_secret: t.webhook_secret.clone(),
             webhook_secret_previous: text("webhook_secret_previous"),
             event_source: event,
+            event_filter: event_config.and_then(|c| c.event_filter.clone()).map(Value::Object),
+            event_type: event_config.and_then(|c| c.event_type.clone()).unwrap_or_default(),
             file_watch_path: watch.and_then(|w| w.path.clone()),
             file_watch_pattern: watch.and_then(|w| w.pattern.clone()),
             dedupe_window_seconds: int("dedupe_window_seconds").unwrap_or(0),
             max_concurrent_runs: int("max_concurrent_runs"),
             overlap: t.extra.get("overlap").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default(),
             catchup_window_seconds: int("catchup_window_seconds").unwrap_or_else(default_catchup),
+            jitter_seconds: int("jitter_seconds").unwrap_or(0),
             follow_active: t.extra.get("follow_active").and_then(Value::as_bool).unwrap_or(false),
             max_body_bytes: int("max_body_bytes").unwrap_or_else(default_body),
             allowed_sources: t
@@ -170,6 +191,9 @@ impl TriggerConfig {
         if self.catchup_window_seconds < 0 {
             return Some("catchup_window_seconds must be 0 or more".into());
         }
+        if !(0..=86_400).contains(&self.jitter_seconds) {
+            return Some("jitter_seconds must be between 0 and 86400".into());
+        }
         if !(1..=64 << 20).contains(&self.max_body_bytes) {
             return Some("max_body_bytes must be between 1 and 67108864".into());
         }
@@ -187,6 +211,7 @@ impl TriggerConfig {
             "event" if self.event_source.as_deref().is_none_or(str::is_empty) => {
                 Some("an event trigger needs event_source".into())
             }
+            "event" => events::parse(self).err(),
             "file_watch" if self.file_watch_path.as_deref().is_none_or(str::is_empty) => {
                 Some("a file_watch trigger needs file_watch_path".into())
             }

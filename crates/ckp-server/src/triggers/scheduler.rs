@@ -58,6 +58,49 @@ pub fn tick_key(t: DateTime<Utc>) -> String {
     format!("schedule:{}", t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
+/// How many of a registration's latest fires `cancel_other` looks through for runs that have not ended (each tick
+/// cancels the earlier ones, so few can be running).
+const CANCEL_LOOKBACK: i64 = 50;
+
+/// Cancels the registration's runs that have not ended (overlap `cancel_other`): a waiting run at once, an
+/// executing one at its next step. Failures are logged; the tick fires anyway.
+async fn cancel_active(state: &AppState, reg: &TriggerRow) {
+    let fires = match state.store.trigger_fires(&reg.procedure_id, &reg.version, CANCEL_LOOKBACK).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(procedure_id = %reg.procedure_id, error = %ErrorChain(&e), "cancel_other: fires unreadable");
+            return;
+        }
+    };
+    for run_id in fires.into_iter().filter_map(|f| f.run_id) {
+        let active = matches!(state.store.get_run(&run_id).await, Ok(Some(r)) if !r.status.is_terminal());
+        if !active {
+            continue;
+        }
+        match state.store.cancel_run(&run_id, "canceled_by_schedule").await {
+            Ok(_) => {
+                state.engine.cancel(&run_id);
+                tracing::info!(procedure_id = %reg.procedure_id, run.id = %run_id,
+                    "schedule tick canceled an earlier run (overlap cancel_other)");
+            }
+            Err(e) => tracing::warn!(procedure_id = %reg.procedure_id, run.id = %run_id, error = %ErrorChain(&e),
+                "cancel_other: the earlier run could not be canceled"),
+        }
+    }
+}
+
+/// A tick's jitter: an offset in `0..=max` seconds derived from the registration and the tick, so every process
+/// (and every pass) computes the same one.
+pub fn jitter(reg: &TriggerRow, tick: DateTime<Utc>, max: i64) -> chrono::Duration {
+    if max <= 0 {
+        return chrono::Duration::zero();
+    }
+    let seed = format!("{}\n{}\n{}", reg.procedure_id, reg.version, tick.timestamp());
+    let digest = ckp_connectors::secrets::crypto::sha256_hex(seed.as_bytes());
+    let n = u64::from_str_radix(&digest[..12], 16).unwrap_or(0);
+    chrono::Duration::seconds((n % (max as u64 + 1)) as i64)
+}
+
 async fn due(state: &AppState, reg: &TriggerRow, now: DateTime<Utc>) -> Result<(), ckp_store::StoreError> {
     let config = TriggerConfig::of(reg);
     let Some(schedule) = config.schedule.as_deref().and_then(|s| Schedule::new(s, config.timezone.as_deref()).ok())
@@ -72,10 +115,12 @@ async fn due(state: &AppState, reg: &TriggerRow, now: DateTime<Utc>) -> Result<(
     let window = chrono::Duration::seconds(config.catchup_window_seconds);
     let mut at = cursor;
     for _ in 0..MAX_PER_PASS {
-        let Some(tick) = schedule.next_after(at).filter(|t| *t <= now) else { break };
+        let Some(tick) = schedule.next_after(at).filter(|t| *t + jitter(reg, *t, config.jitter_seconds) <= now) else {
+            break;
+        };
         at = tick;
         let key = tick_key(tick);
-        let late = now - tick;
+        let late = now - tick - jitter(reg, tick, config.jitter_seconds);
         let outcome = if late > window {
             tracing::warn!(procedure_id = %reg.procedure_id, version = %reg.version, tick = %tick,
                 "schedule tick missed beyond the catch-up window: recorded as skipped");
@@ -84,6 +129,10 @@ async fn due(state: &AppState, reg: &TriggerRow, now: DateTime<Utc>) -> Result<(
             let max_active = match config.overlap {
                 Overlap::Skip => Some(1),
                 Overlap::Allow => config.max_concurrent_runs,
+                Overlap::CancelOther => {
+                    cancel_active(state, reg).await;
+                    config.max_concurrent_runs
+                }
             };
             let cause = Cause {
                 key: key.clone(),

@@ -255,3 +255,102 @@ async fn webhooks_accept_only_their_allowed_sources() {
     assert!(answer["detail"].to_string().contains("not-an-address"), "{answer}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn backfill_fires_each_past_tick_once_and_repeats_safely() {
+    let server = TestServer::start("trg-backfill").await;
+    let doc = with_trigger(chain_procedure("daily", 1), json!({"type": "scheduled", "schedule": "0 6 * * *"}));
+    server.import(doc).await;
+    let now = chrono::Utc::now();
+    let start = (now - chrono::Duration::days(3)).date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let range = json!({"start": start.to_rfc3339(), "end": now.to_rfc3339()});
+    let (status, first) = server.call("POST", "/api/triggers/daily/1.0.0/backfill", Some(range.clone())).await;
+    assert_eq!(status, 200, "{first}");
+    // 06:00 UTC on each of the three days before today, and today's if it has passed.
+    let expected = 3 + usize::from(now.time() >= chrono::NaiveTime::from_hms_opt(6, 0, 0).expect("six"));
+    assert_eq!(first["ticks"], expected, "{first}");
+    assert_eq!(first["started"].as_array().map(Vec::len), Some(expected), "{first}");
+    let runs = runs_of(&server, "daily").await;
+    assert_eq!(runs.len(), expected);
+    assert!(runs.iter().all(|r| r["triggered_by"] == "backfill" && r["trigger_type"] == "schedule"));
+    // Again: every tick is already recorded, nothing starts.
+    let (_, again) = server.call("POST", "/api/triggers/daily/1.0.0/backfill", Some(range)).await;
+    assert_eq!((again["already_recorded"].as_u64(), again["started"].as_array().map(Vec::len)), (Some(expected as u64), Some(0)));
+    assert_eq!(runs_of(&server, "daily").await.len(), expected);
+    // Ranges that cannot be backfilled.
+    let future = json!({"start": now.to_rfc3339(), "end": (now + chrono::Duration::days(1)).to_rfc3339()});
+    let many = json!({"start": (now - chrono::Duration::days(1200)).to_rfc3339(), "end": now.to_rfc3339()});
+    let reversed = json!({"start": now.to_rfc3339(), "end": start.to_rfc3339()});
+    for (body, words) in [(future, "future"), (many, "more than 1000"), (reversed, "before start"),
+        (json!({"start": "yesterday", "end": "now"}), "RFC 3339")] {
+        let (status, answer) = server.call("POST", "/api/triggers/daily/1.0.0/backfill", Some(body)).await;
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer["detail"].as_str().is_some_and(|d| d.contains(words)), "{answer}");
+    }
+    server.import(with_trigger(chain_procedure("hook", 1), json!({"type": "webhook", "webhook_secret": "s"}))).await;
+    let body = json!({"start": start.to_rfc3339(), "end": now.to_rfc3339()});
+    assert_eq!(server.call("POST", "/api/triggers/hook/1.0.0/backfill", Some(body)).await.0, 422);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn event_sources_are_checked_and_shown_without_credentials() {
+    let server = TestServer::start("trg-event-api").await;
+    server.import(chain_procedure("evt", 1)).await;
+    for (source, words) in [
+        ("kafka://orders", "not supported"),
+        ("orders", "names no broker"),
+        ("nats://127.0.0.1/orders", "?stream="),
+        ("amqp://127.0.0.1/?queue=q&prefetch=0", "prefetch"),
+    ] {
+        let body = json!({"trigger_type": "event", "event_source": source});
+        let (status, answer) = server.call("POST", "/api/triggers/evt/1.0.0", Some(body)).await;
+        assert_eq!(status, 422, "{source}: {answer}");
+        assert!(answer["detail"].as_str().is_some_and(|d| d.contains(words)), "{source}: {answer}");
+    }
+    let body = json!({"trigger_type": "event", "event_source": "amqp://svc:pa55word@127.0.0.1/?queue=q",
+        "event_filter": {"payload": "x"}});
+    let (status, answer) = server.call("POST", "/api/triggers/evt/1.0.0", Some(body)).await;
+    assert_eq!(status, 422, "a filter that does not read is refused: {answer}");
+    let body = json!({"trigger_type": "event", "event_source": "amqp://svc:pa55word@127.0.0.1/?queue=q",
+        "event_filter": {"status": "paid"}, "event_type": ["order.paid"], "jitter_seconds": 0});
+    let (status, reg) = server.call("POST", "/api/triggers/evt/1.0.0", Some(body)).await;
+    assert_eq!(status, 201, "{reg}");
+    assert_eq!(reg["event_source"], "amqp://127.0.0.1:5672/?queue=q&prefetch=32");
+    assert_eq!(reg["event_type"], json!(["order.paid"]));
+    let (_, all) = server.call("GET", "/api/triggers", None).await;
+    assert!(!all.to_string().contains("pa55word"), "{all}");
+    let body = json!({"trigger_type": "scheduled", "schedule": "@daily", "jitter_seconds": 100_000});
+    let (status, answer) = server.call("POST", "/api/triggers/evt/1.0.0", Some(body)).await;
+    assert_eq!(status, 422, "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_other_keeps_only_the_latest_ticks_run() {
+    let server = TestServer::start("trg-cancel-other").await;
+    // Each run waits at an approval: every new tick cancels the one before.
+    let gate = with_trigger(
+        approval_procedure("latest"),
+        json!({"type": "scheduled", "schedule": "* * * * * *", "overlap": "cancel_other"}),
+    );
+    server.import(gate).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let runs = runs_of(&server, "latest").await;
+        if runs.len() >= 3 {
+            break runs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} runs after 20 s", runs.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(server.call("DELETE", "/api/triggers/latest/1.0.0", None).await.0, 204);
+    // Newest first: the runs after the newest are canceled, or will be within a moment.
+    let newest_created = runs[0]["created_at"].as_str().unwrap_or_default().to_owned();
+    for r in runs.iter().skip(1) {
+        let id = r["run_id"].as_str().unwrap_or_default();
+        assert!(r["created_at"].as_str().unwrap_or_default() <= newest_created.as_str());
+        server.wait_status(id, &["canceled"]).await;
+    }
+    server.stop().await;
+}

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bounds;
+mod brokers;
 mod config;
 mod connections;
 mod logs;
