@@ -15,7 +15,7 @@ use crate::{Ack, BrokerError, Delivery, Settings, Source, bounded, digest};
 
 pub(crate) struct Consumer {
     client: AsyncClient,
-    rx: mpsc::Receiver<Result<Publish, String>>,
+    rx: mpsc::UnboundedReceiver<Result<Publish, String>>,
     id_pointer: Option<String>,
     max_payload: usize,
     poller: tokio::task::JoinHandle<()>,
@@ -82,20 +82,24 @@ impl Consumer {
             .subscribe(topic.clone(), QoS::AtLeastOnce)
             .await
             .map_err(|e| BrokerError::new(format!("subscribing to {topic}"), e))?;
-        let (tx, rx) = mpsc::channel(64);
-        // The event loop must be polled for anything to move (acks included); it ends at the first connection
-        // error, and the consumer's owner connects again (the session keeps what was not acknowledged).
+        // The event loop must be polled for anything to move, acknowledgements included; it ends at the first
+        // connection error, and the consumer's owner connects again (the session keeps what was not acknowledged).
+        // The poller never waits for the consumer (an unbounded channel): the loop hands out a batch read from the
+        // network one message per poll before it takes requests again, so a poller waiting for room while the
+        // consumer waits to queue an acknowledgement would stop both. What is unacknowledged is bounded by the
+        // broker's in-flight window.
+        let (tx, rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(async move {
             loop {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx.send(Ok(p)).await.is_err() {
+                        if tx.send(Ok(p)).is_err() {
                             return;
                         }
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        let _ = tx.send(Err(e.to_string())).await;
+                        let _ = tx.send(Err(e.to_string()));
                         return;
                     }
                 }

@@ -79,7 +79,7 @@ async fn thousand_through_two_kills(broker: &str, url: &str, env: &[(&str, &str)
                 });
                 publish(&source, &settings, &batch).await.unwrap_or_else(|e| panic!("{broker}: publish: {e}"));
                 let _ = progress_tx.send((chunk + 1) * 20);
-                tokio::time::sleep(Duration::from_millis(15)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     });
@@ -105,14 +105,17 @@ async fn thousand_through_two_kills(broker: &str, url: &str, env: &[(&str, &str)
     publisher.await.expect("publisher");
     // Redeliveries of what was in flight at the kills, and the noise, have had time to arrive: still 1,000.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, runs) = call(
-        &http,
-        Method::GET,
-        format!("{}/api/runs?procedure_id={procedure_id}&limit=2000", server.base),
-        None,
-    )
-    .await;
-    let runs = runs.as_array().cloned().unwrap_or_default();
+    let mut runs = Vec::new();
+    loop {
+        let url = format!("{}/api/runs?procedure_id={procedure_id}&limit=500&offset={}", server.base, runs.len());
+        let (status, page) = call(&http, Method::GET, url, None).await;
+        assert_eq!(status, 200, "{page}");
+        let page = page.as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            break;
+        }
+        runs.extend(page);
+    }
     let mut seen = BTreeMap::new();
     for r in &runs {
         let inputs = &r["input_vars"];

@@ -13,6 +13,14 @@ pub(crate) struct Serve {
     pub(crate) base: String,
 }
 
+// A test that fails, or ends with its server running, leaves no process behind.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn serve(data_dir: &std::path::Path) -> Serve {
     serve_with_env(data_dir, &[])
 }
