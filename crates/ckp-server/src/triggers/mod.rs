@@ -3,12 +3,14 @@
 //! import, update, status change and delete, and for all versions at startup and by `POST /api/triggers/sync`)
 //! or written by an operator. Its settings are a [`TriggerConfig`], kept by the store as JSON.
 //!
-//! Every cause — a schedule's tick ([`scheduler`]), a webhook delivery ([`webhook`]), a fire through the API,
-//! later a file or a broker message — goes through [`fire::fire`], which records the cause under a key unique per
-//! registration in the transaction that creates its run: a cause replayed by a retry, a crash or another process
-//! starts nothing.
+//! Every cause — a schedule's tick ([`scheduler`]), a webhook delivery ([`webhook`]), a file drop ([`files`]), a
+//! fire through the API, later a broker message — goes through [`fire::fire`], which records the cause under a key
+//! unique per registration in the transaction that creates its run: a cause replayed by a retry, a crash or another
+//! process starts nothing. The leader prunes old fires that dedupe nothing any more ([`prune`]).
 
+pub mod files;
 pub mod fire;
+pub mod prune;
 pub mod scheduler;
 pub mod webhook;
 
@@ -58,6 +60,12 @@ pub struct TriggerConfig {
     /// A file watch trigger's glob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_watch_pattern: Option<String>,
+    /// The changes a file watch fires for (default `created` and `modified`).
+    #[serde(default = "files::default_events")]
+    pub file_watch_event_types: Vec<files::FileEvent>,
+    /// How long a file's size and modification time must stay the same before it fires, in milliseconds.
+    #[serde(default = "files::default_settle_ms")]
+    pub file_watch_settle_ms: u64,
     /// LangOrch's dedupe window (kept; ckp dedupes webhooks by `Idempotency-Key` and signature).
     #[serde(default)]
     pub dedupe_window_seconds: i64,
@@ -118,8 +126,10 @@ impl TriggerConfig {
             webhook_secret: t.webhook_secret.clone(),
             webhook_secret_previous: text("webhook_secret_previous"),
             event_source: event,
-            file_watch_path: watch.and_then(|w| w.path.clone()),
+            file_watch_path: (kind == "file_watch").then(|| t.watch_path()).flatten(),
             file_watch_pattern: watch.and_then(|w| w.pattern.clone()),
+            file_watch_event_types: files::events_of(watch),
+            file_watch_settle_ms: files::settle_of(&t),
             dedupe_window_seconds: int("dedupe_window_seconds").unwrap_or(0),
             max_concurrent_runs: int("max_concurrent_runs"),
             overlap: t.extra.get("overlap").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default(),
@@ -187,9 +197,7 @@ impl TriggerConfig {
             "event" if self.event_source.as_deref().is_none_or(str::is_empty) => {
                 Some("an event trigger needs event_source".into())
             }
-            "file_watch" if self.file_watch_path.as_deref().is_none_or(str::is_empty) => {
-                Some("a file_watch trigger needs file_watch_path".into())
-            }
+            "file_watch" => files::problem(self),
             _ => None,
         }
     }
