@@ -24,7 +24,7 @@ use crate::triggers::files::FileEvent;
 use crate::triggers::fire::Cause;
 use crate::triggers::fire::{Keys, fire_keyed};
 use crate::triggers::webhook::{CKP_HEADER, LANGORCH_HEADER, Refused, TOLERANCE_SECS, Verified, verify};
-use crate::triggers::{Overlap, Schedule, TriggerConfig};
+use crate::triggers::{MAX_DEDUPE_WINDOW_SECS, Overlap, Schedule, TriggerConfig};
 
 /// How many upcoming ticks a schedule's registration shows.
 const NEXT_FIRES: usize = 5;
@@ -527,7 +527,8 @@ fn delivery_keys(
         // An Idempotency-Key decides: two deliveries of one body with different keys are two causes.
         Some(k) => keyed.push((format!("idempotency:{k}"), now + IDEMPOTENCY_WINDOW)),
         None if config.dedupe_window_seconds > 0 => {
-            let window = chrono::TimeDelta::seconds(config.dedupe_window_seconds);
+            // A document's window is not bounded at import: beyond ten years it is ten years (no overflow).
+            let window = chrono::TimeDelta::seconds(config.dedupe_window_seconds.min(MAX_DEDUPE_WINDOW_SECS));
             keyed.push((format!("body:{}", sha256_hex(body)), now + window));
         }
         None => {}

@@ -104,6 +104,9 @@ fn default_body() -> i64 {
     1 << 20
 }
 
+/// The longest webhook body dedupe window (ten years).
+pub const MAX_DEDUPE_WINDOW_SECS: i64 = 315_360_000;
+
 /// The types a registration may have.
 pub const TYPES: &[&str] = &["scheduled", "webhook", "event", "file_watch"];
 
@@ -171,8 +174,8 @@ impl TriggerConfig {
         if !TYPES.contains(&kind) {
             return Some(format!("trigger_type must be one of {}", TYPES.join(", ")));
         }
-        if self.dedupe_window_seconds < 0 {
-            return Some("dedupe_window_seconds must be 0 or more".into());
+        if !(0..=MAX_DEDUPE_WINDOW_SECS).contains(&self.dedupe_window_seconds) {
+            return Some(format!("dedupe_window_seconds must be 0 to {MAX_DEDUPE_WINDOW_SECS}"));
         }
         if self.max_concurrent_runs.is_some_and(|n| n < 1) {
             return Some("max_concurrent_runs must be 1 or more".into());

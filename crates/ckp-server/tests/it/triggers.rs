@@ -321,6 +321,14 @@ async fn webhook_bodies_dedupe_within_their_window_per_registration() {
     // No window: the same body twice is two causes.
     assert_eq!(post_hook(&server, "/api/triggers/webhook/gate", None, body).await.0, 202);
     assert_eq!(post_hook(&server, "/api/triggers/webhook/gate", None, body).await.0, 202);
+    // A document's enormous window is ten years (no overflow); the API refuses one beyond that.
+    let huge = json!({"type": "webhook", "webhook_secret": "hook_key", "dedupe_window_seconds": i64::MAX});
+    server.import(with_trigger(chain_procedure("huge", 1), huge)).await;
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/huge", None, body).await.0, 202);
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/huge", None, body).await.0, 409);
+    let too_long = json!({"trigger_type": "webhook", "webhook_secret": "hook_key", "dedupe_window_seconds": i64::MAX});
+    let (status, answer) = server.call("POST", "/api/triggers/huge/1.0.0", Some(too_long)).await;
+    assert_eq!(status, 422, "{answer}");
     // Each delivery is in the fires list: fired, or not recorded at all when refused as a duplicate.
     let (_, fires) = server.call("GET", "/api/triggers/chain/2.0.0/fires", None).await;
     let keys: Vec<&str> = fires.as_array().expect("a list").iter().filter_map(|f| f["key"].as_str()).collect();
