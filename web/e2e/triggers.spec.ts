@@ -76,6 +76,10 @@ test('a scheduled trigger shows its next fires, is disabled, enabled, paused and
   await expect(panel).toContainText('0 9 * * 1-5');
   await expect(panel.getByRole('list', { name: `Next fires of ${id}@1.0.0` }).getByRole('listitem')).toHaveCount(5);
   await expect(panel.getByRole('button', { name: `Fire the trigger of ${id} 1.0.0 now` })).toBeVisible();
+  // Its recorded causes: the fire now above, with its run.
+  const recent = panel.getByRole('table', { name: 'Recent fires' });
+  await expect(recent.getByRole('row').filter({ hasText: 'fired' })).toHaveCount(1);
+  await expect(recent.getByRole('link', { name: runId.slice(0, 8) })).toBeVisible();
   await bothThemes(page, 'version triggers tab');
 });
 

@@ -42,7 +42,10 @@ impl std::fmt::Debug for Acker {
 
 impl Acker {
     pub(crate) async fn ack(self) -> Result<(), BrokerError> {
-        self.channel.basic_ack(BasicAckArguments::new(self.tag, false)).await.map_err(|e| BrokerError::new("amqp ack", e))
+        self.channel
+            .basic_ack(BasicAckArguments::new(self.tag, false))
+            .await
+            .map_err(|e| BrokerError::new("amqp ack", e))
     }
 }
 

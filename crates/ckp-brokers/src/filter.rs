@@ -77,10 +77,8 @@ impl Filter {
         let from_payload = |o: &Map<String, Value>| {
             ["type", "event_type"].iter().find_map(|k| o.get(*k).and_then(Value::as_str).map(str::to_owned))
         };
-        let kind = TYPE_HEADERS
-            .iter()
-            .find_map(|h| header(h).cloned())
-            .or_else(|| payload.as_object().and_then(from_payload));
+        let kind =
+            TYPE_HEADERS.iter().find_map(|h| header(h).cloned()).or_else(|| payload.as_object().and_then(from_payload));
         kind.is_some_and(|k| self.types.contains(&k))
     }
 }

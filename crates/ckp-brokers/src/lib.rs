@@ -13,8 +13,8 @@ mod filter;
 mod mqtt;
 mod nats;
 pub mod publish;
-mod sqs;
 pub mod source;
+mod sqs;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use async_nats::jetstream::{self, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
 use futures_util::StreamExt;
 
 use crate::{Ack, BrokerError, Delivery, Settings, Source, bounded};
@@ -49,11 +49,8 @@ pub(crate) async fn stream(
     subject: &str,
 ) -> Result<jetstream::stream::Stream, BrokerError> {
     // An existing stream is used as it is (its subjects and limits are the operator's).
-    let config = jetstream::stream::Config {
-        name: stream.to_owned(),
-        subjects: vec![subject.to_owned()],
-        ..Default::default()
-    };
+    let config =
+        jetstream::stream::Config { name: stream.to_owned(), subjects: vec![subject.to_owned()], ..Default::default() };
     js.get_or_create_stream(config)
         .await
         .map_err(|e| BrokerError::new(format!("reading or creating the JetStream stream {stream}"), e))
@@ -80,10 +77,8 @@ impl Consumer {
             .get_or_create_consumer(&durable, config)
             .await
             .map_err(|e| BrokerError::new(format!("creating the durable consumer {durable} on {name}"), e))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| BrokerError::new(format!("consuming {}", source.redacted()), e))?;
+        let messages =
+            consumer.messages().await.map_err(|e| BrokerError::new(format!("consuming {}", source.redacted()), e))?;
         Ok(Consumer { messages, max_payload: settings.max_payload, _client: client })
     }
 

@@ -50,7 +50,10 @@ pub async fn prepare(source: &Source, settings: &Settings) -> Result<(), BrokerE
             options.set_clean_session(false);
             let (client, mut events) = AsyncClient::new(options, 8);
             crate::mqtt::connected(&mut events, source).await?;
-            client.subscribe(topic.clone(), QoS::AtLeastOnce).await.map_err(|e| BrokerError::new("mqtt subscribe", e))?;
+            client
+                .subscribe(topic.clone(), QoS::AtLeastOnce)
+                .await
+                .map_err(|e| BrokerError::new("mqtt subscribe", e))?;
             loop {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::SubAck(_))) => break,
@@ -60,10 +63,9 @@ pub async fn prepare(source: &Source, settings: &Settings) -> Result<(), BrokerE
             }
             let _ = client.disconnect().await;
             // Turn the loop until the disconnect is sent (it then reports the connection closed).
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-                while events.poll().await.is_ok() {}
-            })
-            .await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), async { while events.poll().await.is_ok() {} })
+                    .await;
             Ok(())
         }
     }
@@ -176,10 +178,9 @@ pub async fn publish(source: &Source, settings: &Settings, messages: &[Message])
                 }
             }
             let _ = client.disconnect().await;
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-                while events.poll().await.is_ok() {}
-            })
-            .await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), async { while events.poll().await.is_ok() {} })
+                    .await;
             Ok(())
         }
     }

@@ -220,7 +220,9 @@ impl Parts {
 
     fn check_keys(&self, scheme: &str, known: &[&str]) -> Result<(), String> {
         match self.query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            Some((k, _)) => Err(format!("{scheme}:// event_source has an unknown parameter `{k}` (known: {})", known.join(", "))),
+            Some((k, _)) => {
+                Err(format!("{scheme}:// event_source has an unknown parameter `{k}` (known: {})", known.join(", ")))
+            }
             None => Ok(()),
         }
     }
@@ -237,7 +239,8 @@ fn split(rest: &str, scheme: &str) -> Result<Parts, String> {
         None => (None, authority),
     };
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| format!("{scheme}:// host `{hostport}` is not closed by ]"))?;
+        let (h, after) =
+            v6.split_once(']').ok_or_else(|| format!("{scheme}:// host `{hostport}` is not closed by ]"))?;
         (h.to_owned(), after.strip_prefix(':'))
     } else {
         match hostport.rsplit_once(':') {
@@ -247,7 +250,12 @@ fn split(rest: &str, scheme: &str) -> Result<Parts, String> {
     };
     let port = match port {
         None | Some("") => None,
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("{scheme}:// port `{p}` is not a port number"))?),
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{scheme}:// port `{p}` is not a port number"))?,
+        ),
     };
     let mut pairs = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -333,11 +341,18 @@ fn amqp(rest: &str) -> Result<Source, String> {
     let queue = short("amqp:// queue", p.get("queue").ok_or("amqp:// event_source needs ?queue=NAME")?)?;
     let prefetch = match p.get("prefetch") {
         None => 32,
-        Some(n) => n.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(|| format!("amqp:// prefetch `{n}` must be 1 to 65535"))?,
+        Some(n) => n
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("amqp:// prefetch `{n}` must be 1 to 65535"))?,
     };
     let binding = match (p.get("exchange"), p.get("binding_key")) {
         (None, None) => None,
-        (Some(x), key) => Some((short("amqp:// exchange", x)?, key.map(|k| short("amqp:// binding_key", k)).transpose()?.unwrap_or_default())),
+        (Some(x), key) => Some((
+            short("amqp:// exchange", x)?,
+            key.map(|k| short("amqp:// binding_key", k)).transpose()?.unwrap_or_default(),
+        )),
         (None, Some(_)) => return Err("amqp:// binding_key needs exchange".into()),
     };
     let vhost = if p.path.is_empty() { "/".to_owned() } else { short("amqp:// virtual host", &p.path)? };
@@ -371,7 +386,8 @@ fn sqs(rest: &str) -> Result<Source, String> {
         (_, Some(u)) => return Err(format!("sqs:// queue_url `{u}` is not an http(s) URL")),
         (false, None) => {
             let name = decode(&p.host)?;
-            let ok = name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+            let ok =
+                name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
             if !ok {
                 return Err(format!("sqs:// queue `{name}` is not a queue name (up to 80 letters, digits, - and _)"));
             }
@@ -420,19 +436,29 @@ mod tests {
         let n = Source::parse("nats://127.0.0.1/orders.>?stream=ORDERS").unwrap();
         assert!(matches!(&n, Source::Nats { port: 4222, subject, stream, durable: None, deliver_new: false, .. }
             if subject == "orders.>" && stream == "ORDERS"));
-        let a = Source::parse("amqp://u:p%40ss@rabbit:5673/prod?queue=inbox&prefetch=5&exchange=ex&binding_key=a.%23").unwrap();
-        assert!(matches!(&a, Source::Amqp { port: 5673, auth: Some((u, p)), vhost, queue, prefetch: 5, binding: Some((x, k)), .. }
-            if u == "u" && p == "p@ss" && vhost == "prod" && queue == "inbox" && x == "ex" && k == "a.#"));
-        assert!(matches!(Source::parse("amqp://h?queue=q").unwrap(), Source::Amqp { port: 5672, ref vhost, prefetch: 32, .. } if vhost == "/"));
+        let a = Source::parse("amqp://u:p%40ss@rabbit:5673/prod?queue=inbox&prefetch=5&exchange=ex&binding_key=a.%23")
+            .unwrap();
+        assert!(
+            matches!(&a, Source::Amqp { port: 5673, auth: Some((u, p)), vhost, queue, prefetch: 5, binding: Some((x, k)), .. }
+            if u == "u" && p == "p@ss" && vhost == "prod" && queue == "inbox" && x == "ex" && k == "a.#")
+        );
+        assert!(
+            matches!(Source::parse("amqp://h?queue=q").unwrap(), Source::Amqp { port: 5672, ref vhost, prefetch: 32, .. } if vhost == "/")
+        );
         let s = Source::parse("sqs://jobs?region=eu-west-1").unwrap();
-        assert_eq!(s, Source::Sqs { queue: SqsQueue::Name("jobs".into()), region: Some("eu-west-1".into()), endpoint: None });
+        assert_eq!(
+            s,
+            Source::Sqs { queue: SqsQueue::Name("jobs".into()), region: Some("eu-west-1".into()), endpoint: None }
+        );
         let s = Source::parse("sqs://?queue_url=http://127.0.0.1:5000/123/jobs&region=us-east-1").unwrap();
         assert!(matches!(s, Source::Sqs { queue: SqsQueue::Url(ref u), .. } if u == "http://127.0.0.1:5000/123/jobs"));
         let s = Source::parse("sqs://https://sqs.us-east-1.amazonaws.com/1/q").unwrap();
         assert!(matches!(s, Source::Sqs { queue: SqsQueue::Url(ref u), .. } if u.ends_with("/1/q")));
         let m = Source::parse("mqtt://broker/plant/+/temp/#?id_pointer=/id").unwrap();
         assert!(matches!(&m, Source::Mqtt { port: 1883, topic, id_pointer: Some(_), .. } if topic == "plant/+/temp/#"));
-        assert!(matches!(Source::parse("mqtt://[::1]:1884/a%23").unwrap(), Source::Mqtt { ref host, port: 1884, ref topic, .. } if host == "::1" && topic == "a#"));
+        assert!(
+            matches!(Source::parse("mqtt://[::1]:1884/a%23").unwrap(), Source::Mqtt { ref host, port: 1884, ref topic, .. } if host == "::1" && topic == "a#")
+        );
     }
 
     #[test]

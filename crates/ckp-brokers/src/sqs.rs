@@ -41,9 +41,11 @@ impl Client {
         client.queue_url = match source {
             Source::Sqs { queue: SqsQueue::Name(name), .. } => {
                 let reply = client.call("GetQueueUrl", json!({ "QueueName": name })).await?;
-                reply.get("QueueUrl").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
-                    BrokerError(format!("sqs GetQueueUrl for `{name}` answered no QueueUrl"))
-                })?
+                reply
+                    .get("QueueUrl")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| BrokerError(format!("sqs GetQueueUrl for `{name}` answered no QueueUrl")))?
             }
             _ => client.queue_url,
         };
@@ -89,8 +91,17 @@ impl Client {
         let mut req = self.http.post(self.endpoint.clone());
         match &self.credentials {
             Some((id, secret, token)) => {
-                let c = sigv4::Credentials { access_key_id: id, secret_access_key: secret, session_token: token.as_deref() };
-                let r = sigv4::Request { service: "sqs", region: &self.region, target: &target, content_type: CONTENT_TYPE };
+                let c = sigv4::Credentials {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                    session_token: token.as_deref(),
+                };
+                let r = sigv4::Request {
+                    service: "sqs",
+                    region: &self.region,
+                    target: &target,
+                    content_type: CONTENT_TYPE,
+                };
                 for (name, value) in sigv4::sign(&c, &r, &self.endpoint, body.as_bytes(), chrono::Utc::now()) {
                     req = req.header(name, value);
                 }
@@ -182,10 +193,8 @@ impl Consumer {
                         }
                     }
                 }
-                let redelivered = headers
-                    .get("ApproximateReceiveCount")
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|n| n > 1);
+                let redelivered =
+                    headers.get("ApproximateReceiveCount").and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 1);
                 let body = m.get("Body").and_then(Value::as_str).unwrap_or_default().as_bytes().to_vec();
                 let payload = bounded(body, self.max_payload, &mut headers);
                 return Ok(Delivery {

@@ -10,7 +10,11 @@ use ckp_brokers::publish::{Message, prepare, publish};
 use ckp_brokers::{Consumer, Settings, Source};
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", std::process::id()) + &format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+    format!("{prefix}{}", std::process::id())
+        + &format!(
+            "{:x}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        )
 }
 
 fn messages(n: usize) -> Vec<Message> {

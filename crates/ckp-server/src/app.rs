@@ -45,6 +45,8 @@ pub struct AppState {
     pub sso: Option<Arc<crate::auth::oidc::Oidc>>,
     /// The web console's files, served for every path no API route claims.
     pub console: crate::console::Console,
+    /// The folders file-drop triggers may read.
+    pub file_watch: Arc<crate::triggers::files::Allowed>,
 }
 
 /// Builds the router, with its OpenAPI document at `/api/openapi.json`.
@@ -119,6 +121,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
         .routes(routes!(routes::triggers::fire_now))
         .routes(routes!(routes::triggers::backfill))
+        .routes(routes!(routes::triggers::list_fires))
         .route("/api/artifacts/{*path}", axum::routing::get(routes::registry::artifact_file))
         .with_state(state)
         .split_for_parts();

@@ -275,6 +275,7 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         audit,
         sso,
         console,
+        file_watch: Arc::new(crate::triggers::files::Allowed::new(&config.file_watch_allowed_paths)),
     };
     // Registrations follow the documents: a change a crash left unsynced is caught up here.
     let synced = crate::triggers::sync_all(&state).await?;
@@ -295,11 +296,13 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
     tasks.spawn(purge_audit(store.clone(), config.audit_retention_days, signal.clone()));
-    tasks.spawn(crate::triggers::events::run_consumers(
-        scheduler.clone(),
-        consumer_settings(config),
-        signal.clone(),
-    ));
+    tasks.spawn(crate::triggers::events::run_consumers(scheduler.clone(), consumer_settings(config), signal.clone()));
+    tasks.spawn(crate::triggers::files::run_file_watch(scheduler.clone(), signal.clone()));
+    let retention = crate::triggers::prune::Retention {
+        keep: config.trigger_fires_keep,
+        days: config.trigger_fires_retention_days,
+    };
+    tasks.spawn(crate::triggers::prune::run_prune(scheduler.clone(), retention, signal.clone()));
     tasks.spawn(crate::triggers::scheduler::run_scheduler(scheduler, signal.clone()));
     let health = ckp_connectors::agents::HealthConfig {
         every: Duration::from_millis(config.agent_health_ms.max(10)),

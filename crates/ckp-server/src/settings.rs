@@ -286,6 +286,21 @@ settings_group! {
         audit_retention_days: u64 = 365, {
             env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
         } check positive;
+        /// Directories file-drop triggers may watch (a `file_watch` folder must be one of them or under one, both
+        /// resolved to their real paths); empty: file watching is off and a file_watch registration says why.
+        file_watch_allowed_paths: Vec<String> = Vec::new(), {
+            env: &["CKP_FILE_WATCH_ALLOWED_PATHS"], flag: Some("file-watch-allowed-paths"), value_name: "DIR,...",
+        };
+        /// Fires of each trigger kept: older ones (beyond this many, or past trigger_fires_retention_days) are
+        /// deleted by the leader, except those that still dedupe a cause.
+        trigger_fires_keep: i64 = 10_000, {
+            env: &["CKP_TRIGGER_FIRES_KEEP"], value_name: "N", expected: "a positive integer",
+        } check positive;
+        /// Days trigger fires are kept (even among the newest trigger_fires_keep), except those that still
+        /// dedupe a cause.
+        trigger_fires_retention_days: u64 = 90, {
+            env: &["CKP_TRIGGER_FIRES_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
+        } check positive;
         /// Single sign-on with OpenID Connect: the provider's issuer URL (its discovery document is
         /// `{issuer}/.well-known/openid-configuration`). SSO is on when this and `oidc_client_id` are set.
         /// LangOrch's `SSO_AUTHORITY` is read as the issuer.

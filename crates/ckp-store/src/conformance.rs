@@ -57,6 +57,9 @@ pub const CHECKS: &[Check] = &[
     ("reruns_are_linked_and_listed", |s| Box::pin(insights::reruns_are_linked_and_listed(s))),
     ("a_trigger_cause_key_fires_once", |s| Box::pin(triggers::a_cause_key_fires_once(s))),
     ("an_operators_trigger_disable_survives_a_sync", |s| Box::pin(triggers::an_operators_disable_survives_a_sync(s))),
+    ("trigger_dedupe_windows_retired_keys_pages_and_prunes", |s| {
+        Box::pin(triggers::dedupe_windows_retired_keys_pages_and_prunes(s))
+    }),
 ];
 
 fn approval_procedure() -> Arc<Procedure> {

@@ -34,7 +34,9 @@ pub use store::{
     RunStats, RunStore, SearchHits, SearchQuery, SecretRow, SecretStore, SecretUpdate, SessionRow, StatsQuery,
     StatusPage, StepRow, Store, UserRow, UserUpdate,
 };
-pub use store::{FireOutcome, FireRow, TriggerFire, TriggerPut, TriggerRow, TriggerStore, TriggerSync, synced};
+pub use store::{
+    FireOutcome, FireRow, PruneFires, TriggerFire, TriggerPut, TriggerRow, TriggerStore, TriggerSync, synced,
+};
 
 /// A lower layer's error kept whole (its cause chain reaches the log), shared: one failed group write answers
 /// every write of the group with it.

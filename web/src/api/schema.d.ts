@@ -1006,8 +1006,11 @@ export interface paths {
          *     (`X-LangOrch-Signature: sha256=<hex>` over the body, or `X-Ckp-Signature: t=<unix>,v1=<hex>` over
          *     `"{t}.{body}"` within 5 minutes) with the secret the registration names, or its previous one. A JSON object
          *     body is the run's inputs, other JSON `{"payload": ...}`, an empty or non-JSON body `{}`. A delivery with a
-         *     known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id. A
-         *     sender outside the registration's `allowed_sources` is refused with 403 before its body is read.
+         *     known `Idempotency-Key` (24 hours), a timestamped signature seen before, or — when the registration has a
+         *     `dedupe_window_seconds` and no `Idempotency-Key` is sent — a body seen within that window, is refused with 409
+         *     and the first run's id. A sender outside the registration's `allowed_sources` is refused with 403 before its
+         *     body is read. With `?wait=N` the answer waits up to N seconds for the run to end and is then 200 with the run
+         *     (as `GET /api/runs/{run_id}`); a run still going, or waiting at an approval, is 202 as without it.
          */
         post: operations["receive_webhook"];
         delete?: never;
@@ -1041,6 +1044,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/triggers/{procedure_id}/{version}/backfill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fires a schedule's ticks over a past time range, oldest first, each under the key the schedule itself uses: a
+         *     tick the schedule (or an earlier backfill) already recorded starts nothing, so a backfill can be repeated and
+         *     overlap the schedule safely. At most 1,000 ticks per call; a paused registration can be backfilled.
+         */
+        post: operations["backfill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/triggers/{procedure_id}/{version}/fire": {
         parameters: {
             query?: never;
@@ -1056,6 +1080,27 @@ export interface paths {
          *     `max_concurrent_runs`: 429.
          */
         post: operations["fire_now"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/triggers/{procedure_id}/{version}/fires": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The registration's recorded causes, newest first: fired (with the run) or skipped (with why), a page at a
+         *     time (`before` = the last `id` of the previous page). Old ones are pruned (`trigger_fires_keep`,
+         *     `trigger_fires_retention_days`) unless they still dedupe a cause.
+         */
+        get: operations["list_fires"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1365,6 +1410,29 @@ export interface components {
              */
             offset: number;
         };
+        /** @description `POST .../backfill`'s body. */
+        BackfillIn: {
+            /** @description The range's start (RFC 3339): its first tick is the first at or after it. */
+            start: string;
+            /** @description The range's end (RFC 3339, not in the future): its last tick is the last at or before it. */
+            end: string;
+            /**
+             * @description `allow` (default): every tick starts a run; `skip`: a tick while a run of the trigger has not ended is
+             *     recorded as skipped (`overlap`); `cancel_other` reads as `allow` here (a backfill cancels nothing).
+             */
+            overlap?: components["schemas"]["Overlap"];
+        };
+        /** @description `POST .../backfill`'s answer: what each tick of the range did. */
+        BackfillOut: {
+            /** @description Ticks in the range. */
+            ticks: number;
+            /** @description Runs started. */
+            started: string[];
+            /** @description Ticks already recorded (fired or skipped by the schedule or an earlier backfill): nothing done. */
+            already_recorded: number;
+            /** @description Ticks recorded as skipped now. */
+            skipped: number;
+        };
         /** @description Runs created and ended in one bucket. */
         BucketOut: {
             /** @description The bucket's start (it lasts `bucket_seconds`). */
@@ -1501,12 +1569,47 @@ export interface components {
             /** @description A document to explain instead of the stored one. */
             ckp_json?: unknown;
         };
+        /**
+         * @description A kind of change of a file.
+         * @enum {string}
+         */
+        FileEvent: "created" | "modified" | "deleted";
         /** @description A fire's optional body. */
         FireIn: {
             /** @description The run's inputs (checked against `variables_schema`). */
             input_vars?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /**
+         * @description Whether a cause started a run.
+         * @enum {string}
+         */
+        FireKind: "fired" | "skipped";
+        /** @description A recorded cause of a trigger. */
+        FireOut: {
+            /**
+             * Format: int64
+             * @description Increasing in the order causes are recorded; `before` of the next page.
+             */
+            id: number;
+            /**
+             * @description The cause: `schedule:<tick>`, `idempotency:<key>`, `signature:<t>:<hex>`, `body:<sha256>`,
+             *     `file:<event>:<name>:<size>:<mtime ns>`, `manual:<id>`, `delivery:<id>`.
+             */
+            key: string;
+            /** @description Whether it started a run. */
+            outcome: components["schemas"]["FireKind"];
+            /** @description Why it started none (`overlap`, `missed_catchup_window`, `event_type_not_watched: ...`, ...). */
+            reason?: string | null;
+            /** @description The run it started. */
+            run_id?: string | null;
+            /** @description A schedule's tick (RFC 3339, UTC). */
+            scheduled_at?: string | null;
+            /** @description When it was recorded. */
+            created_at: string;
+            /** @description Until when the key refuses the same cause again (null: as long as the record is kept). */
+            dedupe_until?: string | null;
         };
         /** @description A fire's answer (LangOrch's shape). */
         FiredOut: {
@@ -1606,7 +1709,7 @@ export interface components {
          *     at an approval or a timer).
          * @enum {string}
          */
-        Overlap: "allow" | "skip";
+        Overlap: "allow" | "skip" | "cancel_other";
         /** @description A procedure version with its document (ProcedureDetail). */
         ProcedureDetail: components["schemas"]["ProcedureOut"] & {
             /** @description The CKP document. */
@@ -2031,15 +2134,26 @@ export interface components {
             webhook_secret?: string | null;
             /** @description Name of the previous secret, accepted during a rotation. */
             webhook_secret_previous?: string | null;
-            /** @description Event source. */
+            /** @description Event source (`nats://`, `amqp://`, `sqs://`, `mqtt://`; docs/triggers.md). */
             event_source?: string | null;
+            /** @description An event trigger's filter: `subject` (glob), `headers`, `payload` (JSON pointer → value), or flat fields. */
+            event_filter?: unknown;
+            /** @description The event types an event trigger accepts (empty: any). */
+            event_type?: string[];
             /** @description File watch directory. */
             file_watch_path?: string | null;
-            /** @description File watch glob. */
+            /** @description File watch glob (`*`, `?`, `[abc]`; default `*`). */
             file_watch_pattern?: string | null;
+            /** @description The changes a file watch fires for (default `created` and `modified`). */
+            file_watch_event_types?: components["schemas"]["FileEvent"][] | null;
             /**
              * Format: int64
-             * @description LangOrch's dedupe window (0 or more).
+             * @description How long a file must stay unchanged before it fires, in milliseconds (default 1000).
+             */
+            file_watch_settle_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Refuse a webhook delivery whose body was seen within this many seconds (409); 0 (the default): off.
              */
             dedupe_window_seconds?: number;
             /**
@@ -2054,6 +2168,11 @@ export interface components {
              * @description Catch-up window in seconds (default 60).
              */
             catchup_window_seconds?: number | null;
+            /**
+             * Format: int64
+             * @description Each tick fires up to this many seconds late (0 to 86400; default 0).
+             */
+            jitter_seconds?: number;
             /** @description Fire the newest active version. */
             follow_active?: boolean;
             /**
@@ -2091,15 +2210,28 @@ export interface components {
             webhook_secret?: string | null;
             /** @description Name of the previous secret, accepted during a rotation. */
             webhook_secret_previous?: string | null;
-            /** @description Event source. */
+            /** @description Event source (without credentials). */
             event_source?: string | null;
+            /** @description An event trigger's filter. */
+            event_filter?: unknown;
+            /** @description The event types an event trigger accepts (empty: any). */
+            event_type: string[];
             /** @description File watch directory. */
             file_watch_path?: string | null;
             /** @description File watch glob. */
             file_watch_pattern?: string | null;
+            /** @description The changes a file watch fires for. */
+            file_watch_event_types: components["schemas"]["FileEvent"][];
             /**
              * Format: int64
-             * @description LangOrch's dedupe window.
+             * @description How long a file must stay unchanged before it fires, in milliseconds.
+             */
+            file_watch_settle_ms: number;
+            /** @description Why a file watch's folder is not read (not under `file_watch_allowed_paths`, missing, ...); null when it is. */
+            file_watch_refused?: string | null;
+            /**
+             * Format: int64
+             * @description A webhook delivery whose body was seen within this many seconds is refused (409); 0: off.
              */
             dedupe_window_seconds: number;
             /**
@@ -2114,6 +2246,11 @@ export interface components {
              * @description Ticks missed longer ago than this are recorded as skipped.
              */
             catchup_window_seconds: number;
+            /**
+             * Format: int64
+             * @description Each tick fires up to this many seconds late (the same offset in every process).
+             */
+            jitter_seconds: number;
             /** @description Fires start the procedure's newest active version. */
             follow_active: boolean;
             /**
@@ -7279,7 +7416,13 @@ export interface operations {
     };
     receive_webhook: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Wait up to this many seconds (0 to 60) for the run to end: 200 with the run when it has, else 202 (also when
+                 *     it stops at an approval).
+                 */
+                wait?: number;
+            };
             header?: {
                 /** @description sha256=<hex HMAC-SHA256 of the body> */
                 "X-LangOrch-Signature"?: string | null;
@@ -7300,6 +7443,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description With ?wait: the run ended within the wait */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -7639,6 +7791,120 @@ export interface operations {
             };
         };
     };
+    backfill: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BackfillIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackfillOut"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over max_body_bytes (body_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     fire_now: {
         parameters: {
             query?: never;
@@ -7744,6 +8010,86 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_fires: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description Only fires recorded before this one (its `id`): the next page after a page's last fire. */
+                before?: number;
+            };
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FireOut"][];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A query parameter is not valid (invalid_query) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
             429: {
                 headers: {
                     [name: string]: unknown;

@@ -53,7 +53,8 @@ pub(crate) fn sign(
         secret_access_key: crate::settings::exposed(&s.aws_secret_access_key).unwrap_or_default(),
         session_token: crate::settings::exposed(&s.aws_session_token),
     };
-    let request = crate::sigv4::Request { service: SERVICE, region: &s.region_name, target: TARGET, content_type: CONTENT_TYPE };
+    let request =
+        crate::sigv4::Request { service: SERVICE, region: &s.region_name, target: TARGET, content_type: CONTENT_TYPE };
     crate::sigv4::sign(&credentials, &request, url, body, now)
 }
 

@@ -412,18 +412,26 @@ fn trigger(cx: &mut Ctx<'_>, t: &Trigger) -> Option<TriggerSpec> {
         }
         T::FileWatch => {
             let c = t.file_watch_config.as_ref();
-            if c.and_then(|c| c.path.as_deref()).is_none_or(str::is_empty) {
+            let Some(path) = t.watch_path() else {
                 cx.report(
                     Code::MissingField,
                     format!("{p}/file_watch_config/path"),
                     "trigger.type `file_watch` requires `file_watch_config.path` (the directory to watch)",
                 );
                 return None;
+            };
+            let events = c.and_then(|c| c.event_types.as_deref()).unwrap_or_default();
+            if let Some((i, bad)) =
+                events.iter().enumerate().find(|(_, e)| !crate::model::FILE_EVENTS.contains(&e.as_str()))
+            {
+                cx.report(
+                    Code::InvalidEnum,
+                    format!("{p}/file_watch_config/event_types/{i}"),
+                    format!("file_watch_config.event_types: `{bad}` is not one of created, modified, deleted"),
+                );
+                return None;
             }
-            Some(TriggerSpec::FileWatch {
-                path: c.and_then(|c| c.path.clone()),
-                pattern: c.and_then(|c| c.pattern.clone()),
-            })
+            Some(TriggerSpec::FileWatch { path: Some(path), pattern: c.and_then(|c| c.pattern.clone()) })
         }
     }
 }

@@ -112,6 +112,28 @@ pub struct Trigger {
     pub extra: Extra,
 }
 
+/// The kinds of change a `file_watch` trigger can fire for.
+pub const FILE_EVENTS: &[&str] = &["created", "modified", "deleted"];
+
+impl Trigger {
+    /// A `file_watch` trigger's folder, in every form a document may write it: the syntax reference's
+    /// `file_watch_config.path`, then LangOrch's `file_watch.path`, `file.path`, `file_watch_path` and
+    /// `event_source` (where LangOrch's API keeps a watched path).
+    pub fn watch_path(&self) -> Option<String> {
+        let nested = |k: &str| self.extra.get(k).and_then(|v| v.get("path")).and_then(Value::as_str);
+        let flat = self.extra.get("file_watch_path").and_then(Value::as_str);
+        self.file_watch_config
+            .as_ref()
+            .and_then(|c| c.path.as_deref())
+            .or_else(|| nested("file_watch"))
+            .or_else(|| nested("file"))
+            .or(flat)
+            .or(self.event_source.as_deref())
+            .filter(|p| !p.trim().is_empty())
+            .map(str::to_owned)
+    }
+}
+
 /// `trigger.webhook_config`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WebhookConfig {

@@ -290,6 +290,19 @@ fn other_trigger_requirements() {
     expect_clean(&c);
     let c = with(|d| d["trigger"] = json!({"type": "file_watch", "file_watch_config": {"pattern": "*.csv"}}));
     expect(&c, Code::MissingField, "/trigger/file_watch_config/path");
+    // LangOrch's forms of the watched folder.
+    for form in
+        [json!({"file_watch_path": "/in"}), json!({"file_watch": {"path": "/in"}}), json!({"event_source": "/in"})]
+    {
+        let mut trigger = form;
+        trigger["type"] = json!("file_watch");
+        let c = with(|d| d["trigger"] = trigger.clone());
+        expect_clean(&c);
+    }
+    let bad =
+        json!({"type": "file_watch", "file_watch_config": {"path": "/in", "event_types": ["created", "renamed"]}});
+    let c = with(|d| d["trigger"] = bad.clone());
+    expect(&c, Code::InvalidEnum, "/trigger/file_watch_config/event_types/1");
 }
 
 #[test]

@@ -151,6 +151,7 @@ pub const RULES: &[Rule] = &[
     rule("DELETE", "/api/triggers/{procedure_id}/{version}", "triggers.write", Server(Manager)),
     rule("POST", "/api/triggers/{procedure_id}/{version}/fire", "triggers.fire", Server(Operator)),
     rule("POST", "/api/triggers/{procedure_id}/{version}/backfill", "triggers.fire", Server(Manager)),
+    rule("GET", "/api/triggers/{procedure_id}/{version}/fires", "triggers.read", Server(Operator)),
 ];
 
 /// The rule of a route, or None when the table does not have it.

@@ -1,26 +1,39 @@
 //! `/api/triggers`: LangOrch's trigger API (list, get — `null` when absent —, upsert, disable, fire now, sync, the
 //! webhook receiver) with its paths, bodies, statuses and messages; ckp's fields (time zone, overlap, catch-up,
-//! pause, following the active version, secret rotation) beside LangOrch's. Every fire goes through
-//! [`crate::triggers::fire::fire`].
+//! pause, following the active version, secret rotation, file watches) beside LangOrch's, a registration's fires,
+//! and synchronous webhooks (`?wait=`). Every fire goes through [`crate::triggers::fire::fire_keyed`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use ckp_store::{FireOutcome, TriggerPut, TriggerRow};
+use ckp_connectors::secrets::crypto::sha256_hex;
+use ckp_engine::journal::RunStatus;
+use ckp_store::{FireOutcome, RunRow, TriggerPut, TriggerRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::api::RunOut;
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
-use crate::triggers::fire::{Cause, fire};
-use crate::triggers::webhook::{CKP_HEADER, LANGORCH_HEADER, Refused, Verified, verify};
-use crate::triggers::{Overlap, Schedule, TriggerConfig};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson, Query};
+use crate::triggers::files::FileEvent;
+use crate::triggers::fire::Cause;
+use crate::triggers::fire::{Keys, fire, fire_keyed};
+use crate::triggers::webhook::{CKP_HEADER, LANGORCH_HEADER, Refused, TOLERANCE_SECS, Verified, verify};
+use crate::triggers::{MAX_DEDUPE_WINDOW_SECS, Overlap, Schedule, TriggerConfig};
 
 /// How many upcoming ticks a schedule's registration shows.
 const NEXT_FIRES: usize = 5;
+
+/// How long an `Idempotency-Key` dedupes (then its fire may be pruned and the key starts a run again).
+const IDEMPOTENCY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// The longest a synchronous webhook waits for its run (`?wait=`), in seconds.
+const MAX_WAIT_SECS: u64 = 60;
 
 /// A registration (LangOrch's `TriggerRegistrationOut`, with ckp's fields).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -51,7 +64,13 @@ pub struct TriggerOut {
     pub file_watch_path: Option<String>,
     /// File watch glob.
     pub file_watch_pattern: Option<String>,
-    /// LangOrch's dedupe window.
+    /// The changes a file watch fires for.
+    pub file_watch_event_types: Vec<FileEvent>,
+    /// How long a file must stay unchanged before it fires, in milliseconds.
+    pub file_watch_settle_ms: u64,
+    /// Why a file watch's folder is not read (not under `file_watch_allowed_paths`, missing, ...); null when it is.
+    pub file_watch_refused: Option<String>,
+    /// A webhook delivery whose body was seen within this many seconds is refused (409); 0: off.
     pub dedupe_window_seconds: i64,
     /// The most runs of the trigger not yet ended.
     pub max_concurrent_runs: Option<i64>,
@@ -106,6 +125,9 @@ impl From<&TriggerRow> for TriggerOut {
             event_type: c.event_type,
             file_watch_path: c.file_watch_path,
             file_watch_pattern: c.file_watch_pattern,
+            file_watch_event_types: c.file_watch_event_types,
+            file_watch_settle_ms: c.file_watch_settle_ms,
+            file_watch_refused: None,
             dedupe_window_seconds: c.dedupe_window_seconds,
             max_concurrent_runs: c.max_concurrent_runs,
             overlap: c.overlap,
@@ -148,9 +170,13 @@ pub struct TriggerIn {
     pub event_type: Vec<String>,
     /// File watch directory.
     pub file_watch_path: Option<String>,
-    /// File watch glob.
+    /// File watch glob (`*`, `?`, `[abc]`; default `*`).
     pub file_watch_pattern: Option<String>,
-    /// LangOrch's dedupe window (0 or more).
+    /// The changes a file watch fires for (default `created` and `modified`).
+    pub file_watch_event_types: Option<Vec<FileEvent>>,
+    /// How long a file must stay unchanged before it fires, in milliseconds (default 1000).
+    pub file_watch_settle_ms: Option<u64>,
+    /// Refuse a webhook delivery whose body was seen within this many seconds (409); 0 (the default): off.
     #[serde(default)]
     pub dedupe_window_seconds: i64,
     /// The most runs not yet ended (1 or more).
@@ -268,10 +294,15 @@ fn answer(reg: &TriggerRow, outcome: FireOutcome, limit: Option<i64>) -> ApiResu
     }
 }
 
+/// A registration as the API shows it: with why a file watch's folder is not read.
+fn shown(state: &AppState, row: &TriggerRow) -> TriggerOut {
+    TriggerOut { file_watch_refused: state.file_watch.refusal(row), ..TriggerOut::from(row) }
+}
+
 /// Every registration, disabled ones included, by procedure id and version.
 #[utoipa::path(get, path = "/api/triggers", tag = "triggers", responses((status = 200, body = Vec<TriggerOut>)))]
 pub async fn list_triggers(State(state): State<AppState>) -> ApiResult<Json<Vec<TriggerOut>>> {
-    Ok(Json(state.store.list_triggers().await?.iter().map(TriggerOut::from).collect()))
+    Ok(Json(state.store.list_triggers().await?.iter().map(|r| shown(&state, r)).collect()))
 }
 
 /// The registration of a procedure version, with a schedule's next fire times; `null` when there is none
@@ -283,7 +314,7 @@ pub async fn get_trigger(
     State(state): State<AppState>,
     Path((pid, ver)): Path<(String, String)>,
 ) -> ApiResult<Json<Option<TriggerOut>>> {
-    Ok(Json(state.store.get_trigger(&pid, &ver).await?.as_ref().map(TriggerOut::from)))
+    Ok(Json(state.store.get_trigger(&pid, &ver).await?.as_ref().map(|r| shown(&state, r))))
 }
 
 /// Creates or replaces the registration of a procedure version (an operator's: later syncs from the CKP keep
@@ -306,6 +337,8 @@ pub async fn put_trigger(
         event_type: body.event_type,
         file_watch_path: body.file_watch_path,
         file_watch_pattern: body.file_watch_pattern,
+        file_watch_event_types: body.file_watch_event_types.unwrap_or_else(crate::triggers::files::default_events),
+        file_watch_settle_ms: body.file_watch_settle_ms.unwrap_or(crate::triggers::files::DEFAULT_SETTLE_MS),
         dedupe_window_seconds: body.dedupe_window_seconds,
         max_concurrent_runs: body.max_concurrent_runs,
         overlap: body.overlap,
@@ -331,7 +364,7 @@ pub async fn put_trigger(
         pause_note: body.pause_note,
     };
     let row = state.store.put_trigger(put).await?;
-    Ok((StatusCode::CREATED, Json((&row).into())))
+    Ok((StatusCode::CREATED, Json(shown(&state, &row))))
 }
 
 /// Disables the registration of a procedure version (an operator's disable: syncs from the CKP keep it).
@@ -363,10 +396,12 @@ pub async fn fire_now(
 ) -> ApiResult<(StatusCode, Json<FiredOut>)> {
     let reg = registration(&state, &pid, &ver).await?;
     let config = TriggerConfig::of(&reg);
-    let key = match idempotency_key(&headers)? {
-        Some(k) => format!("idempotency:{k}"),
-        None => format!("manual:{}", uuid::Uuid::now_v7()),
+    // A fire without a key dedupes nothing: its row may be pruned at once.
+    let (key, until) = match idempotency_key(&headers)? {
+        Some(k) => (format!("idempotency:{k}"), Utc::now() + IDEMPOTENCY_WINDOW),
+        None => (format!("manual:{}", uuid::Uuid::now_v7()), Utc::now()),
     };
+    let keys = Keys::default().until(&key, until);
     let cause = Cause {
         key,
         aliases: Vec::new(),
@@ -376,7 +411,7 @@ pub async fn fire_now(
         inputs: body.and_then(|b| b.input_vars).unwrap_or_default(),
         max_active: config.max_concurrent_runs,
     };
-    let outcome = fire(&state, &reg, cause).await?;
+    let outcome = fire_keyed(&state, &reg, cause, keys).await?;
     answer(&reg, outcome, config.max_concurrent_runs)
 }
 
@@ -425,8 +460,9 @@ pub async fn backfill(
     let reg = registration(&state, &pid, &ver).await?;
     let config = TriggerConfig::of(&reg);
     let schedule = match (&reg.trigger_type[..], &config.schedule) {
-        ("scheduled", Some(s)) => Schedule::new(s, config.timezone.as_deref())
-            .map_err(|e| ApiError::invalid("invalid_trigger", e))?,
+        ("scheduled", Some(s)) => {
+            Schedule::new(s, config.timezone.as_deref()).map_err(|e| ApiError::invalid("invalid_trigger", e))?
+        }
         _ => return Err(ApiError::invalid("not_scheduled", "only a scheduled trigger can be backfilled")),
     };
     let parse = |name: &str, v: &str| {
@@ -501,27 +537,47 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     }
 }
 
+/// `POST /api/triggers/webhook/{procedure_id}`'s query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WebhookParams {
+    /// Wait up to this many seconds (0 to 60) for the run to end: 200 with the run when it has, else 202 (also when
+    /// it stops at an approval).
+    pub wait: Option<u64>,
+}
+
 /// Receives a webhook for the procedure's latest enabled webhook registration. The raw body must be signed
 /// (`X-LangOrch-Signature: sha256=<hex>` over the body, or `X-Ckp-Signature: t=<unix>,v1=<hex>` over
 /// `"{t}.{body}"` within 5 minutes) with the secret the registration names, or its previous one. A JSON object
 /// body is the run's inputs, other JSON `{"payload": ...}`, an empty or non-JSON body `{}`. A delivery with a
-/// known `Idempotency-Key`, or a timestamped signature seen before, is refused with 409 and the first run's id. A
-/// sender outside the registration's `allowed_sources` is refused with 403 before its body is read.
+/// known `Idempotency-Key` (24 hours), a timestamped signature seen before, or — when the registration has a
+/// `dedupe_window_seconds` and no `Idempotency-Key` is sent — a body seen within that window, is refused with 409
+/// and the first run's id. A sender outside the registration's `allowed_sources` is refused with 403 before its
+/// body is read. With `?wait=N` the answer waits up to N seconds for the run to end and is then 200 with the run
+/// (as `GET /api/runs/{run_id}`); a run still going, or waiting at an approval, is 202 as without it.
 #[utoipa::path(post, path = "/api/triggers/webhook/{procedure_id}", tag = "triggers",
     request_body(content = Value, description = "Any body, signed"),
-    params(("procedure_id" = String, Path),
+    params(("procedure_id" = String, Path), WebhookParams,
         ("X-LangOrch-Signature" = Option<String>, Header, description = "sha256=<hex HMAC-SHA256 of the body>"),
         ("X-Ckp-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of t.body>"),
         ("Idempotency-Key" = Option<String>, Header, description = "A redelivery with the same key starts nothing")),
-    responses((status = 202, body = FiredOut), (status = 401, body = ErrorBody),
+    responses((status = 200, body = RunOut, description = "With ?wait: the run ended within the wait"),
+        (status = 202, body = FiredOut), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "The sender's address is not in the trigger's allowed_sources"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn receive_webhook(
     State(state): State<AppState>,
     Path(pid): Path<String>,
+    Query(params): Query<WebhookParams>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<FiredOut>)> {
+) -> ApiResult<Response> {
+    let wait = match params.wait.unwrap_or(0) {
+        w if w > MAX_WAIT_SECS => {
+            return Err(ApiError::invalid("invalid_wait", format!("wait must be 0 to {MAX_WAIT_SECS} seconds")));
+        }
+        w => Duration::from_secs(w),
+    };
     let peer_ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let peer = peer_ip.map(|ip| ip.to_canonical().to_string());
     let (parts, body) = req.into_parts();
@@ -562,14 +618,10 @@ pub async fn receive_webhook(
         }
     }
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let verified = verify(&secrets, header(CKP_HEADER), header(LANGORCH_HEADER), &body, Utc::now().timestamp())
+    let now = Utc::now();
+    let verified = verify(&secrets, header(CKP_HEADER), header(LANGORCH_HEADER), &body, now.timestamp())
         .map_err(|r: Refused| ApiError::unauthorized(r.message()))?;
-    let idempotency = idempotency_key(&parts.headers)?.map(|k| format!("idempotency:{k}"));
-    let (key, aliases) = match (verified, idempotency) {
-        (Verified::Timestamped { key }, idem) => (key, idem.into_iter().collect()),
-        (Verified::Plain, Some(idem)) => (idem, Vec::new()),
-        (Verified::Plain, None) => (format!("delivery:{}", uuid::Uuid::now_v7()), Vec::new()),
-    };
+    let (key, aliases, keys) = delivery_keys(&config, verified, idempotency_key(&parts.headers)?, &body, now);
     let inputs = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => m,
         Ok(other) => Map::from_iter([("payload".to_owned(), other)]),
@@ -584,6 +636,144 @@ pub async fn receive_webhook(
         inputs,
         max_active: config.max_concurrent_runs,
     };
-    let outcome = fire(&state, &reg, cause).await?;
-    answer(&reg, outcome, config.max_concurrent_runs)
+    let outcome = fire_keyed(&state, &reg, cause, keys).await?;
+    if let (FireOutcome::Started(run), false) = (&outcome, wait.is_zero())
+        && let Some(ended) = ended_within(&state, &run.run_id, wait).await?
+    {
+        return Ok((StatusCode::OK, Json(RunOut::from(&ended))).into_response());
+    }
+    Ok(answer(&reg, outcome, config.max_concurrent_runs)?.into_response())
+}
+
+/// A delivery's keys, the first the cause's: its timestamped signature (until it goes stale), its
+/// `Idempotency-Key` (24 hours) or else, with a dedupe window, its body's hash (for the window); a delivery with
+/// none of them gets a key of its own that dedupes nothing.
+fn delivery_keys(
+    config: &TriggerConfig,
+    verified: Verified,
+    idempotency: Option<String>,
+    body: &[u8],
+    now: chrono::DateTime<Utc>,
+) -> (String, Vec<String>, Keys) {
+    let mut keyed: Vec<(String, chrono::DateTime<Utc>)> = Vec::new();
+    if let Verified::Timestamped { key, t } = verified {
+        let stale = chrono::DateTime::from_timestamp(t.saturating_add(TOLERANCE_SECS), 0).unwrap_or(now);
+        keyed.push((key, stale));
+    }
+    match idempotency {
+        // An Idempotency-Key decides: two deliveries of one body with different keys are two causes.
+        Some(k) => keyed.push((format!("idempotency:{k}"), now + IDEMPOTENCY_WINDOW)),
+        None if config.dedupe_window_seconds > 0 => {
+            // A document's window is not bounded at import: beyond ten years it is ten years (no overflow).
+            let window = chrono::TimeDelta::seconds(config.dedupe_window_seconds.min(MAX_DEDUPE_WINDOW_SECS));
+            keyed.push((format!("body:{}", sha256_hex(body)), now + window));
+        }
+        None => {}
+    }
+    if keyed.is_empty() {
+        keyed.push((format!("delivery:{}", uuid::Uuid::now_v7()), now));
+    }
+    let keys = keyed.iter().fold(Keys::default(), |keys, (k, until)| keys.until(k, *until));
+    let mut names = keyed.into_iter().map(|(k, _)| k);
+    let first = names.next().unwrap_or_default();
+    (first, names.collect(), keys)
+}
+
+/// The run once it has ended, if it does within `wait`; None when it is still going (or waits at an approval) then.
+/// Follows the run's change notices (the SSE streams' hub), no polling.
+async fn ended_within(state: &AppState, run_id: &str, wait: Duration) -> ApiResult<Option<RunRow>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first read: a commit after it wakes the wait below.
+    let mut changes = state.store.watch_run(run_id);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        changes.borrow_and_update();
+        let Some(run) = state.store.get_run(run_id).await? else { return Ok(None) };
+        if run.status.is_terminal() {
+            return Ok(Some(run));
+        }
+        if run.status == RunStatus::WaitingApproval {
+            return Ok(None);
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return Ok(None) },
+            () = tokio::time::sleep_until(deadline) => return Ok(None),
+            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+        }
+    }
+}
+
+/// `GET /api/triggers/{procedure_id}/{version}/fires`'s query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FiresParams {
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+    /// Only fires recorded before this one (its `id`): the next page after a page's last fire.
+    pub before: Option<i64>,
+}
+
+/// Whether a cause started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FireKind {
+    /// It started a run.
+    Fired,
+    /// It was recorded without a run (`reason` says why).
+    Skipped,
+}
+
+/// A recorded cause of a trigger.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FireOut {
+    /// Increasing in the order causes are recorded; `before` of the next page.
+    pub id: i64,
+    /// The cause: `schedule:<tick>`, `idempotency:<key>`, `signature:<t>:<hex>`, `body:<sha256>`,
+    /// `file:<event>:<name>:<size>:<mtime ns>`, `manual:<id>`, `delivery:<id>`.
+    pub key: String,
+    /// Whether it started a run.
+    pub outcome: FireKind,
+    /// Why it started none (`overlap`, `missed_catchup_window`, `event_type_not_watched: ...`, ...).
+    pub reason: Option<String>,
+    /// The run it started.
+    pub run_id: Option<String>,
+    /// A schedule's tick (RFC 3339, UTC).
+    pub scheduled_at: Option<String>,
+    /// When it was recorded.
+    pub created_at: String,
+    /// Until when the key refuses the same cause again (null: as long as the record is kept).
+    pub dedupe_until: Option<String>,
+}
+
+/// The registration's recorded causes, newest first: fired (with the run) or skipped (with why), a page at a
+/// time (`before` = the last `id` of the previous page). Old ones are pruned (`trigger_fires_keep`,
+/// `trigger_fires_retention_days`) unless they still dedupe a cause.
+#[utoipa::path(get, path = "/api/triggers/{procedure_id}/{version}/fires", tag = "triggers",
+    params(("procedure_id" = String, Path), ("version" = String, Path), FiresParams),
+    responses((status = 200, body = Vec<FireOut>), (status = 404, body = ErrorBody)))]
+pub async fn list_fires(
+    State(state): State<AppState>,
+    Path((pid, ver)): Path<(String, String)>,
+    Query(q): Query<FiresParams>,
+) -> ApiResult<Json<Vec<FireOut>>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("invalid_query", "limit must be 1 to 1000"));
+    }
+    registration(&state, &pid, &ver).await?;
+    let rows = state.store.trigger_fires_before(&pid, &ver, limit, q.before).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|f| FireOut {
+                id: f.seq,
+                key: f.cause_key,
+                outcome: if f.run_id.is_some() { FireKind::Fired } else { FireKind::Skipped },
+                reason: f.reason,
+                run_id: f.run_id,
+                scheduled_at: f.scheduled_at,
+                created_at: f.created_at,
+                dedupe_until: f.dedupe_until,
+            })
+            .collect(),
+    ))
 }

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::TriggerConfig;
-use super::fire::{Cause, fire, skip};
+use super::fire::{Cause, Keys, fire_keyed, skip};
 use crate::app::AppState;
 
 /// How often the running consumers are reconciled with the registrations.
@@ -39,6 +39,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_PAYLOAD: usize = 1 << 20;
 /// Message ids longer than this are keyed by their hash.
 const MAX_ID: usize = 200;
+/// How long a message's key dedupes (then pruning may drop it): longer than any broker keeps a message for
+/// redelivery in practice (SQS: 14 days at most).
+const DEDUPE_DAYS: i64 = 30;
 
 /// Where consumers run (the `trigger_consumers` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +118,8 @@ async fn reconcile(
                 continue;
             }
             let config = TriggerConfig::of(&reg);
-            let mqtt = config.event_source.as_deref().is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("mqtt:"));
+            let mqtt =
+                config.event_source.as_deref().is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("mqtt:"));
             if mqtt && !leader {
                 continue;
             }
@@ -150,12 +154,20 @@ pub fn consumer_name(reg: &TriggerRow) -> String {
     if name.len() <= 64 {
         return name;
     }
-    let digest = ckp_connectors::secrets::crypto::sha256_hex(format!("{}\n{}", reg.procedure_id, reg.version).as_bytes());
+    let digest =
+        ckp_connectors::secrets::crypto::sha256_hex(format!("{}\n{}", reg.procedure_id, reg.version).as_bytes());
     format!("ckp-{}", &digest[..32])
 }
 
 /// The run inputs of a message: LangOrch's four fields.
-pub fn inputs(source: &str, id: &str, subject: &str, headers: &std::collections::BTreeMap<String, String>, redelivered: bool, payload: Value) -> Map<String, Value> {
+pub fn inputs(
+    source: &str,
+    id: &str,
+    subject: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    redelivered: bool,
+    payload: Value,
+) -> Map<String, Value> {
     let mut attributes = Map::new();
     attributes.insert("subject".into(), json!(subject));
     attributes.insert("redelivered".into(), json!(redelivered));
@@ -284,7 +296,9 @@ async fn handle(
     };
     let mut backoff = Backoff::default();
     loop {
-        let waiting = match fire(state, reg, cause.clone()).await {
+        let until = chrono::Utc::now() + chrono::Duration::days(DEDUPE_DAYS);
+        let keys = Keys::default().until(&key, until);
+        let waiting = match fire_keyed(state, reg, cause.clone(), keys).await {
             Ok(FireOutcome::Started(run)) => {
                 tracing::info!(procedure_id = %reg.procedure_id, run.id = %run.run_id, message_id = %delivery.id,
                     "event started a run");

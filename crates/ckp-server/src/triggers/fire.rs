@@ -1,8 +1,9 @@
 //! The one path from a trigger's cause to a run: the version to run (the registration's, or the newest `active`
 //! one when it follows), the checks of `POST /api/runs` (runnable, effective, inputs against
 //! `variables_schema`), and the store's fire, which records the cause and creates the run in one transaction.
-//! Schedules, webhooks and fires through the API call it; file drops and brokers are to call it the same way
-//! with their own cause keys (a file's identity, a message id).
+//! Schedules, webhooks, file drops and fires through the API call it; brokers are to call it the same way with
+//! their own cause keys (a message id). A key dedupes as long as its row is kept unless the fire says until when
+//! ([`Keys`]): only keys that dedupe nothing any more are pruned (`prune.rs`).
 
 use chrono::{DateTime, Utc};
 use ckp_store::{FireOutcome, ProcedureFilter, ProcedureStatus, TriggerFire, TriggerRow};
@@ -32,9 +33,36 @@ pub struct Cause {
     pub max_active: Option<i64>,
 }
 
+/// How long a cause's keys dedupe, and the keys it supersedes ([`ckp_store::TriggerFire::dedupe_until`],
+/// [`ckp_store::TriggerFire::retire`]). The default: every key dedupes as long as its row is kept, nothing retired.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    /// Keys that dedupe only until a time.
+    pub until: Vec<(String, DateTime<Utc>)>,
+    /// Keys of earlier causes this one supersedes (a file's previous version).
+    pub retire: Vec<String>,
+}
+
+impl Keys {
+    /// `key` dedupes until `at`.
+    pub fn until(mut self, key: &str, at: DateTime<Utc>) -> Keys {
+        self.until.push((key.to_owned(), at));
+        self
+    }
+
+    fn until_text(&self) -> Vec<(String, String)> {
+        self.until.iter().map(|(k, t)| (k.clone(), t.to_rfc3339())).collect()
+    }
+}
+
 /// Fires `reg` for `cause`. A version that cannot run (deleted, deprecated, not effective, no active version to
 /// follow) or inputs that do not satisfy its schema are the error (4xx) and nothing is recorded.
 pub async fn fire(state: &AppState, reg: &TriggerRow, cause: Cause) -> ApiResult<FireOutcome> {
+    fire_keyed(state, reg, cause, Keys::default()).await
+}
+
+/// [`fire`], with how long its keys dedupe and what it supersedes.
+pub async fn fire_keyed(state: &AppState, reg: &TriggerRow, cause: Cause, keys: Keys) -> ApiResult<FireOutcome> {
     let config = TriggerConfig::of(reg);
     let record = match config.follow_active {
         false => {
@@ -63,6 +91,8 @@ pub async fn fire(state: &AppState, reg: &TriggerRow, cause: Cause) -> ApiResult
         max_active: cause.max_active,
         start: Some((run, commit)),
         skip_reason: None,
+        dedupe_until: keys.until_text(),
+        retire: keys.retire,
     };
     Ok(state.store.fire_trigger(fire).await?)
 }
@@ -75,6 +105,18 @@ pub async fn skip(
     scheduled_at: Option<DateTime<Utc>>,
     reason: String,
 ) -> ApiResult<FireOutcome> {
+    skip_keyed(state, reg, key, scheduled_at, reason, Keys::default()).await
+}
+
+/// [`skip`], with how long its key dedupes and what it supersedes.
+pub async fn skip_keyed(
+    state: &AppState,
+    reg: &TriggerRow,
+    key: String,
+    scheduled_at: Option<DateTime<Utc>>,
+    reason: String,
+    keys: Keys,
+) -> ApiResult<FireOutcome> {
     let fire = TriggerFire {
         procedure_id: reg.procedure_id.clone(),
         version: reg.version.clone(),
@@ -84,6 +126,8 @@ pub async fn skip(
         max_active: None,
         start: None,
         skip_reason: Some(reason),
+        dedupe_until: keys.until_text(),
+        retire: keys.retire,
     };
     Ok(state.store.fire_trigger(fire).await?)
 }

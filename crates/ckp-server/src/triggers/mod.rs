@@ -3,13 +3,15 @@
 //! import, update, status change and delete, and for all versions at startup and by `POST /api/triggers/sync`)
 //! or written by an operator. Its settings are a [`TriggerConfig`], kept by the store as JSON.
 //!
-//! Every cause — a schedule's tick ([`scheduler`]), a webhook delivery ([`webhook`]), a fire through the API,
-//! a broker message ([`events`]) — goes through [`fire::fire`], which records the cause under a key unique per
-//! registration in the transaction that creates its run: a cause replayed by a retry, a crash or another process
-//! starts nothing.
+//! Every cause — a schedule's tick ([`scheduler`]), a webhook delivery ([`webhook`]), a file drop ([`files`]), a
+//! broker message ([`events`]), a fire through the API — goes through [`fire::fire`], which records the cause under
+//! a key unique per registration in the transaction that creates its run: a cause replayed by a retry, a crash or
+//! another process starts nothing. The leader prunes old fires that dedupe nothing any more ([`prune`]).
 
 pub mod events;
+pub mod files;
 pub mod fire;
+pub mod prune;
 pub mod scheduler;
 pub mod webhook;
 
@@ -67,6 +69,12 @@ pub struct TriggerConfig {
     /// A file watch trigger's glob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_watch_pattern: Option<String>,
+    /// The changes a file watch fires for (default `created` and `modified`).
+    #[serde(default = "files::default_events")]
+    pub file_watch_event_types: Vec<files::FileEvent>,
+    /// How long a file's size and modification time must stay the same before it fires, in milliseconds.
+    #[serde(default = "files::default_settle_ms")]
+    pub file_watch_settle_ms: u64,
     /// LangOrch's dedupe window (kept; ckp dedupes webhooks by `Idempotency-Key` and signature).
     #[serde(default)]
     pub dedupe_window_seconds: i64,
@@ -113,6 +121,9 @@ fn default_body() -> i64 {
     1 << 20
 }
 
+/// The longest webhook body dedupe window (ten years).
+pub const MAX_DEDUPE_WINDOW_SECS: i64 = 315_360_000;
+
 /// The types a registration may have.
 pub const TYPES: &[&str] = &["scheduled", "webhook", "event", "file_watch"];
 
@@ -138,8 +149,10 @@ impl TriggerConfig {
             event_source: event,
             event_filter: event_config.and_then(|c| c.event_filter.clone()).map(Value::Object),
             event_type: event_config.and_then(|c| c.event_type.clone()).unwrap_or_default(),
-            file_watch_path: watch.and_then(|w| w.path.clone()),
+            file_watch_path: (kind == "file_watch").then(|| t.watch_path()).flatten(),
             file_watch_pattern: watch.and_then(|w| w.pattern.clone()),
+            file_watch_event_types: files::events_of(watch),
+            file_watch_settle_ms: files::settle_of(&t),
             dedupe_window_seconds: int("dedupe_window_seconds").unwrap_or(0),
             max_concurrent_runs: int("max_concurrent_runs"),
             overlap: t.extra.get("overlap").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default(),
@@ -182,8 +195,8 @@ impl TriggerConfig {
         if !TYPES.contains(&kind) {
             return Some(format!("trigger_type must be one of {}", TYPES.join(", ")));
         }
-        if self.dedupe_window_seconds < 0 {
-            return Some("dedupe_window_seconds must be 0 or more".into());
+        if !(0..=MAX_DEDUPE_WINDOW_SECS).contains(&self.dedupe_window_seconds) {
+            return Some(format!("dedupe_window_seconds must be 0 to {MAX_DEDUPE_WINDOW_SECS}"));
         }
         if self.max_concurrent_runs.is_some_and(|n| n < 1) {
             return Some("max_concurrent_runs must be 1 or more".into());
@@ -212,9 +225,7 @@ impl TriggerConfig {
                 Some("an event trigger needs event_source".into())
             }
             "event" => events::parse(self).err(),
-            "file_watch" if self.file_watch_path.as_deref().is_none_or(str::is_empty) => {
-                Some("a file_watch trigger needs file_watch_path".into())
-            }
+            "file_watch" => files::problem(self),
             _ => None,
         }
     }

@@ -27,6 +27,8 @@ pub enum Verified {
     Timestamped {
         /// `signature:<t>:<hex>`.
         key: String,
+        /// The signature's time (unix seconds).
+        t: i64,
     },
 }
 
@@ -94,7 +96,7 @@ pub fn verify(
         let mut msg = format!("{t}.").into_bytes();
         msg.extend_from_slice(body);
         return match v1.iter().find(|v| matches(secrets, &msg, v)) {
-            Some(v) => Ok(Verified::Timestamped { key: format!("signature:{t}:{}", v.to_ascii_lowercase()) }),
+            Some(v) => Ok(Verified::Timestamped { key: format!("signature:{t}:{}", v.to_ascii_lowercase()), t }),
             None => Err(Refused::Mismatch),
         };
     }

@@ -9,6 +9,7 @@ mod console;
 mod dispatch;
 mod egress;
 mod endpoints;
+mod file_triggers;
 mod ldap;
 mod mcp;
 mod pricing;

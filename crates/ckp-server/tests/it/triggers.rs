@@ -275,14 +275,21 @@ async fn backfill_fires_each_past_tick_once_and_repeats_safely() {
     assert!(runs.iter().all(|r| r["triggered_by"] == "backfill" && r["trigger_type"] == "schedule"));
     // Again: every tick is already recorded, nothing starts.
     let (_, again) = server.call("POST", "/api/triggers/daily/1.0.0/backfill", Some(range)).await;
-    assert_eq!((again["already_recorded"].as_u64(), again["started"].as_array().map(Vec::len)), (Some(expected as u64), Some(0)));
+    assert_eq!(
+        (again["already_recorded"].as_u64(), again["started"].as_array().map(Vec::len)),
+        (Some(expected as u64), Some(0))
+    );
     assert_eq!(runs_of(&server, "daily").await.len(), expected);
     // Ranges that cannot be backfilled.
     let future = json!({"start": now.to_rfc3339(), "end": (now + chrono::Duration::days(1)).to_rfc3339()});
     let many = json!({"start": (now - chrono::Duration::days(1200)).to_rfc3339(), "end": now.to_rfc3339()});
     let reversed = json!({"start": now.to_rfc3339(), "end": start.to_rfc3339()});
-    for (body, words) in [(future, "future"), (many, "more than 1000"), (reversed, "before start"),
-        (json!({"start": "yesterday", "end": "now"}), "RFC 3339")] {
+    for (body, words) in [
+        (future, "future"),
+        (many, "more than 1000"),
+        (reversed, "before start"),
+        (json!({"start": "yesterday", "end": "now"}), "RFC 3339"),
+    ] {
         let (status, answer) = server.call("POST", "/api/triggers/daily/1.0.0/backfill", Some(body)).await;
         assert_eq!(status, 422, "{answer}");
         assert!(answer["detail"].as_str().is_some_and(|d| d.contains(words)), "{answer}");
@@ -352,5 +359,108 @@ async fn cancel_other_keeps_only_the_latest_ticks_run() {
         assert!(r["created_at"].as_str().unwrap_or_default() <= newest_created.as_str());
         server.wait_status(id, &["canceled"]).await;
     }
+    server.stop().await;
+}
+
+/// A server with a webhook on `chain` (ends at once) with a 2-second body window, and one on `gate` (stops at an
+/// approval).
+async fn dedupe_server(name: &str) -> TestServer {
+    let server = TestServer::start_with(name, |c| c.secrets.encryption_key = Some(KEY.into())).await;
+    let (status, _) = server.call("POST", "/api/secrets", Some(json!({"name": "hook_key", "value": "k-new"}))).await;
+    assert_eq!(status, 201);
+    let windowed = json!({"type": "webhook", "webhook_secret": "hook_key", "dedupe_window_seconds": 2});
+    server.import(with_trigger(chain_procedure("chain", 2), windowed)).await;
+    server
+        .import(with_trigger(approval_procedure("gate"), json!({"type": "webhook", "webhook_secret": "hook_key"})))
+        .await;
+    server
+}
+
+async fn post_hook(server: &TestServer, path: &str, idem: Option<&str>, body: &[u8]) -> (u16, Value) {
+    let mut req = server
+        .http
+        .post(server.url(path))
+        .header("X-LangOrch-Signature", format!("sha256={}", sign("k-new", body)))
+        .body(body.to_vec());
+    if let Some(k) = idem {
+        req = req.header("Idempotency-Key", k);
+    }
+    let resp = req.send().await.expect("as the test set it up");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// `dedupe_window_seconds`: the same body within the window is a 409 naming the first run (LangOrch's shape), after
+/// it a new run; an Idempotency-Key decides instead of the body; the window is the registration's, not the
+/// procedure's. Without a window, the same body twice is two runs.
+#[tokio::test]
+async fn webhook_bodies_dedupe_within_their_window_per_registration() {
+    let server = dedupe_server("trg-body").await;
+    let body = br#"{"ping": true}"#;
+    let (status, first) = post_hook(&server, "/api/triggers/webhook/chain", None, body).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, dup) = post_hook(&server, "/api/triggers/webhook/chain", None, body).await;
+    assert_eq!(status, 409, "{dup}");
+    assert_eq!(
+        dup["detail"],
+        json!({"message": "Duplicate webhook payload within dedupe window", "existing_run_id": first["run_id"]})
+    );
+    // Another body, and the same body under Idempotency-Keys, are other causes.
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/chain", None, br#"{"ping": 2}"#).await.0, 202);
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/chain", Some("k1"), body).await.0, 202);
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/chain", Some("k2"), body).await.0, 202);
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/chain", Some("k2"), body).await.0, 409);
+    // The window is the registration's: a new version's registration serves the procedure with its own.
+    let windowed = json!({"type": "webhook", "webhook_secret": "hook_key", "dedupe_window_seconds": 2});
+    let mut v2 = with_trigger(chain_procedure("chain", 2), windowed);
+    v2["version"] = json!("2.0.0");
+    server.import(v2).await;
+    let (status, second) = post_hook(&server, "/api/triggers/webhook/chain", None, body).await;
+    assert_eq!((status, second["procedure_version"].as_str()), (202, Some("2.0.0")), "{second}");
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/chain", None, body).await.0, 409);
+    // After the window, the same body starts a run again.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (status, again) = post_hook(&server, "/api/triggers/webhook/chain", None, body).await;
+    assert_eq!(status, 202, "{again}");
+    assert_ne!(again["run_id"], second["run_id"]);
+    assert_eq!(runs_of(&server, "chain").await.len(), 6);
+    // No window: the same body twice is two causes.
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/gate", None, body).await.0, 202);
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/gate", None, body).await.0, 202);
+    // A document's enormous window is ten years (no overflow); the API refuses one beyond that.
+    let huge = json!({"type": "webhook", "webhook_secret": "hook_key", "dedupe_window_seconds": i64::MAX});
+    server.import(with_trigger(chain_procedure("huge", 1), huge)).await;
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/huge", None, body).await.0, 202);
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/huge", None, body).await.0, 409);
+    let too_long = json!({"trigger_type": "webhook", "webhook_secret": "hook_key", "dedupe_window_seconds": i64::MAX});
+    let (status, answer) = server.call("POST", "/api/triggers/huge/1.0.0", Some(too_long)).await;
+    assert_eq!(status, 422, "{answer}");
+    // Each delivery is in the fires list: fired, or not recorded at all when refused as a duplicate.
+    let (_, fires) = server.call("GET", "/api/triggers/chain/2.0.0/fires", None).await;
+    let keys: Vec<&str> = fires.as_array().expect("a list").iter().filter_map(|f| f["key"].as_str()).collect();
+    assert_eq!(keys.len(), 1, "the expired body's row is replaced by the new fire: {keys:?}");
+    assert!(keys[0].starts_with("body:"));
+    server.stop().await;
+}
+
+/// `?wait=N`: 200 with the run when it ends within the wait (its outputs), 202 when it stops at an approval; over 60
+/// seconds is refused.
+#[tokio::test]
+async fn a_synchronous_webhook_answers_with_the_ended_run() {
+    let server = dedupe_server("trg-wait").await;
+    let (status, run) = post_hook(&server, "/api/triggers/webhook/chain?wait=30", None, br#"{"n": 1}"#).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!((run["status"].as_str(), run["trigger_type"].as_str()), (Some("completed"), Some("webhook")));
+    assert_eq!(run["output_vars"]["last"], "n1", "{run}");
+    assert_eq!(run["input_vars"], json!({"n": 1}));
+    let (status, fired) = post_hook(&server, "/api/triggers/webhook/gate?wait=30", None, b"{}").await;
+    assert_eq!(status, 202, "{fired}");
+    server.wait_status(fired["run_id"].as_str().expect("a run"), &["waiting_approval"]).await;
+    let (status, answer) = post_hook(&server, "/api/triggers/webhook/chain?wait=61", None, br#"{"n": 2}"#).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/chain?wait=soon", None, b"{}").await.0, 422);
+    // A duplicate within the window is a 409 with or without a wait.
+    assert_eq!(post_hook(&server, "/api/triggers/webhook/chain?wait=5", None, br#"{"n": 1}"#).await.0, 409);
+    assert_eq!(runs_of(&server, "chain").await.len(), 1, "the refused deliveries started nothing");
     server.stop().await;
 }

@@ -1,6 +1,8 @@
 //! Conformance checks of [`crate::TriggerStore`]: a cause key fires once (its aliases too, a skip included, and
-//! under concurrent fires), a busy or disabled trigger writes nothing, a tick moves the cursor forward only; a sync
-//! follows the document and the version's status, and an operator's disable and settings survive every sync.
+//! under concurrent fires), a busy or disabled trigger writes nothing, a tick moves the cursor forward only; a key
+//! with a dedupe window fires again after it, a retired key stops deduping, fires page newest first and a prune
+//! deletes only what dedupes nothing; a sync follows the document and the version's status, and an operator's
+//! disable and settings survive every sync.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use ckp_engine::journal::Commit;
 use serde_json::{Map, json};
 
 use super::approval_procedure;
-use crate::{FireOutcome, NewRun, RunChange, Store, StoreError, TriggerFire, TriggerPut, TriggerSync};
+use crate::{FireOutcome, NewRun, PruneFires, RunChange, Store, StoreError, TriggerFire, TriggerPut, TriggerSync};
 
 /// A fire of `conf_gate` 1 for `key` that starts the run `run_id` (None: records a skip).
 fn fire(key: &str, run_id: Option<&str>) -> TriggerFire {
@@ -33,6 +35,8 @@ fn fire(key: &str, run_id: Option<&str>) -> TriggerFire {
         max_active: None,
         skip_reason: start.is_none().then(|| "overlap".to_owned()),
         start,
+        dedupe_until: Vec::new(),
+        retire: Vec::new(),
     }
 }
 
@@ -176,4 +180,83 @@ pub(super) async fn an_operators_disable_survives_a_sync(store: Arc<dyn Store>) 
     assert_eq!((gone.enabled, gone.disabled_by.as_deref()), (false, Some("undeclared")));
     let versions: Vec<String> = store.list_triggers().await.expect("list").into_iter().map(|t| t.version).collect();
     assert_eq!(versions, ["1", "2"], "every registration, disabled ones too");
+}
+
+/// RFC 3339 for now + `secs`.
+fn in_secs(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339()
+}
+
+pub(super) async fn dedupe_windows_retired_keys_pages_and_prunes(store: Arc<dyn Store>) {
+    store.sync_trigger(sync(Some("* * * * * *"), None)).await.expect("sync").expect("registered");
+    // A key whose window is over is no duplicate: the new fire replaces its row; one within its window is.
+    let mut body = fire("body:aa", Some("w1"));
+    body.dedupe_until = vec![("body:aa".into(), in_secs(-1))];
+    assert!(matches!(store.fire_trigger(body).await.expect("fire"), FireOutcome::Started(_)));
+    let mut again = fire("body:aa", Some("w2"));
+    again.dedupe_until = vec![("body:aa".into(), in_secs(3600))];
+    assert!(matches!(store.fire_trigger(again).await.expect("fire"), FireOutcome::Started(r) if r.run_id == "w2"));
+    let mut third = fire("body:aa", Some("w3"));
+    third.dedupe_until = vec![("body:aa".into(), in_secs(3600))];
+    assert_eq!(store.fire_trigger(third).await.expect("fire"), FireOutcome::Duplicate { run_id: Some("w2".into()) });
+    let fires = store.trigger_fires("conf_gate", "1", 10).await.expect("fires");
+    assert_eq!(fires.len(), 1, "the expired row was replaced: {fires:?}");
+    assert_eq!(fires[0].run_id.as_deref(), Some("w2"));
+    assert!(fires[0].dedupe_until.is_some());
+    // Live keys: a file version dedupes (and is listed) until a later fire retires it.
+    for (key, retire) in [
+        ("file:created:a:1:1", None),
+        ("file:created:b:1:1", None),
+        ("file:modified:a:2:2", Some("file:created:a:1:1")),
+    ] {
+        let mut f = fire(key, None);
+        f.retire = retire.into_iter().map(str::to_owned).collect();
+        assert_eq!(store.fire_trigger(f).await.expect("fire"), FireOutcome::Skipped);
+    }
+    let live = store.live_fire_keys("conf_gate", "1", "file:").await.expect("live");
+    assert_eq!(live, ["file:created:b:1:1", "file:modified:a:2:2"]);
+    assert_eq!(store.live_fire_keys("conf_gate", "1", "file:created:").await.expect("live"), ["file:created:b:1:1"]);
+    // A retired key fires again (a file back to an earlier version is a change), retiring the one it supersedes.
+    let mut back = fire("file:created:a:1:1", None);
+    back.retire = vec!["file:modified:a:2:2".into()];
+    assert_eq!(store.fire_trigger(back).await.expect("fire"), FireOutcome::Skipped);
+    let live = store.live_fire_keys("conf_gate", "1", "file:").await.expect("live");
+    assert_eq!(live, ["file:created:b:1:1", "file:created:a:1:1"]);
+    // Pages, newest first, by seq.
+    let all = store.trigger_fires("conf_gate", "1", 100).await.expect("fires");
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first: {all:?}");
+    assert_eq!(all[0].cause_key, "file:created:a:1:1");
+    let page = store.trigger_fires_before("conf_gate", "1", 2, Some(all[1].seq)).await.expect("page");
+    assert_eq!(page, all[2..4].to_vec());
+    assert!(store.trigger_fires_before("conf_gate", "1", 2, Some(all[3].seq)).await.expect("page").is_empty());
+    // Ticks: one behind the cursor dedupes nothing more; the cursor's own does.
+    for (i, at) in ["2030-01-01T00:00:01Z", "2030-01-01T00:00:02Z"].iter().enumerate() {
+        let mut tick = fire(&format!("schedule:{at}"), Some(&format!("k{i}")));
+        tick.scheduled_at = Some((*at).to_owned());
+        assert!(matches!(store.fire_trigger(tick).await.expect("fire"), FireOutcome::Started(_)));
+    }
+    // Keep the newest one: of the others, only those that dedupe nothing go: the tick behind the cursor and the
+    // retired file version.
+    let far = PruneFires { keep: 1, older_than: "2000-01-01T00:00:00Z".into(), limit: 100 };
+    assert_eq!(store.prune_trigger_fires("conf_gate", "1", far).await.expect("prune"), 2);
+    let left: Vec<String> =
+        store.trigger_fires("conf_gate", "1", 100).await.expect("fires").into_iter().map(|f| f.cause_key).collect();
+    assert_eq!(
+        left,
+        ["schedule:2030-01-01T00:00:02Z", "file:created:a:1:1", "file:created:b:1:1", "body:aa"],
+        "the cursor's tick, the files on disk and a body within its window are kept"
+    );
+    // In small batches: an age limit over everything deletes, one row per call, only what dedupes nothing.
+    let mut ended = fire("manual:x", Some("m1"));
+    ended.dedupe_until = vec![("manual:x".into(), in_secs(0))];
+    assert!(matches!(store.fire_trigger(ended).await.expect("fire"), FireOutcome::Started(_)));
+    let mut ended = fire("manual:y", Some("m2"));
+    ended.dedupe_until = vec![("manual:y".into(), in_secs(0))];
+    assert!(matches!(store.fire_trigger(ended).await.expect("fire"), FireOutcome::Started(_)));
+    let all_old = || PruneFires { keep: 1_000, older_than: in_secs(60), limit: 1 };
+    assert_eq!(store.prune_trigger_fires("conf_gate", "1", all_old()).await.expect("prune"), 1);
+    assert_eq!(store.prune_trigger_fires("conf_gate", "1", all_old()).await.expect("prune"), 1);
+    assert_eq!(store.prune_trigger_fires("conf_gate", "1", all_old()).await.expect("prune"), 0);
+    assert_eq!(store.trigger_fires("conf_gate", "1", 100).await.expect("fires").len(), 4);
 }

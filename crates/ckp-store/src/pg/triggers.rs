@@ -11,8 +11,8 @@ use super::commit::{CommitWrite, Creation, pipeline};
 use crate::StoreError;
 use crate::codec::{parse_time, ts};
 use crate::store::{
-    ACTIVE_RUNS, FIRE_COLUMNS, FireOutcome, FireRow, TRIGGER_COLUMNS, TriggerFire, TriggerPut, TriggerRow,
-    TriggerStore, TriggerSync, fire_row, put_row, synced, trigger_not_found, trigger_row,
+    ACTIVE_RUNS, FIRE_COLUMNS, FireOutcome, FireRow, PRUNABLE, PruneFires, TRIGGER_COLUMNS, TriggerFire, TriggerPut,
+    TriggerRow, TriggerStore, TriggerSync, fire_row, put_row, synced, trigger_not_found, trigger_row,
 };
 
 async fn get_in(c: &impl GenericClient, pid: &str, ver: &str, lock: bool) -> Result<Option<TriggerRow>, StoreError> {
@@ -145,10 +145,11 @@ impl TriggerStore for PgStore {
             let registration = get_in(&tx, pid, ver, true).await?;
             let keys: Vec<&str> =
                 std::iter::once(fire.cause_key.as_str()).chain(fire.aliases.iter().map(String::as_str)).collect();
+            // A key past its dedupe_until is no duplicate: its row is replaced below.
             let known = tx
                 .query_opt(
                     "SELECT run_id FROM trigger_fires WHERE procedure_id = $1 AND version = $2
-                       AND cause_key = ANY($3) LIMIT 1",
+                       AND cause_key = ANY($3) AND (dedupe_until IS NULL OR dedupe_until > now()) LIMIT 1",
                     &[&pid, &ver, &keys],
                 )
                 .await?;
@@ -175,9 +176,25 @@ impl TriggerStore for PgStore {
                 None => (None, FireOutcome::Skipped),
             };
             tx.execute(
+                "DELETE FROM trigger_fires WHERE procedure_id = $1 AND version = $2 AND cause_key = ANY($3)",
+                &[&pid, &ver, &keys],
+            )
+            .await?;
+            if !fire.retire.is_empty() {
+                tx.execute(
+                    "UPDATE trigger_fires SET dedupe_until = now() WHERE procedure_id = $1 AND version = $2
+                       AND cause_key = ANY($3) AND (dedupe_until IS NULL OR dedupe_until > now())",
+                    &[&pid, &ver, &fire.retire],
+                )
+                .await?;
+            }
+            let until: Vec<Option<DateTime<Utc>>> =
+                keys.iter().map(|k| fire.until(k).map(parse_time).transpose()).collect::<Result<_, _>>()?;
+            tx.execute(
                 "INSERT INTO trigger_fires (procedure_id, version, cause_key, run_id, outcome, reason, scheduled_at,
-                     created_at)
-                 SELECT $1, $2, key, $4, $5, $6, $7, now() FROM unnest($3::text[]) AS key",
+                     created_at, dedupe_until)
+                 SELECT $1, $2, k.key, $4, $5, $6, $7, now(), k.until
+                 FROM unnest($3::text[], $8::timestamptz[]) WITH ORDINALITY AS k(key, until, n) ORDER BY k.n",
                 &[
                     &pid,
                     &ver,
@@ -186,6 +203,7 @@ impl TriggerStore for PgStore {
                     &if run_id.is_some() { "started" } else { "skipped" },
                     &fire.skip_reason,
                     &scheduled_at,
+                    &until,
                 ],
             )
             .await?;
@@ -206,21 +224,61 @@ impl TriggerStore for PgStore {
         })
     }
 
-    fn trigger_fires<'a>(
+    fn trigger_fires_before<'a>(
         &'a self,
         pid: &'a str,
         ver: &'a str,
         limit: i64,
+        before: Option<i64>,
     ) -> BoxFuture<'a, Result<Vec<FireRow>, StoreError>> {
         Box::pin(async move {
             let c = self.client().await?;
             let stmt = c
                 .prepare_cached(&format!(
-                    "SELECT {FIRE_COLUMNS} FROM trigger_fires WHERE procedure_id = $1 AND version = $2
-                     ORDER BY created_at DESC, cause_key DESC LIMIT $3"
+                    "SELECT {FIRE_COLUMNS} FROM trigger_fires WHERE procedure_id = $1 AND version = $2 AND seq < $4
+                     ORDER BY seq DESC LIMIT $3"
                 ))
                 .await?;
-            c.query(&stmt, &[&pid, &ver, &limit.max(0)]).await?.iter().map(fire_row).collect()
+            let before = before.unwrap_or(i64::MAX);
+            c.query(&stmt, &[&pid, &ver, &limit.max(0), &before]).await?.iter().map(fire_row).collect()
+        })
+    }
+
+    fn live_fire_keys<'a>(
+        &'a self,
+        pid: &'a str,
+        ver: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let stmt = c
+                .prepare_cached(
+                    "SELECT cause_key FROM trigger_fires WHERE procedure_id = $1 AND version = $2
+                       AND starts_with(cause_key, $3) AND (dedupe_until IS NULL OR dedupe_until > now())
+                     ORDER BY seq",
+                )
+                .await?;
+            let rows = c.query(&stmt, &[&pid, &ver, &prefix]).await?;
+            rows.iter().map(|r| r.try_get(0).map_err(StoreError::from)).collect()
+        })
+    }
+
+    fn prune_trigger_fires<'a>(
+        &'a self,
+        pid: &'a str,
+        ver: &'a str,
+        prune: PruneFires,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let older_than = parse_time(&prune.older_than)?;
+            let prunable = PRUNABLE.replace("{1}", "$1").replace("{2}", "$2").replace("{3}", "$3");
+            let prunable = prunable.replace("{4}", "$4").replace("{5}", "now()");
+            let sql = format!(
+                "DELETE FROM trigger_fires WHERE procedure_id = $1 AND version = $2 AND cause_key IN
+                   (SELECT f.cause_key FROM trigger_fires f WHERE {prunable} LIMIT $5)"
+            );
+            self.exec(&sql, &[&pid, &ver, &older_than, &prune.keep.max(0), &prune.limit.max(0)]).await
         })
     }
 }

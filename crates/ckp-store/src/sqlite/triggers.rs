@@ -11,8 +11,8 @@ use super::runs::create_in;
 use crate::StoreError;
 use crate::codec::{shown_time, ts};
 use crate::store::{
-    ACTIVE_RUNS, FIRE_COLUMNS, FireOutcome, FireRow, TRIGGER_COLUMNS, TriggerFire, TriggerPut, TriggerRow,
-    TriggerStore, TriggerSync, fire_row, put_row, synced, trigger_not_found, trigger_row,
+    ACTIVE_RUNS, FIRE_COLUMNS, FireOutcome, FireRow, PRUNABLE, PruneFires, TRIGGER_COLUMNS, TriggerFire, TriggerPut,
+    TriggerRow, TriggerStore, TriggerSync, fire_row, put_row, synced, trigger_not_found, trigger_row,
 };
 
 fn get_in(c: &rusqlite::Connection, pid: &str, ver: &str) -> Result<Option<TriggerRow>, rusqlite::Error> {
@@ -111,20 +111,27 @@ impl TriggerStore for SqliteStore {
         Box::pin(async move {
             let mut fire = fire;
             fire.scheduled_at = fire.scheduled_at.as_deref().map(shown_time).transpose()?;
+            for (_, until) in &mut fire.dedupe_until {
+                *until = shown_time(until)?;
+            }
             let outcome = self
                 .write(move |tx| {
                     let (pid, ver) = (&fire.procedure_id, &fire.version);
+                    let now = ts(Utc::now());
                     let keys: Vec<&String> = std::iter::once(&fire.cause_key).chain(&fire.aliases).collect();
+                    let mut expired = Vec::new();
                     for key in &keys {
-                        let known: Option<Option<String>> = tx
+                        let known: Option<(Option<String>, Option<String>)> = tx
                             .prepare_cached(
-                                "SELECT run_id FROM trigger_fires WHERE procedure_id = ?1 AND version = ?2
-                                   AND cause_key = ?3",
+                                "SELECT run_id, dedupe_until FROM trigger_fires WHERE procedure_id = ?1
+                                   AND version = ?2 AND cause_key = ?3",
                             )?
-                            .query_row(params![pid, ver, key], |r| r.get(0))
+                            .query_row(params![pid, ver, key], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()?;
-                        if let Some(run_id) = known {
-                            return Ok(FireOutcome::Duplicate { run_id });
+                        match known {
+                            Some((_, Some(until))) if until <= now => expired.push(*key),
+                            Some((run_id, _)) => return Ok(FireOutcome::Duplicate { run_id }),
+                            None => {}
                         }
                     }
                     if !get_in(tx, pid, ver)?.is_some_and(|t| t.enabled) {
@@ -138,7 +145,6 @@ impl TriggerStore for SqliteStore {
                             return Ok(FireOutcome::Busy { active });
                         }
                     }
-                    let now = ts(Utc::now());
                     let (run_id, outcome) = match &fire.start {
                         Some((run, commit)) => {
                             let row = create_in(tx, run, commit, true)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
@@ -146,11 +152,25 @@ impl TriggerStore for SqliteStore {
                         }
                         None => (None, FireOutcome::Skipped),
                     };
+                    for key in expired {
+                        tx.prepare_cached(
+                            "DELETE FROM trigger_fires WHERE procedure_id = ?1 AND version = ?2 AND cause_key = ?3",
+                        )?
+                        .execute(params![pid, ver, key])?;
+                    }
+                    for key in &fire.retire {
+                        tx.prepare_cached(
+                            "UPDATE trigger_fires SET dedupe_until = ?4 WHERE procedure_id = ?1 AND version = ?2
+                               AND cause_key = ?3 AND (dedupe_until IS NULL OR dedupe_until > ?4)",
+                        )?
+                        .execute(params![pid, ver, key, now])?;
+                    }
                     for key in keys {
                         tx.prepare_cached(
                             "INSERT INTO trigger_fires (procedure_id, version, cause_key, run_id, outcome, reason,
-                                 scheduled_at, created_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                 scheduled_at, created_at, dedupe_until, seq)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                                 (SELECT coalesce(max(seq), 0) + 1 FROM trigger_fires))",
                         )?
                         .execute(params![
                             pid,
@@ -160,7 +180,8 @@ impl TriggerStore for SqliteStore {
                             if run_id.is_some() { "started" } else { "skipped" },
                             fire.skip_reason,
                             fire.scheduled_at,
-                            now
+                            now,
+                            fire.until(key),
                         ])?;
                     }
                     if let Some(at) = &fire.scheduled_at {
@@ -182,20 +203,64 @@ impl TriggerStore for SqliteStore {
         })
     }
 
-    fn trigger_fires<'a>(
+    fn trigger_fires_before<'a>(
         &'a self,
         pid: &'a str,
         ver: &'a str,
         limit: i64,
+        before: Option<i64>,
     ) -> BoxFuture<'a, Result<Vec<FireRow>, StoreError>> {
         let (pid, ver) = (pid.to_owned(), ver.to_owned());
         Box::pin(self.read_store(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {FIRE_COLUMNS} FROM trigger_fires WHERE procedure_id = ?1 AND version = ?2
-                 ORDER BY created_at DESC, cause_key DESC LIMIT ?3"
+                "SELECT {FIRE_COLUMNS} FROM trigger_fires WHERE procedure_id = ?1 AND version = ?2 AND seq < ?4
+                 ORDER BY seq DESC LIMIT ?3"
             ))?
-            .query_map(params![pid, ver, limit.max(0)], |r| fire_row(r))?
+            .query_map(params![pid, ver, limit.max(0), before.unwrap_or(i64::MAX)], |r| fire_row(r))?
             .collect()
         }))
+    }
+
+    fn live_fire_keys<'a>(
+        &'a self,
+        pid: &'a str,
+        ver: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        let (pid, ver, prefix) = (pid.to_owned(), ver.to_owned(), prefix.to_owned());
+        Box::pin(self.read_store(move |c| {
+            // A range on the primary key's last column instead of LIKE, whose wildcards a prefix might hold.
+            c.prepare_cached(
+                "SELECT cause_key FROM trigger_fires WHERE procedure_id = ?1 AND version = ?2
+                   AND cause_key >= ?3 AND substr(cause_key, 1, length(?3)) = ?3
+                   AND (dedupe_until IS NULL OR dedupe_until > ?4)
+                 ORDER BY seq",
+            )?
+            .query_map(params![pid, ver, prefix, ts(Utc::now())], |r| r.get(0))?
+            .collect()
+        }))
+    }
+
+    fn prune_trigger_fires<'a>(
+        &'a self,
+        pid: &'a str,
+        ver: &'a str,
+        prune: PruneFires,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let (pid, ver) = (pid.to_owned(), ver.to_owned());
+        Box::pin(async move {
+            let older_than = shown_time(&prune.older_than)?;
+            let prunable = PRUNABLE.replace("{1}", "?1").replace("{2}", "?2").replace("{3}", "?3");
+            let prunable = prunable.replace("{4}", "?4").replace("{5}", "?5");
+            self.write(move |tx| {
+                tx.prepare_cached(&format!(
+                    "DELETE FROM trigger_fires WHERE procedure_id = ?1 AND version = ?2 AND cause_key IN
+                       (SELECT f.cause_key FROM trigger_fires f WHERE {prunable} LIMIT ?6)"
+                ))?
+                .execute(params![pid, ver, older_than, prune.keep.max(0), ts(Utc::now()), prune.limit.max(0)])
+                .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
+            })
+            .await
+        })
     }
 }

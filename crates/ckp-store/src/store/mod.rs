@@ -54,9 +54,11 @@ pub(crate) use runs::{
 pub(crate) use secrets::{SECRET_COLUMNS, duplicate_secret, secret_not_found, secret_row};
 pub use secrets::{SecretRow, SecretStore, SecretUpdate};
 pub(crate) use triggers::{
-    ACTIVE_RUNS, FIRE_COLUMNS, TRIGGER_COLUMNS, fire_row, put_row, trigger_not_found, trigger_row,
+    ACTIVE_RUNS, FIRE_COLUMNS, PRUNABLE, TRIGGER_COLUMNS, fire_row, put_row, trigger_not_found, trigger_row,
 };
-pub use triggers::{FireOutcome, FireRow, TriggerFire, TriggerPut, TriggerRow, TriggerStore, TriggerSync, synced};
+pub use triggers::{
+    FireOutcome, FireRow, PruneFires, TriggerFire, TriggerPut, TriggerRow, TriggerStore, TriggerSync, synced,
+};
 
 /// Durable storage of procedures, runs, approvals, jobs, the registry tables, secrets and authentication: every
 /// concern's trait and the

@@ -45,7 +45,46 @@ pub trait TriggerStore: Send + Sync {
         procedure_id: &'a str,
         version: &'a str,
         limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<FireRow>, StoreError>> {
+        self.trigger_fires_before(procedure_id, version, limit, None)
+    }
+    /// A page of a registration's fires, newest first: at most `limit`, those recorded before the fire `before`
+    /// ([`FireRow::seq`]) when given.
+    fn trigger_fires_before<'a>(
+        &'a self,
+        procedure_id: &'a str,
+        version: &'a str,
+        limit: i64,
+        before: Option<i64>,
     ) -> BoxFuture<'a, Result<Vec<FireRow>, StoreError>>;
+    /// The recorded keys of a registration that start with `prefix` and still dedupe (their `dedupe_until` is
+    /// unset or later than now): for a file watch, the file versions it has fired and not yet seen change or go.
+    fn live_fire_keys<'a>(
+        &'a self,
+        procedure_id: &'a str,
+        version: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+    /// Deletes up to `prune.limit` fires of a registration that are beyond its newest `prune.keep` or recorded
+    /// before `prune.older_than`, and that dedupe nothing any more: a key past its `dedupe_until`, or a schedule
+    /// tick behind the registration's cursor (the scheduler never walks back to it). Returns how many.
+    fn prune_trigger_fires<'a>(
+        &'a self,
+        procedure_id: &'a str,
+        version: &'a str,
+        prune: PruneFires,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+/// Which fires [`TriggerStore::prune_trigger_fires`] may delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneFires {
+    /// The newest this many fires of the registration are kept.
+    pub keep: i64,
+    /// Fires recorded before this time (RFC 3339) go, even among the newest `keep`.
+    pub older_than: String,
+    /// The most rows deleted by one call (one short transaction).
+    pub limit: i64,
 }
 
 /// A registration.
@@ -215,6 +254,20 @@ pub struct TriggerFire {
     pub start: Option<(NewRun, Commit)>,
     /// Why the cause starts no run (`overlap`, `missed_catchup_window`, ...).
     pub skip_reason: Option<String>,
+    /// Keys (of `cause_key` and `aliases`) that dedupe only until a time (RFC 3339): a webhook body's hash, a
+    /// timestamped signature, an `Idempotency-Key`. A key not listed dedupes as long as its row is kept. A known key
+    /// past its time is no duplicate: the fire replaces its row.
+    pub dedupe_until: Vec<(String, String)>,
+    /// Keys recorded earlier whose cause this one supersedes (a file's previous version): in the same transaction
+    /// they stop deduping, so a later prune may delete them.
+    pub retire: Vec<String>,
+}
+
+impl TriggerFire {
+    /// Until when `key` dedupes (None: as long as its row is kept).
+    pub(crate) fn until(&self, key: &str) -> Option<&str> {
+        self.dedupe_until.iter().find(|(k, _)| k == key).map(|(_, t)| t.as_str())
+    }
 }
 
 /// What a fire did.
@@ -241,6 +294,8 @@ pub enum FireOutcome {
 /// A recorded fire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FireRow {
+    /// Increasing in the order fires are recorded: the fires list's page cursor.
+    pub seq: i64,
     /// The cause.
     pub cause_key: String,
     /// The run it started.
@@ -253,6 +308,8 @@ pub struct FireRow {
     pub scheduled_at: Option<String>,
     /// Recorded.
     pub created_at: String,
+    /// When the key stops deduping (None: as long as the row is kept).
+    pub dedupe_until: Option<String>,
 }
 
 /// The columns [`trigger_row`] reads, in its order.
@@ -280,19 +337,31 @@ pub(crate) fn trigger_row<R: RowSource>(r: &R) -> Result<TriggerRow, R::Error> {
 }
 
 /// The columns [`fire_row`] reads, in its order.
-pub(crate) const FIRE_COLUMNS: &str = "cause_key, run_id, outcome, reason, scheduled_at, created_at";
+pub(crate) const FIRE_COLUMNS: &str = "seq, cause_key, run_id, outcome, reason, scheduled_at, created_at, dedupe_until";
 
 /// A fire from the columns of [`FIRE_COLUMNS`].
 pub(crate) fn fire_row<R: RowSource>(r: &R) -> Result<FireRow, R::Error> {
     Ok(FireRow {
-        cause_key: r.text(0)?,
-        run_id: r.opt_text(1)?,
-        outcome: r.text(2)?,
-        reason: r.opt_text(3)?,
-        scheduled_at: r.opt_time(4)?,
-        created_at: r.time(5)?,
+        seq: r.int(0)?,
+        cause_key: r.text(1)?,
+        run_id: r.opt_text(2)?,
+        outcome: r.text(3)?,
+        reason: r.opt_text(4)?,
+        scheduled_at: r.opt_time(5)?,
+        created_at: r.time(6)?,
+        dedupe_until: r.opt_time(7)?,
     })
 }
+
+/// The fires [`TriggerStore::prune_trigger_fires`] deletes, as a condition on `f` (a `trigger_fires` row) with
+/// `{1}` procedure id, `{2}` version, `{3}` the age limit, `{4}` how many to keep, `{5}` now: beyond the newest
+/// `keep` or older than the limit, and deduping nothing any more.
+pub(crate) const PRUNABLE: &str = "f.procedure_id = {1} AND f.version = {2}
+    AND (f.created_at < {3} OR f.seq <= (SELECT k.seq FROM trigger_fires k WHERE k.procedure_id = {1}
+        AND k.version = {2} ORDER BY k.seq DESC LIMIT 1 OFFSET {4}))
+    AND ((f.dedupe_until IS NOT NULL AND f.dedupe_until <= {5})
+        OR (f.dedupe_until IS NULL AND f.scheduled_at IS NOT NULL AND f.scheduled_at < (SELECT t.cursor_at
+            FROM triggers t WHERE t.procedure_id = {1} AND t.version = {2})))";
 
 /// The trigger's runs that have not ended: those its fires started, in a status before the end. Distinct runs: a
 /// cause recorded under several keys (a signature and an `Idempotency-Key`) has one fire row per key.

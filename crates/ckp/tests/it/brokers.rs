@@ -48,7 +48,9 @@ async fn created(http: &reqwest::Client, base: &str, procedure_id: &str) -> Opti
 /// drops, to `url` while killing the server twice; asserts exactly one run per message and none for the others.
 async fn thousand_through_two_kills(broker: &str, url: &str, env: &[(&str, &str)], settings: Settings) {
     let source = Source::parse(url).expect("the test's source parses");
-    prepare(&source, &settings).await.unwrap_or_else(|e| panic!("{broker}: the broker must be running on 127.0.0.1: {e}"));
+    prepare(&source, &settings)
+        .await
+        .unwrap_or_else(|e| panic!("{broker}: the broker must be running on 127.0.0.1: {e}"));
     let dir = std::env::temp_dir().join(unique(&format!("ckp-brokers-{broker}-")));
     let http = reqwest::Client::new();
     let mut server = serve_with_env(&dir, env);
@@ -70,11 +72,17 @@ async fn thousand_through_two_kills(broker: &str, url: &str, env: &[(&str, &str)
                     .map(|i| {
                         let seq = chunk * 20 + i;
                         let payload = json!({"kind": "order", "seq": seq, "id": format!("m-{seq}")});
-                        Message { id: Some(format!("m-{seq}")), payload: payload.to_string().into_bytes(), ..Message::default() }
+                        Message {
+                            id: Some(format!("m-{seq}")),
+                            payload: payload.to_string().into_bytes(),
+                            ..Message::default()
+                        }
                     })
                     .collect();
                 batch.push(Message {
-                    payload: json!({"kind": "noise", "seq": -1 - chunk as i64, "id": format!("n-{chunk}")}).to_string().into_bytes(),
+                    payload: json!({"kind": "noise", "seq": -1 - chunk as i64, "id": format!("n-{chunk}")})
+                        .to_string()
+                        .into_bytes(),
                     ..Message::default()
                 });
                 publish(&source, &settings, &batch).await.unwrap_or_else(|e| panic!("{broker}: publish: {e}"));
@@ -99,7 +107,10 @@ async fn thousand_through_two_kills(broker: &str, url: &str, env: &[(&str, &str)
         if kills == 2 && publisher.is_finished() && done >= MESSAGES as i64 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{broker}: {done} runs of {MESSAGES} after 240 s ({kills} kills)");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{broker}: {done} runs of {MESSAGES} after 240 s ({kills} kills)"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     publisher.await.expect("publisher");
@@ -150,7 +161,8 @@ async fn rabbitmq_starts_each_message_once_through_two_kills() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_starts_each_message_once_through_two_kills() {
     // The run's id comes from the payload (`id_pointer`): MQTT 3.1.1 messages carry none.
-    let url = format!("mqtt://127.0.0.1:1883/{}/orders?client_id={}&id_pointer=/id", unique("ckp-test-"), unique("ckp-"));
+    let url =
+        format!("mqtt://127.0.0.1:1883/{}/orders?client_id={}&id_pointer=/id", unique("ckp-test-"), unique("ckp-"));
     thousand_through_two_kills("mqtt", &url, &[], Settings::default()).await;
 }
 

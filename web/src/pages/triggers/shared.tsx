@@ -15,6 +15,7 @@ import './triggers.css';
 export type Trigger = Schemas['TriggerOut'];
 type TriggerIn = Schemas['TriggerIn'];
 type Fired = Schemas['FiredOut'];
+type Fire = Schemas['FireOut'];
 
 /** The query key of the list; one registration's extends it, so invalidating the list refreshes both. */
 export const TRIGGERS_KEY = ['/api/triggers'] as const;
@@ -37,6 +38,8 @@ function asInput(t: Trigger, change: Partial<TriggerIn>): TriggerIn {
     event_source: t.event_source,
     file_watch_path: t.file_watch_path,
     file_watch_pattern: t.file_watch_pattern,
+    file_watch_event_types: t.file_watch_event_types,
+    file_watch_settle_ms: t.file_watch_settle_ms,
     dedupe_window_seconds: t.dedupe_window_seconds,
     max_concurrent_runs: t.max_concurrent_runs,
     overlap: t.overlap,
@@ -295,6 +298,78 @@ function FireDialog({ t, onClose }: { t: Trigger; onClose: () => void }) {
   );
 }
 
+/** How many fires a page of the Recent fires table shows. */
+const FIRES_PAGE = 20;
+
+/** A registration's recorded causes, newest first (fired with their run, or skipped with why), a page at a time. */
+export function RecentFires({ t }: { t: Trigger }) {
+  // The `before` of each page shown so far: the first page has none.
+  const [pages, setPages] = useState<(number | undefined)[]>([undefined]);
+  const before = pages[pages.length - 1];
+  const q = useQuery({
+    queryKey: [...TRIGGERS_KEY, t.procedure_id, t.version, 'fires', before],
+    queryFn: () =>
+      raw<Fire[]>(`${triggerPath(t)}/fires?limit=${FIRES_PAGE}${before === undefined ? '' : `&before=${before}`}`),
+    refetchInterval: before === undefined ? 30_000 : false,
+  });
+  const rows = q.data ?? [];
+  const last = rows[rows.length - 1];
+  return (
+    <section className="trigger-fires" aria-labelledby="recent-fires">
+      <h3 id="recent-fires">Recent fires</h3>
+      {q.error != null && <ErrorBanner error={q.error} />}
+      {q.isLoading && <div className="empty" role="status">Loading…</div>}
+      {q.data && !rows.length && <div className="empty">No fires recorded{before === undefined ? ' yet' : ' before these'}.</div>}
+      {rows.length > 0 && (
+        <table className="data" aria-labelledby="recent-fires">
+          <thead>
+            <tr>
+              <th scope="col">Recorded</th>
+              <th scope="col">Cause</th>
+              <th scope="col">Outcome</th>
+              <th scope="col">Run or reason</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((f) => (
+              <tr key={f.id}>
+                <td>
+                  <time dateTime={f.created_at}>{dateTime(f.created_at)}</time>
+                </td>
+                <td>
+                  <code className="trigger-key">{f.key}</code>
+                </td>
+                <td>
+                  <span className={`badge ${f.outcome === 'fired' ? 'ok' : 'warn'}`}>{f.outcome}</span>
+                </td>
+                <td>
+                  {f.run_id ? (
+                    <Link to={`/runs/${encodeURIComponent(f.run_id)}`}>{shortId(f.run_id)}</Link>
+                  ) : (
+                    <span className="muted">{f.reason ?? '—'}</span>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <div className="trigger-actions">
+        {pages.length > 1 && (
+          <button className="small" onClick={() => setPages(pages.slice(0, -1))}>
+            Newer fires
+          </button>
+        )}
+        {rows.length === FIRES_PAGE && last && (
+          <button className="small" onClick={() => setPages([...pages, last.id])}>
+            Older fires
+          </button>
+        )}
+      </div>
+    </section>
+  );
+}
+
 /** The procedure version page's Triggers tab: this version's registration with its controls, or why there is none. */
 export function VersionTrigger({ procedureId, version }: { procedureId: string; version: string }) {
   const q = useQuery({
@@ -311,9 +386,19 @@ export function VersionTrigger({ procedureId, version }: { procedureId: string; 
       <dl className="props">
         <dt>Type</dt>
         <dd>{t.trigger_type}</dd>
-        <dt>{t.trigger_type === 'webhook' ? 'URL' : 'Schedule'}</dt>
+        <dt>{t.trigger_type === 'webhook' ? 'URL' : t.trigger_type === 'file_watch' ? 'Folder' : 'Schedule'}</dt>
         <dd>
           <TriggerSource t={t} />
+          {t.trigger_type === 'file_watch' && (
+            <div className="muted">
+              {t.file_watch_pattern || '*'} · {t.file_watch_event_types.join(', ')} · quiet for {t.file_watch_settle_ms} ms
+            </div>
+          )}
+          {t.file_watch_refused && (
+            <div className="badge err" role="note">
+              Not watched: {t.file_watch_refused}
+            </div>
+          )}
         </dd>
         <dt>State</dt>
         <dd>
@@ -335,6 +420,7 @@ export function VersionTrigger({ procedureId, version }: { procedureId: string; 
         </dd>
       </dl>
       <TriggerActions t={t} />
+      <RecentFires t={t} />
     </div>
   );
 }
