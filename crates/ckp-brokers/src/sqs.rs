@@ -15,7 +15,7 @@ use crate::{Ack, BrokerError, Delivery, Settings, Source, SqsQueue, bounded};
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 /// How long a received message stays invisible to other receives.
-const VISIBILITY_SECS: u64 = 60;
+const VISIBILITY_SECS: u64 = 30;
 /// A long poll's wait.
 const WAIT_SECS: u64 = 10;
 

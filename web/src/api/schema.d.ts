@@ -2258,6 +2258,8 @@ export interface components {
              * @description A webhook's largest body.
              */
             max_body_bytes: number;
+            /** @description The addresses a webhook accepts deliveries from (empty: any). */
+            allowed_sources: string[];
             /** @description Whether it fires. */
             enabled: boolean;
             /** @description Why it is disabled: `operator`, `status`, `deleted`, `undeclared`. */

@@ -84,6 +84,8 @@ pub struct TriggerOut {
     pub follow_active: bool,
     /// A webhook's largest body.
     pub max_body_bytes: i64,
+    /// The addresses a webhook accepts deliveries from (empty: any).
+    pub allowed_sources: Vec<String>,
     /// Whether it fires.
     pub enabled: bool,
     /// Why it is disabled: `operator`, `status`, `deleted`, `undeclared`.
@@ -135,6 +137,7 @@ impl From<&TriggerRow> for TriggerOut {
             jitter_seconds: c.jitter_seconds,
             follow_active: c.follow_active,
             max_body_bytes: c.max_body_bytes,
+            allowed_sources: c.allowed_sources,
             enabled: r.enabled,
             disabled_by: r.disabled_by.clone(),
             paused: r.paused,
@@ -256,6 +259,14 @@ fn redacted_source(url: &str) -> String {
     }
 }
 
+/// The event source to store: the stored one when `sent` is what answers show of it (credentials cut), else `sent`.
+fn kept_source(sent: Option<String>, stored: Option<String>) -> Option<String> {
+    match (sent, stored) {
+        (Some(sent), Some(stored)) if sent == redacted_source(&stored) => Some(stored),
+        (sent, _) => sent,
+    }
+}
+
 async fn registration(state: &AppState, pid: &str, ver: &str) -> ApiResult<TriggerRow> {
     state.store.get_trigger(pid, ver).await?.ok_or_else(|| ApiError::not_found("Trigger registration"))
 }
@@ -327,12 +338,15 @@ pub async fn put_trigger(
     Path((pid, ver)): Path<(String, String)>,
     Json(body): Json<TriggerIn>,
 ) -> ApiResult<(StatusCode, Json<TriggerOut>)> {
+    // Answers show an event source without its credentials: the same text sent back keeps the stored source.
+    let stored = state.store.get_trigger(&pid, &ver).await?.and_then(|r| TriggerConfig::of(&r).event_source);
+    let event_source = kept_source(body.event_source, stored);
     let config = TriggerConfig {
         schedule: body.schedule,
         timezone: body.timezone,
         webhook_secret: body.webhook_secret,
         webhook_secret_previous: body.webhook_secret_previous,
-        event_source: body.event_source,
+        event_source,
         event_filter: body.event_filter,
         event_type: body.event_type,
         file_watch_path: body.file_watch_path,
@@ -776,4 +790,20 @@ pub async fn list_fires(
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_sent_back_as_shown_keeps_its_credentials() {
+        let stored = Some("amqp://svc:pw@rabbit/?queue=q".to_owned());
+        let shown = redacted_source("amqp://svc:pw@rabbit/?queue=q");
+        assert!(!shown.contains("pw"));
+        assert_eq!(kept_source(Some(shown), stored.clone()), stored);
+        let other = Some("amqp://rabbit/?queue=other".to_owned());
+        assert_eq!(kept_source(other.clone(), stored.clone()), other);
+        assert_eq!(kept_source(None, stored), None);
+    }
 }

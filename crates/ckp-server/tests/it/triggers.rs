@@ -327,6 +327,23 @@ async fn event_sources_are_checked_and_shown_without_credentials() {
     assert_eq!(reg["event_type"], json!(["order.paid"]));
     let (_, all) = server.call("GET", "/api/triggers", None).await;
     assert!(!all.to_string().contains("pa55word"), "{all}");
+    // What GET shows, sent back (the console's save), keeps the stored credentials.
+    let mut again = reg.clone();
+    for key in [
+        "id",
+        "procedure_id",
+        "version",
+        "disabled_by",
+        "source",
+        "next_fire_times",
+        "created_at",
+        "updated_at",
+        "file_watch_refused",
+    ] {
+        again.as_object_mut().map(|o| o.remove(key));
+    }
+    let (status, answer) = server.call("POST", "/api/triggers/evt/1.0.0", Some(again)).await;
+    assert_eq!((status, &answer["event_source"]), (201, &reg["event_source"]), "{answer}");
     let body = json!({"trigger_type": "scheduled", "schedule": "@daily", "jitter_seconds": 100_000});
     let (status, answer) = server.call("POST", "/api/triggers/evt/1.0.0", Some(body)).await;
     assert_eq!(status, 422, "{answer}");
