@@ -26,7 +26,7 @@ export default function Triggers() {
   });
   return (
     <div className="content">
-      <PageHead title="Triggers" sub="Schedules and webhooks that start runs, one registration per procedure version.">
+      <PageHead title="Triggers" sub="Schedules, webhooks, file drops and broker messages that start runs, one registration per procedure version.">
         <button onClick={() => sync.mutate()} disabled={sync.isPending} title="Register every version's trigger block again">
           Sync
         </button>
