@@ -8,6 +8,7 @@ pub mod compile;
 pub mod condition;
 pub mod diag;
 pub mod explain;
+pub mod glob;
 pub mod graph;
 pub mod inputs;
 pub mod mcp;

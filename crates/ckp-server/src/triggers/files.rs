@@ -17,6 +17,7 @@
 //! another folder is kept but never read, and says why ([`Allowed::folder`]). This module never reads a file's
 //! contents: only names, sizes and times.
 
+use ckp_core::glob::Glob;
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -108,7 +109,7 @@ pub(super) fn problem(config: &TriggerConfig) -> Option<String> {
     if config.file_watch_event_types.is_empty() {
         return Some("file_watch_event_types needs at least one of created, modified, deleted".into());
     }
-    Glob::new(config.file_watch_pattern.as_deref().unwrap_or("*")).err()
+    Glob::new(config.file_watch_pattern.as_deref().unwrap_or("*")).err().map(|e| format!("file_watch_pattern: {e}"))
 }
 
 /// The folders file watches may read: `file_watch_allowed_paths`. Resolved at each check, so a folder created
@@ -159,92 +160,6 @@ impl Allowed {
         }
         let config = TriggerConfig::of(reg);
         self.folder(config.file_watch_path.as_deref().unwrap_or_default()).err()
-    }
-}
-
-/// A glob over file names: `*` (any run of characters), `?` (one character), `[abc]`, `[a-z]`, `[!abc]`; other
-/// characters match themselves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob(Vec<Token>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    Char(char),
-    Any,
-    Star,
-    Class { negated: bool, ranges: Vec<(char, char)> },
-}
-
-impl Glob {
-    /// Parses a pattern; an unclosed `[` is the error.
-    pub fn new(pattern: &str) -> Result<Glob, String> {
-        let mut tokens = Vec::new();
-        let mut chars = pattern.chars().peekable();
-        while let Some(c) = chars.next() {
-            tokens.push(match c {
-                '*' => Token::Star,
-                '?' => Token::Any,
-                '[' => {
-                    let negated = chars.next_if(|c| *c == '!' || *c == '^').is_some();
-                    let mut ranges = Vec::new();
-                    let mut first = true;
-                    loop {
-                        let Some(c) = chars.next() else {
-                            return Err(format!("file_watch_pattern `{pattern}`: `[` is not closed"));
-                        };
-                        if c == ']' && !first {
-                            break;
-                        }
-                        first = false;
-                        match chars.next_if_eq(&'-') {
-                            Some(_) => match chars.next_if(|c| *c != ']') {
-                                Some(hi) => ranges.push((c, hi)),
-                                None => ranges.extend([(c, c), ('-', '-')]),
-                            },
-                            None => ranges.push((c, c)),
-                        }
-                    }
-                    Token::Class { negated, ranges }
-                }
-                c => Token::Char(c),
-            });
-        }
-        Ok(Glob(tokens))
-    }
-
-    /// Whether `name` matches the whole pattern.
-    pub fn matches(&self, name: &str) -> bool {
-        let name: Vec<char> = name.chars().collect();
-        let one = |t: &Token, c: char| match t {
-            Token::Char(x) => *x == c,
-            Token::Any => true,
-            Token::Class { negated, ranges } => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated,
-            Token::Star => false,
-        };
-        // Iterative matching with one backtrack point (the last star): linear for any pattern.
-        let (mut p, mut n) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while n < name.len() {
-            match self.0.get(p) {
-                Some(Token::Star) => {
-                    star = Some((p, n));
-                    p += 1;
-                }
-                Some(t) if one(t, name[n]) => {
-                    p += 1;
-                    n += 1;
-                }
-                _ => match star {
-                    Some((sp, sn)) => {
-                        p = sp + 1;
-                        n = sn + 1;
-                        star = Some((sp, sn + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        self.0[p..].iter().all(|t| *t == Token::Star)
     }
 }
 
@@ -511,21 +426,6 @@ fn inputs(file: &str, name: &str, event: FileEvent, v: Version) -> Map<String, V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_whole_names() {
-        let g = |p: &str| Glob::new(p).expect("a valid pattern");
-        assert!(g("*.csv").matches("a.csv") && g("*.csv").matches(".csv") && !g("*.csv").matches("a.csv.tmp"));
-        assert!(g("report-??.txt").matches("report-07.txt") && !g("report-??.txt").matches("report-7.txt"));
-        assert!(g("[ab]*").matches("b1") && !g("[ab]*").matches("c1"));
-        assert!(g("[!.]*").matches("x") && !g("[!.]*").matches(".hidden"));
-        assert!(g("f[0-9].dat").matches("f5.dat") && !g("f[0-9].dat").matches("fx.dat"));
-        assert!(g("[]]").matches("]") && g("[a-]").matches("-"));
-        assert!(g("*a*b*c").matches("xxaybzzc") && !g("*a*b*c").matches("xxaybzz"));
-        assert!(g("*").matches("") && g("").matches("") && !g("").matches("a"));
-        assert!(g("é?").matches("éü"));
-        assert!(Glob::new("[abc").is_err() && Glob::new("x[").is_err());
-    }
 
     #[test]
     fn keys_read_back_with_colons_in_names() {
