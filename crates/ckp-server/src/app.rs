@@ -47,6 +47,8 @@ pub struct AppState {
     pub console: crate::console::Console,
     /// The folders file-drop triggers may read.
     pub file_watch: Arc<crate::triggers::files::Allowed>,
+    /// This process's metrics (`GET /api/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Builds the router, with its OpenAPI document at `/api/openapi.json`.
@@ -54,8 +56,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let guard = Arc::new(crate::auth::policy::Guard { auth: state.auth.clone(), audit: state.audit.clone() });
     let cors_origins = Arc::new(state.auth.config.cors_origins.clone());
     let console = state.console;
+    let metrics = state.metrics.clone();
     let (router, mut api) = OpenApiRouter::new()
         .routes(routes!(routes::misc::health))
+        .routes(routes!(routes::misc::metrics))
         .routes(routes!(routes::auth::login))
         .routes(routes!(routes::auth::refresh))
         .routes(routes!(routes::auth::logout))
@@ -142,6 +146,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             axum::routing::get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }),
         )
         .route_layer(axum::middleware::from_fn_with_state(guard, crate::auth::policy::guard))
+        // Outside the guard: refused requests are counted too.
+        .route_layer(axum::middleware::from_fn_with_state(metrics, track_http))
         .fallback(move |method, uri, headers| crate::console::serve(console, method, uri, headers))
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -150,6 +156,23 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         }))
         .layer(axum::middleware::from_fn_with_state(cors_origins, crate::auth::policy::cors))
         .layer(axum::middleware::from_fn(crate::auth::policy::security_headers))
+}
+
+/// Counts a routed request by its declared route (never the raw path: bounded labels) and status, and times it to
+/// its response head.
+async fn track_http(
+    axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    if let Some(route) = route {
+        metrics.http_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    }
+    response
 }
 
 /// Answers 413 before routing when the declared `Content-Length` is over the limit, so a client announcing a huge

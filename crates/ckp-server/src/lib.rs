@@ -1,6 +1,6 @@
 //! The ckp server: the LangOrch-compatible REST API and SSE over the store, the procedure catalog (compile once
 //! per version), embedded workers executing queued runs (DESIGN §4), and `ckp serve`'s startup and shutdown.
-//! Authentication and authorization (`auth`). The web console's files (`console`). Later: triggers, metrics.
+//! Authentication and authorization (`auth`). The web console's files (`console`). Triggers (`triggers`). Metrics (`metrics`).
 
 pub mod api;
 pub mod app;
@@ -11,6 +11,7 @@ pub mod effects;
 pub mod error;
 pub mod explain;
 pub mod listener;
+pub mod metrics;
 pub mod ports;
 pub mod routes;
 pub mod serve;

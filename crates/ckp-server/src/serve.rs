@@ -229,9 +229,13 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     })?;
     let (secrets, mcp) = (built.secrets, built.mcp);
     let catalog = Arc::new(Catalog::new(store.clone()).with_mcp(mcp.clone()).with_limits(config.procedure_limits()));
-    let engine = Arc::new(Engine::new(store.clone(), built.effects).with_procedures(catalog.clone()).with_config(
-        EngineConfig { artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(), ..built.engine },
-    ));
+    let metrics = Arc::new(crate::metrics::Metrics::new(owner));
+    let journal = Arc::new(crate::metrics::journal::Metered::new(store.clone(), metrics.clone()));
+    let engine =
+        Arc::new(Engine::new(journal, built.effects).with_procedures(catalog.clone()).with_config(EngineConfig {
+            artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(),
+            ..built.engine
+        }));
     let (shutdown, signal) = watch::channel(false);
     let auth =
         crate::auth::Authenticator::new(store.clone(), auth_config(config)?, crate::auth::token_key(&store).await?);
@@ -276,6 +280,7 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         sso,
         console,
         file_watch: Arc::new(crate::triggers::files::Allowed::new(&config.file_watch_allowed_paths)),
+        metrics: metrics.clone(),
     };
     // Registrations follow the documents: a change a crash left unsynced is caught up here.
     let synced = crate::triggers::sync_all(&state).await?;
@@ -290,12 +295,25 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     }
     let mut tasks = JoinSet::new();
     if config.workers > 0 {
-        let wc = WorkerConfig { workers: config.workers, lease_ms: config.lease_ms, ..WorkerConfig::new(owner) };
+        let wc = WorkerConfig {
+            workers: config.workers,
+            lease_ms: config.lease_ms,
+            metrics: metrics.clone(),
+            ..WorkerConfig::new(owner)
+        };
         tasks.spawn(run_workers(store.clone(), engine.clone(), catalog.clone(), wc, signal.clone()));
     }
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
     tasks.spawn(purge_audit(store.clone(), config.audit_retention_days, signal.clone()));
+    if let Some(url) = &config.metrics_push_url {
+        let push = crate::metrics::push::Push {
+            url: url.trim().to_owned(),
+            job: config.metrics_push_job.clone(),
+            every: Duration::from_millis(config.metrics_push_interval_ms),
+        };
+        tasks.spawn(crate::metrics::push::run_push(metrics.clone(), store.clone(), push, signal.clone()));
+    }
     tasks.spawn(crate::triggers::events::run_consumers(scheduler.clone(), consumer_settings(config), signal.clone()));
     tasks.spawn(crate::triggers::files::run_file_watch(scheduler.clone(), signal.clone()));
     let retention = crate::triggers::prune::Retention {

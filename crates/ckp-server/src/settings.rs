@@ -286,6 +286,20 @@ settings_group! {
         audit_retention_days: u64 = 365, {
             env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
         } check positive;
+        /// Push gateway base URL (`http://host:9091`): when set, every process PUTs its metrics to
+        /// `{url}/metrics/job/{metrics_push_job}/instance/{process id}` every `metrics_push_interval_ms` (its own
+        /// grouping key, so processes never overwrite each other). LangOrch's `METRICS_PUSH_URL` is read too.
+        metrics_push_url: Option<String> = None, {
+            env: &["CKP_METRICS_PUSH_URL", "METRICS_PUSH_URL"], value_name: "URL", expected: "an http(s) URL",
+        } check http_url;
+        /// The `job` of pushed metrics. LangOrch's `METRICS_PUSH_JOB` is read too.
+        metrics_push_job: String = "ckp".into(), {
+            env: &["CKP_METRICS_PUSH_JOB", "METRICS_PUSH_JOB"], value_name: "NAME",
+        };
+        /// How often metrics are pushed to `metrics_push_url`, in milliseconds.
+        metrics_push_interval_ms: u64 = 15_000, {
+            env: &["CKP_METRICS_PUSH_INTERVAL_MS"], value_name: "MS", expected: "a positive integer",
+        } check positive;
         /// Directories file-drop triggers may watch (a `file_watch` folder must be one of them or under one, both
         /// resolved to their real paths); empty: file watching is off and a file_watch registration says why.
         file_watch_allowed_paths: Vec<String> = Vec::new(), {

@@ -52,6 +52,8 @@ struct RunStream {
     current: bool,
     /// The first page, read when the stream was opened (it told whether the run exists).
     first: Option<StatusPage>,
+    /// Counts the stream as open (`ckp_sse_streams_open`) while it lives.
+    _open: crate::metrics::SseOpen,
 }
 
 impl RunStream {
@@ -162,7 +164,9 @@ pub async fn run_stream(
     changes.borrow_and_update();
     let first = state.store.status_and_events(&run_id, last, PAGE).await?.ok_or_else(|| ApiError::not_found("Run"))?;
     let stop = state.shutdown.clone();
-    let stream = RunStream { state, stop, run_id, last, changes, done: false, current: false, first: Some(first) };
+    let _open = state.metrics.sse_opened();
+    let stream =
+        RunStream { state, stop, run_id, last, changes, done: false, current: false, first: Some(first), _open };
     let chunks = futures_util::stream::unfold(stream, |mut s| async move {
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, Infallible>(axum::body::Bytes::from(chunk)), s))
@@ -189,6 +193,8 @@ struct ApprovalStream {
     queued: std::collections::VecDeque<Event>,
     /// The projects the caller may see (None: all).
     projects: Option<Vec<String>>,
+    /// Counts the stream as open while it lives.
+    _open: crate::metrics::SseOpen,
 }
 
 impl ApprovalStream {
@@ -248,7 +254,8 @@ pub async fn approval_stream(
     let changes = state.store.watch_all();
     let stop = state.shutdown.clone();
     let projects = who.visible_projects(Role::Viewer);
-    let stream = ApprovalStream { state, stop, seen: None, changes, queued: Default::default(), projects };
+    let _open = state.metrics.sse_opened();
+    let stream = ApprovalStream { state, stop, seen: None, changes, queued: Default::default(), projects, _open };
     let events = futures_util::stream::unfold(stream, |mut s| async move {
         let e = s.next().await?;
         Some((Ok(e), s))

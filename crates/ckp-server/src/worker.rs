@@ -33,6 +33,8 @@ pub struct WorkerConfig {
     pub idle_wait: Duration,
     /// Retry delay after an engine or store error.
     pub error_backoff: Duration,
+    /// Where claims and executions are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl WorkerConfig {
@@ -44,6 +46,7 @@ impl WorkerConfig {
             lease_ms: 30_000,
             idle_wait: Duration::from_secs(1),
             error_backoff: Duration::from_secs(1),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         }
     }
 }
@@ -58,6 +61,7 @@ pub async fn run_workers(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
+    config.metrics.set_workers(config.workers);
     let ids: Vec<String> = (0..config.workers).map(|i| format!("{}-{i}", config.id)).collect();
     let (freed, mut idle) = mpsc::unbounded_channel::<usize>();
     let mut hands = Vec::with_capacity(ids.len());
@@ -84,8 +88,10 @@ pub async fn run_workers(
         }
         if look && !free.is_empty() {
             let names = free.iter().filter_map(|&slot| ids.get(slot).cloned()).collect();
+            let asked = std::time::Instant::now();
             match store.claim_batch(names, config.lease_ms, Utc::now()).await {
                 Ok(claims) => {
+                    config.metrics.claimed(asked.elapsed(), claims.jobs.len());
                     // A claim that filled every idle worker may have left more behind.
                     look = claims.jobs.len() == free.len();
                     idle_wait = match claims.next_available {
@@ -151,6 +157,7 @@ async fn execute(
     claimed: ClaimedJob,
 ) {
     let ClaimedJob { job, stored, .. } = claimed;
+    let _busy = config.metrics.execution_started();
     // Every line logged while the run executes (engine, connectors) carries the run and the job.
     let span = tracing::info_span!("run", run_id = %job.run_id, job_id = job.job_id);
     // Whether the run was already settled (ended, or waiting with nothing due) when claimed: then the engine
@@ -168,8 +175,9 @@ async fn execute(
                     || (cp.status == RunStatus::WaitingApproval
                         && cp.pending.iter().all(|a| a.expires_at.is_none_or(|at| at > now)));
                 // An expiry changes the checkpoint: the engine then reads it again; otherwise it goes on from this one.
-                let expired = expire_due(store.as_ref(), &job.run_id, cp).await
-                    || time_out_callbacks(store.as_ref(), &job.run_id, cp).await;
+                let metrics = &config.metrics;
+                let expired = expire_due(store.as_ref(), &job.run_id, cp, metrics).await
+                    || time_out_callbacks(store.as_ref(), &job.run_id, cp, metrics).await;
                 let outcome = match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
                     Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(ExecError::Engine),
                     Some(p) => engine.resume_loaded(p, &job.run_id, stored).await.map_err(ExecError::Engine),
@@ -208,6 +216,14 @@ async fn execute(
         }
     };
     engine.forget_cancel(&job.run_id);
+    config.metrics.execution_ended(match &outcome {
+        Ok(RunOutcome::Completed { .. }) => "completed",
+        Ok(RunOutcome::Failed { .. }) => "failed",
+        Ok(RunOutcome::Cancelled) => "canceled",
+        Ok(RunOutcome::Sleeping { .. }) => "sleeping",
+        Ok(_) => "waiting",
+        Err(_) => "error",
+    });
     // A cancel asked while the run was executing is recorded for the worker; one that arrived after the engine
     // stopped checking is applied here, once the job is released (below), so it is not left until the run's
     // next wake-up.
@@ -243,20 +259,25 @@ async fn execute(
     }
     if stopped && matches!(store.cancellation_requested(&job.run_id).await, Ok(true)) {
         // Conflict: it ended meanwhile; Executing: another worker holds it now and sees the request.
-        let _ = store.cancel_run(&job.run_id, "cancel_requested").await;
+        if let Ok(ckp_store::RunChange::Done) = store.cancel_run(&job.run_id, "cancel_requested").await
+            && let Ok(Some(run)) = store.get_run(&job.run_id).await
+        {
+            config.metrics.run_canceled(&run.procedure_id);
+        }
     }
 }
 
 /// Applies expiry to the run's due approvals (A.2.8) through the store's guarded decision, so an expiry and a
 /// human decision arriving together cannot both win; the engine then routes by `timeout_action`. True when
 /// something was due (the checkpoint changed).
-async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
+async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint, metrics: &crate::metrics::Metrics) -> bool {
     let due = due_expiries(cp, Utc::now());
     let expired = !due.is_empty();
     for d in due {
         match store.decide(run_id, d).await {
+            Ok(_) => metrics.callback_timed_out("approval"),
             // A conflict means a human decided first: nothing to expire.
-            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(StoreError::Conflict(_)) => {}
             Err(e) => tracing::error!(run_id, error = %ErrorChain(&e), "expiring an approval failed"),
         }
     }
@@ -266,7 +287,12 @@ async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
 /// Fails the delegated steps whose callbacks did not come in time (`workflow_callback_timeout_minutes`), through
 /// the store's guarded callback transition, so a late callback and the timeout cannot both win; the engine then
 /// handles the step's error (retries, handlers, or the run fails). True when something timed out.
-async fn time_out_callbacks(store: &dyn Store, run_id: &str, cp: &Checkpoint) -> bool {
+async fn time_out_callbacks(
+    store: &dyn Store,
+    run_id: &str,
+    cp: &Checkpoint,
+    metrics: &crate::metrics::Metrics,
+) -> bool {
     if cp.status != RunStatus::Paused {
         return false;
     }
@@ -279,8 +305,9 @@ async fn time_out_callbacks(store: &dyn Store, run_id: &str, cp: &Checkpoint) ->
             outcome: CallbackOutcome::TimedOut,
         };
         match store.workflow_callback(run_id, callback).await {
+            Ok(_) => metrics.callback_timed_out("workflow"),
             // A conflict means the callback came first.
-            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(StoreError::Conflict(_)) => {}
             Err(e) => tracing::error!(run_id, error = %ErrorChain(&e), "timing out a workflow callback failed"),
         }
         timed_out = true;

@@ -212,16 +212,7 @@ mod tests {
 
     #[test]
     fn every_name_round_trips_and_serde_writes_the_same_text() {
-        let runs = [
-            RunStatus::Created,
-            RunStatus::Running,
-            RunStatus::WaitingApproval,
-            RunStatus::Paused,
-            RunStatus::Completed,
-            RunStatus::Failed,
-            RunStatus::Canceled,
-        ];
-        for s in runs {
+        for s in RunStatus::ALL {
             assert_eq!(s.as_str().parse::<RunStatus>(), Ok(s));
             assert_eq!(serde_json::to_value(s).ok(), Some(json!(s.as_str())));
         }

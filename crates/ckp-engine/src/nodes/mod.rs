@@ -130,10 +130,26 @@ impl Runner<'_> {
                     }
                 }
             }
-            let name = || payload([("node_name", node.name.clone().into())]);
             match &flow {
                 Flow::Next(_) | Flow::End(_) => {
-                    self.emit(ctx, "node_completed", Some(&node.id), None, name());
+                    // `node_type` and `duration_ms` (this execution's) feed metrics and the run's timeline.
+                    let ms = (self.effects.clock.now() - started).num_milliseconds().max(0);
+                    let mut done =
+                        json!({"node_name": node.name, "node_type": node.kind.type_name(), "duration_ms": ms});
+                    if !node.telemetry.custom_metrics.is_empty()
+                        && let Value::Object(m) = &mut done
+                    {
+                        let custom: Map<String, Value> = node
+                            .telemetry
+                            .custom_metrics
+                            .iter()
+                            .map(|(name, v)| {
+                                (name.clone(), v.clone().filter(Value::is_number).unwrap_or(Value::from(1)))
+                            })
+                            .collect();
+                        m.insert("custom_metrics".into(), Value::Object(custom));
+                    }
+                    self.emit(ctx, "node_completed", Some(&node.id), None, done);
                     if node.is_checkpoint {
                         self.emit(
                             ctx,
@@ -156,7 +172,15 @@ impl Runner<'_> {
                 }
                 Flow::Fail(e) => {
                     let text: String = e.message.chars().take(500).collect();
-                    self.emit(ctx, "node_error", Some(&node.id), None, json!({"error": text, "node_name": node.name}));
+                    let mut error = json!({"error": text, "node_name": node.name, "error_type": e.kind.as_str()});
+                    // The step that failed the node, with its action (metrics count failed steps by action).
+                    if let (Some(step_id), Kind::Sequence(seq), Value::Object(m)) = (&e.step_id, &node.kind, &mut error)
+                        && let Some(step) = seq.steps.iter().find(|s| &s.id == step_id)
+                    {
+                        m.insert("step_id".into(), Value::from(step_id.as_str()));
+                        m.insert("action".into(), Value::from(step.action_name.as_str()));
+                    }
+                    self.emit(ctx, "node_error", Some(&node.id), None, error);
                 }
                 Flow::Delegated(_) => {
                     self.mark_pause(ctx);

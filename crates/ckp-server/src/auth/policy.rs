@@ -64,6 +64,7 @@ use Role::{Admin, Approver, Manager, Operator, Viewer};
 pub const RULES: &[Rule] = &[
     rule("GET", "/api/health", "health.read", Public),
     rule("GET", "/api/openapi.json", "openapi.read", Public),
+    rule("GET", "/api/metrics", "metrics.read", Server(Viewer)),
     rule("GET", "/api/actions", "actions.read", Project(Viewer)),
     // Sign-in and identity.
     rule("POST", "/api/auth/login", "auth.login", Public),

@@ -96,6 +96,12 @@ pub async fn decide(
         payload: body.payload.unwrap_or_default(),
     };
     let row = state.store.decide_approval(&id, decision).await?;
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let wait = match (parse(&row.created_at), row.decided_at.as_deref().and_then(parse)) {
+        (Some(asked), Some(decided)) => (decided - asked).to_std().ok(),
+        _ => None,
+    };
+    state.metrics.approval_decided(row.status.as_str(), wait);
     Ok(Json((&row).into()))
 }
 

@@ -13,6 +13,16 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health { status: "ok".into(), leader: state.store.is_leader() })
 }
 
+/// Metrics in the Prometheus text format (version 0.0.4): LangOrch's `langorch_*` families and ckp's `ckp_*`
+/// ones (docs/observability.md lists them). Each process answers for itself; the leader adds the gauges read
+/// from the database (runs by status, queue, agents).
+#[utoipa::path(get, path = "/api/metrics", tag = "health",
+    responses((status = 200, description = "The Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let text = state.metrics.render(state.store.as_ref()).await;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}
+
 /// Actions by channel: `internal` (ckp's built-in actions, run in-process), per registered agent channel the
 /// capabilities of its agents, and, when MCP servers are configured, `mcp_servers`: per server its transport and
 /// its tools keyed by the action to write (`mcp:<server>/<tool>`, with description and input schema), or the

@@ -145,7 +145,9 @@ async fn start(state: &AppState, who: &Principal, s: Start) -> ApiResult<RunRow>
     }
     let origin = Origin { trigger_type: None, triggered_by: who.credential.is_some().then(|| who.identity.clone()) };
     let (meta, commit) = new_run(&p, inputs, project_id, s.case_id, origin, s.rerun_of);
-    Ok(state.store.create_run(meta, commit, true).await?)
+    let run = state.store.create_run(meta, commit, true).await?;
+    state.metrics.run_created(&run.procedure_id, None);
+    Ok(run)
 }
 
 /// Starts a run: the procedure must exist and be runnable (not deprecated or archived, effective), the inputs
@@ -504,7 +506,11 @@ pub async fn cancel(State(state): State<AppState>, who: Principal, Path(id): Pat
             }
         }
         match state.store.cancel_run(&id, "cancel_requested").await {
-            Ok(RunChange::Done) => return Ok(Json((&run(&state, &id).await?).into())),
+            Ok(RunChange::Done) => {
+                let r = run(&state, &id).await?;
+                state.metrics.run_canceled(&r.procedure_id);
+                return Ok(Json((&r).into()));
+            }
             Ok(RunChange::Executing) => {}
             // The worker stopped the run between our read and this request.
             Err(StoreError::Conflict(m)) if asked => {

@@ -61,8 +61,35 @@ pub async fn fire(state: &AppState, reg: &TriggerRow, cause: Cause) -> ApiResult
     fire_keyed(state, reg, cause, Keys::default()).await
 }
 
-/// [`fire`], with how long its keys dedupe and what it supersedes.
+/// [`fire`], with how long its keys dedupe and what it supersedes. Every outcome is counted
+/// (`ckp_trigger_fires_total`), a schedule's lag from its tick to its run's creation too.
 pub async fn fire_keyed(state: &AppState, reg: &TriggerRow, cause: Cause, keys: Keys) -> ApiResult<FireOutcome> {
+    let (kind, scheduled_at) = (cause.kind, cause.scheduled_at);
+    let outcome = start_keyed(state, reg, cause, keys).await;
+    let (name, lag) = match &outcome {
+        Ok(FireOutcome::Started(run)) => {
+            state.metrics.run_created(&run.procedure_id, Some(kind));
+            ("started", scheduled_at.and_then(|at| (Utc::now() - at).to_std().ok()))
+        }
+        Ok(o) => (outcome_name(o), None),
+        Err(_) => ("rejected", None),
+    };
+    state.metrics.trigger_fired(kind, name, lag);
+    outcome
+}
+
+/// The metric label of an outcome.
+fn outcome_name(o: &FireOutcome) -> &'static str {
+    match o {
+        FireOutcome::Started(_) => "started",
+        FireOutcome::Skipped => "skipped",
+        FireOutcome::Duplicate { .. } => "duplicate",
+        FireOutcome::Disabled => "disabled",
+        FireOutcome::Busy { .. } => "busy",
+    }
+}
+
+async fn start_keyed(state: &AppState, reg: &TriggerRow, cause: Cause, keys: Keys) -> ApiResult<FireOutcome> {
     let config = TriggerConfig::of(reg);
     let record = match config.follow_active {
         false => {
@@ -129,5 +156,18 @@ pub async fn skip_keyed(
         dedupe_until: keys.until_text(),
         retire: keys.retire,
     };
-    Ok(state.store.fire_trigger(fire).await?)
+    let outcome = state.store.fire_trigger(fire).await?;
+    state.metrics.trigger_fired(cause_kind(&reg.trigger_type), outcome_name(&outcome), None);
+    Ok(outcome)
+}
+
+/// The run's `trigger_type` for a registration's type (as [`Cause::kind`] names it).
+fn cause_kind(trigger_type: &str) -> &'static str {
+    match trigger_type {
+        "scheduled" => "schedule",
+        "webhook" => "webhook",
+        "event" => "event",
+        "file_watch" => "file_watch",
+        _ => "manual",
+    }
 }

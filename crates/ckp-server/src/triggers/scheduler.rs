@@ -78,7 +78,10 @@ async fn cancel_active(state: &AppState, reg: &TriggerRow) {
             continue;
         }
         match state.store.cancel_run(&run_id, "canceled_by_schedule").await {
-            Ok(_) => {
+            Ok(change) => {
+                if change == ckp_store::RunChange::Done {
+                    state.metrics.run_canceled(&reg.procedure_id);
+                }
                 state.engine.cancel(&run_id);
                 tracing::info!(procedure_id = %reg.procedure_id, run.id = %run_id,
                     "schedule tick canceled an earlier run (overlap cancel_other)");

@@ -12,6 +12,7 @@ mod endpoints;
 mod file_triggers;
 mod ldap;
 mod mcp;
+mod metrics;
 mod pricing;
 mod sso;
 mod support;

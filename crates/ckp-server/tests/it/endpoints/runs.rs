@@ -114,7 +114,8 @@ async fn events_run_from_run_created_to_run_completed_in_event_id_order() {
     assert_eq!(list.last().map(|e| &e["event_type"]), Some(&json!("run_completed")));
     assert!(list.iter().all(|e| e["run_id"] == run_id.as_str()));
     insta::assert_json_snapshot!("events", events, {
-        "[].event_id" => id(), "[].run_id" => id(), "[].created_at" => ts(), "[].payload.outputs.run_id" => id()
+        "[].event_id" => id(), "[].run_id" => id(), "[].created_at" => ts(), "[].payload.outputs.run_id" => id(),
+        "[].payload.duration_ms" => secs()
     });
     // `after` pages through the same list.
     let (_, tail) = server.call("GET", &format!("/api/runs/{run_id}/events?after={}", event_ids[2]), None).await;
