@@ -83,6 +83,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(routes::procedures::explain))
         .routes(routes!(routes::runs::create, routes::runs::list))
         .routes(routes!(routes::runs::metrics_summary))
+        .routes(routes!(routes::run_report::timeline))
+        .routes(routes!(routes::run_report::cost))
         .routes(routes!(routes::insights::stats))
         .routes(routes!(routes::insights::search))
         .routes(routes!(routes::runs::queue))

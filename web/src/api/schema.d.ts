@@ -843,6 +843,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/cost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * LLM tokens and cost of a run, in total, by node and model, and by model (subflow children are runs of their
+         *     own: ask for theirs).
+         */
+        get: operations["cost"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/diagnostics": {
         parameters: {
             query?: never;
@@ -910,6 +930,23 @@ export interface paths {
         };
         /** A run's events as they are committed, resuming after `Last-Event-ID`; ends after the terminal event. */
         get: operations["run_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Each node's start, end and duration, its retries, and the run's waits, from the run's events. */
+        get: operations["timeline"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1509,6 +1546,17 @@ export interface components {
             /** @description Why, for anything but a resumption. */
             message?: string | null;
         };
+        /** @description `GET /api/runs/{run_id}/cost`. */
+        Cost: {
+            /** @description Run id. */
+            run_id: string;
+            /** @description The whole run. */
+            total: components["schemas"]["Usage"];
+            /** @description By node and model, in the order first used. */
+            by_node: components["schemas"]["NodeCost"][];
+            /** @description By model, most expensive first. */
+            by_model: components["schemas"]["ModelCost"][];
+        };
         /** @description A project's LLM usage. */
         CostSummaryOut: {
             /** @description Project. */
@@ -1720,10 +1768,54 @@ export interface components {
             /** @description Whether the server requires credentials. */
             auth_enabled: boolean;
         };
+        /** @description A model's usage. */
+        ModelCost: components["schemas"]["Usage"] & {
+            /** @description Model. */
+            model: string;
+        };
         /** @description A new key: the only answer that holds the key. */
         NewKeyOut: components["schemas"]["ApiKeyOut"] & {
             /** @description The key: store it now, it is never shown again. */
             key: string;
+        };
+        /** @description A node's usage with one model. */
+        NodeCost: components["schemas"]["Usage"] & {
+            /** @description Node id. */
+            node_id: string;
+            /** @description Model. */
+            model: string;
+        };
+        /** @description One execution of a node. */
+        NodeSpan: {
+            /** @description Node id. */
+            node_id: string;
+            /** @description Node name, when it has one. */
+            node_name?: string | null;
+            /** @description CKP node type (known once the node ended). */
+            node_type?: string | null;
+            /** @description `completed`, `failed`, `waiting` (paused at an approval or a callback) or `running`. */
+            status: string;
+            /** @description When it started (UTC, RFC 3339). */
+            started_at: string;
+            /** @description When it ended, if it did. */
+            ended_at?: string | null;
+            /**
+             * Format: int64
+             * @description From start to end (or to now), waits included, in milliseconds.
+             */
+            elapsed_ms: number;
+            /**
+             * Format: int64
+             * @description Its last execution's own time (without the waits before it), in milliseconds, once it ended.
+             */
+            execution_ms?: number | null;
+            /**
+             * Format: int32
+             * @description Step retries inside it.
+             */
+            retries: number;
+            /** @description The error, when it failed. */
+            error?: string | null;
         };
         /**
          * @description What a schedule does with a tick while earlier runs of the trigger have not ended (queued, running, waiting
@@ -2085,6 +2177,33 @@ export interface components {
             /** @description Registrations after the sync. */
             synced: number;
         };
+        /** @description `GET /api/runs/{run_id}/timeline`. */
+        Timeline: {
+            /** @description Run id. */
+            run_id: string;
+            /** @description Run status. */
+            status: string;
+            /** @description Created. */
+            created_at: string;
+            /** @description First executed. */
+            started_at?: string | null;
+            /** @description Ended. */
+            ended_at?: string | null;
+            /**
+             * Format: int64
+             * @description From creation to end (or to now), in milliseconds.
+             */
+            elapsed_ms: number;
+            /** @description Node executions in the order they started (loop bodies and parallel branches included). */
+            nodes: components["schemas"]["NodeSpan"][];
+            /** @description Waits, in the order they started. */
+            waits: components["schemas"]["Wait"][];
+            /**
+             * Format: int32
+             * @description Step retries in the whole run.
+             */
+            retries: number;
+        };
         /** @description `POST /api/auth/token` (LangOrch's body; `secret` is ignored: the caller's admin credential is what counts). */
         TokenIn: {
             /** @description The username to sign in as. */
@@ -2298,6 +2417,29 @@ export interface components {
             /** @description Last change. */
             updated_at: string;
         };
+        /** @description LLM usage of a node with one model. */
+        Usage: {
+            /**
+             * Format: int64
+             * @description LLM calls.
+             */
+            calls: number;
+            /**
+             * Format: int64
+             * @description Prompt tokens.
+             */
+            prompt_tokens: number;
+            /**
+             * Format: int64
+             * @description Completion tokens.
+             */
+            completion_tokens: number;
+            /**
+             * Format: double
+             * @description Cost in US dollars (the server's price table).
+             */
+            cost_usd: number;
+        };
         /** @description `PUT /api/users/{user_id}` (LangOrch's `UserUpdate`). */
         UserChange: {
             /** @description Display name. */
@@ -2351,6 +2493,22 @@ export interface components {
             created_at: string;
             /** @description Last change. */
             updated_at: string;
+        };
+        /** @description A wait for something outside the run. */
+        Wait: {
+            /** @description `approval` or `workflow_callback`. */
+            kind: string;
+            /** @description The node that waits. */
+            node_id?: string | null;
+            /** @description From. */
+            started_at: string;
+            /** @description To, when it ended. */
+            ended_at?: string | null;
+            /**
+             * Format: int64
+             * @description Its length so far, in milliseconds.
+             */
+            elapsed_ms: number;
         };
     };
     responses: never;
@@ -6561,6 +6719,71 @@ export interface operations {
             };
         };
     };
+    cost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cost"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     diagnostics: {
         parameters: {
             query?: never;
@@ -6880,6 +7103,71 @@ export interface operations {
             };
             /** @description A query parameter is not valid (invalid_query) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    timeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Timeline"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

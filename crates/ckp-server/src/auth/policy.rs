@@ -100,6 +100,8 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/runs", "runs.create", Project(Operator)),
     rule("GET", "/api/runs", "runs.read", Project(Viewer)),
     rule("GET", "/api/runs/metrics/summary", "runs.read", Server(Viewer)),
+    rule("GET", "/api/runs/{run_id}/timeline", "runs.read", Project(Viewer)),
+    rule("GET", "/api/runs/{run_id}/cost", "runs.read", Project(Viewer)),
     rule("GET", "/api/runs/queue", "runs.read", Server(Viewer)),
     rule("GET", "/api/runs/stats", "runs.read", Project(Viewer)),
     rule("GET", "/api/search", "search.read", Project(Viewer)),

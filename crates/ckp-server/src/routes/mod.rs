@@ -10,6 +10,7 @@ pub mod insights;
 pub mod misc;
 pub mod procedures;
 pub mod registry;
+pub mod run_report;
 pub mod runs;
 pub mod secrets;
 pub mod sso;

@@ -14,6 +14,7 @@ mod ldap;
 mod mcp;
 mod metrics;
 mod pricing;
+mod run_report;
 mod sso;
 mod support;
 mod triggers;

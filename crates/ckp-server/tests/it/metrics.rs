@@ -80,7 +80,7 @@ fn regex_lite_names(text: &str) -> std::collections::BTreeSet<String> {
 
 fn failing_procedure(id: &str) -> Value {
     json!({"procedure_id": id, "version": "1.0.0", "status": "active", "workflow_graph": {"start_node": "parse", "nodes": {
-        "parse": {"type": "sequence", "steps": [{"step_id": "p", "action": "parse_json", "input": "{not json"}],
+        "parse": {"type": "sequence", "steps": [{"step_id": "p", "action": "parse_json", "source": "{not json"}],
                   "next_node": "done"},
         "done": {"type": "terminate", "status": "success"}
     }}})
