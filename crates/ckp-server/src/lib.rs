@@ -12,6 +12,7 @@ pub mod error;
 pub mod explain;
 pub mod listener;
 pub mod ports;
+pub mod retention;
 pub mod routes;
 pub mod serve;
 pub mod settings;

@@ -13,6 +13,7 @@ mod file_triggers;
 mod ldap;
 mod mcp;
 mod pricing;
+mod retention;
 mod sso;
 mod support;
 mod triggers;

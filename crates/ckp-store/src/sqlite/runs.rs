@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::queue::enqueue_in;
 use super::{SqliteStore, apply, events, parse_checkpoint};
 use crate::StoreError;
-use crate::codec::{now, string_list};
+use crate::codec::{now, shown_time, string_list};
 use crate::row::RowSource;
 use crate::status::{JobState, RunStatus};
 use crate::store::{
@@ -373,8 +373,15 @@ impl RunStore for SqliteStore {
         policy: &'a RetentionPolicy,
         limit: i64,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        let policy = policy.clone();
         Box::pin(async move {
+            // Stored times compare as text in their one format: the cut-offs are written the same way.
+            let shown = |t: &Option<String>| t.as_deref().map(shown_time).transpose();
+            let policy = RetentionPolicy {
+                completed_before: shown(&policy.completed_before)?,
+                failed_before: shown(&policy.failed_before)?,
+                canceled_before: shown(&policy.canceled_before)?,
+                max_runs: policy.max_runs,
+            };
             let deleted = self.write(move |tx| delete_expired_in(tx, &policy, limit)).await?;
             for id in &deleted {
                 self.publish(id);
