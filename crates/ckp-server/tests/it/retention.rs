@@ -55,9 +55,8 @@ async fn cleanup_history_never_deletes_a_run_waiting_at_an_approval() {
     assert_eq!(run_ids(&server).await, BTreeSet::from([waiting.clone()]));
     assert_eq!(cleanup(format!("before={before}")).await, 0, "the waiting run stays, however often asked");
     let approval = approval_of(&server, &waiting).await;
-    let (status, body) = server
-        .call("POST", &format!("/api/approvals/{approval}/decision"), Some(json!({"decision": "approve"})))
-        .await;
+    let (status, body) =
+        server.call("POST", &format!("/api/approvals/{approval}/decision"), Some(json!({"decision": "approve"}))).await;
     assert_eq!(status, 200, "its approval is still there to decide: {body}");
     server.wait_status(&waiting, &["completed"]).await;
     server.stop().await;
@@ -106,8 +105,7 @@ async fn a_retention_pass_under_load_deletes_exactly_what_the_policy_says() {
         canceled_before: None,
         max_runs: None,
     };
-    let expected: BTreeSet<String> =
-        done.iter().cloned().chain(failed[..2].iter().map(|(id, _)| id.clone())).collect();
+    let expected: BTreeSet<String> = done.iter().cloned().chain(failed[..2].iter().map(|(id, _)| id.clone())).collect();
     let before = run_ids(&server).await;
     assert_eq!(before.len(), 16);
     // Artifact folders of a deleted run and of a kept one.
