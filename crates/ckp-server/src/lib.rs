@@ -13,6 +13,7 @@ pub mod explain;
 pub mod listener;
 pub mod metrics;
 pub mod ports;
+pub mod retention;
 pub mod routes;
 pub mod serve;
 pub mod settings;

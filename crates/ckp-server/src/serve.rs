@@ -154,6 +154,7 @@ pub enum ServeError {
 pub struct Running {
     /// The address it listens on (the real port when the configuration said 0); None for a worker-only process.
     pub addr: Option<SocketAddr>,
+    store: Arc<dyn Store>,
     engine: Arc<Engine>,
     mcp: Arc<McpConnector>,
     shutdown: watch::Sender<bool>,
@@ -162,6 +163,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The store it serves (for tests and embedders that act on it beside the API).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// Stops accepting requests and claiming jobs; executions in hand commit at their next node boundary and are
     /// released to the queue (up to the grace period); then returns.
     pub async fn shutdown(mut self) {
@@ -321,6 +327,9 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         days: config.trigger_fires_retention_days,
     };
     tasks.spawn(crate::triggers::prune::run_prune(scheduler.clone(), retention, signal.clone()));
+    let runs_retention = crate::retention::Retention::from_config(config);
+    let artifacts = config.data_dir.join("artifacts");
+    tasks.spawn(crate::retention::run_retention(store.clone(), artifacts, runs_retention, signal.clone()));
     tasks.spawn(crate::triggers::scheduler::run_scheduler(scheduler, signal.clone()));
     let health = ckp_connectors::agents::HealthConfig {
         every: Duration::from_millis(config.agent_health_ms.max(10)),
@@ -359,7 +368,7 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         None => tracing::info!(addr = ?addr, database = %config.db_path().display(), workers = config.workers,
             max_connections, "ckp started"),
     }
-    Ok(Running { addr, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
+    Ok(Running { addr, store, engine, mcp, shutdown, tasks, grace: Duration::from_millis(config.shutdown_grace_ms) })
 }
 
 /// The event consumers' settings of `config`.

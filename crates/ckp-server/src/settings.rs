@@ -315,6 +315,24 @@ settings_group! {
         trigger_fires_retention_days: u64 = 90, {
             env: &["CKP_TRIGGER_FIRES_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
         } check positive;
+        /// Days a completed run is kept after it ended; then the leader deletes it with everything it owns
+        /// (events, step records, approvals, artifact rows and files, subflow children). 0: kept forever.
+        retention_completed_days: u64 = 30, { env: &["CKP_RETENTION_COMPLETED_DAYS"], value_name: "DAYS" };
+        /// Days a failed run is kept after it ended (longer: failures are investigated). 0: kept forever.
+        retention_failed_days: u64 = 90, { env: &["CKP_RETENTION_FAILED_DAYS"], value_name: "DAYS" };
+        /// Days a canceled run is kept after it ended. 0: kept forever.
+        retention_canceled_days: u64 = 30, { env: &["CKP_RETENTION_CANCELED_DAYS"], value_name: "DAYS" };
+        /// Most runs kept (top-level, any status): beyond it the oldest ended runs are deleted, whatever their
+        /// age. Runs that have not ended count but are never deleted. 0: no cap.
+        retention_max_runs: u64 = 0, { env: &["CKP_RETENTION_MAX_RUNS"], value_name: "N" };
+        /// Seconds between the leader's retention passes.
+        retention_interval_seconds: u64 = 300, {
+            env: &["CKP_RETENTION_INTERVAL_SECONDS"], value_name: "SECONDS", expected: "a positive integer",
+        } check positive;
+        /// Runs deleted per transaction by a retention pass (small batches keep the database's writer free).
+        retention_batch: i64 = 200, {
+            env: &["CKP_RETENTION_BATCH"], value_name: "N", expected: "a positive integer",
+        } check positive;
         /// Single sign-on with OpenID Connect: the provider's issuer URL (its discovery document is
         /// `{issuer}/.well-known/openid-configuration`). SSO is on when this and `oidc_client_id` are set.
         /// LangOrch's `SSO_AUTHORITY` is read as the issuer.

@@ -6,6 +6,7 @@
 
 mod auth;
 mod insights;
+mod retention;
 mod triggers;
 
 use std::sync::Arc;
@@ -36,6 +37,14 @@ pub const CHECKS: &[Check] = &[
     ("approvals_follow_the_run_and_one_decision_wins", |s| Box::pin(approvals_follow_the_run_and_one_decision_wins(s))),
     ("cancel_retry_delete", |s| Box::pin(cancel_retry_delete(s))),
     ("cleanup_dry_run_counts_what_cleanup_deletes", |s| Box::pin(cleanup_dry_run_counts_what_cleanup_deletes(s))),
+    ("retention_deletes_only_expired_terminal_runs", |s| {
+        Box::pin(retention::retention_deletes_only_expired_terminal_runs(s))
+    }),
+    ("retention_caps_the_run_count_with_the_oldest_terminal_runs", |s| {
+        Box::pin(retention::retention_caps_the_run_count_with_the_oldest_terminal_runs(s))
+    }),
+    ("cleanup_takes_terminal_runs_only", |s| Box::pin(retention::cleanup_takes_terminal_runs_only(s))),
+    ("incremental_vacuum_gives_free_pages_back", |s| Box::pin(retention::incremental_vacuum_gives_free_pages_back(s))),
     ("registry_tables", |s| Box::pin(registry_tables(s))),
     ("changes_are_announced_after_commit", |s| Box::pin(changes_are_announced_after_commit(s))),
     ("one_workflow_callback_resumes_a_paused_run", |s| Box::pin(one_workflow_callback_resumes_a_paused_run(s))),
@@ -403,6 +412,7 @@ async fn cancel_retry_delete(store: Arc<dyn Store>) {
     assert!(store.list_approvals(None, Some("c1".into()), None).await.expect("list").is_empty());
     assert!(matches!(store.delete_run("c1").await, Err(StoreError::NotFound(_))));
     create(&store, &p, "old", json!({})).await;
+    store.cancel_run("old", "test").await.expect("cancel");
     let cutoff = (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     assert_eq!(store.cleanup_runs(&cutoff, Some(RunStatus::Completed), false).await.expect("cleanup"), 0);
     assert_eq!(store.cleanup_runs(&cutoff, None, false).await.expect("cleanup"), 1);
@@ -415,13 +425,18 @@ async fn cleanup_dry_run_counts_what_cleanup_deletes(store: Arc<dyn Store>) {
     for id in ids {
         create(&store, &p, id, json!({})).await;
     }
-    // A worker holds one of them: neither the deletion nor its dry run takes a run being executed.
+    // A worker holds one of them; the others are canceled. Neither the deletion nor its dry run takes a run that
+    // has not ended.
     let job = store.claim("w", 10_000, Utc::now()).await.expect("claim").expect("queued");
+    for id in ids.iter().filter(|id| **id != job.run_id) {
+        assert_eq!(store.cancel_run(id, "test").await.expect("cancel"), RunChange::Done);
+    }
     let cutoff = (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let past = "2000-01-01T00:00:00.000000Z";
     let dry = async |before: &str, status| store.cleanup_runs(before, status, true).await.expect("dry run");
     assert_eq!(dry(&cutoff, None).await, 2);
-    assert_eq!(dry(&cutoff, Some(RunStatus::Created)).await, 2);
+    assert_eq!(dry(&cutoff, Some(RunStatus::Canceled)).await, 2);
+    assert_eq!(dry(&cutoff, Some(RunStatus::Created)).await, 0, "a run that has not ended is never taken");
     assert_eq!(dry(&cutoff, Some(RunStatus::Completed)).await, 0);
     assert_eq!(dry(past, None).await, 0);
     for id in ids {
@@ -433,7 +448,7 @@ async fn cleanup_dry_run_counts_what_cleanup_deletes(store: Arc<dyn Store>) {
     }
     assert_eq!(dry(&cutoff, None).await, 0);
     assert!(store.finish(job.job_id, "w").await.expect("finish"));
-    assert_eq!(dry(&cutoff, None).await, 1, "released, it is taken");
+    assert_eq!(dry(&cutoff, None).await, 0, "released but not ended, it stays");
     assert!(store.get_run(&job.run_id).await.expect("get").is_some());
 }
 

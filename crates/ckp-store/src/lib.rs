@@ -30,9 +30,9 @@ pub use store::{
     AgentHit, AgentRow, AgentUpdate, ApiKeyRow, ApprovalDecision, ApprovalRow, ApprovalStore, ArtifactRow, AuditFilter,
     AuditRow, AuthStore, BucketCounts, ClaimedJob, Claims, CostSummary, DECISION_PRIORITY, EventRow, GrantRow,
     InsightStore, Job, KeyAndOwner, LeaseRow, NewRun, ProcedureFilter, ProcedureHit, ProcedureRecord, ProcedureStats,
-    ProcedureStore, ProjectRow, QueueStats, QueueStore, QueuedJob, RegistryStore, RunChange, RunFilter, RunHit, RunRow,
-    RunStats, RunStore, SearchHits, SearchQuery, SecretRow, SecretStore, SecretUpdate, SessionRow, StatsQuery,
-    StatusPage, StepRow, Store, UserRow, UserUpdate,
+    ProcedureStore, ProjectRow, QueueStats, QueueStore, QueuedJob, RegistryStore, RetentionPolicy, RunChange,
+    RunFilter, RunHit, RunRow, RunStats, RunStore, SearchHits, SearchQuery, SecretRow, SecretStore, SecretUpdate,
+    SessionRow, SpaceReclaimed, StatsQuery, StatusPage, StepRow, Store, UserRow, UserUpdate,
 };
 pub use store::{
     FireOutcome, FireRow, PruneFires, TriggerFire, TriggerPut, TriggerRow, TriggerStore, TriggerSync, synced,

@@ -658,9 +658,11 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Deletes the runs created before `before` (and with `status`), with everything they own; runs being executed
-         *     are kept. With `dry_run=true`, `deleted_count` is how many the same call without it would delete now, and
-         *     nothing is deleted.
+         * Deletes the ended runs (completed, failed, canceled) created before `before` (and with `status`), with
+         *     everything they own and their subflow children. A run that has not ended (created, running, paused, waiting for
+         *     an approval) is never deleted, nor one whose job is queued or executing, nor one with a child that has not
+         *     ended. With `dry_run=true`, `deleted_count` is how many the same call without it would delete now, and nothing
+         *     is deleted.
          */
         delete: operations["cleanup"];
         options?: never;
@@ -5960,7 +5962,7 @@ export interface operations {
             query?: {
                 /** @description Delete runs created before this time (required). */
                 before?: string;
-                /** @description Only runs with this status. */
+                /** @description Only runs with this status (a status of a run that has not ended matches none). */
                 status?: string;
                 /** @description `true`: count the runs that would be deleted, and delete nothing. */
                 dry_run?: boolean;

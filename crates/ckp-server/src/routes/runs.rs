@@ -308,15 +308,17 @@ pub async fn queue(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 pub struct CleanupParams {
     /// Delete runs created before this time (required).
     pub before: Option<String>,
-    /// Only runs with this status.
+    /// Only runs with this status (a status of a run that has not ended matches none).
     pub status: Option<String>,
     /// `true`: count the runs that would be deleted, and delete nothing.
     pub dry_run: Option<bool>,
 }
 
-/// Deletes the runs created before `before` (and with `status`), with everything they own; runs being executed
-/// are kept. With `dry_run=true`, `deleted_count` is how many the same call without it would delete now, and
-/// nothing is deleted.
+/// Deletes the ended runs (completed, failed, canceled) created before `before` (and with `status`), with
+/// everything they own and their subflow children. A run that has not ended (created, running, paused, waiting for
+/// an approval) is never deleted, nor one whose job is queued or executing, nor one with a child that has not
+/// ended. With `dry_run=true`, `deleted_count` is how many the same call without it would delete now, and nothing
+/// is deleted.
 #[utoipa::path(delete, path = "/api/runs/cleanup/history", tag = "runs", params(CleanupParams),
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 pub async fn cleanup(State(state): State<AppState>, Query(q): Query<CleanupParams>) -> ApiResult<Json<Value>> {

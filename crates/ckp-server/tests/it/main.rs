@@ -14,6 +14,7 @@ mod ldap;
 mod mcp;
 mod metrics;
 mod pricing;
+mod retention;
 mod run_report;
 mod sso;
 mod support;

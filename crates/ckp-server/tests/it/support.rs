@@ -91,6 +91,11 @@ impl TestServer {
         self
     }
 
+    /// The store the server serves.
+    pub fn store(&self) -> std::sync::Arc<dyn ckp_store::Store> {
+        self.running.as_ref().expect("running").store().clone()
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

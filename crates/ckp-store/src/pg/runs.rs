@@ -13,8 +13,9 @@ use crate::StoreError;
 use crate::row::RowSource;
 use crate::status::{JobState, RunStatus};
 use crate::store::{
-    EventRow, NewRun, RUN_COLUMNS, RunChange, RunFilter, RunRow, RunStore, StatusPage, StepRow, cancel_refused,
-    canceled, count_of, list_run_columns, retried, retry_refused, run_not_found, run_row,
+    EventRow, LIVE_SQL, NewRun, RUN_COLUMNS, RetentionPolicy, RunChange, RunFilter, RunRow, RunStore, SpaceReclaimed,
+    StatusPage, StepRow, TERMINAL_SQL, cancel_refused, canceled, count_of, list_run_columns, retried, retry_refused,
+    run_not_found, run_row,
 };
 
 async fn get_run_in(c: &impl GenericClient, run_id: &str) -> Result<Option<RunRow>, StoreError> {
@@ -41,11 +42,46 @@ async fn is_executing(c: &impl GenericClient, run_id: &str) -> Result<bool, Stor
     Ok(state == Some(JobState::Running))
 }
 
-/// Deletes a run with its children (ids extending the parent's with `:`) and their jobs.
-async fn delete_in(tx: &Transaction<'_>, run_id: &str) -> Result<u64, StoreError> {
+/// Deletes a run with its children (ids extending the parent's with `:`) and their jobs; the ids deleted.
+async fn delete_in(tx: &Transaction<'_>, run_id: &str) -> Result<Vec<String>, StoreError> {
     let prefix = format!("{run_id}:");
     tx.execute("DELETE FROM run_jobs WHERE run_id = $1 OR starts_with(run_id, $2)", &[&run_id, &prefix]).await?;
-    Ok(tx.execute("DELETE FROM runs WHERE run_id = $1 OR starts_with(run_id, $2)", &[&run_id, &prefix]).await?)
+    // Children have a parent (an indexed column): only they are compared with the prefix.
+    let rows = tx
+        .query(
+            "DELETE FROM runs WHERE run_id = $1 OR (parent_run_id IS NOT NULL AND starts_with(run_id, $2))
+             RETURNING run_id",
+            &[&run_id, &prefix],
+        )
+        .await?;
+    rows.iter().map(|r| r.try_get(0).map_err(StoreError::from)).collect()
+}
+
+/// The conditions a top-level run `r` meets to be deleted by cleanup or retention: terminal, neither it nor a
+/// child queued or executing, no child still alive.
+fn removable() -> String {
+    format!(
+        "r.parent_run_id IS NULL AND r.status IN ({TERMINAL_SQL})
+         AND NOT EXISTS (SELECT 1 FROM run_jobs j WHERE j.state IN ('queued', 'running')
+             AND (j.run_id = r.run_id OR starts_with(j.run_id, r.run_id || ':')))
+         AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.status IN ({LIVE_SQL}) AND c.parent_run_id IS NOT NULL
+             AND starts_with(c.run_id, r.run_id || ':'))"
+    )
+}
+
+/// The ids selected by `sql` (locked, others' locked rows skipped) deleted with their children; pushed on
+/// `deleted`. The number of top-level runs deleted.
+async fn delete_selected(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    deleted: &mut Vec<String>,
+) -> Result<i64, StoreError> {
+    let ids: Vec<String> = tx.query(sql, params).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    for id in &ids {
+        deleted.extend(delete_in(tx, id).await?);
+    }
+    Ok(i64::try_from(ids.len()).unwrap_or(i64::MAX))
 }
 
 impl RunStore for PgStore {
@@ -259,10 +295,12 @@ impl RunStore for PgStore {
             let tx = c.transaction().await?;
             let ids: Vec<String> = tx
                 .query(
-                    "SELECT r.run_id FROM runs r LEFT JOIN run_jobs j ON j.run_id = r.run_id
-                     WHERE r.created_at < $1 AND ($2::text IS NULL OR r.status = $2) AND r.parent_run_id IS NULL
-                       AND (j.state IS NULL OR j.state != 'running')
-                     FOR UPDATE OF r SKIP LOCKED",
+                    &format!(
+                        "SELECT r.run_id FROM runs r
+                         WHERE r.created_at < $1 AND ($2::text IS NULL OR r.status = $2) AND {}
+                         FOR UPDATE OF r SKIP LOCKED",
+                        removable()
+                    ),
                     &[&before, &status.map(RunStatus::as_str)],
                 )
                 .await?
@@ -280,6 +318,56 @@ impl RunStore for PgStore {
             tx.commit().await?;
             Ok(ids.len())
         })
+    }
+
+    fn delete_expired_runs<'a>(
+        &'a self,
+        policy: &'a RetentionPolicy,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let cutoff = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
+            let (completed, failed, canceled) =
+                (cutoff(&policy.completed_before)?, cutoff(&policy.failed_before)?, cutoff(&policy.canceled_before)?);
+            let removable = removable();
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let mut deleted = Vec::new();
+            // Rows locked by another transaction (a retry, a decision) are skipped: the next pass sees them.
+            let expired = format!(
+                "SELECT r.run_id FROM runs r
+                 WHERE ((r.status = 'completed' AND r.ended_at < $1) OR (r.status = 'failed' AND r.ended_at < $2)
+                        OR (r.status = 'canceled' AND r.ended_at < $3))
+                   AND {removable}
+                 ORDER BY r.ended_at, r.run_id LIMIT $4 FOR UPDATE OF r SKIP LOCKED"
+            );
+            let limit = limit.max(0);
+            let taken = delete_selected(&tx, &expired, &[&completed, &failed, &canceled, &limit], &mut deleted).await?;
+            let room = limit - taken;
+            if let Some(max) = policy.max_runs
+                && room > 0
+            {
+                let count: i64 =
+                    tx.query_one("SELECT count(*) FROM runs WHERE parent_run_id IS NULL", &[]).await?.try_get(0)?;
+                let over = (count - max).min(room);
+                if over > 0 {
+                    let oldest = format!(
+                        "SELECT r.run_id FROM runs r WHERE {removable}
+                         ORDER BY r.created_at, r.run_id LIMIT $1 FOR UPDATE OF r SKIP LOCKED"
+                    );
+                    delete_selected(&tx, &oldest, &[&over], &mut deleted).await?;
+                }
+            }
+            tx.commit().await?;
+            for id in &deleted {
+                self.publish(id);
+            }
+            Ok(deleted)
+        })
+    }
+
+    fn reclaim_space(&self, _max_pages: i64) -> BoxFuture<'_, Result<SpaceReclaimed, StoreError>> {
+        Box::pin(async { Ok(SpaceReclaimed::default()) })
     }
 
     fn step_rows<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<Vec<StepRow>, StoreError>> {

@@ -416,6 +416,9 @@ impl SqliteStore {
         let lock = lock::lock(&path)?;
         create_private(&path)?;
         let mut conn = Connection::open(&path)?;
+        // Free pages can be given back after deletions (retention): this takes effect on a new database only,
+        // before its first table; an older one keeps its mode until a VACUUM (docs/operations.md).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         configure(&conn, &options)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();

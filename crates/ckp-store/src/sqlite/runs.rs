@@ -10,12 +10,13 @@ use serde_json::Value;
 use super::queue::enqueue_in;
 use super::{SqliteStore, apply, events, parse_checkpoint};
 use crate::StoreError;
-use crate::codec::{now, string_list};
+use crate::codec::{now, shown_time, string_list};
 use crate::row::RowSource;
 use crate::status::{JobState, RunStatus};
 use crate::store::{
-    EventRow, NewRun, RUN_COLUMNS, RunChange, RunFilter, RunRow, RunStore, StatusPage, StepRow, cancel_refused,
-    canceled, list_run_columns, retried, retry_refused, run_not_found, run_row,
+    EventRow, LIVE_SQL, NewRun, RUN_COLUMNS, RetentionPolicy, RunChange, RunFilter, RunRow, RunStore, SpaceReclaimed,
+    StatusPage, StepRow, TERMINAL_SQL, cancel_refused, canceled, list_run_columns, retried, retry_refused,
+    run_not_found, run_row,
 };
 
 pub(crate) fn get_run_in(c: &rusqlite::Connection, run_id: &str) -> Result<Option<RunRow>, rusqlite::Error> {
@@ -47,13 +48,89 @@ fn status_of(c: &rusqlite::Connection, run_id: &str) -> Result<Option<RunStatus>
         .optional()
 }
 
-/// Deletes a run with its children (subflow child ids extend the parent's id with `:`) and their jobs.
+/// Deletes a run with its children (subflow child ids extend the parent's id with `:`) and their jobs. The
+/// children are the ids from `{run_id}:` (included) to `{run_id};` (excluded): in SQLite's binary order exactly
+/// those starting with `{run_id}:`, found through the primary key's index.
 fn delete_in(tx: &rusqlite::Transaction<'_>, run_id: &str) -> Result<usize, rusqlite::Error> {
-    let prefix = format!("{run_id}:");
-    tx.prepare_cached("DELETE FROM run_jobs WHERE run_id = ?1 OR substr(run_id, 1, length(?2)) = ?2")?
-        .execute(params![run_id, prefix])?;
-    tx.prepare_cached("DELETE FROM runs WHERE run_id = ?1 OR substr(run_id, 1, length(?2)) = ?2")?
-        .execute(params![run_id, prefix])
+    let (from, to) = (format!("{run_id}:"), format!("{run_id};"));
+    tx.prepare_cached("DELETE FROM run_jobs WHERE run_id = ?1 OR (run_id >= ?2 AND run_id < ?3)")?
+        .execute(params![run_id, from, to])?;
+    tx.prepare_cached("DELETE FROM runs WHERE run_id = ?1 OR (run_id >= ?2 AND run_id < ?3)")?
+        .execute(params![run_id, from, to])
+}
+
+/// The ids of a run's subflow children (see [`delete_in`]).
+fn children_of(tx: &rusqlite::Connection, run_id: &str) -> Result<Vec<String>, rusqlite::Error> {
+    tx.prepare_cached("SELECT run_id FROM runs WHERE run_id >= ?1 AND run_id < ?2")?
+        .query_map(params![format!("{run_id}:"), format!("{run_id};")], |r| r.get(0))?
+        .collect()
+}
+
+/// The conditions a top-level run `r` meets to be deleted by cleanup or retention: terminal, neither it nor a
+/// child queued or executing, no child still alive.
+fn removable() -> String {
+    format!(
+        "r.parent_run_id IS NULL AND r.status IN ({TERMINAL_SQL})
+         AND NOT EXISTS (SELECT 1 FROM run_jobs j WHERE j.state IN ('queued', 'running')
+             AND (j.run_id = r.run_id OR (j.run_id >= r.run_id || ':' AND j.run_id < r.run_id || ';')))
+         AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.status IN ({LIVE_SQL})
+             AND c.run_id >= r.run_id || ':' AND c.run_id < r.run_id || ';')"
+    )
+}
+
+/// One retention batch inside `tx` (see [`RunStore::delete_expired_runs`]): the ids deleted.
+fn delete_expired_in(
+    tx: &rusqlite::Transaction<'_>,
+    policy: &RetentionPolicy,
+    limit: i64,
+) -> Result<Vec<String>, rusqlite::Error> {
+    let removable = removable();
+    let ids: Vec<String> = tx
+        .prepare_cached(&format!(
+            "SELECT r.run_id FROM runs r
+             WHERE ((r.status = 'completed' AND r.ended_at < ?1) OR (r.status = 'failed' AND r.ended_at < ?2)
+                    OR (r.status = 'canceled' AND r.ended_at < ?3))
+               AND {removable}
+             ORDER BY r.ended_at, r.run_id LIMIT ?4"
+        ))?
+        .query_map(params![policy.completed_before, policy.failed_before, policy.canceled_before, limit.max(0)], |r| {
+            r.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut deleted = Vec::with_capacity(ids.len());
+    delete_all(tx, &ids, &mut deleted)?;
+    let room = limit - i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    if let Some(max) = policy.max_runs
+        && room > 0
+    {
+        let count: i64 =
+            tx.prepare_cached("SELECT count(*) FROM runs WHERE parent_run_id IS NULL")?.query_row([], |r| r.get(0))?;
+        let over = (count - max).min(room);
+        if over > 0 {
+            let oldest: Vec<String> = tx
+                .prepare_cached(&format!(
+                    "SELECT r.run_id FROM runs r WHERE {removable} ORDER BY r.created_at, r.run_id LIMIT ?1"
+                ))?
+                .query_map(params![over], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            delete_all(tx, &oldest, &mut deleted)?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes `ids` with their children; their ids and their children's are pushed on `deleted`.
+fn delete_all(
+    tx: &rusqlite::Transaction<'_>,
+    ids: &[String],
+    deleted: &mut Vec<String>,
+) -> Result<(), rusqlite::Error> {
+    for id in ids {
+        deleted.push(id.clone());
+        deleted.extend(children_of(tx, id)?);
+        delete_in(tx, id)?;
+    }
+    Ok(())
 }
 
 /// Creates a run inside `tx`: its first commit, its API columns and, when `queue`, its job; the run as stored.
@@ -274,11 +351,11 @@ impl RunStore for SqliteStore {
         let before = before.to_owned();
         Box::pin(self.write(move |tx| {
             let ids: Vec<String> = tx
-                .prepare_cached(
-                    "SELECT r.run_id FROM runs r LEFT JOIN run_jobs j ON j.run_id = r.run_id
-                     WHERE r.created_at < ?1 AND (?2 IS NULL OR r.status = ?2) AND r.parent_run_id IS NULL
-                       AND (j.state IS NULL OR j.state != 'running')",
-                )?
+                .prepare_cached(&format!(
+                    "SELECT r.run_id FROM runs r
+                     WHERE r.created_at < ?1 AND (?2 IS NULL OR r.status = ?2) AND {}",
+                    removable()
+                ))?
                 .query_map(params![before, status.map(RunStatus::as_str)], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             if dry_run {
@@ -288,6 +365,44 @@ impl RunStore for SqliteStore {
                 delete_in(tx, id)?;
             }
             Ok(ids.len())
+        }))
+    }
+
+    fn delete_expired_runs<'a>(
+        &'a self,
+        policy: &'a RetentionPolicy,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            // Stored times compare as text in their one format: the cut-offs are written the same way.
+            let shown = |t: &Option<String>| t.as_deref().map(shown_time).transpose();
+            let policy = RetentionPolicy {
+                completed_before: shown(&policy.completed_before)?,
+                failed_before: shown(&policy.failed_before)?,
+                canceled_before: shown(&policy.canceled_before)?,
+                max_runs: policy.max_runs,
+            };
+            let deleted = self.write(move |tx| delete_expired_in(tx, &policy, limit)).await?;
+            for id in &deleted {
+                self.publish(id);
+            }
+            Ok(deleted)
+        })
+    }
+
+    fn reclaim_space(&self, max_pages: i64) -> BoxFuture<'_, Result<SpaceReclaimed, StoreError>> {
+        Box::pin(self.write(move |tx| {
+            // 2: incremental (0 none, 1 full).
+            let mode: i64 = tx.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+            let free = |tx: &rusqlite::Transaction<'_>| tx.pragma_query_value(None, "freelist_count", |r| r.get(0));
+            let free_before: i64 = free(tx)?;
+            if mode == 2 && free_before > 0 && max_pages > 0 {
+                // Each answer row is a page given back; they must all be stepped through.
+                let mut stmt = tx.prepare(&format!("PRAGMA incremental_vacuum({max_pages})"))?;
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+            }
+            Ok(SpaceReclaimed { enabled: mode == 2, free_before, free_after: free(tx)? })
         }))
     }
 

@@ -47,9 +47,12 @@ pub(crate) use registry::{
     cost_summary, lease_row, project_in_use, project_not_found, project_row,
 };
 pub use registry::{AgentRow, AgentUpdate, ArtifactRow, CostSummary, LeaseRow, ProjectRow, RegistryStore};
-pub use runs::{EventRow, NewRun, RunChange, RunFilter, RunRow, RunStore, StatusPage, StepRow};
+pub use runs::{
+    EventRow, NewRun, RetentionPolicy, RunChange, RunFilter, RunRow, RunStore, SpaceReclaimed, StatusPage, StepRow,
+};
 pub(crate) use runs::{
-    RUN_COLUMNS, cancel_refused, canceled, list_run_columns, retried, retry_refused, run_not_found, run_row,
+    LIVE_SQL, RUN_COLUMNS, TERMINAL_SQL, cancel_refused, canceled, list_run_columns, retried, retry_refused,
+    run_not_found, run_row,
 };
 pub(crate) use secrets::{SECRET_COLUMNS, duplicate_secret, secret_not_found, secret_row};
 pub use secrets::{SecretRow, SecretStore, SecretUpdate};
