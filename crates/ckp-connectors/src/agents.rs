@@ -421,10 +421,14 @@ pub(crate) fn execute_request(
 ) -> reqwest::RequestBuilder {
     let body = json!({"action": req.action, "params": params, "run_id": req.run_id,
                       "node_id": req.node_id, "step_id": req.step_id});
-    run_headers(client.post(url), &req.run_id, &req.node_id)
+    let builder = run_headers(client.post(url), &req.run_id, &req.node_id)
         .header("X-Step-ID", &req.step_id)
-        .header("Idempotency-Key", &req.idempotency_key)
-        .json(&body)
+        .header("Idempotency-Key", &req.idempotency_key);
+    match &req.traceparent {
+        Some(tp) => builder.header("traceparent", tp),
+        None => builder,
+    }
+    .json(&body)
 }
 
 /// Agents given as a fixed list of `(channel, base_url)` (`ckp run --agent web=http://...`): no registry,

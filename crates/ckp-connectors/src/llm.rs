@@ -122,6 +122,9 @@ impl OpenAiLlm {
             for (k, v) in &self.config.headers {
                 builder = builder.header(k.as_str(), v.as_str());
             }
+            if let Some(tp) = &req.traceparent {
+                builder = builder.header("traceparent", tp);
+            }
             let resp = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {

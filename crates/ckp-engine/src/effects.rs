@@ -39,6 +39,9 @@ pub struct AgentRequest {
     pub timeout: Option<Duration>,
     /// How to dispatch when the agent's capability for the action is of type `workflow` (langorch.md B §5.14).
     pub workflow: WorkflowDispatch,
+    /// W3C `traceparent` to send with the call, when the run is traced ([`TraceContext`]).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 /// What a workflow-type capability needs beside an ordinary call.
@@ -154,6 +157,9 @@ pub struct LlmRequest {
     pub run_id: String,
     /// Node id.
     pub node_id: String,
+    /// W3C `traceparent` to send with the call, when the run is traced ([`TraceContext`]).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 /// An attachment's content.
@@ -216,6 +222,14 @@ pub trait Mcp: Send + Sync {
         let _ = req;
         None
     }
+}
+
+/// W3C trace context for the calls a run makes (agents, LLMs, MCP servers), given by the server when it exports
+/// traces. Asked after the call's intent is committed, so the span of its step (or LLM node) is known.
+pub trait TraceContext: Send + Sync + std::fmt::Debug {
+    /// The `traceparent` header for a call of `run_id` at `node_id` and `step_id` (empty for an LLM node), if the
+    /// run is traced.
+    fn traceparent(&self, run_id: &str, node_id: &str, step_id: &str) -> Option<String>;
 }
 
 /// Which run asks for a secret, and the provider configuration its procedure declares.

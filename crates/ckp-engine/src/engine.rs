@@ -54,6 +54,8 @@ pub struct EngineConfig {
     /// (`agent_wait_ms`; 0 fails the step at once). The wait is a durable timer that looks again every 2 s: no
     /// worker is held meanwhile.
     pub agent_wait_ms: u64,
+    /// Trace context for outbound calls (None: runs are not traced, nothing is asked).
+    pub trace: Option<Arc<dyn crate::effects::TraceContext>>,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +74,7 @@ impl Default for EngineConfig {
             prices: Arc::new(crate::pricing::PriceTable::default()),
             artifacts_dir: None,
             agent_wait_ms: 60_000,
+            trace: None,
         }
     }
 }

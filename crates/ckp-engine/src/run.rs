@@ -235,6 +235,11 @@ impl Runner<'_> {
         self.p.config.max_node_entries.map_or(self.config.max_node_entries, |n| n.min(self.config.max_node_entries))
     }
 
+    /// The `traceparent` for a call this run makes at `node_id`/`step_id`, when the server traces runs.
+    pub fn traceparent(&self, node_id: &str, step_id: &str) -> Option<String> {
+        self.config.trace.as_ref().and_then(|t| t.traceparent(&self.run_id, node_id, step_id))
+    }
+
     pub fn step_record(&self, key: &str) -> Option<StepRecord> {
         self.core().steps.get(key).cloned()
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod explain;
 pub mod listener;
 pub mod metrics;
+pub mod otel;
 pub mod ports;
 pub mod retention;
 pub mod routes;

@@ -185,6 +185,24 @@ impl Running {
     }
 }
 
+/// Where traces go, when configured: the traces URL, else the base URL + `/v1/traces`.
+fn otlp_config(config: &ServeConfig, owner: &str) -> Option<crate::otel::OtlpConfig> {
+    let url = match (&config.otel_exporter_otlp_traces_endpoint, &config.otel_exporter_otlp_endpoint) {
+        (Some(url), _) => url.trim().to_owned(),
+        (None, Some(base)) => format!("{}/v1/traces", base.trim().trim_end_matches('/')),
+        (None, None) => return None,
+    };
+    let headers = ckp_connectors::settings::exposed(&config.otel_exporter_otlp_headers)
+        .map(crate::otel::parse_headers)
+        .unwrap_or_default();
+    Some(crate::otel::OtlpConfig {
+        url,
+        headers,
+        service: config.otel_service_name.clone(),
+        instance: owner.to_owned(),
+    })
+}
+
 /// Opens the store, starts the workers and the HTTP server (with the web console this binary carries).
 pub async fn start(config: &ServeConfig) -> Result<Running, ServeError> {
     start_with_console(config, crate::console::Console::built()).await
@@ -236,10 +254,20 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     let (secrets, mcp) = (built.secrets, built.mcp);
     let catalog = Arc::new(Catalog::new(store.clone()).with_mcp(mcp.clone()).with_limits(config.procedure_limits()));
     let metrics = Arc::new(crate::metrics::Metrics::new(owner));
-    let journal = Arc::new(crate::metrics::journal::Metered::new(store.clone(), metrics.clone()));
+    let (tracer, spans) = match otlp_config(config, owner) {
+        Some(otlp) => {
+            let (tracer, spans) = crate::otel::Tracer::new();
+            tracing::info!(url = %otlp.url, "traces are exported over OTLP");
+            (Some(tracer), Some((otlp, spans)))
+        }
+        None => (None, None),
+    };
+    let journal =
+        Arc::new(crate::metrics::journal::Metered::new(store.clone(), metrics.clone()).with_tracer(tracer.clone()));
     let engine =
         Arc::new(Engine::new(journal, built.effects).with_procedures(catalog.clone()).with_config(EngineConfig {
             artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(),
+            trace: tracer.clone().map(|t| t as Arc<dyn ckp_engine::effects::TraceContext>),
             ..built.engine
         }));
     let (shutdown, signal) = watch::channel(false);
@@ -305,6 +333,7 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
             workers: config.workers,
             lease_ms: config.lease_ms,
             metrics: metrics.clone(),
+            tracer: tracer.clone(),
             ..WorkerConfig::new(owner)
         };
         tasks.spawn(run_workers(store.clone(), engine.clone(), catalog.clone(), wc, signal.clone()));
@@ -312,6 +341,9 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
     tasks.spawn(purge_audit(store.clone(), config.audit_retention_days, signal.clone()));
+    if let Some((otlp, spans)) = spans {
+        tasks.spawn(crate::otel::run_exporter(otlp, spans, signal.clone()));
+    }
     if let Some(url) = &config.metrics_push_url {
         let push = crate::metrics::push::Push {
             url: url.trim().to_owned(),

@@ -286,6 +286,28 @@ settings_group! {
         audit_retention_days: u64 = 365, {
             env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
         } check positive;
+        /// OpenTelemetry traces: the OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is appended). Traces
+        /// are off unless this or `otel_exporter_otlp_traces_endpoint` is set. The standard
+        /// `OTEL_EXPORTER_OTLP_ENDPOINT` and LangOrch's `OTLP_ENDPOINT` are read too.
+        otel_exporter_otlp_endpoint: Option<String> = None, {
+            env: &["CKP_OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP_ENDPOINT"], value_name: "URL",
+            expected: "an http(s) URL",
+        } check http_url;
+        /// The full OTLP/HTTP traces URL, used as it is (over `otel_exporter_otlp_endpoint`). The standard
+        /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is read too.
+        otel_exporter_otlp_traces_endpoint: Option<String> = None, {
+            env: &["CKP_OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], value_name: "URL",
+            expected: "an http(s) URL",
+        } check http_url;
+        /// Headers sent with each trace export, as `key=value,key2=value2` (values percent-encoded), for a
+        /// collector's credentials. The standard `OTEL_EXPORTER_OTLP_HEADERS` is read too.
+        otel_exporter_otlp_headers: Option<Secret<String>> = None, {
+            env: &["CKP_OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"],
+        };
+        /// The traces' `service.name`. The standard `OTEL_SERVICE_NAME` is read too.
+        otel_service_name: String = "ckp".into(), {
+            env: &["CKP_OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME"], value_name: "NAME",
+        };
         /// Push gateway base URL (`http://host:9091`): when set, every process PUTs its metrics to
         /// `{url}/metrics/job/{metrics_push_job}/instance/{process id}` every `metrics_push_interval_ms` (its own
         /// grouping key, so processes never overwrite each other). LangOrch's `METRICS_PUSH_URL` is read too.

@@ -35,6 +35,8 @@ pub struct WorkerConfig {
     pub error_backoff: Duration,
     /// Where claims and executions are counted.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Traces each execution as a run segment (None: tracing is off).
+    pub tracer: Option<Arc<crate::otel::Tracer>>,
 }
 
 impl WorkerConfig {
@@ -47,6 +49,7 @@ impl WorkerConfig {
             idle_wait: Duration::from_secs(1),
             error_backoff: Duration::from_secs(1),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            tracer: None,
         }
     }
 }
@@ -159,7 +162,7 @@ async fn execute(
     let ClaimedJob { job, stored, .. } = claimed;
     let _busy = config.metrics.execution_started();
     // Every line logged while the run executes (engine, connectors) carries the run and the job.
-    let span = tracing::info_span!("run", run_id = %job.run_id, job_id = job.job_id);
+    let span = tracing::info_span!("run", run_id = %job.run_id, job_id = job.job_id, trace_id = tracing::field::Empty);
     // Whether the run was already settled (ended, or waiting with nothing due) when claimed: then the engine
     // commits nothing and the worker must release the job itself.
     let execution = async {
@@ -170,6 +173,12 @@ async fn execute(
         match loaded {
             Ok(Some(stored)) => {
                 let cp = &stored.checkpoint;
+                if let Some(tracer) = &config.tracer {
+                    begin_segment(store.as_ref(), tracer, &job.run_id, cp).await;
+                    if let Some(trace_id) = tracer.trace_id(&job.run_id) {
+                        tracing::Span::current().record("trace_id", trace_id.as_str());
+                    }
+                }
                 let now = Utc::now();
                 let settled = cp.status.is_terminal()
                     || (cp.status == RunStatus::WaitingApproval
@@ -216,14 +225,18 @@ async fn execute(
         }
     };
     engine.forget_cancel(&job.run_id);
-    config.metrics.execution_ended(match &outcome {
+    let ended = match &outcome {
         Ok(RunOutcome::Completed { .. }) => "completed",
         Ok(RunOutcome::Failed { .. }) => "failed",
         Ok(RunOutcome::Cancelled) => "canceled",
         Ok(RunOutcome::Sleeping { .. }) => "sleeping",
         Ok(_) => "waiting",
         Err(_) => "error",
-    });
+    };
+    config.metrics.execution_ended(ended);
+    if let Some(tracer) = &config.tracer {
+        tracer.end(&job.run_id, ended);
+    }
     // A cancel asked while the run was executing is recorded for the worker; one that arrived after the engine
     // stopped checking is applied here, once the job is released (below), so it is not left until the run's
     // next wake-up.
@@ -265,6 +278,20 @@ async fn execute(
             config.metrics.run_canceled(&run.procedure_id);
         }
     }
+}
+
+/// Opens the trace segment of an execution: the run's first joins the trace its creator sent (`traceparent` in
+/// `run_created`), a later one links to the first.
+async fn begin_segment(store: &dyn Store, tracer: &crate::otel::Tracer, run_id: &str, cp: &Checkpoint) {
+    let created_with = match store.events_after(run_id, 0, 1).await {
+        Ok(events) => events
+            .first()
+            .and_then(|e| e.payload.as_deref())
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|p| p.get("traceparent").and_then(|t| t.as_str()).and_then(crate::otel::Context::parse)),
+        Err(_) => None,
+    };
+    tracer.begin(run_id, &cp.procedure_id, &cp.procedure_version, !cp.started, created_with);
 }
 
 /// Applies expiry to the run's due approvals (A.2.8) through the store's guarded decision, so an expiry and a

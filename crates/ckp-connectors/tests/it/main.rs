@@ -30,5 +30,6 @@ fn agent_request(channel: &str, action: &str, params: Value, step_id: &str) -> A
             context: Value::Null,
             allow_async: false,
         },
+        traceparent: None,
     }
 }

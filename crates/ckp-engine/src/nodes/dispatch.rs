@@ -482,6 +482,7 @@ impl Runner<'_> {
                 idempotency_key: idempotency_key.to_owned(),
                 timeout,
                 workflow,
+                traceparent: self.traceparent(&node.id, &step.id),
             };
             if let Some(agents) = &self.effects.agents {
                 match agents.dispatch(req.clone()).await {

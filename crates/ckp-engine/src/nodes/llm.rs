@@ -64,6 +64,7 @@ impl Runner<'_> {
             attachments,
             run_id: self.run_id.clone(),
             node_id: node.id.clone(),
+            traceparent: None,
         };
         let defaults = self.p.config.retry;
         let max_retries = l.retry.and_then(|r| r.max_retries).or(defaults.max_retries).unwrap_or(3);
@@ -180,7 +181,11 @@ impl Runner<'_> {
             None => None,
         };
         let result = match &self.effects.llm {
-            Some(llm) => llm.complete(request.clone()).await,
+            Some(llm) => {
+                // Asked now: the intent's commit made the node's span known.
+                let traceparent = self.traceparent(&request.node_id, "");
+                llm.complete(LlmRequest { traceparent, ..request.clone() }).await
+            }
             None => Err(StepError::new(
                 ErrorKind::LlmError,
                 "no LLM is configured; set one up (see the README) to run llm_action nodes",

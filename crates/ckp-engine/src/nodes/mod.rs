@@ -57,7 +57,13 @@ impl Runner<'_> {
                     kind: ErrorKind::InternalError,
                 }));
             }
-            self.emit(ctx, "node_started", Some(&node.id), None, payload([("node_name", node.name.clone().into())]));
+            self.emit(
+                ctx,
+                "node_started",
+                Some(&node.id),
+                None,
+                payload([("node_name", node.name.clone().into()), ("node_type", node.kind.type_name().into())]),
+            );
             let started = self.effects.clock.now();
             if let (Some(rate), Kind::Sequence(_) | Kind::Llm(_) | Kind::Loop(_) | Kind::Parallel(_) | Kind::Subflow(_)) =
                 (self.p.config.rate_limit, &node.kind)

@@ -18,12 +18,19 @@ use super::Metrics;
 pub struct Metered {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    tracer: Option<Arc<crate::otel::Tracer>>,
 }
 
 impl Metered {
     /// Meters `store`'s commits into `metrics`.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        Metered { store, metrics }
+        Metered { store, metrics, tracer: None }
+    }
+
+    /// Also hands each successful commit's events to `tracer` (spans are built from them).
+    pub fn with_tracer(mut self, tracer: Option<Arc<crate::otel::Tracer>>) -> Self {
+        self.tracer = tracer;
+        self
     }
 }
 
@@ -38,7 +45,9 @@ impl Journal for Metered {
         for e in &commit.events {
             Seen::collect(e, started_at, &mut seen);
         }
-        let procedure = (!seen.is_empty()).then(|| commit.checkpoint.procedure_id.clone());
+        let procedure = (!seen.is_empty() || self.tracer.is_some()).then(|| commit.checkpoint.procedure_id.clone());
+        // Only when tracing: the spans need the events themselves after the store took them.
+        let traced = self.tracer.as_ref().map(|t| (t.clone(), run_id.to_owned(), commit.events.clone()));
         let write = self.store.commit(run_id, commit);
         Box::pin(async move {
             let t = Instant::now();
@@ -46,6 +55,9 @@ impl Journal for Metered {
             self.metrics.committed(t.elapsed(), result.is_ok());
             if let (Ok(()), Some(procedure)) = (&result, procedure) {
                 self.metrics.observe(&procedure, &seen);
+                if let Some((tracer, run_id, events)) = traced {
+                    tracer.committed(&run_id, &procedure, &events);
+                }
             }
             result
         })

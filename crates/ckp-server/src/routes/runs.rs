@@ -80,6 +80,9 @@ pub(crate) struct Origin {
     pub trigger_type: Option<String>,
     /// Who or what.
     pub triggered_by: Option<String>,
+    /// The W3C trace context of the request that created it (kept in `run_created`: the run's first trace
+    /// joins it).
+    pub traceparent: Option<crate::otel::Context>,
 }
 
 /// A new run of `p` with checked `inputs`: its columns and its first commit (`run_created`), for the store to
@@ -94,7 +97,12 @@ pub(crate) fn new_run(
 ) -> (NewRun, Commit) {
     // Time-ordered (UUIDv7): new runs land at the end of every index keyed by run id instead of at random pages.
     let run_id = uuid::Uuid::now_v7().to_string();
-    let commit = first_commit(p, &run_id, &inputs, EngineOrigin::Top, Utc::now());
+    let mut commit = first_commit(p, &run_id, &inputs, EngineOrigin::Top, Utc::now());
+    if let (Some(tp), Some(Value::Object(payload))) =
+        (origin.traceparent, commit.events.first_mut().map(|e| &mut e.payload))
+    {
+        payload.insert("traceparent".into(), Value::from(tp.header()));
+    }
     let meta = NewRun {
         run_id,
         input_vars: (!inputs.is_empty()).then(|| Value::Object(inputs)),
@@ -118,6 +126,8 @@ struct Start {
     project_id: Option<String>,
     case_id: Option<String>,
     rerun_of: Option<String>,
+    /// The caller's W3C trace context.
+    traceparent: Option<crate::otel::Context>,
 }
 
 /// Starts a run, the one path of run creation through the API: the procedure must exist and be runnable (not
@@ -143,7 +153,11 @@ async fn start(state: &AppState, who: &Principal, s: Start) -> ApiResult<RunRow>
     {
         return Err(ApiError::not_found("Project"));
     }
-    let origin = Origin { trigger_type: None, triggered_by: who.credential.is_some().then(|| who.identity.clone()) };
+    let origin = Origin {
+        trigger_type: None,
+        triggered_by: who.credential.is_some().then(|| who.identity.clone()),
+        traceparent: s.traceparent,
+    };
     let (meta, commit) = new_run(&p, inputs, project_id, s.case_id, origin, s.rerun_of);
     let run = state.store.create_run(meta, commit, true).await?;
     state.metrics.run_created(&run.procedure_id, None);
@@ -158,6 +172,7 @@ async fn start(state: &AppState, who: &Principal, s: Start) -> ApiResult<RunRow>
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
+    headers: axum::http::HeaderMap,
     Json(body): Json<RunIn>,
 ) -> ApiResult<(StatusCode, Json<RunOut>)> {
     let s = Start {
@@ -167,9 +182,15 @@ pub async fn create(
         project_id: body.project_id,
         case_id: body.case_id,
         rerun_of: None,
+        traceparent: traceparent_of(&headers),
     };
     let row = start(&state, &who, s).await?;
     Ok((StatusCode::CREATED, Json((&row).into())))
+}
+
+/// A request's W3C `traceparent`, when valid (an invalid one is ignored, as the W3C recommendation says).
+pub(crate) fn traceparent_of(headers: &axum::http::HeaderMap) -> Option<crate::otel::Context> {
+    headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(crate::otel::Context::parse)
 }
 
 /// Filters of `GET /api/runs`.
@@ -565,6 +586,7 @@ pub async fn retry(
             project_id: r.project_id,
             case_id: r.case_id,
             rerun_of: Some(r.run_id),
+            traceparent: None,
         };
         return Ok(Json((&start(&state, &who, s).await?).into()));
     }

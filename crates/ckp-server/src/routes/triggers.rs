@@ -424,6 +424,7 @@ pub async fn fire_now(
         scheduled_at: None,
         inputs: body.and_then(|b| b.input_vars).unwrap_or_default(),
         max_active: config.max_concurrent_runs,
+        traceparent: None,
     };
     let outcome = fire_keyed(&state, &reg, cause, keys).await?;
     answer(&reg, outcome, config.max_concurrent_runs)
@@ -518,6 +519,7 @@ pub async fn backfill(
             scheduled_at: Some(tick),
             inputs: Map::new(),
             max_active,
+            traceparent: None,
         };
         match fire(&state, &reg, cause).await? {
             FireOutcome::Started(run) => out.started.push(run.run_id.clone()),
@@ -649,6 +651,7 @@ pub async fn receive_webhook(
         scheduled_at: None,
         inputs,
         max_active: config.max_concurrent_runs,
+        traceparent: crate::routes::runs::traceparent_of(&parts.headers),
     };
     let outcome = fire_keyed(&state, &reg, cause, keys).await?;
     if let (FireOutcome::Started(run), false) = (&outcome, wait.is_zero())

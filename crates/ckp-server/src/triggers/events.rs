@@ -293,6 +293,7 @@ async fn handle(
         scheduled_at: None,
         inputs: inputs(shown, &delivery.id, &delivery.subject, &delivery.headers, delivery.redelivered, payload),
         max_active: config.max_concurrent_runs,
+        traceparent: None,
     };
     let mut backoff = Backoff::default();
     loop {

@@ -371,6 +371,7 @@ async fn watch_one(state: &AppState, reg: &TriggerRow, w: &mut Watch) -> Result<
                     scheduled_at: None,
                     inputs: inputs(&file, &name, event, version),
                     max_active: config.max_concurrent_runs,
+                    traceparent: None,
                 };
                 match fire_keyed(state, reg, cause, keys.clone()).await {
                     // The version cannot run (deleted, deprecated, inputs refused): recorded as skipped with why.

@@ -31,6 +31,8 @@ pub struct Cause {
     pub inputs: Map<String, Value>,
     /// Refuse when this many of the trigger's runs have not ended (None: no limit).
     pub max_active: Option<i64>,
+    /// The W3C trace context of the request that caused it (a webhook's `traceparent`).
+    pub traceparent: Option<crate::otel::Context>,
 }
 
 /// How long a cause's keys dedupe, and the keys it supersedes ([`ckp_store::TriggerFire::dedupe_until`],
@@ -107,7 +109,11 @@ async fn start_keyed(state: &AppState, reg: &TriggerRow, cause: Cause, keys: Key
     let record = record.ok_or_else(|| ApiError::not_found("Procedure"))?;
     let p = runnable(state, &record).await?;
     check_inputs(&p, &cause.inputs)?;
-    let origin = Origin { trigger_type: Some(cause.kind.to_owned()), triggered_by: Some(cause.by) };
+    let origin = Origin {
+        trigger_type: Some(cause.kind.to_owned()),
+        triggered_by: Some(cause.by),
+        traceparent: cause.traceparent,
+    };
     let (run, commit) = new_run(&p, cause.inputs, record.project_id.clone(), None, origin, None);
     let fire = TriggerFire {
         procedure_id: reg.procedure_id.clone(),

@@ -145,6 +145,7 @@ async fn due(state: &AppState, reg: &TriggerRow, now: DateTime<Utc>) -> Result<(
                 scheduled_at: Some(tick),
                 inputs: serde_json::Map::new(),
                 max_active: max_active.map(|m| m.min(config.max_concurrent_runs.unwrap_or(i64::MAX))),
+                traceparent: None,
             };
             match fire(state, reg, cause).await {
                 Ok(FireOutcome::Busy { active }) => {

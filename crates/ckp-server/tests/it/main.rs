@@ -18,6 +18,7 @@ mod retention;
 mod run_report;
 mod sso;
 mod support;
+mod traces;
 mod triggers;
 mod workflow;
 

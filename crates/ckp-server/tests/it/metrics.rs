@@ -111,11 +111,7 @@ async fn metrics_count_a_mixed_workload_and_parse_as_prometheus_text() {
     }
     for (run, decision) in [(&approve, "approved"), (&reject, "rejected")] {
         server.wait_status(run, &["waiting_approval"]).await;
-        let (_, approvals) = server.call("GET", &format!("/api/approvals?run_id={run}"), None).await;
-        let id = approvals[0]["approval_id"].as_str().expect("approval id").to_owned();
-        let (status, body) =
-            server.call("POST", &format!("/api/approvals/{id}/decision"), Some(json!({"decision": decision}))).await;
-        assert_eq!(status, 200, "{body}");
+        server.decide(run, decision).await;
         server.wait_status(run, &["completed"]).await;
     }
     server.wait_status(&cancel, &["waiting_approval"]).await;

@@ -65,11 +65,7 @@ async fn timeline_and_cost_describe_a_run_with_llm_calls_and_an_approval() {
     assert_eq!(t["waits"][0]["node_id"], "gate");
     assert!(t["waits"][0]["ended_at"].is_null());
 
-    let (_, approvals) = server.call("GET", &format!("/api/approvals?run_id={run}"), None).await;
-    let id = approvals[0]["approval_id"].as_str().expect("id").to_owned();
-    let (status, _) =
-        server.call("POST", &format!("/api/approvals/{id}/decision"), Some(json!({"decision": "approved"}))).await;
-    assert_eq!(status, 200);
+    server.decide(&run, "approved").await;
     server.wait_status(&run, &["completed"]).await;
 
     let (_, t) = server.call("GET", &format!("/api/runs/{run}/timeline"), None).await;

@@ -132,6 +132,15 @@ impl TestServer {
         body["run_id"].as_str().expect("run_id").to_owned()
     }
 
+    /// Decides the first approval `run_id` waits at with `decision` (200 expected).
+    pub async fn decide(&self, run_id: &str, decision: &str) {
+        let (_, approvals) = self.call("GET", &format!("/api/approvals?run_id={run_id}"), None).await;
+        let id = approvals[0]["approval_id"].as_str().unwrap_or_else(|| panic!("no approval: {approvals}")).to_owned();
+        let (status, body) =
+            self.call("POST", &format!("/api/approvals/{id}/decision"), Some(json!({"decision": decision}))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// Polls the run until its status is one of `statuses` (10 s at most); returns the run.
     pub async fn wait_status(&self, run_id: &str, statuses: &[&str]) -> Value {
         for _ in 0..1000 {

@@ -359,16 +359,7 @@ mod tests {
 
     #[test]
     fn every_status_is_either_terminal_or_live_in_the_retention_sql() {
-        let all = [
-            RunStatus::Created,
-            RunStatus::Running,
-            RunStatus::WaitingApproval,
-            RunStatus::Paused,
-            RunStatus::Completed,
-            RunStatus::Failed,
-            RunStatus::Canceled,
-        ];
-        for s in all {
+        for s in RunStatus::ALL {
             // A new status must be placed: this match fails to compile until it is.
             match s {
                 RunStatus::Created
