@@ -49,6 +49,8 @@ pub struct AppState {
     pub file_watch: Arc<crate::triggers::files::Allowed>,
     /// This process's metrics (`GET /api/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Alert webhooks, when configured (`trigger_failed` is raised by the triggers).
+    pub alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 /// Builds the router, with its OpenAPI document at `/api/openapi.json`.

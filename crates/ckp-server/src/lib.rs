@@ -2,6 +2,7 @@
 //! per version), embedded workers executing queued runs (DESIGN §4), and `ckp serve`'s startup and shutdown.
 //! Authentication and authorization (`auth`). The web console's files (`console`). Triggers (`triggers`). Metrics (`metrics`).
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -185,6 +185,16 @@ impl Running {
     }
 }
 
+/// The alert webhook, when configured.
+fn alert_config(config: &ServeConfig) -> Option<crate::alerts::AlertConfig> {
+    Some(crate::alerts::AlertConfig {
+        url: config.alert_webhook_url.as_deref()?.trim().to_owned(),
+        secret: ckp_connectors::settings::exposed(&config.alert_webhook_secret).map(str::to_owned),
+        dedupe: Duration::from_secs(config.alert_dedupe_seconds),
+        max_per_minute: config.alert_max_per_minute,
+    })
+}
+
 /// Where traces go, when configured: the traces URL, else the base URL + `/v1/traces`.
 fn otlp_config(config: &ServeConfig, owner: &str) -> Option<crate::otel::OtlpConfig> {
     let url = match (&config.otel_exporter_otlp_traces_endpoint, &config.otel_exporter_otlp_endpoint) {
@@ -262,8 +272,21 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         }
         None => (None, None),
     };
-    let journal =
-        Arc::new(crate::metrics::journal::Metered::new(store.clone(), metrics.clone()).with_tracer(tracer.clone()));
+    let (alerts, alert_queue) = match alert_config(config) {
+        Some(ac) => {
+            if ac.secret.is_none() {
+                tracing::warn!("alert_webhook_secret is not set: alerts are sent unsigned");
+            }
+            let (alerts, queue) = crate::alerts::Alerts::new(ac.clone(), metrics.clone());
+            (Some(alerts), Some((ac, queue)))
+        }
+        None => (None, None),
+    };
+    let journal = Arc::new(
+        crate::metrics::journal::Metered::new(store.clone(), metrics.clone())
+            .with_tracer(tracer.clone())
+            .with_alerts(alerts.clone()),
+    );
     let engine =
         Arc::new(Engine::new(journal, built.effects).with_procedures(catalog.clone()).with_config(EngineConfig {
             artifacts_dir: std::path::absolute(config.data_dir.join("artifacts")).ok(),
@@ -315,6 +338,7 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         console,
         file_watch: Arc::new(crate::triggers::files::Allowed::new(&config.file_watch_allowed_paths)),
         metrics: metrics.clone(),
+        alerts: alerts.clone(),
     };
     // Registrations follow the documents: a change a crash left unsynced is caught up here.
     let synced = crate::triggers::sync_all(&state).await?;
@@ -334,6 +358,7 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
             lease_ms: config.lease_ms,
             metrics: metrics.clone(),
             tracer: tracer.clone(),
+            alerts: alerts.clone(),
             ..WorkerConfig::new(owner)
         };
         tasks.spawn(run_workers(store.clone(), engine.clone(), catalog.clone(), wc, signal.clone()));
@@ -341,6 +366,9 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     let every = Duration::from_millis(u64::try_from(config.lease_ms / 2).unwrap_or(15_000).max(100));
     tasks.spawn(run_reclaimer(store.clone(), every, signal.clone()));
     tasks.spawn(purge_audit(store.clone(), config.audit_retention_days, signal.clone()));
+    if let Some((ac, queue)) = alert_queue {
+        tasks.spawn(crate::alerts::run_delivery(ac, queue, metrics.clone(), signal.clone()));
+    }
     if let Some((otlp, spans)) = spans {
         tasks.spawn(crate::otel::run_exporter(otlp, spans, signal.clone()));
     }

@@ -286,6 +286,23 @@ settings_group! {
         audit_retention_days: u64 = 365, {
             env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
         } check positive;
+        /// Alert webhook: a JSON POST when a run fails, a node breaches its SLA, a step error asks for a
+        /// notification, an approval expires unanswered or a trigger cannot start its run. LangOrch's
+        /// `ALERT_WEBHOOK_URL` is read too.
+        alert_webhook_url: Option<String> = None, {
+            env: &["CKP_ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_URL"], value_name: "URL", expected: "an http(s) URL",
+        } check http_url;
+        /// The key alerts are signed with (`X-Ckp-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`); without
+        /// it alerts are sent unsigned, with a warning at start.
+        alert_webhook_secret: Option<Secret<String>> = None, { env: &["CKP_ALERT_WEBHOOK_SECRET"] };
+        /// Seconds during which the same alert (same event and subject: a run, a node, a trigger) is not sent again.
+        alert_dedupe_seconds: u64 = 3_600, {
+            env: &["CKP_ALERT_DEDUPE_SECONDS"], value_name: "SECONDS", expected: "a positive integer",
+        } check positive;
+        /// Most alerts sent per minute; more are counted (`ckp_alerts_total{outcome="rate_limited"}`) and dropped.
+        alert_max_per_minute: u64 = 60, {
+            env: &["CKP_ALERT_MAX_PER_MINUTE"], value_name: "N", expected: "a positive integer",
+        } check positive;
         /// OpenTelemetry traces: the OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is appended). Traces
         /// are off unless this or `otel_exporter_otlp_traces_endpoint` is set. The standard
         /// `OTEL_EXPORTER_OTLP_ENDPOINT` and LangOrch's `OTLP_ENDPOINT` are read too.

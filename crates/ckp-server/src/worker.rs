@@ -37,6 +37,8 @@ pub struct WorkerConfig {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Traces each execution as a run segment (None: tracing is off).
     pub tracer: Option<Arc<crate::otel::Tracer>>,
+    /// Raises `approval_expired` alerts (None: alerts are off).
+    pub alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 impl WorkerConfig {
@@ -50,6 +52,7 @@ impl WorkerConfig {
             error_backoff: Duration::from_secs(1),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             tracer: None,
+            alerts: None,
         }
     }
 }
@@ -185,7 +188,7 @@ async fn execute(
                         && cp.pending.iter().all(|a| a.expires_at.is_none_or(|at| at > now)));
                 // An expiry changes the checkpoint: the engine then reads it again; otherwise it goes on from this one.
                 let metrics = &config.metrics;
-                let expired = expire_due(store.as_ref(), &job.run_id, cp, metrics).await
+                let expired = expire_due(store.as_ref(), &job.run_id, cp, metrics, config.alerts.as_deref()).await
                     || time_out_callbacks(store.as_ref(), &job.run_id, cp, metrics).await;
                 let outcome = match procedures.find(&cp.procedure_id, Some(&cp.procedure_version)).await {
                     Some(p) if expired => engine.resume(p, &job.run_id).await.map_err(ExecError::Engine),
@@ -297,12 +300,26 @@ async fn begin_segment(store: &dyn Store, tracer: &crate::otel::Tracer, run_id: 
 /// Applies expiry to the run's due approvals (A.2.8) through the store's guarded decision, so an expiry and a
 /// human decision arriving together cannot both win; the engine then routes by `timeout_action`. True when
 /// something was due (the checkpoint changed).
-async fn expire_due(store: &dyn Store, run_id: &str, cp: &Checkpoint, metrics: &crate::metrics::Metrics) -> bool {
+async fn expire_due(
+    store: &dyn Store,
+    run_id: &str,
+    cp: &Checkpoint,
+    metrics: &crate::metrics::Metrics,
+    alerts: Option<&crate::alerts::Alerts>,
+) -> bool {
     let due = due_expiries(cp, Utc::now());
     let expired = !due.is_empty();
     for d in due {
+        let key = d.key.clone().unwrap_or_default();
         match store.decide(run_id, d).await {
-            Ok(_) => metrics.callback_timed_out("approval"),
+            Ok(_) => {
+                metrics.callback_timed_out("approval");
+                if let Some(alerts) = alerts {
+                    let fields = serde_json::json!({"run_id": run_id, "procedure_id": cp.procedure_id,
+                        "procedure_version": cp.procedure_version, "approval_key": key});
+                    alerts.raise("approval_expired", &format!("{run_id}/{key}"), fields);
+                }
+            }
             // A conflict means a human decided first: nothing to expire.
             Err(StoreError::Conflict(_)) => {}
             Err(e) => tracing::error!(run_id, error = %ErrorChain(&e), "expiring an approval failed"),

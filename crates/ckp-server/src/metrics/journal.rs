@@ -19,12 +19,19 @@ pub struct Metered {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     tracer: Option<Arc<crate::otel::Tracer>>,
+    alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 impl Metered {
     /// Meters `store`'s commits into `metrics`.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        Metered { store, metrics, tracer: None }
+        Metered { store, metrics, tracer: None, alerts: None }
+    }
+
+    /// Also raises the alerts each successful commit's events call for (a run failed, an SLA breached, ...).
+    pub fn with_alerts(mut self, alerts: Option<Arc<crate::alerts::Alerts>>) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// Also hands each successful commit's events to `tracer` (spans are built from them).
@@ -45,9 +52,17 @@ impl Journal for Metered {
         for e in &commit.events {
             Seen::collect(e, started_at, &mut seen);
         }
-        let procedure = (!seen.is_empty() || self.tracer.is_some()).then(|| commit.checkpoint.procedure_id.clone());
+        let procedure = (!seen.is_empty() || self.tracer.is_some() || self.alerts.is_some())
+            .then(|| commit.checkpoint.procedure_id.clone());
         // Only when tracing: the spans need the events themselves after the store took them.
         let traced = self.tracer.as_ref().map(|t| (t.clone(), run_id.to_owned(), commit.events.clone()));
+        // Only the events an alert is about, and only when alerts are on.
+        let alerting = self.alerts.as_ref().and_then(|a| {
+            let wanted: Vec<Event> =
+                commit.events.iter().filter(|e| crate::alerts::wanted(&e.event_type)).cloned().collect();
+            (!wanted.is_empty())
+                .then(|| (a.clone(), run_id.to_owned(), commit.checkpoint.procedure_version.clone(), wanted))
+        });
         let write = self.store.commit(run_id, commit);
         Box::pin(async move {
             let t = Instant::now();
@@ -57,6 +72,9 @@ impl Journal for Metered {
                 self.metrics.observe(&procedure, &seen);
                 if let Some((tracer, run_id, events)) = traced {
                     tracer.committed(&run_id, &procedure, &events);
+                }
+                if let Some((alerts, run_id, version, events)) = alerting {
+                    alerts.committed(&run_id, &procedure, &version, &events);
                 }
             }
             result

@@ -79,6 +79,7 @@ pub struct Metrics {
     sse_streams: Family<Gauge>,
     http_requests: Family<Counter>,
     http_duration: Family<Histogram>,
+    alerts: Family<Counter>,
     db_gauges: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
@@ -235,6 +236,11 @@ impl Metrics {
                 &["route"],
                 LATENCY,
             ),
+            alerts: Family::counter(
+                "ckp_alerts_total",
+                "Alert webhooks, by event and outcome (sent, failed, deduplicated, rate_limited, dropped).",
+                &["event", "outcome"],
+            ),
             db_gauges: tokio::sync::Mutex::new(None),
         }
     }
@@ -301,6 +307,11 @@ impl Metrics {
     pub fn http_request(&self, method: &str, route: &str, status: u16, took: Duration) {
         self.http_requests.with(&[method, route, &status.to_string()]).inc();
         self.http_duration.with(&[route]).observe(took.as_secs_f64());
+    }
+
+    /// An alert of `event` ended as `outcome`.
+    pub fn alert(&self, event: &str, outcome: &str) {
+        self.alerts.with(&[event, outcome]).inc();
     }
 
     /// An SSE stream opened; it counts as open until the guard drops.
@@ -381,6 +392,7 @@ impl Metrics {
             &self.jobs_claimed,
             &self.commit_errors,
             &self.http_requests,
+            &self.alerts,
         ] {
             f.render(&mut out);
         }

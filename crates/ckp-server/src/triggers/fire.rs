@@ -74,7 +74,14 @@ pub async fn fire_keyed(state: &AppState, reg: &TriggerRow, cause: Cause, keys: 
             ("started", scheduled_at.and_then(|at| (Utc::now() - at).to_std().ok()))
         }
         Ok(o) => (outcome_name(o), None),
-        Err(_) => ("rejected", None),
+        Err(e) => {
+            if let Some(alerts) = &state.alerts {
+                let fields = serde_json::json!({"procedure_id": reg.procedure_id, "procedure_version": reg.version,
+                    "trigger_type": kind, "error": {"code": e.code, "detail": e.detail}});
+                alerts.raise("trigger_failed", &format!("{}/{}/{kind}", reg.procedure_id, reg.version), fields);
+            }
+            ("rejected", None)
+        }
     };
     state.metrics.trigger_fired(kind, name, lag);
     outcome

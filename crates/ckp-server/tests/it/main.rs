@@ -2,6 +2,7 @@
 //! run requeued) in one transaction, durable timers rescheduled, and nothing executed twice.
 #![expect(clippy::panic, reason = "test helpers fail by panicking")]
 
+mod alerts;
 mod api;
 mod auth;
 mod catalog;
