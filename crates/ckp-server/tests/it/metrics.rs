@@ -199,3 +199,45 @@ async fn metrics_need_a_viewer_when_authentication_is_on() {
     assert_eq!(status, 401);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_pushed_to_a_gateway_under_the_process_key() {
+    use axum::extract::{Path, State};
+    type Pushed = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+    let pushed: Pushed = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/metrics/job/{job}/instance/{instance}",
+            axum::routing::put(
+                |State(p): State<Pushed>, Path((job, instance)): Path<(String, String)>, body: String| async move {
+                    p.lock().expect("lock").push((job, instance, body));
+                    ""
+                },
+            ),
+        )
+        .with_state(pushed.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let server = TestServer::start_with("metrics-push", move |c| {
+        c.metrics_push_url = Some(url);
+        c.metrics_push_job = "ckp-test".into();
+        c.metrics_push_interval_ms = 50;
+    })
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = pushed.lock().expect("lock").clone();
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let (job, instance, body) = got.first().cloned().expect("a push");
+    assert_eq!(job, "ckp-test");
+    assert!(body.contains(&format!("ckp_process_info{{process=\"{instance}\"")), "the key names this process: {body}");
+    Scrape::parse(&body);
+    server.stop().await;
+}
