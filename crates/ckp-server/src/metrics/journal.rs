@@ -90,7 +90,7 @@ pub(super) enum Seen {
     /// The run ended; `seconds` since its first execution.
     RunEnded { status: &'static str, seconds: Option<f64> },
     /// A node completed.
-    Node { node_type: String, seconds: f64 },
+    Node { node_type: &'static str, seconds: f64 },
     /// A step ended (`completed` or `cached`).
     Step { node_id: String, action: String, result: &'static str },
     /// A step failed its node.
@@ -137,7 +137,7 @@ impl Seen {
                         out.push(Seen::Custom { name: name.clone(), value: v.as_f64().unwrap_or(1.0) });
                     }
                 }
-                Some(Seen::Node { node_type: text("node_type"), seconds: num("duration_ms") / 1000.0 })
+                Some(Seen::Node { node_type: node_type(e.get("node_type")), seconds: num("duration_ms") / 1000.0 })
             }
             "step_completed" => {
                 let result = if e.get("cached") == &Value::Bool(true) { "cached" } else { "completed" };
@@ -159,4 +159,10 @@ impl Seen {
             _ => None,
         }
     }
+}
+
+/// A node type name as a static label (no allocation per event); an unknown one is `other`.
+fn node_type(v: &Value) -> &'static str {
+    let name = v.as_str().unwrap_or_default();
+    ckp_core::procedure::Kind::TYPE_NAMES.into_iter().find(|t| *t == name).unwrap_or("other")
 }
