@@ -1,6 +1,6 @@
 //! Alert webhooks (`alert_webhook_url`, LangOrch's `ALERT_WEBHOOK_URL`): a JSON `POST` when a run fails, a node
-//! breaches its SLA, a step error asks for a notification (`notify_on_error`), an approval expires unanswered, or a
-//! trigger cannot start its run. User guide: `docs/observability.md`.
+//! breaches its SLA, a step error asks for a notification (`notify_on_error`), an approval expires unanswered, a
+//! trigger cannot start its run, or a failure opens an agent's circuit. User guide: `docs/observability.md`.
 //!
 //! LangOrch's body (`event`, `run_id`, `error`) is kept and completed (procedure, node, time, an alert id); the
 //! body is signed like ckp's webhooks (`X-Ckp-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` with

@@ -1,7 +1,7 @@
 //! The connectors' ports over the store: [`StorePorts`] is the agent registry with its leases and the sealed secrets
 //! of `ckp_connectors::ports`, mapping store rows to the connectors' own types. It holds no rule of its own: which
 //! agent gets a step and how a secret is unsealed are the connectors'; what a health result does to an agent's row
-//! is the store's.
+//! is the store's. It raises the `agent_circuit_open` alert when a health result opened a circuit.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use ckp_store::{AgentRow, AgentStatus, AgentUpdate, Store};
 #[derive(Clone)]
 pub struct StorePorts {
     store: Arc<dyn Store>,
+    alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 impl std::fmt::Debug for StorePorts {
@@ -25,7 +26,13 @@ impl std::fmt::Debug for StorePorts {
 impl StorePorts {
     /// The ports over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        StorePorts { store }
+        StorePorts { store, alerts: None }
+    }
+
+    /// Raises `agent_circuit_open` on `alerts` when a failure opens an agent's circuit.
+    pub fn with_alerts(mut self, alerts: Option<Arc<crate::alerts::Alerts>>) -> Self {
+        self.alerts = alerts;
+        self
     }
 }
 
@@ -58,6 +65,16 @@ impl AgentRegistry for StorePorts {
 
     async fn record_health(&self, agent_id: &str, ok: bool, offline_after: i64) -> Result<AgentInfo, PortError> {
         let row = self.store.record_agent_health(agent_id, ok, offline_after).await.map_err(PortError::new)?;
+        // The failure that opened the circuit (the `offline_after`-th in a row): once per opening.
+        if let Some(alerts) = &self.alerts
+            && !ok
+            && row.circuit_open_at.is_some()
+            && row.consecutive_failures == offline_after
+        {
+            let fields = serde_json::json!({"agent_id": row.agent_id, "agent_name": row.name, "channel": row.channel,
+                "consecutive_failures": row.consecutive_failures, "circuit_open_at": row.circuit_open_at});
+            alerts.raise("agent_circuit_open", &row.agent_id, fields);
+        }
         Ok(agent_info(row))
     }
 

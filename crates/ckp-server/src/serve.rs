@@ -253,7 +253,19 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
         }
     };
     let callbacks = crate::workflow::signer(config)?;
-    let ports = Arc::new(crate::ports::StorePorts::new(store.clone()));
+    let metrics = Arc::new(crate::metrics::Metrics::new(owner));
+    let (alerts, alert_queue) = match alert_config(config) {
+        Some(ac) => {
+            if ac.secret.is_none() {
+                tracing::warn!("alert_webhook_secret is not set: alerts are sent unsigned");
+            }
+            let (alerts, queue) = crate::alerts::Alerts::new(ac.clone(), metrics.clone());
+            (Some(alerts), Some((ac, queue)))
+        }
+        None => (None, None),
+    };
+    // The agent registry raises `agent_circuit_open` when a failure opens an agent's circuit.
+    let ports = Arc::new(crate::ports::StorePorts::new(store.clone()).with_alerts(alerts.clone()));
     let egress = crate::effects::egress(config)?;
     let agents = ckp_connectors::agents::RegistryAgents::new(ports.clone(), egress.clone())
         .with_offline_after(config.agent_offline_after)
@@ -263,22 +275,11 @@ pub async fn start_with_console(config: &ServeConfig, console: crate::console::C
     })?;
     let (secrets, mcp) = (built.secrets, built.mcp);
     let catalog = Arc::new(Catalog::new(store.clone()).with_mcp(mcp.clone()).with_limits(config.procedure_limits()));
-    let metrics = Arc::new(crate::metrics::Metrics::new(owner));
     let (tracer, spans) = match otlp_config(config, owner) {
         Some(otlp) => {
             let (tracer, spans) = crate::otel::Tracer::new();
             tracing::info!(url = %otlp.url, "traces are exported over OTLP");
             (Some(tracer), Some((otlp, spans)))
-        }
-        None => (None, None),
-    };
-    let (alerts, alert_queue) = match alert_config(config) {
-        Some(ac) => {
-            if ac.secret.is_none() {
-                tracing::warn!("alert_webhook_secret is not set: alerts are sent unsigned");
-            }
-            let (alerts, queue) = crate::alerts::Alerts::new(ac.clone(), metrics.clone());
-            (Some(alerts), Some((ac, queue)))
         }
         None => (None, None),
     };

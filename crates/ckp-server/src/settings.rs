@@ -287,8 +287,8 @@ settings_group! {
             env: &["CKP_AUDIT_RETENTION_DAYS"], value_name: "DAYS", expected: "a positive integer",
         } check positive;
         /// Alert webhook: a JSON POST when a run fails, a node breaches its SLA, a step error asks for a
-        /// notification, an approval expires unanswered or a trigger cannot start its run. LangOrch's
-        /// `ALERT_WEBHOOK_URL` is read too.
+        /// notification, an approval expires unanswered, a trigger cannot start its run or an agent's circuit opens.
+        /// LangOrch's `ALERT_WEBHOOK_URL` is read too.
         alert_webhook_url: Option<String> = None, {
             env: &["CKP_ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_URL"], value_name: "URL", expected: "an http(s) URL",
         } check http_url;

@@ -93,3 +93,62 @@ async fn a_failed_run_is_one_signed_alert_and_bursts_are_rate_limited() {
     assert_eq!(got.lock().expect("lock").len(), 3);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_circuit_opens_raises_one_alert() {
+    let (url, got) = receiver().await;
+    // An agent that answers every call with a 500.
+    let agent = Router::new().route(
+        "/execute",
+        post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"detail": "down"}))) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let agent_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, agent).await;
+    });
+    let server = TestServer::start_with("alerts-circuit", move |c| {
+        c.alert_webhook_url = Some(url);
+        c.agent_offline_after = 2;
+    })
+    .await;
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/agents",
+            Some(json!({"name": "Flaky", "channel": "web", "base_url": agent_url,
+                                                    "capabilities": [{"name": "click"}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    server
+        .import(json!({"procedure_id": "clicks", "version": "1", "workflow_graph": {"start_node": "go", "nodes": {
+            "go": {"type": "sequence", "agent": "web", "steps": [{"step_id": "c", "action": "click"}], "next_node": "end"},
+            "end": {"type": "terminate"}}}}))
+        .await;
+    // Two failing calls open the circuit (agent_offline_after = 2); a third run finds no agent online.
+    for _ in 0..3 {
+        let run = server.start_run("clicks", json!({})).await;
+        server.wait_status(&run, &["failed", "paused", "running"]).await;
+    }
+    let mut circuit = Vec::new();
+    for _ in 0..200 {
+        circuit = got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+            .filter(|a| a["event"] == "agent_circuit_open")
+            .collect();
+        if !circuit.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(circuit.len(), 1, "{circuit:?}");
+    assert_eq!(circuit[0]["agent_name"], "Flaky");
+    assert_eq!(circuit[0]["channel"], "web");
+    assert_eq!(circuit[0]["consecutive_failures"], 2);
+    assert!(circuit[0].get("base_url").is_none(), "no agent URL (it may hold credentials) in an alert");
+    server.stop().await;
+}
