@@ -402,21 +402,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every CKP node type name ([`Kind::type_name`]).
-    pub const TYPE_NAMES: [&'static str; 11] = [
-        "sequence",
-        "logic",
-        "loop",
-        "parallel",
-        "processing",
-        "verification",
-        "llm_action",
-        "terminate",
-        "human_approval",
-        "transform",
-        "subflow",
-    ];
-
     /// The CKP type name.
     pub fn type_name(&self) -> &'static str {
         match self {

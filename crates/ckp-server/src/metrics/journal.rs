@@ -164,5 +164,5 @@ impl Seen {
 /// A node type name as a static label (no allocation per event); an unknown one is `other`.
 fn node_type(v: &Value) -> &'static str {
     let name = v.as_str().unwrap_or_default();
-    ckp_core::procedure::Kind::TYPE_NAMES.into_iter().find(|t| *t == name).unwrap_or("other")
+    ckp_core::model::NODE_TYPES.into_iter().find(|t| *t == name).unwrap_or("other")
 }
