@@ -125,6 +125,74 @@ pub struct ProcedureIn {
     pub project_id: Option<String>,
 }
 
+/// `POST /api/procedures/validate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ValidateIn {
+    /// The CKP document: an object, or its JSON text (diagnostics then point at lines and columns of that text).
+    pub ckp_json: Value,
+}
+
+/// What `POST /api/procedures/validate` found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Validation {
+    /// No error (warnings allowed): the document would import.
+    pub valid: bool,
+    /// The document's procedure id, when it compiled.
+    pub procedure_id: Option<String>,
+    /// The document's version, when it compiled.
+    pub version: Option<String>,
+    /// Errors: `{severity, code, message, pointer, line, column}` each.
+    pub errors: Vec<Value>,
+    /// Warnings, the same shape.
+    pub warnings: Vec<Value>,
+}
+
+/// A version's builder draft.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftOut {
+    /// Procedure.
+    pub procedure_id: String,
+    /// Version.
+    pub version: String,
+    /// The draft object, or null when none is stored.
+    pub draft: Option<Value>,
+    /// When it was written last.
+    pub updated_at: Option<String>,
+    /// Who wrote it last (when authentication is on).
+    pub updated_by: Option<String>,
+    /// 0 when none is stored; one more on every write. Send it back with the next PUT.
+    pub revision: i64,
+}
+
+/// `PUT /api/procedures/{id}/{version}/builder-draft`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DraftIn {
+    /// The draft: any JSON object (the console stores `{ckp, layout, base_version}`).
+    pub draft: Value,
+    /// The revision the editor read; a different stored one is 409 `draft_conflict`. Absent: write regardless.
+    #[serde(default)]
+    pub revision: Option<i64>,
+}
+
+/// `POST /api/procedures/{id}/{version}/test-runs`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TestRunIn {
+    /// The draft document to run (it must name this procedure); an object or its JSON text.
+    pub ckp_json: Value,
+    /// Inputs, checked against the document's `variables_schema`.
+    #[serde(default)]
+    pub input_vars: Option<serde_json::Map<String, Value>>,
+    /// Answer agent and MCP steps with a mock result instead of calling them (default true).
+    #[serde(default)]
+    pub mock_external_calls: Option<bool>,
+    /// Results by step id, used instead of executing those steps (`global_config.test_data_overrides`).
+    #[serde(default)]
+    pub test_data_overrides: Option<serde_json::Map<String, Value>>,
+    /// End the run (completed) on reaching this node, which is not executed.
+    #[serde(default)]
+    pub stop_at_node: Option<String>,
+}
+
 /// `PATCH /api/procedures/{id}/{version}/status`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StatusIn {

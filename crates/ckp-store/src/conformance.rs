@@ -20,8 +20,9 @@ use ckp_engine::{Engine, Event, RunOutcome};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    AgentRow, AgentStatus, AgentUpdate, ApprovalDecision, ApprovalStatus, JobState, NewRun, ProcedureFilter,
-    ProcedureRecord, ProcedureStatus, RunChange, RunFilter, SecretRow, SecretUpdate, Store, StoreError,
+    AgentRow, AgentStatus, AgentUpdate, ApprovalDecision, ApprovalStatus, DraftWrite, JobState, NewRun,
+    ProcedureFilter, ProcedureRecord, ProcedureStatus, RunChange, RunFilter, SecretRow, SecretUpdate, Store,
+    StoreError,
 };
 
 /// A named check.
@@ -30,6 +31,10 @@ pub type Check = (&'static str, fn(Arc<dyn Store>) -> BoxFuture<'static, ()>);
 /// Every check.
 pub const CHECKS: &[Check] = &[
     ("procedures_versions_and_conflicts", |s| Box::pin(procedures_versions_and_conflicts(s))),
+    ("test_snapshots_are_hidden_and_versions_that_ran_are_kept", |s| {
+        Box::pin(test_snapshots_are_hidden_and_versions_that_ran_are_kept(s))
+    }),
+    ("builder_drafts_have_revisions", |s| Box::pin(builder_drafts_have_revisions(s))),
     ("runs_are_created_with_their_job_and_read_back", |s| Box::pin(runs_are_created_with_their_job_and_read_back(s))),
     ("run_list_filters_and_pages", |s| Box::pin(run_list_filters_and_pages(s))),
     ("queue_leases_priorities_and_timers", |s| Box::pin(queue_leases_priorities_and_timers(s))),
@@ -138,6 +143,65 @@ async fn procedures_versions_and_conflicts(store: Arc<dyn Store>) {
     store.delete_procedure("p", "2").await.expect("delete");
     assert!(matches!(store.delete_procedure("p", "2").await, Err(StoreError::NotFound(_))));
     assert_eq!(store.get_procedure("p", None).await.expect("get").expect("v1 left").version, "1");
+}
+
+async fn test_snapshots_are_hidden_and_versions_that_ran_are_kept(store: Arc<dyn Store>) {
+    store.insert_procedure(record("t", "1.0.0")).await.expect("insert");
+    store.insert_procedure(record("t", "1.0.0+test.0a1b2c3d")).await.expect("insert the snapshot");
+    // Only the exact version finds a snapshot: it is never the latest nor listed.
+    assert_eq!(store.get_procedure("t", None).await.expect("get").expect("latest").version, "1.0.0");
+    assert!(store.get_procedure("t", Some("1.0.0+test.0a1b2c3d")).await.expect("get").is_some());
+    let listed = store
+        .list_procedures(ProcedureFilter { procedure_id: Some("t".into()), ..ProcedureFilter::default() })
+        .await
+        .expect("list");
+    assert_eq!(listed.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["1.0.0"]);
+    // A version with a run (whatever its status) is never replaced.
+    let doc = json!({"procedure_id": "t", "version": "1.0.0", "workflow_graph": {"start_node": "end", "nodes": {
+        "end": {"type": "terminate"}}}});
+    let p = ckp_core::compile_value(&doc).procedure.expect("compiles");
+    let cp = Engine::new_checkpoint(&p, "tr", &Map::new());
+    let event = Event::of_run("run_created", json!({}));
+    let meta = NewRun { run_id: "tr".into(), ..NewRun::default() };
+    store
+        .create_run(meta, Commit { events: vec![event], steps: Vec::new(), checkpoint: cp }, false)
+        .await
+        .expect("run");
+    let mut changed = record("t", "1.0.0");
+    changed.name = "renamed".into();
+    assert!(matches!(store.update_procedure(changed).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get_procedure("t", Some("1.0.0")).await.expect("get").expect("kept").name, "t");
+}
+
+async fn builder_drafts_have_revisions(store: Arc<dyn Store>) {
+    store.insert_procedure(record("d", "1")).await.expect("insert");
+    assert!(store.get_draft("d", "1").await.expect("get").is_none());
+    let write = |json: &str, expected: Option<i64>| DraftWrite {
+        procedure_id: "d".into(),
+        version: "1".into(),
+        draft_json: json.into(),
+        expected_revision: expected,
+        updated_by: Some("ann".into()),
+    };
+    let first = store.put_draft(write(r#"{"a":1}"#, Some(0))).await.expect("first write");
+    assert_eq!(
+        (first.revision, first.draft_json.as_str(), first.updated_by.as_deref()),
+        (1, r#"{"a":1}"#, Some("ann"))
+    );
+    assert_eq!(store.get_draft("d", "1").await.expect("get").expect("stored"), first);
+    // A writer that read revision 0 (or any other stale one) is refused and changes nothing.
+    assert!(matches!(store.put_draft(write(r#"{"a":2}"#, Some(0))).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get_draft("d", "1").await.expect("get").expect("stored").draft_json, r#"{"a":1}"#);
+    let second = store.put_draft(write(r#"{"a":3}"#, Some(1))).await.expect("second write");
+    assert_eq!(second.revision, 2);
+    // An unconditional write (LangOrch's clients) always lands.
+    assert_eq!(store.put_draft(write(r#"{"a":4}"#, None)).await.expect("blind write").revision, 3);
+    assert!(store.delete_draft("d", "1").await.expect("delete"));
+    assert!(!store.delete_draft("d", "1").await.expect("delete again"));
+    store.put_draft(write("{}", None)).await.expect("write");
+    // Deleting the version deletes its draft.
+    store.delete_procedure("d", "1").await.expect("delete the version");
+    assert!(store.get_draft("d", "1").await.expect("get").is_none());
 }
 
 async fn runs_are_created_with_their_job_and_read_back(store: Arc<dyn Store>) {

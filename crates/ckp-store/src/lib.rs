@@ -28,11 +28,12 @@ pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use status::{AgentStatus, ApprovalStatus, JobState, ProcedureStatus, RunStatus, UnknownRunStatus, UnknownStatus};
 pub use store::{
     AgentHit, AgentRow, AgentUpdate, ApiKeyRow, ApprovalDecision, ApprovalRow, ApprovalStore, ArtifactRow, AuditFilter,
-    AuditRow, AuthStore, BucketCounts, ClaimedJob, Claims, CostSummary, DECISION_PRIORITY, EventRow, GrantRow,
-    InsightStore, Job, KeyAndOwner, LeaseRow, NewRun, ProcedureFilter, ProcedureHit, ProcedureRecord, ProcedureStats,
-    ProcedureStore, ProjectRow, QueueStats, QueueStore, QueuedJob, RegistryStore, RetentionPolicy, RunChange,
-    RunFilter, RunHit, RunRow, RunStats, RunStore, SearchHits, SearchQuery, SecretRow, SecretStore, SecretUpdate,
-    SessionRow, SpaceReclaimed, StatsQuery, StatusPage, StepRow, Store, UserRow, UserUpdate,
+    AuditRow, AuthStore, BucketCounts, ClaimedJob, Claims, CostSummary, DECISION_PRIORITY, DraftRecord, DraftWrite,
+    EventRow, GrantRow, InsightStore, Job, KeyAndOwner, LeaseRow, NewRun, ProcedureFilter, ProcedureHit,
+    ProcedureRecord, ProcedureStats, ProcedureStore, ProjectRow, QueueStats, QueueStore, QueuedJob, RegistryStore,
+    RetentionPolicy, RunChange, RunFilter, RunHit, RunRow, RunStats, RunStore, SearchHits, SearchQuery, SecretRow,
+    SecretStore, SecretUpdate, SessionRow, SpaceReclaimed, StatsQuery, StatusPage, StepRow, Store, TEST_VERSION_MARK,
+    UserRow, UserUpdate,
 };
 pub use store::{
     FireOutcome, FireRow, PruneFires, TriggerFire, TriggerPut, TriggerRow, TriggerStore, TriggerSync, synced,

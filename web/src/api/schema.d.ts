@@ -471,6 +471,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/procedures/validate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Compiles a document without storing anything and answers every diagnostic at its JSON pointer, line and
+         *     column (of the text as sent when `ckp_json` is a string). An invalid document is a 200 with `valid: false`: the
+         *     answer is the check. Over the import's size limits: 413.
+         */
+        post: operations["validate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/procedures/{procedure_id}/versions": {
         parameters: {
             query?: never;
@@ -499,7 +520,8 @@ export interface paths {
         get: operations["procedures_get"];
         /**
          * Replaces a version's document (compiled and validated, within the same limits as an import; its id and
-         *     version must match the path).
+         *     version must match the path). A version that has any run is never replaced (409 `version_has_runs`): its runs
+         *     ran that document, and a waiting one would resume on another; save the change as a new version.
          */
         put: operations["procedures_update"];
         post?: never;
@@ -508,6 +530,29 @@ export interface paths {
          *     in progress is 409.
          */
         delete: operations["procedures_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/procedures/{procedure_id}/{version}/builder-draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The builder draft of a version (`draft: null` and revision 0 when none is stored). */
+        get: operations["get_draft"];
+        /**
+         * Stores the builder draft of a version (a JSON object the server keeps as is) with the next revision. With
+         *     `revision` (the one the editor read), a draft changed since by someone else is 409 `draft_conflict` whose detail
+         *     holds the stored draft under `current`; without it the write is unconditional (LangOrch's clients).
+         */
+        put: operations["put_draft"];
+        post?: never;
+        /** Discards the builder draft of a version. */
+        delete: operations["delete_draft"];
         options?: never;
         head?: never;
         patch?: never;
@@ -566,6 +611,29 @@ export interface paths {
         head?: never;
         /** Sets the lifecycle status (draft, active, deprecated, archived), mirrored into the stored document. */
         patch: operations["set_status"];
+        trace?: never;
+    };
+    "/api/procedures/{procedure_id}/{version}/test-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Runs a draft of this version as a test: the document in the body (it must name this procedure), with external
+         *     calls mocked unless `mock_external_calls` is false, `test_data_overrides` answering steps by id, and an optional
+         *     node to stop at (the run completes on reaching it; the node does not execute). The document is stored as a
+         *     hidden snapshot version `<version>+test.<8 hex>` (never listed, never the latest) so the run can wait and
+         *     resume like any other; the run is created exactly like `POST /api/runs`.
+         */
+        post: operations["test_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/projects": {
@@ -1622,6 +1690,34 @@ export interface components {
             /** @description Run id (run deletes). */
             run_id?: string | null;
         };
+        /** @description `PUT /api/procedures/{id}/{version}/builder-draft`. */
+        DraftIn: {
+            /** @description The draft: any JSON object (the console stores `{ckp, layout, base_version}`). */
+            draft: unknown;
+            /**
+             * Format: int64
+             * @description The revision the editor read; a different stored one is 409 `draft_conflict`. Absent: write regardless.
+             */
+            revision?: number | null;
+        };
+        /** @description A version's builder draft. */
+        DraftOut: {
+            /** @description Procedure. */
+            procedure_id: string;
+            /** @description Version. */
+            version: string;
+            /** @description The draft object, or null when none is stored. */
+            draft?: unknown;
+            /** @description When it was written last. */
+            updated_at?: string | null;
+            /** @description Who wrote it last (when authentication is on). */
+            updated_by?: string | null;
+            /**
+             * Format: int64
+             * @description 0 when none is stored; one more on every write. Send it back with the next PUT.
+             */
+            revision: number;
+        };
         /** @description The error body, for the OpenAPI document. */
         ErrorBody: {
             /** @description What went wrong: a message, or an object (`{message, errors}` for invalid input, diagnostics for CKP). */
@@ -2179,6 +2275,23 @@ export interface components {
             /** @description Registrations after the sync. */
             synced: number;
         };
+        /** @description `POST /api/procedures/{id}/{version}/test-runs`. */
+        TestRunIn: {
+            /** @description The draft document to run (it must name this procedure); an object or its JSON text. */
+            ckp_json: unknown;
+            /** @description Inputs, checked against the document's `variables_schema`. */
+            input_vars?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description Answer agent and MCP steps with a mock result instead of calling them (default true). */
+            mock_external_calls?: boolean | null;
+            /** @description Results by step id, used instead of executing those steps (`global_config.test_data_overrides`). */
+            test_data_overrides?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description End the run (completed) on reaching this node, which is not executed. */
+            stop_at_node?: string | null;
+        };
         /** @description `GET /api/runs/{run_id}/timeline`. */
         Timeline: {
             /** @description Run id. */
@@ -2495,6 +2608,24 @@ export interface components {
             created_at: string;
             /** @description Last change. */
             updated_at: string;
+        };
+        /** @description `POST /api/procedures/validate`. */
+        ValidateIn: {
+            /** @description The CKP document: an object, or its JSON text (diagnostics then point at lines and columns of that text). */
+            ckp_json: unknown;
+        };
+        /** @description What `POST /api/procedures/validate` found. */
+        Validation: {
+            /** @description No error (warnings allowed): the document would import. */
+            valid: boolean;
+            /** @description The document's procedure id, when it compiled. */
+            procedure_id?: string | null;
+            /** @description The document's version, when it compiled. */
+            version?: string | null;
+            /** @description Errors: `{severity, code, message, pointer, line, column}` each. */
+            errors: unknown[];
+            /** @description Warnings, the same shape. */
+            warnings: unknown[];
         };
         /** @description A wait for something outside the run. */
         Wait: {
@@ -4650,6 +4781,109 @@ export interface operations {
             };
         };
     };
+    validate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ValidateIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Validation"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document is over max_procedure_bytes or max_procedure_nodes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     versions: {
         parameters: {
             query?: never;
@@ -4850,6 +5084,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description version_has_runs */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The body is over max_body_bytes (body_too_large), or the CKP document over max_procedure_bytes or max_procedure_nodes (procedure_too_large) */
             413: {
                 headers: {
@@ -4951,6 +5194,261 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_draft: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DraftOut"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_draft: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DraftIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DraftOut"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description draft_conflict: detail.current is the stored draft */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over max_body_bytes (body_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_draft: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5227,6 +5725,120 @@ export interface operations {
                 };
             };
             /** @description The body is over max_body_bytes (body_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not sent as application/json (unsupported_media_type) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed credentials from this address: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable: the body holds an error_id, the log its cause */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                procedure_id: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestRunIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description The body is not valid JSON (malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credential (authentication on): an API key (X-API-Key or Bearer) or a session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role is not enough for this operation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within body_timeout_ms (request_timeout) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document is over max_procedure_bytes or max_procedure_nodes */
             413: {
                 headers: {
                     [name: string]: unknown;

@@ -96,6 +96,11 @@ pub const RULES: &[Rule] = &[
     rule("PATCH", "/api/procedures/{procedure_id}/{version}/status", "procedures.status", Project(Operator)),
     rule("GET", "/api/procedures/{procedure_id}/{version}/graph", "procedures.read", Project(Viewer)),
     rule("POST", "/api/procedures/{procedure_id}/{version}/explain", "procedures.read", Project(Viewer)),
+    rule("POST", "/api/procedures/validate", "procedures.validate", Authenticated),
+    rule("GET", "/api/procedures/{procedure_id}/{version}/builder-draft", "procedures.read", Project(Viewer)),
+    rule("PUT", "/api/procedures/{procedure_id}/{version}/builder-draft", "procedures.draft", Project(Operator)),
+    rule("DELETE", "/api/procedures/{procedure_id}/{version}/builder-draft", "procedures.draft", Project(Operator)),
+    rule("POST", "/api/procedures/{procedure_id}/{version}/test-runs", "runs.create", Project(Operator)),
     // Runs.
     rule("POST", "/api/runs", "runs.create", Project(Operator)),
     rule("GET", "/api/runs", "runs.read", Project(Viewer)),

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod authoring;
 pub mod callbacks;
 pub mod credentials;
 pub mod insights;

@@ -24,7 +24,7 @@ const STATUSES: [ProcedureStatus; 4] =
     [ProcedureStatus::Active, ProcedureStatus::Archived, ProcedureStatus::Deprecated, ProcedureStatus::Draft];
 
 /// The CKP text of a `ckp_json` field: an object, or a string holding one.
-fn ckp_text(v: &Value) -> ApiResult<String> {
+pub(crate) fn ckp_text(v: &Value) -> ApiResult<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Object(_) => Ok(v.to_string()),
@@ -32,11 +32,23 @@ fn ckp_text(v: &Value) -> ApiResult<String> {
     }
 }
 
-fn diagnostics_json(d: &[Diagnostic]) -> Vec<Value> {
+/// Versions holding `+test.` are the snapshots of test runs; an import may not take one.
+fn refuse_test_version(text: &str) -> ApiResult<()> {
+    let version = serde_json::from_str::<Value>(text).ok().and_then(|d| d.get("version").cloned());
+    if version.as_ref().and_then(Value::as_str).is_some_and(|v| v.contains(ckp_store::TEST_VERSION_MARK)) {
+        return Err(ApiError::invalid(
+            "reserved_version",
+            format!("Versions containing {:?} are reserved for test runs", ckp_store::TEST_VERSION_MARK),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn diagnostics_json(d: &[Diagnostic]) -> Vec<Value> {
     d.iter().map(|d| serde_json::to_value(d).unwrap_or(Value::Null)).collect()
 }
 
-fn import_error(e: ImportError) -> ApiError {
+pub(crate) fn import_error(e: ImportError) -> ApiError {
     match e {
         ImportError::Invalid(diags) => {
             let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.is_error()).cloned().collect();
@@ -60,7 +72,13 @@ fn import_error(e: ImportError) -> ApiError {
 }
 
 /// A version the caller may act on with `role` (404 when it may not even see it, as if absent).
-async fn record(state: &AppState, who: &Principal, role: Role, id: &str, version: &str) -> ApiResult<ProcedureRecord> {
+pub(crate) async fn record(
+    state: &AppState,
+    who: &Principal,
+    role: Role,
+    id: &str,
+    version: &str,
+) -> ApiResult<ProcedureRecord> {
     let r = state.store.get_procedure(id, Some(version)).await?.ok_or_else(|| ApiError::not_found("Procedure"))?;
     who.require(role, r.project_id.as_deref(), "Procedure")?;
     Ok(r)
@@ -82,6 +100,7 @@ pub async fn import(
 ) -> ApiResult<(StatusCode, Json<ProcedureImported>)> {
     who.require(Role::Operator, body.project_id.as_deref(), "Project")?;
     let text = ckp_text(&body.ckp_json)?;
+    refuse_test_version(&text)?;
     if let Some(project) = &body.project_id
         && state.store.get_project(project).await?.is_none()
     {
@@ -203,10 +222,12 @@ pub async fn get(
 }
 
 /// Replaces a version's document (compiled and validated, within the same limits as an import; its id and
-/// version must match the path).
+/// version must match the path). A version that has any run is never replaced (409 `version_has_runs`): its runs
+/// ran that document, and a waiting one would resume on another; save the change as a new version.
 #[utoipa::path(put, path = "/api/procedures/{procedure_id}/{version}", tag = "procedures",
     params(("procedure_id" = String, Path), ("version" = String, Path)), request_body = ProcedureIn,
-    responses((status = 200, body = ProcedureImported), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = TOO_LARGE),
+    responses((status = 200, body = ProcedureImported), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "version_has_runs"), (status = 413, body = ErrorBody, description = TOO_LARGE),
               (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -217,7 +238,12 @@ pub async fn update(
     let existing = record(&state, &who, Role::Operator, &id, &version).await?;
     let text = ckp_text(&body.ckp_json)?;
     let (stored, warnings) =
-        state.catalog.update(&existing.procedure_id, &existing.version, &text).await.map_err(import_error)?;
+        state.catalog.update(&existing.procedure_id, &existing.version, &text).await.map_err(|e| match e {
+            ImportError::Store(ckp_store::StoreError::Conflict(m)) => {
+                ApiError::new(StatusCode::CONFLICT, "version_has_runs", m)
+            }
+            other => import_error(other),
+        })?;
     crate::triggers::sync_version(&state, &stored.procedure_id, &stored.version).await?;
     Ok(Json(ProcedureImported { summary: (&stored).into(), warnings: diagnostics_json(&warnings) }))
 }

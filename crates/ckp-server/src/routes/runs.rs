@@ -117,24 +117,24 @@ pub(crate) fn new_run(
 }
 
 /// What starts a run through the API: a `POST /api/runs` body, or a finished run started again with other inputs.
-struct Start {
-    procedure_id: String,
+pub(crate) struct Start {
+    pub(crate) procedure_id: String,
     /// The latest version when absent.
-    version: Option<String>,
-    inputs: Map<String, Value>,
+    pub(crate) version: Option<String>,
+    pub(crate) inputs: Map<String, Value>,
     /// The procedure's when absent.
-    project_id: Option<String>,
-    case_id: Option<String>,
-    rerun_of: Option<String>,
+    pub(crate) project_id: Option<String>,
+    pub(crate) case_id: Option<String>,
+    pub(crate) rerun_of: Option<String>,
     /// The caller's W3C trace context.
-    traceparent: Option<crate::otel::Context>,
+    pub(crate) traceparent: Option<crate::otel::Context>,
 }
 
 /// Starts a run, the one path of run creation through the API: the procedure must exist and be runnable (not
 /// deprecated or archived, effective), the caller an operator of its project (and of the run's, when another), the
 /// inputs must satisfy `variables_schema` (422 `{message, errors}` otherwise, nothing stored). The run, its
 /// `run_created` event and its job are committed in one transaction before it returns.
-async fn start(state: &AppState, who: &Principal, s: Start) -> ApiResult<RunRow> {
+pub(crate) async fn start(state: &AppState, who: &Principal, s: Start) -> ApiResult<RunRow> {
     let record = state
         .catalog
         .record(&s.procedure_id, s.version.as_deref())

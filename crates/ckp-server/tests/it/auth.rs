@@ -119,6 +119,11 @@ fn body(method: &Method, path: &str, w: &World) -> Option<Value> {
         ("POST", "/api/procedures") => Some(json!({"ckp_json": approval_procedure("gate_new"), "project_id": w.a})),
         ("PUT", "/api/procedures/{procedure_id}/{version}") => Some(json!({"ckp_json": approval_procedure("gate_a")})),
         ("PATCH", "/api/procedures/{procedure_id}/{version}/status") => Some(json!({"status": "active"})),
+        ("PUT", "/api/procedures/{procedure_id}/{version}/builder-draft") => Some(json!({"draft": {"layout": {}}})),
+        ("POST", "/api/procedures/{procedure_id}/{version}/test-runs") => {
+            Some(json!({"ckp_json": approval_procedure("gate_a")}))
+        }
+        ("POST", "/api/procedures/validate") => Some(json!({"ckp_json": approval_procedure("gate_a")})),
         ("POST", "/api/runs") => Some(json!({"procedure_id": "gate_a"})),
         ("POST", "/api/approvals/{approval_id}/decision") => Some(json!({"decision": "approve"})),
         // LangOrch's retry, without a body.

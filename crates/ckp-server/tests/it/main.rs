@@ -5,6 +5,7 @@
 mod alerts;
 mod api;
 mod auth;
+mod authoring;
 mod catalog;
 mod console;
 mod dispatch;

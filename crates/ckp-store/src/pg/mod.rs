@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0010_rerun_of.sql"),
     include_str!("../../migrations/postgres/0011_triggers.sql"),
     include_str!("../../migrations/postgres/0012_trigger_fire_windows.sql"),
+    include_str!("../../migrations/postgres/0013_builder_drafts.sql"),
 ];
 
 /// Advisory lock held while migrating (one process migrates, the others wait); per schema.

@@ -10,9 +10,32 @@ use crate::StoreError;
 use crate::codec::ts;
 use crate::status::ProcedureStatus;
 use crate::store::{
-    PROCEDURE_COLUMNS, ProcedureFilter, ProcedureRecord, ProcedureStore, duplicate_procedure, procedure_in_use,
-    procedure_not_found, procedure_row,
+    DraftRecord, DraftWrite, PROCEDURE_COLUMNS, ProcedureFilter, ProcedureRecord, ProcedureStore, TEST_VERSION_MARK,
+    draft_conflict, duplicate_procedure, procedure_has_runs, procedure_in_use, procedure_not_found, procedure_row,
 };
+
+/// The `LIKE` pattern of test snapshot versions (`+test.` has no `LIKE` wildcard).
+fn test_versions() -> String {
+    format!("%{TEST_VERSION_MARK}%")
+}
+
+async fn draft_in(c: &impl GenericClient, id: &str, version: &str) -> Result<Option<DraftRecord>, StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT procedure_id, version, draft_json, revision, updated_at, updated_by FROM builder_drafts
+             WHERE procedure_id = $1 AND version = $2",
+        )
+        .await?;
+    let Some(row) = c.query_opt(&stmt, &[&id, &version]).await? else { return Ok(None) };
+    Ok(Some(DraftRecord {
+        procedure_id: row.try_get(0)?,
+        version: row.try_get(1)?,
+        draft_json: row.try_get(2)?,
+        revision: row.try_get(3)?,
+        updated_at: ts(row.try_get(4)?),
+        updated_by: row.try_get(5)?,
+    }))
+}
 
 async fn get_procedure_in(
     c: &impl GenericClient,
@@ -28,10 +51,11 @@ async fn get_procedure_in(
         }
         None => {
             let sql = format!(
-                "SELECT id, {PROCEDURE_COLUMNS} FROM procedures WHERE procedure_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+                "SELECT id, {PROCEDURE_COLUMNS} FROM procedures WHERE procedure_id = $1 AND version NOT LIKE $2
+                 ORDER BY created_at DESC, id DESC LIMIT 1"
             );
             let stmt = c.prepare_cached(&sql).await?;
-            c.query_opt(&stmt, &[&id]).await?
+            c.query_opt(&stmt, &[&id, &test_versions()]).await?
         }
     };
     row.as_ref().map(procedure_row).transpose()
@@ -96,11 +120,12 @@ impl ProcedureStore for PgStore {
                     "SELECT id, {PROCEDURE_COLUMNS} FROM procedures
                      WHERE ($1::text IS NULL OR project_id = $1) AND ($2::text IS NULL OR status = $2)
                        AND ($3::text IS NULL OR procedure_id = $3) AND ($4::text[] IS NULL OR project_id = ANY($4))
+                       AND version NOT LIKE $5
                      ORDER BY created_at DESC, id DESC"
                 ))
                 .await?;
             let status = filter.status.map(ProcedureStatus::as_str);
-            c.query(&stmt, &[&filter.project_id, &status, &filter.procedure_id, &filter.projects])
+            c.query(&stmt, &[&filter.project_id, &status, &filter.procedure_id, &filter.projects, &test_versions()])
                 .await?
                 .iter()
                 .map(procedure_row)
@@ -111,8 +136,25 @@ impl ProcedureStore for PgStore {
     fn update_procedure(&self, record: ProcedureRecord) -> BoxFuture<'_, Result<ProcedureRecord, StoreError>> {
         Box::pin(async move {
             let r = &record;
-            let c = self.client().await?;
-            let n = c
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            // Serialized with concurrent changes of the same version.
+            tx.execute(
+                "SELECT 1 FROM procedures WHERE procedure_id = $1 AND version = $2 FOR UPDATE",
+                &[&r.procedure_id, &r.version],
+            )
+            .await?;
+            let runs: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM runs WHERE procedure_id = $1 AND procedure_version = $2",
+                    &[&r.procedure_id, &r.version],
+                )
+                .await?
+                .try_get(0)?;
+            if runs > 0 {
+                return Err(procedure_has_runs(&r.procedure_id, &r.version, runs));
+            }
+            let n = tx
                 .execute(
                     "UPDATE procedures SET name = $3, status = $4, effective_date = $5, description = $6, ckp_json = $7,
                          provenance = $8, retrieval_metadata = $9, trigger_config = $10, updated_at = now()
@@ -131,11 +173,14 @@ impl ProcedureStore for PgStore {
                     ],
                 )
                 .await?;
-            self.publish_procedures();
             if n == 0 {
                 return Err(procedure_not_found());
             }
-            get_procedure_in(&c, &r.procedure_id, Some(&r.version)).await?.ok_or_else(procedure_not_found)
+            let stored =
+                get_procedure_in(&tx, &r.procedure_id, Some(&r.version)).await?.ok_or_else(procedure_not_found);
+            tx.commit().await?;
+            self.publish_procedures();
+            stored
         })
     }
 
@@ -181,9 +226,72 @@ impl ProcedureStore for PgStore {
             }
             let n =
                 tx.execute("DELETE FROM procedures WHERE procedure_id = $1 AND version = $2", &[&id, &version]).await?;
+            tx.execute("DELETE FROM builder_drafts WHERE procedure_id = $1 AND version = $2", &[&id, &version]).await?;
             tx.commit().await?;
             self.publish_procedures();
             if n == 0 { Err(procedure_not_found()) } else { Ok(()) }
+        })
+    }
+
+    fn get_draft<'a>(
+        &'a self,
+        id: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DraftRecord>, StoreError>> {
+        Box::pin(async move { draft_in(&self.client().await?, id, version).await })
+    }
+
+    fn put_draft(&self, draft: DraftWrite) -> BoxFuture<'_, Result<DraftRecord, StoreError>> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            // The first write of a draft races no row lock: an insert that loses gets a unique violation, which
+            // is the same conflict.
+            let stored: i64 = tx
+                .query_opt(
+                    "SELECT revision FROM builder_drafts WHERE procedure_id = $1 AND version = $2 FOR UPDATE",
+                    &[&draft.procedure_id, &draft.version],
+                )
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(0);
+            if let Some(expected) = draft.expected_revision
+                && expected != stored
+            {
+                return Err(draft_conflict(stored, expected));
+            }
+            let sql = if stored == 0 {
+                "INSERT INTO builder_drafts (procedure_id, version, draft_json, revision, updated_at, updated_by)
+                 VALUES ($1, $2, $3, $4, now(), $5)"
+            } else {
+                "UPDATE builder_drafts SET draft_json = $3, revision = $4, updated_at = now(), updated_by = $5
+                 WHERE procedure_id = $1 AND version = $2"
+            };
+            let written = tx
+                .execute(
+                    sql,
+                    &[&draft.procedure_id, &draft.version, &draft.draft_json, &(stored + 1), &draft.updated_by],
+                )
+                .await;
+            if let Err(e) = written {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    return Err(draft_conflict(stored + 1, stored));
+                }
+                return Err(e.into());
+            }
+            let record = draft_in(&tx, &draft.procedure_id, &draft.version).await?.ok_or_else(procedure_not_found)?;
+            tx.commit().await?;
+            Ok(record)
+        })
+    }
+
+    fn delete_draft<'a>(&'a self, id: &'a str, version: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            Ok(c.execute("DELETE FROM builder_drafts WHERE procedure_id = $1 AND version = $2", &[&id, &version])
+                .await?
+                > 0)
         })
     }
 

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_rerun_of.sql"),
     include_str!("../../migrations/sqlite/0009_triggers.sql"),
     include_str!("../../migrations/sqlite/0010_trigger_fire_windows.sql"),
+    include_str!("../../migrations/sqlite/0011_builder_drafts.sql"),
 ];
 
 /// Most commits grouped into one transaction.

@@ -36,10 +36,11 @@ pub use insights::{
     StatsQuery,
 };
 pub(crate) use insights::{ENDED, PER_PROCEDURE, RANKED, StatsRows, prefix_pattern};
+pub use procedures::{DraftRecord, DraftWrite, ProcedureFilter, ProcedureRecord, ProcedureStore, TEST_VERSION_MARK};
 pub(crate) use procedures::{
-    PROCEDURE_COLUMNS, duplicate_procedure, procedure_in_use, procedure_not_found, procedure_row,
+    PROCEDURE_COLUMNS, draft_conflict, duplicate_procedure, procedure_has_runs, procedure_in_use, procedure_not_found,
+    procedure_row,
 };
-pub use procedures::{ProcedureFilter, ProcedureRecord, ProcedureStore};
 pub use queue::{ClaimedJob, Claims, Job, QueueStats, QueueStore, QueuedJob};
 pub(crate) use queue::{DEPTH_BY_STATE, NEXT_JOBS, count_of, queued_job};
 pub(crate) use registry::{

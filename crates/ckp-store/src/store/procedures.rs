@@ -35,6 +35,14 @@ pub trait ProcedureStore: Send + Sync {
     /// Deletes one version. Runs keep their history (they record the version they ran); a version with runs still
     /// in progress (not completed, failed or canceled) is a conflict, since they could not continue.
     fn delete_procedure<'a>(&'a self, id: &'a str, version: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The builder draft of a version, if one is stored.
+    fn get_draft<'a>(&'a self, id: &'a str, version: &'a str)
+    -> BoxFuture<'a, Result<Option<DraftRecord>, StoreError>>;
+    /// Stores a version's builder draft with the next revision. With `expected_revision`, the stored revision (0
+    /// when there is none) must be that one, else [`StoreError::Conflict`] and nothing changes.
+    fn put_draft(&self, draft: DraftWrite) -> BoxFuture<'_, Result<DraftRecord, StoreError>>;
+    /// Deletes a version's builder draft; whether there was one.
+    fn delete_draft<'a>(&'a self, id: &'a str, version: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// A watch that changes after every change of procedures, by this process or (shared database) another one:
     /// whoever caches procedures drops its cache.
     fn watch_procedures(&self) -> tokio::sync::watch::Receiver<u64>;
@@ -72,6 +80,42 @@ pub struct ProcedureRecord {
     /// When it was imported (RFC 3339 UTC).
     pub created_at: String,
 }
+
+/// A version's builder draft (the console's working copy: a JSON object the server does not interpret).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DraftRecord {
+    /// `procedure_id`.
+    pub procedure_id: String,
+    /// `version`.
+    pub version: String,
+    /// The draft, JSON text.
+    pub draft_json: String,
+    /// 1 for the first write, one more for each write after.
+    pub revision: i64,
+    /// When it was last written (RFC 3339 UTC).
+    pub updated_at: String,
+    /// Who wrote it last, when known.
+    pub updated_by: Option<String>,
+}
+
+/// A write of a builder draft.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DraftWrite {
+    /// `procedure_id`.
+    pub procedure_id: String,
+    /// `version`.
+    pub version: String,
+    /// The draft, JSON text.
+    pub draft_json: String,
+    /// The revision the writer read (0: none stored); `None` writes unconditionally.
+    pub expected_revision: Option<i64>,
+    /// Who writes it.
+    pub updated_by: Option<String>,
+}
+
+/// Versions holding this mark are the snapshots test runs of a draft execute (`1.2.0+test.0a1b2c3d`): stored so
+/// that their runs can resume, but never listed and never "the latest".
+pub const TEST_VERSION_MARK: &str = "+test.";
 
 /// Filters of the procedure list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,6 +163,20 @@ pub(crate) fn procedure_not_found() -> StoreError {
 /// The conflict of an import whose id and version exist.
 pub(crate) fn duplicate_procedure(r: &ProcedureRecord) -> StoreError {
     StoreError::Conflict(format!("Procedure {} version {} already exists", r.procedure_id, r.version))
+}
+
+/// The conflict of a draft write whose writer read another revision.
+pub(crate) fn draft_conflict(stored: i64, expected: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "The draft changed since it was read (revision {stored} is stored, the write expected {expected})"
+    ))
+}
+
+/// The conflict of a replacement of a version that has runs: they ran (or are running) that document.
+pub(crate) fn procedure_has_runs(id: &str, version: &str, runs: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "Procedure {id} version {version} has {runs} run(s); a version that has run is never replaced: save the change as a new version"
+    ))
 }
 
 /// The conflict of a delete of a version that still has `active` runs in progress.
