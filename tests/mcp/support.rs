@@ -7,8 +7,21 @@ use std::time::Duration;
 
 /// `node` and the server's entry point, or a panic saying how to install them.
 pub fn everything() -> (String, PathBuf) {
+    node_script("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// `node` and `tests/mcp/meta-echo.mjs`, a stdio server (the official TypeScript SDK) whose tool `meta` answers
+/// the `_meta` of the request that called it.
+#[allow(dead_code, reason = "used by ckp-server's tests, not ckp-connectors'")]
+pub fn meta_echo() -> (String, PathBuf) {
+    node_script("meta-echo.mjs")
+}
+
+/// `node` and a script of `tests/mcp` (its packages installed), or a panic saying how to get them.
+fn node_script(relative: &str) -> (String, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp");
-    let script = dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let script = dir.join(relative);
+    let sdk = dir.join("node_modules/@modelcontextprotocol/sdk/package.json");
     let node = std::env::var("CKP_TEST_NODE").unwrap_or_else(|_| "node".into());
     match std::process::Command::new(&node).arg("--version").output() {
         Ok(o) if o.status.success() => {}
@@ -17,7 +30,7 @@ pub fn everything() -> (String, PathBuf) {
         }
     }
     assert!(
-        script.is_file(),
+        script.is_file() && sdk.is_file(),
         "MCP tests need the reference server: run `npm ci --prefix {}` (scripts/test does it); {} is missing",
         dir.display(),
         script.display()

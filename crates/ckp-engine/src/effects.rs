@@ -209,6 +209,8 @@ pub struct McpCall {
     pub node_id: String,
     /// Step id.
     pub step_id: String,
+    /// W3C `traceparent` to send in the request's `_meta` (SEP-414), when the run is traced ([`TraceContext`]).
+    pub traceparent: Option<String>,
 }
 
 /// Calls MCP tools.

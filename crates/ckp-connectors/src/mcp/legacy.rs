@@ -68,6 +68,9 @@ impl LegacyMcp {
                 http = http.header(name, value.as_str());
             }
         }
+        if let Some(tp) = &req.traceparent {
+            http = http.header("traceparent", tp.as_str());
+        }
         let resp = match http.send().await {
             Ok(r) => r,
             Err(e) => {

@@ -129,6 +129,7 @@ impl McpConnector {
         declared: Option<&McpServer>,
         tool: &str,
         arguments: Map<String, Value>,
+        traceparent: Option<&str>,
     ) -> Result<Value, StepError> {
         if let Some(why) = declared.and_then(|d| self.refusal(name, d)) {
             let mut e = StepError::new(ErrorKind::McpError, why);
@@ -144,7 +145,8 @@ impl McpConnector {
             ));
         };
         let what = format!("MCP tool '{name}/{tool}'");
-        let result = self.call_on(name, server, tool, arguments).await.map_err(|e| e.into_step_error(&what))?;
+        let result =
+            self.call_on(name, server, tool, arguments, traceparent).await.map_err(|e| e.into_step_error(&what))?;
         map_result(&what, result)
     }
 
@@ -194,9 +196,10 @@ impl McpConnector {
         server: &McpServer,
         tool: &str,
         arguments: Map<String, Value>,
+        traceparent: Option<&str>,
     ) -> Result<Value, CallError> {
         let timeout = server.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        Ok(self.slot(name, server)?.call(tool, arguments, timeout).await?)
+        Ok(self.slot(name, server)?.call(tool, arguments, traceparent, timeout).await?)
     }
 
     #[cfg(feature = "mcp")]
@@ -206,7 +209,14 @@ impl McpConnector {
     }
 
     #[cfg(not(feature = "mcp"))]
-    async fn call_on(&self, _: &str, _: &McpServer, _: &str, _: Map<String, Value>) -> Result<Value, CallError> {
+    async fn call_on(
+        &self,
+        _: &str,
+        _: &McpServer,
+        _: &str,
+        _: Map<String, Value>,
+        _: Option<&str>,
+    ) -> Result<Value, CallError> {
         Err(CallError::Disabled)
     }
 
@@ -295,7 +305,10 @@ pub fn map_result(what: &str, result: Value) -> Result<Value, StepError> {
 
 impl Mcp for McpConnector {
     fn call_tool(&self, call: McpCall) -> BoxFuture<'_, Result<Value, StepError>> {
-        Box::pin(async move { self.call(&call.server, call.declared.as_ref(), &call.tool, call.arguments).await })
+        Box::pin(async move {
+            self.call(&call.server, call.declared.as_ref(), &call.tool, call.arguments, call.traceparent.as_deref())
+                .await
+        })
     }
 
     fn fallback(&self, req: &AgentRequest) -> Option<BoxFuture<'_, Result<Value, StepError>>> {
@@ -347,7 +360,7 @@ mod tests {
             ..McpSettings::default()
         });
         // Checked again at call time (the setting may have changed since the import): nothing is started.
-        let e = c.call("sh", Some(&stdio("/bin/sh")), "echo", Map::new()).await.expect_err("refused");
+        let e = c.call("sh", Some(&stdio("/bin/sh")), "echo", Map::new(), None).await.expect_err("refused");
         assert!(e.is_refused() && e.message.contains("mcp_stdio_allow (CKP_MCP_STDIO_ALLOW)"), "{}", e.message);
         assert!(e.message.contains("`/bin/sh`"), "{}", e.message);
         assert_eq!(c.refusal("fs", &stdio("/usr/bin/fs-mcp")), None, "listed");
@@ -363,7 +376,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_server_is_a_clear_step_error() {
         let c = McpConnector::new(McpSettings::default());
-        let e = c.call("nowhere", None, "echo", Map::new()).await.expect_err("unknown");
+        let e = c.call("nowhere", None, "echo", Map::new(), None).await.expect_err("unknown");
         assert_eq!(e.kind, ErrorKind::McpError);
         assert!(e.message.contains("MCP server `nowhere` is not configured"), "{}", e.message);
     }

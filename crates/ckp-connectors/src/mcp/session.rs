@@ -122,10 +122,17 @@ impl Slot {
         &self,
         tool: &str,
         arguments: Map<String, Value>,
+        traceparent: Option<&str>,
         timeout: Duration,
     ) -> Result<Value, Failure> {
         let (peer, generation) = self.peer(timeout).await?;
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        // The W3C trace context travels in the request's `_meta` (SEP-414), per call on a shared session.
+        if let Some(tp) = traceparent {
+            let mut meta = rmcp::model::MetaObject::new();
+            meta.set_traceparent(tp);
+            params.meta = Some(rmcp::model::RequestMetaObject(meta));
+        }
         let result = match tokio::time::timeout(timeout, peer.call_tool(params)).await {
             Ok(r) => r,
             Err(_) => return Err(Failure::Timeout(timeout)),

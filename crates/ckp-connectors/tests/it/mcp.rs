@@ -37,18 +37,18 @@ async fn exercise(c: &McpConnector, name: &str) {
     assert_eq!(echo.input_schema["properties"]["message"]["type"], "string", "{}", echo.input_schema);
     assert!(tools.iter().any(|t| t.name == "get-sum"), "{tools:?}");
 
-    let out = c.call(name, None, "echo", args(json!({"message": "hi there"}))).await.expect("echo");
+    let out = c.call(name, None, "echo", args(json!({"message": "hi there"})), None).await.expect("echo");
     assert_eq!(out, json!("Echo: hi there"));
-    let out = c.call(name, None, "get-sum", args(json!({"a": 2, "b": 3.5}))).await.expect("get-sum");
+    let out = c.call(name, None, "get-sum", args(json!({"a": 2, "b": 3.5})), None).await.expect("get-sum");
     assert_eq!(out, json!("The sum of 2 and 3.5 is 5.5."));
-    let out = c.call(name, None, "get-structured-content", args(json!({"location": "New York"}))).await;
+    let out = c.call(name, None, "get-structured-content", args(json!({"location": "New York"})), None).await;
     assert!(out.expect("structured")["temperature"].is_number());
 
-    let e = c.call(name, None, "get-sum", args(json!({"a": "two", "b": 3}))).await.expect_err("bad arguments");
+    let e = c.call(name, None, "get-sum", args(json!({"a": "two", "b": 3})), None).await.expect_err("bad arguments");
     assert_eq!(e.kind, ErrorKind::McpError);
     assert!(e.message.starts_with(&format!("MCP tool '{name}/get-sum' failed: ")), "{}", e.message);
     assert!(e.message.contains("a"), "the server's validation message is kept: {}", e.message);
-    let e = c.call(name, None, "no-such-tool", Map::new()).await.expect_err("unknown tool");
+    let e = c.call(name, None, "no-such-tool", Map::new(), None).await.expect_err("unknown tool");
     assert_eq!(e.kind, ErrorKind::McpError);
     assert!(e.message.contains("no-such-tool"), "{}", e.message);
 }
@@ -93,9 +93,9 @@ async fn one_session_is_reused_replaced_after_a_crash_and_killed_at_shutdown() {
 
     assert!(read().is_empty(), "nothing starts before the first call");
     for i in 0..3 {
-        let out = c.call("ev", None, "echo", args(json!({"message": i}))).await;
+        let out = c.call("ev", None, "echo", args(json!({"message": i})), None).await;
         assert!(out.is_err(), "a number is not a string: {out:?}");
-        c.call("ev", None, "echo", args(json!({"message": format!("{i}")}))).await.expect("echo");
+        c.call("ev", None, "echo", args(json!({"message": format!("{i}")})), None).await.expect("echo");
     }
     let first = read();
     assert_eq!(first.len(), 1, "one process for all calls: {first:?}");
@@ -105,7 +105,7 @@ async fn one_session_is_reused_replaced_after_a_crash_and_killed_at_shutdown() {
     assert!(killed.success());
     let mut answered = false;
     for _ in 0..2 {
-        if c.call("ev", None, "echo", args(json!({"message": "again"}))).await.is_ok() {
+        if c.call("ev", None, "echo", args(json!({"message": "again"})), None).await.is_ok() {
             answered = true;
             break;
         }
@@ -117,7 +117,7 @@ async fn one_session_is_reused_replaced_after_a_crash_and_killed_at_shutdown() {
 
     c.shutdown().await;
     assert!(!alive(&second[1]), "the server process is gone after shutdown");
-    let e = c.call("ev", None, "echo", args(json!({"message": "late"}))).await.expect_err("closed");
+    let e = c.call("ev", None, "echo", args(json!({"message": "late"})), None).await.expect_err("closed");
     assert!(e.message.contains("ckp is shutting down"), "{}", e.message);
     assert_eq!(read().len(), 2, "no process is started after shutdown");
     let _ = std::fs::remove_dir_all(&dir);
@@ -146,7 +146,7 @@ async fn unreachable_servers_are_errors_not_hangs() {
     assert!(error("gone").contains("cannot start `/nonexistent/mcp-server`"), "{}", error("gone"));
     assert!(error("dead").contains("cannot start: no config"), "stderr is shown: {}", error("dead"));
     assert!(error("closed").contains("MCP server `closed` is unreachable"), "{}", error("closed"));
-    let e = c.call("gone", None, "echo", Map::new()).await.expect_err("fails");
+    let e = c.call("gone", None, "echo", Map::new(), None).await.expect_err("fails");
     assert_eq!(e.kind, ErrorKind::McpError);
     assert!(e.message.starts_with("MCP tool 'gone/echo' is unreachable: cannot start"), "{}", e.message);
 }

@@ -460,6 +460,7 @@ impl Runner<'_> {
                         run_id: self.run_id.clone(),
                         node_id: node.id.clone(),
                         step_id: step.id.clone(),
+                        traceparent: self.traceparent(&node.id, &step.id),
                     })
                     .await
                     .map(AgentReply::Done),

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::support::TestServer;
 
 #[path = "../../../../tests/mcp/support.rs"]
-mod reference;
+pub(crate) mod reference;
 
 fn stdio_everything() -> McpServer {
     let (node, script) = reference::everything();

@@ -106,7 +106,9 @@ async fn peers() -> (String, Heard) {
 fn parent() -> Value {
     json!({"procedure_id": "traced", "version": "1", "workflow_graph": {"start_node": "click", "nodes": {
         "click": {"type": "sequence", "agent": "WEB", "steps": [
-            {"step_id": "press", "action": "click", "selector": "#go"}], "next_node": "ask"},
+            {"step_id": "press", "action": "click", "selector": "#go"}], "next_node": "tool"},
+        "tool": {"type": "sequence", "steps": [
+            {"step_id": "m", "action": "mcp:meta/meta", "output_variable": "heard_meta"}], "next_node": "ask"},
         "ask": {"type": "llm_action", "prompt": "summarise", "model": "house-model", "next_node": "child"},
         "child": {"type": "subflow", "procedure_id": "traced-child", "version": "1", "next_node": "gate"},
         "gate": {"type": "human_approval", "prompt": "ok?", "on_approve": "end", "on_reject": "end"},
@@ -140,6 +142,14 @@ async fn runs_are_traced_with_nested_spans_links_and_propagation() {
         c.otel_exporter_otlp_headers =
             Some(ckp_connectors::settings::Secret::new("Authorization=Bearer%20t0ken".into()));
         c.llm_base_url = Some(format!("{peer_url}/v1"));
+        let (node, script) = crate::mcp::reference::meta_echo();
+        let transport = ckp_core::mcp::McpTransport::Stdio {
+            command: node,
+            args: vec![script.display().to_string()],
+            env: std::collections::BTreeMap::new(),
+            cwd: None,
+        };
+        c.mcp_servers.insert("meta".into(), ckp_core::mcp::McpServer { transport, timeout_ms: None });
     })
     .await;
     let (status, body) = server
@@ -222,7 +232,15 @@ async fn runs_are_traced_with_nested_spans_links_and_propagation() {
 
     // Decided: the run resumes in a new trace, linked to its first segment.
     server.decide(&run, "approved").await;
-    server.wait_status(&run, &["completed"]).await;
+    let done = server.wait_status(&run, &["completed"]).await;
+    // The MCP server got the traceparent of its step's span in the request's `_meta` (SEP-414).
+    let tool_step = spans.iter().find(|s| s["attributes"]["ckp.step.id"] == "m").expect("the MCP step's span");
+    assert_eq!(parent_name(tool_step), Some(json!("node tool")));
+    assert_eq!(
+        done["output_vars"]["heard_meta"]["traceparent"],
+        format!("00-{trace}-{}-01", tool_step["span_id"].as_str().expect("id")),
+        "{done}"
+    );
     let spans = receiver.wait_for("run traced", 2).await;
     let second = spans.iter().filter(|s| s["name"] == "run traced").nth(1).expect("second segment").clone();
     assert_ne!(second["trace_id"], trace.as_str(), "a resumed run is a new trace");
