@@ -10,15 +10,10 @@ pub fn everything() -> (String, PathBuf) {
     node_script("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }
 
-/// `node` and `tests/mcp/meta-echo.mjs`, a stdio server (the official TypeScript SDK) whose tool `meta` answers
-/// the `_meta` of the request that called it.
-#[allow(dead_code, reason = "used by ckp-server's tests, not ckp-connectors'")]
-pub fn meta_echo() -> (String, PathBuf) {
-    node_script("meta-echo.mjs")
-}
-
-/// `node` and a script of `tests/mcp` (its packages installed), or a panic saying how to get them.
-fn node_script(relative: &str) -> (String, PathBuf) {
+/// `node` and a script of `tests/mcp` (its packages installed), or a panic saying how to get them: the reference
+/// server, or `meta-echo.mjs`, a stdio server (the official TypeScript SDK) whose tool `meta` answers the `_meta` of
+/// the request that called it.
+pub fn node_script(relative: &str) -> (String, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp");
     let script = dir.join(relative);
     let sdk = dir.join("node_modules/@modelcontextprotocol/sdk/package.json");

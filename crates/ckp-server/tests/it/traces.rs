@@ -142,7 +142,7 @@ async fn runs_are_traced_with_nested_spans_links_and_propagation() {
         c.otel_exporter_otlp_headers =
             Some(ckp_connectors::settings::Secret::new("Authorization=Bearer%20t0ken".into()));
         c.llm_base_url = Some(format!("{peer_url}/v1"));
-        let (node, script) = crate::mcp::reference::meta_echo();
+        let (node, script) = crate::mcp::reference::node_script("meta-echo.mjs");
         let transport = ckp_core::mcp::McpTransport::Stdio {
             command: node,
             args: vec![script.display().to_string()],
