@@ -23,9 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use ckp_engine::events::Event;
 use ckp_engine::journal::RunStatus;
 use ckp_store::Store;
 use registry::{Counter, Family, Gauge, Histogram, Summary};
+use serde_json::Value;
 
 /// Custom metric names (`telemetry.custom_metrics`) kept before new ones are dropped.
 pub const MAX_CUSTOM: usize = 100;
@@ -321,7 +323,7 @@ impl Metrics {
     }
 
     /// Adds `value` to the custom metric `name` (capped at [`MAX_CUSTOM`] names).
-    fn custom(&self, name: &str, value: f64) {
+    pub(super) fn custom(&self, name: &str, value: f64) {
         if !value.is_finite() || value < 0.0 {
             return;
         }
@@ -523,50 +525,74 @@ impl Drop for SseOpen {
 }
 
 impl Metrics {
-    /// Counts what a commit of `procedure`'s run made durable (called after the commit succeeded).
-    fn observe(&self, procedure: &str, seen: &[journal::Seen]) {
-        use journal::Seen;
-        for s in seen {
-            match s {
-                Seen::ChildCreated => self.runs_created.with(&[procedure, "subflow"]).inc(),
-                Seen::RunEnded { status, seconds } => {
-                    self.runs_finished.with(&[procedure, status]).inc();
-                    if let Some(secs) = seconds {
-                        self.run_duration.with(&[status]).observe(*secs);
-                    }
-                    if *status != "canceled" {
-                        self.lo_run_completed.with(&[status]).inc();
-                        if let Some(secs) = seconds {
-                            self.lo_run_duration.with(&[status]).observe(*secs);
-                        }
-                    }
-                    if *status == "failed" {
-                        self.lo_run_failures.with(&[]).inc();
-                    }
-                }
-                Seen::Node { node_type, seconds } => self.node_duration.with(&[node_type]).observe(*seconds),
-                Seen::Step { node_id, action, result } => {
-                    self.steps.with(&[action, result]).inc();
-                    self.lo_step_execution.with(&[node_id, result]).inc();
-                }
-                Seen::StepFailed { node_id, action } => {
-                    self.steps.with(&[action, "failed"]).inc();
-                    self.lo_step_execution.with(&[node_id, "failed"]).inc();
-                }
-                Seen::Retry { node_id, step_id, action } => {
-                    self.lo_retry_attempts.with(&[node_id, step_id]).inc();
-                    self.step_retries.with(&[action]).inc();
-                }
-                Seen::StepTimeout { node_id, step_id } => self.lo_step_timeout.with(&[node_id, step_id]).inc(),
-                Seen::Llm { model, prompt, completion, cost } => {
-                    self.llm_tokens.with(&[model, "prompt"]).add(*prompt);
-                    self.llm_tokens.with(&[model, "completion"]).add(*completion);
-                    self.llm_cost.with(&[model]).add(*cost);
-                }
-                Seen::Sla => self.lo_sla_breach.with(&[]).inc(),
-                Seen::ApprovalRequested => self.approvals_requested.with(&[]).inc(),
-                Seen::Custom { name, value } => self.custom(name, *value),
+    /// Adds to `out` what event `e` of a run of `procedure` counts for once committed (the series resolved now).
+    fn resolve(
+        &self,
+        procedure: &str,
+        e: &Event,
+        started_at: Option<chrono::DateTime<chrono::Utc>>,
+        out: &mut Vec<journal::Counted>,
+    ) {
+        use journal::Counted::{Add, Custom, Histogram as Observe, Summary as Quantile};
+        let text = |key: &str| e.get(key).as_str().unwrap_or_default();
+        let num = |key: &str| e.get(key).as_f64().unwrap_or_default();
+        let node_id = e.node_id.as_deref().unwrap_or_default();
+        let step_id = e.step_id.as_deref().unwrap_or_default();
+        let mut ended = |status: &'static str| {
+            let seconds = started_at.map(|at| ((e.created_at - at).num_milliseconds().max(0) as f64) / 1000.0);
+            out.push(Add(self.runs_finished.with(&[procedure, status]), 1.0));
+            if let Some(secs) = seconds {
+                out.push(Observe(self.run_duration.with(&[status]), secs));
             }
+            if status != "canceled" {
+                out.push(Add(self.lo_run_completed.with(&[status]), 1.0));
+                if let Some(secs) = seconds {
+                    out.push(Quantile(self.lo_run_duration.with(&[status]), secs));
+                }
+            }
+            if status == "failed" {
+                out.push(Add(self.lo_run_failures.with(&[]), 1.0));
+            }
+        };
+        match e.event_type.as_str() {
+            "run_created" if !e.get("parent_run_id").is_null() => {
+                out.push(Add(self.runs_created.with(&[procedure, "subflow"]), 1.0));
+            }
+            "run_completed" => ended("completed"),
+            "run_failed" => ended("failed"),
+            "run_canceled" => ended("canceled"),
+            "node_completed" => {
+                if let Some(custom) = e.get("custom_metrics").as_object() {
+                    for (name, v) in custom {
+                        out.push(Custom(name.clone(), v.as_f64().unwrap_or(1.0)));
+                    }
+                }
+                let node_type = journal::node_type(e.get("node_type"));
+                out.push(Observe(self.node_duration.with(&[node_type]), num("duration_ms") / 1000.0));
+            }
+            "step_completed" => {
+                let result = if e.get("cached") == &Value::Bool(true) { "cached" } else { "completed" };
+                out.push(Add(self.steps.with(&[text("action"), result]), 1.0));
+                out.push(Add(self.lo_step_execution.with(&[node_id, result]), 1.0));
+            }
+            "node_error" if !e.get("step_id").is_null() => {
+                out.push(Add(self.steps.with(&[text("action"), "failed"]), 1.0));
+                out.push(Add(self.lo_step_execution.with(&[node_id, "failed"]), 1.0));
+            }
+            "step_retrying" => {
+                out.push(Add(self.lo_retry_attempts.with(&[node_id, step_id]), 1.0));
+                out.push(Add(self.step_retries.with(&[text("action")]), 1.0));
+            }
+            "step_timeout" => out.push(Add(self.lo_step_timeout.with(&[node_id, step_id]), 1.0)),
+            "llm_usage" => {
+                let model = text("model");
+                out.push(Add(self.llm_tokens.with(&[model, "prompt"]), num("prompt_tokens")));
+                out.push(Add(self.llm_tokens.with(&[model, "completion"]), num("completion_tokens")));
+                out.push(Add(self.llm_cost.with(&[model]), num("cost_usd")));
+            }
+            "sla_breached" => out.push(Add(self.lo_sla_breach.with(&[]), 1.0)),
+            "approval_requested" => out.push(Add(self.approvals_requested.with(&[]), 1.0)),
+            _ => {}
         }
     }
 

@@ -220,31 +220,49 @@ pub struct Family<M> {
     /// Makes a series (histograms are given their bucket bounds; the others ignore them).
     make: fn(&'static [f64]) -> M,
     bounds: &'static [f64],
-    series: RwLock<HashMap<String, Series<M>, Fnv>>,
+    series: RwLock<SeriesMap<M>>,
 }
 
-/// FNV-1a: label keys are short and not attacker-chosen in bulk (families are capped), so a fast hash is enough
-/// (SipHash was a measurable share of the run path's metric cost).
-#[derive(Debug, Default, Clone, Copy)]
-struct Fnv;
+/// A family's series, found by the FNV-1a hash of their label values without building a key: the run path looks
+/// series up several times per commit, and an allocation per lookup was a measurable share of its metric cost.
+#[derive(Debug)]
+struct SeriesMap<M> {
+    by_hash: HashMap<u64, Vec<Series<M>>, Identity>,
+    len: usize,
+}
 
-impl std::hash::BuildHasher for Fnv {
-    type Hasher = FnvHasher;
-    fn build_hasher(&self) -> FnvHasher {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
+/// One series: its label values as given (joined by [`KEY_SEP`]), as exposed (cleaned), and its metric.
+#[derive(Debug)]
+struct Series<M> {
+    key: Box<str>,
+    labels: Box<[String]>,
+    metric: Arc<M>,
+}
+
+/// The keys are FNV hashes already.
+#[derive(Debug, Default, Clone, Copy)]
+struct Identity;
+
+impl std::hash::BuildHasher for Identity {
+    type Hasher = IdentityHasher;
+    fn build_hasher(&self) -> IdentityHasher {
+        IdentityHasher(0)
     }
 }
 
-/// The FNV-1a state.
+/// Passes a `u64` key through.
 #[derive(Debug)]
-struct FnvHasher(u64);
+struct IdentityHasher(u64);
 
-impl std::hash::Hasher for FnvHasher {
+impl std::hash::Hasher for IdentityHasher {
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            self.0 = (self.0 << 8) | u64::from(*b);
         }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 
     fn finish(&self) -> u64 {
@@ -252,11 +270,39 @@ impl std::hash::Hasher for FnvHasher {
     }
 }
 
-/// A series: its label values and its metric.
-type Series<M> = (Box<[String]>, Arc<M>);
-
 /// Separates label values in a series key (a control character no label value keeps: see [`clean`]).
 const KEY_SEP: char = '\u{1f}';
+
+/// FNV-1a of label values, each followed by [`KEY_SEP`] (label keys are short and not attacker-chosen in bulk:
+/// families are capped, so a fast hash is enough).
+fn key_hash<'a>(values: impl Iterator<Item = &'a str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in values {
+        for b in v.bytes().chain(std::iter::once(KEY_SEP as u8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Whether `key` (values joined by [`KEY_SEP`], each followed by one) holds exactly `values`.
+fn key_is<'a>(key: &str, values: impl Iterator<Item = &'a str>) -> bool {
+    let mut rest = key;
+    for v in values {
+        match rest.strip_prefix(v).and_then(|r| r.strip_prefix(KEY_SEP)) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+impl<M> SeriesMap<M> {
+    fn find(&self, hash: u64, values: &[&str]) -> Option<&Arc<M>> {
+        self.by_hash.get(&hash)?.iter().find(|s| key_is(&s.key, values.iter().copied())).map(|s| &s.metric)
+    }
+}
 
 impl<M: Metric> Family<M> {
     fn with_maker(
@@ -266,7 +312,8 @@ impl<M: Metric> Family<M> {
         make: fn(&'static [f64]) -> M,
         bounds: &'static [f64],
     ) -> Self {
-        let family = Family { name, help, labels, make, bounds, series: RwLock::new(HashMap::with_hasher(Fnv)) };
+        let series = RwLock::new(SeriesMap { by_hash: HashMap::with_hasher(Identity), len: 0 });
+        let family = Family { name, help, labels, make, bounds, series };
         if labels.is_empty() {
             // An unlabelled family is always exposed, at zero before anything happens.
             family.with(&[]);
@@ -277,32 +324,33 @@ impl<M: Metric> Family<M> {
     /// The series for `values` (one per label name, in order), created on first use. Past [`MAX_SERIES`] label
     /// sets, a new one shares the series whose values are all `other`.
     pub fn with(&self, values: &[&str]) -> Arc<M> {
-        let mut key = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
-        for v in values.iter().take(self.labels.len()) {
-            key.push_str(v);
-            key.push(KEY_SEP);
-        }
+        let values = &values[..values.len().min(self.labels.len())];
+        let hash = key_hash(values.iter().copied());
         if let Ok(series) = self.series.read()
-            && let Some((_, m)) = series.get(&key)
+            && let Some(m) = series.find(hash, values)
         {
             return m.clone();
         }
         let Ok(mut series) = self.series.write() else { return Arc::new((self.make)(self.bounds)) };
-        if let Some((_, m)) = series.get(&key) {
+        if let Some(m) = series.find(hash, values) {
             return m.clone();
         }
-        if series.len() >= MAX_SERIES {
-            let other: String = self.labels.iter().map(|_| format!("other{KEY_SEP}")).collect();
-            let entry = series.entry(other).or_insert_with(|| {
-                (self.labels.iter().map(|_| "other".to_owned()).collect(), Arc::new((self.make)(self.bounds)))
-            });
-            return entry.1.clone();
+        let (hash, values): (u64, Vec<&str>) = if series.len >= MAX_SERIES {
+            let other = vec!["other"; self.labels.len()];
+            (key_hash(other.iter().copied()), other)
+        } else {
+            (hash, values.to_vec())
+        };
+        if let Some(m) = series.find(hash, &values) {
+            return m.clone();
         }
-        let kept: Box<[String]> =
+        let key: String = values.iter().flat_map(|v| [*v, "\u{1f}"]).collect();
+        let labels: Box<[String]> =
             (0..self.labels.len()).map(|i| clean(values.get(i).copied().unwrap_or_default())).collect();
-        let m = Arc::new((self.make)(self.bounds));
-        series.insert(key, (kept, m.clone()));
-        m
+        let metric = Arc::new((self.make)(self.bounds));
+        series.by_hash.entry(hash).or_default().push(Series { key: key.into(), labels, metric: metric.clone() });
+        series.len += 1;
+        metric
     }
 
     /// Writes the family: `# HELP`, `# TYPE` and every series, sorted by label values (a stable exposition).
@@ -310,24 +358,24 @@ impl<M: Metric> Family<M> {
         let _ = writeln!(out, "# HELP {} {}", self.name, escape_help(self.help));
         let _ = writeln!(out, "# TYPE {} {}", self.name, M::KIND);
         let Ok(series) = self.series.read() else { return };
-        let mut rows: Vec<&Series<M>> = series.values().collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut rows: Vec<&Series<M>> = series.by_hash.values().flatten().collect();
+        rows.sort_by(|a, b| a.labels.cmp(&b.labels));
         let mut labels = String::new();
-        for (values, m) in rows {
+        for row in rows {
             labels.clear();
-            for (i, (k, v)) in self.labels.iter().zip(values.iter()).enumerate() {
+            for (i, (k, v)) in self.labels.iter().zip(row.labels.iter()).enumerate() {
                 if i > 0 {
                     labels.push(',');
                 }
                 let _ = write!(labels, "{k}=\"{}\"", escape_label(v));
             }
-            m.render(out, self.name, &labels);
+            row.metric.render(out, self.name, &labels);
         }
     }
 
     /// How many label sets the family holds.
     pub fn len(&self) -> usize {
-        self.series.read().map(|s| s.len()).unwrap_or_default()
+        self.series.read().map(|s| s.len).unwrap_or_default()
     }
 
     /// Whether it holds none.
@@ -338,7 +386,8 @@ impl<M: Metric> Family<M> {
     /// Drops every series (gauges recomputed from scratch on each scrape).
     pub fn clear(&self) {
         if let Ok(mut series) = self.series.write() {
-            series.clear();
+            series.by_hash.clear();
+            series.len = 0;
         }
     }
 }
