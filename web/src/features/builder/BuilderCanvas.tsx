@@ -111,7 +111,7 @@ const BNode = memo(function BNode({ data, selected }: NodeProps<Node<BNodeData>>
         <span>{data.detail}</span>
       </div>
       {(errors.length > 0 || warnings.length > 0) && (
-        <div className={`bnode-problems ${errors.length ? 'err' : 'warn'}`} role="note" aria-label={messages}>
+        <div className={`bnode-problems nodrag ${errors.length ? 'err' : 'warn'}`} role="note" aria-label={messages} tabIndex={0}>
           {errors.length > 0 ? `${errors.length} error${errors.length === 1 ? '' : 's'}` : `${warnings.length} warning${warnings.length === 1 ? '' : 's'}`}
           <div className="bnode-tip">{data.problems.map((d, i) => <div key={i}>{d.message}</div>)}</div>
         </div>
@@ -331,6 +331,15 @@ function Inner({ apiRef, ...p }: BuilderCanvasProps & { apiRef: React.ForwardedR
         onConnect={(c: Connection) => {
           if (c.source && c.target && c.sourceHandle) p.onConnect(c.source, c.sourceHandle as EdgeKind, c.target);
         }}
+        onConnectEnd={(event, state) => {
+          // Dropped on a node's body rather than on its input handle: connect to that node all the same.
+          if (state.isValid || !state.fromNode || !state.fromHandle?.id || state.fromHandle.type !== 'source') return;
+          const pt = 'changedTouches' in event ? event.changedTouches[0] : event;
+          const el = document.elementFromPoint(pt.clientX, pt.clientY)?.closest('.react-flow__node');
+          const target = el?.getAttribute('data-id');
+          if (target && graph.nodes.some((n) => n.id === target)) p.onConnect(state.fromNode.id, state.fromHandle.id as EdgeKind, target);
+        }}
+        connectionRadius={30}
         onReconnect={(old, c) => {
           const e = edgesById.get(old.id);
           if (e && c.target) p.onReconnect(e, c.target);

@@ -467,7 +467,7 @@ function ProcedureForm(p: InspectorProps) {
       <Section title="Procedure">
         <TextField label="Procedure id" mono value={s(doc.procedure_id)} onChange={(v) => p.onChange({ ...doc, procedure_id: v }, 'proc/procedure_id')} />
         <TextField label="Version (set when saving)" mono value={s(doc.version)} onChange={(v) => p.onChange({ ...doc, version: v }, 'proc/version')} />
-        <TextField label="Name" value={s(doc.name)} onChange={(v) => set('name', v)} />
+        <TextField label="Display name" value={s(doc.name)} onChange={(v) => set('name', v)} />
         <label className="bfield">
           Description
           <textarea rows={3} value={s(doc.description)} onChange={(e) => set('description', e.target.value)} />

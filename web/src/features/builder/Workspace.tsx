@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError } from '../../api/client';
 import { useToast } from '../../components/Toasts';
-import { autoLayout, BuilderCanvas, DRAG_TYPE, type CanvasApi, type NodeOverlay } from './BuilderCanvas';
+import { autoLayout, BuilderCanvas, DRAG_TYPE, NODE_H, NODE_W, type CanvasApi, type NodeOverlay } from './BuilderCanvas';
 import { getDraft, putDraft, validate, type Diagnostic, type Draft, type DraftConflict, type DraftOut, type Layout, type ValidateOut } from './api';
 import { ConflictDialog, SaveDialog } from './dialogs';
 import { useHistory, type BuilderState } from './history';
@@ -190,7 +190,12 @@ export function Workspace(p: WorkspaceProps) {
   // ---- edits ----
   const addAt = (type: NodeType, at?: { x: number; y: number }) => {
     const r = addNode(ckp, type);
-    const pos = at ?? canvas.current?.center() ?? { x: 0, y: 0 };
+    let pos = at ?? canvas.current?.center() ?? { x: 0, y: 0 };
+    // A click adds at the middle of the view: step down past nodes already there, so new nodes do not pile up.
+    if (!at) {
+      const busy = (q: { x: number; y: number }) => Object.values(layout).some((l) => Math.abs(l.x - q.x) < NODE_W && Math.abs(l.y - q.y) < NODE_H + 20);
+      for (let i = 0; i < 50 && busy(pos); i++) pos = { x: pos.x, y: pos.y + NODE_H + 40 };
+    }
     commit({ ckp: r.doc, layout: { ...layout, [r.id]: pos } });
     setSelected([r.id]);
     setSelectedEdge(null);

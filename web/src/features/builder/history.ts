@@ -24,12 +24,13 @@ export function useHistory(initial: BuilderState) {
   const last = useRef<{ group: string; at: number } | null>(null);
 
   const commit = useCallback((next: BuilderState | ((s: BuilderState) => BuilderState), group?: string) => {
+    // Decided outside the state updater, which must stay pure (React may call it twice).
+    const now = Date.now();
+    const merge = group !== undefined && last.current?.group === group && now - last.current.at < MERGE_MS;
+    last.current = group !== undefined ? { group, at: now } : null;
     setH((cur) => {
       const value = typeof next === 'function' ? next(cur.present) : next;
       if (value === cur.present) return cur;
-      const now = Date.now();
-      const merge = group !== undefined && last.current?.group === group && now - last.current.at < MERGE_MS;
-      last.current = group !== undefined ? { group, at: now } : null;
       if (merge) return { past: cur.past, present: value, future: [] };
       return { past: [...cur.past.slice(-LIMIT + 1), cur.present], present: value, future: [] };
     });
