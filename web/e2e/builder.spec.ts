@@ -274,3 +274,65 @@ test('screenshots of the builder, light and dark', async ({ page, api }, info) =
     await page.screenshot({ path: info.outputPath(`builder-${scheme}.png`) });
   }
 });
+
+test('canvas editing: drop from the palette, copy and paste, rename, delete an edge and a node, undo and redo', async ({ page, api }) => {
+  const id = unique('builder-canvas');
+  await importProcedure(api, procedure('parse_order.ckp.json', id));
+  const doc = procedure('parse_order.ckp.json', id) as { workflow_graph: { start_node: string; nodes: Record<string, Record<string, unknown>> } };
+  const start = doc.workflow_graph.start_node;
+  const next = String(doc.workflow_graph.nodes[start].next_node);
+  await page.goto(`/procedures/${id}/1.0.0/edit`);
+  const nodes = page.locator('.bcanvas .react-flow__node');
+  const count = Object.keys(doc.workflow_graph.nodes).length;
+  await expect(nodes).toHaveCount(count);
+
+  // Drag a palette item onto the canvas.
+  await page.getByRole('button', { name: 'Add Verification node' }).dragTo(page.locator('.bcanvas .react-flow__pane'), { targetPosition: { x: 80, y: 80 } });
+  await expect(nodes).toHaveCount(count + 1);
+  await expect(inspector(page).getByRole('textbox', { name: 'Node id' })).toHaveValue('verification');
+
+  // Copy and paste the start node: a copy with a fresh id, its edge to outside the copy kept.
+  await canvasNode(page, start).click();
+  await page.keyboard.press('Control+c');
+  await page.keyboard.press('Control+v');
+  await expect(canvasNode(page, `${start}_copy`)).toBeVisible();
+  await expect(page.locator(`.react-flow__edge[aria-label="next edge from ${start}_copy to ${next}"]`)).toHaveCount(1);
+
+  // Rename the original: the start mark and the edges follow.
+  const idField = inspector(page).getByRole('textbox', { name: 'Node id' });
+  await canvasNode(page, start).click();
+  await idField.fill('first');
+  await idField.press('Enter');
+  await expect(canvasNode(page, 'first').getByText('start', { exact: true })).toBeVisible();
+  await expect(page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`)).toHaveCount(1);
+
+  // Delete the edge with the keyboard: the field is cleared.
+  await page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`).click({ force: true });
+  await page.keyboard.press('Delete');
+  await expect(page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`)).toHaveCount(0);
+  await page.getByRole('button', { name: 'CKP', exact: true }).click();
+  let text = JSON.parse(await page.getByRole('textbox', { name: 'CKP document' }).inputValue());
+  expect(text.workflow_graph.nodes.first.next_node).toBeUndefined();
+  expect(text.workflow_graph.start_node).toBe('first');
+  await page.getByRole('button', { name: 'Builder', exact: true }).click();
+
+  // Delete the pasted node, then undo the deletion and the edge's, and redo one.
+  await canvasNode(page, `${start}_copy`).click();
+  await page.keyboard.press('Delete');
+  await expect(canvasNode(page, `${start}_copy`)).toHaveCount(0);
+  await page.keyboard.press('Control+z');
+  await expect(canvasNode(page, `${start}_copy`)).toBeVisible();
+  await page.keyboard.press('Control+z');
+  await expect(page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`)).toHaveCount(1);
+  await page.keyboard.press('Control+Shift+z');
+  await expect(page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`)).toHaveCount(0);
+
+  // Set the copy as the start node from the inspector.
+  await canvasNode(page, `${start}_copy`).click();
+  await inspector(page).getByRole('button', { name: 'Set as start node' }).click();
+  await expect(canvasNode(page, `${start}_copy`).getByText('start', { exact: true })).toBeVisible();
+  await page.getByRole('button', { name: 'CKP', exact: true }).click();
+  text = JSON.parse(await page.getByRole('textbox', { name: 'CKP document' }).inputValue());
+  expect(text.workflow_graph.start_node).toBe(`${start}_copy`);
+  expect(text.workflow_graph.nodes.verification.type).toBe('verification');
+});

@@ -236,7 +236,7 @@ export function Workspace(p: WorkspaceProps) {
     const lay = { ...layout };
     for (const [old, id] of Object.entries(r.ids)) {
       const at = clipboard.layout[old] ?? { x: 0, y: 0 };
-      lay[id] = { x: at.x + 40, y: at.y + 40 };
+      lay[id] = { x: at.x + NODE_W + 40, y: at.y + 30 };
     }
     commit({ ckp: r.doc, layout: lay });
     setSelected(Object.values(r.ids));
