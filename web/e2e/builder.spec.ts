@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Locator, Page } from '@playwright/test';
-import { expect, importProcedure, procedure, runStatus, test, unique } from './fixtures';
+import { bothThemes, expect, importProcedure, procedure, runStatus, test, unique } from './fixtures';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
 
@@ -273,6 +273,14 @@ test('screenshots of the builder, light and dark', async ({ page, api }, info) =
     await expect(inspector(page).getByRole('textbox', { name: 'Node id' })).toHaveValue('manager_approval');
     await page.screenshot({ path: info.outputPath(`builder-${scheme}.png`) });
   }
+  await page.emulateMedia({ colorScheme: 'light' });
+  await bothThemes(page, 'builder with a node selected');
+  await page.getByRole('button', { name: 'CKP', exact: true }).click();
+  await bothThemes(page, 'builder CKP view');
+  await page.getByRole('button', { name: 'Save as new version' }).click();
+  await bothThemes(page, 'save dialog');
+  await page.goto('/procedures/new');
+  await bothThemes(page, 'new procedure page');
 });
 
 test('canvas editing: drop from the palette, copy and paste, rename, delete an edge and a node, undo and redo', async ({ page, api }) => {
