@@ -5,7 +5,8 @@
 //     and renaming it back gives the original;
 //   * every single-valued edge disconnected then connected again: the original (list edges: one entry fewer, then
 //     the same target reachable again);
-//   * every node deleted: no edge to it is left.
+//   * every node deleted: no edge to it is left;
+//   * the variables offered at a node are those written before it.
 // Exits 1 with the failures listed.
 import { build } from 'esbuild';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -68,6 +69,17 @@ for (const file of files) {
     }
   }
   if (!m.jsonEqual(doc, original)) fail(file, 'an edit changed the input document (edits must be pure)');
+}
+
+// Variables known at a node: declared ones and what the nodes before it write, not what comes after.
+{
+  const file = join(web, '../examples/invoice_processing.ckp.json');
+  const doc = JSON.parse(readFileSync(file, 'utf8'));
+  const atRoute = m.knownVariables(doc, 'route');
+  const atIngest = m.knownVariables(doc, 'ingest');
+  for (const v of ['document_url', 'erp_system', 'document', 'vendor', 'risk_score', 'purchase_order']) if (!atRoute.includes(v)) fail(file, `${v} not known at route`);
+  if (atIngest.includes('risk_score') || atRoute.includes('erp_record')) fail(file, 'a variable written later is offered');
+  checks++;
 }
 
 if (failures.length) {

@@ -240,11 +240,7 @@ function TypeFields(p: TypeProps) {
       );
     }
     case 'processing':
-      return (
-        <Section title="Operations">
-          <JsonField label="Operations (JSON list)" rows={8} value={node.operations} onChange={(v) => set(['operations'], v)} help="Each: {action: set_variable | append_to_array | calculate | format_string | log | notify | …, …}" />
-        </Section>
-      );
+      return <Operations {...p} field="operations" title="Operations" />;
     case 'verification': {
       const checks = list(node.checks);
       return (
@@ -287,6 +283,8 @@ function TypeFields(p: TypeProps) {
         <Section title="End">
           <SelectField label="Status" value={s(node.status)} options={['success', 'failed']} onChange={(v) => set(['status'], v)} />
           <KeyValueField label="Outputs" keyLabel="Output" value={asObject(node.outputs)} variables={vars} onChange={(v) => set(['outputs'], Object.keys(v).length ? v : undefined)} addLabel="Add output" />
+          <Operations {...p} field="cleanup_actions" title="Cleanup actions" nested />
+          <Operations {...p} field="error_actions" title="Error actions (status failed)" nested />
         </Section>
       );
     case 'subflow':
@@ -321,21 +319,89 @@ function TypeFields(p: TypeProps) {
           <NodeSelect label="On timeout" value={s(node.on_timeout)} ids={ids} self={id} onChange={(v) => set(['on_timeout'], v)} />
         </Section>
       );
-    case 'transform':
+    case 'transform': {
+      const ts = list(node.transformations);
       return (
-        <Section title="Transformations">
-          <JsonField
-            label="Transformations (JSON list)"
-            rows={8}
-            value={node.transformations}
-            onChange={(v) => set(['transformations'], v)}
-            help="Each: {type: filter | map | reduce | join | aggregate | pivot | sort | deduplicate, source_variable, expression, output_variable, params}"
-          />
+        <Section title={`Transformations (${ts.length})`}>
+          {ts.map((t, i) => {
+            const o = asObject(t);
+            return (
+              <fieldset key={i} className="bitem">
+                <legend>Transformation {i + 1}</legend>
+                <div className="bform-row">
+                  <SelectField label="Type" value={s(o.type)} options={TRANSFORM_TYPES} onChange={(v) => set(['transformations', i, 'type'], v)} />
+                  <TextField label="Source variable" mono value={s(o.source_variable)} onChange={(v) => set(['transformations', i, 'source_variable'], v, true)} />
+                </div>
+                <TemplateField label="Expression" value={s(o.expression)} variables={vars} placeholder="item.amount > 100, {{item.name}}, sum:amount…" onChange={(v) => set(['transformations', i, 'expression'], v)} />
+                <TextField label="Output variable" mono value={s(o.output_variable)} onChange={(v) => set(['transformations', i, 'output_variable'], v, true)} />
+                <JsonField label="Params (JSON)" rows={2} value={o.params} onChange={(v) => set(['transformations', i, 'params'], v)} />
+                <button type="button" className="ghost small" onClick={() => set(['transformations', i], undefined)}>
+                  Remove transformation {i + 1}
+                </button>
+              </fieldset>
+            );
+          })}
+          <button type="button" className="small" onClick={() => set(['transformations', ts.length], { type: 'filter', source_variable: '', expression: '', output_variable: '' })}>
+            Add transformation
+          </button>
         </Section>
       );
+    }
     default:
       return null;
   }
+}
+
+const TRANSFORM_TYPES = ['filter', 'map', 'reduce', 'join', 'aggregate', 'pivot', 'sort', 'deduplicate', 'unique'];
+const OPERATION_ACTIONS = [
+  'set_variable', 'append_to_array', 'parse_excel_data', 'parse_json', 'parse_xml', 'parse_csv', 'calculate', 'format_string',
+  'extract_regex', 'notify', 'log', 'encrypt', 'decrypt', 'hash', 'validate_schema', 'convert_type',
+];
+
+/** A list of processing operations (also a terminate node's cleanup and error actions): the action, then its
+ * other fields as key/value rows. */
+function Operations(p: TypeProps & { field: string; title: string; nested?: boolean }) {
+  const { node, set, field } = p;
+  const ops = list(node[field]);
+  const body = (
+    <>
+      <datalist id={`bops-${p.id}-${field}`}>
+        {OPERATION_ACTIONS.map((a) => (
+          <option key={a} value={a} />
+        ))}
+      </datalist>
+      {ops.map((raw, i) => {
+        const op = asObject(raw);
+        const rest: JsonObject = Object.fromEntries(Object.entries(op).filter(([k]) => k !== 'action'));
+        return (
+          <fieldset key={i} className="bitem">
+            <legend>
+              {p.nested ? p.title.replace(/ \(.*/, '').replace(/s$/, '') : 'Operation'} {i + 1}
+            </legend>
+            <label className="bfield">
+              Action
+              <input className="mono" list={`bops-${p.id}-${field}`} value={s(op.action)} onChange={(e) => set([field, i], { ...op, action: e.target.value })} />
+            </label>
+            <KeyValueField label="Fields" keyLabel="Field" value={rest} variables={p.vars} addLabel="Add field" onChange={(v) => set([field, i], { action: op.action ?? '', ...v })} />
+            <button type="button" className="ghost small" onClick={() => set([field, i], undefined)}>
+              Remove {p.nested ? 'action' : 'operation'} {i + 1}
+            </button>
+          </fieldset>
+        );
+      })}
+      <button type="button" className="small" onClick={() => set([field, ops.length], { action: 'log', level: 'INFO', message: '' })}>
+        Add {p.nested ? p.title.toLowerCase().replace(/ \(.*/, '').replace(/s$/, '') : 'operation'}
+      </button>
+    </>
+  );
+  if (p.nested)
+    return (
+      <fieldset className="bitem">
+        <legend>{p.title}</legend>
+        {body}
+      </fieldset>
+    );
+  return <Section title={`${p.title} (${ops.length})`}>{body}</Section>;
 }
 
 const STEP_META = ['step_id', 'action', 'timeout_ms', 'wait_ms', 'wait_after_ms', 'retry_on_failure', 'retry_config', 'output_variable', 'screenshot_on_complete', 'idempotency_key', 'workflow_dispatch_mode', 'retry_policy'];

@@ -2,10 +2,13 @@
 // undo history over both, validation as you edit (errors on the nodes and in the problems panel), autosave of the
 // draft to the server (with its revision; a conflict shows both sides), and "Save as new version".
 import { useEffect, useMemo, useRef, useState } from 'react';
+import { useBlocker } from 'react-router';
 import { ApiError } from '../../api/client';
+import { useConfirm } from '../../components/Dialog';
 import { useToast } from '../../components/Toasts';
 import { autoLayout, BuilderCanvas, DRAG_TYPE, NODE_H, NODE_W, type CanvasApi, type NodeOverlay } from './BuilderCanvas';
 import { getDraft, putDraft, validate, type Diagnostic, type Draft, type DraftConflict, type DraftOut, type Layout, type ValidateOut } from './api';
+import { CkpTextView } from './CkpTextView';
 import { ConflictDialog, SaveDialog } from './dialogs';
 import { useHistory, type BuilderState } from './history';
 import { Inspector } from './Inspector';
@@ -41,7 +44,8 @@ export interface WorkspaceProps {
   overlay?: Record<string, NodeOverlay>;
   /** Shown above the workspace (a restored-draft notice). */
   notice?: React.ReactNode;
-  onSaved: (version: string) => void;
+  /** A version was saved: its procedure id (the document's, which the author may have changed) and version. */
+  onSaved: (procedureId: string, version: string) => void;
 }
 
 type Tab = 'builder' | 'ckp';
@@ -65,7 +69,6 @@ export function Workspace(p: WorkspaceProps) {
   const toast = useToast();
   const hist = useHistory(p.initial);
   const { ckp, layout } = hist.state;
-  const procedureId = typeof ckp.procedure_id === 'string' ? ckp.procedure_id : '';
   const [tab, setTab] = useState<Tab>('builder');
   const [selected, setSelected] = useState<string[]>([]);
   const [selectedEdge, setSelectedEdge] = useState<string | null>(null);
@@ -187,6 +190,28 @@ export function Workspace(p: WorkspaceProps) {
     return () => window.removeEventListener('beforeunload', warn);
   }, [dirty, hist.canUndo, saving]);
 
+  // Leaving the page: a pending autosave is written first; changes that cannot be kept (a new procedure never
+  // saved, a draft the server refused) are confirmed.
+  const confirm = useConfirm();
+  const leaving = useRef(false);
+  const unkept = p.baseVersion ? saveState === 'error' || saveState === 'conflict' : hist.canUndo;
+  const unsaved = unkept || saveState === 'pending' || saveState === 'saving';
+  const blocker = useBlocker(({ currentLocation, nextLocation }) => unsaved && !leaving.current && currentLocation.pathname !== nextLocation.pathname);
+  useEffect(() => {
+    if (blocker.state !== 'blocked') return;
+    if (!unkept) {
+      save(latest.current);
+      void chain.current.then(() => blocker.proceed());
+      return;
+    }
+    void confirm({
+      title: 'Leave the builder?',
+      message: p.baseVersion ? 'The draft could not be saved on the server; your latest changes are lost if you leave.' : 'This new procedure is not saved yet: save a version first, or lose it.',
+      confirm: 'Leave',
+      danger: true,
+    }).then((ok) => (ok ? blocker.proceed() : blocker.reset()));
+  }, [blocker.state]);
+
   // ---- edits ----
   const addAt = (type: NodeType, at?: { x: number; y: number }) => {
     const r = addNode(ckp, type);
@@ -276,10 +301,18 @@ export function Workspace(p: WorkspaceProps) {
     return () => window.removeEventListener('keydown', h);
   }, []);
 
-  const variables = useMemo(() => knownVariables(ckp), [ckp]);
   const one = selected.length === 1 ? selected[0] : null;
+  const variables = useMemo(() => knownVariables(ckp, one), [ckp, one]);
   const [problemsOpen, setProblemsOpen] = useState(true);
+  // A problem clicked in the CKP view selects its text there; in the builder, its node.
+  const [focusPointer, setFocusPointer] = useState<string | null>(null);
   const goTo = (d: Diagnostic) => {
+    if (tab === 'ckp') {
+      // A new string each time, so clicking the same problem twice selects it again.
+      setFocusPointer(null);
+      window.setTimeout(() => setFocusPointer(d.pointer), 0);
+      return;
+    }
     const id = pointerNode(d.pointer);
     if (!id || !isObject(nodesOf(ckp)[id])) return;
     setTab('builder');
@@ -385,10 +418,7 @@ export function Workspace(p: WorkspaceProps) {
         </div>
       ) : (
         <div className="builder-text">
-          <label className="sr-only" htmlFor="ckp-text">
-            CKP document
-          </label>
-          <textarea id="ckp-text" spellCheck={false} value={text} onChange={(e) => onText(e.target.value)} aria-invalid={textError !== null} />
+          <CkpTextView value={text} onChange={onText} diagnostics={diagnostics} focusPointer={focusPointer} />
           {textError && (
             <div className="banner error" role="alert">
               Not valid JSON: {textError}. The builder keeps the last valid document until this parses.
@@ -407,7 +437,7 @@ export function Workspace(p: WorkspaceProps) {
               const id = pointerNode(d.pointer);
               return (
                 <li key={i} className={d.severity}>
-                  <button className="ghost small" disabled={!id} onClick={() => goTo(d)}>
+                  <button className="ghost small" disabled={tab === 'builder' && !id} onClick={() => goTo(d)}>
                     <span className={`badge ${d.severity === 'error' ? 'err' : 'warn'}`}>{d.severity}</span>
                     {id && <span className="mono">{id}</span>}
                     <span>{d.message}</span>
@@ -422,6 +452,7 @@ export function Workspace(p: WorkspaceProps) {
       {saving && (
         <SaveDialog
           ckp={ckp}
+          baseId={p.baseVersion ? procedureIdOf(p.initial.ckp) : null}
           baseVersion={p.baseVersion}
           projectId={p.projectId}
           onClose={() => setSaving(false)}
@@ -431,9 +462,10 @@ export function Workspace(p: WorkspaceProps) {
             setSaving(false);
           }}
           onSaved={(v) => {
+            leaving.current = true;
             savedState.current = hist.state;
             setSaving(false);
-            p.onSaved(v);
+            p.onSaved(procedureIdOf(ckp), v);
           }}
         />
       )}
@@ -459,7 +491,6 @@ export function Workspace(p: WorkspaceProps) {
           }}
         />
       )}
-      <span hidden>{procedureId}</span>
     </div>
   );
 }

@@ -13,6 +13,7 @@ type Part = 'patch' | 'minor' | 'major';
 
 export function SaveDialog({
   ckp,
+  baseId,
   baseVersion,
   projectId,
   onClose,
@@ -20,6 +21,8 @@ export function SaveDialog({
   onRefused,
 }: {
   ckp: JsonObject;
+  /** The procedure the draft was opened from (a changed procedure_id saves a new procedure). */
+  baseId: string | null;
   baseVersion: string | null;
   projectId?: string | null;
   onClose: () => void;
@@ -29,9 +32,11 @@ export function SaveDialog({
   const procedureId = typeof ckp.procedure_id === 'string' ? ckp.procedure_id : '';
   const versions = useQuery({ queryKey: ['procedure', procedureId, 'version-list'], queryFn: () => listVersions(procedureId), enabled: procedureId !== '' });
   const taken = versions.data ?? [];
-  const base = baseVersion ?? (typeof ckp.version === 'string' && ckp.version ? ckp.version : '1.0.0');
+  const renamed = baseId !== null && procedureId !== baseId;
+  const fresh = baseVersion === null || renamed;
+  const base = !fresh && baseVersion ? baseVersion : typeof ckp.version === 'string' && ckp.version ? ckp.version : '1.0.0';
   const suggest = (part: Part) => nextFreeVersion(base, part, taken);
-  const [part, setPart] = useState<Part | 'custom' | 'as-is'>(baseVersion ? 'patch' : 'as-is');
+  const [part, setPart] = useState<Part | 'custom' | 'as-is'>(fresh ? 'as-is' : 'patch');
   const [custom, setCustom] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -74,7 +79,11 @@ export function SaveDialog({
       {!procedureId && <div className="banner error">The document has no procedure_id: set it in the procedure's fields first.</div>}
       <p>
         A new version of <span className="mono">{procedureId || '?'}</span> is added to the catalog
-        {baseVersion ? (
+        {renamed ? (
+          <>
+            : the procedure id is no longer <span className="mono">{baseId}</span>, so this saves a copy under the new id.
+          </>
+        ) : baseVersion ? (
           <>
             ; version <span className="mono">{baseVersion}</span> stays as it is.
           </>
@@ -84,7 +93,7 @@ export function SaveDialog({
       </p>
       <fieldset className="bversions">
         <legend>Version</legend>
-        {!baseVersion && (
+        {fresh && (
           <label className="inline">
             <input type="radio" name="bump" checked={part === 'as-is'} onChange={() => setPart('as-is')} />
             <span className="mono">{base}</span> (the document's version)

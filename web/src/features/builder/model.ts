@@ -555,38 +555,59 @@ export function pasteNodes(doc: JsonObject, copied: Record<string, JsonObject>):
 
 // ---- variables and templates ----
 
-/** Variable names a template may use at node `id`: declared variables, and every variable a node writes (step and
- * operation output_variable/variable, llm outputs, loop variables, transform outputs, subflow output_mapping). */
-export function knownVariables(doc: JsonObject): string[] {
-  const names = new Set<string>();
-  const vs = obj(doc.variables_schema);
-  const nested = isObject(vs.required) || isObject(vs.optional);
-  if (nested) {
-    for (const k of Object.keys(obj(vs.required))) names.add(k);
-    for (const k of Object.keys(obj(vs.optional))) names.add(k);
-  } else for (const k of Object.keys(vs)) names.add(k);
+/** The nodes from which `id` can be reached (its ancestors), `id` excluded unless it is on a cycle. */
+export function ancestors(doc: JsonObject, id: string): Set<string> {
+  const preds = new Map<string, string[]>();
+  for (const e of graphOf(doc).edges) preds.set(e.target, [...(preds.get(e.target) ?? []), e.source]);
+  const seen = new Set<string>();
+  const todo = [...(preds.get(id) ?? [])];
+  while (todo.length) {
+    const n = todo.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    todo.push(...(preds.get(n) ?? []));
+  }
+  return seen;
+}
+
+/** The variables one node writes: step and operation output_variable/variable, llm outputs, loop variables,
+ * transform outputs, subflow output_mapping, an approval's decision. */
+export function writtenBy(node: JsonObject): string[] {
+  const names: string[] = [];
   const add = (v: unknown) => {
-    if (typeof v === 'string' && /^[A-Za-z_][\w.]*$/.test(v)) names.add(v);
+    if (typeof v === 'string' && /^[A-Za-z_][\w.]*$/.test(v)) names.push(v);
   };
   const ops = (list: unknown) => {
-    if (Array.isArray(list)) for (const o of list) {
-      add(obj(o).output_variable);
-      add(obj(o).variable);
-    }
+    if (Array.isArray(list))
+      for (const o of list) {
+        add(obj(o).output_variable);
+        add(obj(o).variable);
+      }
   };
-  for (const raw of Object.values(nodesOf(doc))) {
-    const n = obj(raw);
-    ops(n.steps);
-    ops(n.operations);
-    for (const k of Object.keys(obj(n.outputs))) if (nodeType(n) === 'llm_action') add(k);
-    add(n.iterator_variable);
-    add(n.index_variable);
-    add(n.collect_variable);
-    if (Array.isArray(n.transformations)) for (const t of n.transformations) add(obj(t).output_variable);
-    for (const k of Object.keys(obj(n.output_mapping))) add(k);
-    if (nodeType(n) === 'human_approval') add('approval_decision');
+  const type = nodeType(node);
+  ops(node.steps);
+  ops(node.operations);
+  if (type === 'llm_action') for (const k of Object.keys(obj(node.outputs))) add(k);
+  if (type === 'loop') {
+    add(node.iterator_variable);
+    add(node.index_variable);
+    add(node.collect_variable);
+    add('loop_index');
   }
-  add('last_error');
+  if (Array.isArray(node.transformations)) for (const t of node.transformations) add(obj(t).output_variable);
+  if (type === 'subflow') for (const k of Object.keys(obj(node.output_mapping))) add(k);
+  if (type === 'human_approval') add('approval_decision');
+  return names;
+}
+
+/** Variable names a template may use: the declared variables, `last_error`, and what nodes write: at node `at`,
+ * what its ancestors and the node itself write (set earlier on some path); without `at`, every node's. */
+export function knownVariables(doc: JsonObject, at?: string | null): string[] {
+  const names = new Set<string>(variablesOf(doc).map((v) => v.name));
+  const nodes = nodesOf(doc);
+  const from = at ? [...ancestors(doc, at), at] : Object.keys(nodes);
+  for (const id of from) for (const n of writtenBy(obj(nodes[id]))) names.add(n);
+  names.add('last_error');
   return [...names].sort();
 }
 

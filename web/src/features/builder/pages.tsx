@@ -106,12 +106,13 @@ export function EditProcedure() {
                 </div>
               ) : null
             }
-            onSaved={(v) => {
+            onSaved={(pid, v) => {
+              // The draft became a version: the next edit of the base starts from the base again.
               void deleteDraft(procedureId, version).catch(() => {});
-              toast.show(`Saved ${procedureId} version ${v}`, 'success');
+              toast.show(`Saved ${pid} version ${v}`, 'success');
               void qc.invalidateQueries({ queryKey: ['procedures'] });
-              void qc.invalidateQueries({ queryKey: ['procedure', procedureId] });
-              navigate(`/procedures/${enc(procedureId)}/${enc(v)}`);
+              void qc.invalidateQueries({ queryKey: ['procedure', pid] });
+              navigate(`/procedures/${enc(pid)}/${enc(v)}`);
             }}
           />
         </>
@@ -156,10 +157,10 @@ export function NewProcedure() {
               revision={0}
               actions={catalog.actions}
               channels={catalog.channels}
-              onSaved={(v) => {
-                toast.show(`Saved ${procedureId} version ${v}`, 'success');
+              onSaved={(pid, v) => {
+                toast.show(`Saved ${pid} version ${v}`, 'success');
                 void qc.invalidateQueries({ queryKey: ['procedures'] });
-                navigate(`/procedures/${enc(procedureId)}/${enc(v)}`);
+                navigate(`/procedures/${enc(pid)}/${enc(v)}`);
               }}
             />
           </>
