@@ -196,8 +196,15 @@ for (const file of readdirSync(EXAMPLES).filter((f) => f.endsWith('.ckp.json')))
     await expect(page.getByRole('textbox', { name: 'CKP document' })).toBeVisible();
     await page.getByRole('button', { name: 'Builder', exact: true }).click();
     await expect(page.locator('.bcanvas .react-flow__node')).toHaveCount(count);
-    await canvasNode(page, doc.workflow_graph.start_node).click();
-    await expect(inspector(page).getByRole('textbox', { name: 'Node id' })).toHaveValue(doc.workflow_graph.start_node);
+    // Every node's form opened (by keyboard: focus, Enter) changes nothing by being looked at.
+    for (const nodeId of Object.keys(doc.workflow_graph.nodes)) {
+      // (React Flow keeps a node hidden until it has measured it; a hidden node takes no focus.)
+      await expect(canvasNode(page, nodeId)).toBeVisible();
+      await canvasNode(page, nodeId).focus();
+      await page.keyboard.press('Enter');
+      await expect(inspector(page).getByRole('textbox', { name: 'Node id' })).toHaveValue(nodeId);
+    }
+    await expect(page.getByRole('button', { name: 'Undo' })).toBeDisabled();
 
     await page.getByRole('button', { name: 'Save as new version' }).click();
     const dialog = page.getByRole('dialog', { name: 'Save as new version' });
