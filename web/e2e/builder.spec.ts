@@ -351,3 +351,32 @@ test('canvas editing: drop from the palette, copy and paste, rename, delete an e
   expect(text.workflow_graph.start_node).toBe(`${start}_copy`);
   expect(text.workflow_graph.nodes.verification.type).toBe('verification');
 });
+
+test('a new procedure from the invoice template: leaving unsaved asks first; saved, it is the example under its new id', async ({ page, api }) => {
+  const id = unique('from-template');
+  await page.goto('/procedures/new');
+  await page.getByRole('textbox', { name: 'Procedure id' }).fill(id);
+  await page.getByRole('radio', { name: /Invoice processing/ }).check();
+  await page.getByRole('button', { name: 'Open in the builder' }).click();
+  const example = JSON.parse(readFileSync(join(EXAMPLES, 'invoice_processing.ckp.json'), 'utf8'));
+  await expect(page.locator('.bcanvas .react-flow__node')).toHaveCount(Object.keys(example.workflow_graph.nodes).length);
+  await expect(inspector(page).getByRole('textbox', { name: 'Procedure id' })).toHaveValue(id);
+
+  // An edit, then a link out: the builder asks; staying keeps the edit, undo takes it back.
+  await inspector(page).getByRole('textbox', { name: 'Display name' }).fill('Invoices');
+  await page.getByRole('navigation').getByRole('link', { name: 'Runs' }).click();
+  const ask = page.getByRole('dialog', { name: 'Leave the builder?' });
+  await ask.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page).toHaveURL(/\/procedures\/new\?/);
+  await expect(inspector(page).getByRole('textbox', { name: 'Display name' })).toHaveValue('Invoices');
+  await page.keyboard.press('Control+z');
+  await expect(inspector(page).getByRole('textbox', { name: 'Display name' })).toHaveValue('');
+
+  await page.getByRole('button', { name: 'Save as new version' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Save as new version' });
+  await expect(dialog.getByRole('radio', { name: /1\.0\.0 \(the document's version\)/ })).toBeChecked();
+  await dialog.getByRole('button', { name: 'Save version 1.0.0' }).click();
+  await expect(page).toHaveURL(new RegExp(`/procedures/${id}/1\\.0\\.0$`));
+  const saved = (await (await api.get(`/api/procedures/${id}/1.0.0`)).json()).ckp_json;
+  expect(saved).toEqual({ ...example, procedure_id: id });
+});
