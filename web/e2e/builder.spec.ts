@@ -323,6 +323,8 @@ test('canvas editing: drop from the palette, copy and paste, rename, delete an e
 
   // Delete the edge with the keyboard: the field is cleared.
   await page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`).click({ force: true });
+  await expect(inspector(page).getByRole('heading', { name: 'next edge' })).toBeVisible();
+  await expect(inspector(page).getByRole('combobox', { name: 'To' })).toHaveValue(next);
   await page.keyboard.press('Delete');
   await expect(page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`)).toHaveCount(0);
   await page.getByRole('button', { name: 'CKP', exact: true }).click();

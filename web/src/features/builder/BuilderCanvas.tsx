@@ -258,7 +258,7 @@ function Inner({ apiRef, ...p }: BuilderCanvasProps & { apiRef: React.ForwardedR
             source: e.source,
             target: e.target,
             sourceHandle: e.kind,
-            label: e.label || undefined,
+            label: e.label ? (e.label.length > 36 ? `${e.label.slice(0, 35)}…` : e.label) : undefined,
             selected: p.selectedEdge === e.id,
             className: `bedge k-${e.kind}`,
             ariaLabel: `${e.kind} edge from ${e.source} to ${e.target}${e.label ? `: ${e.label}` : ''}`,

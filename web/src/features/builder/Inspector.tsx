@@ -8,6 +8,7 @@ import {
   addStep,
   failureHandler,
   isObject,
+  kindLabel,
   moveStep,
   nodeIds,
   nodesOf,
@@ -24,6 +25,7 @@ import {
   type Json,
   type JsonObject,
   type NodeType,
+  type GraphEdge,
   type Slot,
 } from './model';
 
@@ -39,14 +41,71 @@ export interface InspectorProps {
   onSetStart: (id: string) => void;
   onDelete: (id: string) => void;
   onDuplicate: (id: string) => void;
+  /** The selected edge (when no node is). */
+  edge: GraphEdge | null;
+  onRetarget: (edge: GraphEdge, target: string) => void;
+  onDisconnect: (edge: GraphEdge) => void;
 }
 
 export function Inspector(p: InspectorProps) {
   const node = p.selected ? nodesOf(p.doc)[p.selected] : undefined;
   return (
     <aside className="binspector" aria-label="Inspector">
-      {p.selected && isObject(node) ? <NodeForm {...p} id={p.selected} node={node} /> : <ProcedureForm {...p} />}
+      {p.selected && isObject(node) ? (
+        <NodeForm {...p} id={p.selected} node={node} />
+      ) : p.edge ? (
+        <EdgeForm {...p} edge={p.edge} />
+      ) : (
+        <ProcedureForm {...p} />
+      )}
     </aside>
+  );
+}
+
+const EDGE_FIELDS: Record<string, string> = {
+  next: 'next_node',
+  rule: 'a rule of the logic node',
+  default: 'default_next_node',
+  body: 'body_node',
+  branch: 'a branch of the parallel node',
+  choice: 'a choice of the LLM (orchestration branches)',
+  approve: 'on_approve',
+  reject: 'on_reject',
+  timeout: 'on_timeout',
+  fallback: 'an error handler’s fallback_node',
+  escalation: 'sla.escalation_handler',
+};
+
+function EdgeForm(p: InspectorProps & { edge: GraphEdge }) {
+  const { edge } = p;
+  return (
+    <div className="bform">
+      <div className="bform-head">
+        <h2>
+          {kindLabel(edge.kind, nodeType(asObject(nodesOf(p.doc)[edge.source])))} edge
+        </h2>
+        <div className="bform-actions">
+          <button className="small danger" onClick={() => p.onDisconnect(edge)}>
+            Delete edge
+          </button>
+        </div>
+      </div>
+      <dl className="props">
+        <dt>From</dt>
+        <dd className="mono">{edge.source}</dd>
+        <dt>Field</dt>
+        <dd>
+          {EDGE_FIELDS[edge.kind]} <span className="muted mono">({edge.slot.join('/')})</span>
+        </dd>
+        {edge.label && (
+          <>
+            <dt>Label</dt>
+            <dd className="mono">{edge.label}</dd>
+          </>
+        )}
+      </dl>
+      <NodeSelect label="To" value={edge.target} ids={nodeIds(p.doc)} onChange={(v) => v && p.onRetarget(edge, v)} />
+    </div>
   );
 }
 

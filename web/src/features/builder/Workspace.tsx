@@ -17,6 +17,7 @@ import {
   connect,
   deleteNode,
   disconnect,
+  graphOf,
   isObject,
   jsonEqual,
   knownVariables,
@@ -274,7 +275,8 @@ export function Workspace(p: WorkspaceProps) {
   const keys = useRef<(e: KeyboardEvent) => void>(() => {});
   keys.current = (e: KeyboardEvent) => {
     const mod = e.ctrlKey || e.metaKey;
-    if (!mod) return;
+    // Not behind an open dialog (saving, a conflict, a confirmation).
+    if (!mod || document.querySelector('dialog[open]')) return;
     const k = e.key.toLowerCase();
     if (k === 'z' && !e.shiftKey) {
       e.preventDefault();
@@ -405,6 +407,12 @@ export function Workspace(p: WorkspaceProps) {
           <Inspector
             doc={ckp}
             selected={one}
+            edge={selectedEdge ? (graphOf(ckp).edges.find((e) => e.id === selectedEdge) ?? null) : null}
+            onRetarget={(edge, target) => commit({ ckp: retarget(ckp, edge.source, edge.slot, target) })}
+            onDisconnect={(edge) => {
+              commit({ ckp: disconnect(ckp, edge.source, edge.slot) });
+              setSelectedEdge(null);
+            }}
             variables={variables}
             actions={p.actions}
             channels={p.channels}
