@@ -258,6 +258,11 @@ test('the draft is kept on the server, restored on return, and a conflicting wri
   const dialog = page.getByRole('dialog', { name: 'The draft changed on the server' });
   await expect(dialog).toBeVisible();
   await expect(dialog.getByText('name: changed')).toBeVisible();
+  // Escape closes it without choosing; autosave waits, and the bar offers it again.
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+  await expect(page.getByRole('status', { name: 'Draft state' })).toHaveText('Draft conflict');
+  await page.getByRole('button', { name: 'Resolve the conflict' }).click();
   await dialog.getByRole('button', { name: "Take the server's draft" }).click();
   await expect(inspector(page).getByRole('textbox', { name: 'Display name' })).toHaveValue('Their name');
   // Undo returns to mine; it is saved over theirs (the revision is now known).

@@ -148,6 +148,8 @@ export function Workspace(p: WorkspaceProps) {
   // ---- autosave of the draft ----
   const [saveState, setSaveState] = useState<SaveState>(p.baseVersion ? 'saved' : 'local');
   const [conflict, setConflict] = useState<DraftOut | null>(null);
+  // The conflict dialog can be closed (Escape) and opened again; autosave waits until the conflict is resolved.
+  const [conflictOpen, setConflictOpen] = useState(false);
   const revision = useRef(p.revision);
   const savedState = useRef<BuilderState>(p.initial);
   const dirty = hist.state !== savedState.current;
@@ -167,6 +169,7 @@ export function Workspace(p: WorkspaceProps) {
     } catch (e) {
       if (e instanceof ApiError && e.status === 409 && e.code === 'draft_conflict') {
         setConflict((e.detail as DraftConflict).current);
+        setConflictOpen(true);
         setSaveState('conflict');
       } else {
         setSaveState('error');
@@ -353,6 +356,11 @@ export function Workspace(p: WorkspaceProps) {
         <span className={`bsave s-${saveState}`} role="status" aria-label="Draft state">
           {saveLabel[saveState]}
         </span>
+        {conflict && !conflictOpen && (
+          <button className="small danger" onClick={() => setConflictOpen(true)}>
+            Resolve the conflict
+          </button>
+        )}
         <span className={`bvalid ${errorCount ? 'err' : 'ok'}`} role="status" aria-label="Validation">
           {validating ? 'Checking…' : validation || serverErrors ? (errorCount ? `${errorCount} error${errorCount === 1 ? '' : 's'}` : 'Valid') : ''}
         </span>
@@ -477,8 +485,9 @@ export function Workspace(p: WorkspaceProps) {
           }}
         />
       )}
-      {conflict && (
+      {conflict && conflictOpen && (
         <ConflictDialog
+          onClose={() => setConflictOpen(false)}
           mine={{ ckp, layout, base_version: p.baseVersion ?? '' }}
           theirs={conflict}
           onKeepMine={() => {

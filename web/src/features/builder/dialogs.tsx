@@ -155,13 +155,25 @@ function differences(mine: JsonObject, theirs: JsonObject): string[] {
   return out;
 }
 
-export function ConflictDialog({ mine, theirs, onKeepMine, onTakeTheirs }: { mine: Draft; theirs: DraftOut; onKeepMine: () => void; onTakeTheirs: () => void }) {
+export function ConflictDialog({
+  mine,
+  theirs,
+  onKeepMine,
+  onTakeTheirs,
+  onClose,
+}: {
+  mine: Draft;
+  theirs: DraftOut;
+  onKeepMine: () => void;
+  onTakeTheirs: () => void;
+  onClose: () => void;
+}) {
   const diff = theirs.draft && isObject(theirs.draft.ckp) ? differences(mine.ckp, theirs.draft.ckp) : [];
   return (
     <Dialog
       open
       title="The draft changed on the server"
-      onClose={() => {}}
+      onClose={onClose}
       actions={
         <>
           <button onClick={onTakeTheirs}>Take the server's draft</button>
@@ -180,7 +192,8 @@ export function ConflictDialog({ mine, theirs, onKeepMine, onTakeTheirs }: { min
             {theirs.updated_at ? `, ${dateTime(theirs.updated_at)}` : ''})
           </>
         ) : null}
-        . Choose which one to keep; the other is lost (taking the server's can be undone here).
+        . Choose which one to keep; the other is lost (taking the server's can be undone here). Until you choose, your
+        changes are not saved.
       </p>
       <div className="grid two">
         <section className="card">
