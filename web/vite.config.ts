@@ -7,6 +7,8 @@ const target = process.env.CKP_URL ?? 'http://127.0.0.1:8000';
 export default defineConfig({
   esbuild: { jsx: 'automatic' },
   server: {
+    // The builder's templates import the CKP documents of ../examples.
+    fs: { allow: ['.', '../examples'] },
     proxy: {
       // `^/api/`, not `/api`: a prefix would also send the console's own /api-keys page to ckp.
       '^/api/': {

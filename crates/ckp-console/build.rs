@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The files of `web/` whose change makes a new build of the console (directories are watched recursively), beside
-/// its `tsconfig*.json`.
-const WATCHED: &[&str] = &["src", "public", "index.html", "package.json", "package-lock.json", "vite.config.ts"];
+/// its `tsconfig*.json`. `../examples` holds the CKP documents the builder's templates import.
+const WATCHED: &[&str] =
+    &["src", "public", "index.html", "package.json", "package-lock.json", "vite.config.ts", "../examples"];
 
 fn main() {
     if let Err(message) = run() {

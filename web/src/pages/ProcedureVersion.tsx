@@ -83,6 +83,9 @@ export default function ProcedureVersion() {
               <StatusBadge status={d.status} />
               <StatusSelect procedure={d} />
             </span>
+            <Link className="button" to={`/procedures/${path}/edit`}>
+              Edit
+            </Link>
             <button className="primary" onClick={() => setStarting(true)}>
               Start run
             </button>

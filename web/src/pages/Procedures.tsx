@@ -49,6 +49,9 @@ export default function Procedures() {
   return (
     <>
       <PageHead title="Procedures" sub="Every imported version, with its lifecycle status">
+        <Link className="button" to="/procedures/new">
+          New procedure
+        </Link>
         <button onClick={() => setImporting({ initial: skeleton(), n: Date.now() })}>Create from skeleton</button>
         <button className="primary" onClick={() => setImporting({ initial: '', n: Date.now() })}>
           Import
