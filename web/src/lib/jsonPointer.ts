@@ -163,3 +163,37 @@ export function lineColumnOffset(text: string, line: number, column: number): nu
   }
   return Math.min(text.length, offset + Math.max(0, column - 1));
 }
+
+/** The pointer of a list of tokens: ["a/b", "0"] is "/a~1b/0" (the inverse of `pointerTokens`). */
+export function pointerOf(tokens: (string | number)[]): string {
+  return tokens.map((t) => `/${String(t).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+}
+
+/** The node a pointer is in: "/workflow_graph/nodes/<id>/..." answers the id (unescaped), anything else null. */
+export function nodeOfPointer(pointer: string): string | null {
+  const t = pointerTokens(pointer);
+  return t && t.length >= 3 && t[0] === 'workflow_graph' && t[1] === 'nodes' ? t[2] : null;
+}
+
+/** What a compiler diagnostic says about where it is (the shape of ckp's diagnostics). */
+export interface Located {
+  pointer?: string | null;
+  line?: number | null;
+  column?: number | null;
+}
+
+/**
+ * Where a diagnostic is in `text`: its pointer resolved against this text (which may have changed since the server
+ * read it), else its line and column (one character), else null.
+ */
+export function diagnosticRange(text: string, d: Located): Range | null {
+  if (d.pointer != null) {
+    const r = pointerRange(text, d.pointer);
+    if (r) return r;
+  }
+  if (d.line) {
+    const at = lineColumnOffset(text, d.line, d.column ?? 1);
+    return { from: at, to: Math.min(text.length, at + 1) };
+  }
+  return null;
+}

@@ -7,7 +7,7 @@ import { ApiError, raw, type Schemas } from '../../api/client';
 import { ErrorBanner } from '../../components/Bits';
 import { Dialog } from '../../components/Dialog';
 import { useToast } from '../../components/Toasts';
-import { lineColumnOffset, pointerRange } from '../../lib/jsonPointer';
+import { diagnosticRange as locate } from '../../lib/jsonPointer';
 import { useProjects } from './shared';
 import { Options } from '../../components/Options';
 
@@ -31,19 +31,6 @@ function diagnosticsOf(e: unknown): Diagnostic[] | null {
   return list.filter((x): x is Diagnostic => !!x && typeof x === 'object' && typeof (x as Diagnostic).message === 'string');
 }
 
-/** Where a diagnostic is in the text: its pointer's range, else its line and column, else nothing. */
-function locate(text: string, d: Diagnostic): { from: number; to: number } | null {
-  if (d.pointer) {
-    const r = pointerRange(text, d.pointer);
-    if (r) return r;
-  }
-  if (d.line) {
-    const at = lineColumnOffset(text, d.line, d.column ?? 1);
-    return { from: at, to: at + 1 };
-  }
-  return null;
-}
-
 export function ImportDialog({ open, initial, onClose }: { open: boolean; initial: string; onClose: () => void }) {
   const projects = useProjects();
   const qc = useQueryClient();
@@ -60,7 +47,7 @@ export function ImportDialog({ open, initial, onClose }: { open: boolean; initia
     () =>
       (diagnostics ?? []).flatMap((d) => {
         const r = locate(text, d);
-        return r ? [{ ...r, message: d.message }] : [];
+        return r ? [{ ...r, message: d.message, severity: d.severity === 'warning' ? ('warning' as const) : ('error' as const) }] : [];
       }),
     [diagnostics, text],
   );
