@@ -28,6 +28,9 @@ export interface GraphJson {
 
 export type NodeState = 'running' | 'completed' | 'failed' | 'waiting' | 'skipped';
 
+/** How a node or an edge differs from another version of the procedure (the version diff). */
+export type DiffMark = 'added' | 'removed' | 'changed';
+
 export interface Overlay {
   /** State of each node that has been entered. */
   states?: Record<string, NodeState>;
@@ -48,12 +51,13 @@ interface CkpNodeData extends Record<string, unknown> {
   visits?: number;
   current?: boolean;
   selected?: boolean;
+  diff?: DiffMark;
 }
 
 function CkpNode({ data }: NodeProps<Node<CkpNodeData>>) {
-  const cls = ['gnode', data.state ? `state-${data.state}` : '', data.selected ? 'selected' : ''].join(' ');
+  const cls = ['gnode', data.state ? `state-${data.state}` : '', data.diff ? `diff-${data.diff}` : '', data.selected ? 'selected' : ''].join(' ');
   return (
-    <div className={cls} data-state={data.state ?? 'idle'}>
+    <div className={cls} data-state={data.state ?? 'idle'} data-diff={data.diff}>
       <Handle type="target" position={Position.Top} />
       <div className="kind">
         {data.nodeType.replace(/_/g, ' ')}
@@ -67,6 +71,7 @@ function CkpNode({ data }: NodeProps<Node<CkpNodeData>>) {
         {data.state && <span>{data.state}</span>}
         {(data.visits ?? 0) > 1 && <span aria-label={`entered ${data.visits} times`}>×{data.visits}</span>}
         {data.current && <span>◀ now</span>}
+        {data.diff && <span className="diff-tag">{data.diff}</span>}
       </div>
       <Handle type="source" position={Position.Bottom} />
     </div>
@@ -99,6 +104,10 @@ export interface ProcedureGraphProps {
   onSelect?: (nodeId: string) => void;
   label: string;
   height?: number;
+  /** Version diff marks by node id. */
+  marks?: Record<string, DiffMark>;
+  /** Version diff marks of edges, by `source->target`. */
+  edgeMarks?: Record<string, 'added' | 'removed'>;
 }
 
 export default function ProcedureGraph(props: ProcedureGraphProps) {
@@ -109,7 +118,7 @@ export default function ProcedureGraph(props: ProcedureGraphProps) {
   );
 }
 
-function Inner({ graph, overlay, selected, onSelect, label, height }: ProcedureGraphProps) {
+function Inner({ graph, overlay, selected, onSelect, label, height, marks, edgeMarks }: ProcedureGraphProps) {
   const positions = useMemo(() => laidOut(graph), [graph]);
   const nodes = useMemo<Node<CkpNodeData>[]>(
     () =>
@@ -117,7 +126,7 @@ function Inner({ graph, overlay, selected, onSelect, label, height }: ProcedureG
         id: n.id,
         type: 'ckp',
         position: positions[n.id],
-        ariaLabel: `${n.data.nodeType} node ${n.data.label}${overlay?.states?.[n.id] ? `, ${overlay.states[n.id]}` : ''}`,
+        ariaLabel: `${n.data.nodeType} node ${n.data.label}${overlay?.states?.[n.id] ? `, ${overlay.states[n.id]}` : ''}${marks?.[n.id] ? `, ${marks[n.id]}` : ''}`,
         data: {
           label: n.data.label,
           nodeType: n.data.nodeType,
@@ -127,25 +136,31 @@ function Inner({ graph, overlay, selected, onSelect, label, height }: ProcedureG
           visits: overlay?.visits?.[n.id],
           current: overlay?.current === n.id,
           selected: selected === n.id,
+          diff: marks?.[n.id],
         },
       })),
-    [graph, positions, overlay, selected],
+    [graph, positions, overlay, selected, marks],
   );
   const edges = useMemo<Edge[]>(
     () =>
       graph.edges.map((e) => {
         const taken = overlay?.edges?.[`${e.source}->${e.target}`] ?? 0;
         const text = [e.label, taken ? `×${taken}` : ''].filter(Boolean).join(' ');
+        const mark = edgeMarks?.[`${e.source}->${e.target}`];
         return {
           id: e.id,
           source: e.source,
           target: e.target,
           label: text || undefined,
           animated: !!overlay?.current && e.source === overlay.current,
-          style: taken ? { strokeWidth: 2.5, stroke: 'var(--ok)' } : undefined,
+          style: mark
+            ? { strokeWidth: 2.5, stroke: mark === 'added' ? 'var(--ok)' : 'var(--err)', strokeDasharray: mark === 'removed' ? '6 4' : undefined }
+            : taken
+              ? { strokeWidth: 2.5, stroke: 'var(--ok)' }
+              : undefined,
         };
       }),
-    [graph, overlay],
+    [graph, overlay, edgeMarks],
   );
   return (
     <div className="graph" style={height ? { height } : undefined} role="figure" aria-label={label}>

@@ -48,6 +48,7 @@ export default function ProcedureVersion() {
   });
   const projects = useProjects();
   const [starting, setStarting] = useState(false);
+  const [comparing, setComparing] = useState(false);
   const confirm = useConfirm();
   const toast = useToast();
   const navigate = useNavigate();
@@ -83,6 +84,7 @@ export default function ProcedureVersion() {
               <StatusBadge status={d.status} />
               <StatusSelect procedure={d} />
             </span>
+            <button onClick={() => setComparing(true)}>Compare…</button>
             <Link className="button" to={`/procedures/${path}/edit`}>
               Edit
             </Link>
@@ -121,6 +123,7 @@ export default function ProcedureVersion() {
             {tab === 'triggers' && <VersionTrigger procedureId={procedureId} version={version} />}
           </TabPanel>
           {starting && <StartRun d={d} onClose={() => setStarting(false)} />}
+          {comparing && <CompareDialog procedureId={procedureId} version={version} onClose={() => setComparing(false)} />}
         </>
       )}
     </QueryState>
@@ -368,6 +371,58 @@ function StartRun({ d, onClose }: { d: Detail; onClose: () => void }) {
         onSubmit={(vars) => start.mutate(vars)}
         onCancel={onClose}
       />
+    </Dialog>
+  );
+}
+
+/** "Compare…": pick another version; the diff page opens with the older of the two on the left. */
+function CompareDialog({ procedureId, version, onClose }: { procedureId: string; version: string; onClose: () => void }) {
+  const navigate = useNavigate();
+  const versions = useQuery({
+    queryKey: ['procedure', procedureId, 'versions'],
+    queryFn: () => raw<Procedure[]>(`/api/procedures/${encodeURIComponent(procedureId)}/versions`),
+  });
+  const others = (versions.data ?? []).filter((v) => v.version !== version);
+  const [other, setOther] = useState('');
+  const pick = other || others[0]?.version || '';
+  const compare = () => {
+    const mine = versions.data?.find((v) => v.version === version);
+    const theirs = versions.data?.find((v) => v.version === pick);
+    const older = mine && theirs && theirs.created_at > mine.created_at;
+    const [from, to] = older ? [version, pick] : [pick, version];
+    onClose();
+    navigate(`/procedures/${encodeURIComponent(procedureId)}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  };
+  return (
+    <Dialog
+      open
+      title={`Compare ${version} with…`}
+      onClose={onClose}
+      actions={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button className="primary" disabled={!pick} onClick={compare}>
+            Compare
+          </button>
+        </>
+      }
+    >
+      <QueryState loading={versions.isLoading} error={versions.error}>
+        {others.length === 0 ? (
+          <p className="muted">{procedureId} has no other version to compare with.</p>
+        ) : (
+          <label>
+            Other version
+            <select value={pick} onChange={(e) => setOther(e.target.value)}>
+              {others.map((v) => (
+                <option key={v.id} value={v.version}>
+                  {v.version} · {v.status} · {dateTime(v.created_at)}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+      </QueryState>
     </Dialog>
   );
 }

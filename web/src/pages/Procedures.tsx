@@ -49,6 +49,9 @@ export default function Procedures() {
   return (
     <>
       <PageHead title="Procedures" sub="Every imported version, with its lifecycle status">
+        <Link className="button" to="/procedures/validate">
+          Check CKP
+        </Link>
         <Link className="button" to="/procedures/new">
           New procedure
         </Link>
