@@ -2,7 +2,6 @@
 // warnings marked in the text, listed beside it), with CKP completion. The text is kept in this browser
 // (localStorage) so leaving the page does not lose it; "Import…" hands it to the import dialog.
 import { useEffect, useState } from 'react';
-import { Link } from 'react-router';
 import { ErrorBanner, PageHead } from '../components/Bits';
 import { CkpEditor, useValidation, type Diagnostic } from '../features/ckp-editor';
 import '../features/ckp-editor/ckp-editor.css';
@@ -37,12 +36,7 @@ export default function CheckCkp() {
     <>
       <PageHead
         title="Check CKP"
-        sub={
-          <>
-            Paste, type or open a CKP document: ckp's compiler checks it as you type. Ctrl+Space completes property names,
-            node types, node ids and actions. Back to <Link to="/procedures">Procedures</Link>.
-          </>
-        }
+        sub="Paste, type or open a CKP document: ckp's compiler checks it as you type. Ctrl+Space completes property names, node types, node ids and actions."
       >
         <label className="button">
           Open file…

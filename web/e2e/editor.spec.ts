@@ -1,0 +1,130 @@
+// The CKP editor on the "Check CKP" page: diagnostics from the live validation marked at their value while typing,
+// cleared once fixed; completion of node types, properties by node type, and node ids.
+import { bothThemes, expect, procedure, test, unique } from './fixtures';
+import type { Page } from '@playwright/test';
+
+const editor = (page: Page) => page.getByRole('textbox', { name: 'CKP document' });
+const completions = (page: Page) => page.locator('.cm-tooltip-autocomplete li');
+
+/** Selects the word of a string value on the line holding `line` by double-clicking it (scrolling the editor, which
+ * draws only the lines near its viewport, until the line is there). */
+async function pickValue(page: Page, line: string, value: string) {
+  const target = page.locator('.cm-line', { hasText: line }).getByText(`"${value}"`, { exact: true });
+  await page.locator('.cm-content').hover();
+  for (let i = 0; i < 40 && !(await target.isVisible()); i++) await page.mouse.wheel(0, 200);
+  await target.dblclick();
+  expect(await page.evaluate(() => window.getSelection()?.toString())).toBe(value);
+}
+
+test('a next_node to a missing node is marked at its value while typing, and the mark goes once fixed', async ({ page }) => {
+  const id = unique('check');
+  await page.goto('/procedures/validate');
+  await expect(page.getByRole('heading', { level: 1, name: 'Check CKP' })).toBeVisible();
+  // A document opened from a file fills the editor; the compiler finds it valid.
+  await page.getByLabel('Open file…').setInputFiles({
+    name: 'order.ckp.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify(procedure('parse_order.ckp.json', id), null, 2)),
+  });
+  await expect(editor(page)).toContainText(id);
+  const status = page.getByRole('status').filter({ hasText: /valid|error|checking/ });
+  await expect(status).toContainText('valid');
+  await expect(status).toContainText(id);
+  await expect(page.locator('.cm-lintRange-error')).toHaveCount(0);
+
+  // Point `parse` at a node that does not exist, by typing.
+  await pickValue(page, '"next_node": "done"', 'done');
+  await page.keyboard.type('nowhere');
+  const mark = page.locator('.cm-lintRange-error');
+  await expect(mark).toHaveText('"nowhere"', { timeout: 3000 });
+  await expect(status).toContainText('1 error');
+  const findings = page.getByRole('list', { name: 'Diagnostics' });
+  await expect(findings).toContainText('edge-target-missing');
+  await expect(findings).toContainText('/workflow_graph/nodes/parse/next_node');
+  // The gutter has a marker on that line, and hovering the mark tells why.
+  await expect(page.locator('.cm-lint-marker-error')).toHaveCount(1);
+  await mark.hover();
+  await expect(page.locator('.cm-tooltip-lint')).toContainText('`nowhere`');
+  await bothThemes(page, 'check ckp with an error');
+
+  // "Show" selects the value in the text.
+  await page.mouse.move(0, 0);
+  await findings.getByRole('button', { name: 'Show /workflow_graph/nodes/parse/next_node in the text' }).click();
+  await expect(editor(page)).toBeFocused();
+  expect(await page.evaluate(() => window.getSelection()?.toString())).toBe('"nowhere"');
+
+  // Fix it: the mark and the finding go.
+  await pickValue(page, '"next_node": "nowhere"', 'nowhere');
+  await page.keyboard.type('done');
+  await expect(status).toContainText('valid', { timeout: 3000 });
+  await expect(page.locator('.cm-lintRange-error')).toHaveCount(0);
+  await expect(page.getByRole('list', { name: 'Diagnostics' })).toHaveCount(0);
+  await expect(page.getByText('Nothing to report.')).toBeVisible();
+});
+
+test('text that is not JSON is marked at the line and column the compiler gives', async ({ page }) => {
+  await page.goto('/procedures/validate');
+  await editor(page).click();
+  await page.keyboard.press('ControlOrMeta+a');
+  await page.keyboard.insertText('{\n  "procedure_id": oops\n}');
+  const findings = page.getByRole('list', { name: 'Diagnostics' });
+  await expect(findings).toContainText('line 2');
+  // One character is marked where the compiler stopped, on line 2.
+  const mark = page.locator('.cm-lintRange-error');
+  await expect(mark).toHaveCount(1);
+  await expect(page.locator('.cm-line').nth(1).locator('.cm-lintRange-error')).toHaveCount(1);
+});
+
+test('completion offers node types after "type": ", the properties of the node type, and node ids', async ({ page }) => {
+  await page.goto('/procedures/validate');
+  await editor(page).click();
+  await page.keyboard.press('ControlOrMeta+a');
+  await page.keyboard.press('Delete');
+  // Typed as a person types it (the editor closes quotes and brackets itself).
+  await page.keyboard.type('{"workflow_graph": {"start_node": "a", "nodes": {"a": {"type": "');
+  await expect(completions(page).first()).toBeVisible();
+  const offered = await completions(page).locator('.cm-completionLabel').allTextContents();
+  expect(offered.sort()).toEqual(
+    ['human_approval', 'llm_action', 'logic', 'loop', 'parallel', 'processing', 'sequence', 'subflow', 'terminate', 'transform', 'verification'].sort(),
+  );
+  await page.keyboard.type('term');
+  await expect(completions(page)).toHaveCount(1);
+  await page.keyboard.press('Enter');
+  await expect(editor(page)).toContainText('"type": "terminate"');
+
+  // The properties of a terminate node: status, not steps.
+  await page.keyboard.type(', "');
+  await expect(completions(page).first()).toBeVisible();
+  const props = await completions(page).locator('.cm-completionLabel').allTextContents();
+  expect(props).toContain('status');
+  expect(props).toContain('outputs');
+  expect(props).not.toContain('steps');
+  expect(props).not.toContain('type'); // already written
+  await page.keyboard.type('stat');
+  await page.keyboard.press('Enter');
+  // Picking a property writes its value's start and offers its values.
+  await expect(editor(page)).toContainText('"status": ""');
+  await expect(completions(page).locator('.cm-completionLabel')).toHaveText(['failed', 'success'].sort());
+  await page.keyboard.type('suc');
+  await page.keyboard.press('Enter');
+  await expect(editor(page)).toContainText('"status": "success"');
+});
+
+test('node references complete with the ids of the document\'s nodes', async ({ page }) => {
+  await page.goto('/procedures/validate');
+  await page.getByLabel('Open file…').setInputFiles({
+    name: 'order.ckp.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify(procedure('parse_order.ckp.json', 'ids-of-nodes'), null, 2)),
+  });
+  await expect(editor(page)).toContainText('ids-of-nodes');
+  await pickValue(page, '"start_node": "parse"', 'parse');
+  await page.keyboard.press('Backspace');
+  await page.keyboard.press('Control+Space');
+  await expect(completions(page).locator('.cm-completionLabel')).toHaveText(['done', 'parse']);
+  // Actions complete from GET /api/actions.
+  await page.keyboard.press('Escape');
+  await pickValue(page, '"action": "log"', 'log');
+  await page.keyboard.type('parse_');
+  await expect(completions(page).locator('.cm-completionLabel')).toContainText(['parse_csv', 'parse_json']);
+});
