@@ -2,14 +2,14 @@
 // (on the graph, coloured, and in a list with the fields that changed, each field's old and new value on demand),
 // what changed outside the nodes, and the CKP text side by side.
 import { useQueries, useQuery } from '@tanstack/react-query';
-import { lazy, Suspense, useMemo, useRef, useState } from 'react';
+import { lazy, Suspense, useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { raw, type Schemas } from '../api/client';
 import { Empty, ErrorBanner, Json, PageHead, QueryState, TabPanel, Tabs } from '../components/Bits';
 import type { DiffMark, GraphJson } from '../components/ProcedureGraph';
 import { dateTime } from '../lib/format';
 import { diffEdges, diffNodes, documentChanges, type NodeDiff } from '../features/diff/diff';
-import { TextDiff, type TextDiffHandle } from '../features/diff/TextDiff';
+import { TextDiff } from '../features/diff/TextDiff';
 import '../features/diff/diff.css';
 import { versionPath, type Procedure } from './catalog/shared';
 
@@ -150,13 +150,12 @@ function Comparison({
   const nodes = useMemo(() => diffNodes(oldDoc, newDoc), [oldDoc, newDoc]);
   const doc = useMemo(() => documentChanges(oldDoc, newDoc), [oldDoc, newDoc]);
   const [selected, setSelected] = useState<string | null>(null);
-  const text = useRef<TextDiffHandle>(null);
+  const [reveal, setReveal] = useState<{ node: string; n: number } | null>(null);
   const total = nodes.added.length + nodes.removed.length + nodes.changed.length;
 
   const showInText = (id: string) => {
+    setReveal({ node: id, n: Date.now() });
     onView('text');
-    // The text view mounts on the next render.
-    window.setTimeout(() => text.current?.revealNode(id), 50);
   };
 
   return (
@@ -175,7 +174,7 @@ function Comparison({
           </span>
         ))}
       </section>
-      <Tabs label="Comparison view" tabs={[{ id: 'nodes', label: 'Nodes' }, { id: 'text', label: 'CKP text' }]} value={view} onChange={onView} />
+      <Tabs label="Comparison view" tabs={[{ id: 'nodes', label: 'Nodes' }, { id: 'text', label: 'CKP text' }]} value={view} onChange={(v) => { setReveal(null); onView(v); }} />
       <TabPanel id={view}>
         {view === 'nodes' ? (
           <div className="diff-nodes">
@@ -190,7 +189,7 @@ function Comparison({
             <NodeList nodes={nodes} oldDoc={oldDoc} newDoc={newDoc} selected={selected} onSelect={setSelected} onShowText={showInText} />
           </div>
         ) : (
-          <TextDiff ref={text} before={oldDoc} after={newDoc} labels={[`${from} (old)`, `${to} (new)`]} />
+          <TextDiff reveal={reveal} before={oldDoc} after={newDoc} labels={[`${from} (old)`, `${to} (new)`]} />
         )}
       </TabPanel>
     </>

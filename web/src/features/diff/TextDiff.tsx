@@ -1,24 +1,26 @@
 // Two CKP documents side by side as text: pretty-printed with sorted keys, a line diff with removed, added and
 // changed lines coloured, the number of changes, previous/next change, and long unchanged stretches folded.
-import { forwardRef, useImperativeHandle, useMemo, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { sideBySide, stableStringify, type Row } from './diff';
 
 /** Unchanged lines kept around a change when the rest is folded. */
 const CONTEXT = 3;
 
-export interface TextDiffHandle {
-  /** Scrolls to the first line holding `"<key>": {` at the indentation of a node, on the new side (else the old). */
-  revealNode(id: string): void;
-}
 
 type Item = { row: Row; index: number } | { fold: [number, number] };
 
 const KIND_LABEL: Record<Row['kind'], string> = { same: '', changed: 'changed', removed: 'removed', added: 'added' };
 
-export const TextDiff = forwardRef<TextDiffHandle, { before: unknown; after: unknown; labels: [string, string] }>(function TextDiff(
-  { before, after, labels },
-  ref,
-) {
+export interface TextDiffProps {
+  before: unknown;
+  after: unknown;
+  /** Headings of the old and new sides. */
+  labels: [string, string];
+  /** A node to scroll to (its `"<id>": {` line on the new side, else the old); `n` tells repeated requests apart. */
+  reveal?: { node: string; n: number } | null;
+}
+
+export function TextDiff({ before, after, labels, reveal }: TextDiffProps) {
   const { rows, changes } = useMemo(() => {
     const a = stableStringify(before).split('\n');
     const b = stableStringify(after).split('\n');
@@ -65,17 +67,17 @@ export const TextDiff = forwardRef<TextDiffHandle, { before: unknown; after: unk
     requestAnimationFrame(() => scrollToRow(index));
   };
 
-  useImperativeHandle(ref, () => ({
-    revealNode(id: string) {
-      const line = `      ${JSON.stringify(id)}: {`;
-      let index = rows.findIndex((r) => r.right?.text === line);
-      if (index < 0) index = rows.findIndex((r) => r.left?.text === line);
-      if (index < 0) return;
-      setUnfolded((u) => new Set([...u, ...Array.from({ length: 12 }, (_, k) => index + k)]));
-      if (rows[index].change >= 0) setCurrent(rows[index].change);
-      requestAnimationFrame(() => scrollToRow(index));
-    },
-  }));
+  useEffect(() => {
+    if (!reveal) return;
+    // Node ids sit at depth 3 of the sorted text: workflow_graph > nodes > id.
+    const line = `      ${JSON.stringify(reveal.node)}: {`;
+    let index = rows.findIndex((r) => r.right?.text === line);
+    if (index < 0) index = rows.findIndex((r) => r.left?.text === line);
+    if (index < 0) return;
+    setUnfolded((u) => new Set([...u, ...Array.from({ length: 12 }, (_, k) => index + k)]));
+    if (rows[index].change >= 0) setCurrent(rows[index].change);
+    requestAnimationFrame(() => scrollToRow(index));
+  }, [reveal, rows]);
 
   const cell = (side: Row['left'], kind: Row['kind'], which: 'left' | 'right'): ReactNode => {
     const label = kind === 'changed' ? 'changed' : (which === 'left' && kind === 'removed') || (which === 'right' && kind === 'added') ? KIND_LABEL[kind] : '';
@@ -163,4 +165,4 @@ export const TextDiff = forwardRef<TextDiffHandle, { before: unknown; after: unk
       </div>
     </section>
   );
-});
+}
