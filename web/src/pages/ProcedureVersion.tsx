@@ -15,18 +15,20 @@ import { ExplainView, type Explain } from './catalog/ExplainView';
 import { projectName, qs, RunTable, StatusSelect, useProjects, versionPath, type Procedure, type Run } from './catalog/shared';
 import './catalog/catalog.css';
 import { VersionTrigger } from './triggers/shared';
+import { TestRunPanel } from '../features/test-run';
 
 const ProcedureGraph = lazy(() => import('../components/ProcedureGraph'));
 const JsonEditor = lazy(() => import('../components/JsonEditor'));
 
 type Detail = Schemas['ProcedureDetail'];
-const TABS = ['overview', 'graph', 'explain', 'source', 'versions', 'runs', 'triggers'] as const;
+const TABS = ['overview', 'graph', 'explain', 'source', 'test', 'versions', 'runs', 'triggers'] as const;
 type Tab = (typeof TABS)[number];
 const TAB_LABELS: Record<Tab, string> = {
   overview: 'Overview',
   graph: 'Graph',
   explain: 'Explain',
   source: 'Source',
+  test: 'Test',
   versions: 'Versions',
   runs: 'Runs',
   triggers: 'Triggers',
@@ -118,6 +120,15 @@ export default function ProcedureVersion() {
             {tab === 'graph' && <GraphTab path={path} name={d.name} />}
             {tab === 'explain' && <ExplainTab path={path} />}
             {tab === 'source' && <SourceTab d={d} />}
+            {tab === 'test' && (
+              <TestRunPanel
+                procedureId={d.procedure_id}
+                version={d.version}
+                getDoc={() => obj(d.ckp_json)}
+                nodeIds={Object.keys(obj(obj(obj(d.ckp_json).workflow_graph).nodes))}
+                onRunStarted={() => undefined}
+              />
+            )}
             {tab === 'versions' && <VersionsTab procedureId={procedureId} current={version} />}
             {tab === 'runs' && <RunsTab procedureId={procedureId} version={version} />}
             {tab === 'triggers' && <VersionTrigger procedureId={procedureId} version={version} />}

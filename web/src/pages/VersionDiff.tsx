@@ -11,6 +11,7 @@ import { dateTime } from '../lib/format';
 import { diffEdges, diffNodes, documentChanges, type NodeDiff } from '../features/diff/diff';
 import { TextDiff } from '../features/diff/TextDiff';
 import '../features/diff/diff.css';
+import './catalog/catalog.css';
 import { versionPath, type Procedure } from './catalog/shared';
 
 const ProcedureGraph = lazy(() => import('../components/ProcedureGraph'));

@@ -56,8 +56,12 @@ export function TextDiff({ before, after, labels, reveal }: TextDiffProps) {
   }, [rows, showAll, unfolded]);
 
   const scrollToRow = (index: number) => {
-    const el = box.current?.querySelector<HTMLElement>(`[data-row="${index}"]`);
-    el?.scrollIntoView({ block: 'center' });
+    // The box scrolls, not the page: the row is centred in the box.
+    const b = box.current;
+    const el = b?.querySelector<HTMLElement>(`[data-row="${index}"]`);
+    if (!b || !el) return;
+    const top = el.getBoundingClientRect().top - b.getBoundingClientRect().top + b.scrollTop;
+    b.scrollTop = Math.max(0, top - b.clientHeight / 2 + el.offsetHeight / 2);
   };
   const go = (delta: number) => {
     if (!changes) return;

@@ -33,34 +33,46 @@ export interface RunEvents {
   live: StreamState | 'ended';
 }
 
-export function useRunEvents(runId: string): RunEvents {
+/**
+ * The events of `runId`, live; nothing (and no request) for null. The same hook may follow one run after another
+ * (a test run started again): what it knows of a run is kept with the run's id.
+ */
+export function useRunEvents(runId: string | null): RunEvents {
   const qc = useQueryClient();
   const query = useQuery({
-    queryKey: eventsKey(runId),
-    queryFn: () => loadAll(runId),
+    queryKey: eventsKey(runId ?? ''),
+    queryFn: () => loadAll(runId!),
+    enabled: runId !== null,
     staleTime: Infinity,
     refetchOnWindowFocus: false,
   });
   // The stream starts after what the first load returned; later appends must not move it (that would reconnect).
-  const [start, setStart] = useState<{ after: number | null; ended: boolean } | null>(null);
+  const [started, setStart] = useState<{ runId: string; after: number | null; ended: boolean } | null>(null);
+  const start = started && started.runId === runId ? started : null;
   useEffect(() => {
-    if (start || !query.data) return;
+    if (start || !query.data || runId === null) return;
     const last = query.data[query.data.length - 1];
-    setStart({ after: last ? last.event_id : null, ended: query.data.some((e) => TERMINAL_EVENTS.has(e.event_type)) });
+    setStart({ runId, after: last ? last.event_id : null, ended: query.data.some((e) => TERMINAL_EVENTS.has(e.event_type)) });
     // The run's row may have been read before these events were (a fast run ends in between, and a run that has
     // ended opens no stream to say so): read it again once, after them.
     if (query.data.some((e) => STATUS_EVENTS.has(e.event_type))) void qc.invalidateQueries({ queryKey: runKey(runId), exact: true });
   }, [query.data, start, qc, runId]);
-  const [ended, setEnded] = useState(false);
+  const [endedRun, setEnded] = useState<string | null>(null);
+  const ended = runId !== null && endedRun === runId;
 
   const seen = useRef<Set<number> | null>(null);
+  const seenFor = useRef<string | null>(runId);
+  if (seenFor.current !== runId) {
+    seenFor.current = runId;
+    seen.current = null;
+  }
   const buffer = useRef<RunEvent[]>([]);
   const frame = useRef<number | null>(null);
   const flush = () => {
     frame.current = null;
     const fresh = buffer.current;
     buffer.current = [];
-    if (!fresh.length) return;
+    if (!fresh.length || runId === null) return;
     qc.setQueryData<RunEvent[]>(eventsKey(runId), (old) => {
       const list = old ?? [];
       // Rebuilt only when the list changed other than by these appends (the first flush, a refetch).
@@ -88,7 +100,7 @@ export function useRunEvents(runId: string): RunEvents {
 
   const url =
     start && !start.ended
-      ? `/api/runs/${encodeURIComponent(runId)}/stream${start.after !== null ? `?last_event_id=${start.after}` : ''}`
+      ? `/api/runs/${encodeURIComponent(start.runId)}/stream${start.after !== null ? `?last_event_id=${start.after}` : ''}`
       : null;
   const state = useEventStream(url, ['run_event'], (m) => {
     const e = m.data as RunEvent;
@@ -96,13 +108,13 @@ export function useRunEvents(runId: string): RunEvents {
     buffer.current.push(e);
     if (frame.current === null) frame.current = requestAnimationFrame(flush);
     if (TERMINAL_EVENTS.has(e.event_type)) {
-      setEnded(true);
+      setEnded(runId);
       return true;
     }
   });
   return {
     events: query.data ?? [],
-    loading: query.isLoading,
+    loading: runId !== null && query.isLoading,
     error: query.error,
     live: ended || start?.ended ? 'ended' : state,
   };
