@@ -19,10 +19,15 @@ test('an import with an error lists its diagnostics at their pointer, marks the 
   await expect(diagnostics).toContainText('edge-target-missing');
   await expect(diagnostics).toContainText('/workflow_graph/nodes/parse/next_node');
   await expect(dialog.getByRole('heading', { name: '1 problem(s) to fix' })).toBeVisible();
-  // The editor shows the pasted text with the pointer's member marked (the mark's title is the message).
+  // The editor shows the pasted text with the pointer's member marked, a marker in the gutter, the message on hover.
   const editor = dialog.getByRole('textbox', { name: 'CKP document' });
   await expect(editor).toContainText('"nowhere"');
-  await expect(dialog.getByTitle(/`nowhere`/)).toHaveText('"next_node": "nowhere"');
+  const mark = dialog.locator('.cm-lintRange-error');
+  await expect(mark).toHaveText('"next_node": "nowhere"');
+  await expect(dialog.locator('.cm-lint-marker-error')).toHaveCount(1);
+  await mark.hover();
+  await expect(dialog.locator('.cm-tooltip-lint')).toContainText('`nowhere`');
+  await page.mouse.move(0, 0);
   await bothThemes(page, 'import diagnostics');
   await dialog.getByRole('button', { name: 'Show /workflow_graph/nodes/parse/next_node in the text' }).click();
   await expect(editor).toBeFocused();
@@ -33,7 +38,7 @@ test('an import with an error lists its diagnostics at their pointer, marks the 
   await page.keyboard.press('ControlOrMeta+a');
   await page.keyboard.insertText(broken.replace('"nowhere"', '"done"'));
   // The mark follows its pointer in the edited text until the next submit judges it.
-  await expect(dialog.getByTitle(/`nowhere`/)).toHaveText('"next_node": "done"');
+  await expect(mark).toHaveText('"next_node": "done"');
   await dialog.getByRole('button', { name: 'Import', exact: true }).click();
   await expect(page).toHaveURL(new RegExp(`/procedures/${id}/1\\.0\\.0$`));
   await expect(page.getByRole('heading', { level: 1, name: id })).toBeVisible();

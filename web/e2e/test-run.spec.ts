@@ -105,3 +105,40 @@ test('the inputs of a past run fill the form', async ({ page, api }) => {
   const run = (await (await api.get(`/api/runs/${await startedRunId(page)}`)).json()) as { input_vars: Record<string, unknown> };
   expect(run.input_vars).toEqual({ customer_id: 'C-42', crm_url: 'https://crm.example.test' });
 });
+
+test('the overlay reads each node\'s status, input, output and error from the events', async () => {
+  const { overlayFromEvents } = await import('../src/features/test-run/overlay');
+  let id = 0;
+  const ev = (event_type: string, node_id: string | null, step_id: string | null = null, payload: Record<string, unknown> = {}) =>
+    ({ event_id: ++id, run_id: 'r', event_type, node_id, step_id, payload, created_at: '2026-01-01T00:00:00Z' }) as never;
+  const doc = procedure('customer_notice.ckp.json', 'x');
+  const events = [
+    ev('node_started', 'fetch'),
+    ev('step_started', 'fetch', 'get_customer', { action: 'http_request' }),
+    ev('step_test_override_applied', 'fetch', 'get_customer', { override: { name: 'Ada' } }),
+    ev('step_completed', 'fetch', 'get_customer', { output_variable: 'customer' }),
+    ev('node_completed', 'fetch'),
+    ev('node_started', 'score'),
+    ev('node_completed', 'score'),
+    ev('node_started', 'notify'),
+    ev('step_mock_applied', 'notify', 'send_notice', { action: 'send_email', binding: 'agent_http:EMAIL' }),
+    ev('node_error', 'notify', null, { error: 'boom' }),
+  ];
+  const o = overlayFromEvents(events, { doc, finalVars: { customer: { name: 'Ada' }, score: 7 } });
+  expect([...o.keys()]).toEqual(['fetch', 'score', 'notify']);
+  expect(o.get('fetch')).toEqual({
+    status: 'completed',
+    input: { get_customer: { action: 'http_request', method: 'GET', url: '{{crm_url}}/customers/{{customer_id}}' } },
+    output: { get_customer: { name: 'Ada' } },
+  });
+  expect(o.get('score')).toMatchObject({ status: 'completed', input: { operations: [{ action: 'set_variable', variable: 'score', value: 7 }] } });
+  expect(o.get('notify')).toMatchObject({ status: 'failed', error: 'boom', output: { send_notice: { mocked: true, action: 'send_email' } } });
+  // Live: a node entered and not left is running; a run that fails there marks it failed with the run's error.
+  const live = overlayFromEvents(events.slice(0, 6));
+  expect(live.get('score')).toEqual({ status: 'running' });
+  const failed = overlayFromEvents([...events.slice(0, 6), ev('run_failed', null, null, { error: { message: 'stopped' } })]);
+  expect(failed.get('score')).toEqual({ status: 'failed', error: 'stopped' });
+  // A node entered again starts over.
+  const again = overlayFromEvents([...events, ev('node_started', 'notify')]);
+  expect(again.get('notify')).toEqual({ status: 'running' });
+});
