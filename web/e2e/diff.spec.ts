@@ -89,6 +89,10 @@ test('the diff page shows exactly the nodes changed, added and removed, on the g
   await expect(page).toHaveURL(new RegExp(`/procedures/${id}/diff\\?from=1\\.0\\.0&to=1\\.1\\.0`));
   await expect(page.getByLabel('From (old)')).toHaveValue('1.0.0');
   await expect(page.getByLabel('To (new)')).toHaveValue('1.1.0');
+  // The versions tab links each other version to the same page.
+  await page.goto(`/procedures/${id}/1.0.0?tab=versions`);
+  await page.getByRole('link', { name: 'Compare 1.1.0 with 1.0.0' }).click();
+  await expect(page).toHaveURL(new RegExp(`/procedures/${id}/diff\\?from=1\\.0\\.0&to=1\\.1\\.0`));
 
   const summary = page.getByRole('region', { name: 'Summary of the changes' });
   await expect(summary).toContainText('2 changed');

@@ -108,6 +108,9 @@ export default function JsonEditor({ value, onChange, readOnly, marks, scrollToM
   const change = useRef(onChange);
   change.current = onChange;
   const extra = useRef(new Compartment());
+  // The latest marks, for an editor created again (read-only switched): its marks are set at creation.
+  const latestMarks = useRef(marks);
+  latestMarks.current = marks;
 
   useEffect(() => {
     const list: Extension[] = [
@@ -128,6 +131,7 @@ export default function JsonEditor({ value, onChange, readOnly, marks, scrollToM
     if (readOnly) list.push(EditorState.readOnly.of(true), EditorView.contentAttributes.of({ 'aria-readonly': 'true' }));
     const v = new EditorView({ state: EditorState.create({ doc: value, extensions: list }), parent: host.current! });
     view.current = v;
+    if (latestMarks.current?.length) v.dispatch(setDiagnostics(v.state, toDiagnostics(latestMarks.current, v.state.doc.length)));
     return () => {
       v.destroy();
       view.current = null;

@@ -290,6 +290,9 @@ function VersionsTab({ procedureId, current }: { procedureId: string; current: s
             <th scope="col">Status</th>
             <th scope="col">Channel</th>
             <th scope="col">Imported</th>
+            <th scope="col">
+              <span className="sr-only">Compare</span>
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -311,6 +314,13 @@ function VersionsTab({ procedureId, current }: { procedureId: string; current: s
               </td>
               <td>{v.release_channel ?? '—'}</td>
               <td>{dateTime(v.created_at)}</td>
+              <td>
+                {v.version !== current && (
+                  <Link to={diffPath(procedureId, v, versions.data?.find((x) => x.version === current))} aria-label={`Compare ${v.version} with ${current}`}>
+                    Compare
+                  </Link>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
@@ -386,6 +396,12 @@ function StartRun({ d, onClose }: { d: Detail; onClose: () => void }) {
   );
 }
 
+/** The diff page of two versions, the older on the left. */
+function diffPath(procedureId: string, a: Procedure, b: Procedure | undefined): string {
+  const [from, to] = b && a.created_at > b.created_at ? [b, a] : [a, b ?? a];
+  return `/procedures/${encodeURIComponent(procedureId)}/diff?from=${encodeURIComponent(from.version)}&to=${encodeURIComponent(to.version)}`;
+}
+
 /** "Compare…": pick another version; the diff page opens with the older of the two on the left. */
 function CompareDialog({ procedureId, version, onClose }: { procedureId: string; version: string; onClose: () => void }) {
   const navigate = useNavigate();
@@ -399,10 +415,9 @@ function CompareDialog({ procedureId, version, onClose }: { procedureId: string;
   const compare = () => {
     const mine = versions.data?.find((v) => v.version === version);
     const theirs = versions.data?.find((v) => v.version === pick);
-    const older = mine && theirs && theirs.created_at > mine.created_at;
-    const [from, to] = older ? [version, pick] : [pick, version];
+    if (!theirs) return;
     onClose();
-    navigate(`/procedures/${encodeURIComponent(procedureId)}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+    navigate(diffPath(procedureId, theirs, mine));
   };
   return (
     <Dialog
