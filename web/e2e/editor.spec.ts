@@ -128,3 +128,29 @@ test('node references complete with the ids of the document\'s nodes', async ({ 
   await page.keyboard.type('parse_');
   await expect(completions(page).locator('.cm-completionLabel')).toContainText(['parse_csv', 'parse_json']);
 });
+
+test('templates complete with the variables: the inputs and what the nodes set', async ({ page }) => {
+  await page.goto('/procedures/validate');
+  await page.getByLabel('Open file…').setInputFiles({
+    name: 'order.ckp.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify(procedure('parse_order.ckp.json', 'templates'), null, 2)),
+  });
+  await expect(editor(page)).toContainText('templates');
+  const line = page.locator('.cm-line', { hasText: '"message": "Parsed an order in {{currency}}"' });
+  await page.locator('.cm-content').hover();
+  for (let i = 0; i < 40 && !(await line.isVisible()); i++) await page.mouse.wheel(0, 200);
+  await line.click();
+  await page.keyboard.press('End');
+  for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowLeft');
+  for (let i = 0; i < 'currency'.length; i++) await page.keyboard.press('Backspace');
+  await page.keyboard.press('Control+Space');
+  const labels = completions(page).locator('.cm-completionLabel');
+  await expect(labels).toHaveText(['currency', 'order', 'order_json']);
+  const option = (label: string) => completions(page).filter({ has: page.locator('.cm-completionLabel', { hasText: new RegExp(`^${label}$`) }) });
+  await expect(option('order_json')).toContainText('input (string)');
+  await expect(option('order')).toContainText('set by parse');
+  await page.keyboard.type('order_');
+  await page.keyboard.press('Enter');
+  await expect(editor(page)).toContainText('"message": "Parsed an order in {{order_json}}"');
+});

@@ -34,22 +34,65 @@ export function actionNames(body: unknown): ActionName[] {
   return out;
 }
 
-/** The nodes of the last text that parsed (the text being typed usually does not): id → type. */
-const parsed = { text: '', nodes: {} as Record<string, string> };
-function nodesOf(text: string): Record<string, string> {
-  if (text === parsed.text) return parsed.nodes;
+/** What the completion knows of the last text that parsed (the text being typed usually does not). */
+interface DocInfo {
+  /** Node id → type. */
+  nodes: Record<string, string>;
+  /** Variable name → where it comes from (an input, or the node that sets it). */
+  vars: Record<string, string>;
+}
+
+/** Keys whose value names a variable that a node sets. */
+const SETS_VARIABLE = new Set(['output_variable', 'variable', 'iterator_variable', 'index_variable', 'collect_variable', 'array']);
+
+function variablesOf(doc: Record<string, unknown>, nodes: Record<string, unknown>): Record<string, string> {
+  const vars: Record<string, string> = {};
+  const schema = (doc.variables_schema ?? {}) as Record<string, unknown>;
+  const nested = typeof schema.required === 'object' || typeof schema.optional === 'object';
+  for (const part of nested ? [schema.required, schema.optional] : [schema])
+    if (part && typeof part === 'object')
+      for (const [name, spec] of Object.entries(part as Record<string, unknown>)) {
+        const t = (spec as { type?: unknown } | null)?.type;
+        vars[name] = `input${typeof t === 'string' ? ` (${t})` : ''}`;
+      }
+  const walk = (v: unknown, node: string) => {
+    if (Array.isArray(v)) v.forEach((x) => walk(x, node));
+    else if (v && typeof v === 'object')
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (SETS_VARIABLE.has(k) && typeof x === 'string' && x && !(x in vars)) vars[x] = `set by ${node}`;
+        else walk(x, node);
+      }
+  };
+  for (const [id, n] of Object.entries(nodes)) {
+    walk(n, id);
+    // An llm_action's outputs and a subflow's output_mapping are keyed by the variable they set.
+    for (const key of ['outputs', 'output_mapping']) {
+      const m = (n as Record<string, unknown> | null)?.[key];
+      if ((n as { type?: unknown })?.type !== 'terminate' && m && typeof m === 'object' && !Array.isArray(m))
+        for (const name of Object.keys(m)) if (!(name in vars)) vars[name] = `set by ${id}`;
+    }
+  }
+  return vars;
+}
+
+const parsed: { text: string; info: DocInfo } = { text: '', info: { nodes: {}, vars: {} } };
+function infoOf(text: string): DocInfo {
+  if (text === parsed.text) return parsed.info;
   try {
-    const doc = JSON.parse(text) as { workflow_graph?: { nodes?: Record<string, { type?: unknown }> } };
+    const doc = JSON.parse(text) as Record<string, unknown>;
+    const list = ((doc?.workflow_graph as Record<string, unknown> | undefined)?.nodes ?? {}) as Record<string, unknown>;
     const nodes: Record<string, string> = {};
-    const list = doc?.workflow_graph?.nodes;
     if (list && typeof list === 'object')
-      for (const [id, n] of Object.entries(list)) nodes[id] = typeof n?.type === 'string' ? n.type : 'sequence';
+      for (const [id, n] of Object.entries(list)) {
+        const t = (n as { type?: unknown } | null)?.type;
+        nodes[id] = typeof t === 'string' ? t : 'sequence';
+      }
     parsed.text = text;
-    parsed.nodes = nodes;
+    parsed.info = { nodes, vars: doc && typeof doc === 'object' ? variablesOf(doc, list) : {} };
   } catch {
     /* keep the last document that parsed */
   }
-  return parsed.nodes;
+  return parsed.info;
 }
 
 function nodeTypeLookup(ctx: CursorContext, nodes: Record<string, string>) {
@@ -130,6 +173,22 @@ function applyString(value: string, quoted: boolean) {
   };
 }
 
+/** Applies a variable in a template: the name, and `}}` unless it follows already. */
+function applyTemplateVar(name: string) {
+  return (view: EditorView, completion: Completion, from: number, to: number) => {
+    const after = view.state.doc.sliceString(to, Math.min(view.state.doc.length, to + 40));
+    const rest = /^[\w.]*/.exec(after)?.[0] ?? '';
+    const closed = after.slice(rest.length).trimStart().startsWith('}}');
+    const insert = closed ? name : `${name}}}`;
+    view.dispatch({
+      changes: { from, to: to + rest.length, insert },
+      selection: { anchor: from + insert.length },
+      annotations: pickedCompletion.of(completion),
+      userEvent: 'input.complete',
+    });
+  };
+}
+
 export interface CkpCompletionOptions {
   /** The actions known to the server (read when completing, so it can arrive later). */
   actions: () => ActionName[];
@@ -143,9 +202,18 @@ export function ckpCompletion(opts: CkpCompletionOptions) {
     // Typing opens the list inside quotes or on a word; Ctrl-Space anywhere a name or value goes.
     if (!context.explicit && !ctx.quoted && ctx.prefix === '') return null;
     if (!ctx.quoted && /^[-\d]/.test(ctx.prefix)) return null;
-    const nodes = nodesOf(text);
+    const info = infoOf(text);
+    const nodes = info.nodes;
     const typeOf = nodeTypeLookup(ctx, nodes);
     const options: Completion[] = [];
+
+    // Inside a string, after `{{`: the variables a template can name.
+    const template = ctx.quoted && ctx.where !== 'key' ? /\{\{\s*([\w.]*)$/.exec(ctx.prefix) : null;
+    if (template) {
+      for (const [name, from] of Object.entries(info.vars))
+        options.push({ label: name, type: 'variable', detail: from, apply: applyTemplateVar(name) });
+      return options.length ? { from: context.pos - template[1].length, options, validFor: /^[\w.]*$/ } : null;
+    }
 
     if (ctx.where === 'key') {
       const container = fieldAt(ctx.path, typeOf);
