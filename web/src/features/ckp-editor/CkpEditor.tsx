@@ -2,13 +2,16 @@
 // pointer lands in the current text. Default export, loaded with `lazy()` by ./index.tsx (CodeMirror stays out of
 // the pages that do not edit).
 import { jsonLanguage } from '@codemirror/lang-json';
+import { EditorView } from '@codemirror/view';
 import { useQuery } from '@tanstack/react-query';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { raw } from '../../api/client';
 import JsonEditor, { type Mark } from '../../components/JsonEditor';
 import { diagnosticRange, type Range } from '../../lib/jsonPointer';
 import type { Diagnostic } from './api';
-import { actionNames, ckpCompletion, type ActionName } from './completion';
+import { actionNames, ckpCompletion, ckpHover, type ActionName } from './completion';
+
+const hoverTheme = EditorView.theme({ '.cm-ckp-doc': { padding: '4px 8px', maxWidth: '420px', fontSize: '13px', fontFamily: 'system-ui, sans-serif' } });
 
 export interface CkpEditorProps {
   value: string;
@@ -40,7 +43,10 @@ export default function CkpEditor({ value, onChange, diagnostics, focusPointer, 
   const actions = useQuery({ queryKey: ['actions'], queryFn: () => raw<unknown>('/api/actions'), staleTime: 60_000 });
   const known = useRef<ActionName[]>([]);
   known.current = useMemo(() => actionNames(actions.data), [actions.data]);
-  const extensions = useMemo(() => [jsonLanguage.data.of({ autocomplete: ckpCompletion({ actions: () => known.current }) })], []);
+  const extensions = useMemo(
+    () => [jsonLanguage.data.of({ autocomplete: ckpCompletion({ actions: () => known.current }) }), ckpHover(), hoverTheme],
+    [],
+  );
 
   const marks = useMemo<Mark[]>(
     () =>

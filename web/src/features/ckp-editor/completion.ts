@@ -2,7 +2,7 @@
 // node by its `type`, a step, an error handler, ...), the values of enums, node ids where a node is referenced, and
 // action names (from GET /api/actions). Picking a property writes `"name": ` and the start of its value.
 import { pickedCompletion, startCompletion, type Completion, type CompletionContext, type CompletionResult } from '@codemirror/autocomplete';
-import type { EditorView } from '@codemirror/view';
+import { hoverTooltip, type EditorView } from '@codemirror/view';
 import { cursorContext, type CursorContext } from './context';
 import { fieldAt, type Field } from './schema';
 
@@ -259,4 +259,33 @@ export function ckpCompletion(opts: CkpCompletionOptions) {
     if (!options.length) return null;
     return { from: ctx.from, options, validFor: ctx.quoted ? /^[^"\\\n]*$/ : /^[\w.-]*$/ };
   };
+}
+
+/** What a property is, shown when the pointer rests on its name: its description, type or values. */
+export function ckpHover() {
+  return hoverTooltip((view, pos) => {
+    const text = view.state.doc.toString();
+    const ctx = cursorContext(text, pos);
+    if (!ctx || ctx.where !== 'key' || !ctx.quoted) return null;
+    const end = text.indexOf('"', pos);
+    if (end < 0) return null;
+    const name = text.slice(ctx.from, end);
+    const typeOf = nodeTypeLookup(ctx, infoOf(text).nodes);
+    const f = fieldAt([...ctx.path, name], typeOf);
+    if (!f) return null;
+    return {
+      pos: ctx.from,
+      end,
+      above: true,
+      create: () => {
+        const dom = document.createElement('div');
+        dom.className = 'cm-ckp-doc';
+        const head = document.createElement('strong');
+        head.textContent = name;
+        const what = f.values ? `one of ${f.values.join(', ')}` : f.ref ? `a ${f.ref} id` : f.type;
+        dom.append(head, ` (${what}): ${f.doc}`);
+        return { dom };
+      },
+    };
+  });
 }
