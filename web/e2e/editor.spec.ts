@@ -60,6 +60,13 @@ test('a next_node to a missing node is marked at its value while typing, and the
   await expect(page.locator('.cm-lintRange-error')).toHaveCount(0);
   await expect(page.getByRole('list', { name: 'Diagnostics' })).toHaveCount(0);
   await expect(page.getByText('Nothing to report.')).toBeVisible();
+
+  // A valid document goes on to the import dialog, text included.
+  await page.getByRole('button', { name: 'Import…' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Import a procedure' });
+  await expect(dialog.getByRole('textbox', { name: 'CKP document (JSON)' })).toHaveValue(/"next_node": "done"/);
+  await dialog.getByRole('button', { name: 'Import', exact: true }).click();
+  await expect(page).toHaveURL(new RegExp(`/procedures/${id}/1\\.0\\.0$`));
 });
 
 test('text that is not JSON is marked at the line and column the compiler gives', async ({ page }) => {
