@@ -2,6 +2,11 @@
 // cleared once fixed; completion of node types, properties by node type, and node ids.
 import { bothThemes, expect, procedure, test, unique } from './fixtures';
 import type { Page } from '@playwright/test';
+import { cursorContext } from '../src/features/ckp-editor/context';
+import { actionNames } from '../src/features/ckp-editor/completion';
+import { markRange } from '../src/features/ckp-editor/marks';
+import { fieldAt } from '../src/features/ckp-editor/schema';
+import { nodeOfPointer } from '../src/lib/jsonPointer';
 
 const editor = (page: Page) => page.getByRole('textbox', { name: 'CKP document' });
 const completions = (page: Page) => page.locator('.cm-tooltip-autocomplete li');
@@ -173,4 +178,61 @@ test('templates complete with the variables: the inputs and what the nodes set',
   await expect(completions(page)).toHaveCount(1);
   await option('order_json').click();
   await expect(editor(page)).toContainText('"message": "Parsed an order in {{order_json}}"');
+});
+
+test.describe('pieces (no browser)', () => {
+  /** The context at the `|` of a text. */
+  const at = (t: string) => {
+    const c = cursorContext(t.replace('|', ''), t.indexOf('|'));
+    return c && { path: c.path, where: c.where, key: c.key, quoted: c.quoted, prefix: c.prefix };
+  };
+
+  test('the cursor context of text being typed: the container path, key or value, what is typed', () => {
+    expect(at('{"workflow_graph": {"nodes": {"a": {"type": "|')).toEqual({ path: ['workflow_graph', 'nodes', 'a'], where: 'value', key: 'type', quoted: true, prefix: '' });
+    expect(at('{"workflow_graph": {"nodes": {"a": {"type": "seq|"}}}}')).toMatchObject({ where: 'value', key: 'type', prefix: 'seq' });
+    expect(at('{"a": {"steps": [{"action": "x"}, {"ac|')).toEqual({ path: ['a', 'steps', 1], where: 'key', key: undefined, quoted: true, prefix: 'ac' });
+    expect(at('{"branches": ["x", "|')).toMatchObject({ path: ['branches'], where: 'item', quoted: true });
+    expect(at('{"a": tr|')).toMatchObject({ where: 'value', key: 'a', quoted: false, prefix: 'tr' });
+    expect(at('{"a\\"b": {"|')).toMatchObject({ path: ['a"b'], where: 'key' });
+    // Between a key and its colon, or after a value, nothing is typed.
+    expect(at('{"a" |')).toBeNull();
+    expect(at('{"a": 1 |')).toBeNull();
+  });
+
+  test('the fields at a place: a node\'s depend on its type, free maps give their values\' shape', () => {
+    const typeOf = (id: string) => ({ t: 'terminate', l: 'logic' })[id];
+    expect(Object.keys(fieldAt(['workflow_graph', 'nodes', 't'], typeOf)!.fields!)).toContain('status');
+    expect(Object.keys(fieldAt(['workflow_graph', 'nodes', 't'], typeOf)!.fields!)).not.toContain('steps');
+    expect(fieldAt(['workflow_graph', 'nodes', 'l', 'rules', 0, 'next_node'], typeOf)).toMatchObject({ ref: 'node' });
+    // No type: a sequence, as the compiler reads it.
+    expect(fieldAt(['workflow_graph', 'nodes', 'x', 'steps', 3, 'action'], typeOf)).toMatchObject({ ref: 'action' });
+    expect(fieldAt(['workflow_graph', 'nodes', 'x', 'error_handlers', 0, 'recovery_steps', 0, 'retry_policy', 'strategy'], typeOf)!.values).toContain('fibonacci');
+    expect(fieldAt(['variables_schema', 'required', 'anything', 'validation'], typeOf)!.fields).toHaveProperty('regex');
+    expect(fieldAt(['nonsense'], typeOf)).toBeNull();
+  });
+
+  test('marks land on the value of a member, on the first line of a multi-line target, else at line and column', () => {
+    const text = '{\n  "a": {"next_node": "x"},\n  "b": {\n    "c": 1\n  }\n}';
+    const mark = (pointer: string, line = 0, column = 0) => {
+      const r = markRange(text, { pointer, line, column });
+      return r && text.slice(r.from, r.to);
+    };
+    expect(mark('/a/next_node')).toBe('"x"');
+    expect(mark('/b')).toBe('"b": {');
+    expect(mark('/b/missing')).toBe('"b": {');
+    expect(markRange('{"a": oops', { pointer: '/a', line: 1, column: 7 })).toEqual({ from: 6, to: 7 });
+    expect(nodeOfPointer('/workflow_graph/nodes/a~1b~0c/steps/0')).toBe('a/b~c');
+    expect(nodeOfPointer('/workflow_graph/start_node')).toBeNull();
+  });
+
+  test('actions: internal ones, agent capabilities, MCP tools, each once', () => {
+    expect(
+      actionNames({ internal: ['log', 'wait'], WEB: ['click', 'log'], mcp_servers: { fs: { transport: 'stdio', tools: { 'mcp:fs/read': {} } }, bad: { error: 'x' } } }),
+    ).toEqual([
+      { name: 'log', channel: 'internal' },
+      { name: 'wait', channel: 'internal' },
+      { name: 'click', channel: 'WEB' },
+      { name: 'mcp:fs/read', channel: 'mcp fs' },
+    ]);
+  });
 });

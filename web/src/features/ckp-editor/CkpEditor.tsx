@@ -7,9 +7,9 @@ import { useQuery } from '@tanstack/react-query';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { raw } from '../../api/client';
 import JsonEditor, { type Mark } from '../../components/JsonEditor';
-import { diagnosticRange, type Range } from '../../lib/jsonPointer';
 import type { Diagnostic } from './api';
 import { actionNames, ckpCompletion, ckpHover, type ActionName } from './completion';
+import { markRange } from './marks';
 
 const hoverTheme = EditorView.theme({ '.cm-ckp-doc': { padding: '4px 8px', maxWidth: '420px', fontSize: '13px', fontFamily: 'system-ui, sans-serif' } });
 
@@ -23,20 +23,6 @@ export interface CkpEditorProps {
   height?: string;
   /** The accessible name of the text box (default "CKP document"). */
   label?: string;
-}
-
-/**
- * The range to mark for a diagnostic: a member's value when it fits on one line (the key is not what is wrong),
- * else the first line of what the pointer names (a whole node would be a wall of red).
- */
-export function markRange(text: string, d: Pick<Diagnostic, 'pointer' | 'line' | 'column'>): Range | null {
-  const r = diagnosticRange(text, d);
-  if (!r) return null;
-  const slice = text.slice(r.from, r.to);
-  const nl = slice.indexOf('\n');
-  if (nl >= 0) return { from: r.from, to: r.from + nl };
-  const key = /^"(?:[^"\\]|\\.)*"\s*:\s*/.exec(slice);
-  return key && key[0].length < slice.length ? { from: r.from + key[0].length, to: r.to } : r;
 }
 
 export default function CkpEditor({ value, onChange, diagnostics, focusPointer, readOnly, height = '480px', label = 'CKP document' }: CkpEditorProps) {

@@ -6,6 +6,7 @@ export type { CkpEditorProps } from './CkpEditor';
 export type { Diagnostic, ValidateResult } from './api';
 export { useValidation, type Validation } from './useValidation';
 export { pointerRange, nodeOfPointer } from '../../lib/jsonPointer';
+export { markRange } from './marks';
 
 const Editor = lazy(() => import('./CkpEditor'));
 
