@@ -1,5 +1,6 @@
-// The authoring API's shapes this feature uses. `POST /api/procedures/validate` is new (issue 23) and not yet in
-// the generated schema (src/api/schema.d.ts): typed here until `npm run gen:api` picks it up.
+// The shapes of `POST /api/procedures/validate` this feature uses: the generated `ValidateIn` and `Validation`,
+// with the diagnostics typed (the OpenAPI document describes them in words only).
+import type { Schemas } from '../../api/client';
 
 /** One finding of ckp's compiler. `pointer` is an RFC 6901 pointer ("" = the whole document); `line` and `column`
  * (1-based) place the value in the JSON text the server compiled. */
@@ -12,11 +13,7 @@ export interface Diagnostic {
   column: number;
 }
 
+export type ValidateRequest = Schemas['ValidateIn'];
+
 /** The answer of `POST /api/procedures/validate` (200 also for an invalid document). */
-export interface ValidateResult {
-  valid: boolean;
-  procedure_id: string | null;
-  version: string | null;
-  errors: Diagnostic[];
-  warnings: Diagnostic[];
-}
+export type ValidateResult = Omit<Schemas['Validation'], 'errors' | 'warnings'> & { errors: Diagnostic[]; warnings: Diagnostic[] };

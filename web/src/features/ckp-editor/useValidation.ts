@@ -3,7 +3,7 @@
 // to an older text is dropped, and the request of an older text is aborted.
 import { useEffect, useRef, useState } from 'react';
 import { raw } from '../../api/client';
-import type { Diagnostic, ValidateResult } from './api';
+import type { Diagnostic, ValidateRequest, ValidateResult } from './api';
 
 export interface Validation {
   /** The last answer says the document compiles (false until one came in). */
@@ -37,10 +37,11 @@ export function useValidation(text: string): Validation {
     const n = ++seq.current;
     const abort = new AbortController();
     const timer = window.setTimeout(() => {
-      raw<ValidateResult>('/api/procedures/validate', { method: 'POST', body: JSON.stringify({ ckp_json: text }), signal: abort.signal })
+      const body: ValidateRequest = { ckp_json: text };
+      raw<ValidateResult>('/api/procedures/validate', { method: 'POST', body: JSON.stringify(body), signal: abort.signal })
         .then((r) => {
           if (n !== seq.current) return;
-          setState({ text, valid: r.valid, errors: r.errors ?? [], warnings: r.warnings ?? [], procedureId: r.procedure_id, version: r.version, error: null });
+          setState({ text, valid: r.valid, errors: r.errors ?? [], warnings: r.warnings ?? [], procedureId: r.procedure_id ?? null, version: r.version ?? null, error: null });
         })
         .catch((e: unknown) => {
           if (n !== seq.current || abort.signal.aborted) return;
