@@ -33,6 +33,24 @@ async function addNode(page: Page, type: string, id: string) {
   await expect(canvasNode(page, id)).toBeVisible();
 }
 
+/** The CKP view's whole text, copied as a person would (select all, copy): the editor draws only the lines near its
+ * viewport, so the page does not hold all of it. */
+async function ckpText(page: Page): Promise<string> {
+  await page.getByRole('textbox', { name: 'CKP document' }).click();
+  await page.keyboard.press('ControlOrMeta+a');
+  await page.keyboard.press('ControlOrMeta+c');
+  return page.evaluate(() => navigator.clipboard.readText());
+}
+
+/** Replaces the CKP view's text, as a paste would. */
+async function setCkpText(page: Page, text: string) {
+  await page.getByRole('textbox', { name: 'CKP document' }).click();
+  await page.keyboard.press('ControlOrMeta+a');
+  await page.keyboard.insertText(text);
+}
+
+test.use({ permissions: ['clipboard-read', 'clipboard-write'] });
+
 async function fitView(page: Page) {
   await page.getByRole('button', { name: 'Fit view', exact: true }).click();
   await page.waitForTimeout(300); // the fit animates for 200 ms; the handles must be where they are drawn
@@ -154,10 +172,11 @@ test('an error typed in the CKP view shows on its node; undo takes it away', asy
   await expect(page.getByRole('status', { name: 'Validation' })).toHaveText('Valid');
 
   await page.getByRole('button', { name: 'CKP', exact: true }).click();
-  const text = page.getByRole('textbox', { name: 'CKP document' });
-  const source = await text.inputValue();
+  const source = await ckpText(page);
   expect(source).toContain('"next_node": "choose_depth"');
-  await text.fill(source.replace('"next_node": "choose_depth"', '"next_node": "no_such_node"'));
+  await setCkpText(page, source.replace('"next_node": "choose_depth"', '"next_node": "no_such_node"'));
+  // The CKP editor marks the value the compiler names.
+  await expect(page.locator('.cm-lintRange-error')).toHaveText('"no_such_node"');
   await page.getByRole('button', { name: 'Builder', exact: true }).click();
 
   const node = canvasNode(page, 'load_article');
@@ -175,10 +194,10 @@ test('an error typed in the CKP view shows on its node; undo takes it away', asy
   await expect(problems.getByRole('button', { name: /no_such_node/ })).toHaveCount(0);
   await expect(page.getByRole('status', { name: 'Validation' })).toHaveText('Valid');
   await page.getByRole('button', { name: 'CKP', exact: true }).click();
-  expect(await text.inputValue()).toContain('"next_node": "choose_depth"');
+  expect(await ckpText(page)).toContain('"next_node": "choose_depth"');
   // Redo brings the error back, in both views.
   await page.getByRole('button', { name: 'Redo' }).click();
-  expect(await text.inputValue()).toContain('"next_node": "no_such_node"');
+  expect(await ckpText(page)).toContain('"next_node": "no_such_node"');
 });
 
 for (const file of readdirSync(EXAMPLES).filter((f) => f.endsWith('.ckp.json'))) {
@@ -333,7 +352,7 @@ test('canvas editing: drop from the palette, copy and paste, rename, delete an e
   await page.keyboard.press('Delete');
   await expect(page.locator(`.react-flow__edge[aria-label="next edge from first to ${next}"]`)).toHaveCount(0);
   await page.getByRole('button', { name: 'CKP', exact: true }).click();
-  let text = JSON.parse(await page.getByRole('textbox', { name: 'CKP document' }).inputValue());
+  let text = JSON.parse(await ckpText(page));
   expect(text.workflow_graph.nodes.first.next_node).toBeUndefined();
   expect(text.workflow_graph.start_node).toBe('first');
   await page.getByRole('button', { name: 'Builder', exact: true }).click();
@@ -354,7 +373,7 @@ test('canvas editing: drop from the palette, copy and paste, rename, delete an e
   await inspector(page).getByRole('button', { name: 'Set as start node' }).click();
   await expect(canvasNode(page, `${start}_copy`).getByText('start', { exact: true })).toBeVisible();
   await page.getByRole('button', { name: 'CKP', exact: true }).click();
-  text = JSON.parse(await page.getByRole('textbox', { name: 'CKP document' }).inputValue());
+  text = JSON.parse(await ckpText(page));
   expect(text.workflow_graph.start_node).toBe(`${start}_copy`);
   expect(text.workflow_graph.nodes.verification.type).toBe('verification');
 });

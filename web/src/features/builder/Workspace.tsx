@@ -8,7 +8,7 @@ import { useConfirm } from '../../components/Dialog';
 import { useToast } from '../../components/Toasts';
 import { autoLayout, BuilderCanvas, DRAG_TYPE, NODE_H, NODE_W, type CanvasApi, type NodeOverlay } from './BuilderCanvas';
 import { getDraft, putDraft, validate, type Diagnostic, type Draft, type DraftConflict, type DraftOut, type Layout, type ValidateOut } from './api';
-import { CkpTextView } from './CkpTextView';
+import { CkpEditor } from '../ckp-editor';
 import { ConflictDialog, SaveDialog } from './dialogs';
 import { useHistory, type BuilderState } from './history';
 import { Inspector } from './Inspector';
@@ -434,7 +434,7 @@ export function Workspace(p: WorkspaceProps) {
         </div>
       ) : (
         <div className="builder-text">
-          <CkpTextView value={text} onChange={onText} diagnostics={diagnostics} focusPointer={focusPointer} />
+          <CkpEditor value={text} onChange={onText} diagnostics={diagnostics} focusPointer={focusPointer} height="100%" />
           {textError && (
             <div className="banner error" role="alert">
               Not valid JSON: {textError}. The builder keeps the last valid document until this parses.
