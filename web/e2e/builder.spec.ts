@@ -175,7 +175,10 @@ test('an error typed in the CKP view shows on its node; undo takes it away', asy
   const source = await ckpText(page);
   expect(source).toContain('"next_node": "choose_depth"');
   await setCkpText(page, source.replace('"next_node": "choose_depth"', '"next_node": "no_such_node"'));
-  // The CKP editor marks the value the compiler names.
+  // The CKP editor marks the value the compiler names; the problem picked in the panel is selected in the text.
+  await page.getByRole('region', { name: 'Problems' }).getByRole('button', { name: /no_such_node/ }).click();
+  await expect(page.getByRole('textbox', { name: 'CKP document' })).toBeFocused();
+  expect(await page.evaluate(() => window.getSelection()?.toString())).toBe('"no_such_node"');
   await expect(page.locator('.cm-lintRange-error')).toHaveText('"no_such_node"');
   await page.getByRole('button', { name: 'Builder', exact: true }).click();
 
