@@ -142,3 +142,32 @@ test('the overlay reads each node\'s status, input, output and error from the ev
   const again = overlayFromEvents([...events, ev('node_started', 'notify')]);
   expect(again.get('notify')).toEqual({ status: 'running' });
 });
+
+test('the author page tests its draft and shows the run on the canvas', async ({ page, api }) => {
+  const id = unique('notice');
+  await importProcedure(api, procedure('customer_notice.ckp.json', id));
+  await page.goto(`/procedures/${id}/1.0.0/edit`);
+  await expect(page.locator('.react-flow__node[data-id="fetch"]')).toBeVisible();
+  await page.getByRole('button', { name: 'Test', exact: true }).click();
+  await page.getByLabel('customer_id *').fill('C-5');
+  await page.getByLabel('Stop at node').selectOption('notify');
+  await page.getByRole('button', { name: 'Run test' }).click();
+  await expect(page.getByRole('status', { name: 'Test run status' })).toHaveText('completed');
+  await bothThemes(page, 'author page, test view');
+
+  // Back on the canvas, each node the run went through shows how it went.
+  await page.getByRole('button', { name: 'Builder', exact: true }).click();
+  const overlay = (node: string) => page.locator(`.react-flow__node[data-id="${node}"] .bnode-overlay`);
+  await expect(overlay('fetch')).toContainText('completed');
+  await expect(overlay('fetch')).toContainText('mocked');
+  await expect(overlay('score')).toContainText('completed');
+  await expect(overlay('done')).toHaveCount(0);
+  await expect(page.getByText(/Showing test run/)).toBeVisible();
+  // The Test view kept the run and the form.
+  await page.getByRole('button', { name: 'Test', exact: true }).click();
+  await expect(page.getByLabel('customer_id *')).toHaveValue('C-5');
+  await expect(page.getByRole('status', { name: 'Test run status' })).toHaveText('completed');
+  await page.getByRole('button', { name: 'Builder', exact: true }).click();
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await expect(overlay('fetch')).toHaveCount(0);
+});

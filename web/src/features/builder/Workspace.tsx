@@ -9,6 +9,7 @@ import { useToast } from '../../components/Toasts';
 import { autoLayout, BuilderCanvas, DRAG_TYPE, NODE_H, NODE_W, type CanvasApi, type NodeOverlay } from './BuilderCanvas';
 import { getDraft, putDraft, validate, type Diagnostic, type Draft, type DraftConflict, type DraftOut, type Layout, type ValidateOut } from './api';
 import { CkpEditor } from '../ckp-editor';
+import { TestRunPanel, useRunOverlay } from '../test-run';
 import { ConflictDialog, SaveDialog } from './dialogs';
 import { useHistory, type BuilderState } from './history';
 import { Inspector } from './Inspector';
@@ -49,7 +50,7 @@ export interface WorkspaceProps {
   onSaved: (procedureId: string, version: string) => void;
 }
 
-type Tab = 'builder' | 'ckp';
+type Tab = 'builder' | 'ckp' | 'test';
 type SaveState = 'saved' | 'pending' | 'saving' | 'error' | 'conflict' | 'local';
 
 let clipboard: { nodes: Record<string, JsonObject>; layout: Layout } | null = null;
@@ -76,6 +77,13 @@ export function Workspace(p: WorkspaceProps) {
   const canvas = useRef<CanvasApi>(null);
   const [saving, setSaving] = useState(false);
   const [serverErrors, setServerErrors] = useState<Diagnostic[] | null>(null);
+  // ---- test runs: the last one started from the Test view, shown on the canvas ----
+  const [testRun, setTestRun] = useState<{ id: string; doc: JsonObject } | null>(null);
+  const runOverlay = useRunOverlay(testRun?.id ?? null, testRun?.doc);
+  const overlay = useMemo<Record<string, NodeOverlay> | undefined>(
+    () => p.overlay ?? (testRun ? Object.fromEntries(runOverlay) : undefined),
+    [p.overlay, testRun, runOverlay],
+  );
 
   const commit = (next: Partial<BuilderState>, group?: string) => hist.commit((s) => ({ ckp: next.ckp ?? s.ckp, layout: next.layout ?? s.layout }), group);
   const commitDoc = (doc: JsonObject, group?: string) => hist.commit((s) => ({ ckp: doc, layout: withLayout(doc, s.layout) }), group);
@@ -346,6 +354,9 @@ export function Workspace(p: WorkspaceProps) {
           <button aria-pressed={tab === 'ckp'} onClick={() => setTab('ckp')}>
             CKP
           </button>
+          <button aria-pressed={tab === 'test'} onClick={() => setTab('test')}>
+            Test
+          </button>
         </div>
         <button className="small" onClick={hist.undo} disabled={!hist.canUndo} title="Undo (Ctrl+Z)">
           Undo
@@ -364,6 +375,14 @@ export function Workspace(p: WorkspaceProps) {
         <span className={`bvalid ${errorCount ? 'err' : 'ok'}`} role="status" aria-label="Validation">
           {validating ? 'Checking…' : validation || serverErrors ? (errorCount ? `${errorCount} error${errorCount === 1 ? '' : 's'}` : 'Valid') : ''}
         </span>
+        {testRun && (
+          <span className="btestrun">
+            Showing test run <span className="mono">{testRun.id.slice(0, 8)}</span>
+            <button className="ghost small" onClick={() => setTestRun(null)}>
+              Clear
+            </button>
+          </span>
+        )}
         <span className="spacer" />
         <button className="primary" onClick={() => setSaving(true)}>
           Save as new version
@@ -379,7 +398,7 @@ export function Workspace(p: WorkspaceProps) {
             selected={selected}
             selectedEdge={selectedEdge}
             problems={problems}
-            overlay={p.overlay}
+            overlay={overlay}
             onSelect={(ns, edge) => {
               setSelected(ns);
               setSelectedEdge(edge);
@@ -432,7 +451,7 @@ export function Workspace(p: WorkspaceProps) {
             onDuplicate={(id) => duplicate([id])}
           />
         </div>
-      ) : (
+      ) : tab === 'ckp' ? (
         <div className="builder-text">
           <CkpEditor value={text} onChange={onText} diagnostics={diagnostics} focusPointer={focusPointer} height="100%" />
           {textError && (
@@ -441,7 +460,20 @@ export function Workspace(p: WorkspaceProps) {
             </div>
           )}
         </div>
-      )}
+      ) : null}
+      <div className="builder-test" hidden={tab !== 'test'}>
+        {p.baseVersion ? (
+          <TestRunPanel
+            procedureId={String(ckp.procedure_id ?? '')}
+            version={p.baseVersion}
+            getDoc={() => ckp}
+            nodeIds={nodeIds(ckp)}
+            onRunStarted={(id) => setTestRun({ id, doc: ckp })}
+          />
+        ) : (
+          <p className="muted">Save a first version: test runs run a draft of an existing version.</p>
+        )}
+      </div>
       <section className={`bproblems ${problemsOpen ? 'open' : ''}`} aria-label="Problems">
         <button className="ghost small bproblems-toggle" aria-expanded={problemsOpen} onClick={() => setProblemsOpen((o) => !o)}>
           Problems ({diagnostics.length}){serverErrors ? ' — refused by the server' : ''}
