@@ -19,6 +19,12 @@ test('screens', async ({ page, api }) => {
   expect((await api.post('/api/procedures', { data: { ckp_json: nightly } })).status()).toBe(201);
   const invoice = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'invoice_processing.ckp.json'), 'utf8'));
   await api.post('/api/procedures', { data: { ckp_json: invoice } });
+  // A second version of the invoice procedure for the version diff: one node changed, one added.
+  const next = structuredClone(invoice);
+  next.version = '1.1.0';
+  next.workflow_graph.nodes.ingest.description = 'Read the invoice and its attachments';
+  next.workflow_graph.nodes.notify_finance = { type: 'terminate', status: 'success' };
+  await api.post('/api/procedures', { data: { ckp_json: next } });
   const start = async (procedure_id: string, input_vars: Record<string, unknown>) =>
     ((await (await api.post('/api/runs', { data: { procedure_id, input_vars } })).json()) as { run_id: string }).run_id;
   const review: string[] = [];
@@ -41,6 +47,9 @@ test('screens', async ({ page, api }) => {
     ['approvals', '/approvals'],
     ['triggers', '/triggers'],
     ['metrics', '/metrics'],
+    ['builder', '/procedures/invoice-processing/1.0.0/edit'],
+    ['version-diff', '/procedures/invoice-processing/diff?from=1.0.0&to=1.1.0'],
+    ['check-ckp', '/procedures/validate'],
   ];
   for (const scheme of ['light', 'dark'] as const) {
     await page.emulateMedia({ colorScheme: scheme });
