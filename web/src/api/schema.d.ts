@@ -1920,7 +1920,7 @@ export interface components {
          *     at an approval or a timer).
          * @enum {string}
          */
-        Overlap: "allow" | "skip" | "cancel_other";
+        Overlap: "allow" | "skip" | "cancel_other" | "buffer_one";
         /** @description A procedure version with its document (ProcedureDetail). */
         ProcedureDetail: components["schemas"]["ProcedureOut"] & {
             /** @description The CKP document. */

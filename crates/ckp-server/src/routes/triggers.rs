@@ -508,7 +508,8 @@ pub async fn backfill(
     for tick in ticks {
         let key = crate::triggers::scheduler::tick_key(tick);
         let max_active = match body.overlap {
-            Overlap::Skip => Some(1),
+            // A backfill's ticks are past: one waiting for another has nothing to wait for.
+            Overlap::Skip | Overlap::BufferOne => Some(1),
             Overlap::Allow | Overlap::CancelOther => config.max_concurrent_runs,
         };
         let cause = Cause {

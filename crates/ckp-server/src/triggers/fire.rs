@@ -83,7 +83,10 @@ pub async fn fire_keyed(state: &AppState, reg: &TriggerRow, cause: Cause, keys: 
             ("rejected", None)
         }
     };
-    state.metrics.trigger_fired(kind, name, lag);
+    // A schedule's busy tick is counted when it is recorded as skipped (or, buffered, when it fires).
+    if !(kind == "schedule" && name == "busy") {
+        state.metrics.trigger_fired(kind, name, lag);
+    }
     outcome
 }
 

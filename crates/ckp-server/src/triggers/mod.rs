@@ -37,6 +37,10 @@ pub enum Overlap {
     Skip,
     /// Cancel the trigger's runs that have not ended, then start the tick's run.
     CancelOther,
+    /// Keep one tick waiting while a run has not ended and start it when that run ends; when a later tick comes
+    /// due meanwhile, the waiting one is recorded as skipped (`overlap`) and the later one waits instead. A waiting
+    /// tick obeys the catch-up window like any other.
+    BufferOne,
 }
 
 /// A registration's settings (the CKP block's fields, LangOrch's and ckp's).

@@ -2,7 +2,8 @@
 //! every [`TICK`] it walks each enabled, unpaused scheduled registration from its cursor (the last tick recorded)
 //! to now, and records every due tick under the key `schedule:<tick in UTC>`: fired (a run), or skipped with why
 //! (`overlap`, `max_concurrent_runs`, `missed_catchup_window` when the tick is older than the catch-up window, or
-//! the procedure cannot run). The key is unique per registration and the cursor moves in the same transaction,
+//! the procedure cannot run); with overlap `buffer_one` the latest due tick is left unrecorded while a run is active,
+//! and fires at the first pass after that run ends. The key is unique per registration and the cursor moves in the same transaction,
 //! so a tick fires once across processes, restarts and leader changes: a new leader resumes from the cursor and a
 //! tick another process already recorded is a duplicate that starts nothing.
 
@@ -130,7 +131,7 @@ async fn due(state: &AppState, reg: &TriggerRow, now: DateTime<Utc>) -> Result<(
             skip(state, reg, key, Some(tick), "missed_catchup_window".into()).await
         } else {
             let max_active = match config.overlap {
-                Overlap::Skip => Some(1),
+                Overlap::Skip | Overlap::BufferOne => Some(1),
                 Overlap::Allow => config.max_concurrent_runs,
                 Overlap::CancelOther => {
                     cancel_active(state, reg).await;
@@ -148,8 +149,21 @@ async fn due(state: &AppState, reg: &TriggerRow, now: DateTime<Utc>) -> Result<(
                 traceparent: None,
             };
             match fire(state, reg, cause).await {
+                // Buffer one: the latest due tick waits (unrecorded, so the next pass tries it again) until the
+                // run ends; an earlier one is superseded by the later tick.
+                Ok(FireOutcome::Busy { .. })
+                    if config.overlap == Overlap::BufferOne
+                        && schedule
+                            .next_after(tick)
+                            .is_none_or(|t| t + jitter(reg, t, config.jitter_seconds) > now) =>
+                {
+                    break;
+                }
                 Ok(FireOutcome::Busy { active }) => {
-                    let why = if config.overlap == Overlap::Skip { "overlap" } else { "max_concurrent_runs" };
+                    let why = match config.overlap {
+                        Overlap::Skip | Overlap::BufferOne => "overlap",
+                        Overlap::Allow | Overlap::CancelOther => "max_concurrent_runs",
+                    };
                     tracing::info!(procedure_id = %reg.procedure_id, version = %reg.version, tick = %tick, active,
                         reason = why, "schedule tick skipped");
                     skip(state, reg, key, Some(tick), why.into()).await

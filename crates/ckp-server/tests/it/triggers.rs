@@ -117,6 +117,61 @@ async fn an_every_second_schedule_fires_each_tick_once_and_skips_on_overlap() {
     server.stop().await;
 }
 
+/// Overlap `buffer_one`: while a run waits at its approval, ticks are skipped except the latest, which waits
+/// unrecorded and fires as soon as the run ends; one run follows, not one per tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_one_keeps_the_latest_tick_and_fires_it_when_the_run_ends() {
+    let server = TestServer::start("trg-buffer-one").await;
+    let trigger = json!({"type": "scheduled", "schedule": "* * * * * *", "overlap": "buffer_one", "catchup_window_seconds": 3600});
+    server.import(with_trigger(approval_procedure("buffered"), trigger)).await;
+    tokio::time::sleep(Duration::from_millis(3600)).await;
+    let first = runs_of(&server, "buffered").await;
+    assert_eq!(first.len(), 1, "one run at its approval: {first:?}");
+    let first_id = first[0]["run_id"].as_str().expect("run_id").to_owned();
+    server.wait_status(&first_id, &["waiting_approval"]).await;
+    let (_, fires) = server.call("GET", "/api/triggers/buffered/1.0.0/fires", None).await;
+    let fires = fires.as_array().cloned().unwrap_or_default();
+    let skipped: Vec<&Value> = fires.iter().filter(|f| f["outcome"] == "skipped").collect();
+    assert!(!skipped.is_empty(), "the superseded ticks are recorded: {fires:?}");
+    assert!(skipped.iter().all(|f| f["reason"] == "overlap"), "{fires:?}");
+    assert_eq!(fires.iter().filter(|f| f["outcome"] == "fired").count(), 1, "{fires:?}");
+
+    // The run ends: the buffered tick fires at the next pass, and is the latest tick, not the first skipped.
+    server.decide(&first_id, "approved").await;
+    server.wait_status(&first_id, &["completed"]).await;
+    let mut second = None;
+    for _ in 0..100 {
+        let runs = runs_of(&server, "buffered").await;
+        if let Some(r) = runs.iter().find(|r| r["run_id"] != first_id.as_str()) {
+            second = Some(r.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = second.expect("the buffered tick started a run once the first ended");
+    let (_, fires) = server.call("GET", "/api/triggers/buffered/1.0.0/fires", None).await;
+    assert_eq!(server.call("DELETE", "/api/triggers/buffered/1.0.0", None).await.0, 204);
+    let fires = fires.as_array().cloned().unwrap_or_default();
+    let fired: Vec<&Value> = fires.iter().filter(|f| f["outcome"] == "fired").collect();
+    assert_eq!(fired.len(), 2, "{fires:?}");
+    let buffered = fired.iter().find(|f| f["run_id"] == second["run_id"]).expect("the second run's fire");
+    let latest_skip = skipped_ticks(&fires).into_iter().max().unwrap_or_default();
+    assert!(
+        buffered["scheduled_at"].as_str().unwrap_or_default() > latest_skip.as_str(),
+        "the buffered tick is later than every skipped one: {fires:?}"
+    );
+    assert_eq!(runs_of(&server, "buffered").await.len(), 2);
+    server.stop().await;
+}
+
+fn skipped_ticks(fires: &[Value]) -> Vec<String> {
+    fires
+        .iter()
+        .filter(|f| f["outcome"] == "skipped")
+        .filter_map(|f| f["scheduled_at"].as_str().map(str::to_owned))
+        .collect()
+}
+
 async fn webhook_server(name: &str) -> TestServer {
     let server = TestServer::start_with(name, |c| c.secrets.encryption_key = Some(KEY.into())).await;
     for (secret, value) in [("hook_key", "k-new"), ("hook_old", "k-old")] {
