@@ -1,17 +1,10 @@
-// The authoring API the builder uses. These endpoints are new (issue 23) and not yet in schema.d.ts: their shapes
-// are typed here and called with raw(); switch to the generated types once web/openapi.json has them.
+// The authoring API the builder uses, called with raw(); the draft and validation shapes are typed here (the
+// OpenAPI document gives a draft as any object, and diagnostics in words), the diagnostics by the CKP editor's.
 import { raw } from '../../api/client';
+import type { Diagnostic } from '../ckp-editor/api';
 import type { JsonObject } from './model';
 
-export interface Diagnostic {
-  severity: 'error' | 'warning';
-  code: string;
-  message: string;
-  /** RFC 6901 pointer into the document ("" = the whole document). */
-  pointer: string;
-  line: number;
-  column: number;
-}
+export type { Diagnostic };
 
 export interface ValidateOut {
   valid: boolean;

@@ -1,6 +1,7 @@
 // The shape of a CKP document, as ckp's compiler reads it (crates/ckp-core/src/model): which properties an object
 // has at each place, what their values are (enums, node references, actions). The editor's completion reads it; it
 // is a guide for typing, not a validator (the server's compiler judges, through /api/procedures/validate).
+import { NODE_TYPES } from '../builder/model';
 
 export type ValueType = 'string' | 'number' | 'boolean' | 'object' | 'array' | 'any';
 
@@ -28,19 +29,6 @@ const o = (doc: string, fields?: Record<string, Field>): Field => ({ doc, type: 
 const a = (doc: string, items?: Field): Field => ({ doc, type: 'array', items });
 const strings = (doc: string) => a(doc, s('text'));
 
-export const NODE_TYPES = [
-  'sequence',
-  'logic',
-  'loop',
-  'parallel',
-  'processing',
-  'verification',
-  'llm_action',
-  'terminate',
-  'subflow',
-  'human_approval',
-  'transform',
-] as const;
 
 export const OPERATIONS = [
   'set_variable',
