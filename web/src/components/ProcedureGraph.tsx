@@ -126,6 +126,10 @@ function Inner({ graph, overlay, selected, onSelect, label, height, marks, edgeM
         id: n.id,
         type: 'ckp',
         position: positions[n.id],
+        // The laid-out size until measured: the minimap draws only nodes with dimensions, and this controlled graph
+        // never takes the measured ones back into its nodes.
+        initialWidth: W,
+        initialHeight: H,
         ariaLabel: `${n.data.nodeType} node ${n.data.label}${overlay?.states?.[n.id] ? `, ${overlay.states[n.id]}` : ''}${marks?.[n.id] ? `, ${marks[n.id]}` : ''}`,
         data: {
           label: n.data.label,
